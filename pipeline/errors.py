@@ -1,0 +1,89 @@
+"""Typed errors. Each class carries the service error code and the process exit code.
+
+The CLI has one handler that prints ``str(error)`` and exits with ``error.exit_code``;
+the table of codes lives in docs/cli.md and must be kept in step with this module.
+"""
+
+from __future__ import annotations
+
+
+class DepotError(Exception):
+    """Something went wrong."""
+
+    code = "DEPOT_ERROR"
+    exit_code = 1
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or (self.__doc__ or self.code).strip())
+
+    def to_dict(self) -> dict:
+        return {"error": self.code, "message": str(self)}
+
+
+class NotFound(DepotError):
+    """The requested object does not exist."""
+
+    code = "NOT_FOUND"
+    exit_code = 3
+
+
+class SourceInvalid(DepotError):
+    """The build source cannot be read: missing, unsupported, truncated or corrupt."""
+
+    code = "SOURCE_INVALID"
+    exit_code = 4
+
+
+class UnsafeEntry(DepotError):
+    """The build contains an entry that could escape or confuse the install directory."""
+
+    code = "UNSAFE_ENTRY"
+    exit_code = 5
+
+
+class VersionConflict(DepotError):
+    """This product version already exists with different content."""
+
+    code = "VERSION_CONFLICT"
+    exit_code = 6
+
+
+class SourceChanged(DepotError):
+    """The build changed between ingest and chunk."""
+
+    code = "SOURCE_CHANGED"
+    exit_code = 6
+
+
+class IntegrityError(DepotError):
+    """Stored bytes do not match their content address."""
+
+    code = "CHUNK_INVALID"
+    exit_code = 7
+
+
+class FileHashMismatch(IntegrityError):
+    """A rebuilt file does not match its SHA-256."""
+
+    code = "FILE_HASH_MISMATCH"
+
+
+class ManifestInvalid(DepotError):
+    """A manifest or inventory does not match its JSON Schema."""
+
+    code = "MANIFEST_INVALID"
+    exit_code = 8
+
+
+class StoreUnavailable(DepotError):
+    """The store or source location cannot be reached or written."""
+
+    code = "STORE_UNAVAILABLE"
+    exit_code = 9
+
+
+class InvalidKey(DepotError):
+    """A product, version or object key is malformed."""
+
+    code = "INVALID_NAME"
+    exit_code = 2

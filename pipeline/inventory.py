@@ -1,0 +1,124 @@
+"""The build inventory: what ingest found, and where each file's bytes are."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from . import layout, schemas
+from .errors import NotFound
+from .store import Store
+
+SCHEMA = "inventory-1"
+FORMAT = "depot.inventory/1"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a build. ``offset`` says where a file's bytes start in the source data."""
+
+    path: str
+    type: str  # "file" | "dir" | "symlink"
+    size: int = 0
+    executable: bool = False
+    hash_sha256: str = ""
+    target: str = ""
+    offset: int = 0
+
+    def to_dict(self) -> dict:
+        if self.type == "file":
+            return {
+                "path": self.path,
+                "type": "file",
+                "size": self.size,
+                "executable": self.executable,
+                "hash_sha256": self.hash_sha256,
+                "offset": self.offset,
+            }
+        if self.type == "symlink":
+            return {"path": self.path, "type": "symlink", "target": self.target}
+        return {"path": self.path, "type": "dir"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Entry":
+        return cls(**d)
+
+    def content(self) -> tuple:
+        """What makes two builds the same, whatever archive or directory they came from."""
+        return (self.path, self.type, self.size, self.executable, self.hash_sha256, self.target)
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """Where file bytes are read from: a directory (url/path), or a blob at offsets
+    (an uncompressed tar in place, or a pack staged in the repository under ``key``)."""
+
+    layout: str  # "directory" | "blob"
+    url: str = ""
+    key: str = ""
+
+    def to_dict(self) -> dict:
+        d = {"layout": self.layout}
+        if self.url:
+            d["url"] = self.url
+        if self.key:
+            d["key"] = self.key
+        return d
+
+
+@dataclass(frozen=True)
+class Inventory:
+    product: str
+    version: str
+    source_url: str
+    source_kind: str
+    data: SourceData
+    entries: tuple[Entry, ...] = field(default=())
+
+    @property
+    def files(self) -> list[Entry]:
+        return [e for e in self.entries if e.type == "file"]
+
+    def same_content(self, other: "Inventory") -> bool:
+        return [e.content() for e in self.entries] == [e.content() for e in other.entries]
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "product": self.product,
+            "version": self.version,
+            "source": {"url": self.source_url, "kind": self.source_kind, "data": self.data.to_dict()},
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Inventory":
+        src = d["source"]
+        return cls(
+            product=d["product"],
+            version=d["version"],
+            source_url=src["url"],
+            source_kind=src["kind"],
+            data=SourceData(**src["data"]),
+            entries=tuple(Entry.from_dict(e) for e in d["entries"]),
+        )
+
+    def with_entries(self, entries) -> "Inventory":
+        return dataclasses.replace(self, entries=tuple(sorted(entries, key=lambda e: e.path)))
+
+
+def to_bytes(inv: Inventory) -> bytes:
+    return schemas.dumps(inv.to_dict(), SCHEMA, f"inventory of {inv.product} {inv.version}")
+
+
+def load(store: Store, product: str, version: str) -> Inventory:
+    key = layout.inventory_key(product, version)
+    try:
+        data = store.get(key)
+    except NotFound:
+        raise NotFound(f"{product} {version} has not been ingested (no {store.url_of(key)})") from None
+    return Inventory.from_dict(schemas.loads(data, SCHEMA, store.url_of(key)))
+
+
+def exists(store: Store, product: str, version: str) -> bool:
+    return store.has(layout.inventory_key(product, version))

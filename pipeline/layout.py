@@ -1,0 +1,89 @@
+"""Every key of the repository layout is named here, and only here (see docs/format.md).
+
+Keys are relative POSIX paths. Chunks are content-addressed by the lowercase hex BLAKE3 of
+their uncompressed bytes, sharded by the first four hex digits so that no directory (or
+S3 listing page) grows past 65536 entries per shard.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidKey
+
+CHUNK_PREFIX = "chunks/"
+PRODUCT_PREFIX = "products/"
+STAGING_PREFIX = "staging/"
+
+_PRODUCT = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_CHUNK_ID = re.compile(r"[0-9a-f]{64}")
+_KEY_PART = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+def check_product(product: str) -> str:
+    if not _PRODUCT.fullmatch(product or ""):
+        raise InvalidKey(
+            f"invalid product name {product!r}: use lowercase letters, digits, '.', '_', '-'"
+        )
+    return product
+
+
+def check_version(version: str) -> str:
+    if not _VERSION.fullmatch(version or ""):
+        raise InvalidKey(
+            f"invalid version {version!r}: use letters, digits, '.', '_', '+', '-'"
+        )
+    return version
+
+
+def check_chunk_id(chunk_id: str) -> str:
+    if not _CHUNK_ID.fullmatch(chunk_id or ""):
+        raise InvalidKey(f"invalid chunk id {chunk_id!r}: expected 64 lowercase hex digits")
+    return chunk_id
+
+
+def check_key(key: str) -> str:
+    """A store key: relative, '/'-separated, no empty, '.' or '..' parts."""
+    parts = key.split("/") if key else []
+    if not parts or any(p in (".", "..") or not _KEY_PART.fullmatch(p) for p in parts):
+        raise InvalidKey(f"invalid store key {key!r}")
+    return key
+
+
+def chunk_key(chunk_id: str) -> str:
+    check_chunk_id(chunk_id)
+    return f"{CHUNK_PREFIX}{chunk_id[:4]}/{chunk_id}"
+
+
+def chunk_id_of(key: str) -> str:
+    """The chunk id named by a chunk key (the inverse of chunk_key)."""
+    chunk_id = key.rsplit("/", 1)[-1]
+    if chunk_key(chunk_id) != key:
+        raise InvalidKey(f"not a chunk key: {key!r}")
+    return chunk_id
+
+
+def product_config_key(product: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/product.json"
+
+
+def _version_dir(product: str, version: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/versions/{check_version(version)}"
+
+
+def inventory_key(product: str, version: str) -> str:
+    return f"{_version_dir(product, version)}/inventory.json"
+
+
+def manifest_key(product: str, version: str) -> str:
+    return f"{_version_dir(product, version)}/manifest.json"
+
+
+def versions_prefix(product: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/versions/"
+
+
+def staged_pack_key(product: str, version: str) -> str:
+    """Where an archive's file contents are unpacked for random access while chunking."""
+    return f"{STAGING_PREFIX}{check_product(product)}/{check_version(version)}/pack"
