@@ -27,18 +27,21 @@ class ChunkParams:
     min_size: int = 256 * KiB
     avg_size: int = 1 * MiB
     max_size: int = 4 * MiB
+    segment_size: int = 0  # 0: automatic; a tuning knob, not part of the chunking result
 
     def __post_init__(self):
         if not (64 <= self.min_size <= self.avg_size <= self.max_size):
             raise DepotError(f"chunk sizes must satisfy 64 <= min <= avg <= max, got {self}")
         if not (256 <= self.avg_size <= 4 * MiB and self.min_size <= MiB and 1024 <= self.max_size <= 16 * MiB):
             raise DepotError(f"chunk sizes out of range (avg 256 B..4 MiB, min <= 1 MiB, max 1 KiB..16 MiB): {self}")
+        if self.segment_size and self.segment_size < 4 * self.max_size:
+            raise DepotError(f"segment size must be at least 4 x max chunk size: {self}")
 
     @property
-    def segment_size(self) -> int:
+    def segment(self) -> int:
         """Files larger than this are cut by several tasks. Large enough that stitching
         costs little, small enough that a task's buffer stays a few tens of MB."""
-        return max(64 * MiB, 16 * self.max_size)
+        return self.segment_size or max(64 * MiB, 16 * self.max_size)
 
     @property
     def overlap(self) -> int:
@@ -77,7 +80,7 @@ ReadFn = Callable[[int, int], bytes]
 def serial_boundaries(read: ReadFn, size: int, params: ChunkParams, start: int = 0, stop_at: set[int] | None = None) -> list[int]:
     """The chain from ``start``, read window by window, until the end of the file or a
     boundary in ``stop_at``. Memory is bounded by the window, whatever the file size."""
-    window = params.segment_size
+    window = params.segment
     chain = [start]
     while chain[-1] < size:
         pos = chain[-1]
@@ -91,12 +94,12 @@ def serial_boundaries(read: ReadFn, size: int, params: ChunkParams, start: int =
 
 
 def segment_starts(size: int, params: ChunkParams) -> list[int]:
-    return list(range(0, size, params.segment_size)) or [0]
+    return list(range(0, size, params.segment)) or [0]
 
 
 def segment_window(size: int, seg_start: int, params: ChunkParams) -> tuple[int, int]:
     """The byte range a segment's chain is computed over: its segment plus the overlap."""
-    end = min(seg_start + params.segment_size + params.overlap, size)
+    end = min(seg_start + params.segment + params.overlap, size)
     return seg_start, end - seg_start
 
 

@@ -1,0 +1,247 @@
+"""The ``depot`` command: parses arguments, calls pipeline stages, prints results.
+
+Every error the pipeline raises is a DepotError carrying its exit code (docs/cli.md);
+this module has the one handler that turns it into a message and that code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import traceback
+
+import click
+
+import dask_cluster
+from pipeline import errors, inventory, layout, manifest, products
+from pipeline.chunk import chunk as chunk_stage
+from pipeline.chunker import ChunkParams
+from pipeline.ingest import ingest as ingest_stage
+from pipeline.reassemble import reassemble
+from pipeline.store import open_store
+
+EXIT_INTERRUPTED = 130
+
+
+class Settings:
+    def __init__(self, repo: str, as_json: bool, scheduler: str | None, workers: int | None):
+        self.repo = repo
+        self.as_json = as_json
+        self.scheduler = scheduler
+        self.workers = workers
+
+    @property
+    def store(self):
+        return open_store(self.repo)
+
+    def executor(self):
+        return dask_cluster.executor(self.scheduler, self.workers)
+
+    def emit(self, result: dict, human: str) -> None:
+        if self.as_json:
+            click.echo(json.dumps(result, sort_keys=True))
+        else:
+            click.echo(human)
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, total: int):
+    """A byte progress bar on stderr, shown only when stderr is a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total or None, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=None, leave=False) as bar:
+        yield bar.update
+
+
+_SIZE = re.compile(r"(?i)^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$")
+_UNITS = {None: 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+class ByteSize(click.ParamType):
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        m = _SIZE.match(value)
+        if not m:
+            self.fail(f"{value!r} is not a size (e.g. 262144, 256KiB, 1MiB)", param, ctx)
+        return int(m.group(1)) * _UNITS[m.group(2) and m.group(2).lower()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--repo", envvar="DEPOT_REPO", default="./depot-repo", show_default=True,
+              help="Repository URL: a path, file://, s3://bucket/prefix or memory:// (env DEPOT_REPO).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON result on stdout.")
+@click.option("--scheduler", envvar="DEPOT_SCHEDULER", default=None,
+              help="Address of a Dask scheduler (env DEPOT_SCHEDULER); default: a local cluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local cluster worker processes [default: CPU count].")
+@click.option("--s3-endpoint", envvar="DEPOT_S3_ENDPOINT", default=None,
+              help="S3 endpoint URL for s3:// locations (env DEPOT_S3_ENDPOINT, or AWS_ENDPOINT_URL).")
+@click.version_option(package_name="depot")
+@click.pass_context
+def cli(ctx, repo, as_json, scheduler, workers, s3_endpoint):
+    """depot: turn game builds into chunks, manifests and patches for delivery."""
+    if s3_endpoint:
+        os.environ["DEPOT_S3_ENDPOINT"] = s3_endpoint  # read by every process, workers included
+    ctx.obj = Settings(repo, as_json, scheduler, workers)
+
+
+product_option = click.option("--product", "-p", required=True, help="Product name (lowercase, digits, . _ -).")
+version_option = click.option("--version", "-v", "version", required=True, help="Version name.")
+
+
+def _ingest(s: Settings, ex, source: str, product: str, version: str) -> dict:
+    with progress_bar(f"ingest {product} {version}", 0) as advance:
+        return ingest_stage(s.store, source, product, version, ex, advance).to_dict()
+
+
+def _chunk(s: Settings, ex, product: str, version: str) -> dict:
+    total = sum(f.size for f in inventory.load(s.store, product, version).files)
+    with progress_bar(f"chunk {product} {version}", total) as advance:
+        return chunk_stage(s.store, product, version, ex, advance).to_dict()
+
+
+def _describe_ingest(r: dict) -> str:
+    state = "ingested" if r["created"] else "already ingested (same content)"
+    return (f"{r['product']} {r['version']}: {state}: {r['files']} files, {r['dirs']} empty dirs, "
+            f"{r['symlinks']} links, {_mib(r['bytes'])} from {r['source']} ({r['kind']})")
+
+
+def _describe_chunk(r: dict) -> str:
+    state = "chunked" if r["created"] else "already chunked"
+    return (f"{r['product']} {r['version']}: {state}: {r['files']} files, {_mib(r['bytes'])}, "
+            f"{r['chunks']} chunks ({r['chunks_new']} new, {r['chunks_reused']} reused), "
+            f"{_mib(r['stored_bytes_new'])} newly stored, dedup {r['dedup_ratio']}x, {r['elapsed_s']} s")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+@cli.command()
+@click.argument("source")
+@product_option
+@version_option
+@click.pass_obj
+def ingest(s: Settings, source, product, version):
+    """Record the inventory of a build (directory, .zip, .tar, .tar.gz, .tar.zst; local or s3://)."""
+    with s.executor() as ex:
+        r = _ingest(s, ex, source, product, version)
+    s.emit(r, _describe_ingest(r))
+
+
+@cli.command()
+@product_option
+@version_option
+@click.pass_obj
+def chunk(s: Settings, product, version):
+    """Cut an ingested build into chunks and write its manifest."""
+    with s.executor() as ex:
+        r = _chunk(s, ex, product, version)
+    s.emit(r, _describe_chunk(r))
+
+
+@cli.command()
+@click.argument("source")
+@product_option
+@version_option
+@click.pass_obj
+def run(s: Settings, source, product, version):
+    """The whole pipeline for one uploaded build: ingest, then chunk."""
+    with s.executor() as ex:
+        i = _ingest(s, ex, source, product, version)
+        c = _chunk(s, ex, product, version)
+    s.emit({"ingest": i, "chunk": c, **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new",
+                                                          "chunks_reused", "dedup_ratio")},
+            "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"], 3)},
+           _describe_ingest(i) + "\n" + _describe_chunk(c))
+
+
+@cli.command()
+@product_option
+@click.option("--chunk-min", type=ByteSize(), default="256KiB", show_default=True)
+@click.option("--chunk-avg", type=ByteSize(), default="1MiB", show_default=True)
+@click.option("--chunk-max", type=ByteSize(), default="4MiB", show_default=True)
+@click.option("--segment-size", type=ByteSize(), default="0", help="Split files larger than this over several "
+              "tasks [default: max(64MiB, 16 x max)]. Tuning only: it never changes the chunks.")
+@click.pass_obj
+def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_size):
+    """Set a product's chunk sizes (for versions chunked from now on)."""
+    layout.check_product(product)
+    params = products.configure(s.store, product, ChunkParams(chunk_min, chunk_avg, chunk_max, segment_size))
+    s.emit({"product": product, "chunking": params.to_dict()},
+           f"{product}: chunks of {params.min_size} / {params.avg_size} / {params.max_size} bytes (min / avg / max)")
+
+
+@cli.command()
+@product_option
+@version_option
+@click.argument("path")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.pass_obj
+def cat(s: Settings, product, version, path, output):
+    """Rebuild one file of a version from the store, checking every chunk and the file's SHA-256."""
+    entry = manifest.load(s.store, product, version).entry(path)
+    if output is None:
+        reassemble(s.store, entry, sys.stdout.buffer)
+        return
+    tmp = f"{output}.depot-partial"
+    try:
+        with open(tmp, "wb") as out:
+            reassemble(s.store, entry, out)
+        os.replace(tmp, output)  # never leave a file that claims to be complete but is not
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@cli.command(name="ls")
+@click.option("--product", "-p", default=None, help="List this product's versions.")
+@click.pass_obj
+def ls(s: Settings, product):
+    """List products, or a product's versions with their state."""
+    store = s.store
+    if product is None:
+        names = sorted({k.split("/")[1] for k in store.list(layout.PRODUCT_PREFIX)})
+        s.emit({"products": names}, "\n".join(names))
+        return
+    rows = {}
+    for key in store.list(layout.versions_prefix(product)):
+        version, name = key.split("/")[3:5]
+        rows.setdefault(version, set()).add(name)
+    out = [{"version": v, "state": "chunked" if "manifest.json" in names else "ingested"} for v, names in sorted(rows.items())]
+    s.emit({"product": product, "versions": out}, "\n".join(f"{r['version']}\t{r['state']}" for r in out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="depot", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        click.echo("depot: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except errors.DepotError as exc:
+        if as_json:
+            click.echo(json.dumps(exc.to_dict(), sort_keys=True))
+        click.echo(f"depot: error: {exc} [{exc.code}]", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("depot: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Exception:  # a bug: say so plainly, with the trace for the report
+        traceback.print_exc()
+        click.echo("depot: internal error (this is a bug; the trace above says where)", err=True)
+        return errors.DepotError.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The only place that talks to dask.distributed.
+
+``executor()`` gives the pipeline a ``concurrent.futures.Executor`` backed by a Dask
+cluster: an existing scheduler when an address is given (``--scheduler`` or
+``DEPOT_SCHEDULER``), otherwise a LocalCluster of worker processes sized to the machine.
+The cluster starts on the first task, so commands with nothing to do start none.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import os
+import threading
+from typing import Iterator
+
+
+class LazyDaskExecutor(cf.Executor):
+    def __init__(self, scheduler: str | None = None, workers: int | None = None, threads_per_worker: int = 1):
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self._lock = threading.Lock()
+        self._client = None
+        self._cluster = None
+        self._executor = None
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                self._start()
+            return self._client
+
+    def _start(self) -> None:
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            self._client = Client(self.scheduler)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=self.workers or os.cpu_count() or 1,
+                threads_per_worker=self.threads_per_worker,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                # The pipeline bounds each task's memory itself; let workers use the machine.
+                memory_limit=0,
+            )
+            self._client = Client(self._cluster)
+        self._executor = self._client.get_executor(pure=False)
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        self.client  # noqa: B018 - starts the cluster on first use
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = self._executor = None
+
+
+@contextlib.contextmanager
+def executor(scheduler: str | None = None, workers: int | None = None) -> Iterator[cf.Executor]:
+    ex = LazyDaskExecutor(scheduler or os.environ.get("DEPOT_SCHEDULER") or None, workers)
+    try:
+        yield ex
+    finally:
+        ex.shutdown()

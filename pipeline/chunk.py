@@ -1,0 +1,255 @@
+"""chunk: cut an ingested build into content-addressed chunks and write its manifest.
+
+Work is spread over an ``concurrent.futures.Executor`` (a Dask cluster in production, a
+thread pool in small tests). Tasks read the source and write chunks themselves and
+return only offsets, ids and sizes. Small files go in batches; a large file is cut in
+three steps so that all workers share it: every segment finds its chain of boundaries,
+the chains are stitched into the serial one (see chunker), then every segment hashes,
+compresses and stores its chunks. The file's SHA-256, which cannot be split, runs as its
+own task meanwhile.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures as cf
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import codec, inventory, layout, manifest, products
+from .chunker import ChunkParams, boundaries, segment_starts, segment_window, stitch
+from .errors import NotFound, SourceChanged, VersionConflict
+from .manifest import ChunkRef, Manifest
+from .parallel import batches
+from .reading import read_range, sha256_range
+from .store import Store, open_store
+from .urls import join
+
+Progress = Callable[[int], None]
+SMALL_BATCH_BYTES = 32 << 20
+SMALL_BATCH_FILES = 256
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    product: str
+    version: str
+    files: int
+    bytes: int
+    chunks: int
+    unique_chunks: int
+    chunks_new: int
+    chunks_reused: int
+    stored_bytes: int
+    stored_bytes_new: int
+    dedup_ratio: float
+    elapsed_s: float
+    created: bool
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _File:
+    """A file to chunk: where its bytes are (``url`` from ``base``) and how many."""
+
+    path: str
+    url: str
+    base: int
+    size: int
+
+
+def chunk(
+    store: Store,
+    product: str,
+    version: str,
+    executor: cf.Executor,
+    progress: Progress | None = None,
+) -> ChunkResult:
+    started = time.monotonic()
+    inv = inventory.load(store, product, version)
+    if manifest.exists(store, product, version):
+        existing = manifest.load(store, product, version)
+        if not existing.matches(inv):
+            raise VersionConflict(f"{product} {version}: the manifest does not match the inventory")
+        return _result(existing, set(), 0, started, created=False)
+
+    params = products.chunk_params(store, product)
+    files = [_File(e.path, *_location(store, inv, e), e.size) for e in inv.files]
+    cut = _run(executor, store.url, params, files, progress or (lambda n: None))
+
+    for e in inv.files:
+        if cut.digests[e.path] != e.hash_sha256:
+            raise SourceChanged(f"{inv.source_url}: {e.path} changed since it was ingested")
+    m = manifest.build(inv, params, cut.chunks)
+    created = manifest.save(store, m)
+    if inv.data.key:
+        store.delete(inv.data.key)  # the staged pack is only needed until the manifest exists
+    return _result(m, cut.new_ids, cut.new_stored, started, created)
+
+
+def _location(store: Store, inv: inventory.Inventory, e: inventory.Entry) -> tuple[str, int]:
+    data = inv.data
+    if data.layout == "directory":
+        return join(data.url, e.path), 0
+    return (data.url or store.url_of(data.key)), e.offset
+
+
+def _result(m: Manifest, new_ids: set[str], new_stored: int, started: float, created: bool) -> ChunkResult:
+    t = m.totals()
+    return ChunkResult(
+        product=m.product,
+        version=m.version,
+        files=t["files"],
+        bytes=t["bytes"],
+        chunks=t["chunks"],
+        unique_chunks=t["unique_chunks"],
+        chunks_new=len(new_ids),
+        chunks_reused=t["unique_chunks"] - len(new_ids),
+        stored_bytes=t["stored_bytes"],
+        stored_bytes_new=new_stored,
+        dedup_ratio=round(t["bytes"] / t["unique_bytes"], 4) if t["unique_bytes"] else 1.0,
+        elapsed_s=round(time.monotonic() - started, 3),
+        created=created,
+    )
+
+
+# -- tasks: top-level functions, so that any executor can ship them ---------------------
+
+_Stored = tuple[int, int, str, int, bool]  # offset, size, id, stored size, newly written
+
+
+def _store_chunk(store: Store, data, offset: int) -> _Stored:
+    cid = codec.chunk_id(data)
+    key = layout.chunk_key(cid)
+    try:
+        return offset, len(data), cid, store.size(key), False
+    except NotFound:
+        pass
+    stored = codec.encode(data)
+    return offset, len(data), cid, len(stored), store.put(key, stored)
+
+
+def chunk_small_files(store_url: str, params: ChunkParams, files: list[_File]) -> list[tuple[str, str, list[_Stored]]]:
+    """Cut, hash and store whole files, each read once: [(path, sha256, chunks)]."""
+    store = open_store(store_url)
+    out = []
+    for f in files:
+        data = read_range(f.url, f.base, f.size)
+        view = memoryview(data)
+        cuts = boundaries(view, 0, params, at_eof=True)
+        stored = [_store_chunk(store, view[a:b], a) for a, b in zip(cuts, cuts[1:])]
+        out.append((f.path, hashlib.sha256(data).hexdigest(), stored))
+    return out
+
+
+def segment_chain(f: _File, seg_start: int, params: ChunkParams) -> list[int]:
+    start, length = segment_window(f.size, seg_start, params)
+    data = read_range(f.url, f.base + start, length)
+    return boundaries(memoryview(data), start, params, at_eof=start + length == f.size)
+
+
+def store_segment(store_url: str, f: _File, bounds: list[int]) -> list[_Stored]:
+    """Store the chunks between consecutive ``bounds`` (offsets within the file)."""
+    store = open_store(store_url)
+    first = bounds[0]
+    view = memoryview(read_range(f.url, f.base + first, bounds[-1] - first))
+    return [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
+
+
+def file_sha256(f: _File) -> str:
+    return sha256_range(f.url, f.base, f.size)
+
+
+# -- scheduling ----------------------------------------------------------------------
+
+
+@dataclass
+class _Cut:
+    chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    new_ids: set[str] = field(default_factory=set)
+    new_stored: int = 0
+
+    def add(self, path: str, stored: list[_Stored]) -> None:
+        refs = self.chunks.setdefault(path, [])
+        for offset, size, cid, stored_size, new in stored:
+            refs.append(ChunkRef(offset, size, cid, stored_size))
+            if new and cid not in self.new_ids:
+                self.new_ids.add(cid)
+                self.new_stored += stored_size
+
+
+@dataclass
+class _LargeFile:
+    file: _File
+    starts: list[int]
+    chains: dict[int, list[int]] = field(default_factory=dict)
+    parts: dict[int, list[_Stored]] = field(default_factory=dict)
+    segments: int = 0  # store tasks submitted
+
+
+def _run(executor: cf.Executor, store_url: str, params: ChunkParams, files: list[_File], progress: Progress) -> _Cut:
+    cut = _Cut()
+    pending: dict[cf.Future, tuple] = {}
+
+    def submit(tag: tuple, fn, *args):
+        pending[executor.submit(fn, *args)] = tag
+
+    small = [f for f in files if f.size <= params.segment]
+    for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
+        submit(("small", sum(f.size for f in batch)), chunk_small_files, store_url, params, batch)
+    for f in files:
+        if f.size > params.segment:
+            large = _LargeFile(f, segment_starts(f.size, params))
+            submit(("sha", large), file_sha256, f)
+            for s in large.starts:
+                submit(("chain", large, s), segment_chain, f, s, params)
+
+    try:
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                tag = pending.pop(fut)
+                result = fut.result()
+                kind = tag[0]
+                if kind == "small":
+                    for path, digest, stored in result:
+                        cut.digests[path] = digest
+                        cut.add(path, stored)
+                    progress(tag[1])
+                elif kind == "sha":
+                    cut.digests[tag[1].file.path] = result
+                elif kind == "chain":
+                    large, seg = tag[1], tag[2]
+                    large.chains[seg] = result
+                    if len(large.chains) == len(large.starts):
+                        _submit_segments(submit, store_url, params, large)
+                elif kind == "store":
+                    large, seg = tag[1], tag[2]
+                    large.parts[seg] = result
+                    progress(sum(s[1] for s in result))
+                    if len(large.parts) == large.segments:
+                        for s in sorted(large.parts):
+                            cut.add(large.file.path, large.parts[s])
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
+    return cut
+
+
+def _submit_segments(submit, store_url: str, params: ChunkParams, large: _LargeFile) -> None:
+    f = large.file
+    chains = [large.chains[s] for s in large.starts]
+    bounds = stitch(chains, lambda off, n: read_range(f.url, f.base + off, n), f.size, params)
+    ends = large.starts[1:] + [f.size]
+    for seg, end in zip(large.starts, ends):
+        lo = bisect.bisect_left(bounds, seg)
+        hi = bisect.bisect_left(bounds, end)
+        if hi > lo:  # some chunk starts in this segment
+            large.segments += 1
+            submit(("store", large, seg), store_segment, store_url, f, bounds[lo : hi + 1])

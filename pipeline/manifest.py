@@ -1,0 +1,170 @@
+"""The version manifest: the commit point of a version (see docs/format.md).
+
+Written once, after every chunk it names is in the store; validated against
+manifests/schema/manifest-1.json when written and when read; canonical JSON, so the same
+build gives the same bytes whatever did the work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import layout, schemas
+from .chunker import ChunkParams
+from .errors import NotFound, VersionConflict
+from .inventory import Inventory
+from .store import Store
+
+SCHEMA = "manifest-1"
+FORMAT = "depot.manifest/1"
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    offset: int
+    size: int
+    id: str
+    stored_size: int
+
+    def to_dict(self) -> dict:
+        return {"offset": self.offset, "size": self.size, "id": self.id, "stored_size": self.stored_size}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    type: str
+    size: int = 0
+    executable: bool = False
+    hash_sha256: str = ""
+    target: str = ""
+    chunks: tuple[ChunkRef, ...] = ()
+
+    def to_dict(self) -> dict:
+        if self.type == "file":
+            return {
+                "path": self.path,
+                "type": "file",
+                "size": self.size,
+                "executable": self.executable,
+                "hash_sha256": self.hash_sha256,
+                "chunks": [c.to_dict() for c in self.chunks],
+            }
+        if self.type == "symlink":
+            return {"path": self.path, "type": "symlink", "target": self.target}
+        return {"path": self.path, "type": "dir"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FileEntry":
+        chunks = tuple(ChunkRef(**c) for c in d.get("chunks", ()))
+        return cls(**{**d, "chunks": chunks})
+
+    def content(self) -> tuple:
+        return (self.path, self.type, self.size, self.executable, self.hash_sha256, self.target)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    product: str
+    version: str
+    params: ChunkParams
+    entries: tuple[FileEntry, ...]
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return [e for e in self.entries if e.type == "file"]
+
+    def entry(self, path: str) -> FileEntry:
+        for e in self.entries:
+            if e.path == path:
+                return e
+        raise NotFound(f"{self.product} {self.version} has no entry {path!r}")
+
+    def unique_chunks(self) -> dict[str, ChunkRef]:
+        unique: dict[str, ChunkRef] = {}
+        for f in self.files:
+            for c in f.chunks:
+                unique.setdefault(c.id, c)
+        return unique
+
+    def totals(self) -> dict:
+        files = self.files
+        unique = self.unique_chunks()
+        return {
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
+            "chunks": sum(len(f.chunks) for f in files),
+            "unique_chunks": len(unique),
+            "unique_bytes": sum(c.size for c in unique.values()),
+            "stored_bytes": sum(c.stored_size for c in unique.values()),
+        }
+
+    def matches(self, inv: Inventory) -> bool:
+        return [e.content() for e in self.entries] == [e.content() for e in inv.entries]
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "product": self.product,
+            "version": self.version,
+            "chunking": {
+                "algorithm": "fastcdc-2020",
+                **self.params.to_dict(),
+                "chunk_id": "blake3",
+                "compression": "zstd",
+            },
+            "file_entries": [e.to_dict() for e in self.entries],
+            "totals": self.totals(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        c = d["chunking"]
+        return cls(
+            product=d["product"],
+            version=d["version"],
+            params=ChunkParams(c["min_size"], c["avg_size"], c["max_size"]),
+            entries=tuple(FileEntry.from_dict(e) for e in d["file_entries"]),
+        )
+
+
+def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]]) -> Manifest:
+    """The manifest of an inventoried build whose files were cut into ``chunks`` (by path)."""
+    entries = []
+    for e in inv.entries:
+        if e.type == "file":
+            entries.append(
+                FileEntry(e.path, "file", e.size, e.executable, e.hash_sha256, chunks=tuple(chunks[e.path]))
+            )
+        else:
+            entries.append(FileEntry(e.path, e.type, target=e.target))
+    return Manifest(inv.product, inv.version, params, tuple(entries))
+
+
+def to_bytes(m: Manifest) -> bytes:
+    return schemas.dumps(m.to_dict(), SCHEMA, f"manifest of {m.product} {m.version}")
+
+
+def save(store: Store, m: Manifest) -> bool:
+    """Write the manifest if absent; True if written. Refuses a different one for the version."""
+    key = layout.manifest_key(m.product, m.version)
+    data = to_bytes(m)
+    if store.put(key, data):
+        return True
+    if store.get(key) != data:
+        raise VersionConflict(f"{m.product} {m.version} already has a different manifest ({store.url_of(key)})")
+    return False
+
+
+def load(store: Store, product: str, version: str) -> Manifest:
+    key = layout.manifest_key(product, version)
+    try:
+        data = store.get(key)
+    except NotFound:
+        raise NotFound(f"no manifest for {product} {version} ({store.url_of(key)}): run depot chunk first") from None
+    return Manifest.from_dict(schemas.loads(data, SCHEMA, store.url_of(key)))
+
+
+def exists(store: Store, product: str, version: str) -> bool:
+    return store.has(layout.manifest_key(product, version))
+
