@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import uuid
 from typing import BinaryIO, Iterator
+
+from fsspec.implementations.memory import MemoryFileSystem
 
 from . import urls
 from .errors import DepotError, NotFound, StoreUnavailable
@@ -81,6 +84,7 @@ class FsspecStore(Store):
         self.url = url.rstrip("/")
         self.fs, self.root = urls.filesystem(self.url)
         self._local = urls.is_local(self.fs)
+        self._memory = isinstance(self.fs, MemoryFileSystem)
 
     def __repr__(self) -> str:
         return f"FsspecStore({self.url!r})"
@@ -119,17 +123,21 @@ class FsspecStore(Store):
                 finally:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
+            elif self._memory:
+                buf = io.BytesIO()  # memory:// publishes at open; hold the bytes until done
+                yield buf
+                self.fs.pipe_file(path, buf.getvalue())
             else:
-                # Object stores publish on close; an exception aborts the upload.
-                f = self.fs.open(path, "wb")
+                # Object stores upload parts as they come and publish on commit.
+                f = self.fs.open(path, "wb", autocommit=False)
                 try:
                     yield f
+                    f.close()
                 except BaseException:
-                    discard = getattr(f, "discard", None)  # aborts a multipart upload
-                    if discard is not None:
-                        discard()
+                    f.discard()  # aborts the multipart upload
+                    f.closed = True  # nothing left to flush
                     raise
-                f.close()
+                f.commit()
 
     def has(self, key: str) -> bool:
         with _translate_errors(self.url_of(key)):

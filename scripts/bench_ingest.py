@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(rows["depot"])
                 log(f"depot: {res['seconds']:.2f}s")
 
-        if not args.skip_zstd:
+        if not args.skip_zstd and depot_failed is None:
             warm("zstd")
             log("running tar | zstd -3 -T2 ...")
             res, cmd, size = run_zstd(corpus, workdir, args.sample_interval)
@@ -585,18 +585,6 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    if depot_failed is not None:
-        log(f"depot failed (exit {depot_failed['returncode']}): {commands.get('depot')}")
-        if depot_failed.get("error"):
-            log(depot_failed["error"])
-        log("--- depot stderr ---")
-        log(depot_failed.get("stderr", "").rstrip())
-        out = depot_failed.get("stdout", "").rstrip()
-        if out:
-            log("--- depot stdout ---")
-            log(out)
-        return 2
 
     ratios: dict[str, float | None] = {}
     goals: dict[str, bool | None] = {}
@@ -632,10 +620,24 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
         "kept_workdir": workdir if args.keep else None,
     }
+    if depot_failed is not None:
+        report["depot_error"] = {k: depot_failed.get(k) for k in
+                                 ("returncode", "error", "stdout", "stderr")}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
+    if depot_failed is not None:
+        log(f"depot failed (exit {depot_failed['returncode']}): {commands.get('depot')}")
+        if depot_failed.get("error"):
+            log(depot_failed["error"])
+        log("--- depot stderr ---")
+        log(depot_failed.get("stderr", "").rstrip())
+        out = depot_failed.get("stdout", "").rstrip()
+        if out:
+            log("--- depot stdout ---")
+            log(out)
+        return 2
     if args.check and any(v is False for v in goals.values()):
         return 1
     return 0

@@ -1,0 +1,93 @@
+"""Shared test parts: real S3 (moto's server on 127.0.0.1), a real Dask LocalCluster, the
+fixture builds unpacked to directories."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures" / "builds"
+PRODUCT = "starfall"
+VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
+
+
+def fixture_tar(version: str) -> Path:
+    return FIXTURES / PRODUCT / f"{version}.tar"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server over real HTTP on loopback; the environment points s3:// at it
+    (set before any Dask worker starts, so the workers see it too)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "DEPOT_S3_ENDPOINT")}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        DEPOT_S3_ENDPOINT=endpoint,
+    )
+    yield endpoint
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A fresh, empty bucket: s3://<name>."""
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def dask_executor(s3_endpoint):
+    """A real Dask LocalCluster with several worker processes."""
+    import dask_cluster
+
+    with dask_cluster.executor(workers=3) as ex:
+        yield ex
+
+
+@pytest.fixture
+def threads():
+    with cf.ThreadPoolExecutor(4) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="session")
+def build_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Each fixture version unpacked to a directory (modes, links, empty dirs kept)."""
+    out = {}
+    for v in VERSIONS:
+        d = tmp_path_factory.mktemp(f"build-{v}")
+        with tarfile.open(fixture_tar(v)) as tf:
+            tf.extractall(d, filter="tar")
+        out[v] = d
+    return out
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and mtime: to prove that nothing was written."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
