@@ -121,7 +121,8 @@ def _ingest_packed(store: Store, blank: Inventory, existing: Inventory | None, p
         inv = scan(None)
         if not existing.same_content(inv):
             return inv  # the caller refuses it
-        if manifest.exists(store, blank.product, blank.version) or store.has(key):
+        lost_pack = existing.data.key == key and not store.has(key)
+        if not lost_pack or manifest.exists(store, blank.product, blank.version):
             return inv
     with store.writer(key) as out:  # published only if the scan and the checks pass
         return scan(out)
