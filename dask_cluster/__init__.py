@@ -43,7 +43,7 @@ class LazyDaskExecutor(cf.Executor):
                 n_workers=self.workers or os.cpu_count() or 1,
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # never collide with another cluster on this machine
                 silence_logs=logging.ERROR,
                 # The pipeline bounds each task's memory itself; let workers use the machine.
                 memory_limit=0,
