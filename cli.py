@@ -6,6 +6,7 @@ this module has the one handler that turns it into a message and that code.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import json
 import os
@@ -24,6 +25,7 @@ from pipeline.reassemble import reassemble
 from pipeline.store import open_store
 
 EXIT_INTERRUPTED = 130
+SMALL_JOB_BYTES = 32 << 20
 
 
 class Settings:
@@ -37,7 +39,11 @@ class Settings:
     def store(self):
         return open_store(self.repo)
 
-    def executor(self):
+    def executor(self, total_bytes: int | None = None):
+        """Dask for real work. Without a scheduler, small jobs and hashing run on threads
+        here: a local cluster costs seconds to start, more than a small build takes."""
+        if self.scheduler is None and self.workers is None and (total_bytes is None or total_bytes < SMALL_JOB_BYTES):
+            return cf.ThreadPoolExecutor(os.cpu_count() or 1)
         return dask_cluster.executor(self.scheduler, self.workers)
 
     def emit(self, result: dict, human: str) -> None:
@@ -100,9 +106,9 @@ def _ingest(s: Settings, ex, source: str, product: str, version: str) -> dict:
         return ingest_stage(s.store, source, product, version, ex, advance).to_dict()
 
 
-def _chunk(s: Settings, ex, product: str, version: str) -> dict:
+def _chunk(s: Settings, product: str, version: str) -> dict:
     total = sum(f.size for f in inventory.load(s.store, product, version).files)
-    with progress_bar(f"chunk {product} {version}", total) as advance:
+    with s.executor(total) as ex, progress_bar(f"chunk {product} {version}", total) as advance:
         return chunk_stage(s.store, product, version, ex, advance).to_dict()
 
 
@@ -141,8 +147,7 @@ def ingest(s: Settings, source, product, version):
 @click.pass_obj
 def chunk(s: Settings, product, version):
     """Cut an ingested build into chunks and write its manifest."""
-    with s.executor() as ex:
-        r = _chunk(s, ex, product, version)
+    r = _chunk(s, product, version)
     s.emit(r, _describe_chunk(r))
 
 
@@ -155,7 +160,7 @@ def run(s: Settings, source, product, version):
     """The whole pipeline for one uploaded build: ingest, then chunk."""
     with s.executor() as ex:
         i = _ingest(s, ex, source, product, version)
-        c = _chunk(s, ex, product, version)
+    c = _chunk(s, product, version)
     s.emit({"ingest": i, "chunk": c, **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new",
                                                           "chunks_reused", "dedup_ratio")},
             "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"], 3)},

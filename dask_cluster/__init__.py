@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import warnings
 from typing import Iterator
 
 
@@ -36,6 +37,9 @@ class LazyDaskExecutor(cf.Executor):
     def _start(self) -> None:
         from distributed import Client, LocalCluster
 
+        # Worker start-up chatter ("scratch directories ... taking a long time") is not
+        # something a user can act on; real failures still raise.
+        warnings.filterwarnings("ignore", message="Creating scratch directories", category=UserWarning)
         if self.scheduler:
             self._client = Client(self.scheduler)
         else:

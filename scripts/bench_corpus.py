@@ -42,6 +42,7 @@ import json
 import math
 import os
 import random
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ HI_T = _table([0] * 14 + [1, 0xFF])  # mostly-constant high bytes of coordinates
 
 _FLOATS = [0.0, 1.0, -1.0, 0.5, 0.25, 2.0, 100.0, 0.125,
            1.5, 10.0, -0.5, 3.0, 0.75, 64.0, 1024.0, 0.1]
-_FLOAT_BYTES = [__import__("struct").pack("<f", f) for f in _FLOATS]
+_FLOAT_BYTES = [struct.pack("<f", f) for f in _FLOATS]
 FLOAT_T = [bytes(_FLOAT_BYTES[i & 15][j] for i in range(256)) for j in range(4)]
 _NAMES = [n.encode().ljust(4, b"_")[:4] for n in (
     "rock", "tree", "wall", "door", "lamp", "crat", "barl", "fenc",

@@ -20,7 +20,11 @@ Steps:
    that writeback of the previous tool's output does not leak into the next.
 4. ``casync make --store=STORE INDEX.caidx CORPUS`` with depot's chunk sizes
    (min 256 KiB, avg 1 MiB, max 4 MiB) and zstd chunk compression.
-5. ``depot --repo REPO --json run CORPUS --product bench --version 1``.
+5. ``depot --repo REPO --json run CORPUS --product bench --version 1``; with
+   ``--workers N`` the option goes after ``run`` if ``depot run --help`` lists
+   it, otherwise before ``run`` as a global option.  ``depot`` is taken from
+   PATH, else ``python -m cli`` runs from the repository root
+   (``--depot-cmd`` overrides both).
 6. ``tar cf - -C CORPUS . | zstd -3 -T2 -c`` as a reference throughput.
 
 For every tool: wall time, throughput (corpus bytes / wall time), stored bytes
@@ -365,14 +369,28 @@ def depot_base_command(override: str | None) -> tuple[list[str], str | None, dic
     return [sys.executable, "-m", "cli"], REPO_ROOT, env
 
 
+def workers_after_run(base: list[str], cwd: str | None, env: dict | None) -> bool:
+    try:
+        res = subprocess.run(base + ["run", "--help"], cwd=cwd, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return "--workers" in res.stdout.decode(errors="replace")
+
+
 def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
               depot_cmd: str | None) -> tuple[dict, list[str], dict | None, str]:
     repo = os.path.join(workdir, "depot-repo")
     base, cwd, env = depot_base_command(depot_cmd)
-    cmd = base + ["--repo", repo, "--json", "run", corpus,
-                  "--product", "bench", "--version", "1"]
+    glob = ["--repo", repo, "--json"]
+    run = ["run", corpus, "--product", "bench", "--version", "1"]
     if workers:
-        cmd += ["--workers", str(workers)]
+        # `--workers` is accepted either by `run` or as a global option
+        if workers_after_run(base, cwd, env):
+            run += ["--workers", str(workers)]
+        else:
+            glob += ["--workers", str(workers)]
+    cmd = base + glob + run
     res = run_measured("depot", cmd, workdir, interval, cwd=cwd, env=env)
     return res, cmd, parse_json_output(res.get("stdout", "")), repo
 
@@ -405,8 +423,8 @@ def print_report(report: dict) -> None:
     print(f"machine: {report['machine']['cpus']} CPUs, "
           f"{report['machine']['mem_total_mib']:.0f} MiB RAM; depot workers: "
           f"{report['workers'] or 'default'}")
-    print(f"page cache: warm -- the corpus was read once (cat to /dev/null) before "
-          f"each tool, so every tool read it from the page cache"
+    print(f"page cache: warm -- the whole corpus was read once (like cat > /dev/null) "
+          f"right before each tool, so every tool read it from the page cache"
           + ("" if report["page_cache_fits"] else
              " (WARNING: corpus larger than 80% of RAM, it may not stay cached)"))
     for name, cmd in report["commands"].items():
@@ -564,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append("depot printed no parsable JSON summary; "
                                  "all depot figures are measured by this script")
                 else:
+                    el = summary.get("elapsed_s")
+                    if isinstance(el, (int, float)):
+                        notes.append(f"depot reports elapsed_s={el:.2f} (measured wall "
+                                     f"time incl. process start-up: {res['seconds']:.2f}s)")
                     rb = summary.get("bytes")
                     if isinstance(rb, int) and rb != corpus_bytes:
                         notes.append(f"depot reports {rb} input bytes, corpus has "

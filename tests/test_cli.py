@@ -1,0 +1,124 @@
+"""The depot command as users and scripts run it: output, exit codes, kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archives import tar_member, write_tar
+from conftest import PRODUCT, ROOT, fixture_tar
+
+DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+
+
+def depot(*args, repo, check=None, **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run(DEPOT + ["--repo", str(repo), *map(str, args)], capture_output=True, text=True, cwd=ROOT, **kw)
+    if check is not None:
+        assert p.returncode == check, p.stderr
+    return p
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return tmp_path / "repo"
+
+
+def test_run_prints_a_json_summary_and_rerunning_is_a_no_op(repo):
+    depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=repo, check=0)
+    first = json.loads(depot("--json", "--workers", "2", "run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0).stdout)
+    assert first["ingest"]["created"] and first["chunk"]["created"]
+    assert first["chunks_new"] == first["chunk"]["unique_chunks"] > 1 and first["chunks_reused"] == 0
+    assert first["bytes"] == sum(m.size for m in __import__("tarfile").open(fixture_tar("1.0.0")) if m.isreg())
+    again = json.loads(depot("--json", "run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0).stdout)
+    assert not again["ingest"]["created"] and not again["chunk"]["created"] and again["chunks_new"] == 0
+    listing = json.loads(depot("--json", "ls", "-p", PRODUCT, repo=repo, check=0).stdout)
+    assert listing["versions"] == [{"version": "1.0.0", "state": "chunked"}]
+    text = depot("cat", "-p", PRODUCT, "-v", "1.0.0", "config/settings.ini", repo=repo, check=0).stdout
+    assert "[" in text  # an ini file
+
+
+@pytest.mark.parametrize(
+    "make_args, code, error",
+    [
+        (lambda t: ["ingest", write_tar(t / "b.tar", [tar_member("../x", b"1")]), "-p", PRODUCT, "-v", "1"], 5, "UNSAFE_ENTRY"),
+        (lambda t: ["ingest", (t / "b.tar.gz").__fspath__(), "-p", PRODUCT, "-v", "1"], 4, "SOURCE_INVALID"),
+        (lambda t: ["chunk", "-p", PRODUCT, "-v", "1"], 3, "NOT_FOUND"),
+        (lambda t: ["ingest", fixture_tar("1.0.0"), "-p", "Bad Name", "-v", "1"], 2, "INVALID_NAME"),
+    ],
+    ids=["unsafe", "missing-source", "not-ingested", "bad-name"],
+)
+def test_errors_have_documented_exit_codes_and_json(repo, tmp_path, make_args, code, error):
+    p = depot("--json", *make_args(tmp_path), repo=repo, check=code)
+    assert json.loads(p.stdout)["error"] == error
+    assert p.stderr.startswith("depot: error: ") and error in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_usage_errors_exit_2(repo):
+    assert depot("ingest", repo=repo).returncode == 2
+    assert depot("configure", "-p", PRODUCT, "--chunk-avg", "lots", repo=repo).returncode == 2
+
+
+def test_version_conflict_and_damage_exit_codes(repo, tmp_path):
+    depot("run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1", repo=repo, check=0)
+    p = depot("run", fixture_tar("1.1.0"), "-p", PRODUCT, "-v", "1", repo=repo, check=6)
+    assert "VERSION_CONFLICT" in p.stderr
+
+    chunks = sorted((repo / "chunks").rglob("*"))
+    victim = max((c for c in chunks if c.is_file()), key=lambda c: c.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    manifest = json.loads(next(repo.rglob("manifest.json")).read_text())
+    path = next(f["path"] for f in manifest["file_entries"] if any(c["id"] == victim.name for c in f.get("chunks", [])))
+    out = tmp_path / "out.bin"
+    p = depot("cat", "-p", PRODUCT, "-v", "1", path, "-o", out, repo=repo, check=7)
+    assert "CHUNK_INVALID" in p.stderr and not out.exists() and not list(tmp_path.glob("out.bin*"))
+
+    mpath = next(repo.rglob("manifest.json"))
+    mpath.write_text(mpath.read_text().replace('"format":"depot.manifest/1"', '"format":"other"'))
+    assert "MANIFEST_INVALID" in depot("cat", "-p", PRODUCT, "-v", "1", path, repo=repo, check=8).stderr
+
+
+def _big_upload(path: Path) -> Path:
+    rnd = random.Random(3)
+    members = [tar_member(f"data/pak{i}.bin", rnd.randbytes(6 << 20) + bytes(2 << 20)) for i in range(8)]
+    members.append(tar_member("readme.txt", b"big game\n"))
+    return write_tar(path, members, compression="zst")
+
+
+def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
+    """SIGKILL the whole process group at several points; every rerun ends in the same
+    manifest as an uninterrupted run, and no kill ever leaves a manifest or inventory
+    that is not whole."""
+    upload = _big_upload(tmp_path / "upload.tar.zst")
+    args = ["run", upload, "-p", PRODUCT, "-v", "7"]
+    reference = tmp_path / "reference"
+    depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=reference, check=0)
+    depot(*args, repo=reference, check=0)
+    expected = next(reference.rglob("manifest.json")).read_bytes()
+
+    repo = tmp_path / "repo"
+    depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=repo, check=0)
+    killed = 0
+    for delay in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0):
+        proc = subprocess.Popen(DEPOT + ["--repo", str(repo), *map(str, args)], cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        for doc in list(repo.rglob("manifest.json")) + list(repo.rglob("inventory.json")):
+            json.loads(doc.read_text())  # whole, or not there at all
+        if list(repo.rglob("manifest.json")):
+            break
+    assert killed >= 1
+    depot(*args, repo=repo, check=0)
+    assert next(repo.rglob("manifest.json")).read_bytes() == expected
