@@ -35,7 +35,12 @@ class LazyDaskExecutor(cf.Executor):
             return self._client
 
     def _start(self) -> None:
+        import dask
         from distributed import Client, LocalCluster
+
+        # Tasks here are few and long; the per-worker statistical profiler (a stack sample
+        # every 10 ms) and work stealing cost more CPU than they give back.
+        dask.config.set({"distributed.worker.profile.enabled": False, "distributed.scheduler.work-stealing": False})
 
         # Worker start-up chatter ("scratch directories ... taking a long time") is not
         # something a user can act on; real failures still raise.

@@ -23,7 +23,7 @@ from .chunker import ChunkParams, boundaries, segment_starts, segment_window, st
 from .errors import NotFound, SourceChanged, VersionConflict
 from .manifest import ChunkRef, Manifest
 from .parallel import batches
-from .reading import read_range, sha256_range
+from .reading import read_range, read_view, sha256_range
 from .store import Store, open_store
 from .urls import join
 
@@ -138,25 +138,24 @@ def chunk_small_files(store_url: str, params: ChunkParams, files: list[_File]) -
     store = open_store(store_url)
     out = []
     for f in files:
-        data = read_range(f.url, f.base, f.size)
-        view = memoryview(data)
+        view = read_view(f.url, f.base, f.size)
         cuts = boundaries(view, 0, params, at_eof=True)
         stored = [_store_chunk(store, view[a:b], a) for a, b in zip(cuts, cuts[1:])]
-        out.append((f.path, hashlib.sha256(data).hexdigest(), stored))
+        out.append((f.path, hashlib.sha256(view).hexdigest(), stored))
     return out
 
 
 def segment_chain(f: _File, seg_start: int, params: ChunkParams) -> list[int]:
     start, length = segment_window(f.size, seg_start, params)
-    data = read_range(f.url, f.base + start, length)
-    return boundaries(memoryview(data), start, params, at_eof=start + length == f.size)
+    view = read_view(f.url, f.base + start, length)
+    return boundaries(view, start, params, at_eof=start + length == f.size)
 
 
 def store_segment(store_url: str, f: _File, bounds: list[int]) -> list[_Stored]:
     """Store the chunks between consecutive ``bounds`` (offsets within the file)."""
     store = open_store(store_url)
     first = bounds[0]
-    view = memoryview(read_range(f.url, f.base + first, bounds[-1] - first))
+    view = read_view(f.url, f.base + first, bounds[-1] - first)
     return [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
 
 
@@ -199,15 +198,17 @@ def _run(executor: cf.Executor, store_url: str, params: ChunkParams, files: list
     def submit(tag: tuple, fn, *args):
         pending[executor.submit(fn, *args)] = tag
 
-    small = [f for f in files if f.size <= params.segment]
-    for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
-        submit(("small", sum(f.size for f in batch)), chunk_small_files, store_url, params, batch)
+    # Large files first: their boundary tasks gate their store tasks, and the small
+    # batches fill the workers meanwhile.
     for f in files:
         if f.size > params.segment:
             large = _LargeFile(f, segment_starts(f.size, params))
-            submit(("sha", large), file_sha256, f)
             for s in large.starts:
                 submit(("chain", large, s), segment_chain, f, s, params)
+            submit(("sha", large), file_sha256, f)
+    small = [f for f in files if f.size <= params.segment]
+    for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
+        submit(("small", sum(f.size for f in batch)), chunk_small_files, store_url, params, batch)
 
     try:
         while pending:

@@ -53,7 +53,7 @@ def check_key(key: str) -> str:
 
 def chunk_key(chunk_id: str) -> str:
     check_chunk_id(chunk_id)
-    return f"{CHUNK_PREFIX}{chunk_id[:4]}/{chunk_id}"
+    return f"{CHUNK_PREFIX}{chunk_id[:2]}/{chunk_id}"
 
 
 def chunk_id_of(key: str) -> str:

@@ -1,30 +1,34 @@
-"""Canonical JSON for repository documents, checked against manifests/schema/ both ways."""
+"""Canonical JSON for repository documents, checked against manifests/schema/ both ways.
+
+Schemas are JSON Schema draft-07, compiled to Python code by fastjsonschema: a manifest of
+100,000 chunks validates in a fraction of a second, where an interpreting validator takes
+tens of seconds.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from importlib import resources
+from typing import Callable
 
-import jsonschema
+import fastjsonschema
 
 from .errors import ManifestInvalid
 
 
 @functools.lru_cache(maxsize=None)
-def _validator(name: str) -> jsonschema.protocols.Validator:
+def _validator(name: str) -> Callable[[dict], object]:
     text = resources.files("manifests").joinpath("schema", f"{name}.json").read_text()
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    return fastjsonschema.compile(json.loads(text))
 
 
 def validate(doc: dict, schema: str, where: str) -> dict:
-    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(doc))
-    if error is not None:
-        at = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ManifestInvalid(f"{where}: not a valid {schema} document at {at}: {error.message}")
+    try:
+        _validator(schema)(doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        at = "/".join(str(p) for p in exc.path[1:]) or "(top)"
+        raise ManifestInvalid(f"{where}: not a valid {schema} document at {at}: {exc.message}") from None
     return doc
 
 
