@@ -1,8 +1,8 @@
 """Every key of the repository layout is named here, and only here (see docs/format.md).
 
 Keys are relative POSIX paths. Chunks are content-addressed by the lowercase hex BLAKE3 of
-their uncompressed bytes, sharded by the first four hex digits so that no directory (or
-S3 listing page) grows past 65536 entries per shard.
+their uncompressed bytes, sharded by the first two hex digits (256 shards: see
+docs/format.md for why not more).
 """
 
 from __future__ import annotations
