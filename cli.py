@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -21,6 +22,7 @@ from pipeline import errors, inventory, layout, manifest, products
 from pipeline.chunk import chunk as chunk_stage
 from pipeline.chunker import ChunkParams
 from pipeline.ingest import ingest as ingest_stage
+from pipeline.promote import promote as promote_stage
 from pipeline.reassemble import reassemble
 from pipeline.store import open_store
 
@@ -221,6 +223,127 @@ def ls(s: Settings, product):
         rows.setdefault(version, set()).add(name)
     out = [{"version": v, "state": "chunked" if "manifest.json" in names else "ingested"} for v, names in sorted(rows.items())]
     s.emit({"product": product, "versions": out}, "\n".join(f"{r['version']}\t{r['state']}" for r in out))
+
+
+@cli.command()
+@product_option
+@version_option
+@click.option("--channel", "-c", required=True, help="Channel name, e.g. stable or beta.")
+@click.pass_obj
+def promote(s: Settings, product, version, channel):
+    """Point a channel of a product at a chunked version."""
+    doc = promote_stage(s.store, product, version, channel)
+    s.emit(doc, f"{product} {channel} -> {version}")
+
+
+origin_option = click.option("--origin", "origins", multiple=True, required=True,
+                             help="Where to download from: a path, s3://, http(s)://. Repeat for failover, in order.")
+dest_option = click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
+                           help="The game directory.")
+seed_option = click.option("--seed", "seeds", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                           help="A directory whose files may hold needed chunks (copied, not downloaded). Repeatable.")
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(1, 512), default=16, show_default=True,
+                           help="Downloads in flight.")
+
+
+def _fetcher(origins, timeout: float, retries: int, max_rate: int | None, jobs: int):
+    from pipeline.fetch import Fetcher, RateLimiter, open_origin
+
+    return Fetcher([open_origin(o, connections=jobs, timeout=timeout) for o in origins], retries=retries,
+                   rate=RateLimiter(max_rate) if max_rate else None)
+
+
+def network_options(f):
+    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+                     help="Seconds without data before a request is retried.")(f)
+    f = click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="Retries per origin before moving to the next one.")(f)
+    f = click.option("--max-rate", type=ByteSize(), default=None, help="Download at most this many bytes a second (e.g. 10MiB).")(f)
+    return f
+
+
+@contextlib.contextmanager
+def install_progress(desc: str):
+    """A bar whose total is known only once install has looked at the disk."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=None, leave=False) as bar:
+        def on_total(n):
+            bar.total = n
+            bar.refresh()
+
+        yield bar.update, on_total
+
+
+def _describe_install(r: dict) -> str:
+    return (f"{r['product']} {r['version']} in {r['dest']}: {r['files']} files, {_mib(r['bytes'])}; "
+            f"wrote {r['files_written']} files: {_mib(r['bytes_downloaded'])} downloaded "
+            f"({r['chunks_fetched']} chunks, {r['retries']} retries), {_mib(r['bytes_reused'])} reused, {r['elapsed_s']} s")
+
+
+@cli.command()
+@origin_option
+@product_option
+@click.option("--version", "-v", "version", default=None, help="Version to install.")
+@click.option("--channel", "-c", default=None, help="Install the version this channel points at.")
+@dest_option
+@seed_option
+@jobs_option
+@network_options
+@click.pass_obj
+def install(s: Settings, origins, product, version, channel, dest, seeds, jobs, timeout, retries, max_rate):
+    """Install a version into a directory: resumable, reusing what is on disk."""
+    from pipeline.install import install as install_stage, resolve_version
+
+    if (version is None) == (channel is None):
+        raise click.UsageError("give exactly one of --version and --channel")
+    fetcher = _fetcher(origins, timeout, retries, max_rate, jobs)
+    version = version or resolve_version(fetcher, product, channel)
+    with install_progress(f"install {product} {version}") as (advance, on_total):
+        r = install_stage(fetcher, product, version, dest, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+    s.emit(r.to_dict(), _describe_install(r.to_dict()))
+
+
+@cli.command()
+@dest_option
+@click.option("--fast", is_flag=True, help="Sizes, modes and mtimes only (no hashing).")
+@click.pass_obj
+def verify(s: Settings, dest, fast):
+    """Check a game directory against its installed version; exit 7 if anything is wrong."""
+    from pipeline.verify import verify as verify_stage
+
+    r = verify_stage(dest, fast=fast)
+    lines = [f"{r.product} {r.version} in {r.dest}: {r.checked} entries checked, "
+             f"{len(r.missing)} missing, {len(r.damaged)} damaged, {len(r.unexpected)} unexpected"]
+    lines += [f"missing\t{p}" for p in r.missing]
+    lines += [f"damaged\t{d['path']}\t{d['reason']}" for d in r.damaged]
+    lines += [f"unexpected\t{p}" for p in r.unexpected]
+    s.emit(r.to_dict(), "\n".join(lines))
+    if not r.intact:
+        raise errors.FileHashMismatch(f"{r.dest}: {len(r.missing)} missing and {len(r.damaged)} damaged entries")
+
+
+@cli.command()
+@origin_option
+@dest_option
+@seed_option
+@jobs_option
+@network_options
+@click.pass_obj
+def repair(s: Settings, origins, dest, seeds, jobs, timeout, retries, max_rate):
+    """Re-fetch only what is missing or damaged in a game directory."""
+    from pipeline.repair import repair as repair_stage
+
+    fetcher = _fetcher(origins, timeout, retries, max_rate, jobs)
+    with install_progress(f"repair {dest}") as (advance, on_total):
+        r = repair_stage(fetcher, dest, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+    d = r.to_dict()
+    human = f"{r.before.product} {r.before.version} in {dest}: repaired {len(d['repaired'])} entries"
+    if r.install:
+        human += f", {_mib(r.install.bytes_downloaded)} downloaded, {_mib(r.install.bytes_reused)} reused"
+    s.emit(d, human)
+    if not r.after.intact:
+        raise errors.FileHashMismatch(f"{dest}: still damaged after repair: {sorted(r.after.broken())}")
 
 
 def main(argv: list[str] | None = None) -> int:

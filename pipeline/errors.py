@@ -82,6 +82,27 @@ class StoreUnavailable(DepotError):
     exit_code = 9
 
 
+class CdnUnreachable(DepotError):
+    """No origin could deliver the content."""
+
+    code = "CDN_UNREACHABLE"
+    exit_code = 10
+
+
+class InsufficientDiskSpace(DepotError):
+    """The destination does not have room for the version."""
+
+    code = "INSUFFICIENT_DISK_SPACE"
+    exit_code = 11
+
+
+class InstallBusy(DepotError):
+    """Another depot process is working on this directory."""
+
+    code = "INSTALL_BUSY"
+    exit_code = 12
+
+
 class InvalidKey(DepotError):
     """A product, version or object key is malformed."""
 

@@ -84,6 +84,13 @@ def versions_prefix(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/versions/"
 
 
+def channel_key(product: str, channel: str) -> str:
+    """The pointer naming the version a channel (stable, beta, ...) delivers."""
+    if not _PRODUCT.fullmatch(channel or ""):
+        raise InvalidKey(f"invalid channel name {channel!r}: use lowercase letters, digits, '.', '_', '-'")
+    return f"{PRODUCT_PREFIX}{check_product(product)}/channels/{channel}.json"
+
+
 def staged_pack_key(product: str, version: str) -> str:
     """Where an archive's file contents are unpacked for random access while chunking."""
     return f"{STAGING_PREFIX}{check_product(product)}/{check_version(version)}/pack"

@@ -1,0 +1,335 @@
+"""install: make a game directory hold exactly one published version.
+
+1. Load the manifest from the first origin that has a valid one.
+2. Find what is already right: files recorded intact (trusted by size and mtime) cost
+   nothing; chunks already written to staging files by an interrupted run are kept.
+3. Find chunks on disk: files in the destination that are not right yet (an older version,
+   a damaged file) and ``seeds`` are cut with the version's chunk sizes and hashed; every
+   chunk found is copied, not downloaded.
+4. Refuse to start if the disk cannot hold what remains to be written.
+5. Download the rest, many requests in flight, each chunk verified before use, and write
+   it into staging files. A file is moved into place the moment it is complete and its
+   SHA-256 matches; then links and empty directories; then, last, the record that says
+   the version is installed. A killed install resumes from what it left.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import codec, layout
+from . import manifest as manifest_mod
+from .chunker import boundaries
+from .errors import FileHashMismatch, InsufficientDiskSpace, NotFound
+from .fetch import Fetcher
+from .installation import STATE_DIR, Installation, file_mode
+from .manifest import ChunkRef, FileEntry, Manifest
+
+Progress = Callable[[int], None]
+READ_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    product: str
+    version: str
+    dest: str
+    files: int
+    bytes: int
+    files_written: int
+    bytes_downloaded: int
+    bytes_reused: int
+    chunks_fetched: int
+    chunks_reused: int
+    retries: int
+    origins: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
+    doc = fetcher.document(layout.channel_key(product, channel), "channel-1")
+    return doc["version"]
+
+
+def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
+    doc = fetcher.document(layout.manifest_key(product, version), manifest_mod.SCHEMA)
+    m = Manifest.from_dict(doc)
+    if (m.product, m.version) != (product, version):
+        raise NotFound(f"the manifest served for {product} {version} is for {m.product} {m.version}")
+    return m
+
+
+def install(
+    fetcher: Fetcher,
+    product: str,
+    version: str,
+    dest: Path,
+    seeds: Iterable[Path] = (),
+    jobs: int = 16,
+    only: set[str] | None = None,
+    progress: Progress | None = None,
+    on_total: Progress | None = None,
+) -> InstallResult:
+    """Install ``version`` into ``dest``; with ``only``, just make those paths right.
+    ``on_total(bytes)`` is told how much will be written, ``progress(bytes)`` as it is."""
+    started = time.monotonic()
+    progress = progress or (lambda n: None)
+    on_total = on_total or (lambda n: None)
+    m = load_manifest(fetcher, product, version)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    inst = Installation(dest)
+    with inst.locked():
+        previous = _previous_manifest(inst)
+        wanted = [e for e in m.entries if only is None or e.path in only]
+        # Repair names files found damaged: their size and mtime prove nothing.
+        trusted = set() if only is not None else inst.trusted(m) | _unchanged(inst, previous, m)
+        todo = [e for e in wanted if e.type == "file" and e.path not in trusted]
+        job = _Job(inst, m, todo, fetcher, progress)
+        job.keep_staged()
+        on_total(sum(f.size for f in todo))
+        job.find_local(_candidates(inst, m, todo, seeds))
+        job.check_space()
+        job.run(jobs)
+        for e in wanted:
+            if e.type == "symlink":
+                inst.place_link(e)
+            elif e.type == "dir":
+                inst.place_dir(e)
+        if only is None and previous is not None:
+            _remove_stale(inst, previous, m)
+        inst.finish(m, [o.url for o in fetcher.origins])
+    stats = fetcher.stats
+    return InstallResult(
+        product=product,
+        version=version,
+        dest=str(dest),
+        files=len(m.files),
+        bytes=sum(f.size for f in m.files),
+        files_written=len(todo),
+        bytes_downloaded=job.downloaded,
+        bytes_reused=job.reused,
+        chunks_fetched=job.fetched,
+        chunks_reused=job.chunks_reused,
+        retries=fetcher.retried,
+        origins=[s.to_dict() for s in stats],
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
+
+
+def _previous_manifest(inst: Installation) -> Manifest | None:
+    try:
+        return inst.manifest()
+    except NotFound:
+        return None
+
+
+def _unchanged(inst: Installation, old: Manifest | None, new: Manifest) -> set[str]:
+    """Files of the version installed before that the new version keeps as they are."""
+    if old is None or old.product != new.product:
+        return set()
+    before = {f.path: f for f in old.files}
+    return {
+        f.path
+        for f in new.files
+        if f.path in before and before[f.path].hash_sha256 == f.hash_sha256 and before[f.path].executable == f.executable
+    } & inst.trusted(old)
+
+
+def _remove_stale(inst: Installation, old: Manifest, new: Manifest) -> None:
+    """Entries of the version installed before that the new one does not have."""
+    keep = {e.path for e in new.entries}
+    for e in old.entries:
+        if e.path not in keep and not any(k.startswith(e.path + "/") for k in keep):
+            inst.clear(e.path)
+
+
+def _candidates(inst: Installation, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
+    """Files that may hold chunks we need: what is at the paths being (re)written, files
+    in the destination that the version does not have, and every file of the seeds."""
+    listed = {f.path for f in m.files}
+    found = [inst.dest / f.path for f in todo]
+    for root in [inst.dest]:
+        for p in _walk_files(root):
+            rel = p.relative_to(root).as_posix()
+            if rel.split("/")[0] != STATE_DIR and rel not in listed:
+                found.append(p)
+    for seed in seeds:
+        found.extend(_walk_files(Path(seed)))
+    return [p for p in found if p.is_file() and not p.is_symlink()]
+
+
+def _walk_files(root: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        out.extend(Path(dirpath) / n for n in filenames)
+    return out
+
+
+class _Job:
+    """The chunks one install must write, where each comes from, and the bookkeeping that
+    moves a file into place when its last chunk lands."""
+
+    def __init__(self, inst: Installation, m: Manifest, todo: list[FileEntry], fetcher: Fetcher, progress: Progress):
+        self.inst, self.m, self.todo, self.fetcher, self.progress = inst, m, todo, fetcher, progress
+        self.lock = threading.Lock()
+        # chunk id -> every (file, offset) it must be written at, still missing
+        self.targets: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)
+        self.refs: dict[str, ChunkRef] = {}
+        self.missing: dict[str, int] = {}  # file path -> chunks still to write
+        self.local: dict[str, tuple[Path, int]] = {}  # chunk id -> a file and offset holding it
+        self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
+
+    def keep_staged(self) -> None:
+        """List the chunks to write; those a previous run already wrote to a staging
+        file are kept."""
+        for f in self.todo:
+            staged = self.inst.staging_path(f)
+            fd = None
+            try:
+                fd = os.open(staged, os.O_RDONLY)
+            except FileNotFoundError:
+                pass
+            try:
+                have = 0
+                for c in f.chunks:
+                    if fd is not None and codec.chunk_id(os.pread(fd, c.size, c.offset)) == c.id:
+                        have += c.size
+                    else:
+                        self.targets[c.id].append((f, c.offset))
+                        self.refs[c.id] = c
+                        self.missing[f.path] = self.missing.get(f.path, 0) + 1
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            if have:
+                self.reused += have
+                self.progress(have)
+
+    def find_local(self, candidates: list[Path]) -> None:
+        if not self.targets:
+            return
+        params = self.m.params
+        for path in candidates:
+            try:
+                size = path.stat().st_size
+                if size == 0:
+                    continue
+                with open(path, "rb") as fh:
+                    view = memoryview(fh.read()) if size <= params.segment else None
+                if view is None:
+                    self._index_large(path, size)
+                    continue
+            except OSError:
+                continue  # unreadable: it simply holds nothing we can use
+            cuts = boundaries(view, 0, params, at_eof=True)
+            for a, b in zip(cuts, cuts[1:]):
+                cid = codec.chunk_id(view[a:b])
+                if cid in self.targets and cid not in self.local:
+                    self.local[cid] = (path, a)
+
+    def _index_large(self, path: Path, size: int) -> None:
+        from .chunker import serial_boundaries
+
+        with open(path, "rb") as fh:
+            def read(off: int, n: int) -> bytes:
+                fh.seek(off)
+                return fh.read(n)
+
+            cuts = serial_boundaries(read, size, self.m.params)
+            for a, b in zip(cuts, cuts[1:]):
+                cid = codec.chunk_id(read(a, b - a))
+                if cid in self.targets and cid not in self.local:
+                    self.local[cid] = (path, a)
+
+    def check_space(self) -> None:
+        need = sum(self.refs[cid].size * len(where) for cid, where in self.targets.items())
+        free = shutil.disk_usage(self.inst.dest).free
+        if need > free:
+            raise InsufficientDiskSpace(
+                f"{self.inst.dest}: {self.m.product} {self.m.version} needs {need} more bytes, {free} are free"
+            )
+
+    def run(self, jobs: int) -> None:
+        for f in self.todo:
+            fd = os.open(self.inst.staging_path(f), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size != f.size:
+                    os.ftruncate(fd, f.size)
+            finally:
+                os.close(fd)
+            if self.missing.get(f.path, 0) == 0:
+                self._finish_file(f)
+        with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
+            # manifest order, so that files complete (and are placed) one after another
+            futures = [pool.submit(self._deliver, cid) for cid in self.targets]
+            try:
+                for fut in cf.as_completed(futures):
+                    fut.result()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+    def _deliver(self, cid: str) -> None:
+        ref = self.refs[cid]
+        data = self._from_disk(cid, ref)
+        if data is None:
+            data = self.fetcher.chunk(ref)
+            with self.lock:
+                self.downloaded += ref.stored_size
+                self.fetched += 1
+        else:
+            with self.lock:
+                self.reused += ref.size * len(self.targets[cid])
+                self.chunks_reused += 1
+        for f, offset in self.targets[cid]:
+            staged = self.inst.staging_path(f)
+            fd = os.open(staged, os.O_WRONLY)
+            try:
+                os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+            self.progress(ref.size)
+            with self.lock:
+                self.missing[f.path] -= 1
+                done = self.missing[f.path] == 0
+            if done:
+                self._finish_file(f)
+
+    def _from_disk(self, cid: str, ref: ChunkRef) -> bytes | None:
+        source = self.local.get(cid)
+        if source is None:
+            return None
+        try:
+            with open(source[0], "rb") as fh:
+                fh.seek(source[1])
+                data = fh.read(ref.size)
+        except OSError:
+            return None
+        return data if codec.chunk_id(data) == cid else None  # it changed since: download
+
+    def _finish_file(self, f: FileEntry) -> None:
+        staged = self.inst.staging_path(f)
+        h = hashlib.sha256()
+        with open(staged, "rb") as fh:
+            while block := fh.read(READ_BLOCK):
+                h.update(block)
+        if h.hexdigest() != f.hash_sha256:
+            os.unlink(staged)  # never keep bytes that claim to be this file and are not
+            raise FileHashMismatch(f"{f.path}: assembled bytes do not match hash_sha256 {f.hash_sha256}")
+        with self.lock:  # directories are created, and the journal appended, one at a time
+            self.inst.place_file(f, staged)
+            self.inst.journal(f, self.m.version)
