@@ -320,7 +320,8 @@ def verify(s: Settings, dest, fast):
     lines += [f"unexpected\t{p}" for p in r.unexpected]
     s.emit(r.to_dict(), "\n".join(lines))
     if not r.intact:
-        raise errors.FileHashMismatch(f"{r.dest}: {len(r.missing)} missing and {len(r.damaged)} damaged entries")
+        click.echo(f"depot: {r.dest}: {len(r.missing)} missing and {len(r.damaged)} damaged entries", err=True)
+        click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
 @cli.command()
@@ -343,14 +344,15 @@ def repair(s: Settings, origins, dest, seeds, jobs, timeout, retries, max_rate):
         human += f", {_mib(r.install.bytes_downloaded)} downloaded, {_mib(r.install.bytes_reused)} reused"
     s.emit(d, human)
     if not r.after.intact:
-        raise errors.FileHashMismatch(f"{dest}: still damaged after repair: {sorted(r.after.broken())}")
+        click.echo(f"depot: {dest}: still damaged after repair: {sorted(r.after.broken())}", err=True)
+        click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
 def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="depot", standalone_mode=False)
-        return 0
+        code = cli.main(args=argv, prog_name="depot", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Abort:
         click.echo("depot: interrupted", err=True)
         return EXIT_INTERRUPTED

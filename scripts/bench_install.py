@@ -1,0 +1,734 @@
+#!/usr/bin/env python3
+"""Compare ``depot install`` with ``casync extract`` on one corpus.
+
+Usage::
+
+    python scripts/bench_install.py [--corpus DIR] [--size-gb 1.0] [--workers N]
+                                    [--jobs N] [--keep] [--json] [--workdir DIR]
+
+Steps:
+
+1. Make sure ``casync`` and ``/usr/bin/time`` are installed (as in
+   ``bench_ingest.py``: ``apt-get install -y``, with a retry after
+   ``apt-get update``).
+2. Make or take the corpus, exactly as ``bench_ingest.py`` does: without
+   ``--corpus`` a generated corpus is cached under ``$TMPDIR/depot-bench-corpus/``
+   and reused by later runs; with ``--corpus DIR`` an existing non-empty
+   directory is used as is, a missing or empty one is filled.
+3. Prepare both stores from the corpus (not part of the comparison, but their
+   times are printed):
+   ``casync make --store=S --chunk-size=262144:1048576:4194304 --compression=zstd
+   INDEX.caidx CORPUS`` and ``depot --repo REPO --json run CORPUS --product bench
+   --version 1`` (``--workers N`` is passed to ``depot run`` as in
+   ``bench_ingest.py``).
+4. Time reassembly, each into a fresh empty directory:
+
+   * ``casync extract --store=S INDEX.caidx DEST`` (as root nothing else is
+     needed; as another user ``--without=privileged`` is added, since restoring
+     ownership would fail; if the plain command fails it is retried once with
+     ``--without=privileged`` into a new directory and the note says so);
+   * ``depot --json install --origin REPO --product bench --version 1 --dest DEST``
+     (a local origin);
+   * the same from an HTTP origin on loopback: the repository is served by a
+     small ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``sendfile``, single
+     byte ranges, no logging) in a subprocess of its own, so that it shares
+     neither the GIL nor a process with the measurement, and
+     ``--origin http://127.0.0.1:PORT`` is used.
+
+   ``--jobs N`` is passed to both ``depot install`` runs.  ``--workers N`` is
+   passed to ``depot install`` too (after ``install`` if its ``--help`` lists
+   the option, otherwise as the global option).  Nothing is dropped from the
+   page cache (the stores were just written and are cached); ``sync`` runs
+   before each timed run so that writeback of the previous step does not land
+   in the next measurement.  The time of the ``sync`` right after each run
+   (the writeback the run left behind) is reported separately, not included.
+5. Check every destination against the corpus: the same relative set of files
+   (and symlinks), the same sizes and the same SHA-256 of every file (hashed
+   with threads).  Mismatches are listed and make the exit status 1.
+6. Print a table (tool, seconds, MiB/s = corpus bytes / wall time, peak RSS;
+   memory is measured as in ``bench_ingest.py``: the summed RSS of the process
+   tree sampled every 0.1 s, and the exact peak of the largest process from
+   ``/usr/bin/time``) and the ratios depot local / casync extract (goal >= 2x)
+   and depot HTTP / depot local (goal >= 0.8), both in throughput.  The HTTP
+   server's memory is not counted in depot's figures (it stands for the CDN);
+   its CPU time is shown in a note.  ``--json`` prints the same as JSON.
+
+Exit status: 0 when everything ran and verified, 1 when a destination does not
+match the corpus or casync extract failed (and with ``--check`` when a goal is
+missed), 2 when a depot command failed (its stderr is printed).
+
+Units are binary: MiB = 2**20 bytes, GiB = 2**30 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import functools
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import platform
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_ingest  # noqa: E402
+from bench_ingest import MiB, log  # noqa: E402
+
+GOAL_LOCAL_OVER_CASYNC = 2.0
+GOAL_HTTP_OVER_LOCAL = 0.8
+
+PRODUCT = "bench"
+VERSION = "1"
+
+
+# --------------------------------------------------------------------------
+# HTTP origin
+
+
+class RepoRequestHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files over HTTP/1.1 keep-alive: sendfile, single byte ranges,
+    404s that keep the connection open, no request logging."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        pass
+
+    def _not_found(self) -> None:
+        body = b"not found\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    @staticmethod
+    def _parse_range(header: str | None, size: int):
+        """(start, length) of a single byte range, None for the whole file,
+        or "bad" for an unsatisfiable or unsupported range."""
+        if not header:
+            return None
+        unit, _, spec = header.partition("=")
+        if unit.strip().lower() != "bytes" or "," in spec:
+            return None  # multiple ranges: answer with the whole file
+        first, _, last = spec.strip().partition("-")
+        try:
+            if first == "":
+                n = int(last)
+                if n <= 0:
+                    return "bad"
+                start = max(0, size - n)
+                end = size - 1
+            else:
+                start = int(first)
+                end = int(last) if last else size - 1
+        except ValueError:
+            return None
+        if start >= size or end < start:
+            return "bad"
+        end = min(end, size - 1)
+        return start, end - start + 1
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            return super().send_head()
+        try:
+            f = open(path, "rb")
+        except OSError:
+            self._not_found()
+            return None
+        try:
+            size = os.fstat(f.fileno()).st_size
+            rng = self._parse_range(self.headers.get("Range"), size)
+            if rng == "bad":
+                f.close()
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if rng is None:
+                start, length = 0, size
+                self.send_response(200)
+            else:
+                start, length = rng
+                self.send_response(206)
+                self.send_header("Content-Range",
+                                 f"bytes {start}-{start + length - 1}/{size}")
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            self._span = (start, length)
+            return f
+        except BaseException:
+            f.close()
+            raise
+
+    def copyfile(self, source, outputfile):
+        start, length = self._span
+        if length:
+            self.connection.sendfile(source, start, length)
+
+
+class QuietThreadingHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hangs up mid-response is not an error here
+
+
+def serve(directory: str, host: str, port: int) -> None:
+    """Serve directory until killed; prints the bound port on stdout first."""
+    handler = functools.partial(RepoRequestHandler, directory=directory)
+    with QuietThreadingHTTPServer((host, port), handler) as httpd:
+        print(httpd.server_address[1], flush=True)
+        httpd.serve_forever(poll_interval=0.5)
+
+
+class OriginServer:
+    """The HTTP origin, in a subprocess of its own."""
+
+    def __init__(self, directory: str, host: str = "127.0.0.1"):
+        self.directory = directory
+        self.host = host
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+
+    def __enter__(self) -> "OriginServer":
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", self.directory,
+               "--serve-host", self.host]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.close()
+            raise RuntimeError(f"HTTP origin did not start (exit {self.proc.returncode})")
+        self.port = int(line)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            t = psutil.Process(self.proc.pid).cpu_times()
+            return t.user + t.system
+        except (psutil.Error, AttributeError):
+            return None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_origin(url: str, repo: str) -> None:
+    """Fetch one file whole and by range over a single keep-alive connection
+    and compare with the repository; raises on any difference."""
+    sample = None
+    for dirpath, _, files in os.walk(repo):
+        for fn in sorted(files):
+            if not fn.startswith(".") and os.path.getsize(os.path.join(dirpath, fn)) > 16:
+                sample = os.path.join(dirpath, fn)
+                break
+        if sample:
+            break
+    if sample is None:
+        raise RuntimeError(f"nothing to serve in {repo}")
+    key = "/" + urllib.parse.quote(os.path.relpath(sample, repo).replace(os.sep, "/"))
+    with open(sample, "rb") as f:
+        want = f.read()
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        checks = [({}, 200, want), ({"Range": "bytes=3-10"}, 206, want[3:11]),
+                  ({"Range": "bytes=-5"}, 206, want[-5:])]
+        for headers, status, body in checks:
+            conn.request("GET", key, headers=headers)
+            resp = conn.getresponse()
+            got = resp.read()
+            if resp.status != status or got != body:
+                raise RuntimeError(f"HTTP origin check failed for {key} {headers}: "
+                                   f"status {resp.status}, {len(got)} bytes")
+        conn.request("GET", "/no/such/key")
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 404 or resp.will_close:
+            raise RuntimeError("HTTP origin check failed: 404 closed the connection")
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------
+# verification
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(1 * MiB)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def scan_tree(root: str) -> dict[str, tuple]:
+    """{relative path: ("file", size) | ("symlink", target) | ("other", mode)}."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode):
+                out[rel] = ("file", st.st_size)
+            elif stat.S_ISLNK(st.st_mode):
+                out[rel] = ("symlink", os.readlink(full))
+            else:
+                out[rel] = ("other", stat.S_IFMT(st.st_mode))
+    return out
+
+
+def hash_tree(root: str, entries: dict[str, tuple], pool) -> dict[str, str]:
+    files = [rel for rel, e in entries.items() if e[0] == "file"]
+    # largest first, so the pool does not end with one big file on one thread
+    files.sort(key=lambda rel: -entries[rel][1])
+    digests = pool.map(lambda rel: _hash_file(os.path.join(root, *rel.split("/"))), files)
+    return dict(zip(files, digests))
+
+
+def compare_trees(ref: dict[str, tuple], ref_hashes: dict[str, str], dest: str,
+                  pool, limit: int = 20) -> dict:
+    got = scan_tree(dest)
+    missing = sorted(set(ref) - set(got))
+    extra = sorted(set(got) - set(ref))
+    differ = []
+    common = sorted(set(ref) & set(got))
+    same_kind = []
+    for rel in common:
+        if ref[rel] != got[rel]:
+            differ.append({"path": rel, "expected": list(ref[rel]), "got": list(got[rel])})
+        elif ref[rel][0] == "file":
+            same_kind.append(rel)
+    hashes = hash_tree(dest, {rel: got[rel] for rel in same_kind}, pool)
+    for rel in same_kind:
+        if hashes[rel] != ref_hashes[rel]:
+            differ.append({"path": rel, "expected": ref_hashes[rel], "got": hashes[rel]})
+    differ.sort(key=lambda d: d["path"])
+    return {
+        "ok": not (missing or extra or differ),
+        "files_checked": len(hashes),
+        "bytes_checked": sum(got[rel][1] for rel in same_kind),
+        "missing": len(missing), "extra": len(extra), "different": len(differ),
+        "missing_paths": missing[:limit], "extra_paths": extra[:limit],
+        "different_paths": differ[:limit],
+    }
+
+
+# --------------------------------------------------------------------------
+# the runs
+
+
+def timed(name: str, cmd: list[str], workdir: str, interval: float,
+          cwd: str | None = None, env: dict | None = None) -> dict:
+    """sync, run cmd measured, then time the sync of what it left dirty."""
+    t0 = time.perf_counter()
+    os.sync()
+    before = time.perf_counter() - t0
+    log(f"sync before {name}: {before:.2f}s; running {shlex.join(cmd)}")
+    res = bench_ingest.run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
+    t0 = time.perf_counter()
+    os.sync()
+    res["sync_before_s"] = round(before, 3)
+    res["sync_after_s"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def casync_extract_cmd(store: str, index: str, dest: str, unprivileged: bool) -> list[str]:
+    cmd = ["casync", "extract", f"--store={store}"]
+    if unprivileged:
+        cmd.append("--without=privileged")
+    return cmd + [index, dest]
+
+
+def run_casync_extract(store: str, index: str, workdir: str, interval: float,
+                       notes: list[str]) -> tuple[dict, list[str], str]:
+    unprivileged = os.geteuid() != 0
+    dest = os.path.join(workdir, "dest-casync")
+    os.makedirs(dest)
+    cmd = casync_extract_cmd(store, index, dest, unprivileged)
+    res = timed("casync-extract", cmd, workdir, interval)
+    if res["returncode"] != 0 and not unprivileged:
+        notes.append(f"casync extract failed (exit {res['returncode']}: "
+                     f"{res['stderr'].strip()}); retried with --without=privileged")
+        dest = os.path.join(workdir, "dest-casync-unprivileged")
+        os.makedirs(dest)
+        cmd = casync_extract_cmd(store, index, dest, True)
+        res = timed("casync-extract-unprivileged", cmd, workdir, interval)
+    return res, cmd, dest
+
+
+def option_listed(base: list[str], sub: str, option: str, cwd, env) -> bool:
+    try:
+        res = subprocess.run(base + [sub, "--help"], cwd=cwd, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in res.stdout.decode(errors="replace")
+
+
+def depot_install_cmd(base: list[str], origin: str, dest: str, jobs: int | None,
+                      workers: int | None, workers_after: bool) -> list[str]:
+    glob = ["--json"]
+    sub = ["install", "--origin", origin, "--product", PRODUCT, "--version", VERSION,
+           "--dest", dest]
+    if jobs:
+        sub += ["--jobs", str(jobs)]
+    if workers:
+        (sub if workers_after else glob).extend(["--workers", str(workers)])
+    return base + glob + sub
+
+
+def summarize(name: str, res: dict, corpus_bytes: int, **extra) -> dict:
+    row = bench_ingest.summarize(name, res, corpus_bytes, None, **extra)
+    for k in ("stored_bytes", "stored_mib"):
+        row.pop(k, None)
+    row["sync_after_s"] = res.get("sync_after_s")
+    return row
+
+
+def depot_error(res: dict, cmd: list[str], step: str) -> dict:
+    return {"step": step, "command": shlex.join(cmd), "returncode": res.get("returncode"),
+            "error": res.get("error"), "stdout": res.get("stdout", ""),
+            "stderr": res.get("stderr", "")}
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def verdict(ok) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def print_report(report: dict) -> None:
+    fmt = bench_ingest.fmt
+    c = report["corpus"]
+    print(f"corpus: {c['path']} ({c['mode']}, {c['files']} files, "
+          f"{c['bytes'] / MiB:.1f} MiB)")
+    m = report["machine"]
+    print(f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM; "
+          f"depot workers: {report['workers'] or 'default'}, "
+          f"install jobs: {report['jobs'] or 'default'}")
+    print("page cache: nothing dropped (the stores were just written and are cached); "
+          "sync ran before each timed run so that writeback of the previous step does "
+          "not land in the next measurement")
+    for p in report["preparation"]:
+        print(f"prepare: {p['tool']}: {fmt(p['seconds'], '.2f')}s "
+              f"({fmt(p['mib_per_s'], '.1f')} MiB/s), peak RSS "
+              f"{fmt(p['peak_rss_mib'], '.1f')} MiB, stored {fmt(p['stored_mib'], '.1f')} MiB"
+              + ("" if p.get("ok", True) else " -- FAILED"))
+    for name, cmd in report["commands"].items():
+        print(f"{name}: {cmd}")
+    print()
+    hdr = (f"{'tool':<22} {'seconds':>9} {'MiB/s':>9} {'peak RSS MiB':>13} "
+           f"{'max proc RSS':>13} {'procs':>6} {'sync after s':>13} {'verified':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+    for row in report["results"]:
+        v = report["verification"].get(row["key"])
+        vs = "n/a" if v is None else ("OK" if v["ok"] else "MISMATCH")
+        print(f"{row['tool']:<22} {fmt(row['seconds'], '9.2f')} "
+              f"{fmt(row['mib_per_s'], '9.1f')} {fmt(row['peak_rss_mib'], '13.1f')} "
+              f"{fmt(row['max_process_rss_mib'], '13.1f')} {row['max_processes']:>6} "
+              f"{fmt(row['sync_after_s'], '13.2f')} {vs:>9}")
+    for key in ("depot_error", "casync_error"):
+        e = report.get(key)
+        if e:
+            print(f"{e.get('step', 'casync extract'):<22} FAILED (exit {e['returncode']}); "
+                  f"its stderr follows the report")
+    print()
+    r, g = report["ratios"], report["goals"]
+    lc = r.get("depot_local_over_casync")
+    hl = r.get("depot_http_over_depot_local")
+    print(f"depot local / casync extract (throughput): {fmt(lc, '.2f')}"
+          f"{'x' if lc is not None else ''} -- goal >= {GOAL_LOCAL_OVER_CASYNC:g}x: "
+          f"{verdict(g.get('depot_local_over_casync'))}")
+    print(f"depot HTTP / depot local (throughput): {fmt(hl, '.2f')} -- goal >= "
+          f"{GOAL_HTTP_OVER_LOCAL:g}: {verdict(g.get('depot_http_over_depot_local'))}")
+    for key, v in report["verification"].items():
+        if v["ok"]:
+            continue
+        print(f"MISMATCH {key}: {v['missing']} missing, {v['extra']} extra, "
+              f"{v['different']} different")
+        for p in v["missing_paths"]:
+            print(f"  missing: {p}")
+        for p in v["extra_paths"]:
+            print(f"  extra: {p}")
+        for d in v["different_paths"]:
+            print(f"  different: {d['path']} (expected {d['expected']}, got {d['got']})")
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:  # internal: the HTTP origin subprocess
+        sp = argparse.ArgumentParser(prog="bench_install.py --serve")
+        sp.add_argument("directory")
+        sp.add_argument("--serve-host", default="127.0.0.1")
+        sp.add_argument("--serve-port", type=int, default=0)
+        a = sp.parse_args(argv[1:])
+        try:
+            serve(a.directory, a.serve_host, a.serve_port)
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+    ap = argparse.ArgumentParser(
+        description="Compare depot install (local and HTTP origin) with casync extract.")
+    ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
+                    "as is; otherwise a corpus is generated there)")
+    ap.add_argument("--size-gb", type=float, default=1.0,
+                    help="size of a generated corpus in GiB (default 1.0)")
+    ap.add_argument("--single-file-gb", type=float, default=0.0,
+                    help="generate a single-file corpus of this many GiB instead")
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="depot --workers N (depot run, and depot install)")
+    ap.add_argument("--jobs", type=int, default=None, help="depot install --jobs N")
+    ap.add_argument("--depot-cmd", default=None,
+                    help="command that runs depot (default: 'depot' on PATH, else "
+                    "'python -m cli' from the repository root)")
+    ap.add_argument("--workdir", default=None,
+                    help="where the stores, repos and destinations go (default: $TMPDIR)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the stores, the repo and the destinations")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a goal is not met")
+    ap.add_argument("--sample-interval", type=float, default=0.1,
+                    help="memory sampling interval in seconds (default 0.1)")
+    args = ap.parse_args(argv)
+
+    bench_ingest.ensure_tool("casync", "casync")
+    if bench_ingest.time_binary() is None:
+        try:
+            bench_ingest.ensure_tool("/usr/bin/time", "time")
+        except SystemExit as e:
+            log(f"{e}; the largest single-process RSS will be sampled only")
+
+    corpus, corpus_info = bench_ingest.prepare_corpus(args)
+    corpus_bytes = corpus_info["bytes"]
+    if corpus_bytes == 0:
+        raise SystemExit(f"corpus {corpus} is empty")
+    mem = psutil.virtual_memory()
+    interval = args.sample_interval
+
+    workdir = tempfile.mkdtemp(prefix="depot-bench-install-", dir=args.workdir)
+    commands: dict[str, str] = {}
+    notes: list[str] = []
+    prep: list[dict] = []
+    results: list[dict] = []
+    rows: dict[str, dict] = {}
+    dests: dict[str, str] = {}
+    verification: dict[str, dict] = {}
+    depot_failed: dict | None = None
+    casync_failed: dict | None = None
+    try:
+        # ---- preparation (not compared)
+        log("preparing: casync make ...")
+        res, cmd = bench_ingest.run_casync(corpus, workdir, interval)
+        store = os.path.join(workdir, "casync-store")
+        index = os.path.join(workdir, "casync.caidx")
+        stored, nchunks = bench_ingest.tree_bytes(store)
+        commands["prepare casync"] = shlex.join(cmd)
+        prep.append(bench_ingest.summarize("casync make", res, corpus_bytes, stored,
+                                           chunks=nchunks))
+        log(f"casync make: {res['seconds']:.2f}s")
+
+        log("preparing: depot run ...")
+        base, dcwd, denv = bench_ingest.depot_base_command(args.depot_cmd)
+        res, cmd, summary, repo = bench_ingest.run_depot(corpus, workdir, interval,
+                                                         args.workers, args.depot_cmd)
+        commands["prepare depot"] = shlex.join(cmd)
+        if res["returncode"] != 0:
+            depot_failed = depot_error(res, cmd, "depot run")
+            prep.append({"tool": "depot run", "ok": False, "seconds": res.get("seconds"),
+                         "mib_per_s": None, "peak_rss_mib": None, "stored_mib": None})
+        else:
+            chunks_dir = os.path.join(repo, "chunks")
+            stored, nchunks = bench_ingest.tree_bytes(
+                chunks_dir if os.path.isdir(chunks_dir) else repo)
+            prep.append(bench_ingest.summarize("depot run", res, corpus_bytes, stored,
+                                               chunk_files=nchunks))
+            log(f"depot run: {res['seconds']:.2f}s")
+
+        # ---- timed runs
+        log("timing casync extract ...")
+        res, cmd, dest = run_casync_extract(store, index, workdir, interval, notes)
+        commands["casync extract"] = shlex.join(cmd)
+        if res["returncode"] != 0:
+            casync_failed = {"step": "casync extract", "returncode": res["returncode"],
+                             "stderr": res["stderr"]}
+        else:
+            rows["casync"] = summarize("casync extract", res, corpus_bytes, key="casync",
+                                       version=bench_ingest.tool_version(
+                                           ["casync", "--version"]))
+            results.append(rows["casync"])
+            dests["casync"] = dest
+            log(f"casync extract: {res['seconds']:.2f}s")
+
+        if depot_failed is None:
+            workers_after = bool(args.workers) and option_listed(
+                base, "install", "--workers", dcwd, denv)
+
+            def install(key: str, label: str, origin: str) -> bool:
+                nonlocal depot_failed
+                dest = os.path.join(workdir, f"dest-{key}")
+                os.makedirs(dest)
+                cmd = depot_install_cmd(base, origin, dest, args.jobs, args.workers,
+                                        workers_after)
+                commands[label] = shlex.join(cmd)
+                log(f"timing {label} ...")
+                res = timed(key, cmd, workdir, interval, cwd=dcwd, env=denv)
+                if res["returncode"] != 0:
+                    depot_failed = depot_error(res, cmd, label)
+                    return False
+                reported = bench_ingest.parse_json_output(res.get("stdout", ""))
+                rows[key] = summarize(label, res, corpus_bytes, key=key, reported=reported)
+                results.append(rows[key])
+                dests[key] = dest
+                log(f"{label}: {res['seconds']:.2f}s")
+                return True
+
+            if install("depot-local", "depot install (local)", repo):
+                with OriginServer(repo) as server:
+                    check_origin(server.url, repo)
+                    log(f"HTTP origin {server.url} (pid {server.proc.pid}) serves {repo}")
+                    cpu0 = server.cpu_seconds()
+                    if install("depot-http", "depot install (HTTP)", server.url):
+                        cpu1 = server.cpu_seconds()
+                        if cpu0 is not None and cpu1 is not None:
+                            rows["depot-http"]["origin_cpu_s"] = round(cpu1 - cpu0, 3)
+                            notes.append(
+                                f"the HTTP origin (a separate process, not counted in "
+                                f"depot's memory) used {cpu1 - cpu0:.2f}s CPU during the "
+                                f"HTTP install")
+
+        # ---- verification
+        if dests:
+            log("verifying destinations against the corpus (sizes and SHA-256) ...")
+            t0 = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=max(2, min(8, (os.cpu_count() or 1) * 2))) as pool:
+                ref = scan_tree(corpus)
+                ref_hashes = hash_tree(corpus, ref, pool)
+                for key, dest in dests.items():
+                    verification[key] = compare_trees(ref, ref_hashes, dest, pool)
+            log(f"verified in {time.perf_counter() - t0:.1f}s")
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    ratios: dict[str, float | None] = {}
+    goals: dict[str, bool | None] = {}
+    c, dl, dh = rows.get("casync"), rows.get("depot-local"), rows.get("depot-http")
+    if dl and c:
+        ratios["depot_local_over_casync"] = round(dl["mib_per_s"] / c["mib_per_s"], 3)
+        goals["depot_local_over_casync"] = (ratios["depot_local_over_casync"]
+                                            >= GOAL_LOCAL_OVER_CASYNC)
+    if dh and dl:
+        ratios["depot_http_over_depot_local"] = round(dh["mib_per_s"] / dl["mib_per_s"], 3)
+        goals["depot_http_over_depot_local"] = (ratios["depot_http_over_depot_local"]
+                                                >= GOAL_HTTP_OVER_LOCAL)
+    goals.setdefault("depot_local_over_casync", None)
+    goals.setdefault("depot_http_over_depot_local", None)
+    if c:
+        notes.append("casync extract is single-threaded")
+    mismatched = [k for k, v in verification.items() if not v["ok"]]
+
+    report = {
+        "corpus": corpus_info,
+        "machine": {"cpus": os.cpu_count(), "mem_total_mib": mem.total / MiB,
+                    "python": platform.python_version()},
+        "workers": args.workers,
+        "jobs": args.jobs,
+        "page_cache": "nothing dropped; sync before each timed run",
+        "preparation": prep,
+        "commands": commands,
+        "results": results,
+        "verification": verification,
+        "ratios": ratios,
+        "goals": goals,
+        "goal_thresholds": {"depot_local_over_casync": GOAL_LOCAL_OVER_CASYNC,
+                            "depot_http_over_depot_local": GOAL_HTTP_OVER_LOCAL},
+        "notes": notes,
+        "kept_workdir": workdir if args.keep else None,
+    }
+    if depot_failed is not None:
+        report["depot_error"] = depot_failed
+    if casync_failed is not None:
+        report["casync_error"] = casync_failed
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+
+    if casync_failed is not None:
+        log(f"casync extract failed (exit {casync_failed['returncode']}):")
+        log(casync_failed["stderr"].rstrip())
+    if mismatched:
+        log(f"MISMATCH: {', '.join(mismatched)} differ from the corpus")
+    if depot_failed is not None:
+        log(f"{depot_failed['step']} failed (exit {depot_failed['returncode']}): "
+            f"{depot_failed['command']}")
+        if depot_failed.get("error"):
+            log(depot_failed["error"])
+        log("--- depot stderr ---")
+        log(depot_failed.get("stderr", "").rstrip())
+        out = depot_failed.get("stdout", "").rstrip()
+        if out:
+            log("--- depot stdout ---")
+            log(out)
+        return 2
+    if mismatched or casync_failed is not None:
+        return 1
+    if args.check and any(v is False for v in goals.values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
