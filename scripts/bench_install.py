@@ -89,6 +89,9 @@ from bench_ingest import MiB, log  # noqa: E402
 GOAL_LOCAL_OVER_CASYNC = 2.0
 GOAL_HTTP_OVER_LOCAL = 0.8
 
+# depot install keeps its state (lock, installed manifest, file list) here
+DEPOT_STATE_DIR = ".depot"
+
 PRODUCT = "bench"
 VERSION = "1"
 
@@ -325,8 +328,14 @@ def hash_tree(root: str, entries: dict[str, tuple], pool) -> dict[str, str]:
 
 
 def compare_trees(ref: dict[str, tuple], ref_hashes: dict[str, str], dest: str,
-                  pool, limit: int = 20) -> dict:
+                  pool, ignore_top: tuple[str, ...] = (), limit: int = 20) -> dict:
+    """Compare dest with the reference; entries under a top-level directory named
+    in ignore_top (a tool's own state, e.g. depot's ``.depot/``) are left out."""
     got = scan_tree(dest)
+    ignored = sorted(rel for rel in got
+                     if rel.split("/", 1)[0] in ignore_top and rel not in ref)
+    for rel in ignored:
+        del got[rel]
     missing = sorted(set(ref) - set(got))
     extra = sorted(set(got) - set(ref))
     differ = []
@@ -347,6 +356,7 @@ def compare_trees(ref: dict[str, tuple], ref_hashes: dict[str, str], dest: str,
         "files_checked": len(hashes),
         "bytes_checked": sum(got[rel][1] for rel in same_kind),
         "missing": len(missing), "extra": len(extra), "different": len(differ),
+        "ignored": ignored[:limit], "ignored_count": len(ignored),
         "missing_paths": missing[:limit], "extra_paths": extra[:limit],
         "different_paths": differ[:limit],
     }
@@ -654,7 +664,13 @@ def main(argv: list[str] | None = None) -> int:
                 ref = scan_tree(corpus)
                 ref_hashes = hash_tree(corpus, ref, pool)
                 for key, dest in dests.items():
-                    verification[key] = compare_trees(ref, ref_hashes, dest, pool)
+                    ignore = (DEPOT_STATE_DIR,) if key.startswith("depot") else ()
+                    verification[key] = compare_trees(ref, ref_hashes, dest, pool, ignore)
+                    if verification[key]["ignored_count"]:
+                        notes.append(
+                            f"{key}: {verification[key]['ignored_count']} entries of "
+                            f"depot's own state under DEST/{DEPOT_STATE_DIR}/ "
+                            f"({', '.join(verification[key]['ignored'])}) not compared")
             log(f"verified in {time.perf_counter() - t0:.1f}s")
     finally:
         if args.keep:

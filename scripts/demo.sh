@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The whole pipeline on the bundled fixture builds, into the default local repository
-# (./depot-repo), then every file of every version rebuilt from the store and compared.
+# (./depot-repo); then a player's install from it, an upgrade, and a full verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 product=starfall
 depot configure --product "$product" --chunk-min 16KiB --chunk-avg 64KiB --chunk-max 256KiB
 for build in fixtures/builds/$product/*.tar; do
-    version=$(basename "$build" .tar)
-    depot run "$build" --product "$product" --version "$version"
+    depot run "$build" --product "$product" --version "$(basename "$build" .tar)"
 done
+depot promote --product "$product" --version 1.3.0 --channel stable
 depot ls --product "$product"
-python3 scripts/check_repo.py "$product" fixtures/builds/$product/*.tar
+
+rm -rf demo-install
+depot install --origin ./depot-repo --product "$product" --version 1.0.0 --dest demo-install
+depot install --origin ./depot-repo --product "$product" --channel stable --dest demo-install
+depot verify --dest demo-install
