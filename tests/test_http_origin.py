@@ -48,6 +48,14 @@ def request(origin: StaticOrigin, path: str, method: str = "GET", headers=None, 
         conn.close()
 
 
+def urlopen_error(url: str) -> int:
+    """The status of the HTTPError that urlopen raises for ``url``."""
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=5)
+    e.value.close()
+    return e.value.code
+
+
 # -- static serving --------------------------------------------------------------------------
 
 
@@ -120,9 +128,7 @@ def test_missing_is_404(root):
             status, headers, _ = request(origin, path)
             assert status == 404, path
             assert "Content-Length" in headers
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(origin.url + "/nope", timeout=5)
-        assert e.value.code == 404
+        assert urlopen_error(origin.url + "/nope") == 404
 
 
 @pytest.mark.parametrize(
@@ -267,9 +273,7 @@ def test_fault_status(root, code):
                 assert resp.read()
         finally:
             conn.close()
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(origin.url + "/chunks/00/one", timeout=5)
-        assert e.value.code == code
+        assert urlopen_error(origin.url + "/chunks/00/one") == code
         assert origin.fault_counts[str(code)] == 3
         assert origin.connections == 2
 
