@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from . import layout, schemas
-from .errors import NotFound
 from .store import Store
 
 SCHEMA = "inventory-1"
@@ -113,11 +112,7 @@ def to_bytes(inv: Inventory) -> bytes:
 
 def load(store: Store, product: str, version: str) -> Inventory:
     key = layout.inventory_key(product, version)
-    try:
-        data = store.get(key)
-    except NotFound:
-        raise NotFound(f"{product} {version} has not been ingested (no {store.url_of(key)})") from None
-    return Inventory.from_dict(schemas.loads(data, SCHEMA, store.url_of(key)))
+    return Inventory.from_dict(schemas.read(store, key, SCHEMA, f"{product} {version} has not been ingested"))
 
 
 def exists(store: Store, product: str, version: str) -> bool:

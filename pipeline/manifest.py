@@ -158,11 +158,7 @@ def save(store: Store, m: Manifest) -> bool:
 
 def load(store: Store, product: str, version: str) -> Manifest:
     key = layout.manifest_key(product, version)
-    try:
-        data = store.get(key)
-    except NotFound:
-        raise NotFound(f"no manifest for {product} {version} ({store.url_of(key)}): run depot chunk first") from None
-    return Manifest.from_dict(schemas.loads(data, SCHEMA, store.url_of(key)))
+    return Manifest.from_dict(schemas.read(store, key, SCHEMA, f"{product} {version} has no manifest: chunk it first"))
 
 
 def exists(store: Store, product: str, version: str) -> bool:

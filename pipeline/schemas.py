@@ -14,7 +14,7 @@ from typing import Callable
 
 import fastjsonschema
 
-from .errors import ManifestInvalid
+from .errors import ManifestInvalid, NotFound
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,3 +44,12 @@ def loads(data: bytes, schema: str, where: str) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
     return validate(doc, schema, where)
+
+
+def read(store, key: str, schema: str, missing: str) -> dict:
+    """A document from a store, validated; ``missing`` is the NotFound message."""
+    try:
+        data = store.get(key)
+    except NotFound:
+        raise NotFound(f"{missing} (no {store.url_of(key)})") from None
+    return loads(data, schema, store.url_of(key))
