@@ -373,19 +373,21 @@ def timed(name: str, cmd: list[str], workdir: str, interval: float,
     os.sync()
     before = time.perf_counter() - t0
     log(f"sync before {name}: {before:.2f}s; running {shlex.join(cmd)}")
-    cpu0 = psutil.cpu_times()
+    cpu0, own0 = psutil.cpu_times(), time.process_time()
     res = bench_ingest.run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
-    cpu1 = psutil.cpu_times()
+    cpu1, own1 = psutil.cpu_times(), time.process_time()
     t0 = time.perf_counter()
     os.sync()
     res["sync_before_s"] = round(before, 3)
     res["sync_after_s"] = round(time.perf_counter() - t0, 3)
     if "cpu_user_s" in res:
-        # CPU time the whole machine spent outside the measured process tree
-        # while it ran: other load that makes the figures noisy
+        # CPU time the whole machine spent outside the measured process tree and
+        # this script (its memory sampler) while it ran: other load, which makes
+        # the figures noisy (kernel writeback threads count here too)
         res["machine_busy_cpu_s"] = busy_cpu_seconds(cpu0, cpu1)
+        res["sampler_cpu_s"] = round(own1 - own0, 3)
         res["other_cpu_s"] = round(max(0.0, res["machine_busy_cpu_s"] - res["cpu_user_s"]
-                                       - res["cpu_sys_s"]), 3)
+                                       - res["cpu_sys_s"] - res["sampler_cpu_s"]), 3)
     return res
 
 

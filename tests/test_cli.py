@@ -122,3 +122,19 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
     assert killed >= 1
     depot(*args, repo=repo, check=0)
     assert next(repo.rglob("manifest.json")).read_bytes() == expected
+
+
+def test_an_existing_dask_scheduler_runs_the_work(tmp_path, dask_executor):
+    """--scheduler sends the tasks to a cluster started elsewhere (here: the test's)."""
+    client = dask_executor.client
+
+    def finished_chunk_tasks(dask_scheduler):
+        prefix = dask_scheduler.task_prefixes.get("chunk_small_files")
+        return prefix.state_counts["memory"] if prefix else 0
+
+    before = client.run_on_scheduler(finished_chunk_tasks)
+    repo = tmp_path / "repo"
+    r = json.loads(depot("--json", "--scheduler", client.scheduler.address, "run", fixture_tar("1.2.0"),
+                         "-p", PRODUCT, "-v", "1.2.0", repo=repo, check=0).stdout)
+    assert r["chunk"]["created"] and r["chunks_new"] > 0
+    assert client.run_on_scheduler(finished_chunk_tasks) > before
