@@ -130,7 +130,7 @@ def test_an_existing_dask_scheduler_runs_the_work(tmp_path, dask_executor):
 
     def finished_chunk_tasks(dask_scheduler):
         prefix = dask_scheduler.task_prefixes.get("chunk_small_files")
-        return prefix.state_counts["memory"] if prefix else 0
+        return prefix.state_counts["memory"] if prefix is not None else 0  # a prefix with no live task is falsy
 
     before = client.run_on_scheduler(finished_chunk_tasks)
     repo = tmp_path / "repo"
