@@ -44,18 +44,24 @@ Steps:
    (the writeback the run left behind) is reported separately, not included.
 5. Check every destination against the corpus: the same relative set of files
    (and symlinks), the same sizes and the same SHA-256 of every file (hashed
-   with threads).  Mismatches are listed and make the exit status 1.
+   with threads).  depot's own state in ``DEST/.depot/`` (lock, installed
+   manifest, file list) is left out of the comparison, and a note says so.
+   Mismatches are listed and make the exit status 1.
 6. Print a table (tool, seconds, MiB/s = corpus bytes / wall time, peak RSS;
    memory is measured as in ``bench_ingest.py``: the summed RSS of the process
    tree sampled every 0.1 s, and the exact peak of the largest process from
    ``/usr/bin/time``) and the ratios depot local / casync extract (goal >= 2x)
    and depot HTTP / depot local (goal >= 0.8), both in throughput.  The HTTP
    server's memory is not counted in depot's figures (it stands for the CDN);
-   its CPU time is shown in a note.  ``--json`` prints the same as JSON.
+   its CPU time is shown in a note.  The CPU time the machine spent outside
+   the measured processes during each run is recorded (``other_cpu_s``), and
+   a note warns when other load made a figure noisy.  ``--json`` prints the
+   same as JSON.
 
 Exit status: 0 when everything ran and verified, 1 when a destination does not
-match the corpus or casync extract failed (and with ``--check`` when a goal is
-missed), 2 when a depot command failed (its stderr is printed).
+match the corpus, casync extract failed or the HTTP origin did not work (and
+with ``--check`` when a goal is missed), 2 when a depot command failed (its
+stderr is printed).
 
 Units are binary: MiB = 2**20 bytes, GiB = 2**30 bytes.
 """
@@ -77,6 +83,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -198,7 +205,14 @@ class QuietThreadingHTTPServer(http.server.ThreadingHTTPServer):
 
 
 def serve(directory: str, host: str, port: int) -> None:
-    """Serve directory until killed; prints the bound port on stdout first."""
+    """Serve directory until killed or until stdin closes (the benchmark is
+    gone); prints the bound port on stdout first."""
+    def exit_on_eof() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=exit_on_eof, daemon=True).start()
     handler = functools.partial(RepoRequestHandler, directory=directory)
     with QuietThreadingHTTPServer((host, port), handler) as httpd:
         print(httpd.server_address[1], flush=True)
@@ -214,16 +228,20 @@ class OriginServer:
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
-    def __enter__(self) -> "OriginServer":
+    def start(self) -> "OriginServer":
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", self.directory,
                "--serve-host", self.host]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        # the server exits when its stdin closes, i.e. when this process ends
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
         line = self.proc.stdout.readline().decode().strip()
         if not line.isdigit():
             self.close()
             raise RuntimeError(f"HTTP origin did not start (exit {self.proc.returncode})")
         self.port = int(line)
         return self
+
+    def __enter__(self) -> "OriginServer":
+        return self if self.proc is not None else self.start()
 
     @property
     def url(self) -> str:
@@ -244,11 +262,24 @@ class OriginServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
+        if self.proc is not None:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe:
+                    pipe.close()
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def start_origin(repo: str) -> OriginServer:
+    """Start the HTTP origin and check that it serves repo correctly."""
+    server = OriginServer(repo).start()
+    try:
+        check_origin(server.url, repo)
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 def check_origin(url: str, repo: str) -> None:
@@ -497,6 +528,8 @@ def print_report(report: dict) -> None:
               f"{fmt(row['mib_per_s'], '9.1f')} {fmt(row['peak_rss_mib'], '13.1f')} "
               f"{fmt(row['max_process_rss_mib'], '13.1f')} {row['max_processes']:>6} "
               f"{fmt(row['sync_after_s'], '13.2f')} {vs:>9}")
+    if report.get("origin_error"):
+        print(f"{'depot install (HTTP)':<22} NOT RUN: {report['origin_error']}")
     for key in ("depot_error", "casync_error"):
         e = report.get(key)
         if e:
@@ -592,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     verification: dict[str, dict] = {}
     depot_failed: dict | None = None
     casync_failed: dict | None = None
+    origin_failed: str | None = None
     try:
         # ---- preparation (not compared)
         log("preparing: casync make ...")
@@ -659,9 +693,14 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{label}: {res['seconds']:.2f}s")
                 return True
 
+            server = None
             if install("depot-local", "depot install (local)", repo):
-                with OriginServer(repo) as server:
-                    check_origin(server.url, repo)
+                try:
+                    server = start_origin(repo)
+                except (OSError, RuntimeError, http.client.HTTPException) as e:
+                    origin_failed = f"HTTP origin: {e}"
+            if server is not None:
+                with server:
                     log(f"HTTP origin {server.url} (pid {server.proc.pid}) serves {repo}")
                     cpu0 = server.cpu_seconds()
                     if install("depot-http", "depot install (HTTP)", server.url):
@@ -746,6 +785,8 @@ def main(argv: list[str] | None = None) -> int:
         report["depot_error"] = depot_failed
     if casync_failed is not None:
         report["casync_error"] = casync_failed
+    if origin_failed is not None:
+        report["origin_error"] = origin_failed
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -768,7 +809,9 @@ def main(argv: list[str] | None = None) -> int:
             log("--- depot stdout ---")
             log(out)
         return 2
-    if mismatched or casync_failed is not None:
+    if origin_failed is not None:
+        log(origin_failed)
+    if mismatched or casync_failed is not None or origin_failed is not None:
         return 1
     if args.check and any(v is False for v in goals.values()):
         return 1
