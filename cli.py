@@ -242,7 +242,7 @@ dest_option = click.option("--dest", required=True, type=click.Path(file_okay=Fa
                            help="The game directory.")
 seed_option = click.option("--seed", "seeds", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                            help="A directory whose files may hold needed chunks (copied, not downloaded). Repeatable.")
-jobs_option = click.option("--jobs", "-j", type=click.IntRange(1, 512), default=16, show_default=True,
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(1, 512), default=8, show_default=True,
                            help="Downloads in flight.")
 
 
