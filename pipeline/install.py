@@ -7,15 +7,17 @@
    a damaged file) and ``seeds`` are cut with the version's chunk sizes and hashed; every
    chunk found is copied, not downloaded.
 4. Refuse to start if the disk cannot hold what remains to be written.
-5. Download the rest, many requests in flight, each chunk verified before use, and write
-   it into staging files. A file is moved into place the moment it is complete and its
-   SHA-256 matches; then links and empty directories; then, last, the record that says
-   the version is installed. A killed install resumes from what it left.
+5. Download the rest, many requests in flight, each chunk verified before use, into
+   staging files; check each completed file's SHA-256.
+6. Swap the verified files in, with the old entries set aside until the new version is
+   recorded (see installation.py): a failure leaves the previous version as it was. A
+   killed install resumes from its staging files.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import os
 import shutil
@@ -77,7 +79,7 @@ def install(
     version: str,
     dest: Path,
     seeds: Iterable[Path] = (),
-    jobs: int = 16,
+    jobs: int = 8,
     only: set[str] | None = None,
     progress: Progress | None = None,
     on_total: Progress | None = None,
@@ -92,25 +94,18 @@ def install(
     dest.mkdir(parents=True, exist_ok=True)
     inst = Installation(dest)
     with inst.locked():
-        previous = _previous_manifest(inst)
-        wanted = [e for e in m.entries if only is None or e.path in only]
+        previous = inst.installed()
         # Repair names files found damaged: their size and mtime prove nothing.
         trusted = set() if only is not None else inst.trusted(m) | _unchanged(inst, previous, m)
-        todo = [e for e in wanted if e.type == "file" and e.path not in trusted]
-        job = _Job(inst, m, todo, fetcher, progress)
-        job.keep_staged()
+        todo = [f for f in m.files if f.path not in trusted and (only is None or f.path in only)]
+        job = ChunkJob(inst, m, todo, fetcher, progress)
         on_total(sum(f.size for f in todo))
-        job.find_local(_candidates(inst, m, todo, seeds))
+        job.find_local(candidates(inst, m, todo, seeds))
         job.check_space()
         job.run(jobs)
-        for e in wanted:
-            if e.type == "symlink":
-                inst.place_link(e)
-            elif e.type == "dir":
-                inst.place_dir(e)
-        if only is None and previous is not None:
-            _remove_stale(inst, previous, m)
-        inst.finish(m, [o.url for o in fetcher.origins])
+        remove = stale_entries(previous, m) if only is None else []
+        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins])
+        remove_empty_dirs(inst, previous, m)
     stats = fetcher.stats
     return InstallResult(
         product=product,
@@ -129,13 +124,6 @@ def install(
     )
 
 
-def _previous_manifest(inst: Installation) -> Manifest | None:
-    try:
-        return inst.manifest()
-    except NotFound:
-        return None
-
-
 def _unchanged(inst: Installation, old: Manifest | None, new: Manifest) -> set[str]:
     """Files of the version installed before that the new version keeps as they are."""
     if old is None or old.product != new.product:
@@ -148,15 +136,28 @@ def _unchanged(inst: Installation, old: Manifest | None, new: Manifest) -> set[s
     } & inst.trusted(old)
 
 
-def _remove_stale(inst: Installation, old: Manifest, new: Manifest) -> None:
-    """Entries of the version installed before that the new one does not have."""
+def stale_entries(old: Manifest | None, new: Manifest) -> list[str]:
+    """Files and links of the version installed before that the new one does not have."""
+    if old is None:
+        return []
     keep = {e.path for e in new.entries}
-    for e in old.entries:
-        if e.path not in keep and not any(k.startswith(e.path + "/") for k in keep):
-            inst.clear(e.path)
+    return [e.path for e in old.entries if e.type != "dir" and e.path not in keep]
 
 
-def _candidates(inst: Installation, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
+def remove_empty_dirs(inst: Installation, old: Manifest | None, new: Manifest) -> None:
+    """Directories only the old version had, when nothing (a save, a mod) is left in them."""
+    if old is None:
+        return
+    keep = {e.path for e in new.entries}
+    gone = {e.path.rsplit("/", i)[0] for e in old.entries for i in range(1, e.path.count("/") + 1)}
+    gone |= {e.path for e in old.entries if e.type == "dir"}
+    for rel in sorted(gone - keep, key=lambda p: -p.count("/")):
+        if not any(k.startswith(rel + "/") for k in keep):
+            with contextlib.suppress(OSError):
+                os.rmdir(inst.dest / rel)
+
+
+def candidates(inst: Installation, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
     """Files that may hold chunks we need: what is at the paths being (re)written, files
     in the destination that the version does not have, and every file of the seeds."""
     listed = {f.path for f in m.files}
@@ -178,9 +179,9 @@ def _walk_files(root: Path) -> list[Path]:
     return out
 
 
-class _Job:
-    """The chunks one install must write, where each comes from, and the bookkeeping that
-    moves a file into place when its last chunk lands."""
+class ChunkJob:
+    """The chunks that files being staged need, where each comes from (a staging file
+    that already has it, a file on disk, an origin), and the check of each completed file."""
 
     def __init__(self, inst: Installation, m: Manifest, todo: list[FileEntry], fetcher: Fetcher, progress: Progress):
         self.inst, self.m, self.todo, self.fetcher, self.progress = inst, m, todo, fetcher, progress
@@ -191,6 +192,7 @@ class _Job:
         self.missing: dict[str, int] = {}  # file path -> chunks still to write
         self.local: dict[str, tuple[Path, int]] = {}  # chunk id -> a file and offset holding it
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
+        self.keep_staged()
 
     def keep_staged(self) -> None:
         """List the chunks to write; those a previous run already wrote to a staging
@@ -330,6 +332,4 @@ class _Job:
         if h.hexdigest() != f.hash_sha256:
             os.unlink(staged)  # never keep bytes that claim to be this file and are not
             raise FileHashMismatch(f"{f.path}: assembled bytes do not match hash_sha256 {f.hash_sha256}")
-        with self.lock:  # directories are created, and the journal appended, one at a time
-            self.inst.place_file(f, staged)
-            self.inst.journal(f, self.m.version)
+        os.chmod(staged, file_mode(f))

@@ -3,13 +3,17 @@
 ```
 .depot/lock            held (flock) by the process working on the directory
 .depot/manifest.json   the installed version's manifest, as published
-.depot/installed.json  what was installed, and each file's size and mtime after install
-.depot/journal         files placed by an install still in progress (for resuming)
+.depot/installed.json  what is installed, and each file's size and mtime after install
 .depot/staging/        files being assembled; moved into place only once verified
+.depot/swap.json       present only while files are being swapped into place
+.depot/backup/         what the swap replaced, until the new version is recorded
 ```
 
-``installed.json`` is written last: until it is, the directory is an install in progress,
-and running the install again resumes it.
+A new version is assembled and verified entirely in staging, then swapped in: every
+replaced or removed entry goes to ``backup/`` first. If the swap fails, or the process
+dies in the middle of it, the old entries are put back (at once, or by the next depot
+run on the directory) and the new ones return to staging. ``installed.json`` is written
+last: until then the directory holds the previous version, untouched.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ def file_mode(entry: FileEntry) -> int:
     return 0o755 if entry.executable else 0o644
 
 
+def _key(rel: str) -> str:
+    return hashlib.sha256(rel.encode()).hexdigest()[:32]
+
+
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
 @dataclass
 class Installation:
     dest: Path
@@ -59,9 +71,13 @@ class Installation:
     def staging(self) -> Path:
         return self.state / "staging"
 
+    @property
+    def backup(self) -> Path:
+        return self.state / "backup"
+
     def staging_path(self, entry: FileEntry) -> Path:
         # Named by path, so two entries with the same content are still two files.
-        return self.staging / hashlib.sha256(entry.path.encode()).hexdigest()[:32]
+        return self.staging / _key(entry.path)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["Installation"]:
@@ -74,6 +90,7 @@ class Installation:
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
                     raise InstallBusy(f"{self.dest}: another depot process is working on it") from None
                 raise
+            self.recover()
             yield self
         finally:
             os.close(fd)
@@ -82,21 +99,100 @@ class Installation:
 
     def manifest(self) -> Manifest:
         path = self.state / "manifest.json"
+        if not (self.state / "installed.json").exists() or not path.exists():
+            raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
+        return Manifest.from_dict(schemas.loads(path.read_bytes(), manifest_mod.SCHEMA, str(path)))
+
+    def installed(self) -> Manifest | None:
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{self.dest}: no depot installation here (no {path})") from None
-        return Manifest.from_dict(schemas.loads(data, manifest_mod.SCHEMA, str(path)))
+            return self.manifest()
+        except NotFound:
+            return None
 
     def record(self) -> dict:
-        """installed.json, or {} while nothing is completely installed."""
         try:
             return json.loads((self.state / "installed.json").read_text())
         except FileNotFoundError:
             return {}
 
-    def finish(self, m: Manifest, origins: list[str]) -> None:
-        """Declare ``m`` installed: its manifest, then the record with every file's stat."""
+    def trusted(self, m: Manifest) -> set[str]:
+        """Files of ``m`` known intact without reading them: recorded by the finished
+        install of ``m`` and unchanged (size, mtime, mode) since."""
+        rec = self.record()
+        if (rec.get("product"), rec.get("version")) != (m.product, m.version):
+            return set()
+        known = rec.get("files", {})
+        out = set()
+        for f in m.files:
+            want = known.get(f.path)
+            try:
+                st = os.lstat(self.dest / f.path)
+            except OSError:
+                continue
+            if want and (st.st_size, st.st_mtime_ns) == (want["size"], want["mtime_ns"]) and st.st_size == f.size \
+                    and (st.st_mode & 0o777) == file_mode(f):
+                out.add(f.path)
+        return out
+
+    # -- swapping a staged version in -------------------------------------------------
+
+    def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str]) -> None:
+        """Replace ``remove`` and the paths of ``staged`` (all verified in staging) with
+        the new files, then links and empty directories, then record ``m`` as installed.
+        Any failure before the record puts the previous version back."""
+        shutil.rmtree(self.backup, ignore_errors=True)
+        self.backup.mkdir()
+        intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
+                  "staged": [e.path for e in staged]}
+        _atomic_write(self.state / "swap.json", json.dumps(intent).encode())
+        try:
+            for rel in remove:
+                self._set_aside(rel)
+            for e in staged:
+                self._make_parents(e.path)
+                self._set_aside(e.path)
+                os.replace(self.staging_path(e), self.dest / e.path)
+            for e in m.entries:
+                if e.type == "symlink":
+                    self._place_link(e)
+                elif e.type == "dir":
+                    self._make_parents(e.path + "/x")
+            self._finish(m, origins)
+        except BaseException:
+            self.recover()
+            raise
+        os.unlink(self.state / "swap.json")
+        shutil.rmtree(self.backup, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _set_aside(self, rel: str) -> None:
+        target = self.dest / rel
+        if _exists(target):
+            os.replace(target, self.backup / _key(rel))
+
+    def recover(self) -> None:
+        """Undo a swap that did not reach its record: the old entries come back from
+        backup, the new files go back to staging (they stay verified and reusable)."""
+        intent_path = self.state / "swap.json"
+        if not intent_path.exists():
+            return
+        intent = json.loads(intent_path.read_text())
+        if self.record().get("version") != intent["version"]:
+            staged = set(intent["staged"])
+            for rel in reversed(intent["paths"]):
+                target, saved = self.dest / rel, self.backup / _key(rel)
+                if rel in staged and _exists(target) and not _exists(self.staging / _key(rel)):
+                    if os.path.isfile(target) and not os.path.islink(target):
+                        os.replace(target, self.staging / _key(rel))
+                if _exists(saved):
+                    if _exists(target):
+                        _remove(target)
+                    self._make_parents(rel)
+                    os.replace(saved, target)
+        os.unlink(intent_path)
+        shutil.rmtree(self.backup, ignore_errors=True)
+
+    def _finish(self, m: Manifest, origins: list[str]) -> None:
         _atomic_write(self.state / "manifest.json", manifest_mod.to_bytes(m))
         files = {}
         for f in m.files:
@@ -104,84 +200,37 @@ class Installation:
             files[f.path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         record = {"format": FORMAT, "product": m.product, "version": m.version, "origins": origins, "files": files}
         _atomic_write(self.state / "installed.json", json.dumps(record, sort_keys=True, indent=1).encode())
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.state / "journal")
-        shutil.rmtree(self.staging, ignore_errors=True)
 
-    def trusted(self, m: Manifest) -> set[str]:
-        """Files known intact without reading them: recorded by a finished install of the
-        same version, or by this install's journal, and unchanged (size, mtime) since."""
-        known: dict[str, tuple[int, int]] = {}
-        rec = self.record()
-        if rec.get("product") == m.product and rec.get("version") == m.version:
-            known.update({p: (v["size"], v["mtime_ns"]) for p, v in rec.get("files", {}).items()})
-        with contextlib.suppress(FileNotFoundError):
-            for line in (self.state / "journal").read_text().splitlines():
-                parts = line.rsplit("\t", 3)
-                if len(parts) == 4 and parts[3] == m.version:
-                    known[parts[0]] = (int(parts[1]), int(parts[2]))
-        out = set()
-        for f in m.files:
-            want = known.get(f.path)
-            if want is None:
-                continue
-            try:
-                st = os.lstat(self.dest / f.path)
-            except OSError:
-                continue
-            if (st.st_size, st.st_mtime_ns) == want and st.st_size == f.size and (st.st_mode & 0o777) == file_mode(f):
-                out.add(f.path)
-        return out
-
-    def journal(self, entry: FileEntry, version: str) -> None:
-        st = os.stat(self.dest / entry.path)
-        with open(self.state / "journal", "a") as j:
-            j.write(f"{entry.path}\t{st.st_size}\t{st.st_mtime_ns}\t{version}\n")
-
-    # -- placing entries safely -------------------------------------------------------
-
-    def make_parents(self, rel: str) -> None:
-        """Real directories for every parent of ``rel``: a file or a link in the way is
-        removed, so that nothing is ever written through a link out of ``dest``."""
+    def _make_parents(self, rel: str) -> None:
+        """Real directories for every parent of ``rel``. A file or link in the way is set
+        aside (with the swap's backup), so nothing is ever written through a link."""
         current = self.dest
-        for part in rel.split("/")[:-1]:
+        parts = rel.split("/")[:-1]
+        for i, part in enumerate(parts):
             current = current / part
-            if current.is_symlink() or (current.exists() and not current.is_dir()):
-                current.unlink()
-            if not current.exists():
+            if os.path.islink(current) or (_exists(current) and not current.is_dir()):
+                if self.backup.exists():
+                    self._set_aside("/".join(parts[: i + 1]))
+                else:
+                    _remove(current)
+            if not _exists(current):
                 current.mkdir()
 
-    def clear(self, rel: str) -> None:
-        """Remove whatever is at ``rel`` (file, link or directory tree)."""
-        target = self.dest / rel
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        elif target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-
-    def place_file(self, entry: FileEntry, staged: Path) -> None:
-        """Move a verified staging file into place, with its mode."""
-        self.make_parents(entry.path)
+    def _place_link(self, entry: FileEntry) -> None:
+        self._make_parents(entry.path)
         target = self.dest / entry.path
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.chmod(staged, file_mode(entry))
-        os.replace(staged, target)
-
-    def place_link(self, entry: FileEntry) -> None:
-        self.make_parents(entry.path)
-        target = self.dest / entry.path
-        if target.is_symlink() and os.readlink(target) == entry.target:
+        if os.path.islink(target) and os.readlink(target) == entry.target:
             return
-        tmp = self.staging / f"link-{hashlib.sha256(entry.path.encode()).hexdigest()[:32]}"
+        tmp = self.staging / f"link-{_key(entry.path)}"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(entry.target, tmp)
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
+        self._set_aside(entry.path)
         os.replace(tmp, target)
 
-    def place_dir(self, entry: FileEntry) -> None:
-        self.make_parents(entry.path + "/x")
+
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

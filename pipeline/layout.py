@@ -12,6 +12,7 @@ import re
 from .errors import InvalidKey
 
 CHUNK_PREFIX = "chunks/"
+PATCH_PREFIX = "patches/"
 PRODUCT_PREFIX = "products/"
 STAGING_PREFIX = "staging/"
 
@@ -62,6 +63,26 @@ def chunk_id_of(key: str) -> str:
     if chunk_key(chunk_id) != key:
         raise InvalidKey(f"not a chunk key: {key!r}")
     return chunk_id
+
+
+def patch_key(patch_id: str) -> str:
+    """Patches are content-addressed like chunks: BLAKE3 of the patch bytes."""
+    check_chunk_id(patch_id)
+    return f"{PATCH_PREFIX}{patch_id[:2]}/{patch_id}"
+
+
+def plan_key(product: str, from_version: str, to_version: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/plans/{check_version(from_version)}/{check_version(to_version)}.json"
+
+
+def plans_prefix(product: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/plans/"
+
+
+def plan_index_key(product: str) -> str:
+    """Every plan of a product with its download size: what a client needs to choose a
+    path (direct, a chain, or chunks) without listing the origin."""
+    return f"{PRODUCT_PREFIX}{check_product(product)}/plans/index.json"
 
 
 def product_config_key(product: str) -> str:

@@ -33,3 +33,16 @@ def reassemble(store: Store, entry: FileEntry, out: BinaryIO) -> int:
     if written != entry.size or h.hexdigest() != entry.hash_sha256:
         raise FileHashMismatch(f"{entry.path}: rebuilt bytes do not match hash_sha256 {entry.hash_sha256}")
     return written
+
+
+def read_bytes(store: Store, entry: FileEntry, offset: int = 0, size: int | None = None) -> bytes:
+    """Bytes ``[offset, offset + size)`` of a file, from only the chunks that cover them,
+    each checked against its id."""
+    end = entry.size if size is None else min(entry.size, offset + size)
+    out = bytearray()
+    for c in entry.chunks:
+        if c.offset + c.size <= offset or c.offset >= end:
+            continue
+        data = codec.decode(c.id, store.get(layout.chunk_key(c.id)), c.size)
+        out += data[max(0, offset - c.offset) : end - c.offset]
+    return bytes(out)

@@ -29,7 +29,7 @@ class RepairResult:
         }
 
 
-def repair(fetcher: Fetcher, dest: Path, seeds=(), jobs: int = 16, progress: Progress | None = None,
+def repair(fetcher: Fetcher, dest: Path, seeds=(), jobs: int = 8, progress: Progress | None = None,
            on_total: Progress | None = None) -> RepairResult:
     before = verify(dest)
     result = None

@@ -311,3 +311,24 @@ def test_cli_verify_and_repair_exit_codes(published, tmp_path):
     assert run("repair", "--origin", published, "--dest", dest).returncode == 0
     assert run("verify", "--dest", dest).returncode == 0
     assert run("install", "--origin", published, "-p", PRODUCT, "--dest", dest).returncode == 2
+
+
+def test_a_failing_swap_puts_the_previous_version_back(published, build_dirs, tmp_path):
+    """Upgrade 1.0.0 -> 1.1.0 where one file cannot be replaced (immutable): the swap
+    fails half-way and every entry of 1.0.0 is back, verified."""
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    stuck = dest / "config/settings.ini"  # changed in 1.1.0, after others in swap order
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        with pytest.raises(Exception):
+            install(fetcher(published), PRODUCT, "1.1.0", dest)
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    assert_installed(dest, build_dirs["1.0.0"])
+    assert not (dest / ".depot" / "swap.json").exists()
+    # the staged 1.1.0 files were kept: the retry downloads nothing
+    again = install(fetcher(published), PRODUCT, "1.1.0", dest)
+    assert again.chunks_fetched == 0
+    assert_installed(dest, build_dirs["1.1.0"])

@@ -1,0 +1,96 @@
+"""Delta engines: make a patch from old bytes to new bytes, and apply it.
+
+Each engine is measured on every file it is tried on, and the smallest patch that
+re-applies exactly wins (see diff.py for which engines are tried when). Patches are
+self-contained bytes; the engine name travels in the update plan.
+
+- ``zstd-prefix``: zstd with the old bytes as a raw prefix and long-distance matching
+  (pyzstd). Fast (about 100 MB/s here) and at its best on inserted and shifted data.
+- ``hdiffpatch``: HDiffPatch (suffix-array matching, zstd-compressed output). Slower,
+  often the smallest on executables, where code moves and addresses change.
+- ``bsdiff4``: bsdiff; small files only (its memory is about 17 x the old file).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import bsdiff4
+import hdiffpatch
+import pyzstd
+from pyzstd import CParameter, DParameter, ZstdDict
+
+from .errors import DepotError
+
+
+class PatchFailed(DepotError):
+    """A patch could not be applied."""
+
+    code = "DELTA_PATCH_APPLICATION_FAILED"
+    exit_code = 7
+
+
+ZSTD_LEVEL = 19
+ZSTD_MAX_WINDOW_LOG = 31
+
+
+def _window_log(old: bytes, new_size: int) -> int:
+    return min(ZSTD_MAX_WINDOW_LOG, max(20, math.ceil(math.log2(len(old) + new_size + 1))))
+
+
+def _zstd_make(old: bytes, new: bytes) -> bytes:
+    options = {
+        CParameter.compressionLevel: ZSTD_LEVEL,
+        CParameter.windowLog: _window_log(old, len(new)),
+        CParameter.enableLongDistanceMatching: 1,
+        CParameter.contentSizeFlag: 1,
+    }
+    return pyzstd.compress(new, level_or_option=options, zstd_dict=ZstdDict(old, is_raw=True).as_prefix)
+
+
+def _zstd_apply(old: bytes, patch: bytes, new_size: int) -> bytes:
+    option = {DParameter.windowLogMax: _window_log(old, new_size)}
+    return pyzstd.decompress(patch, zstd_dict=ZstdDict(old, is_raw=True).as_prefix, option=option)
+
+
+def _hdiff_make(old: bytes, new: bytes) -> bytes:
+    return hdiffpatch.diff(old, new, hdiffpatch.ZStdConfig(level=ZSTD_LEVEL, window=23), validate=False)
+
+
+def _hdiff_apply(old: bytes, patch: bytes, new_size: int) -> bytes:
+    return hdiffpatch.apply(old, patch)
+
+
+def _bsdiff_make(old: bytes, new: bytes) -> bytes:
+    return bsdiff4.diff(old, new)
+
+
+def _bsdiff_apply(old: bytes, patch: bytes, new_size: int) -> bytes:
+    return bsdiff4.patch(old, patch)
+
+
+MAKE: dict[str, Callable[[bytes, bytes], bytes]] = {
+    "zstd-prefix": _zstd_make,
+    "hdiffpatch": _hdiff_make,
+    "bsdiff4": _bsdiff_make,
+}
+_APPLY: dict[str, Callable[[bytes, bytes, int], bytes]] = {
+    "zstd-prefix": _zstd_apply,
+    "hdiffpatch": _hdiff_apply,
+    "bsdiff4": _bsdiff_apply,
+}
+
+
+def apply(engine: str, old: bytes, patch: bytes, new_size: int) -> bytes:
+    """The new bytes; PatchFailed for an unknown engine, a damaged patch or the wrong size."""
+    fn = _APPLY.get(engine)
+    if fn is None:
+        raise PatchFailed(f"unknown patch engine {engine!r}")
+    try:
+        out = fn(bytes(old), bytes(patch), new_size)
+    except Exception as exc:  # each engine has its own error types
+        raise PatchFailed(f"{engine}: {exc}") from exc
+    if len(out) != new_size:
+        raise PatchFailed(f"{engine}: produced {len(out)} bytes, expected {new_size}")
+    return out
