@@ -348,6 +348,78 @@ def repair(s: Settings, origins, dest, seeds, jobs, timeout, retries, max_rate):
         click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
+def _version_key(v: str):
+    """Natural order: 1.9.0 < 1.10.0; digit runs compare as numbers."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", v)]
+
+
+def _chunked_versions(store, product: str) -> list[str]:
+    found = {k.split("/")[3] for k in store.list(layout.versions_prefix(product)) if k.endswith("/manifest.json")}
+    return sorted(found, key=_version_key)
+
+
+@cli.command(name="diff")
+@product_option
+@click.option("--from", "from_version", default=None, help="Old version.")
+@click.option("--to", "to_version", default=None, help="New version [default: the newest chunked one].")
+@click.option("--all-from", is_flag=True, help="Every earlier version to --to.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="The N versions before --to, each to --to.")
+@click.option("--all-pairs", is_flag=True, help="Every pair of chunked versions, older to newer.")
+@click.pass_obj
+def diff_cmd(s: Settings, product, from_version, to_version, all_from, last, all_pairs):
+    """Build update plans and patches for version pairs (a no-op for pairs that have one)."""
+    from pipeline.diff import diff as diff_stage
+
+    store = s.store
+    versions = _chunked_versions(store, product)
+    if sum(bool(x) for x in (from_version, all_from, last, all_pairs)) != 1:
+        raise click.UsageError("give exactly one of --from, --all-from, --last N, --all-pairs")
+    if all_pairs:
+        pairs = [(a, b) for i, b in enumerate(versions) for a in versions[:i]]
+    else:
+        to_version = to_version or (versions[-1] if versions else None)
+        if to_version is None:
+            raise errors.NotFound(f"{product} has no chunked version")
+        earlier = [v for v in versions if _version_key(v) < _version_key(to_version)]
+        sources = [from_version] if from_version else earlier[-last:] if last else earlier
+        pairs = [(a, to_version) for a in sources]
+    sizes = {v: manifest.load(store, product, v).totals()["bytes"] for v in {b for _, b in pairs}}
+    results = []
+    with s.executor(sum(sizes[b] for _, b in pairs)) as ex, progress_bar(f"diff {product}", sum(sizes[b] for _, b in pairs)) as advance:
+        for a, b in pairs:
+            results.append(diff_stage(store, product, a, b, ex, advance).to_dict())
+    lines = [f"{r['from_version']} -> {r['to_version']}: {'planned' if r['created'] else 'already planned'}: "
+             f"{r['files_patched']} patched, {r['files_copied']} copied, {r['files_fetched']} by chunks, "
+             f"{r['files_kept']} kept, {r['entries_removed']} removed; download {_mib(r['delta_download_bytes'])} "
+             f"(chunks alone {_mib(r['chunk_download_bytes'])}, full {_mib(r['full_download_bytes'])})" for r in results]
+    s.emit(results[0] if len(results) == 1 and from_version else {"plans": results}, "\n".join(lines) or "no pairs")
+
+
+@cli.command()
+@origin_option
+@dest_option
+@click.option("--to", "to_version", default=None, help="Version to update to.")
+@click.option("--channel", "-c", default=None, help="Update to the version this channel points at.")
+@seed_option
+@jobs_option
+@network_options
+@click.pass_obj
+def update(s: Settings, origins, dest, to_version, channel, seeds, jobs, timeout, retries, max_rate):
+    """Update an installed directory: patches, a chain of plans or chunks, whichever downloads least."""
+    from pipeline.update import update as update_stage
+
+    if (to_version is None) == (channel is None):
+        raise click.UsageError("give exactly one of --to and --channel")
+    fetcher = _fetcher(origins, timeout, retries, max_rate, jobs)
+    with install_progress(f"update {dest}") as (advance, on_total):
+        r = update_stage(fetcher, dest, to_version, channel, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+    for f in r.fallbacks:
+        click.echo(f"depot: warning: {f['path']}: {f['error']}: {f['message']} (fetched by chunks instead)", err=True)
+    s.emit(r.to_dict(), f"{r.product}: {r.from_version} -> {r.to_version} by {r.method} via {' -> '.join(r.route)}: "
+                        f"{_mib(r.bytes_downloaded)} downloaded, {r.files_written} files written, "
+                        f"{r.patches_applied} patches applied, {len(r.fallbacks)} fell back to chunks")
+
+
 def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:

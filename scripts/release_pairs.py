@@ -57,8 +57,8 @@ class Wheel:
 
 
 # Pinned wheels.  Sizes unpacked (largest file):
-#   duckdb 1.1.2 / 1.1.3:   59.8 MiB, 64 files (duckdb.cpython-311-x86_64-linux-gnu.so 59.5 MiB)
-#   pyarrow 14.0.1 / 14.0.2: 121.0 MiB, 792 files (libarrow.so.1400 58.5 MiB,
+#   duckdb 1.1.2 / 1.1.3:   59.8 MiB, 47 files (duckdb.cpython-311-x86_64-linux-gnu.so 59.5 MiB)
+#   pyarrow 14.0.1 / 14.0.2: 121.0 MiB, 741 files (libarrow.so.1400 58.5 MiB,
 #                            libarrow_flight.so.1400 18.4 MiB, libparquet.so.1400 10.4 MiB)
 _TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 WHEELS = {
@@ -97,7 +97,7 @@ PAIRS: list[PairSpec] = [
     PairSpec("duckdb-1.1.2-1.1.3", "duckdb", "pypi", "1.1.2", "1.1.3",
              "one 59.5 MiB native extension module"),
     PairSpec("pyarrow-14.0.1-14.0.2", "pyarrow", "pypi", "14.0.1", "14.0.2",
-             "792 files, libarrow 58.5 MiB plus 30+ smaller native libraries"),
+             "741 files, libarrow 58.5 MiB plus many smaller native libraries"),
 ]
 
 

@@ -1,0 +1,739 @@
+#!/usr/bin/env python3
+"""What a player who has the old version downloads: depot's update plan against
+chunk reuse alone and the best classic delta tool per file, on real release pairs.
+
+Usage::
+
+    python scripts/bench_delta.py [--pairs-dir DIR] [--only NAME]... [--json] [--keep]
+                                  [--verify] [--check] [--skip-tools] [--skip-depot]
+
+The pairs come from ``release_pairs.py`` (two consecutive versions, unpacked;
+downloaded and unpacked on first use, cached in ``--pairs-dir``, default
+``$TMPDIR/depot-release-pairs/``).  ``--only`` takes a pair name, a software
+name (``duckdb``, ``starfall``) or a kind (``pypi``, ``fixture``).
+
+For each pair (OLD, NEW):
+
+1. Best per-file tool.  Every regular file of NEW that differs from the file at
+   the same relative path in OLD is diffed with ``bsdiff OLD NEW PATCH``,
+   ``xdelta3 -9 -e -s OLD NEW PATCH`` and ``zstd -19 --long=31
+   --patch-from=OLD NEW -o PATCH``; the smallest patch counts.  A file only in
+   NEW counts as ``zstd -19`` of the whole file (also when an old file under
+   another path has the same content: the classic tools know nothing of
+   renames; such files are listed in the notes).  The sum is "best per-file
+   tool".  bsdiff's time is the sum over all files, its memory the largest
+   peak RSS of one run (``/usr/bin/time -f %M``).  Symbolic links, empty
+   directories and file modes are not counted by any column.
+2. Chunk reuse alone.  A fresh depot repository with the default chunk sizes
+   (``configure --chunk-min 256KiB --chunk-avg 1MiB --chunk-max 4MiB``), then
+   ``run OLD --version old`` and ``run NEW --version new``: ``stored_bytes_new``
+   of the second run is what a client holding OLD downloads with chunk reuse
+   alone, ``stored_bytes`` of NEW is the full download.
+3. depot's plan.  ``depot --json --repo R diff --product p --from old --to new``:
+   ``delta_download_bytes`` of its JSON is the plan's download; its wall time
+   and the peak RSS of its process tree are measured (helpers of
+   ``bench_ingest.py``: psutil sampling of the whole tree, plus the exact peak
+   of the largest process from ``/usr/bin/time``).  If the command is missing
+   or its JSON lacks the key, the other columns are still reported.
+
+Goals, per pair: depot plan / best per-file tool <= 1.05, and depot diff wall
+time / bsdiff time <= 0.2.  ``--check`` makes the exit status 1 when a goal
+is missed.  ``bsdiff``, ``xdelta3``, ``zstd`` and GNU ``time`` are installed
+with apt-get when missing.  Everything temporary goes to one directory
+(``--workdir``, default ``$TMPDIR``), removed at the end unless ``--keep``.
+
+Units are binary: MiB = 2**20 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import release_pairs  # noqa: E402
+from bench_ingest import (depot_base_command, parse_json_output, run_measured,  # noqa: E402
+                          time_binary, tool_version)
+
+MiB = 1 << 20
+
+PRODUCT = "p"
+CHUNK_ARGS = ["--chunk-min", "256KiB", "--chunk-avg", "1MiB", "--chunk-max", "4MiB"]
+
+GOAL_SIZE_RATIO = 1.05
+GOAL_TIME_RATIO = 0.2
+
+# binary -> Debian package
+TOOLS = {"bsdiff": "bsdiff", "bspatch": "bsdiff", "xdelta3": "xdelta3",
+         "zstd": "zstd", "/usr/bin/time": "time"}
+
+DIFF_TOOLS = ("bsdiff", "xdelta3", "zstd")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# tools
+
+
+def _have(binary: str) -> bool:
+    if binary.startswith("/"):
+        return os.access(binary, os.X_OK)
+    return shutil.which(binary) is not None
+
+
+def ensure_tools() -> None:
+    """apt-get update, then apt-get install -y the packages of missing tools."""
+    missing = sorted({pkg for b, pkg in TOOLS.items() if not _have(b)})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise SystemExit(f"missing Debian packages {' '.join(missing)} and no apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log(f"installing Debian packages: {' '.join(missing)}")
+    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    res = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *missing],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    still = [b for b in TOOLS if not _have(b)]
+    if res.returncode != 0 or still:
+        raise SystemExit(f"could not install {' '.join(missing)} (needs root and apt):\n"
+                         + res.stderr.decode(errors="replace").strip())
+
+
+def tool_versions() -> dict:
+    xd = tool_version(["xdelta3", "-V"])
+    return {
+        "zstd": tool_version(["zstd", "--version"]),
+        "xdelta3": xd,
+        "bsdiff": _dpkg_version("bsdiff"),
+    }
+
+
+def _dpkg_version(pkg: str) -> str:
+    try:
+        res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+        return f"{pkg} {res.stdout.decode().strip()}" if res.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def patch_command(tool: str, old: str, new: str, patch: str) -> list[str]:
+    if tool == "bsdiff":
+        return ["bsdiff", old, new, patch]
+    if tool == "xdelta3":
+        return ["xdelta3", "-9", "-e", "-f", "-s", old, new, patch]
+    if tool == "zstd":
+        # --patch-from raises zstd's own memory limit to the reference's size;
+        # --long=31 allows a window that spans the whole old file.
+        return ["zstd", "-19", "--long=31", "-q", "-f", f"--patch-from={old}", new,
+                "-o", patch]
+    if tool == "zstd-full":
+        return ["zstd", "-19", "-q", "-f", new, "-o", patch]
+    raise ValueError(tool)
+
+
+def apply_command(tool: str, old: str, patch: str, out: str) -> list[str]:
+    if tool == "bsdiff":
+        return ["bspatch", old, out, patch]
+    if tool == "xdelta3":
+        return ["xdelta3", "-d", "-f", "-s", old, patch, out]
+    if tool == "zstd":
+        return ["zstd", "-d", "--long=31", "-q", "-f", f"--patch-from={old}", patch, "-o", out]
+    if tool == "zstd-full":
+        return ["zstd", "-d", "-q", "-f", patch, "-o", out]
+    raise ValueError(tool)
+
+
+# --------------------------------------------------------------------------
+# comparing the two trees
+
+
+def regular_files(root: str) -> tuple[dict[str, int], int]:
+    """{relative path: size} of the regular files below root, and the number of
+    symbolic links (not followed, not counted)."""
+    files: dict[str, int] = {}
+    links = 0
+    for dirpath, dirnames, names in os.walk(root):
+        for d in dirnames:
+            if os.path.islink(os.path.join(dirpath, d)):
+                links += 1
+        for fn in names:
+            p = os.path.join(dirpath, fn)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                links += 1
+            elif os.path.isfile(p):
+                files[os.path.relpath(p, root)] = st.st_size
+    return files, links
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def compare_trees(old_dir: str, new_dir: str) -> dict:
+    old, old_links = regular_files(old_dir)
+    new, new_links = regular_files(new_dir)
+    changed, added, unchanged = [], [], []
+    for rel in sorted(new):
+        if rel in old:
+            same = old[rel] == new[rel] and filecmp.cmp(
+                os.path.join(old_dir, rel), os.path.join(new_dir, rel), shallow=False)
+            (unchanged if same else changed).append(rel)
+        else:
+            added.append(rel)
+    removed = sorted(set(old) - set(new))
+    # files only in NEW whose content is some OLD file's (renames, moves, copies)
+    renamed = []
+    if added:
+        by_size: dict[int, list[str]] = {}
+        for rel, size in old.items():
+            by_size.setdefault(size, []).append(rel)
+        hashes: dict[str, str] = {}
+        for rel in added:
+            cands = by_size.get(new[rel])
+            if not cands:
+                continue
+            h = _sha256(os.path.join(new_dir, rel))
+            for c in cands:
+                if c not in hashes:
+                    hashes[c] = _sha256(os.path.join(old_dir, c))
+                if hashes[c] == h:
+                    renamed.append((rel, c))
+                    break
+    return {"old": old, "new": new, "changed": changed, "added": added,
+            "unchanged": unchanged, "removed": removed, "renamed": renamed,
+            "symlinks_old": old_links, "symlinks_new": new_links}
+
+
+# --------------------------------------------------------------------------
+# per-file tools
+
+
+def run_tool(tool: str, old: str | None, new: str, patch: str, workdir: str,
+             interval: float) -> dict:
+    cmd = patch_command(tool, old or "", new, patch)
+    try:
+        os.unlink(patch)
+    except FileNotFoundError:
+        pass
+    res = run_measured(tool, cmd, workdir, interval)
+    row = {"seconds": round(res.get("seconds", 0.0), 3),
+           "max_rss_bytes": res.get("max_process_rss_bytes"),
+           "returncode": res["returncode"]}
+    if res["returncode"] == 0 and os.path.isfile(patch):
+        row["bytes"] = os.path.getsize(patch)
+    else:
+        row["bytes"] = None
+        row["error"] = (res.get("error") or res.get("stderr", "")).strip()[-500:]
+    return row
+
+
+def verify_patch(tool: str, old: str | None, new: str, patch: str, workdir: str) -> bool:
+    out = os.path.join(workdir, "applied")
+    cmd = apply_command(tool, old or "", patch, out)
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ok = res.returncode == 0 and filecmp.cmp(out, new, shallow=False)
+    try:
+        os.unlink(out)
+    except FileNotFoundError:
+        pass
+    return ok
+
+
+def per_file_tools(pair, tree: dict, workdir: str, interval: float, verify: bool) -> dict:
+    os.makedirs(workdir, exist_ok=True)
+    rows = []
+    totals = {t: {"bytes": 0, "seconds": 0.0, "max_rss_bytes": 0, "failures": 0, "files": 0}
+              for t in (*DIFF_TOOLS, "zstd-full")}
+    wins = {t: 0 for t in (*DIFF_TOOLS, "zstd-full")}
+    best_total = 0
+    failures = []
+    todo = [(rel, True) for rel in tree["changed"]] + [(rel, False) for rel in tree["added"]]
+    todo.sort(key=lambda t: t[0])
+    big = sum(tree["new"][rel] for rel, _ in todo)
+    done = 0
+    t_start = time.perf_counter()
+    for rel, has_old in todo:
+        old = os.path.join(pair.old_dir, rel) if has_old else None
+        new = os.path.join(pair.new_dir, rel)
+        size = tree["new"][rel]
+        if size >= 8 * MiB:
+            log(f"  {pair.name}: {rel} ({size / MiB:.1f} MiB) ...")
+        tools = DIFF_TOOLS if has_old else ("zstd-full",)
+        row = {"path": rel, "old_bytes": tree["old"].get(rel), "new_bytes": size,
+               "status": "changed" if has_old else "added"}
+        best_tool, best_bytes = None, None
+        for tool in tools:
+            patch = os.path.join(workdir, f"patch.{tool}")
+            r = run_tool(tool, old, new, patch, workdir, interval)
+            if r["bytes"] is not None and verify and not verify_patch(tool, old, new, patch, workdir):
+                r["error"] = "patch does not re-apply to the new file"
+                r["bytes"] = None
+            row[tool] = r
+            t = totals[tool]
+            t["seconds"] += r["seconds"]
+            t["max_rss_bytes"] = max(t["max_rss_bytes"], r["max_rss_bytes"] or 0)
+            t["files"] += 1
+            if r["bytes"] is None:
+                t["failures"] += 1
+                failures.append(f"{tool} failed on {rel}: {r.get('error', '')}")
+                continue
+            t["bytes"] += r["bytes"]
+            if best_bytes is None or r["bytes"] < best_bytes:
+                best_tool, best_bytes = tool, r["bytes"]
+        if best_bytes is None:
+            # every tool failed: count the whole file compressed, as for a new file
+            patch = os.path.join(workdir, "patch.zstd-full")
+            r = run_tool("zstd-full", None, new, patch, workdir, interval)
+            row["zstd-full"] = r
+            best_tool, best_bytes = "zstd-full", r["bytes"] if r["bytes"] is not None else size
+        row["best_tool"], row["best_bytes"] = best_tool, best_bytes
+        wins[best_tool] += 1
+        best_total += best_bytes
+        rows.append(row)
+        done += size
+        if size >= 8 * MiB:
+            log(f"  {pair.name}: {rel}: best {best_tool} {best_bytes / MiB:.2f} MiB "
+                f"({done / MiB:.0f}/{big / MiB:.0f} MiB of changed files, "
+                f"{time.perf_counter() - t_start:.0f}s)")
+    for t in totals.values():
+        t["seconds"] = round(t["seconds"], 3)
+    return {"best_bytes": best_total, "wins": {k: v for k, v in wins.items() if v},
+            "totals": totals, "failures": failures, "files": rows}
+
+
+# --------------------------------------------------------------------------
+# depot
+
+
+def depot_cmd(base: list[str], repo: str, *args: str, json_out: bool = False) -> list[str]:
+    return base + (["--json"] if json_out else []) + ["--repo", repo, *args]
+
+
+def find_key(obj, key: str):
+    """The value of key in a JSON document: top level first, then nested."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            if isinstance(v, (dict, list)):
+                found = find_key(v, key)
+                if found is not None:
+                    return found
+    elif isinstance(obj, list):
+        for v in obj:
+            found = find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def depot_chunk_reuse(pair, base, cwd, env, repo: str, workdir: str, interval: float) -> dict:
+    out: dict = {"repo": repo}
+    res = subprocess.run(depot_cmd(base, repo, "configure", "--product", PRODUCT, *CHUNK_ARGS),
+                         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if res.returncode != 0:
+        raise DepotFailed("depot configure", res.returncode, res.stderr.decode(errors="replace"))
+    for label, src in (("old", pair.old_dir), ("new", pair.new_dir)):
+        cmd = depot_cmd(base, repo, "run", src, "--product", PRODUCT, "--version", label,
+                        json_out=True)
+        log(f"  {pair.name}: depot run {label} ...")
+        r = run_measured(f"depot-run-{label}", cmd, workdir, interval, cwd=cwd, env=env)
+        if r["returncode"] != 0:
+            raise DepotFailed(f"depot run ({label})", r["returncode"],
+                              r.get("stderr", "") or r.get("error", ""))
+        summary = parse_json_output(r["stdout"]) or {}
+        chunk = summary.get("chunk") if isinstance(summary.get("chunk"), dict) else summary
+        out[label] = {"seconds": round(r["seconds"], 3),
+                      "peak_rss_bytes": r["peak_rss_bytes"],
+                      "bytes": chunk.get("bytes", summary.get("bytes")),
+                      "stored_bytes": chunk.get("stored_bytes", summary.get("stored_bytes")),
+                      "stored_bytes_new": chunk.get("stored_bytes_new",
+                                                    summary.get("stored_bytes_new")),
+                      "chunks": chunk.get("chunks"),
+                      "chunks_new": chunk.get("chunks_new"),
+                      "chunks_reused": chunk.get("chunks_reused")}
+    out["full_download_bytes"] = out["new"]["stored_bytes"]
+    out["chunk_reuse_bytes"] = out["new"]["stored_bytes_new"]
+    return out
+
+
+class DepotFailed(Exception):
+    def __init__(self, what: str, code: int, stderr: str):
+        super().__init__(f"{what} failed (exit {code})")
+        self.what, self.code, self.stderr = what, code, stderr
+
+
+def diff_available(base, cwd, env) -> tuple[bool, str]:
+    """(usable, message): depot diff exists and takes --product/--from/--to."""
+    try:
+        res = subprocess.run(base + ["diff", "--help"], cwd=cwd, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"depot diff --help could not run: {e}"
+    text = res.stdout.decode(errors="replace")
+    if res.returncode != 0:
+        last = text.strip().splitlines()[-1] if text.strip() else f"exit {res.returncode}"
+        return False, f"depot diff is not available yet ({last.strip()})"
+    missing = [o for o in ("--product", "--from", "--to") if o not in text]
+    if missing:
+        return False, (f"depot diff has no {', '.join(missing)} option; its help:\n"
+                       + text.strip())
+    return True, ""
+
+
+def depot_diff(pair, base, cwd, env, repo: str, workdir: str, interval: float) -> dict:
+    cmd = depot_cmd(base, repo, "diff", "--product", PRODUCT, "--from", "old", "--to", "new",
+                    json_out=True)
+    log(f"  {pair.name}: depot diff ...")
+    r = run_measured("depot-diff", cmd, workdir, interval, cwd=cwd, env=env)
+    out = {"command": " ".join(cmd), "returncode": r["returncode"],
+           "wall_s": round(r.get("seconds", 0.0), 3),
+           "peak_rss_bytes": r.get("peak_rss_bytes"),
+           "peak_pss_bytes": r.get("peak_pss_bytes"),
+           "max_process_rss_bytes": r.get("max_process_rss_bytes"),
+           "max_processes": r.get("max_processes"),
+           "cpu_user_s": r.get("cpu_user_s"), "cpu_sys_s": r.get("cpu_sys_s")}
+    if r["returncode"] != 0:
+        out["error"] = (f"depot diff failed (exit {r['returncode']}): "
+                        + (r.get("stderr") or r.get("error") or "").strip()[-2000:])
+        return out
+    summary = parse_json_output(r["stdout"])
+    out["reported"] = summary
+    if summary is None:
+        out["error"] = "depot diff printed no parsable JSON: " + r["stdout"].strip()[-500:]
+        return out
+    size = find_key(summary, "delta_download_bytes")
+    elapsed = find_key(summary, "elapsed_s")
+    out["delta_download_bytes"] = size if isinstance(size, int) else None
+    out["elapsed_s"] = elapsed if isinstance(elapsed, (int, float)) else None
+    for k in ("chunk_download_bytes", "full_download_bytes", "files_patched",
+              "files_copied", "files_fetched", "files_kept"):
+        v = find_key(summary, k)
+        if v is not None:
+            out[k] = v
+    if out["delta_download_bytes"] is None:
+        out["error"] = ("depot diff JSON has no integer 'delta_download_bytes'; its keys: "
+                        + ", ".join(sorted(summary)))
+    return out
+
+
+# --------------------------------------------------------------------------
+# one pair
+
+
+def bench_pair(pair, args, base, cwd, env, diff_ok: bool, diff_msg: str,
+               workdir: str) -> dict:
+    os.makedirs(workdir, exist_ok=True)
+    notes: list[str] = []
+    log(f"{pair.name}: comparing {pair.old_dir} and {pair.new_dir}")
+    tree = compare_trees(pair.old_dir, pair.new_dir)
+    new_bytes = sum(tree["new"].values())
+    old_bytes = sum(tree["old"].values())
+    diffs = tree["changed"] + tree["added"]
+    largest = max(diffs, key=lambda r: tree["new"][r], default=None)
+    row: dict = {
+        "name": pair.name, "kind": pair.kind, "software": pair.software,
+        "old_version": pair.old_version, "new_version": pair.new_version,
+        "old_dir": pair.old_dir, "new_dir": pair.new_dir,
+        "old_bytes": old_bytes, "new_bytes": new_bytes,
+        "files": {"new": len(tree["new"]), "changed": len(tree["changed"]),
+                  "added": len(tree["added"]), "removed": len(tree["removed"]),
+                  "unchanged": len(tree["unchanged"]),
+                  "renamed_identical": len(tree["renamed"]),
+                  "symlinks_new": tree["symlinks_new"]},
+        "changed_new_bytes": sum(tree["new"][r] for r in diffs),
+        "largest_changed": ({"path": largest, "bytes": tree["new"][largest]}
+                            if largest else None),
+    }
+    if tree["renamed"]:
+        notes.append("files only in the new version with the content of an old file "
+                      "(counted as zstd -19 of the whole file in 'best per-file tool'): "
+                      + ", ".join(f"{a} (= old {b})" for a, b in tree["renamed"]))
+    if tree["symlinks_new"]:
+        notes.append(f"{tree['symlinks_new']} symbolic link(s) in the new version are not "
+                     "counted by the per-file tools")
+
+    # 1. per-file tools
+    if not args.skip_tools:
+        log(f"{pair.name}: per-file tools on {len(diffs)} files "
+            f"({row['changed_new_bytes'] / MiB:.1f} MiB)")
+        t0 = time.perf_counter()
+        tools = per_file_tools(pair, tree, os.path.join(workdir, "tools"),
+                               args.sample_interval, args.verify)
+        log(f"{pair.name}: per-file tools done in {time.perf_counter() - t0:.0f}s")
+        row["best_per_file"] = tools
+        row["best_per_file_bytes"] = tools["best_bytes"]
+        b = tools["totals"]["bsdiff"]
+        row["bsdiff"] = {"seconds": b["seconds"], "max_rss_bytes": b["max_rss_bytes"],
+                         "files": b["files"], "failures": b["failures"]}
+        notes.extend(tools["failures"][:10])
+    else:
+        row["best_per_file_bytes"] = None
+        row["bsdiff"] = None
+
+    # 2. chunk reuse, 3. depot diff
+    row["depot_error"] = None
+    if not args.skip_depot:
+        repo = os.path.join(workdir, "repo")
+        try:
+            row["chunk"] = depot_chunk_reuse(pair, base, cwd, env, repo, workdir,
+                                             args.sample_interval)
+        except DepotFailed as e:
+            row["chunk"] = None
+            row["depot_error"] = f"{e}: {e.stderr.strip()[-2000:]}"
+            log(f"{pair.name}: {row['depot_error']}")
+        if row["chunk"] is not None and diff_ok:
+            row["depot_diff"] = depot_diff(pair, base, cwd, env, repo, workdir,
+                                           args.sample_interval)
+            if row["depot_diff"].get("error"):
+                log(f"{pair.name}: {row['depot_diff']['error']}")
+            cdb = row["depot_diff"].get("chunk_download_bytes")
+            if isinstance(cdb, int) and cdb != row["chunk"]["chunk_reuse_bytes"]:
+                notes.append(f"depot diff reports chunk_download_bytes={cdb}, depot run "
+                             f"stored_bytes_new={row['chunk']['chunk_reuse_bytes']}")
+        else:
+            row["depot_diff"] = {"error": diff_msg if not diff_ok else
+                                 "skipped: depot run failed"}
+        if args.keep:
+            row["repo"] = repo
+    else:
+        row["chunk"] = None
+        row["depot_diff"] = {"error": "skipped (--skip-depot)"}
+
+    row["ratios"], row["goals"] = ratios_and_goals(row)
+    row["notes"] = notes
+    return row
+
+
+def ratios_and_goals(row: dict) -> tuple[dict, dict]:
+    r: dict = {}
+    g: dict = {}
+    best = row.get("best_per_file_bytes")
+    dd = row.get("depot_diff") or {}
+    depot = dd.get("delta_download_bytes")
+    chunk = row.get("chunk") or {}
+    bs = row.get("bsdiff") or {}
+    if isinstance(depot, int) and best:
+        r["depot_over_best"] = round(depot / best, 4)
+        g["size"] = r["depot_over_best"] <= GOAL_SIZE_RATIO
+    if isinstance(chunk.get("chunk_reuse_bytes"), int) and best:
+        r["chunk_reuse_over_best"] = round(chunk["chunk_reuse_bytes"] / best, 4)
+    if isinstance(depot, int) and chunk.get("chunk_reuse_bytes"):
+        r["depot_over_chunk_reuse"] = round(depot / chunk["chunk_reuse_bytes"], 4)
+    if isinstance(depot, int) and chunk.get("full_download_bytes"):
+        r["depot_over_full"] = round(depot / chunk["full_download_bytes"], 4)
+    if bs.get("seconds") and dd.get("wall_s") is not None and isinstance(depot, int):
+        r["diff_time_over_bsdiff"] = round(dd["wall_s"] / bs["seconds"], 4)
+        g["time"] = r["diff_time_over_bsdiff"] <= GOAL_TIME_RATIO
+        if isinstance(dd.get("elapsed_s"), (int, float)):
+            r["diff_elapsed_over_bsdiff"] = round(dd["elapsed_s"] / bs["seconds"], 4)
+    if bs.get("max_rss_bytes") and dd.get("peak_rss_bytes") and isinstance(depot, int):
+        r["diff_peak_rss_over_bsdiff"] = round(dd["peak_rss_bytes"] / bs["max_rss_bytes"], 3)
+    return r, g
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def mib(v) -> str:
+    return "n/a" if v is None else f"{v / MiB:.2f}"
+
+
+def fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def print_report(report: dict) -> None:
+    m = report["machine"]
+    print(f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM; "
+          f"tools: {', '.join(v for v in report['tool_versions'].values() if v)}")
+    print(f"pairs: {report['pairs_dir']}")
+    for p in report["pairs"]:
+        f = p["files"]
+        print()
+        print(f"== {p['name']} ({p['kind']}): {p['old_version']} -> {p['new_version']}")
+        print(f"  files: {f['new']} in new; {f['changed']} changed, {f['added']} added, "
+              f"{f['removed']} removed, {f['unchanged']} unchanged"
+              + (f"; {f['renamed_identical']} added are renamed copies" if f['renamed_identical'] else ""))
+        lc = p.get("largest_changed")
+        print(f"  new version: {mib(p['new_bytes'])} MiB; changed/added files "
+              f"{mib(p['changed_new_bytes'])} MiB"
+              + (f"; largest {lc['path']} {mib(lc['bytes'])} MiB" if lc else ""))
+        ch = p.get("chunk") or {}
+        dd = p.get("depot_diff") or {}
+        bs = p.get("bsdiff") or {}
+        print(f"  full download (depot stored_bytes):       {mib(ch.get('full_download_bytes')):>10} MiB")
+        print(f"  chunk reuse alone (stored_bytes_new):     {mib(ch.get('chunk_reuse_bytes')):>10} MiB")
+        print(f"  best per-file tool:                       {mib(p.get('best_per_file_bytes')):>10} MiB")
+        print(f"  depot plan (delta_download_bytes):        {mib(dd.get('delta_download_bytes')):>10} MiB")
+        bp = p.get("best_per_file")
+        if bp:
+            tot = bp["totals"]
+            print("  per tool alone (changed files; bytes / seconds / max RSS): " + "; ".join(
+                f"{t} {mib(tot[t]['bytes'])} MiB / {tot[t]['seconds']:.1f}s / "
+                f"{mib(tot[t]['max_rss_bytes'])} MiB" for t in DIFF_TOOLS if tot[t]["files"]))
+            if tot["zstd-full"]["files"]:
+                print(f"  added files, zstd -19: {mib(tot['zstd-full']['bytes'])} MiB "
+                      f"({tot['zstd-full']['files']} files)")
+            print(f"  smallest per file: {', '.join(f'{k} {v}' for k, v in bp['wins'].items())}")
+        r, g = p["ratios"], p["goals"]
+
+        def verdict(k):
+            return "" if k not in g else ("  MET" if g[k] else "  NOT MET")
+        print(f"  depot / best per-file tool: {fmt(r.get('depot_over_best'), '.3f')} "
+              f"(goal <= {GOAL_SIZE_RATIO}){verdict('size')}")
+        print(f"  chunk reuse / best: {fmt(r.get('chunk_reuse_over_best'), '.2f')}; "
+              f"depot / chunk reuse: {fmt(r.get('depot_over_chunk_reuse'), '.3f')}; "
+              f"depot / full: {fmt(r.get('depot_over_full'), '.3f')}")
+        el = dd.get("elapsed_s")
+        print(f"  depot diff time: {fmt(dd.get('wall_s'), '.2f')}s wall"
+              + (f" ({el:.2f}s reported elapsed_s)" if isinstance(el, (int, float)) else "")
+              + f"; bsdiff: {fmt(bs.get('seconds'), '.2f')}s over {bs.get('files', 0)} files")
+        print(f"  depot diff / bsdiff time: {fmt(r.get('diff_time_over_bsdiff'), '.3f')} "
+              f"(goal <= {GOAL_TIME_RATIO}){verdict('time')}"
+              + (f"; by elapsed_s {r['diff_elapsed_over_bsdiff']:.3f}"
+                 if "diff_elapsed_over_bsdiff" in r else ""))
+        print(f"  peak memory: depot diff {mib(dd.get('peak_rss_bytes'))} MiB (tree RSS; "
+              f"largest process {mib(dd.get('max_process_rss_bytes'))} MiB), "
+              f"bsdiff {mib(bs.get('max_rss_bytes'))} MiB")
+        if dd.get("error"):
+            print(f"  depot diff: {dd['error']}")
+        if p.get("depot_error"):
+            print(f"  depot: {p['depot_error']}")
+        for n in p["notes"]:
+            print(f"  note: {n}")
+
+    print()
+    hdr = (f"{'pair':<24} {'chg':>4} {'new MiB':>8} {'full':>8} {'reuse':>8} {'best':>8} "
+           f"{'depot':>8} {'d/best':>7} {'diff s':>7} {'bsdiff s':>8} {'t ratio':>7} "
+           f"{'diff RSS':>8} {'bsd RSS':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for p in report["pairs"]:
+        ch = p.get("chunk") or {}
+        dd = p.get("depot_diff") or {}
+        bs = p.get("bsdiff") or {}
+        r = p["ratios"]
+        print(f"{p['name']:<24} {p['files']['changed'] + p['files']['added']:>4} "
+              f"{mib(p['new_bytes']):>8} {mib(ch.get('full_download_bytes')):>8} "
+              f"{mib(ch.get('chunk_reuse_bytes')):>8} {mib(p.get('best_per_file_bytes')):>8} "
+              f"{mib(dd.get('delta_download_bytes')):>8} "
+              f"{fmt(r.get('depot_over_best'), '.3f'):>7} {fmt(dd.get('wall_s'), '.1f'):>7} "
+              f"{fmt(bs.get('seconds'), '.1f'):>8} {fmt(r.get('diff_time_over_bsdiff'), '.3f'):>7} "
+              f"{mib(dd.get('peak_rss_bytes')):>8} {mib(bs.get('max_rss_bytes')):>8}")
+    print("(sizes in MiB; chg = changed + added files; RSS in MiB: depot diff's process tree, "
+          "bsdiff's largest run)")
+    for n in report["notes"]:
+        print(f"note: {n}")
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="depot's update plan against chunk reuse and the best per-file "
+        "delta tool, on real release pairs.")
+    ap.add_argument("--pairs-dir", default=None,
+                    help=f"where the pairs are cached (default {release_pairs.default_out_dir()})")
+    ap.add_argument("--only", action="append", default=None, metavar="NAME",
+                    help="pair name, software (duckdb, starfall) or kind (pypi, fixture); "
+                    "repeatable")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory (patches, depot repositories)")
+    ap.add_argument("--workdir", default=None, help="parent of the temporary directory")
+    ap.add_argument("--depot-cmd", default=None,
+                    help="command that runs depot (default: 'depot' on PATH, else "
+                    "'python -m cli' from the repository root)")
+    ap.add_argument("--verify", action="store_true",
+                    help="apply every tool's patch and compare with the new file")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    ap.add_argument("--skip-tools", action="store_true", help="no bsdiff/xdelta3/zstd runs")
+    ap.add_argument("--skip-depot", action="store_true", help="no depot runs")
+    ap.add_argument("--sample-interval", type=float, default=0.1,
+                    help="memory sampling interval in seconds (default 0.1)")
+    args = ap.parse_args(argv)
+
+    ensure_tools()
+    pairs = release_pairs.prepare(args.pairs_dir, args.only)
+    base, cwd, env = depot_base_command(args.depot_cmd)
+    diff_ok, diff_msg = (False, "skipped (--skip-depot)")
+    if not args.skip_depot:
+        diff_ok, diff_msg = diff_available(base, cwd, env)
+        if not diff_ok:
+            log(diff_msg)
+            log("continuing without the depot plan column")
+
+    workdir = tempfile.mkdtemp(prefix="depot-bench-delta-", dir=args.workdir)
+    rows = []
+    try:
+        for pair in pairs:
+            rows.append(bench_pair(pair, args, base, cwd, env, diff_ok, diff_msg,
+                                   os.path.join(workdir, pair.name)))
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    notes = []
+    if not diff_ok:
+        notes.append(diff_msg.splitlines()[0])
+    mem = psutil.virtual_memory()
+    report = {
+        "machine": {"cpus": os.cpu_count(), "mem_total_mib": mem.total / MiB,
+                    "python": platform.python_version()},
+        "pairs_dir": os.path.abspath(args.pairs_dir or release_pairs.default_out_dir()),
+        "tool_versions": tool_versions(),
+        "commands": {
+            "bsdiff": "bsdiff OLD NEW PATCH",
+            "xdelta3": "xdelta3 -9 -e -f -s OLD NEW PATCH",
+            "zstd": "zstd -19 --long=31 -f --patch-from=OLD NEW -o PATCH",
+            "zstd-full": "zstd -19 -f NEW -o PATCH (files only in the new version)",
+            "depot": ("depot --repo R configure --product p " + " ".join(CHUNK_ARGS)
+                      + "; depot --json --repo R run DIR --product p --version old|new"
+                      + "; depot --json --repo R diff --product p --from old --to new"),
+            "max_rss": "/usr/bin/time -f %M" if time_binary() else "psutil sampling",
+        },
+        "goal_thresholds": {"depot_over_best": GOAL_SIZE_RATIO,
+                            "diff_time_over_bsdiff": GOAL_TIME_RATIO},
+        "pairs": rows,
+        "notes": notes,
+        "kept_workdir": workdir if args.keep else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    if any(r.get("depot_error") for r in rows):
+        return 2
+    if args.check and any(v is False for r in rows for v in r["goals"].values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
