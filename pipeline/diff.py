@@ -125,6 +125,8 @@ def make_plan(store: Store, old: Manifest, new: Manifest, executor: cf.Executor,
         for c in f.chunks:
             holders.setdefault(c.id, []).append(f)
 
+    new_paths = {e.path for e in new.entries}
+    gone = [f for f in old.files if f.path not in new_paths]
     ops: dict[str, dict] = {}
     calls = []
     for f in new.files:
@@ -136,7 +138,7 @@ def make_plan(store: Store, old: Manifest, new: Manifest, executor: cf.Executor,
                            "source": old_by_hash[f.hash_sha256].path}
         else:
             cost = _fetch_cost(f, holders)
-            source = same or _best_source(f, holders)
+            source = same or _best_source(f, holders) or _look_alike(f, gone)
             ops[f.path] = {"path": f.path, "op": "chunks", "hash_sha256": f.hash_sha256, "download_bytes": cost}
             if cost and source is not None and source.size and f.size:
                 calls.append((diff_file, store.url, source.to_dict(), f.to_dict(), cost))
@@ -145,7 +147,6 @@ def make_plan(store: Store, old: Manifest, new: Manifest, executor: cf.Executor,
         progress(new_entry["size"])
 
     files = [ops[f.path] for f in new.files]
-    new_paths = {e.path for e in new.entries}
     old_chunk_ids = set(holders)
     fetched_chunks = {
         c.id: c.stored_size
@@ -184,6 +185,16 @@ def _best_source(f: FileEntry, holders: dict[str, list[FileEntry]]) -> FileEntry
     if not shared:
         return None
     return by_path[max(sorted(shared), key=lambda p: shared[p])]
+
+
+def _look_alike(f: FileEntry, gone: list[FileEntry]) -> FileEntry | None:
+    """For a small file that shares no chunk with anything (one edit changes its only
+    chunk): a removed old file of the same type and about the same size, the likely
+    original of a renamed-and-edited file. Diffing it costs little; the patch is kept
+    only if it beats fetching."""
+    ext = f.path.rsplit(".", 1)[-1] if "." in f.path.rsplit("/", 1)[-1] else ""
+    alike = [g for g in gone if g.path.endswith("." + ext) == bool(ext) and abs(g.size - f.size) <= f.size // 4]
+    return min(alike, key=lambda g: (abs(g.size - f.size), g.path), default=None)
 
 
 # -- making patches: a task per file ---------------------------------------------------

@@ -53,6 +53,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,7 @@ TOOLS = {"bsdiff": "bsdiff", "bspatch": "bsdiff", "xdelta3": "xdelta3",
          "zstd": "zstd", "/usr/bin/time": "time"}
 
 DIFF_TOOLS = ("bsdiff", "xdelta3", "zstd")
+XDELTA_DEFAULT_WINDOW = 64 * MiB
 
 
 def log(msg: str) -> None:
@@ -115,10 +117,11 @@ def ensure_tools() -> None:
 
 
 def tool_versions() -> dict:
-    xd = tool_version(["xdelta3", "-V"])
+    zs = re.search(r"v(\d+(?:\.\d+)+)", tool_version(["zstd", "--version"]))
+    xd = re.search(r"version (\d+(?:\.\d+)+)", tool_version(["xdelta3", "-V"]))
     return {
-        "zstd": tool_version(["zstd", "--version"]),
-        "xdelta3": xd,
+        "zstd": f"zstd {zs.group(1)}" if zs else "zstd",
+        "xdelta3": f"xdelta3 {xd.group(1)}" if xd else "xdelta3",
         "bsdiff": _dpkg_version("bsdiff"),
     }
 
@@ -136,7 +139,12 @@ def patch_command(tool: str, old: str, new: str, patch: str) -> list[str]:
     if tool == "bsdiff":
         return ["bsdiff", old, new, patch]
     if tool == "xdelta3":
-        return ["xdelta3", "-9", "-e", "-f", "-s", old, new, patch]
+        cmd = ["xdelta3", "-9", "-e", "-f"]
+        size = os.path.getsize(old)
+        if size > XDELTA_DEFAULT_WINDOW:
+            # the source window (default 64 MiB) must cover the whole old file
+            cmd += ["-B", str(-(-size // MiB) * MiB)]
+        return cmd + ["-s", old, new, patch]
     if tool == "zstd":
         # --patch-from raises zstd's own memory limit to the reference's size;
         # --long=31 allows a window that spans the whole old file.
@@ -428,7 +436,7 @@ def depot_diff(pair, base, cwd, env, repo: str, workdir: str, interval: float) -
     out["delta_download_bytes"] = size if isinstance(size, int) else None
     out["elapsed_s"] = elapsed if isinstance(elapsed, (int, float)) else None
     for k in ("chunk_download_bytes", "full_download_bytes", "files_patched",
-              "files_copied", "files_fetched", "files_kept"):
+              "files_copied", "files_fetched", "files_kept", "created"):
         v = find_key(summary, k)
         if v is not None:
             out[k] = v
@@ -508,6 +516,8 @@ def bench_pair(pair, args, base, cwd, env, diff_ok: bool, diff_msg: str,
                                            args.sample_interval)
             if row["depot_diff"].get("error"):
                 log(f"{pair.name}: {row['depot_diff']['error']}")
+            if row["depot_diff"].get("created") is False:
+                notes.append("depot diff reported created=false: the plan already existed")
             cdb = row["depot_diff"].get("chunk_download_bytes")
             if isinstance(cdb, int) and cdb != row["chunk"]["chunk_reuse_bytes"]:
                 notes.append(f"depot diff reports chunk_download_bytes={cdb}, depot run "
@@ -522,6 +532,10 @@ def bench_pair(pair, args, base, cwd, env, diff_ok: bool, diff_msg: str,
         row["depot_diff"] = {"error": "skipped (--skip-depot)"}
 
     row["ratios"], row["goals"] = ratios_and_goals(row)
+    bs_s = (row.get("bsdiff") or {}).get("seconds")
+    if "time" in row["goals"] and bs_s is not None and bs_s < 10:
+        notes.append(f"bsdiff takes {bs_s:.2f}s here: depot diff's time is mostly process "
+                     "start-up, so the time ratio says little for this pair")
     row["notes"] = notes
     return row
 
@@ -558,7 +572,7 @@ def ratios_and_goals(row: dict) -> tuple[dict, dict]:
 
 
 def mib(v) -> str:
-    return "n/a" if v is None else f"{v / MiB:.2f}"
+    return "n/a" if v is None else f"{v / MiB:.3f}"
 
 
 def fmt(v, spec: str) -> str:

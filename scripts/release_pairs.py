@@ -93,7 +93,7 @@ PAIRS: list[PairSpec] = [
     PairSpec("starfall-1.1.0-1.2.0", "starfall", "fixture", "1.1.0", "1.2.0",
              "fixture: renames, a deletion, an insertion near the start of libengine.so"),
     PairSpec("starfall-1.2.0-1.3.0", "starfall", "fixture", "1.2.0", "1.3.0",
-             "fixture"),
+             "fixture: half the pak blobs replaced, a renamed-and-edited level"),
     PairSpec("duckdb-1.1.2-1.1.3", "duckdb", "pypi", "1.1.2", "1.1.3",
              "one 59.5 MiB native extension module"),
     PairSpec("pyarrow-14.0.1-14.0.2", "pyarrow", "pypi", "14.0.1", "14.0.2",
