@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -17,8 +18,35 @@ PRODUCT = "starfall"
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
 
 
+# the depot command, run as a real process (from the source tree, installed or not)
+DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+
+
 def fixture_tar(version: str) -> Path:
     return FIXTURES / PRODUCT / f"{version}.tar"
+
+
+def fixture_params():
+    """The fixture product's chunk sizes: small, so that its files have several chunks."""
+    from pipeline.chunker import ChunkParams
+
+    return ChunkParams(16 << 10, 64 << 10, 256 << 10)
+
+
+def chunk_fixture_versions(root: Path, versions=VERSIONS, params=None):
+    """A repository at ``root`` with the fixture versions ingested and chunked."""
+    from pipeline import products
+    from pipeline.chunk import chunk
+    from pipeline.ingest import ingest
+    from pipeline.store import FsspecStore
+
+    store = FsspecStore(str(root))
+    products.configure(store, PRODUCT, params or fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for v in versions:
+            ingest(store, str(fixture_tar(v)), PRODUCT, v, ex)
+            chunk(store, PRODUCT, v, ex)
+    return store
 
 
 @pytest.fixture(scope="session")

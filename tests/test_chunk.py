@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import FIXTURES, PRODUCT, VERSIONS, fixture_tar, tree_snapshot
+from conftest import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar, tree_snapshot
 from pipeline import codec, layout, manifest, products
 from pipeline.chunk import chunk
 from pipeline.chunker import ChunkParams
@@ -19,7 +19,7 @@ from pipeline.ingest import ingest
 from pipeline.reassemble import reassemble
 from pipeline.store import FsspecStore
 
-FIXTURE_PARAMS = ChunkParams(16 << 10, 64 << 10, 256 << 10)
+FIXTURE_PARAMS = fixture_params()
 PINS = json.loads((FIXTURES / PRODUCT / "chunks.json").read_text())
 
 

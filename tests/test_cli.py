@@ -7,16 +7,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from archives import tar_member, write_tar
-from conftest import PRODUCT, ROOT, fixture_tar
+from conftest import DEPOT, PRODUCT, ROOT, fixture_tar
 
-DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
 
 
 def depot(*args, repo, check=None, **kw) -> subprocess.CompletedProcess:

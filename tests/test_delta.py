@@ -8,18 +8,15 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import PRODUCT, ROOT, VERSIONS, fixture_tar, tree_snapshot
+from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions, fixture_params, fixture_tar, tree_snapshot
 from http_origin import StaticOrigin
 from pipeline import diff as diff_mod
-from pipeline import engines, layout, manifest, products
+from pipeline import engines, layout, products
 from pipeline.chunk import chunk
-from pipeline.chunker import ChunkParams
 from pipeline.diff import diff, load_plan
 from pipeline.errors import InsufficientDiskSpace
 from pipeline.fetch import Fetcher, open_origin
@@ -29,7 +26,6 @@ from pipeline.store import FsspecStore
 from pipeline.update import update
 from test_install import assert_installed, tree
 
-FIXTURE_PARAMS = ChunkParams(16 << 10, 64 << 10, 256 << 10)
 PAIRS = [(a, b) for i, b in enumerate(VERSIONS) for a in VERSIONS[:i]]
 
 
@@ -37,12 +33,8 @@ PAIRS = [(a, b) for i, b in enumerate(VERSIONS) for a in VERSIONS[:i]]
 def planned(tmp_path_factory):
     """Every fixture version chunked and every pair planned."""
     root = tmp_path_factory.mktemp("planned")
-    store = FsspecStore(str(root))
-    products.configure(store, PRODUCT, FIXTURE_PARAMS)
+    store = chunk_fixture_versions(root)
     with cf.ThreadPoolExecutor(2) as ex:
-        for v in VERSIONS:
-            ingest(store, str(fixture_tar(v)), PRODUCT, v, ex)
-            chunk(store, PRODUCT, v, ex)
         for a, b in PAIRS:
             diff(store, PRODUCT, a, b, ex)
     return root
@@ -83,7 +75,6 @@ def test_plan_classifies_every_file(planned):
 def test_patches_beat_chunk_reuse_and_reapply_exactly(planned, pair):
     store = FsspecStore(str(planned))
     plan = load_plan(store, PRODUCT, *pair)
-    new = manifest.load(store, PRODUCT, pair[1])
     assert plan["delta_download_bytes"] <= plan["chunk_download_bytes"] <= plan["full_download_bytes"]
     for op in plan["files"]:
         for s in op.get("segments", ()):
@@ -177,9 +168,6 @@ def test_a_failing_swap_during_update_keeps_the_old_version(planned, build_dirs,
     assert_installed(dest, build_dirs["1.3.0"])
 
 
-DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
-
-
 def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
     dest = tmp_path / "game"
     install(fetcher(planned), PRODUCT, "1.0.0", dest)
@@ -254,7 +242,7 @@ def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkey
         (tmp_path / name).mkdir()
         (tmp_path / name / "big.pak").write_bytes(data)
     store = FsspecStore(str(tmp_path / "repo"))
-    products.configure(store, PRODUCT, FIXTURE_PARAMS)
+    products.configure(store, PRODUCT, fixture_params())
     with cf.ThreadPoolExecutor(2) as ex:
         for v in ("old", "new"):
             ingest(store, str(tmp_path / v), PRODUCT, v, ex)

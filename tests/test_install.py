@@ -10,42 +10,27 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PRODUCT, ROOT, VERSIONS, fixture_tar
+from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions
 from http_origin import FaultyOrigin, StaticOrigin
-from pipeline import layout, manifest, products
-from pipeline.chunk import chunk
-from pipeline.chunker import ChunkParams
+from pipeline import manifest
 from pipeline.errors import CdnUnreachable, FileHashMismatch, InsufficientDiskSpace, NotFound
 from pipeline.fetch import Fetcher, open_origin
-from pipeline.ingest import ingest
 from pipeline.install import install
 from pipeline.promote import promote
 from pipeline.repair import repair
 from pipeline.store import FsspecStore
 from pipeline.verify import verify
 
-FIXTURE_PARAMS = ChunkParams(16 << 10, 64 << 10, 256 << 10)
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """A repository with every fixture version chunked, and stable -> 1.2.0."""
-    import concurrent.futures as cf
-
     root = tmp_path_factory.mktemp("published")
-    store = FsspecStore(str(root))
-    products.configure(store, PRODUCT, FIXTURE_PARAMS)
-    with cf.ThreadPoolExecutor(4) as ex:
-        for v in VERSIONS:
-            ingest(store, str(fixture_tar(v)), PRODUCT, v, ex)
-            chunk(store, PRODUCT, v, ex)
-    promote(store, PRODUCT, "1.2.0", "stable")
+    promote(chunk_fixture_versions(root), PRODUCT, "1.2.0", "stable")
     return root
 
 
@@ -267,9 +252,6 @@ def test_verify_outside_an_install_says_so(tmp_path):
 
 
 # -- the command, killed and resumed -----------------------------------------------------
-
-DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
-
 
 def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dirs, tmp_path):
     """SIGKILL a real install process at several points (its download rate limited so
