@@ -309,7 +309,7 @@ class ChunkJob:
                 self.missing[f.path] -= 1
                 done = self.missing[f.path] == 0
             if done:
-                self._finish_file(f)
+                self._finish_file(f, data if ref.size == f.size else None)
 
     def _from_disk(self, cid: str, ref: ChunkRef) -> bytes | None:
         source = self.local.get(cid)
@@ -323,12 +323,17 @@ class ChunkJob:
             return None
         return data if codec.chunk_id(data) == cid else None  # it changed since: download
 
-    def _finish_file(self, f: FileEntry) -> None:
+    def _finish_file(self, f: FileEntry, whole: bytes | None = None) -> None:
+        """Check a completed staging file; ``whole`` is its content when one chunk is the
+        whole file, which spares reading it back."""
         staged = self.inst.staging_path(f)
         h = hashlib.sha256()
-        with open(staged, "rb") as fh:
-            while block := fh.read(READ_BLOCK):
-                h.update(block)
+        if whole is not None:
+            h.update(whole)
+        else:
+            with open(staged, "rb") as fh:
+                while block := fh.read(READ_BLOCK):
+                    h.update(block)
         if h.hexdigest() != f.hash_sha256:
             os.unlink(staged)  # never keep bytes that claim to be this file and are not
             raise FileHashMismatch(f"{f.path}: assembled bytes do not match hash_sha256 {f.hash_sha256}")

@@ -75,9 +75,9 @@ class Installation:
     def backup(self) -> Path:
         return self.state / "backup"
 
-    def staging_path(self, entry: FileEntry) -> Path:
+    def staging_path(self, entry: FileEntry) -> str:
         # Named by path, so two entries with the same content are still two files.
-        return self.staging / _key(entry.path)
+        return os.path.join(self.dest, STATE_DIR, "staging", _key(entry.path))
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["Installation"]:
@@ -148,10 +148,11 @@ class Installation:
         try:
             for rel in remove:
                 self._set_aside(rel)
+            known: set[str] = set()
             for e in staged:
-                self._make_parents(e.path)
+                self._make_parents(e.path, known)
                 self._set_aside(e.path)
-                os.replace(self.staging_path(e), self.dest / e.path)
+                os.replace(self.staging_path(e), os.path.join(self.dest, e.path))
             for e in m.entries:
                 if e.type == "symlink":
                     self._place_link(e)
@@ -166,9 +167,9 @@ class Installation:
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def _set_aside(self, rel: str) -> None:
-        target = self.dest / rel
+        target = os.path.join(self.dest, rel)
         if _exists(target):
-            os.replace(target, self.backup / _key(rel))
+            os.replace(target, os.path.join(self.backup, _key(rel)))
 
     def recover(self) -> None:
         """Undo a swap that did not reach its record: the old entries come back from
@@ -196,25 +197,30 @@ class Installation:
         _atomic_write(self.state / "manifest.json", manifest_mod.to_bytes(m))
         files = {}
         for f in m.files:
-            st = os.stat(self.dest / f.path)
+            st = os.stat(os.path.join(self.dest, f.path))
             files[f.path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         record = {"format": FORMAT, "product": m.product, "version": m.version, "origins": origins, "files": files}
         _atomic_write(self.state / "installed.json", json.dumps(record, sort_keys=True, indent=1).encode())
 
-    def _make_parents(self, rel: str) -> None:
+    def _make_parents(self, rel: str, known: set[str] | None = None) -> None:
         """Real directories for every parent of ``rel``. A file or link in the way is set
-        aside (with the swap's backup), so nothing is ever written through a link."""
-        current = self.dest
+        aside (with the swap's backup), so nothing is ever written through a link.
+        ``known`` remembers directories already checked during one swap."""
         parts = rel.split("/")[:-1]
-        for i, part in enumerate(parts):
-            current = current / part
-            if os.path.islink(current) or (_exists(current) and not current.is_dir()):
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if known is not None and parent in known:
+                continue
+            current = os.path.join(self.dest, parent)
+            if os.path.islink(current) or (_exists(current) and not os.path.isdir(current)):
                 if self.backup.exists():
-                    self._set_aside("/".join(parts[: i + 1]))
+                    self._set_aside(parent)
                 else:
-                    _remove(current)
+                    _remove(Path(current))
             if not _exists(current):
-                current.mkdir()
+                os.mkdir(current)
+            if known is not None:
+                known.add(parent)
 
     def _place_link(self, entry: FileEntry) -> None:
         self._make_parents(entry.path)
