@@ -37,6 +37,7 @@ WINDOW = 96 << 20
 HDIFF_MAX = 64 << 20
 BSDIFF_MAX = 4 << 20
 NEAR_FLOOR = 1 / 200  # a zstd patch under 0.5 % of the file is not worth a slower engine
+SEGMENT_ZSTD_LEVEL = 9
 
 
 @dataclass(frozen=True)
@@ -200,13 +201,17 @@ def _look_alike(f: FileEntry, gone: list[FileEntry]) -> FileEntry | None:
 # -- making patches: a task per file ---------------------------------------------------
 
 
-def best_patch(old: bytes, new: bytes) -> tuple[str, bytes]:
+def best_patch(old: bytes, new: bytes, segment: bool = False) -> tuple[str, bytes]:
     """The smallest patch among the engines worth trying, checked by applying it.
 
-    zstd-prefix is the cheap first try; when it is already near the floor nothing slower
-    can pay for itself. Otherwise HDiffPatch (up to 64 MiB) and bsdiff (small files only:
-    its memory is about 17 times the old file) compete with it.
+    zstd-prefix at a low level is the cheap first try; when it is already near the floor
+    nothing slower can pay for itself. Otherwise HDiffPatch (up to 64 MiB) and bsdiff
+    (small files only: its memory is about 17 times the old file) compete with it.
+    Segments of very large files get zstd alone, at a middle level: a suffix array over
+    every window would cost minutes per GB.
     """
+    if segment:
+        return "zstd-prefix", engines.MAKE["zstd-prefix"](old, new, SEGMENT_ZSTD_LEVEL)
     tried = [("zstd-prefix", engines.MAKE["zstd-prefix"](old, new))]
     if len(tried[0][1]) > max(4096, len(new) * NEAR_FLOOR):
         if max(len(old), len(new)) <= HDIFF_MAX:
@@ -227,8 +232,10 @@ def diff_file(store_url: str, old_entry: dict, new_entry: dict, fetch_cost: int)
     store = open_store(store_url)
     old, new = FileEntry.from_dict(old_entry), FileEntry.from_dict(new_entry)
     segments = []
-    for offset, size, src_offset, src_size in _segments(old, new):
-        engine, patch = best_patch(read_bytes(store, old, src_offset, src_size), read_bytes(store, new, offset, size))
+    pieces = _segments(old, new)
+    for offset, size, src_offset, src_size in pieces:
+        engine, patch = best_patch(read_bytes(store, old, src_offset, src_size), read_bytes(store, new, offset, size),
+                                   segment=len(pieces) > 1)
         segments.append((offset, size, src_offset, src_size, engine, patch))
         if sum(len(s[5]) for s in segments) >= fetch_cost:
             return {"path": new.path, "op": "chunks", "hash_sha256": new.hash_sha256, "download_bytes": fetch_cost}

@@ -144,17 +144,19 @@ def stale_entries(old: Manifest | None, new: Manifest) -> list[str]:
     return [e.path for e in old.entries if e.type != "dir" and e.path not in keep]
 
 
+def _parents(path: str) -> set[str]:
+    return {path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1)}
+
+
 def remove_empty_dirs(inst: Installation, old: Manifest | None, new: Manifest) -> None:
     """Directories only the old version had, when nothing (a save, a mod) is left in them."""
     if old is None:
         return
-    keep = {e.path for e in new.entries}
-    gone = {e.path.rsplit("/", i)[0] for e in old.entries for i in range(1, e.path.count("/") + 1)}
-    gone |= {e.path for e in old.entries if e.type == "dir"}
-    for rel in sorted(gone - keep, key=lambda p: -p.count("/")):
-        if not any(k.startswith(rel + "/") for k in keep):
-            with contextlib.suppress(OSError):
-                os.rmdir(inst.dest / rel)
+    old_dirs = {e.path for e in old.entries if e.type == "dir"}.union(*(_parents(e.path) for e in old.entries))
+    new_dirs = {e.path for e in new.entries}.union(*(_parents(e.path) for e in new.entries))
+    for rel in sorted(old_dirs - new_dirs, key=lambda p: -p.count("/")):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            os.rmdir(inst.dest / rel)
 
 
 def candidates(inst: Installation, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
@@ -162,19 +164,17 @@ def candidates(inst: Installation, m: Manifest, todo: list[FileEntry], seeds: It
     in the destination that the version does not have, and every file of the seeds."""
     listed = {f.path for f in m.files}
     found = [inst.dest / f.path for f in todo]
-    for root in [inst.dest]:
-        for p in _walk_files(root):
-            rel = p.relative_to(root).as_posix()
-            if rel.split("/")[0] != STATE_DIR and rel not in listed:
-                found.append(p)
+    found += [p for p in _walk_files(inst.dest, skip=STATE_DIR) if p.relative_to(inst.dest).as_posix() not in listed]
     for seed in seeds:
         found.extend(_walk_files(Path(seed)))
     return [p for p in found if p.is_file() and not p.is_symlink()]
 
 
-def _walk_files(root: Path) -> list[Path]:
+def _walk_files(root: Path, skip: str = "") -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == str(root) and skip in dirnames:
+            dirnames.remove(skip)
         out.extend(Path(dirpath) / n for n in filenames)
     return out
 
