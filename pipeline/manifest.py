@@ -7,6 +7,7 @@ build gives the same bytes whatever did the work.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from . import layout, schemas
@@ -74,11 +75,15 @@ class Manifest:
     def files(self) -> list[FileEntry]:
         return [e for e in self.entries if e.type == "file"]
 
+    @functools.cached_property
+    def _by_path(self) -> dict[str, FileEntry]:
+        return {e.path: e for e in self.entries}
+
     def entry(self, path: str) -> FileEntry:
-        for e in self.entries:
-            if e.path == path:
-                return e
-        raise NotFound(f"{self.product} {self.version} has no entry {path!r}")
+        try:
+            return self._by_path[path]
+        except KeyError:
+            raise NotFound(f"{self.product} {self.version} has no entry {path!r}") from None
 
     def unique_chunks(self) -> dict[str, ChunkRef]:
         unique: dict[str, ChunkRef] = {}
