@@ -23,7 +23,7 @@ from typing import Iterable
 
 from . import codec, engines, layout
 from .diff import INDEX_SCHEMA, SCHEMA as PLAN_SCHEMA
-from .errors import DepotError, InsufficientDiskSpace, IntegrityError, NotFound
+from .errors import DepotError, InsufficientDiskSpace, IntegrityError, ManifestInvalid, NotFound
 from .fetch import Fetcher
 from .install import ChunkJob, Progress, candidates, install, load_manifest, remove_empty_dirs, resolve_version
 from .installation import Installation, file_mode
@@ -75,15 +75,23 @@ def update(
     chunk_cost = sum(c.stored_size for i, c in target_m.unique_chunks().items() if i not in have)
     route, delta_cost = _cheapest_chain(fetcher, product, current.version, target)
 
-    if route is None or delta_cost >= chunk_cost:
+    def by_chunks(fallbacks: list[dict]) -> UpdateResult:
         r = install(fetcher, product, target, inst.dest, seeds=seeds, jobs=jobs, progress=progress, on_total=on_total)
-        return UpdateResult(product, current.version, target, "chunks", [current.version, target], r.bytes_downloaded,
-                            chunk_cost, delta_cost, r.files_written, 0, elapsed_s=round(time.monotonic() - started, 3))
+        return UpdateResult(product, current.version, target, "chunks", [inst.manifest().version, target],
+                            r.bytes_downloaded, chunk_cost, delta_cost, r.files_written, 0, fallbacks,
+                            round(time.monotonic() - started, 3))
+
+    if route is None or delta_cost >= chunk_cost:
+        return by_chunks([])
 
     downloaded = written = patched = 0
     fallbacks: list[dict] = []
     for a, b in zip(route, route[1:]):
-        plan = fetcher.document(layout.plan_key(product, a, b), PLAN_SCHEMA)
+        try:
+            plan = fetcher.document(layout.plan_key(product, a, b), PLAN_SCHEMA)
+        except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
+            fallbacks.append({"path": "", "error": engines.PatchFailed.code, "message": str(exc)})
+            return by_chunks(fallbacks)
         b_m = target_m if b == target else load_manifest(fetcher, product, b)
         with inst.locked():
             step = _Step(inst, fetcher, plan, inst.manifest(), b_m, progress or (lambda n: None))

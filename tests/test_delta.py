@@ -129,6 +129,19 @@ def test_a_bad_patch_falls_back_to_chunks(planned, build_dirs, tmp_path, damage)
     assert_installed(dest, build_dirs["1.1.0"])
 
 
+def test_a_missing_plan_falls_back_to_chunks(planned, build_dirs, tmp_path):
+    import shutil
+
+    origin = tmp_path / "origin"
+    shutil.copytree(planned, origin)
+    (origin / layout.plan_key(PRODUCT, "1.0.0", "1.2.0")).unlink()  # still in the index
+    dest = tmp_path / "game"
+    install(fetcher(origin), PRODUCT, "1.0.0", dest)
+    r = update(fetcher(origin), dest, to_version="1.2.0")
+    assert r.method == "chunks" and r.fallbacks[0]["error"] == "DELTA_PATCH_APPLICATION_FAILED"
+    assert_installed(dest, build_dirs["1.2.0"])
+
+
 def test_a_damaged_installed_file_is_fetched_not_patched(planned, build_dirs, tmp_path):
     dest = tmp_path / "game"
     install(fetcher(planned), PRODUCT, "1.0.0", dest)
