@@ -75,10 +75,10 @@ def update(
     chunk_cost = sum(c.stored_size for i, c in target_m.unique_chunks().items() if i not in have)
     route, delta_cost = _cheapest_chain(fetcher, product, current.version, target)
 
-    def by_chunks(fallbacks: list[dict]) -> UpdateResult:
+    def by_chunks(fallbacks: list[dict], downloaded: int = 0) -> UpdateResult:
         r = install(fetcher, product, target, inst.dest, seeds=seeds, jobs=jobs, progress=progress, on_total=on_total)
         return UpdateResult(product, current.version, target, "chunks", [inst.manifest().version, target],
-                            r.bytes_downloaded, chunk_cost, delta_cost, r.files_written, 0, fallbacks,
+                            downloaded + r.bytes_downloaded, chunk_cost, delta_cost, r.files_written, 0, fallbacks,
                             round(time.monotonic() - started, 3))
 
     if route is None or delta_cost >= chunk_cost:
@@ -90,8 +90,9 @@ def update(
         try:
             plan = fetcher.document(layout.plan_key(product, a, b), PLAN_SCHEMA)
         except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
-            fallbacks.append({"path": "", "error": engines.PatchFailed.code, "message": str(exc)})
-            return by_chunks(fallbacks)
+            key = layout.plan_key(product, a, b)
+            fallbacks.append({"path": key, "error": engines.PatchFailed.code, "message": str(exc)})
+            return by_chunks(fallbacks, downloaded)
         b_m = target_m if b == target else load_manifest(fetcher, product, b)
         with inst.locked():
             step = _Step(inst, fetcher, plan, inst.manifest(), b_m, progress or (lambda n: None))
