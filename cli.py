@@ -157,16 +157,22 @@ def chunk(s: Settings, product, version):
 @click.argument("source")
 @product_option
 @version_option
+@click.option("--diff-last", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also build update plans from the N chunked versions before this one.")
 @click.pass_obj
-def run(s: Settings, source, product, version):
-    """The whole pipeline for one uploaded build: ingest, then chunk."""
+def run(s: Settings, source, product, version, diff_last):
+    """The whole pipeline for one uploaded build: ingest, chunk, and optionally diff."""
     with s.executor() as ex:
         i = _ingest(s, ex, source, product, version)
     c = _chunk(s, product, version)
-    s.emit({"ingest": i, "chunk": c, **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new",
-                                                          "chunks_reused", "dedup_ratio")},
-            "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"], 3)},
-           _describe_ingest(i) + "\n" + _describe_chunk(c))
+    plans = []
+    if diff_last:
+        earlier = [v for v in _chunked_versions(s.store, product) if _version_key(v) < _version_key(version)]
+        plans = _diff_pairs(s, product, [(a, version) for a in earlier[-diff_last:]])
+    s.emit({"ingest": i, "chunk": c, "plans": plans,
+            **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
+            "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"] + sum(p["elapsed_s"] for p in plans), 3)},
+           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]))
 
 
 @cli.command()
@@ -368,8 +374,6 @@ def _chunked_versions(store, product: str) -> list[str]:
 @click.pass_obj
 def diff_cmd(s: Settings, product, from_version, to_version, all_from, last, all_pairs):
     """Build update plans and patches for version pairs (a no-op for pairs that have one)."""
-    from pipeline.diff import diff as diff_stage
-
     store = s.store
     versions = _chunked_versions(store, product)
     if sum(bool(x) for x in (from_version, all_from, last, all_pairs)) != 1:
@@ -383,16 +387,25 @@ def diff_cmd(s: Settings, product, from_version, to_version, all_from, last, all
         earlier = [v for v in versions if _version_key(v) < _version_key(to_version)]
         sources = [from_version] if from_version else earlier[-last:] if last else earlier
         pairs = [(a, to_version) for a in sources]
-    sizes = {v: manifest.load(store, product, v).totals()["bytes"] for v in {b for _, b in pairs}}
-    results = []
-    with s.executor(sum(sizes[b] for _, b in pairs)) as ex, progress_bar(f"diff {product}", sum(sizes[b] for _, b in pairs)) as advance:
-        for a, b in pairs:
-            results.append(diff_stage(store, product, a, b, ex, advance).to_dict())
-    lines = [f"{r['from_version']} -> {r['to_version']}: {'planned' if r['created'] else 'already planned'}: "
-             f"{r['files_patched']} patched, {r['files_copied']} copied, {r['files_fetched']} by chunks, "
-             f"{r['files_kept']} kept, {r['entries_removed']} removed; download {_mib(r['delta_download_bytes'])} "
-             f"(chunks alone {_mib(r['chunk_download_bytes'])}, full {_mib(r['full_download_bytes'])})" for r in results]
-    s.emit(results[0] if len(results) == 1 and from_version else {"plans": results}, "\n".join(lines) or "no pairs")
+    results = _diff_pairs(s, product, pairs)
+    s.emit(results[0] if len(results) == 1 and from_version else {"plans": results},
+           "\n".join(_describe_plan(r) for r in results) or "no pairs")
+
+
+def _diff_pairs(s: Settings, product: str, pairs: list[tuple[str, str]]) -> list[dict]:
+    from pipeline.diff import diff as diff_stage
+
+    sizes = {v: manifest.load(s.store, product, v).totals()["bytes"] for v in {b for _, b in pairs}}
+    total = sum(sizes[b] for _, b in pairs)
+    with s.executor(total) as ex, progress_bar(f"diff {product}", total) as advance:
+        return [diff_stage(s.store, product, a, b, ex, advance).to_dict() for a, b in pairs]
+
+
+def _describe_plan(r: dict) -> str:
+    return (f"{r['from_version']} -> {r['to_version']}: {'planned' if r['created'] else 'already planned'}: "
+            f"{r['files_patched']} patched, {r['files_copied']} copied, {r['files_fetched']} by chunks, "
+            f"{r['files_kept']} kept, {r['entries_removed']} removed; download {_mib(r['delta_download_bytes'])} "
+            f"(chunks alone {_mib(r['chunk_download_bytes'])}, full {_mib(r['full_download_bytes'])})")
 
 
 @cli.command()
