@@ -49,10 +49,8 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -60,14 +58,12 @@ import sys
 import tempfile
 import time
 
-import psutil
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import release_pairs  # noqa: E402
-from bench_ingest import (depot_base_command, parse_json_output, run_measured,  # noqa: E402
-                          time_binary, tool_version)
-
-MiB = 1 << 20
+from bench_ingest import (add_depot_cmd_option, add_sample_interval_option,  # noqa: E402
+                          apt_install, depot_base_command, machine_info, parse_json_output,
+                          run_measured, time_binary, tool_version)
+from benchlib import MiB, fmt, log, remove_workdir, sha256_file  # noqa: E402
 
 PRODUCT = "p"
 CHUNK_ARGS = ["--chunk-min", "256KiB", "--chunk-avg", "1MiB", "--chunk-max", "4MiB"]
@@ -83,10 +79,6 @@ DIFF_TOOLS = ("bsdiff", "xdelta3", "zstd")
 XDELTA_DEFAULT_WINDOW = 64 * MiB
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------
 # tools
 
@@ -98,22 +90,18 @@ def _have(binary: str) -> bool:
 
 
 def ensure_tools() -> None:
-    """apt-get update, then apt-get install -y the packages of missing tools."""
+    """apt-get install -y the packages of missing tools."""
     missing = sorted({pkg for b, pkg in TOOLS.items() if not _have(b)})
     if not missing:
         return
     if shutil.which("apt-get") is None:
         raise SystemExit(f"missing Debian packages {' '.join(missing)} and no apt-get")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     log(f"installing Debian packages: {' '.join(missing)}")
-    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    res = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *missing],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = apt_install(*missing)
     still = [b for b in TOOLS if not _have(b)]
-    if res.returncode != 0 or still:
+    if err is not None or still:
         raise SystemExit(f"could not install {' '.join(missing)} (needs root and apt):\n"
-                         + res.stderr.decode(errors="replace").strip())
+                         + (err or ""))
 
 
 def tool_versions() -> dict:
@@ -190,14 +178,6 @@ def regular_files(root: str) -> tuple[dict[str, int], int]:
     return files, links
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MiB):
-            h.update(block)
-    return h.hexdigest()
-
-
 def compare_trees(old_dir: str, new_dir: str) -> dict:
     old, old_links = regular_files(old_dir)
     new, new_links = regular_files(new_dir)
@@ -221,10 +201,10 @@ def compare_trees(old_dir: str, new_dir: str) -> dict:
             cands = by_size.get(new[rel])
             if not cands:
                 continue
-            h = _sha256(os.path.join(new_dir, rel))
+            h = sha256_file(os.path.join(new_dir, rel))
             for c in cands:
                 if c not in hashes:
-                    hashes[c] = _sha256(os.path.join(old_dir, c))
+                    hashes[c] = sha256_file(os.path.join(old_dir, c))
                 if hashes[c] == h:
                     renamed.append((rel, c))
                     break
@@ -575,10 +555,6 @@ def mib(v) -> str:
     return "n/a" if v is None else f"{v / MiB:.3f}"
 
 
-def fmt(v, spec: str) -> str:
-    return "n/a" if v is None else format(v, spec)
-
-
 def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM; "
@@ -672,23 +648,18 @@ def main(argv: list[str] | None = None) -> int:
         "delta tool, on real release pairs.")
     ap.add_argument("--pairs-dir", default=None,
                     help=f"where the pairs are cached (default {release_pairs.default_out_dir()})")
-    ap.add_argument("--only", action="append", default=None, metavar="NAME",
-                    help="pair name, software (duckdb, starfall) or kind (pypi, fixture); "
-                    "repeatable")
+    release_pairs.add_only_option(ap)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (patches, depot repositories)")
     ap.add_argument("--workdir", default=None, help="parent of the temporary directory")
-    ap.add_argument("--depot-cmd", default=None,
-                    help="command that runs depot (default: 'depot' on PATH, else "
-                    "'python -m cli' from the repository root)")
+    add_depot_cmd_option(ap)
     ap.add_argument("--verify", action="store_true",
                     help="apply every tool's patch and compare with the new file")
     ap.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     ap.add_argument("--skip-tools", action="store_true", help="no bsdiff/xdelta3/zstd runs")
     ap.add_argument("--skip-depot", action="store_true", help="no depot runs")
-    ap.add_argument("--sample-interval", type=float, default=0.1,
-                    help="memory sampling interval in seconds (default 0.1)")
+    add_sample_interval_option(ap)
     args = ap.parse_args(argv)
 
     ensure_tools()
@@ -708,18 +679,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_pair(pair, args, base, cwd, env, diff_ok, diff_msg,
                                    os.path.join(workdir, pair.name)))
     finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
     notes = []
     if not diff_ok:
         notes.append(diff_msg.splitlines()[0])
-    mem = psutil.virtual_memory()
     report = {
-        "machine": {"cpus": os.cpu_count(), "mem_total_mib": mem.total / MiB,
-                    "python": platform.python_version()},
+        "machine": machine_info(),
         "pairs_dir": os.path.abspath(args.pairs_dir or release_pairs.default_out_dir()),
         "tool_versions": tool_versions(),
         "commands": {

@@ -63,9 +63,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_corpus  # noqa: E402
-
-MiB = 1 << 20
-GiB = 1 << 30
+from benchlib import MiB, fmt, log, remove_workdir, verdict  # noqa: E402
 
 CHUNK_MIN = 256 * 1024
 CHUNK_AVG = 1024 * 1024
@@ -77,27 +75,23 @@ GOAL_PEAK_RSS_MIB = 1024
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------
 # tools
 
 
-def _apt_install(package: str) -> bool:
+def apt_install(*packages: str) -> str | None:
+    """apt-get install -y the packages, after an apt-get update if the first
+    try fails.  None on success, else apt-get's stderr."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL,
                       stderr=subprocess.PIPE).returncode == 0:
-        return True
-    log(f"apt-get install {package} failed; running apt-get update and retrying")
+        return None
+    log(f"apt-get install {' '.join(packages)} failed; running apt-get update and retrying")
     subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     res = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if res.returncode != 0:
-        log(res.stderr.decode(errors="replace").strip())
-    return res.returncode == 0
+    return None if res.returncode == 0 else res.stderr.decode(errors="replace").strip()
 
 
 def ensure_tool(binary: str, package: str) -> str:
@@ -108,9 +102,22 @@ def ensure_tool(binary: str, package: str) -> str:
         raise SystemExit(f"{binary} not found and apt-get is not available; "
                          f"install the '{package}' package")
     log(f"{binary} not found: installing Debian package '{package}'")
-    if not _apt_install(package) or not (path := shutil.which(binary)):
+    err = apt_install(package)
+    if err is not None:
+        log(err)
+    if err is not None or not (path := shutil.which(binary)):
         raise SystemExit(f"could not install '{package}' (needs root and apt)")
     return path
+
+
+def ensure_time_binary() -> None:
+    """Install GNU time if missing; without it the peak RSS of the largest
+    process is sampled only."""
+    if time_binary() is None:
+        try:
+            ensure_tool("/usr/bin/time", "time")
+        except SystemExit as e:
+            log(f"{e}; the largest single-process RSS will be sampled only")
 
 
 def tool_version(cmd: list[str]) -> str:
@@ -121,6 +128,12 @@ def tool_version(cmd: list[str]) -> str:
         return lines[0].strip() if lines else ""
     except Exception:
         return ""
+
+
+def machine_info() -> dict:
+    """The machine a report was made on."""
+    return {"cpus": os.cpu_count(), "mem_total_mib": psutil.virtual_memory().total / MiB,
+            "python": platform.python_version()}
 
 
 # --------------------------------------------------------------------------
@@ -345,7 +358,14 @@ def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **ext
     return row
 
 
-def run_casync(corpus: str, workdir: str, interval: float) -> tuple[dict, list[str]]:
+def throughput_ratio(a: dict, b: dict) -> float:
+    """Throughput of row a over that of row b (rows from summarize)."""
+    return round(a["mib_per_s"] / b["mib_per_s"], 3)
+
+
+def run_casync(corpus: str, workdir: str,
+               interval: float) -> tuple[dict, list[str], str, str]:
+    """casync make into workdir: (result, command, store, index)."""
     store = os.path.join(workdir, "casync-store")
     index = os.path.join(workdir, "casync.caidx")
     cmd = ["casync", "make", f"--store={store}",
@@ -354,7 +374,7 @@ def run_casync(corpus: str, workdir: str, interval: float) -> tuple[dict, list[s
     res = run_measured("casync", cmd, workdir, interval)
     if res["returncode"] != 0:
         raise SystemExit(f"casync failed (exit {res['returncode']}):\n{res['stderr']}")
-    return res, cmd
+    return res, cmd, store, index
 
 
 def depot_base_command(override: str | None) -> tuple[list[str], str | None, dict | None]:
@@ -369,13 +389,15 @@ def depot_base_command(override: str | None) -> tuple[list[str], str | None, dic
     return [sys.executable, "-m", "cli"], REPO_ROOT, env
 
 
-def workers_after_run(base: list[str], cwd: str | None, env: dict | None) -> bool:
+def option_listed(base: list[str], sub: str, option: str, cwd: str | None,
+                  env: dict | None, default: bool = False) -> bool:
+    """Whether ``depot SUB --help`` lists option; default if the help cannot run."""
     try:
-        res = subprocess.run(base + ["run", "--help"], cwd=cwd, env=env,
+        res = subprocess.run(base + [sub, "--help"], cwd=cwd, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
-        return True
-    return "--workers" in res.stdout.decode(errors="replace")
+        return default
+    return option in res.stdout.decode(errors="replace")
 
 
 def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
@@ -386,13 +408,37 @@ def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
     run = ["run", corpus, "--product", "bench", "--version", "1"]
     if workers:
         # `--workers` is accepted either by `run` or as a global option
-        if workers_after_run(base, cwd, env):
+        if option_listed(base, "run", "--workers", cwd, env, default=True):
             run += ["--workers", str(workers)]
         else:
             glob += ["--workers", str(workers)]
     cmd = base + glob + run
     res = run_measured("depot", cmd, workdir, interval, cwd=cwd, env=env)
     return res, cmd, parse_json_output(res.get("stdout", "")), repo
+
+
+def depot_stored_bytes(repo: str, summary: dict | None = None) -> tuple[int, int | None, str]:
+    """(bytes, chunk files, source) that depot stored in repo: REPO/chunks,
+    else the stored_bytes of depot's JSON summary (if given), else the whole repo."""
+    chunks_dir = os.path.join(repo, "chunks")
+    if os.path.isdir(chunks_dir):
+        return (*tree_bytes(chunks_dir), "measured REPO/chunks")
+    if summary and isinstance(summary.get("stored_bytes"), int):
+        return summary["stored_bytes"], None, "depot JSON stored_bytes"
+    return (*tree_bytes(repo), "measured whole repo")
+
+
+def log_depot_failure(step: str, failed: dict, command: str | None) -> None:
+    """A failed depot command: exit code, command, error, stderr and stdout."""
+    log(f"{step} failed (exit {failed['returncode']}): {command}")
+    if failed.get("error"):
+        log(failed["error"])
+    log("--- depot stderr ---")
+    log(failed.get("stderr", "").rstrip())
+    out = failed.get("stdout", "").rstrip()
+    if out:
+        log("--- depot stdout ---")
+        log(out)
 
 
 def run_zstd(corpus: str, workdir: str, interval: float) -> tuple[dict, str, int | None]:
@@ -412,10 +458,6 @@ def run_zstd(corpus: str, workdir: str, interval: float) -> tuple[dict, str, int
 # report
 
 
-def fmt(v, spec: str) -> str:
-    return "n/a" if v is None else format(v, spec)
-
-
 def print_report(report: dict) -> None:
     c = report["corpus"]
     print(f"corpus: {c['path']} ({c['mode']}, {c['files']} files, "
@@ -423,8 +465,8 @@ def print_report(report: dict) -> None:
     print(f"machine: {report['machine']['cpus']} CPUs, "
           f"{report['machine']['mem_total_mib']:.0f} MiB RAM; depot workers: "
           f"{report['workers'] or 'default'}")
-    print(f"page cache: warm -- the whole corpus was read once (like cat > /dev/null) "
-          f"right before each tool, so every tool read it from the page cache"
+    print("page cache: warm -- the whole corpus was read once (like cat > /dev/null) "
+          "right before each tool, so every tool read it from the page cache"
           + ("" if report["page_cache_fits"] else
              " (WARNING: corpus larger than 80% of RAM, it may not stay cached)"))
     for name, cmd in report["commands"].items():
@@ -448,8 +490,6 @@ def print_report(report: dict) -> None:
         print(f"depot/zstd throughput: {r['throughput_depot_over_zstd']:.2f}x")
     g = report["goals"]
     if g:
-        def verdict(ok):
-            return "n/a" if ok is None else ("MET" if ok else "NOT MET")
         print(f"goal depot throughput >= {GOAL_THROUGHPUT_RATIO:g}x casync: "
               f"{verdict(g.get('throughput'))}")
         print(f"goal depot peak RSS < {GOAL_PEAK_RSS_MIB} MiB: "
@@ -469,36 +509,51 @@ def default_corpus_dir(args) -> str:
 
 
 def prepare_corpus(args) -> tuple[str, dict]:
-    if args.corpus:
-        path = os.path.abspath(args.corpus)
-        if os.path.isdir(path) and os.listdir(path):
-            size, files = tree_bytes(path)
-            log(f"using existing corpus {path}: {files} files, {size / MiB:.1f} MiB")
-            return path, {"path": path, "mode": "existing", "files": files, "bytes": size}
+    """The corpus (options of add_corpus_options) and its description; exits
+    if it holds no bytes."""
+    path = os.path.abspath(args.corpus) if args.corpus else default_corpus_dir(args)
+    if args.corpus and os.path.isdir(path) and os.listdir(path):
+        size, files = tree_bytes(path)
+        log(f"using existing corpus {path}: {files} files, {size / MiB:.1f} MiB")
+        corpus_info = {"path": path, "mode": "existing", "files": files, "bytes": size}
     else:
-        path = default_corpus_dir(args)
-    info = bench_corpus.generate(path, args.size_gb, args.single_file_gb, args.seed,
-                                 verbose=True, stream=sys.stderr)
-    size, files = tree_bytes(path)
-    return path, {"path": path, "mode": info["mode"], "files": files, "bytes": size,
-                  "seed": args.seed, "generated": info}
+        info = bench_corpus.generate(path, args.size_gb, args.single_file_gb, args.seed,
+                                     verbose=True, stream=sys.stderr)
+        size, files = tree_bytes(path)
+        corpus_info = {"path": path, "mode": info["mode"], "files": files, "bytes": size,
+                       "seed": args.seed, "generated": info}
+    if size == 0:
+        raise SystemExit(f"corpus {path} is empty")
+    return path, corpus_info
+
+
+def add_corpus_options(ap: argparse.ArgumentParser, single_file_help: str) -> None:
+    ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
+                    "as is; otherwise a corpus is generated there)")
+    ap.add_argument("--size-gb", type=float, default=1.0,
+                    help="size of a generated corpus in GiB (default 1.0)")
+    ap.add_argument("--single-file-gb", type=float, default=0.0, help=single_file_help)
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+
+
+def add_depot_cmd_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--depot-cmd", default=None,
+                    help="command that runs depot (default: 'depot' on PATH, else "
+                    "'python -m cli' from the repository root)")
+
+
+def add_sample_interval_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--sample-interval", type=float, default=0.1,
+                    help="memory sampling interval in seconds (default 0.1)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="Compare depot ingest with casync make and a zstd reference.")
-    ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
-                    "as is; otherwise a corpus is generated there)")
-    ap.add_argument("--size-gb", type=float, default=1.0,
-                    help="size of a generated corpus in GiB (default 1.0)")
-    ap.add_argument("--single-file-gb", type=float, default=0.0,
-                    help="generate a single-file corpus of this many GiB instead "
-                    "(bounded-memory check)")
-    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    add_corpus_options(ap, "generate a single-file corpus of this many GiB instead "
+                       "(bounded-memory check)")
     ap.add_argument("--workers", type=int, default=None, help="depot --workers N")
-    ap.add_argument("--depot-cmd", default=None,
-                    help="command that runs depot (default: 'depot' on PATH, else "
-                    "'python -m cli' from the repository root)")
+    add_depot_cmd_option(ap)
     ap.add_argument("--workdir", default=None,
                     help="where the temporary stores/repos go (default: $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the casync store and depot repo")
@@ -508,8 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-casync", action="store_true")
     ap.add_argument("--skip-depot", action="store_true")
     ap.add_argument("--skip-zstd", action="store_true")
-    ap.add_argument("--sample-interval", type=float, default=0.1,
-                    help="memory sampling interval in seconds (default 0.1)")
+    add_sample_interval_option(ap)
     args = ap.parse_args(argv)
 
     if not args.skip_casync:
@@ -517,18 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_zstd:
         ensure_tool("zstd", "zstd")
         ensure_tool("tar", "tar")
-    if time_binary() is None:
-        try:
-            ensure_tool("/usr/bin/time", "time")
-        except SystemExit as e:
-            log(f"{e}; the largest single-process RSS will be sampled only")
+    ensure_time_binary()
 
     corpus, corpus_info = prepare_corpus(args)
     corpus_bytes = corpus_info["bytes"]
-    if corpus_bytes == 0:
-        raise SystemExit(f"corpus {corpus} is empty")
-    mem = psutil.virtual_memory()
-    fits = corpus_bytes < 0.8 * mem.total
+    fits = corpus_bytes < 0.8 * psutil.virtual_memory().total
 
     workdir = tempfile.mkdtemp(prefix="depot-bench-", dir=args.workdir)
     results: list[dict] = []
@@ -545,10 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_casync:
             warm("casync")
             log("running casync make ...")
-            res, cmd = run_casync(corpus, workdir, args.sample_interval)
-            store = os.path.join(workdir, "casync-store")
+            res, cmd, store, index = run_casync(corpus, workdir, args.sample_interval)
             stored, nchunks = tree_bytes(store)
-            index_size = os.path.getsize(os.path.join(workdir, "casync.caidx"))
+            index_size = os.path.getsize(index)
             commands["casync"] = shlex.join(cmd)
             rows["casync"] = summarize("casync make", res, corpus_bytes, stored,
                                        chunks=nchunks, index_bytes=index_size,
@@ -565,16 +611,7 @@ def main(argv: list[str] | None = None) -> int:
             if res["returncode"] != 0:
                 depot_failed = res
             else:
-                chunks_dir = os.path.join(repo, "chunks")
-                if os.path.isdir(chunks_dir):
-                    stored, nchunks = tree_bytes(chunks_dir)
-                    source = "measured REPO/chunks"
-                elif summary and isinstance(summary.get("stored_bytes"), int):
-                    stored, nchunks = summary["stored_bytes"], None
-                    source = "depot JSON stored_bytes"
-                else:
-                    stored, nchunks = tree_bytes(repo)
-                    source = "measured whole repo"
+                stored, nchunks, source = depot_stored_bytes(repo, summary)
                 repo_total, _ = tree_bytes(repo)
                 extra = {"stored_source": source, "chunk_files": nchunks,
                          "repo_bytes": repo_total, "reported": summary}
@@ -603,22 +640,19 @@ def main(argv: list[str] | None = None) -> int:
             results.append(rows["zstd"])
             log(f"zstd: {res['seconds']:.2f}s")
     finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
     ratios: dict[str, float | None] = {}
     goals: dict[str, bool | None] = {}
     d, c, z = rows.get("depot"), rows.get("casync"), rows.get("zstd")
     if d and c:
-        ratios["throughput_depot_over_casync"] = round(d["mib_per_s"] / c["mib_per_s"], 3)
+        ratios["throughput_depot_over_casync"] = throughput_ratio(d, c)
         ratios["stored_depot_over_casync"] = (
             round(d["stored_bytes"] / c["stored_bytes"], 4)
             if d["stored_bytes"] is not None and c["stored_bytes"] else None)
         goals["throughput"] = ratios["throughput_depot_over_casync"] >= GOAL_THROUGHPUT_RATIO
     if d and z:
-        ratios["throughput_depot_over_zstd"] = round(d["mib_per_s"] / z["mib_per_s"], 3)
+        ratios["throughput_depot_over_zstd"] = throughput_ratio(d, z)
     if d:
         goals["peak_rss"] = d["peak_rss_mib"] < GOAL_PEAK_RSS_MIB
         goals.setdefault("throughput", None)
@@ -627,8 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("casync make is single-threaded")
     report = {
         "corpus": corpus_info,
-        "machine": {"cpus": os.cpu_count(), "mem_total_mib": mem.total / MiB,
-                    "python": platform.python_version()},
+        "machine": machine_info(),
         "workers": args.workers,
         "page_cache": "warm (corpus read once before each tool)",
         "page_cache_fits": fits,
@@ -650,15 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_report(report)
     if depot_failed is not None:
-        log(f"depot failed (exit {depot_failed['returncode']}): {commands.get('depot')}")
-        if depot_failed.get("error"):
-            log(depot_failed["error"])
-        log("--- depot stderr ---")
-        log(depot_failed.get("stderr", "").rstrip())
-        out = depot_failed.get("stdout", "").rstrip()
-        if out:
-            log("--- depot stdout ---")
-            log(out)
+        log_depot_failure("depot", depot_failed, commands.get("depot"))
         return 2
     if args.check and any(v is False for v in goals.values()):
         return 1

@@ -71,14 +71,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
-import hashlib
 import http.client
 import http.server
 import json
 import os
-import platform
 import shlex
-import shutil
 import stat
 import subprocess
 import sys
@@ -91,7 +88,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_ingest  # noqa: E402
-from bench_ingest import MiB, log  # noqa: E402
+from benchlib import MiB, fmt, log, remove_workdir, sha256_file, verdict  # noqa: E402
 
 GOAL_LOCAL_OVER_CASYNC = 2.0
 GOAL_HTTP_OVER_LOCAL = 0.8
@@ -323,16 +320,6 @@ def check_origin(url: str, repo: str) -> None:
 # verification
 
 
-def _hash_file(path: str) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(1 * MiB)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 def scan_tree(root: str) -> dict[str, tuple]:
     """{relative path: ("file", size) | ("symlink", target) | ("other", mode)}."""
     out: dict[str, tuple] = {}
@@ -354,7 +341,7 @@ def hash_tree(root: str, entries: dict[str, tuple], pool) -> dict[str, str]:
     files = [rel for rel, e in entries.items() if e[0] == "file"]
     # largest first, so the pool does not end with one big file on one thread
     files.sort(key=lambda rel: -entries[rel][1])
-    digests = pool.map(lambda rel: _hash_file(os.path.join(root, *rel.split("/"))), files)
+    digests = pool.map(lambda rel: sha256_file(os.path.join(root, *rel.split("/"))), files)
     return dict(zip(files, digests))
 
 
@@ -453,15 +440,6 @@ def run_casync_extract(store: str, index: str, workdir: str, interval: float,
     return res, cmd, dest
 
 
-def option_listed(base: list[str], sub: str, option: str, cwd, env) -> bool:
-    try:
-        res = subprocess.run(base + [sub, "--help"], cwd=cwd, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return option in res.stdout.decode(errors="replace")
-
-
 def depot_install_cmd(base: list[str], origin: str, dest: str, jobs: int | None,
                       workers: int | None, workers_after: bool) -> list[str]:
     glob = ["--json"]
@@ -493,12 +471,7 @@ def depot_error(res: dict, cmd: list[str], step: str) -> dict:
 # report
 
 
-def verdict(ok) -> str:
-    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
-
-
 def print_report(report: dict) -> None:
-    fmt = bench_ingest.fmt
     c = report["corpus"]
     print(f"corpus: {c['path']} ({c['mode']}, {c['files']} files, "
           f"{c['bytes'] / MiB:.1f} MiB)")
@@ -578,41 +551,26 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(
         description="Compare depot install (local and HTTP origin) with casync extract.")
-    ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
-                    "as is; otherwise a corpus is generated there)")
-    ap.add_argument("--size-gb", type=float, default=1.0,
-                    help="size of a generated corpus in GiB (default 1.0)")
-    ap.add_argument("--single-file-gb", type=float, default=0.0,
-                    help="generate a single-file corpus of this many GiB instead")
-    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    bench_ingest.add_corpus_options(
+        ap, "generate a single-file corpus of this many GiB instead")
     ap.add_argument("--workers", type=int, default=None,
                     help="depot --workers N (depot run, and depot install)")
     ap.add_argument("--jobs", type=int, default=None, help="depot install --jobs N")
-    ap.add_argument("--depot-cmd", default=None,
-                    help="command that runs depot (default: 'depot' on PATH, else "
-                    "'python -m cli' from the repository root)")
+    bench_ingest.add_depot_cmd_option(ap)
     ap.add_argument("--workdir", default=None,
                     help="where the stores, repos and destinations go (default: $TMPDIR)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the stores, the repo and the destinations")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--check", action="store_true", help="exit 1 if a goal is not met")
-    ap.add_argument("--sample-interval", type=float, default=0.1,
-                    help="memory sampling interval in seconds (default 0.1)")
+    bench_ingest.add_sample_interval_option(ap)
     args = ap.parse_args(argv)
 
     bench_ingest.ensure_tool("casync", "casync")
-    if bench_ingest.time_binary() is None:
-        try:
-            bench_ingest.ensure_tool("/usr/bin/time", "time")
-        except SystemExit as e:
-            log(f"{e}; the largest single-process RSS will be sampled only")
+    bench_ingest.ensure_time_binary()
 
     corpus, corpus_info = bench_ingest.prepare_corpus(args)
     corpus_bytes = corpus_info["bytes"]
-    if corpus_bytes == 0:
-        raise SystemExit(f"corpus {corpus} is empty")
-    mem = psutil.virtual_memory()
     interval = args.sample_interval
 
     workdir = tempfile.mkdtemp(prefix="depot-bench-install-", dir=args.workdir)
@@ -629,9 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # ---- preparation (not compared)
         log("preparing: casync make ...")
-        res, cmd = bench_ingest.run_casync(corpus, workdir, interval)
-        store = os.path.join(workdir, "casync-store")
-        index = os.path.join(workdir, "casync.caidx")
+        res, cmd, store, index = bench_ingest.run_casync(corpus, workdir, interval)
         stored, nchunks = bench_ingest.tree_bytes(store)
         commands["prepare casync"] = shlex.join(cmd)
         prep.append(bench_ingest.summarize("casync make", res, corpus_bytes, stored,
@@ -648,9 +604,7 @@ def main(argv: list[str] | None = None) -> int:
             prep.append({"tool": "depot run", "ok": False, "seconds": res.get("seconds"),
                          "mib_per_s": None, "peak_rss_mib": None, "stored_mib": None})
         else:
-            chunks_dir = os.path.join(repo, "chunks")
-            stored, nchunks = bench_ingest.tree_bytes(
-                chunks_dir if os.path.isdir(chunks_dir) else repo)
+            stored, nchunks, _ = bench_ingest.depot_stored_bytes(repo)
             prep.append(bench_ingest.summarize("depot run", res, corpus_bytes, stored,
                                                chunk_files=nchunks))
             log(f"depot run: {res['seconds']:.2f}s")
@@ -671,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"casync extract: {res['seconds']:.2f}s")
 
         if depot_failed is None:
-            workers_after = bool(args.workers) and option_listed(
+            workers_after = bool(args.workers) and bench_ingest.option_listed(
                 base, "install", "--workers", dcwd, denv)
 
             def install(key: str, label: str, origin: str) -> bool:
@@ -734,20 +688,17 @@ def main(argv: list[str] | None = None) -> int:
                             f"({', '.join(verification[key]['ignored'])}) not compared")
             log(f"verified in {time.perf_counter() - t0:.1f}s")
     finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep)
 
     ratios: dict[str, float | None] = {}
     goals: dict[str, bool | None] = {}
     c, dl, dh = rows.get("casync"), rows.get("depot-local"), rows.get("depot-http")
     if dl and c:
-        ratios["depot_local_over_casync"] = round(dl["mib_per_s"] / c["mib_per_s"], 3)
+        ratios["depot_local_over_casync"] = bench_ingest.throughput_ratio(dl, c)
         goals["depot_local_over_casync"] = (ratios["depot_local_over_casync"]
                                             >= GOAL_LOCAL_OVER_CASYNC)
     if dh and dl:
-        ratios["depot_http_over_depot_local"] = round(dh["mib_per_s"] / dl["mib_per_s"], 3)
+        ratios["depot_http_over_depot_local"] = bench_ingest.throughput_ratio(dh, dl)
         goals["depot_http_over_depot_local"] = (ratios["depot_http_over_depot_local"]
                                                 >= GOAL_HTTP_OVER_LOCAL)
     goals.setdefault("depot_local_over_casync", None)
@@ -765,8 +716,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "corpus": corpus_info,
-        "machine": {"cpus": os.cpu_count(), "mem_total_mib": mem.total / MiB,
-                    "python": platform.python_version()},
+        "machine": bench_ingest.machine_info(),
         "workers": args.workers,
         "jobs": args.jobs,
         "page_cache": "nothing dropped; sync before each timed run",
@@ -798,16 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     if mismatched:
         log(f"MISMATCH: {', '.join(mismatched)} differ from the corpus")
     if depot_failed is not None:
-        log(f"{depot_failed['step']} failed (exit {depot_failed['returncode']}): "
-            f"{depot_failed['command']}")
-        if depot_failed.get("error"):
-            log(depot_failed["error"])
-        log("--- depot stderr ---")
-        log(depot_failed.get("stderr", "").rstrip())
-        out = depot_failed.get("stdout", "").rstrip()
-        if out:
-            log("--- depot stdout ---")
-            log(out)
+        bench_ingest.log_depot_failure(depot_failed["step"], depot_failed,
+                                       depot_failed["command"])
         return 2
     if origin_failed is not None:
         log(origin_failed)

