@@ -96,6 +96,13 @@ class InsufficientDiskSpace(DepotError):
     exit_code = 11
 
 
+class DestinationConflict(DepotError):
+    """The directory holds another product."""
+
+    code = "DESTINATION_HOLDS_OTHER_PRODUCT"
+    exit_code = 6
+
+
 class InstallBusy(DepotError):
     """Another depot process is working on this directory."""
 

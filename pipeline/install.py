@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 from . import codec, layout
 from . import manifest as manifest_mod
 from .chunker import boundaries
-from .errors import FileHashMismatch, InsufficientDiskSpace, NotFound
+from .errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace, NotFound
 from .fetch import Fetcher
 from .installation import STATE_DIR, Installation, file_mode
 from .manifest import ChunkRef, FileEntry, Manifest
@@ -95,6 +95,9 @@ def install(
     inst = Installation(dest)
     with inst.locked():
         previous = inst.installed()
+        if previous is not None and previous.product != product:
+            raise DestinationConflict(f"{dest} holds {previous.product} {previous.version}: "
+                                      f"install {product} into another directory")
         # Repair names files found damaged: their size and mtime prove nothing.
         trusted = set() if only is not None else inst.trusted(m) | _unchanged(inst, previous, m)
         todo = [f for f in m.files if f.path not in trusted and (only is None or f.path in only)]

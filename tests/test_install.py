@@ -107,6 +107,24 @@ def test_seed_and_existing_files_are_copied_not_downloaded(published, build_dirs
     assert_installed(tmp_path / "upgrade", build_dirs["1.1.0"])  # 1.0.0-only files removed
 
 
+def test_another_product_is_not_installed_over_an_installed_one(published, tmp_path):
+    import shutil
+
+    from pipeline.errors import DestinationConflict
+
+    other = tmp_path / "other-origin"
+    shutil.copytree(published, other)
+    (other / "products" / PRODUCT).rename(other / "products" / "moonfall")
+    for m in (other / "products" / "moonfall" / "versions").glob("*/manifest.json"):
+        m.write_text(m.read_text().replace('"product":"starfall"', '"product":"moonfall"'))
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    with pytest.raises(DestinationConflict) as err:
+        install(fetcher(other), "moonfall", "1.0.0", dest)
+    assert err.value.exit_code == 6 and "starfall" in str(err.value)
+    assert verify(dest).intact
+
+
 def test_install_by_channel(published, build_dirs, tmp_path):
     from pipeline.install import resolve_version
 
