@@ -35,7 +35,7 @@ def read_range(url: str, offset: int, length: int) -> bytes:
         raise SourceChanged(f"{url}: no longer exists") from exc
     except DepotError:
         raise
-    except OSError as exc:
+    except urls.BACKEND_ERRORS as exc:
         raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
     if len(data) != length:
         raise SourceChanged(f"{url}: expected {length} bytes at offset {offset}, got {len(data)}")
@@ -62,7 +62,7 @@ def read_view(url: str, offset: int, length: int) -> memoryview:
             got = f.readinto(view)
     except FileNotFoundError as exc:
         raise SourceChanged(f"{url}: no longer exists") from exc
-    except OSError as exc:
+    except urls.BACKEND_ERRORS as exc:
         raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
     if got != length:
         raise SourceChanged(f"{url}: expected {length} bytes at offset {offset}, got {got}")

@@ -40,7 +40,7 @@ def source_kind(url: str) -> str:
         if fs.isdir(path):
             return "directory"
         exists = fs.exists(path)
-    except OSError as exc:
+    except urls.BACKEND_ERRORS as exc:
         raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
     if not exists:
         raise SourceInvalid(f"{url}: no such file or directory")
@@ -63,7 +63,7 @@ def scan_directory(url: str) -> Iterator[Entry]:
         return
     try:
         found = fs.find(root, detail=True, withdirs=False)
-    except OSError as exc:
+    except urls.BACKEND_ERRORS as exc:
         raise SourceInvalid(f"{url}: cannot list ({exc})") from exc
     for path, info in found.items():
         if info.get("type") != "file" or not path.startswith(root + "/"):
@@ -79,7 +79,7 @@ def _scan_local(url: str, root: str) -> Iterator[Entry]:
         try:
             with os.scandir(os.path.join(root, rel_dir)) as it:
                 items = list(it)
-        except OSError as exc:
+        except urls.BACKEND_ERRORS as exc:
             raise SourceInvalid(f"{url}: cannot list {rel_dir or '.'} ({exc})") from exc
         for item in items:
             raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
@@ -103,7 +103,7 @@ def _open(url: str) -> BinaryIO:
     fs, path = urls.filesystem(url)
     try:
         return fs.open(path, "rb")
-    except OSError as exc:
+    except urls.BACKEND_ERRORS as exc:
         raise SourceInvalid(f"{url}: cannot open ({exc})") from exc
 
 
@@ -243,7 +243,7 @@ def scan_packed(url: str, kind: str, pack: Pack) -> list[Entry]:
             return list(_scan_tar_stream(url, kind, f, pack))
     except DepotError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *urls.BACKEND_ERRORS) as exc:
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
     except Exception as exc:  # decompressor-specific errors (zstd, lzma, ...)
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc

@@ -73,7 +73,7 @@ def _translate_errors(location: str):
         raise
     except FileNotFoundError as exc:
         raise NotFound(f"{location}: not found") from exc
-    except (OSError, ValueError) as exc:
+    except (*urls.BACKEND_ERRORS, ValueError) as exc:
         raise StoreUnavailable(f"{location}: {exc}") from exc
 
 

@@ -14,6 +14,21 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]
+    try:  # S3 failures s3fs does not turn into OSError: no credentials, bad endpoint, ...
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+BACKEND_ERRORS = _backend_errors()
+"""What reading or writing a location can raise besides bugs: to be reported, naming it."""
+
+
 def storage_options(url: str) -> dict:
     if url.startswith(("s3://", "s3a://")):
         endpoint = os.environ.get("DEPOT_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")

@@ -136,3 +136,14 @@ def test_an_existing_dask_scheduler_runs_the_work(tmp_path, dask_executor):
                          "-p", PRODUCT, "-v", "1.2.0", repo=repo, check=0).stdout)
     assert r["chunk"]["created"] and r["chunks_new"] > 0
     assert client.run_on_scheduler(finished_chunk_tasks) > before
+
+
+def test_s3_without_credentials_is_a_clear_error(tmp_path, s3_endpoint):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(DEPOT_S3_ENDPOINT=s3_endpoint, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true")
+    run = lambda *a: subprocess.run(DEPOT + list(a), cwd=ROOT, capture_output=True, text=True, env=env)
+    p = run("--repo", "s3://somebucket/repo", "ls")
+    assert p.returncode == 9 and "STORE_UNAVAILABLE" in p.stderr and "credentials" in p.stderr
+    p = run("--repo", str(tmp_path / "repo"), "ingest", "s3://somebucket/build.tar", "-p", PRODUCT, "-v", "1")
+    assert p.returncode == 4 and "s3://somebucket/build.tar" in p.stderr and "Traceback" not in p.stderr
