@@ -142,9 +142,9 @@ class Installation:
         Any failure before the record puts the previous version back."""
         shutil.rmtree(self.backup, ignore_errors=True)
         self.backup.mkdir()
-        intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
-                  "staged": [e.path for e in staged]}
-        _atomic_write(self.state / "swap.json", json.dumps(intent).encode())
+        self._intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
+                        "staged": [e.path for e in staged], "created": []}
+        self._write_intent()
         try:
             for rel in remove:
                 self._set_aside(rel)
@@ -166,21 +166,34 @@ class Installation:
         shutil.rmtree(self.backup, ignore_errors=True)
         shutil.rmtree(self.staging, ignore_errors=True)
 
+    def _write_intent(self) -> None:
+        _atomic_write(self.state / "swap.json", json.dumps(self._intent).encode())
+
     def _set_aside(self, rel: str) -> None:
+        """Move what is at ``rel`` to the backup, and make sure the intent names it, so
+        that whatever a swap touches, a crash can put back."""
         target = os.path.join(self.dest, rel)
         if _exists(target):
+            if rel not in self._intent["paths"]:
+                self._intent["paths"].append(rel)
+                self._write_intent()
             os.replace(target, os.path.join(self.backup, _key(rel)))
 
     def recover(self) -> None:
         """Undo a swap that did not reach its record: the old entries come back from
-        backup, the new files go back to staging (they stay verified and reusable)."""
+        backup, the new files go back to staging (they stay verified and reusable), links
+        the swap created are removed."""
+        self._intent = None  # nothing is set aside while putting things back
         intent_path = self.state / "swap.json"
         if not intent_path.exists():
             return
         intent = json.loads(intent_path.read_text())
         if self.record().get("version") != intent["version"]:
             staged = set(intent["staged"])
-            for rel in reversed(intent["paths"]):
+            for rel in intent["created"]:
+                if os.path.islink(self.dest / rel) and not _exists(self.backup / _key(rel)):
+                    os.unlink(self.dest / rel)
+            for rel in sorted(intent["paths"], reverse=True):
                 target, saved = self.dest / rel, self.backup / _key(rel)
                 if rel in staged and _exists(target) and not _exists(self.staging / _key(rel)):
                     if os.path.isfile(target) and not os.path.islink(target):
@@ -213,8 +226,8 @@ class Installation:
                 continue
             current = os.path.join(self.dest, parent)
             if os.path.islink(current) or (_exists(current) and not os.path.isdir(current)):
-                if self.backup.exists():
-                    self._set_aside(parent)
+                if getattr(self, "_intent", None):
+                    self._set_aside(parent)  # during a swap: kept for a rollback
                 else:
                     _remove(Path(current))
             if not _exists(current):
@@ -232,6 +245,8 @@ class Installation:
             tmp.unlink()
         os.symlink(entry.target, tmp)
         self._set_aside(entry.path)
+        self._intent["created"].append(entry.path)
+        self._write_intent()
         os.replace(tmp, target)
 
 

@@ -332,3 +332,35 @@ def test_a_failing_swap_puts_the_previous_version_back(published, build_dirs, tm
     again = install(fetcher(published), PRODUCT, "1.1.0", dest)
     assert again.chunks_fetched == 0
     assert_installed(dest, build_dirs["1.1.0"])
+
+
+def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_dirs, tmp_path, monkeypatch):
+    """The process dies half-way through swapping 1.1.0 in (no chance to clean up): the
+    next depot command on the directory finds the intent and puts 1.0.0 back."""
+    from pipeline import installation
+
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    (dest / "mods").write_bytes(b"a user's file where 1.3.0 needs a directory")
+    real_replace, calls = os.replace, []
+
+    def dying_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 9:
+            raise SystemExit("killed")  # stands for SIGKILL: no except block runs
+        real_replace(src, dst)
+
+    monkeypatch.setattr(installation.os, "replace", dying_replace)
+    monkeypatch.setattr(installation.Installation, "recover", lambda self: None)
+    with pytest.raises(SystemExit):
+        install(fetcher(published), PRODUCT, "1.3.0", dest)
+    monkeypatch.undo()
+    assert (dest / ".depot" / "swap.json").exists()
+
+    with installation.Installation(dest).locked():
+        pass  # taking the lock recovers
+    expected = tree(build_dirs["1.0.0"]) | {"mods": tree(dest)["mods"]}
+    assert tree(dest) == expected and (dest / "mods").read_bytes().startswith(b"a user's file")
+    assert verify(dest).intact
+    install(fetcher(published), PRODUCT, "1.3.0", dest)
+    assert verify(dest).intact
