@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 from . import codec, layout
 from . import manifest as manifest_mod
-from .chunker import boundaries
+from .chunker import serial_boundaries
 from .errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace, NotFound
 from .fetch import Fetcher
 from .installation import STATE_DIR, Installation, file_mode
@@ -224,36 +224,23 @@ class ChunkJob:
                 self.progress(have)
 
     def find_local(self, candidates: list[Path]) -> None:
+        """Cut each candidate file with the version's chunk sizes and note where the
+        chunks still needed are. Reads are windowed: any file size, bounded memory."""
         if not self.targets:
             return
-        params = self.m.params
         for path in candidates:
             try:
-                size = path.stat().st_size
-                if size == 0:
-                    continue
-                with open(path, "rb") as fh:
-                    view = memoryview(fh.read()) if size <= params.segment else None
-                if view is None:
-                    self._index_large(path, size)
-                    continue
+                self._index(path)
             except OSError:
                 continue  # unreadable: it simply holds nothing we can use
-            cuts = boundaries(view, 0, params, at_eof=True)
-            for a, b in zip(cuts, cuts[1:]):
-                cid = codec.chunk_id(view[a:b])
-                if cid in self.targets and cid not in self.local:
-                    self.local[cid] = (path, a)
 
-    def _index_large(self, path: Path, size: int) -> None:
-        from .chunker import serial_boundaries
-
+    def _index(self, path: Path) -> None:
         with open(path, "rb") as fh:
-            def read(off: int, n: int) -> bytes:
-                fh.seek(off)
+            def read(offset: int, n: int) -> bytes:
+                fh.seek(offset)
                 return fh.read(n)
 
-            cuts = serial_boundaries(read, size, self.m.params)
+            cuts = serial_boundaries(read, os.fstat(fh.fileno()).st_size, self.m.params)
             for a, b in zip(cuts, cuts[1:]):
                 cid = codec.chunk_id(read(a, b - a))
                 if cid in self.targets and cid not in self.local:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import json
 import os
 import random
@@ -14,7 +15,6 @@ import pytest
 
 from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions, fixture_params, fixture_tar, tree_snapshot
 from http_origin import StaticOrigin
-from pipeline import diff as diff_mod
 from pipeline import engines, layout, products
 from pipeline.chunk import chunk
 from pipeline.diff import diff, load_plan
@@ -26,6 +26,7 @@ from pipeline.store import FsspecStore
 from pipeline.update import update
 from test_install import assert_installed, tree
 
+diff_mod = importlib.import_module("pipeline.diff")  # the module; pipeline.diff is the stage function
 PAIRS = [(a, b) for i, b in enumerate(VERSIONS) for a in VERSIONS[:i]]
 
 
