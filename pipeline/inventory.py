@@ -13,8 +13,8 @@ FORMAT = "depot.inventory/1"
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One entry of a build. ``offset`` says where a file's bytes start in the source data."""
+class BuildEntry:
+    """What inventory and manifest entries share: a file, a link or an empty directory."""
 
     path: str
     type: str  # "file" | "dir" | "symlink"
@@ -22,29 +22,32 @@ class Entry:
     executable: bool = False
     hash_sha256: str = ""
     target: str = ""
-    offset: int = 0
-
-    def to_dict(self) -> dict:
-        if self.type == "file":
-            return {
-                "path": self.path,
-                "type": "file",
-                "size": self.size,
-                "executable": self.executable,
-                "hash_sha256": self.hash_sha256,
-                "offset": self.offset,
-            }
-        if self.type == "symlink":
-            return {"path": self.path, "type": "symlink", "target": self.target}
-        return {"path": self.path, "type": "dir"}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Entry":
-        return cls(**d)
 
     def content(self) -> tuple:
         """What makes two builds the same, whatever archive or directory they came from."""
         return (self.path, self.type, self.size, self.executable, self.hash_sha256, self.target)
+
+    def _dict(self, **file_fields) -> dict:
+        if self.type == "file":
+            return {"path": self.path, "type": "file", "size": self.size, "executable": self.executable,
+                    "hash_sha256": self.hash_sha256, **file_fields}
+        if self.type == "symlink":
+            return {"path": self.path, "type": "symlink", "target": self.target}
+        return {"path": self.path, "type": "dir"}
+
+
+@dataclass(frozen=True)
+class Entry(BuildEntry):
+    """An inventory entry; ``offset`` says where a file's bytes start in the source data."""
+
+    offset: int = 0
+
+    def to_dict(self) -> dict:
+        return self._dict(offset=self.offset)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Entry":
+        return cls(**d)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from . import layout, schemas
 from .chunker import ChunkParams
 from .errors import NotFound, VersionConflict
-from .inventory import Inventory
+from .inventory import BuildEntry, Inventory
 from .store import Store
 
 SCHEMA = "manifest-1"
@@ -32,36 +32,18 @@ class ChunkRef:
 
 
 @dataclass(frozen=True)
-class FileEntry:
-    path: str
-    type: str
-    size: int = 0
-    executable: bool = False
-    hash_sha256: str = ""
-    target: str = ""
+class FileEntry(BuildEntry):
+    """A manifest entry; a file's ``chunks`` tile it in order."""
+
     chunks: tuple[ChunkRef, ...] = ()
 
     def to_dict(self) -> dict:
-        if self.type == "file":
-            return {
-                "path": self.path,
-                "type": "file",
-                "size": self.size,
-                "executable": self.executable,
-                "hash_sha256": self.hash_sha256,
-                "chunks": [c.to_dict() for c in self.chunks],
-            }
-        if self.type == "symlink":
-            return {"path": self.path, "type": "symlink", "target": self.target}
-        return {"path": self.path, "type": "dir"}
+        return self._dict(chunks=[c.to_dict() for c in self.chunks])
 
     @classmethod
     def from_dict(cls, d: dict) -> "FileEntry":
         chunks = tuple(ChunkRef(**c) for c in d.get("chunks", ()))
         return cls(**{**d, "chunks": chunks})
-
-    def content(self) -> tuple:
-        return (self.path, self.type, self.size, self.executable, self.hash_sha256, self.target)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
+import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +23,24 @@ VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
 
 # the depot command, run as a real process (from the source tree, installed or not)
 DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+
+
+def kill_while_running(args: list[str], delays, after_each) -> int:
+    """Start ``args`` (a real process group) once per delay, SIGKILL it that many seconds
+    later if it is still running, and call ``after_each()`` to inspect what it left; stop
+    early if ``after_each()`` returns True. Returns how many runs were killed."""
+    killed = 0
+    for delay in delays:
+        proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        if after_each():
+            break
+    return killed
 
 
 def fixture_tar(version: str) -> Path:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from archives import tar_member, write_tar
-from conftest import DEPOT, PRODUCT, ROOT, fixture_tar
+from conftest import DEPOT, PRODUCT, ROOT, fixture_tar, kill_while_running
 
 
 
@@ -104,19 +102,13 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
 
     repo = tmp_path / "repo"
     depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=repo, check=0)
-    killed = 0
-    for delay in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0):
-        proc = subprocess.Popen(DEPOT + ["--repo", str(repo), *map(str, args)], cwd=ROOT, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.wait()
+    def whole_or_absent() -> bool:
         for doc in list(repo.rglob("manifest.json")) + list(repo.rglob("inventory.json")):
             json.loads(doc.read_text())  # whole, or not there at all
-        if list(repo.rglob("manifest.json")):
-            break
+        return bool(list(repo.rglob("manifest.json")))
+
+    killed = kill_while_running(DEPOT + ["--repo", str(repo), *map(str, args)], (1.0, 2.0, 2.5, 3.0, 3.5, 4.0),
+                                whole_or_absent)
     assert killed >= 1
     depot(*args, repo=repo, check=0)
     assert next(repo.rglob("manifest.json")).read_bytes() == expected

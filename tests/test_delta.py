@@ -5,15 +5,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib
 import json
-import os
 import random
-import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions, fixture_params, fixture_tar, tree_snapshot
+from conftest import DEPOT, kill_while_running, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions, fixture_params, fixture_tar, tree_snapshot
 from http_origin import StaticOrigin
 from pipeline import engines, layout, products
 from pipeline.chunk import chunk
@@ -187,16 +184,12 @@ def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
     install(fetcher(planned), PRODUCT, "1.0.0", dest)
     with StaticOrigin(planned) as origin:
         args = DEPOT + ["--json", "update", "--origin", origin.url, "--dest", str(dest), "--to", "1.3.0"]
-        killed = 0
-        for delay in (0.5, 1.0, 1.5):
-            proc = subprocess.Popen(args + ["--max-rate", "256KiB"], cwd=ROOT, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(delay)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                killed += 1
-            proc.wait()
-            assert tree(dest) in (tree(build_dirs["1.0.0"]), tree(build_dirs["1.3.0"]))
+        before_or_after = (tree(build_dirs["1.0.0"]), tree(build_dirs["1.3.0"]))
+
+        def one_version_or_the_other() -> None:
+            assert tree(dest) in before_or_after
+
+        killed = kill_while_running(args + ["--max-rate", "256KiB"], (0.5, 1.0, 1.5), one_version_or_the_other)
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert killed >= 1

@@ -7,15 +7,13 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions
+from conftest import DEPOT, PRODUCT, ROOT, VERSIONS, chunk_fixture_versions, kill_while_running
 from http_origin import FaultyOrigin, StaticOrigin
 from pipeline import manifest
 from pipeline.errors import CdnUnreachable, FileHashMismatch, InsufficientDiskSpace, NotFound
@@ -280,16 +278,9 @@ def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dir
     with StaticOrigin(published) as origin:
         args = DEPOT + ["--json", "install", "--origin", origin.url, "-p", PRODUCT, "-v", "1.3.0", "--dest", str(dest),
                         "--jobs", str(jobs)]
-        kills = 0
-        for delay in (0.4, 0.8, 1.2):
-            proc = subprocess.Popen(args + ["--max-rate", "512KiB"], cwd=ROOT, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(delay)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                kills += 1
-            proc.wait()
-            _only_correct_files(dest, manifest.load(FsspecStore(str(published)), PRODUCT, "1.3.0"))
+        m = manifest.load(FsspecStore(str(published)), PRODUCT, "1.3.0")
+        kills = kill_while_running(args + ["--max-rate", "512KiB"], (0.4, 0.8, 1.2),
+                                   lambda: _only_correct_files(dest, m))
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         chunk_requests = sum(n for p, n in origin.requests_by_path.items() if p.startswith("/chunks/"))
