@@ -17,7 +17,7 @@ def tar_member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, mode
 
 
 def write_tar(path: Path, members: list[tuple], compression: str = "") -> Path:
-    """An uncompressed, gz or zst tar of (name, data, type, mode, linkname) members."""
+    """An uncompressed, gz, zst, bz2 or xz tar of (name, data, type, mode, linkname) members."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for name, data, kind, mode, link in members:
@@ -32,6 +32,14 @@ def write_tar(path: Path, members: list[tuple], compression: str = "") -> Path:
         body = gzip.compress(body, mtime=0)
     elif compression == "zst":
         body = zstandard.ZstdCompressor().compress(body)
+    elif compression == "bz2":
+        import bz2
+
+        body = bz2.compress(body)
+    elif compression == "xz":
+        import lzma
+
+        body = lzma.compress(body)
     path.write_bytes(body)
     return path
 

@@ -70,7 +70,7 @@ def test_fixture_inventory_has_links_modes_empty_files_and_dirs(repo, threads):
     assert "bin" not in entries  # non-empty directories are implied by their files
 
 
-@pytest.mark.parametrize("kind", ["tar", "tar.gz", "tar.zst", "zip"])
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "tar.zst", "tar.bz2", "tar.xz", "zip"])
 def test_archives_give_the_same_inventory_as_the_directory(repo, threads, build_dirs, tmp_path, kind):
     src = build_dirs["1.1.0"]
     path = tmp_path / f"build.{kind}"
@@ -183,6 +183,7 @@ def _truncations(tmp_path, build_dir):
         "tar-at-member-boundary": ("tar", whole[: last.offset]),
         "tar.gz": ("tar.gz", __import__("gzip").compress(whole)[:-100]),
         "tar.zst": ("tar.zst", zstandard.ZstdCompressor().compress(whole)[:-100]),
+        "tar.xz": ("tar.xz", __import__("lzma").compress(whole)[:-100]),
         "zip": ("zip", zip_of_dir(build_dir, tmp_path / "w.zip").read_bytes()[:-200]),
         "empty-file": ("tar", b""),
         "not-an-archive": ("tar.gz", b"this is not gzip data at all" * 10),
@@ -195,7 +196,8 @@ def _truncations(tmp_path, build_dir):
 
 @pytest.mark.parametrize(
     "case",
-    ["tar-mid-data", "tar-at-member-boundary", "tar.gz", "tar.zst", "zip", "empty-file", "not-an-archive", "zip-corrupt-data"],
+    ["tar-mid-data", "tar-at-member-boundary", "tar.gz", "tar.zst", "tar.xz", "zip", "empty-file", "not-an-archive",
+     "zip-corrupt-data"],
 )
 def test_truncated_or_corrupt_archives_are_refused(repo, threads, tmp_path, build_dirs, case):
     kind, data = _truncations(tmp_path, build_dirs["1.0.0"])[case]
