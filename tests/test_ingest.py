@@ -216,3 +216,16 @@ def test_missing_and_unsupported_sources(repo, threads, tmp_path):
     with pytest.raises(SourceInvalid, match="not a directory or a known archive"):
         ingest(repo, str(tmp_path / "game.rar"), PRODUCT, "1.0.0", threads)
     assert list(repo.list()) == []
+
+
+@pytest.mark.parametrize("name", ["../evil.dll", "/abs/evil.dll", "a/../../evil.dll"])
+def test_zip_slip_entries_are_refused(repo, threads, tmp_path, name):
+    import zipfile
+
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok.txt", b"fine")
+        zf.writestr(zipfile.ZipInfo(name), b"payload")
+    with pytest.raises(UnsafeEntry):
+        ingest(repo, str(path), PRODUCT, "1.0.0", threads)
+    assert list(repo.list()) == []
