@@ -50,6 +50,10 @@ class Entry(BuildEntry):
         return cls(**d)
 
 
+def same_entries(a, b) -> bool:
+    return [e.content() for e in a] == [e.content() for e in b]
+
+
 @dataclass(frozen=True)
 class SourceData:
     """Where file bytes are read from: a directory (url/path), or a blob at offsets
@@ -81,8 +85,9 @@ class Inventory:
     def files(self) -> list[Entry]:
         return [e for e in self.entries if e.type == "file"]
 
-    def same_content(self, other: "Inventory") -> bool:
-        return [e.content() for e in self.entries] == [e.content() for e in other.entries]
+    def same_content(self, other) -> bool:
+        """The same build as ``other`` (an inventory or a manifest), whatever its source."""
+        return same_entries(self.entries, other.entries)
 
     def to_dict(self) -> dict:
         return {

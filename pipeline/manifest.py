@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from . import layout, schemas
 from .chunker import ChunkParams
 from .errors import NotFound, VersionConflict
-from .inventory import BuildEntry, Inventory
+from .inventory import BuildEntry, Inventory, same_entries
 from .store import Store
 
 SCHEMA = "manifest-1"
@@ -87,7 +87,7 @@ class Manifest:
         }
 
     def matches(self, inv: Inventory) -> bool:
-        return [e.content() for e in self.entries] == [e.content() for e in inv.entries]
+        return same_entries(self.entries, inv.entries)
 
     def to_dict(self) -> dict:
         return {

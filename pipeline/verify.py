@@ -43,7 +43,8 @@ class VerifyReport:
 def verify(dest: Path, fast: bool = False) -> VerifyReport:
     inst = Installation(Path(dest))
     m = inst.manifest()
-    recorded = inst.record().get("files", {}) if inst.record().get("version") == m.version else {}
+    record = inst.record()
+    recorded = record.get("files", {}) if record.get("version") == m.version else {}
     missing, damaged = [], []
     for e in m.entries:
         problem = _check(inst.dest, e, fast, recorded.get(e.path))
