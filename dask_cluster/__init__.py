@@ -80,3 +80,16 @@ def executor(scheduler: str | None = None, workers: int | None = None) -> Iterat
         yield ex
     finally:
         ex.shutdown()
+
+
+SMALL_JOB_BYTES = 32 << 20
+
+
+def executor_for(total_bytes: int | None, scheduler: str | None = None,
+                 workers: int | None = None) -> contextlib.AbstractContextManager[cf.Executor]:
+    """Where a job of ``total_bytes`` runs: Dask for real work; small jobs and unsized ones
+    (listing and hashing a build) on threads here, unless a scheduler or a worker count is
+    asked for, because a local cluster costs seconds to start, more than a small build takes."""
+    if scheduler is None and workers is None and (total_bytes is None or total_bytes < SMALL_JOB_BYTES):
+        return cf.ThreadPoolExecutor(os.cpu_count() or 1)
+    return executor(scheduler, workers)

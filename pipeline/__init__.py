@@ -1,44 +1,15 @@
-"""depot's library: stage functions over a small Store interface.
+"""depot's library: stage functions over small stores, laid out by role.
 
-Stages take a store, names and an executor and return small frozen results; they never
-print, parse arguments or start clusters (that is cli.py and dask_cluster/).
+    core/      chunking, codec, hashing, safety, versions, parallel helpers (pure)
+    formats/   one typed module per repository document, canonical JSON, schemas
+    storage/   stores by capability, locations with their own settings, HTTP origins
+    build/     sources, ingest, chunk, products, catalog
+    delta/     patch engines, diff, the cheapest update route
+    client/    fetch, install, update, verify, repair, cat: the player's side
+    publish/   channels
+    testing/   the store contract suite and test origins (tests and benchmarks only)
+
+Stages take stores, names and an executor and return small frozen results; they never
+print, parse arguments or start clusters (that is cli.py and dask_cluster/). Nothing is
+imported here, so that importing one module loads only what it needs.
 """
-
-from .chunk import ChunkResult, chunk
-from .chunker import ChunkParams
-from .diff import DiffResult, diff
-from .errors import DepotError
-from .fetch import Fetcher, open_origin
-from .ingest import IngestResult, ingest
-from .install import InstallResult, install
-from .promote import promote
-from .reassemble import reassemble
-from .repair import RepairResult, repair
-from .store import Store, open_store
-from .update import UpdateResult, update
-from .verify import VerifyReport, verify
-
-__all__ = [
-    "ChunkParams",
-    "ChunkResult",
-    "DepotError",
-    "DiffResult",
-    "Fetcher",
-    "IngestResult",
-    "InstallResult",
-    "RepairResult",
-    "Store",
-    "UpdateResult",
-    "VerifyReport",
-    "chunk",
-    "diff",
-    "ingest",
-    "install",
-    "open_origin",
-    "open_store",
-    "promote",
-    "reassemble",
-    "repair",
-    "update",
-    "verify",
-]

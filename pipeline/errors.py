@@ -68,8 +68,15 @@ class FileHashMismatch(IntegrityError):
     code = "FILE_HASH_MISMATCH"
 
 
+class PatchFailed(DepotError):
+    """A delta patch could not be applied."""
+
+    code = "DELTA_PATCH_APPLICATION_FAILED"
+    exit_code = 7
+
+
 class ManifestInvalid(DepotError):
-    """A manifest or inventory does not match its JSON Schema."""
+    """A repository document does not match its JSON Schema."""
 
     code = "MANIFEST_INVALID"
     exit_code = 8
@@ -114,4 +121,18 @@ class InvalidKey(DepotError):
     """A product, version or object key is malformed."""
 
     code = "INVALID_NAME"
+    exit_code = 2
+
+
+class InvalidArgument(DepotError):
+    """An option's value is out of range or inconsistent."""
+
+    code = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class InvalidLocation(DepotError):
+    """A location URL or locations file is malformed, or names an unknown scheme."""
+
+    code = "INVALID_LOCATION"
     exit_code = 2

@@ -115,3 +115,31 @@ def channel_key(product: str, channel: str) -> str:
 def staged_pack_key(product: str, version: str) -> str:
     """Where an archive's file contents are unpacked for random access while chunking."""
     return f"{STAGING_PREFIX}{check_product(product)}/{check_version(version)}/pack"
+
+
+# -- reading keys back: the inverse of the builders above --------------------------------
+
+
+def product_of(key: str) -> str | None:
+    """The product a key under products/ belongs to."""
+    if not key.startswith(PRODUCT_PREFIX):
+        return None
+    product = key[len(PRODUCT_PREFIX):].split("/", 1)[0]
+    return product if _PRODUCT.fullmatch(product) else None
+
+
+def version_document_of(key: str) -> tuple[str, str, str] | None:
+    """(product, version, document name) of a key products/P/versions/V/NAME."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "versions":
+        return None
+    return parts[1], parts[3], parts[4]
+
+
+def plan_pair_of(key: str) -> tuple[str, str] | None:
+    """(from version, to version) of a plan key products/P/plans/FROM/TO.json."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "plans" or not parts[4].endswith(".json"):
+        return None
+    pair = parts[3], parts[4][: -len(".json")]
+    return pair if plan_key(parts[1], *pair) == key else None

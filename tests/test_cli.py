@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from archives import tar_member, write_tar
-from conftest import DEPOT, PRODUCT, ROOT, fixture_tar, kill_while_running
+from helpers import DEPOT, PRODUCT, ROOT, fixture_tar, kill_while_running
 
 
 

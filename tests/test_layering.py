@@ -1,28 +1,96 @@
-"""The library stays a library: no CLI or cluster code inside pipeline/."""
+"""The library stays layered: each package of pipeline/ imports only the rooms the table
+allows (the same table is in docs/decisions.md), and nothing in it is CLI or cluster code."""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+PIPELINE = ROOT / "pipeline"
+
+BASE = {"errors", "layout"}
+# Who may import whom inside pipeline/ ("delta.route" is one module of delta).
+ALLOWED = {
+    "errors": set(),
+    "layout": {"errors"},
+    "core": {"errors"},
+    "formats": BASE | {"core"},
+    "storage": BASE | {"core"},
+    "build": BASE | {"core", "formats", "storage"},
+    "delta": BASE | {"core", "formats", "storage"},
+    "client": BASE | {"core", "formats", "storage", "delta.route"},
+    "publish": BASE | {"core", "formats", "storage"},
+    "trust": BASE | {"core", "formats", "storage"},
+    "stats": BASE | {"core", "formats", "storage"},
+    "service": BASE | {"core", "formats", "storage", "trust", "delta.route"},
+    "testing": BASE | {"core", "formats", "storage", "build", "delta", "client", "publish", "trust", "stats", "service"},
+}
+NEVER_IN_PIPELINE = {"click", "distributed", "dask_cluster", "cli"}
 
 
-def imported_modules(path: Path) -> set[str]:
+def imports(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports, relative imports resolved."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    if path.name == "__init__.py":
+        package = path.relative_to(ROOT).parts[:-1]
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names.add(module)
+            names.update(f"{module}.{a.name}" for a in node.names)  # "from . import x" imports a module
     return names
 
 
-def test_pipeline_imports_neither_click_nor_dask_distributed():
-    for path in sorted((ROOT / "pipeline").rglob("*.py")):
-        for name in imported_modules(path):
-            top = name.split(".")[0]
-            assert top not in {"click", "distributed", "dask_cluster", "cli"}, f"{path.name} imports {name}"
+def room(name: str) -> str | None:
+    """The room of pipeline a module name is in: 'core', 'delta.route', 'errors', ..."""
+    parts = name.split(".")
+    if parts[0] != "pipeline" or len(parts) < 2:
+        return None
+    if parts[1] == "delta" and len(parts) > 2 and parts[2] == "route":
+        return "delta.route"
+    return parts[1]
+
+
+MODULES = sorted(PIPELINE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PIPELINE)) for p in MODULES])
+def test_each_package_imports_only_what_the_table_allows(path):
+    own = path.relative_to(PIPELINE).parts[0].removesuffix(".py")
+    if own == "__init__":
+        return
+    allowed = ALLOWED[own] | {own}
+    for name in imports(path):
+        r = room(name)
+        if r is None or r in allowed or (r == "delta.route" and "delta" in allowed):
+            continue
+        if r not in ALLOWED and r != "delta.route":
+            continue  # a name imported from a module (``from ..x import y``), not a room
+        assert False, f"pipeline/{path.relative_to(PIPELINE)} imports {name}: {own} may import only {sorted(allowed)}"
+
+
+def test_pipeline_imports_neither_click_nor_the_cluster():
+    for path in MODULES:
+        for name in imports(path):
+            assert name.split(".")[0] not in NEVER_IN_PIPELINE, f"{path.relative_to(ROOT)} imports {name}"
 
 
 def test_only_dask_cluster_talks_to_dask_distributed():
-    for path in sorted(ROOT.glob("*.py")) + sorted((ROOT / "pipeline").rglob("*.py")):
-        assert not any(n.split(".")[0] == "distributed" for n in imported_modules(path)), path
+    for path in sorted(ROOT.glob("*.py")) + MODULES:
+        assert not any(n.split(".")[0] == "distributed" for n in imports(path)), path
+
+
+def test_the_table_catches_a_forbidden_import(tmp_path, monkeypatch):
+    """The check itself: a client module importing a patch engine is refused."""
+    fake = PIPELINE / "client" / "fetch.py"
+    text = fake.read_text() + "\nfrom ..delta import engines\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text if self == fake else Path.read_bytes(self).decode())
+    with pytest.raises(AssertionError, match="client may import only"):
+        test_each_package_imports_only_what_the_table_allows(fake)

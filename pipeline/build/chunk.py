@@ -1,0 +1,271 @@
+"""chunk: cut an ingested build into content-addressed chunks and write its manifest.
+
+Work is spread over an ``concurrent.futures.Executor`` (a Dask cluster in production, a
+thread pool in small tests). Tasks read the source and write chunks themselves and
+return only offsets, ids and sizes. Small files go in batches; a large file is cut in
+three steps so that all workers share it: every segment finds its chain of boundaries,
+the chains are stitched into the serial one (see chunker), then every segment hashes,
+compresses and stores its chunks. The file's SHA-256, which cannot be split, runs as its
+own task meanwhile.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures as cf
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from .. import layout
+from ..core import codec
+from ..core.cdc import ChunkParams, boundaries, segment_starts, segment_window, stitch
+from ..core.parallel import batches
+from ..core.progress import Progress, ignore
+from ..errors import NotFound, SourceChanged, VersionConflict
+from ..formats import inventory, manifest
+from ..formats.manifest import ChunkRef, Manifest
+from ..storage import Location, Locations, WriteStore, open_store
+from . import products
+from .source_ranges import read_range, read_view, sha256_range
+SMALL_BATCH_BYTES = 32 << 20
+SMALL_BATCH_FILES = 256
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    product: str
+    version: str
+    files: int
+    bytes: int
+    chunks: int
+    unique_chunks: int
+    chunks_new: int
+    chunks_reused: int
+    stored_bytes: int
+    stored_bytes_new: int
+    dedup_ratio: float
+    elapsed_s: float
+    created: bool
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _File:
+    """A file to chunk: where its bytes are (in ``loc``, from ``base``) and how many."""
+
+    path: str
+    loc: Location
+    base: int
+    size: int
+
+
+def chunk(
+    store: WriteStore,
+    product: str,
+    version: str,
+    executor: cf.Executor,
+    progress: Progress = ignore,
+    locations: Locations = Locations(),
+) -> ChunkResult:
+    """Chunk an ingested version; ``locations`` gives the settings of its source location."""
+    started = time.monotonic()
+    inv = inventory.load(store, product, version)
+    if store.has(layout.manifest_key(product, version)):
+        existing = manifest.load(store, product, version)
+        if not existing.matches(inv):
+            raise VersionConflict(f"{product} {version}: the manifest does not match the inventory")
+        return _result(existing, set(), 0, started, created=False)
+
+    params = products.chunk_params(store, product)
+    data = inv.data
+    source = locations.resolve(data.url) if data.url else store.location.child(data.key)
+    files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
+    cut = _run(executor, store.location, params, files, progress)
+
+    for e in inv.files:
+        if cut.digests[e.path] != e.hash_sha256:
+            raise SourceChanged(f"{inv.source_url}: {e.path} changed since it was ingested")
+    m = manifest.build(inv, params, cut.chunks)
+    created = _save(store, m)
+    if data.key:
+        store.delete(data.key)  # the staged pack is only needed until the manifest exists
+    return _result(m, cut.new_ids, cut.new_stored, started, created)
+
+
+def _where(source: Location, data_layout: str, e: inventory.Entry) -> tuple[Location, int]:
+    if data_layout == "directory":
+        return source.child(e.path), 0
+    return source, e.offset
+
+
+def _save(store: WriteStore, m: Manifest) -> bool:
+    """Write the manifest, the version's commit point, if absent; True if written. Refuses
+    a different one for the version."""
+    key = layout.manifest_key(m.product, m.version)
+    data = manifest.to_bytes(m)
+    if store.put_if_absent(key, data):
+        return True
+    if store.get(key) != data:
+        raise VersionConflict(f"{m.product} {m.version} already has a different manifest ({store.url_of(key)})")
+    return False
+
+
+def _result(m: Manifest, new_ids: set[str], new_stored: int, started: float, created: bool) -> ChunkResult:
+    t = m.totals()
+    return ChunkResult(
+        product=m.product,
+        version=m.version,
+        files=t["files"],
+        bytes=t["bytes"],
+        chunks=t["chunks"],
+        unique_chunks=t["unique_chunks"],
+        chunks_new=len(new_ids),
+        chunks_reused=t["unique_chunks"] - len(new_ids),
+        stored_bytes=t["stored_bytes"],
+        stored_bytes_new=new_stored,
+        dedup_ratio=round(t["bytes"] / t["unique_bytes"], 4) if t["unique_bytes"] else 1.0,
+        elapsed_s=round(time.monotonic() - started, 3),
+        created=created,
+    )
+
+
+# -- tasks: top-level functions, so that any executor can ship them ---------------------
+
+_Stored = tuple[int, int, str, int, bool]  # offset, size, id, stored size, newly written
+
+
+def _store_chunk(store: WriteStore, data, offset: int) -> _Stored:
+    cid = codec.chunk_id(data)
+    key = layout.chunk_key(cid)
+    try:
+        return offset, len(data), cid, store.size(key), False
+    except NotFound:
+        pass
+    stored = codec.encode(data)
+    return offset, len(data), cid, len(stored), store.put_if_absent(key, stored)
+
+
+def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File]) -> list[tuple[str, str, list[_Stored]]]:
+    """Cut, hash and store whole files, each read once: [(path, sha256, chunks)]."""
+    store = open_store(repo)
+    out = []
+    for f in files:
+        view = read_view(f.loc, f.base, f.size)
+        cuts = boundaries(view, 0, params, at_eof=True)
+        stored = [_store_chunk(store, view[a:b], a) for a, b in zip(cuts, cuts[1:])]
+        out.append((f.path, hashlib.sha256(view).hexdigest(), stored))
+    return out
+
+
+def segment_chain(f: _File, seg_start: int, params: ChunkParams) -> list[int]:
+    start, length = segment_window(f.size, seg_start, params)
+    view = read_view(f.loc, f.base + start, length)
+    return boundaries(view, start, params, at_eof=start + length == f.size)
+
+
+def store_segment(repo: Location, f: _File, bounds: list[int]) -> list[_Stored]:
+    """Store the chunks between consecutive ``bounds`` (offsets within the file)."""
+    store = open_store(repo)
+    first = bounds[0]
+    view = read_view(f.loc, f.base + first, bounds[-1] - first)
+    return [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
+
+
+def file_sha256(f: _File) -> str:
+    return sha256_range(f.loc, f.base, f.size)
+
+
+# -- scheduling ----------------------------------------------------------------------
+
+
+@dataclass
+class _Cut:
+    chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    new_ids: set[str] = field(default_factory=set)
+    new_stored: int = 0
+
+    def add(self, path: str, stored: list[_Stored]) -> None:
+        refs = self.chunks.setdefault(path, [])
+        for offset, size, cid, stored_size, new in stored:
+            refs.append(ChunkRef(offset, size, cid, stored_size))
+            if new and cid not in self.new_ids:
+                self.new_ids.add(cid)
+                self.new_stored += stored_size
+
+
+@dataclass
+class _LargeFile:
+    file: _File
+    starts: list[int]
+    chains: dict[int, list[int]] = field(default_factory=dict)
+    parts: dict[int, list[_Stored]] = field(default_factory=dict)
+    segments: int = 0  # store tasks submitted
+
+
+def _run(executor: cf.Executor, repo: Location, params: ChunkParams, files: list[_File], progress: Progress) -> _Cut:
+    cut = _Cut()
+    pending: dict[cf.Future, tuple] = {}
+
+    def submit(tag: tuple, fn, *args):
+        pending[executor.submit(fn, *args)] = tag
+
+    # Large files first: their boundary tasks gate their store tasks, and the small
+    # batches fill the workers meanwhile.
+    for f in files:
+        if f.size > params.segment:
+            large = _LargeFile(f, segment_starts(f.size, params))
+            for s in large.starts:
+                submit(("chain", large, s), segment_chain, f, s, params)
+            submit(("sha", large), file_sha256, f)
+    small = [f for f in files if f.size <= params.segment]
+    for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
+        submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch)
+
+    try:
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                tag = pending.pop(fut)
+                result = fut.result()
+                kind = tag[0]
+                if kind == "small":
+                    for path, digest, stored in result:
+                        cut.digests[path] = digest
+                        cut.add(path, stored)
+                    progress(tag[1])
+                elif kind == "sha":
+                    cut.digests[tag[1].file.path] = result
+                elif kind == "chain":
+                    large, seg = tag[1], tag[2]
+                    large.chains[seg] = result
+                    if len(large.chains) == len(large.starts):
+                        _submit_segments(submit, repo, params, large)
+                elif kind == "store":
+                    large, seg = tag[1], tag[2]
+                    large.parts[seg] = result
+                    progress(sum(s[1] for s in result))
+                    if len(large.parts) == large.segments:
+                        for s in sorted(large.parts):
+                            cut.add(large.file.path, large.parts[s])
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
+    return cut
+
+
+def _submit_segments(submit, repo: Location, params: ChunkParams, large: _LargeFile) -> None:
+    f = large.file
+    chains = [large.chains[s] for s in large.starts]
+    bounds = stitch(chains, lambda off, n: read_range(f.loc, f.base + off, n), f.size, params)
+    ends = large.starts[1:] + [f.size]
+    for seg, end in zip(large.starts, ends):
+        lo = bisect.bisect_left(bounds, seg)
+        hi = bisect.bisect_left(bounds, end)
+        if hi > lo:  # some chunk starts in this segment
+            large.segments += 1
+            submit(("store", large, seg), store_segment, repo, f, bounds[lo : hi + 1])

@@ -1,0 +1,164 @@
+"""ingest: record a build's inventory (paths, sizes, modes, links, SHA-256) in the repository.
+
+Nothing is written unless the whole build is readable and safe: unsafe entries, devices,
+truncated or corrupt archives are refused first. Ingesting the same content again is a
+no-op; different content under an existing version is refused.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+
+from .. import layout
+from ..core.parallel import as_completed, batches
+from ..core.progress import Progress, ignore
+from ..core.safety import check_tree
+from ..errors import VersionConflict
+from ..formats import inventory
+from ..formats.inventory import Entry, Inventory, SourceData
+from ..storage import Location, Locations, WriteStore
+from .source_ranges import sha256_range
+from .sources import PACKED_KINDS, Pack, scan_directory, scan_packed, scan_tar_in_place, source_kind
+HASH_BATCH_BYTES = 64 << 20
+HASH_BATCH_FILES = 512
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    product: str
+    version: str
+    source: str
+    kind: str
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+    created: bool
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def ingest(
+    store: WriteStore,
+    source: Location | str,
+    product: str,
+    version: str,
+    executor: cf.Executor,
+    progress: Progress = ignore,
+    locations: Locations = Locations(),
+) -> IngestResult:
+    """Inventory the build at ``source``; ``locations`` gives the settings of the locations
+    it names (the source itself when given as a URL)."""
+    started = time.monotonic()
+    layout.check_product(product)
+    layout.check_version(version)
+    source = locations.resolve(_absolute(source))
+    source_url = source.url
+    kind = source_kind(source)
+    key = layout.inventory_key(product, version)
+    existing = inventory.load(store, product, version) if store.has(key) else None
+    blank = Inventory(product, version, source_url, kind, SourceData("blob", url=source_url))
+
+    if kind in PACKED_KINDS:
+        inv = _ingest_packed(store, source, blank, existing, progress)
+    else:
+        if kind == "directory":
+            blank = dataclasses.replace(blank, data=SourceData("directory", url=source_url))
+            raw = scan_directory(source)
+        else:
+            raw = scan_tar_in_place(source)
+        inv = blank.with_entries(check_tree(raw, source_url))
+        inv = inv.with_entries(_hash_files(inv, source, executor, progress))
+
+    created = False
+    if existing is None:
+        created = store.put_if_absent(key, inventory.to_bytes(inv))
+        if not created:  # another ingest of this version got there first
+            existing = inventory.load(store, product, version)
+    if existing is not None and not existing.same_content(inv):
+        raise VersionConflict(
+            f"{product} {version} was already ingested with different content; "
+            f"{source_url} is not the same build (use a new version)"
+        )
+    files = inv.files
+    return IngestResult(
+        product=product,
+        version=version,
+        source=source_url,
+        kind=kind,
+        files=len(files),
+        dirs=sum(e.type == "dir" for e in inv.entries),
+        symlinks=sum(e.type == "symlink" for e in inv.entries),
+        bytes=sum(f.size for f in files),
+        created=created,
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
+
+
+def _absolute(source: Location | str) -> Location | str:
+    """Local paths are recorded absolute, so that chunk can run from anywhere."""
+    if isinstance(source, Location):
+        return dataclasses.replace(source, url=os.path.abspath(source.url)) if source.is_local else source
+    return source if "://" in source else os.path.abspath(source)
+
+
+def _ingest_packed(store: WriteStore, source: Location, blank: Inventory, existing: Inventory | None,
+                   progress: Progress) -> Inventory:
+    """Compressed tars and zips: one streaming pass copies file bytes into a staged pack.
+
+    When the version exists already, a first pass only hashes, so that a conflicting
+    upload never touches the pack of the version it conflicts with.
+    """
+    key = layout.staged_pack_key(blank.product, blank.version)
+    inv = dataclasses.replace(blank, data=SourceData("blob", key=key))
+
+    def scan(out) -> Inventory:
+        pack = _CountingPack(out, progress)
+        return inv.with_entries(check_tree(scan_packed(source, blank.source_kind, pack), blank.source_url))
+
+    if existing is not None:
+        inv = scan(None)
+        if not existing.same_content(inv):
+            return inv  # the caller refuses it
+        lost_pack = existing.data.key == key and not store.has(key)
+        if not lost_pack or store.has(layout.manifest_key(blank.product, blank.version)):
+            return inv
+    with store.writer(key) as out:  # published only if the scan and the checks pass
+        return scan(out)
+
+
+class _CountingPack(Pack):
+    def __init__(self, out, progress: Progress):
+        super().__init__(out)
+        self._progress = progress
+
+    def add(self, blocks):
+        result = super().add(blocks)
+        self._progress(result[1])
+        return result
+
+
+def hash_files(items: list[tuple[str, Location, int, int]]) -> list[tuple[str, str]]:
+    """[(path, sha256)] of each (path, location, offset, size)."""
+    return [(path, sha256_range(loc, offset, size)) for path, loc, offset, size in items]
+
+
+def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progress: Progress) -> list[Entry]:
+    def where(e: Entry) -> tuple[str, Location, int, int]:
+        if inv.data.layout == "directory":
+            return e.path, source.child(e.path), 0, e.size
+        return e.path, source, e.offset, e.size
+
+    files = [where(e) for e in inv.entries if e.type == "file"]
+    calls = [(hash_files, batch) for batch in batches(files, lambda f: f[3], HASH_BATCH_BYTES, HASH_BATCH_FILES)]
+    digests: dict[str, str] = {}
+    for (_, batch), result in as_completed(executor, calls):
+        digests.update(result)
+        progress(sum(f[3] for f in batch))
+    return [dataclasses.replace(e, hash_sha256=digests[e.path]) if e.type == "file" else e for e in inv.entries]

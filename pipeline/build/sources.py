@@ -1,0 +1,295 @@
+"""Build sources: directories and archives, local or remote, read into inventory entries.
+
+Directories and uncompressed tars are read in place (each file is a byte range of the
+source). Compressed tars and zips cannot be read at random offsets, so their file bytes
+are copied, in one streaming pass, into a *pack* in the repository, and hashed on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+import zipfile
+from typing import BinaryIO, Callable, Iterator
+
+from ..core.hashing import BLOCK
+from ..core.safety import clean_path
+from ..errors import DepotError, SourceInvalid, UnsafeEntry
+from ..formats.inventory import Entry
+from ..storage.errors import BACKEND_ERRORS
+from ..storage.location import Location
+
+ARCHIVE_SUFFIXES = {
+    ".zip": "zip",
+    ".tar": "tar",
+    ".tar.gz": "tar.gz",
+    ".tgz": "tar.gz",
+    ".tar.bz2": "tar.bz2",
+    ".tar.xz": "tar.xz",
+    ".tar.zst": "tar.zst",
+    ".tzst": "tar.zst",
+}
+PACKED_KINDS = {"zip", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"}
+
+
+def source_kind(loc: Location) -> str:
+    """'directory' or the archive kind of ``loc``; SourceInvalid if it is neither."""
+    url = loc.url
+    fs, path = loc.filesystem()
+    try:
+        if fs.isdir(path):
+            return "directory"
+        exists = fs.exists(path)
+    except BACKEND_ERRORS as exc:
+        raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
+    if not exists:
+        raise SourceInvalid(f"{url}: no such file or directory")
+    lower = path.lower()
+    for suffix, kind in sorted(ARCHIVE_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if lower.endswith(suffix):
+            return kind
+    known = ", ".join(sorted(ARCHIVE_SUFFIXES))
+    raise SourceInvalid(f"{url}: not a directory or a known archive ({known})")
+
+
+# -- directories ---------------------------------------------------------------------
+
+
+def scan_directory(loc: Location) -> Iterator[Entry]:
+    """Entries of a directory build (no hashes yet; ``offset`` is 0: a file is its own blob)."""
+    url = loc.url
+    fs, root = loc.filesystem()
+    if loc.is_local:
+        yield from _scan_local(url, root)
+        return
+    try:
+        found = fs.find(root, detail=True, withdirs=False)
+    except BACKEND_ERRORS as exc:
+        raise SourceInvalid(f"{url}: cannot list ({exc})") from exc
+    for path, info in found.items():
+        if info.get("type") != "file" or not path.startswith(root + "/"):
+            continue
+        rel = clean_path(path[len(root) + 1 :], url)
+        yield Entry(path=rel, type="file", size=int(info["size"]))
+
+
+def _scan_local(url: str, root: str) -> Iterator[Entry]:
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel_dir)) as it:
+                items = list(it)
+        except BACKEND_ERRORS as exc:
+            raise SourceInvalid(f"{url}: cannot list {rel_dir or '.'} ({exc})") from exc
+        for item in items:
+            raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
+            rel = clean_path(raw, url)
+            st = item.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                yield Entry(path=rel, type="symlink", target=os.readlink(item.path))
+            elif stat.S_ISDIR(st.st_mode):
+                yield Entry(path=rel, type="dir")
+                stack.append(raw)
+            elif stat.S_ISREG(st.st_mode):
+                yield Entry(path=rel, type="file", size=st.st_size, executable=bool(st.st_mode & 0o111))
+            else:
+                raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or socket, not a file")
+
+
+# -- archives ------------------------------------------------------------------------
+
+
+def _open(loc: Location) -> BinaryIO:
+    fs, path = loc.filesystem()
+    try:
+        return fs.open(path, "rb")
+    except BACKEND_ERRORS as exc:
+        raise SourceInvalid(f"{loc.url}: cannot open ({exc})") from exc
+
+
+def scan_tar_in_place(loc: Location) -> Iterator[Entry]:
+    """Entries of an uncompressed tar; a file's ``offset`` is where its bytes are in the tar."""
+    url = loc.url
+    with _open(loc) as f:
+        size = f.size if hasattr(f, "size") else f.seek(0, os.SEEK_END)
+        f.seek(0)
+        try:
+            tar = tarfile.open(fileobj=f, mode="r:")
+            members = list(tar)
+        except (tarfile.TarError, EOFError) as exc:
+            raise SourceInvalid(f"{url}: not a readable tar archive ({exc})") from exc
+        for m in members:
+            if m.isreg() and m.offset_data + m.size > size:
+                raise SourceInvalid(f"{url}: truncated: {m.name} ends past the end of the archive")
+        f.seek(tar.offset)
+        if f.read(1024) != bytes(1024):
+            raise SourceInvalid(f"{url}: truncated or corrupt after {tar.offset} bytes (no end-of-archive marker)")
+    yield from _tar_entries(url, members, lambda m: (m.offset_data, ""))
+
+
+def _tar_entries(url: str, members, locate: Callable) -> Iterator[Entry]:
+    """Entries of tar members; ``locate(member)`` gives a file's (offset, sha256 or "")."""
+    regular: dict[str, Entry] = {}
+    for m in members:
+        rel = clean_path(m.name, url)
+        if rel is None:
+            continue  # the archive's own root, "./"
+        if m.issparse():
+            raise SourceInvalid(f"{url}: {rel} is a sparse tar entry, which is not supported")
+        if m.isreg():
+            offset, digest = locate(m)
+            e = Entry(path=rel, type="file", size=m.size, executable=bool(m.mode & 0o111), offset=offset, hash_sha256=digest)
+            regular[rel] = e
+            yield e
+        elif m.isdir():
+            yield Entry(path=rel, type="dir")
+        elif m.issym():
+            yield Entry(path=rel, type="symlink", target=m.linkname)
+        elif m.islnk():
+            # A hard link shares an earlier member's bytes.
+            target = regular.get(clean_path(m.linkname, url) or "")
+            if target is None:
+                raise UnsafeEntry(f"{url}: hard link {rel} points to {m.linkname!r}, not an earlier file")
+            yield Entry(
+                path=rel,
+                type="file",
+                size=target.size,
+                executable=bool(m.mode & 0o111),
+                offset=target.offset,
+                hash_sha256=target.hash_sha256,
+            )
+        else:
+            raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or other special entry")
+
+
+class _TailReader:
+    """Counts what passes through and keeps the last bytes, to check a tar's end marker."""
+
+    TAIL = 64 << 10
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.pos = 0
+        self.tail = bytearray()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.pos += len(data)
+        self.tail += data
+        del self.tail[: max(0, len(self.tail) - self.TAIL)]
+        return data
+
+    def drain(self) -> None:
+        while self.read(BLOCK):
+            pass
+
+
+def _decompressed(kind: str, f: BinaryIO) -> BinaryIO:
+    if kind == "tar.gz":
+        import gzip
+
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    if kind == "tar.bz2":
+        import bz2
+
+        return bz2.BZ2File(f, mode="rb")
+    if kind == "tar.xz":
+        import lzma
+
+        return lzma.LZMAFile(f, mode="rb")
+    if kind == "tar.zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+    raise AssertionError(kind)
+
+
+class Pack:
+    """Where packed archives' file bytes go: appended, hashed, and located by offset."""
+
+    def __init__(self, out: BinaryIO | None):
+        self.out = out  # None: hash only (the version is already chunked)
+        self.size = 0
+
+    def add(self, chunks: Iterator[bytes]) -> tuple[int, int, str]:
+        """Append a file's bytes; returns (offset, size, sha256)."""
+        start, h = self.size, hashlib.sha256()
+        for block in chunks:
+            h.update(block)
+            if self.out is not None:
+                self.out.write(block)
+            self.size += len(block)
+        return start, self.size - start, h.hexdigest()
+
+
+def _blocks(f: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    left = size
+    while left is None or left > 0:
+        block = f.read(BLOCK if left is None else min(BLOCK, left))
+        if not block:
+            if left:
+                raise EOFError(f"unexpected end of data ({left} bytes missing)")
+            return
+        if left is not None:
+            left -= len(block)
+        yield block
+
+
+def scan_packed(loc: Location, kind: str, pack: Pack) -> list[Entry]:
+    """Entries of a compressed tar or a zip, their bytes appended to ``pack``."""
+    url = loc.url
+    try:
+        with _open(loc) as f:
+            if kind == "zip":
+                return list(_scan_zip(url, f, pack))
+            return list(_scan_tar_stream(url, kind, f, pack))
+    except DepotError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *BACKEND_ERRORS) as exc:
+        raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
+    except Exception as exc:  # decompressor-specific errors (zstd, lzma, ...)
+        raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
+
+
+def _scan_tar_stream(url: str, kind: str, f: BinaryIO, pack: Pack) -> Iterator[Entry]:
+    reader = _TailReader(_decompressed(kind, f))
+    tar = tarfile.open(fileobj=reader, mode="r|")
+    located: dict[int, tuple[int, str]] = {}
+    members = []
+    for m in tar:
+        if m.isreg():
+            offset, _, digest = pack.add(_blocks(tar.extractfile(m), m.size))
+            located[id(m)] = (offset, digest)
+        members.append(m)
+    end = tar.offset
+    reader.drain()  # lets the decompressor check its trailer and checksums
+    trailing = reader.pos - end
+    tail = bytes(reader.tail[-trailing:]) if 0 < trailing <= _TailReader.TAIL else bytes(reader.tail)
+    if trailing < 1024 or tail[:1024] != bytes(1024):
+        raise SourceInvalid(f"{url}: truncated or corrupt after {end} bytes (no end-of-archive marker)")
+    yield from _tar_entries(url, members, lambda m: located[id(m)])
+
+
+def _scan_zip(url: str, f: BinaryIO, pack: Pack) -> Iterator[Entry]:
+    zf = zipfile.ZipFile(f)
+    for info in zf.infolist():
+        rel = clean_path(info.filename, url)
+        if rel is None:
+            continue
+        if info.flag_bits & 0x1:
+            raise SourceInvalid(f"{url}: {rel} is encrypted")
+        mode = (info.external_attr >> 16) if info.create_system == 3 else 0
+        if info.is_dir():
+            yield Entry(path=rel, type="dir")
+        elif stat.S_ISLNK(mode):
+            target = zf.read(info).decode("utf-8", "surrogateescape")
+            yield Entry(path=rel, type="symlink", target=target)
+        elif mode and not stat.S_ISREG(mode):
+            raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or other special entry")
+        else:
+            with zf.open(info) as member:  # CRC is checked when the member is read to its end
+                offset, size, digest = pack.add(_blocks(member))
+            yield Entry(path=rel, type="file", size=size, executable=bool(mode & 0o111), offset=offset, hash_sha256=digest)

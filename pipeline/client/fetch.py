@@ -1,0 +1,152 @@
+"""Fetching verified chunks from one or more origins, with retries, failover and a rate limit.
+
+Every transient failure (connection reset, timeout, 5xx, a short body, bytes that do not
+match the chunk id) is retried with exponential backoff, then the next origin is tried.
+An origin that keeps failing is tried last from then on, so a dead region costs one
+round of retries, not one per chunk. What finally fails carries the service's codes:
+``CDN_UNREACHABLE`` when no origin answered, ``FILE_HASH_MISMATCH`` when origins
+answered with wrong bytes, ``NOT_FOUND`` when none has the object.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from typing import Callable, TypeVar
+
+from .. import layout
+from ..core import codec
+from ..errors import CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable
+from ..formats.manifest import ChunkRef
+from ..storage import ReadStore
+from ..storage.chunks import check_patch
+from ..storage.location import join
+
+T = TypeVar("T")
+DOWN_AFTER = 3  # consecutive failures before an origin goes to the back of the line
+
+
+class RateLimiter:
+    """A token bucket shared by all download threads: at most ``rate`` bytes a second,
+    with up to one second of burst."""
+
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self._tokens = self.rate
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self, n: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait:
+            time.sleep(wait)
+
+
+@dataclass
+class OriginStats:
+    url: str
+    chunks: int = 0
+    bytes: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+
+    def to_dict(self) -> dict:
+        return {"url": self.url, "chunks": self.chunks, "bytes": self.bytes, "failures": self.failures}
+
+
+@dataclass
+class Fetcher:
+    origins: list[ReadStore]
+    retries: int = 3
+    backoff: float = 0.1
+    rate: RateLimiter | None = None
+    stats: list[OriginStats] = field(default_factory=list)
+    retried: int = 0
+
+    def __post_init__(self):
+        self.stats = [OriginStats(o.url) for o in self.origins]
+        self._lock = threading.Lock()
+
+    def _order(self) -> list[int]:
+        with self._lock:
+            return sorted(range(len(self.origins)), key=lambda i: self.stats[i].consecutive_failures >= DOWN_AFTER)
+
+    def _count(self, i: int, ok: bool, nbytes: int = 0) -> None:
+        with self._lock:
+            s = self.stats[i]
+            if ok:
+                s.chunks += 1
+                s.bytes += nbytes
+                s.consecutive_failures = 0
+            else:
+                s.failures += 1
+                s.consecutive_failures += 1
+
+    def get(self, key: str, check=None, budget: int = 0) -> bytes:
+        """The object at ``key`` from the first origin that delivers it; ``check(bytes)``
+        raises IntegrityError for bytes that must not be used."""
+        unreachable, wrong, missing = [], [], []
+        for i in self._order():
+            origin = self.origins[i]
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    with self._lock:
+                        self.retried += 1
+                    time.sleep(self.backoff * (2 ** (attempt - 1)))
+                if self.rate is not None and budget:
+                    self.rate.acquire(budget)
+                try:
+                    data = origin.get(key)
+                    result = check(data) if check else data
+                except NotFound:
+                    missing.append(origin.url)
+                    break  # permanent for this origin
+                except IntegrityError as exc:
+                    self._count(i, False)
+                    wrong.append(str(exc))
+                    continue
+                except StoreUnavailable as exc:
+                    self._count(i, False)
+                    unreachable.append(str(exc))
+                    continue
+                self._count(i, True, len(data))
+                return result
+        if wrong:
+            raise FileHashMismatch(f"{key}: every origin served bytes that do not match ({wrong[-1]})")
+        if unreachable:
+            raise CdnUnreachable(f"{key}: no origin could deliver it ({unreachable[-1]})")
+        raise NotFound(f"{key}: not found on any origin ({', '.join(missing)})")
+
+    def chunk(self, ref: ChunkRef) -> bytes:
+        """A chunk's bytes, verified against its id."""
+        return self.get(layout.chunk_key(ref.id), lambda stored: codec.decode(ref.id, stored, ref.size), ref.stored_size)
+
+    def patch(self, patch_id: str, size: int) -> bytes:
+        """A patch's bytes, verified against its id."""
+        return self.get(layout.patch_key(patch_id), lambda data: check_patch(patch_id, data), size)
+
+    def document(self, key: str, parse: Callable[[bytes, str], T]) -> T:
+        """A document, parsed and validated (``parse`` is a formats module's ``from_bytes``):
+        an origin that serves a broken one is treated like one that serves a broken chunk."""
+
+        def checked(data: bytes) -> T:
+            try:
+                return parse(data, key)
+            except ManifestInvalid as exc:
+                raise IntegrityError(str(exc)) from exc
+
+        try:
+            return self.get(key, checked)
+        except FileHashMismatch as exc:
+            raise ManifestInvalid(str(exc)) from None
+
+    def url_of(self, key: str) -> str:
+        """Where ``key`` is looked for first (for messages: origins are tried in turn)."""
+        return join(self.origins[0].url, key) if self.origins else key

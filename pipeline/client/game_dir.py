@@ -1,0 +1,262 @@
+"""The state depot keeps inside an installed game directory, under ``DEST/.depot/``.
+
+```
+.depot/lock            held (flock) by the process working on the directory
+.depot/manifest.json   the installed version's manifest, as published
+.depot/installed.json  what is installed, and each file's size and mtime after install
+.depot/staging/        files being assembled; moved into place only once verified
+.depot/swap.json       present only while files are being swapped into place
+.depot/backup/         what the swap replaced, until the new version is recorded
+```
+
+A new version is assembled and verified entirely in staging, then swapped in: every
+replaced or removed entry goes to ``backup/`` first. If the swap fails, or the process
+dies in the middle of it, the old entries are put back (at once, or by the next depot
+run on the directory) and the new ones return to staging. ``installed.json`` is written
+last: until then the directory holds the previous version, untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InstallBusy, ManifestInvalid, NotFound
+from ..formats import install_record, manifest as manifest_doc
+from ..formats.install_record import FileStamp, InstallRecord
+from ..formats.manifest import FileEntry, Manifest
+
+STATE_DIR = ".depot"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def file_mode(entry: FileEntry) -> int:
+    return 0o755 if entry.executable else 0o644
+
+
+def _key(rel: str) -> str:
+    return hashlib.sha256(rel.encode()).hexdigest()[:32]
+
+
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+@dataclass
+class GameDir:
+    dest: Path
+
+    @property
+    def state(self) -> Path:
+        return self.dest / STATE_DIR
+
+    @property
+    def staging(self) -> Path:
+        return self.state / "staging"
+
+    @property
+    def backup(self) -> Path:
+        return self.state / "backup"
+
+    def staging_path(self, entry: FileEntry) -> str:
+        # Named by path, so two entries with the same content are still two files.
+        return os.path.join(self.dest, STATE_DIR, "staging", _key(entry.path))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["GameDir"]:
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise InstallBusy(f"{self.dest}: another depot process is working on it") from None
+                raise
+            self.recover()
+            yield self
+        finally:
+            os.close(fd)
+
+    # -- what is installed ----------------------------------------------------------
+
+    def manifest(self) -> Manifest:
+        path = self.state / "manifest.json"
+        if not (self.state / "installed.json").exists() or not path.exists():
+            raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
+        return manifest_doc.from_bytes(path.read_bytes(), str(path))
+
+    def installed(self) -> Manifest | None:
+        try:
+            return self.manifest()
+        except NotFound:
+            return None
+
+    def record(self) -> InstallRecord | None:
+        """What the last finished install recorded; None if nothing was, or if the record
+        is damaged (then nothing on disk is trusted without reading it)."""
+        path = self.state / "installed.json"
+        try:
+            return install_record.from_bytes(path.read_bytes(), str(path))
+        except (FileNotFoundError, ManifestInvalid):
+            return None
+
+    def stamps(self, m: Manifest) -> dict[str, FileStamp]:
+        """Each file's size and mtime as recorded by the finished install of ``m``."""
+        rec = self.record()
+        return rec.files if rec is not None and (rec.product, rec.version) == (m.product, m.version) else {}
+
+    def trusted(self, m: Manifest) -> set[str]:
+        """Files of ``m`` known intact without reading them: recorded by the finished
+        install of ``m`` and unchanged (size, mtime, mode) since."""
+        known = self.stamps(m)
+        out = set()
+        for f in m.files:
+            want = known.get(f.path)
+            try:
+                st = os.lstat(self.dest / f.path)
+            except OSError:
+                continue
+            if want and (st.st_size, st.st_mtime_ns) == (want.size, want.mtime_ns) and st.st_size == f.size \
+                    and (st.st_mode & 0o777) == file_mode(f):
+                out.add(f.path)
+        return out
+
+    # -- swapping a staged version in -------------------------------------------------
+
+    def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str]) -> None:
+        """Replace ``remove`` and the paths of ``staged`` (all verified in staging) with
+        the new files, then links and empty directories, then record ``m`` as installed.
+        Any failure before the record puts the previous version back."""
+        shutil.rmtree(self.backup, ignore_errors=True)
+        self.backup.mkdir()
+        self._intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
+                        "staged": [e.path for e in staged], "created": []}
+        self._write_intent()
+        try:
+            for rel in remove:
+                self._set_aside(rel)
+            known: set[str] = set()
+            for e in staged:
+                self._make_parents(e.path, known)
+                self._set_aside(e.path)
+                os.replace(self.staging_path(e), os.path.join(self.dest, e.path))
+            for e in m.entries:
+                if e.type == "symlink":
+                    self._place_link(e)
+                elif e.type == "dir":
+                    self._make_parents(e.path + "/x")
+            self._finish(m, origins)
+        except BaseException:
+            self.recover()
+            raise
+        os.unlink(self.state / "swap.json")
+        shutil.rmtree(self.backup, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _write_intent(self) -> None:
+        _atomic_write(self.state / "swap.json", json.dumps(self._intent).encode())
+
+    def _set_aside(self, rel: str) -> None:
+        """Move what is at ``rel`` to the backup, and make sure the intent names it, so
+        that whatever a swap touches, a crash can put back."""
+        target = os.path.join(self.dest, rel)
+        if _exists(target):
+            if rel not in self._intent["paths"]:
+                self._intent["paths"].append(rel)
+                self._write_intent()
+            os.replace(target, os.path.join(self.backup, _key(rel)))
+
+    def recover(self) -> None:
+        """Undo a swap that did not reach its record: the old entries come back from
+        backup, the new files go back to staging (they stay verified and reusable), links
+        the swap created are removed."""
+        self._intent = None  # nothing is set aside while putting things back
+        intent_path = self.state / "swap.json"
+        if not intent_path.exists():
+            return
+        intent = json.loads(intent_path.read_text())
+        rec = self.record()
+        if rec is None or rec.version != intent["version"]:
+            staged = set(intent["staged"])
+            for rel in intent["created"]:
+                if os.path.islink(self.dest / rel) and not _exists(self.backup / _key(rel)):
+                    os.unlink(self.dest / rel)
+            for rel in sorted(intent["paths"], reverse=True):
+                target, saved = self.dest / rel, self.backup / _key(rel)
+                if rel in staged and _exists(target) and not _exists(self.staging / _key(rel)):
+                    if os.path.isfile(target) and not os.path.islink(target):
+                        os.replace(target, self.staging / _key(rel))
+                if _exists(saved):
+                    if _exists(target):
+                        _remove(target)
+                    self._make_parents(rel)
+                    os.replace(saved, target)
+        os.unlink(intent_path)
+        shutil.rmtree(self.backup, ignore_errors=True)
+
+    def _finish(self, m: Manifest, origins: list[str]) -> None:
+        _atomic_write(self.state / "manifest.json", manifest_doc.to_bytes(m))
+        files = {}
+        for f in m.files:
+            st = os.stat(os.path.join(self.dest, f.path))
+            files[f.path] = FileStamp(st.st_size, st.st_mtime_ns)
+        record = InstallRecord(m.product, m.version, tuple(origins), files)
+        _atomic_write(self.state / "installed.json", install_record.to_bytes(record))
+
+    def _make_parents(self, rel: str, known: set[str] | None = None) -> None:
+        """Real directories for every parent of ``rel``. A file or link in the way is set
+        aside (with the swap's backup), so nothing is ever written through a link.
+        ``known`` remembers directories already checked during one swap."""
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if known is not None and parent in known:
+                continue
+            current = os.path.join(self.dest, parent)
+            if os.path.islink(current) or (_exists(current) and not os.path.isdir(current)):
+                if getattr(self, "_intent", None):
+                    self._set_aside(parent)  # during a swap: kept for a rollback
+                else:
+                    _remove(Path(current))
+            if not _exists(current):
+                os.mkdir(current)
+            if known is not None:
+                known.add(parent)
+
+    def _place_link(self, entry: FileEntry) -> None:
+        self._make_parents(entry.path)
+        target = self.dest / entry.path
+        if os.path.islink(target) and os.readlink(target) == entry.target:
+            return
+        tmp = self.staging / f"link-{_key(entry.path)}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(entry.target, tmp)
+        self._set_aside(entry.path)
+        self._intent["created"].append(entry.path)
+        self._write_intent()
+        os.replace(tmp, target)
+
+
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

@@ -1,0 +1,185 @@
+"""update: bring an installed game directory to another version the cheapest way.
+
+The ways compared, in bytes to download: one update plan, a chain of plans (V1 -> V2 ->
+V3, found in the product's plan index), or chunks alone (the target's chunks that the
+installed version does not have). A plan step stages every file it changes: copies and
+patches from the installed files (each source checked against its SHA-256 first, each
+result after), chunks for the rest; then swaps them in like install does, so a failure at
+any point leaves the previous version as it was. A patch that is missing, damaged or does
+not apply is reported as DELTA_PATCH_APPLICATION_FAILED and its file comes from chunks
+instead: the update still succeeds. Killed, it resumes: staged files are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from .. import layout
+from ..core.hashing import sha256_or_none
+from ..core.progress import Progress, ignore
+from ..core import patching
+from ..delta.route import cheapest_route
+from ..errors import DepotError, InsufficientDiskSpace, ManifestInvalid, NotFound, PatchFailed
+from ..formats import plan as plan_doc, plan_index
+from ..formats.manifest import FileEntry, Manifest
+from ..formats.plan import FileOp, PatchSegment, Plan
+from .fetch import Fetcher
+from .game_dir import GameDir, file_mode
+from .install import ChunkJob, candidates, install, load_manifest, remove_empty_dirs, resolve_version
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    product: str
+    from_version: str
+    to_version: str
+    method: str  # "delta", "chunks" or "none"
+    route: list[str]
+    bytes_downloaded: int
+    chunk_route_bytes: int
+    delta_route_bytes: int | None
+    files_written: int
+    patches_applied: int
+    fallbacks: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def update(
+    fetcher: Fetcher,
+    dest: Path,
+    to_version: str | None = None,
+    channel: str | None = None,
+    seeds: Iterable[Path] = (),
+    jobs: int = 8,
+    progress: Progress = ignore,
+    on_total: Progress = ignore,
+) -> UpdateResult:
+    started = time.monotonic()
+    inst = GameDir(Path(dest))
+    with inst.locked():
+        current = inst.manifest()
+    product = current.product
+    target = to_version or resolve_version(fetcher, product, channel)
+    if target == current.version:
+        return UpdateResult(product, current.version, target, "none", [target], 0, 0, 0, 0, 0,
+                            elapsed_s=round(time.monotonic() - started, 3))
+    target_m = load_manifest(fetcher, product, target)
+    have = set(current.unique_chunks())
+    chunk_cost = sum(c.stored_size for i, c in target_m.unique_chunks().items() if i not in have)
+    route = cheapest_route(_plan_index(fetcher, product), current.version, target)
+    delta_cost = route.download_bytes if route else None
+
+    def by_chunks(fallbacks: list[dict], downloaded: int = 0) -> UpdateResult:
+        r = install(fetcher, product, target, inst.dest, seeds=seeds, jobs=jobs, progress=progress, on_total=on_total)
+        return UpdateResult(product, current.version, target, "chunks", [current.version, target],
+                            downloaded + r.bytes_downloaded, chunk_cost, delta_cost, r.files_written, 0, fallbacks,
+                            round(time.monotonic() - started, 3))
+
+    if route is None or route.download_bytes >= chunk_cost:
+        return by_chunks([])
+
+    downloaded = written = patched = 0
+    fallbacks: list[dict] = []
+    for a, b in zip(route.versions, route.versions[1:]):
+        key = layout.plan_key(product, a, b)
+        try:
+            plan = fetcher.document(key, plan_doc.from_bytes)
+        except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
+            fallbacks.append({"path": key, "error": PatchFailed.code, "message": str(exc)})
+            return by_chunks(fallbacks, downloaded)
+        b_m = target_m if b == target else load_manifest(fetcher, product, b)
+        with inst.locked():
+            step = _Step(inst, fetcher, plan, inst.manifest(), b_m, progress)
+            on_total(plan.required_disk_space_bytes)
+            step.run(seeds, jobs)
+        downloaded += step.downloaded
+        written += step.written
+        patched += step.patched
+        fallbacks += step.fallbacks
+    return UpdateResult(product, current.version, target, "delta", list(route.versions), downloaded, chunk_cost,
+                        delta_cost, written, patched, fallbacks, round(time.monotonic() - started, 3))
+
+
+def _plan_index(fetcher: Fetcher, product: str) -> plan_index.PlanIndex | None:
+    try:
+        return fetcher.document(layout.plan_index_key(product), plan_index.from_bytes)
+    except NotFound:
+        return None
+
+
+class _Step:
+    """One plan applied: from the installed version ``a`` to ``b``."""
+
+    def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Manifest, b: Manifest, progress: Progress):
+        if a.version != plan.from_version:
+            raise NotFound(f"plan {plan.from_version} -> {plan.to_version} does not start at {a.version}")
+        self.inst, self.fetcher, self.plan, self.a, self.b, self.progress = inst, fetcher, plan, a, b, progress
+        self.downloaded = self.written = self.patched = 0
+        self.fallbacks: list[dict] = []
+
+    def run(self, seeds, jobs: int) -> None:
+        free = shutil.disk_usage(self.inst.dest).free
+        if self.plan.required_disk_space_bytes > free:
+            raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {self.plan.required_disk_space_bytes} "
+                                        f"bytes of staging space, {free} are free")
+        intact = self.inst.trusted(self.a)
+        staged, by_chunks = [], []
+        for op in self.plan.files:
+            entry = self.b.entry(op.path)
+            if op.op == "keep" and entry.path in intact:
+                continue
+            if op.op in ("copy", "patch") and op.source in intact:
+                try:
+                    self._stage(entry, op)
+                    staged.append(entry)
+                    continue
+                except DepotError as exc:
+                    if op.op == "patch":
+                        self.fallbacks.append({"path": entry.path, "error": PatchFailed.code, "message": str(exc)})
+            by_chunks.append(entry)
+        job = ChunkJob(self.inst, self.b, by_chunks, self.fetcher, self.progress)
+        job.find_local(candidates(self.inst, self.b, by_chunks, seeds))
+        job.check_space()
+        job.run(jobs)
+        self.downloaded += job.downloaded
+        self.written = len(staged) + len(by_chunks)
+        remove = [p for p in self.plan.remove if self.a.entry(p).type != "dir"]
+        self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins])
+        remove_empty_dirs(self.inst, self.a, self.b)
+
+    def _stage(self, entry: FileEntry, op: FileOp) -> None:
+        staged = self.inst.staging_path(entry)
+        if sha256_or_none(staged) == entry.hash_sha256:
+            return  # staged by an interrupted run
+        source = self.inst.dest / op.source
+        if op.op == "copy":
+            shutil.copyfile(source, staged)
+        else:
+            if sha256_or_none(source) != op.source_sha256:
+                raise PatchFailed(f"{op.source}: not the file the patch was made from")
+            self._patch(source, staged, entry, op.segments)
+        if sha256_or_none(staged) != entry.hash_sha256:
+            os.unlink(staged)
+            raise PatchFailed(f"{entry.path}: patched bytes do not match hash_sha256")
+        os.chmod(staged, file_mode(entry))
+        self.progress(entry.size)
+
+    def _patch(self, source: Path, staged: str, entry: FileEntry, segments: tuple[PatchSegment, ...]) -> None:
+        with open(source, "rb") as src, open(staged, "wb") as out:
+            out.truncate(entry.size)
+            for s in segments:
+                patch = self.fetcher.patch(s.id, s.patch_size)
+                self.downloaded += len(patch)
+                src.seek(s.source_offset)
+                old = src.read(s.source_size)
+                out.seek(s.offset)
+                out.write(patching.apply(s.engine, old, patch, s.size))
+        self.patched += 1

@@ -1,0 +1,59 @@
+"""Chunk objects: how a chunk's bytes are identified, stored and checked on the way back.
+
+A chunk's id is the BLAKE3 of its uncompressed bytes. Its stored object is a zstd frame
+when that is smaller than the chunk, otherwise the raw bytes; a reader that knows the
+chunk's size tells the two apart by length alone (a frame is always shorter). Every read
+re-hashes, so a damaged or substituted object is refused, never used.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import blake3
+import zstandard
+
+from ..errors import IntegrityError
+
+ZSTD_LEVEL = 3  # fixed per store: stored sizes in manifests must not depend on who wrote first
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstandard contexts are not safe to share between threads.
+    c = getattr(_local, "compressor", None)
+    if c is None:
+        c = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
+def chunk_id(data) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def encode(data) -> bytes:
+    """The stored form of a chunk: compressed if that shrinks it, else raw."""
+    packed = _compressor().compress(data)
+    return packed if len(packed) < len(data) else bytes(data)
+
+
+def decode(expected_id: str, stored: bytes, size: int) -> bytes:
+    """The chunk's bytes, checked against its id; raises IntegrityError otherwise."""
+    if len(stored) == size:
+        data = stored
+    else:
+        try:
+            data = _decompressor().decompress(stored, max_output_size=size)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"chunk {expected_id}: stored object is corrupt ({exc})") from exc
+    if len(data) != size or chunk_id(data) != expected_id:
+        raise IntegrityError(f"chunk {expected_id}: bytes do not match the chunk id")
+    return data

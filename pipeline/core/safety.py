@@ -1,0 +1,123 @@
+"""Refusing build entries that could escape or confuse an install directory.
+
+A build is installed on players' machines, so anything that could write outside the
+install directory, through a link, or ambiguously is refused at ingest, with the entry
+named, before anything is written.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Iterable, Protocol, TypeVar
+
+from ..errors import UnsafeEntry
+
+
+class TreeEntry(Protocol):
+    path: str
+    type: str  # "file" | "dir" | "symlink"
+    target: str
+
+
+E = TypeVar("E", bound=TreeEntry)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def clean_path(name: str, source: str) -> str | None:
+    """The canonical relative POSIX path of an archive or directory entry name.
+
+    Returns None for the build root itself ("." or "./"); raises UnsafeEntry otherwise.
+    """
+    path = name
+    while path.startswith("./"):
+        path = path[2:]
+    path = path.rstrip("/") if path not in ("/",) else path
+    if path in ("", "."):
+        return None
+
+    def refuse(why: str):
+        raise UnsafeEntry(f"{source}: unsafe entry {name!r}: {why}")
+
+    if path.startswith("/") or _DRIVE.match(path):
+        refuse("absolute path")
+    if "\\" in path:
+        refuse("backslash in path")
+    if _CONTROL.search(path):
+        refuse("control character in path")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        refuse("name is not valid UTF-8")
+    parts = path.split("/")
+    if ".." in parts:
+        refuse("'..' in path")
+    if "" in parts or "." in parts:
+        refuse("not a canonical path (empty or '.' component)")
+    return path
+
+
+def check_tree(entries: Iterable[E], source: str) -> list[E]:
+    """The build's entries sorted by path, with directories kept only where empty.
+
+    Refuses duplicates, entries below a file or a link (writing through a link is how
+    archives escape), and links whose target is absolute or leads outside the build.
+    """
+    by_path: dict[str, E] = {}
+    for e in entries:
+        if e.path in by_path:
+            raise UnsafeEntry(f"{source}: duplicate entry {e.path!r}")
+        by_path[e.path] = e
+
+    has_children: set[str] = set()
+    for path in by_path:
+        parent = posixpath.dirname(path)
+        while parent:
+            above = by_path.get(parent)
+            if above is not None and above.type != "dir":
+                raise UnsafeEntry(f"{source}: {path!r} is inside {parent!r}, which is a {above.type}")
+            has_children.add(parent)
+            parent = posixpath.dirname(parent)
+
+    links = {e.path: e.target for e in by_path.values() if e.type == "symlink"}
+    for path in links:
+        _check_link(path, links, source)
+
+    kept = [e for e in by_path.values() if not (e.type == "dir" and e.path in has_children)]
+    return sorted(kept, key=lambda e: e.path)
+
+
+MAX_LINK_HOPS = 40
+
+
+def _check_link(path: str, links: dict[str, str], source: str) -> None:
+    """Resolve the link the way a kernel would, following the build's other links, and
+    refuse it if any step leaves the build. Lexical checks alone are not enough: with
+    ``s -> .``, the target ``s/..`` looks inside but is the build's parent."""
+    target = links[path]
+    if not target or target.startswith("/") or _DRIVE.match(target) or "\\" in target:
+        raise UnsafeEntry(f"{source}: link {path!r} -> {target!r}: target must be a relative path")
+    if _CONTROL.search(target):
+        raise UnsafeEntry(f"{source}: link {path!r}: control character in target")
+    current = path.split("/")[:-1]
+    pending = target.split("/")
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not current:
+                raise UnsafeEntry(f"{source}: link {path!r} -> {target!r} points outside the build")
+            current.pop()
+            continue
+        current.append(part)
+        inner = links.get("/".join(current))
+        if inner is not None:
+            hops += 1
+            if hops > MAX_LINK_HOPS or inner.startswith("/"):
+                raise UnsafeEntry(f"{source}: link {path!r} -> {target!r} does not resolve inside the build")
+            current.pop()
+            pending = inner.split("/") + pending

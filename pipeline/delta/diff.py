@@ -1,0 +1,260 @@
+"""diff: the update plan from one version of a product to another, with its patches.
+
+For each file of the new version: unchanged (keep), found in the old version under
+another path (copy), or changed. A changed file whose chunks all exist in the old
+version costs nothing to fetch; otherwise its best source in the old version (the same
+path, or else the file it shares the most chunk bytes with: a renamed-and-edited file) is
+diffed with the engines worth trying, each patch is checked by applying it, and the
+smallest is kept if it is smaller than fetching the file's new chunks. Patches are stored
+content-addressed; the plan is written last, then the product's plan index.
+
+Memory: a file up to 64 MiB is patched whole (old + new + the engine's state, at most a
+few hundred MB for hdiffpatch on 64 MiB). Larger files are patched in 32 MiB segments of
+the new file, each against a window of at most 96 MiB of the old file around the chunks
+they share, so making or applying a patch needs at most about 128 MiB plus zstd's state,
+whatever the file size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures as cf
+import time
+from dataclasses import dataclass
+
+from .. import layout
+from ..core import codec
+from ..core.parallel import as_completed
+from ..core.progress import Progress, ignore
+from ..formats import manifest, plan as plan_doc, plan_index
+from ..formats.manifest import FileEntry, Manifest
+from ..formats.plan import FileOp, PatchSegment, Plan
+from ..formats.plan_index import PlanIndex, PlanSummary
+from ..storage import Location, WriteStore, open_store
+from ..storage.chunks import read_range
+from ..errors import PatchFailed
+from . import engines
+
+WHOLE_FILE = 64 << 20
+SEGMENT = 32 << 20
+WINDOW = 96 << 20
+HDIFF_MAX = 64 << 20
+BSDIFF_MAX = 4 << 20
+NEAR_FLOOR = 1 / 200  # a zstd patch under 0.5 % of the file is not worth a slower engine
+SEGMENT_ZSTD_LEVEL = 9
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    product: str
+    from_version: str
+    to_version: str
+    files_kept: int
+    files_copied: int
+    files_patched: int
+    files_fetched: int
+    entries_removed: int
+    delta_download_bytes: int
+    chunk_download_bytes: int
+    full_download_bytes: int
+    required_disk_space_bytes: int
+    created: bool
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def diff(store: WriteStore, product: str, from_version: str, to_version: str, executor: cf.Executor,
+         progress: Progress = ignore) -> DiffResult:
+    started = time.monotonic()
+    key = layout.plan_key(product, from_version, to_version)
+    if store.has(key):
+        return _result(plan_doc.load(store, product, from_version, to_version), False, started)
+    old = manifest.load(store, product, from_version)
+    new = manifest.load(store, product, to_version)
+    plan = make_plan(store, old, new, executor, progress)
+    created = store.put_if_absent(key, plan_doc.to_bytes(plan))
+    write_index(store, product)
+    return _result(plan, created, started)
+
+
+def write_index(store: WriteStore, product: str) -> PlanIndex:
+    """Rebuild the product's plan index from the plans present: concurrent diffs of one
+    product each rewrite it whole, so the last to finish lists every plan."""
+    summaries = []
+    for key in store.list(layout.plans_prefix(product)):
+        pair = layout.plan_pair_of(key)
+        if pair:
+            p = plan_doc.load(store, product, *pair)
+            summaries.append(PlanSummary(p.from_version, p.to_version, p.delta_download_bytes))
+    index = PlanIndex(product, tuple(summaries))
+    store.put(layout.plan_index_key(product), plan_index.to_bytes(index))
+    return index
+
+
+def _result(plan: Plan, created: bool, started: float) -> DiffResult:
+    return DiffResult(
+        product=plan.product,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        files_kept=plan.count("keep"),
+        files_copied=plan.count("copy"),
+        files_patched=plan.count("patch"),
+        files_fetched=plan.count("chunks"),
+        entries_removed=len(plan.remove),
+        delta_download_bytes=plan.delta_download_bytes,
+        chunk_download_bytes=plan.chunk_download_bytes,
+        full_download_bytes=plan.full_download_bytes,
+        required_disk_space_bytes=plan.required_disk_space_bytes,
+        created=created,
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
+
+
+# -- deciding ---------------------------------------------------------------------------
+
+
+def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Executor, progress: Progress) -> Plan:
+    old_files = {f.path: f for f in old.files}
+    old_by_hash: dict[str, FileEntry] = {}
+    holders: dict[str, list[FileEntry]] = {}
+    for f in old.files:
+        old_by_hash.setdefault(f.hash_sha256, f)
+        for c in f.chunks:
+            holders.setdefault(c.id, []).append(f)
+
+    new_paths = {e.path for e in new.entries}
+    gone = [f for f in old.files if f.path not in new_paths]
+    ops: dict[str, FileOp] = {}
+    calls = []
+    for f in new.files:
+        same = old_files.get(f.path)
+        if same is not None and same.hash_sha256 == f.hash_sha256 and same.executable == f.executable:
+            ops[f.path] = FileOp(f.path, "keep", f.hash_sha256)
+        elif f.hash_sha256 in old_by_hash:
+            ops[f.path] = FileOp(f.path, "copy", f.hash_sha256, source=old_by_hash[f.hash_sha256].path)
+        else:
+            cost = _fetch_cost(f, holders)
+            source = same or _best_source(f, holders) or _look_alike(f, gone)
+            ops[f.path] = FileOp(f.path, "chunks", f.hash_sha256, download_bytes=cost)
+            if cost and source is not None and source.size and f.size:
+                calls.append((diff_file, store.location, source, f, cost))
+    for (_, _, _, new_entry, _), op in as_completed(executor, calls):
+        ops[new_entry.path] = op
+        progress(new_entry.size)
+
+    files = tuple(ops[f.path] for f in new.files)
+    old_chunk_ids = set(holders)
+    fetched_chunks = {
+        c.id: c.stored_size
+        for f in new.files
+        if ops[f.path].op == "chunks"
+        for c in f.chunks
+        if c.id not in old_chunk_ids
+    }
+    return Plan(
+        product=new.product,
+        from_version=old.version,
+        to_version=new.version,
+        files=files,
+        remove=tuple(e.path for e in old.entries if e.path not in new_paths),
+        delta_download_bytes=sum(op.patch_bytes for op in files) + sum(fetched_chunks.values()),
+        chunk_download_bytes=sum(c.stored_size for i, c in new.unique_chunks().items() if i not in old_chunk_ids),
+        full_download_bytes=new.totals()["stored_bytes"],
+        required_disk_space_bytes=sum(f.size for f in new.files if ops[f.path].op != "keep"),
+    )
+
+
+def _fetch_cost(f: FileEntry, holders: dict) -> int:
+    return sum({c.id: c.stored_size for c in f.chunks if c.id not in holders}.values())
+
+
+def _best_source(f: FileEntry, holders: dict[str, list[FileEntry]]) -> FileEntry | None:
+    """The old file sharing the most chunk bytes with ``f``, if any."""
+    shared: dict[str, int] = {}
+    by_path: dict[str, FileEntry] = {}
+    for c in f.chunks:
+        for h in holders.get(c.id, ()):
+            shared[h.path] = shared.get(h.path, 0) + c.size
+            by_path[h.path] = h
+    if not shared:
+        return None
+    return by_path[max(sorted(shared), key=lambda p: shared[p])]
+
+
+def _look_alike(f: FileEntry, gone: list[FileEntry]) -> FileEntry | None:
+    """For a small file that shares no chunk with anything (one edit changes its only
+    chunk): a removed old file of the same type and about the same size, the likely
+    original of a renamed-and-edited file. Diffing it costs little; the patch is kept
+    only if it beats fetching."""
+    ext = f.path.rsplit(".", 1)[-1] if "." in f.path.rsplit("/", 1)[-1] else ""
+    alike = [g for g in gone if g.path.endswith("." + ext) == bool(ext) and abs(g.size - f.size) <= f.size // 4]
+    return min(alike, key=lambda g: (abs(g.size - f.size), g.path), default=None)
+
+
+# -- making patches: a task per file ---------------------------------------------------
+
+
+def best_patch(old: bytes, new: bytes, segment: bool = False) -> tuple[str, bytes]:
+    """The smallest patch among the engines worth trying, checked by applying it.
+
+    zstd-prefix at a low level is the cheap first try; when it is already near the floor
+    nothing slower can pay for itself. Otherwise HDiffPatch (up to 64 MiB) and bsdiff
+    (small files only: its memory is about 17 times the old file) compete with it.
+    Segments of very large files get zstd alone, at a middle level: a suffix array over
+    every window would cost minutes per GB.
+    """
+    if segment:
+        return "zstd-prefix", engines.MAKE["zstd-prefix"](old, new, SEGMENT_ZSTD_LEVEL)
+    tried = [("zstd-prefix", engines.MAKE["zstd-prefix"](old, new))]
+    if len(tried[0][1]) > max(4096, len(new) * NEAR_FLOOR):
+        if max(len(old), len(new)) <= HDIFF_MAX:
+            tried.append(("hdiffpatch", engines.MAKE["hdiffpatch"](old, new)))
+        if max(len(old), len(new)) <= BSDIFF_MAX:
+            tried.append(("bsdiff4", engines.MAKE["bsdiff4"](old, new)))
+    for engine, patch in sorted(tried, key=lambda t: (len(t[1]), t[0])):
+        try:
+            if engines.apply(engine, old, patch, len(new)) == new:
+                return engine, patch
+        except PatchFailed:
+            continue
+    raise PatchFailed("no engine produced a patch that re-applies")
+
+
+def diff_file(repo: Location, old: FileEntry, new: FileEntry, fetch_cost: int) -> FileOp:
+    """The op for one changed file: a patch if it beats fetching its new chunks."""
+    store = open_store(repo)
+    made = []
+    pieces = _segments(old, new)
+    for offset, size, src_offset, src_size in pieces:
+        engine, patch = best_patch(read_range(store, old.chunks, src_offset, src_offset + src_size),
+                                   read_range(store, new.chunks, offset, offset + size), segment=len(pieces) > 1)
+        made.append((offset, size, src_offset, src_size, engine, patch))
+        if sum(len(m[5]) for m in made) >= fetch_cost:
+            return FileOp(new.path, "chunks", new.hash_sha256, download_bytes=fetch_cost)
+    segments = []
+    for offset, size, src_offset, src_size, engine, patch in made:
+        pid = codec.chunk_id(patch)
+        store.put_if_absent(layout.patch_key(pid), patch)
+        segments.append(PatchSegment(offset, size, src_offset, src_size, engine, pid, len(patch)))
+    return FileOp(new.path, "patch", new.hash_sha256, source=old.path, source_sha256=old.hash_sha256,
+                  segments=tuple(segments))
+
+
+def _segments(old: FileEntry, new: FileEntry) -> list[tuple[int, int, int, int]]:
+    """(offset, size, source offset, source size) for each piece of the new file."""
+    if max(old.size, new.size) <= WHOLE_FILE:
+        return [(0, new.size, 0, old.size)]
+    where = {c.id: c.offset for c in old.chunks}
+    starts = [c.offset for c in new.chunks]
+    out = []
+    for offset in range(0, new.size, SEGMENT):
+        size = min(SEGMENT, new.size - offset)
+        lo_i, hi_i = bisect.bisect_left(starts, offset), bisect.bisect_left(starts, offset + size)
+        hits = sorted(where[c.id] for c in new.chunks[lo_i:hi_i] if c.id in where)
+        center = hits[len(hits) // 2] if hits else offset * old.size // max(1, new.size)
+        lo = max(0, min(center - WINDOW // 2, old.size - WINDOW))
+        out.append((offset, size, lo, min(WINDOW, old.size - lo)))
+    return out
+

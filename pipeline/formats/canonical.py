@@ -1,0 +1,65 @@
+"""Canonical JSON for repository documents, checked against manifests/schema/ both ways.
+
+Schemas are JSON Schema draft-07, compiled to Python code by fastjsonschema: a manifest of
+100,000 chunks validates in a fraction of a second, where an interpreting validator takes
+tens of seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Callable, Protocol, TypeVar
+
+import fastjsonschema
+
+from ..errors import ManifestInvalid, NotFound
+
+T = TypeVar("T")
+
+
+class Reader(Protocol):
+    """Anything documents are read from: a store, or a client's fetcher."""
+
+    def get(self, key: str) -> bytes: ...
+
+    def url_of(self, key: str) -> str: ...
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(name: str) -> Callable[[dict], object]:
+    text = resources.files("manifests").joinpath("schema", f"{name}.json").read_text()
+    return fastjsonschema.compile(json.loads(text))
+
+
+def validate(doc: dict, schema: str, where: str) -> dict:
+    try:
+        _validator(schema)(doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        at = "/".join(str(p) for p in exc.path[1:]) or "(top)"
+        raise ManifestInvalid(f"{where}: not a valid {schema} document at {at}: {exc.message}") from None
+    return doc
+
+
+def dumps(doc: dict, schema: str, where: str) -> bytes:
+    """Validated, canonical bytes: the same document always gives the same bytes."""
+    validate(doc, schema, where)
+    return (json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def loads(data: bytes, schema: str, where: str) -> dict:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
+    return validate(doc, schema, where)
+
+
+def read(reader: Reader, key: str, parse: Callable[[bytes, str], T], missing: str) -> T:
+    """The document at ``key``, parsed and validated; ``missing`` is the NotFound message."""
+    try:
+        data = reader.get(key)
+    except NotFound:
+        raise NotFound(f"{missing} (no {reader.url_of(key)})") from None
+    return parse(data, reader.url_of(key))

@@ -1,0 +1,153 @@
+"""The version manifest: the commit point of a version (see docs/format.md).
+
+Written once, after every chunk it names is in the store; validated against
+manifests/schema/manifest-1.json when written and when read; canonical JSON, so the same
+build gives the same bytes whatever did the work.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from .. import layout
+from ..core.cdc import ChunkParams
+from ..errors import NotFound
+from . import canonical
+from .canonical import Reader
+from .inventory import BuildEntry, Inventory, same_entries
+
+SCHEMA = "manifest-1"
+FORMAT = "depot.manifest/1"
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    offset: int
+    size: int
+    id: str
+    stored_size: int
+
+    def to_dict(self) -> dict:
+        return {"offset": self.offset, "size": self.size, "id": self.id, "stored_size": self.stored_size}
+
+
+@dataclass(frozen=True)
+class FileEntry(BuildEntry):
+    """A manifest entry; a file's ``chunks`` tile it in order."""
+
+    chunks: tuple[ChunkRef, ...] = ()
+
+    def to_dict(self) -> dict:
+        return self._dict(chunks=[c.to_dict() for c in self.chunks])
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FileEntry":
+        chunks = tuple(ChunkRef(**c) for c in d.get("chunks", ()))
+        return cls(**{**d, "chunks": chunks})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    product: str
+    version: str
+    params: ChunkParams
+    entries: tuple[FileEntry, ...]
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return [e for e in self.entries if e.type == "file"]
+
+    @functools.cached_property
+    def _by_path(self) -> dict[str, FileEntry]:
+        return {e.path: e for e in self.entries}
+
+    def entry(self, path: str) -> FileEntry:
+        try:
+            return self._by_path[path]
+        except KeyError:
+            raise NotFound(f"{self.product} {self.version} has no entry {path!r}") from None
+
+    def unique_chunks(self) -> dict[str, ChunkRef]:
+        unique: dict[str, ChunkRef] = {}
+        for f in self.files:
+            for c in f.chunks:
+                unique.setdefault(c.id, c)
+        return unique
+
+    def totals(self) -> dict:
+        files = self.files
+        unique = self.unique_chunks()
+        return {
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
+            "chunks": sum(len(f.chunks) for f in files),
+            "unique_chunks": len(unique),
+            "unique_bytes": sum(c.size for c in unique.values()),
+            "stored_bytes": sum(c.stored_size for c in unique.values()),
+        }
+
+    def matches(self, inv: Inventory) -> bool:
+        return same_entries(self.entries, inv.entries)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "product": self.product,
+            "version": self.version,
+            "chunking": {
+                "algorithm": "fastcdc-2020",
+                **self.params.to_dict(),
+                "chunk_id": "blake3",
+                "compression": "zstd",
+            },
+            "file_entries": [e.to_dict() for e in self.entries],
+            "totals": self.totals(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        c = d["chunking"]
+        return cls(
+            product=d["product"],
+            version=d["version"],
+            params=ChunkParams(c["min_size"], c["avg_size"], c["max_size"]),
+            entries=tuple(FileEntry.from_dict(e) for e in d["file_entries"]),
+        )
+
+
+def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]]) -> Manifest:
+    """The manifest of an inventoried build whose files were cut into ``chunks`` (by path)."""
+    entries = []
+    for e in inv.entries:
+        if e.type == "file":
+            entries.append(
+                FileEntry(e.path, "file", e.size, e.executable, e.hash_sha256, chunks=tuple(chunks[e.path]))
+            )
+        else:
+            entries.append(FileEntry(e.path, e.type, target=e.target))
+    return Manifest(inv.product, inv.version, params, tuple(entries))
+
+
+def to_bytes(m: Manifest) -> bytes:
+    return canonical.dumps(m.to_dict(), SCHEMA, f"manifest of {m.product} {m.version}")
+
+
+def from_bytes(data: bytes, where: str) -> Manifest:
+    return Manifest.from_dict(canonical.loads(data, SCHEMA, where))
+
+
+def load(reader: Reader, product: str, version: str) -> Manifest:
+    """The manifest of ``product`` ``version``; NotFound if it was not chunked, or if
+    what is there names another version (a mixed-up origin)."""
+    key = layout.manifest_key(product, version)
+    m = canonical.read(reader, key, from_bytes, f"{product} {version} has no manifest: chunk it first")
+    return expect(m, product, version, reader.url_of(key))
+
+
+def expect(m: Manifest, product: str, version: str, where: str) -> Manifest:
+    """``m``, if it is the manifest of ``product`` ``version`` (a mixed-up origin can serve
+    another version's under this one's name)."""
+    if (m.product, m.version) != (product, version):
+        raise NotFound(f"the manifest served for {product} {version} ({where}) is for {m.product} {m.version}")
+    return m

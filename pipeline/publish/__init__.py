@@ -1,0 +1,1 @@
+"""Releasing versions: channel pointers (and, to come, origins, upload and gc)."""

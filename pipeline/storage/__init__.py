@@ -1,0 +1,51 @@
+"""Stores by capability over locations with their own settings (see base and location).
+
+``open_store(location)`` gives the repository-capable store for a path, ``file://``,
+``s3://`` or ``memory://`` location; ``open_origin(location)`` any store a client can read,
+``http(s)://`` included.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..errors import InvalidLocation
+from .base import ObjectInfo, PrunableStore, ReadStore, Tagged, WriteStore
+from .location import Location, Locations
+
+__all__ = ["Location", "Locations", "ObjectInfo", "PrunableStore", "ReadStore", "Tagged", "WriteStore",
+           "open_origin", "open_store"]
+
+
+@functools.lru_cache(maxsize=16)
+def _open(location: Location) -> PrunableStore:
+    if location.scheme == "s3":
+        from .s3_store import S3Store
+
+        return S3Store(location)
+    if location.scheme == "memory":
+        from .memory_store import MemoryStore
+
+        return MemoryStore(location)
+    from .local_store import LocalStore
+
+    return LocalStore(location)
+
+
+def open_store(location: Location | str) -> PrunableStore:
+    """The writable store at ``location``. Cached, so tasks in a worker process share one."""
+    location = location if isinstance(location, Location) else Location(location)
+    if location.is_http:
+        raise InvalidLocation(f"{location.url}: HTTP locations are read-only; a repository or "
+                              "origin to write must be a path, s3:// or memory://")
+    return _open(location)
+
+
+def open_origin(location: Location | str, connections: int = 32) -> ReadStore:
+    """A store to read from: any location, ``http(s)://`` included."""
+    location = location if isinstance(location, Location) else Location(location)
+    if location.is_http:
+        from .http_store import HttpStore
+
+        return HttpStore(location, connections=connections)
+    return open_store(location)

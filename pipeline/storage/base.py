@@ -1,0 +1,110 @@
+"""The store interfaces, by capability: what every backend promises (the contract suite in
+``pipeline.testing.store_contract`` checks each promise against every backend).
+
+``ReadStore``: what a player's client and a lookup service need from an origin.
+``WriteStore``: what the pipeline needs from a repository, and a publisher from a CDN
+origin: atomic create-if-absent for content-addressed objects, compare-and-swap for
+pointers that must never go back.
+``PrunableStore``: what gc needs: every object with its size and age, temporaries too.
+
+Keys are relative POSIX paths checked by ``layout.check_key``. Only "not found" becomes
+``NotFound``; every other failure is ``StoreUnavailable`` naming the location.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from ..layout import check_key
+from .location import Location, join
+
+
+class ReadStore:
+    location: Location
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def url_of(self, key: str) -> str:
+        return join(self.url, check_key(key))
+
+    def get(self, key: str) -> bytes:
+        """The whole object; ``NotFound`` if there is none."""
+        raise NotImplementedError
+
+    def has(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes; ``NotFound`` if there is none."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """An object's bytes and the tag of that version of it, for ``put_if_match``."""
+
+    data: bytes
+    tag: str
+
+
+class WriteStore(ReadStore):
+    """No reader ever sees part of an object: local files are written beside their key and
+    renamed into place; object stores publish an object when its upload completes."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Create or replace the object."""
+        raise NotImplementedError
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object only if the key is free; True if this call created it. Atomic:
+        of any number of racing writers, on any backend, exactly one gets True."""
+        raise NotImplementedError
+
+    def get_tagged(self, key: str) -> Tagged:
+        """The object with a tag that changes whenever it is replaced by other bytes."""
+        raise NotImplementedError
+
+    def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Compare and swap: replace the object only if it is still the version ``tag``
+        names (``None``: only if there is none); True if this call replaced it. Of racing
+        writers holding the same tag, exactly one gets True."""
+        raise NotImplementedError
+
+    def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """``put`` by streaming, for objects too large to hold in memory; nothing is
+        published if the block raises."""
+        raise NotImplementedError
+
+    def open(self, key: str) -> BinaryIO:
+        """A seekable reader of the object."""
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix``, sorted; temporaries of unfinished writes are not keys."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+    temporary: bool = False  # left by a write that has not finished (or never will)
+
+
+class PrunableStore(WriteStore):
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` with its size and modification time, temporaries
+        included, sorted by key: what gc marks and sweeps from."""
+        raise NotImplementedError

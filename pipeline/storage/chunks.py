@@ -1,0 +1,45 @@
+"""Chunks and patches read back from a store, every one checked against its id: a damaged
+or substituted object is an error, never bytes used unnoticed."""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from .. import layout
+from ..core import codec
+from ..errors import IntegrityError, NotFound
+from .base import ReadStore
+
+
+class ChunkSpan(Protocol):
+    offset: int
+    size: int
+    id: str
+
+
+def get_chunk(store: ReadStore, chunk_id: str, size: int) -> bytes:
+    """A chunk's bytes, decoded and checked against its id."""
+    try:
+        stored = store.get(layout.chunk_key(chunk_id))
+    except NotFound:
+        raise NotFound(f"chunk {chunk_id} is missing from {store.url}") from None
+    return codec.decode(chunk_id, stored, size)
+
+
+def check_patch(patch_id: str, data: bytes) -> bytes:
+    """Patches are content-addressed like chunks, by the BLAKE3 of their bytes."""
+    if codec.chunk_id(data) != patch_id:
+        raise IntegrityError(f"patch {patch_id}: bytes do not match its id")
+    return data
+
+
+def read_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int) -> bytes:
+    """Bytes ``[offset, end)`` of a file cut into ``chunks``, from only the chunks that
+    cover them."""
+    out = bytearray()
+    for c in chunks:
+        if c.offset + c.size <= offset or c.offset >= end:
+            continue
+        data = get_chunk(store, c.id, c.size)
+        out += data[max(0, offset - c.offset) : end - c.offset]
+    return bytes(out)

@@ -1,0 +1,176 @@
+"""Locations: where a repository, an origin or a build lives, with the options to reach it.
+
+A location is a URL (a plain path, ``file://``, ``s3://bucket/prefix``, ``memory://``, or
+``http(s)://`` for read-only origins) and its own connection settings: S3 endpoint, region,
+credentials profile, timeout. The settings travel with the location, a small frozen value
+that Dask ships to workers as it is, so one process can read a repository in one region
+and write buckets in three others. Nothing here reads or writes the environment; AWS
+credentials are found the usual botocore way (environment, profile files).
+
+A locations file (TOML) names locations::
+
+    [msk]
+    url = "s3://depot-msk/main"
+    endpoint = "https://s3.msk.example.internal"
+    region = "ru-central-1"
+    profile = "depot-msk"
+    timeout = 10
+
+``--repo msk`` or ``--origin msk`` then means that location, and any URL under
+``s3://depot-msk/main`` gets its settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+
+import fsspec
+
+from ..errors import InvalidLocation
+
+SCHEMES = ("file", "s3", "memory", "http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_FIRST_PART = {"s3": "bucket", "http": "host", "https": "host", "memory": "name"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Location:
+    url: str
+    endpoint: str | None = None  # S3 API endpoint, when not AWS itself
+    region: str | None = None
+    profile: str | None = None  # AWS credentials profile
+    timeout: float = DEFAULT_TIMEOUT  # seconds to connect, and without data on a read
+
+    def __post_init__(self):
+        object.__setattr__(self, "url", _checked_url(self.url))
+        if self.timeout <= 0:
+            raise InvalidLocation(f"{self.url}: timeout must be positive, got {self.timeout}")
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0] if "://" in self.url else "file"
+
+    @property
+    def is_http(self) -> bool:
+        return self.scheme in ("http", "https")
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    def child(self, key: str) -> "Location":
+        """The location of ``key`` below this one, with the same settings."""
+        return dataclasses.replace(self, url=join(self.url, key))
+
+    def storage_options(self) -> dict:
+        """fsspec options for this location."""
+        if self.scheme != "s3":
+            return {}
+        client = {"endpoint_url": self.endpoint, "region_name": self.region}
+        return {
+            "client_kwargs": {k: v for k, v in client.items() if v},
+            "config_kwargs": {
+                "connect_timeout": self.timeout,
+                "read_timeout": self.timeout,
+                "retries": {"max_attempts": 2, "mode": "standard"},  # callers own the retry policy
+            },
+            # Listings are read to decide what exists: never from a cache another writer made stale.
+            "use_listings_cache": False,
+            **({"profile": self.profile} if self.profile else {}),
+        }
+
+    def filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The fsspec filesystem holding this location, and its path within it."""
+        return _filesystem(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(loc.url, **loc.storage_options())
+    return fs, path.rstrip("/") if path not in ("/", "") else path
+
+
+def join(url: str, key: str) -> str:
+    return f"{url.rstrip('/')}/{key}" if key else url
+
+
+def _checked_url(url: str) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidLocation("empty location: give a path or a URL (s3://bucket/prefix, https://...)")
+    m = _SCHEME.match(url)
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        scheme = scheme.lower()
+        if scheme == "s3a":
+            scheme = "s3"
+        if scheme not in SCHEMES:
+            raise InvalidLocation(f"{url}: unknown scheme {scheme + '://'!r}; use a path, "
+                                  + ", ".join(f"{s}://" for s in SCHEMES))
+        if scheme == "file":
+            return rest.rstrip("/") or "/"
+        rest = rest.rstrip("/")
+        if not rest.split("/", 1)[0]:
+            raise InvalidLocation(f"{url}: no {_FIRST_PART[scheme]} after {scheme}://")
+        return f"{scheme}://{rest}"
+    if m and len(m.group(1)) > 1:  # "s3:/bucket", "https:host": a URL missing a slash, not a file name
+        raise InvalidLocation(f"{url}: not a valid URL (did you mean {m.group(1)}://...?)")
+    return url.rstrip("/") or "/"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Named locations and the defaults for unnamed ones: what the command line's
+    ``--repo``, ``--origin`` and sources resolve through."""
+
+    named: tuple[tuple[str, Location], ...] = ()
+    s3_endpoint: str | None = None  # for s3:// locations that no named location covers
+
+    def resolve(self, ref: str | Location) -> Location:
+        """A location by name, or by URL: settings from the named location whose URL
+        holds it (the longest such), else the defaults."""
+        if isinstance(ref, Location):
+            return ref
+        named = dict(self.named)
+        if ref in named:
+            return named[ref]
+        url = _checked_url(ref)
+        holders = [loc for _, loc in self.named if url == loc.url or url.startswith(loc.url.rstrip("/") + "/")]
+        if holders:
+            return dataclasses.replace(max(holders, key=lambda loc: len(loc.url)), url=url)
+        return Location(url, endpoint=self.s3_endpoint if url.startswith("s3://") else None)
+
+    @classmethod
+    def load(cls, path: str | None, s3_endpoint: str | None = None) -> "Locations":
+        """The locations named in the TOML file at ``path`` (None: none)."""
+        if path is None:
+            return cls((), s3_endpoint)
+        try:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as exc:
+            raise InvalidLocation(f"{path}: cannot read the locations file ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidLocation(f"{path}: not a valid locations file ({exc})") from None
+        fields = {f.name: f.type for f in dataclasses.fields(Location)}
+        named = []
+        for name, table in sorted(doc.items()):
+            if not _NAME.fullmatch(name) or not isinstance(table, dict):
+                raise InvalidLocation(f"{path}: [{name}] is not a location table (a name of letters, digits, . _ -)")
+            unknown = sorted(set(table) - set(fields))
+            if unknown or "url" not in table:
+                raise InvalidLocation(f"{path}: [{name}] " + (f"has unknown keys {unknown}; known: {sorted(fields)}"
+                                                              if unknown else "has no url"))
+            try:
+                named.append((name, Location(**table)))
+            except TypeError as exc:
+                raise InvalidLocation(f"{path}: [{name}]: {exc}") from None
+        return cls(tuple(named), s3_endpoint)

@@ -1,0 +1,47 @@
+"""A store in fsspec's in-process memory filesystem, for tests and scratch work. One lock
+makes conditional writes atomic between threads (the filesystem lives in one process)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import threading
+from typing import BinaryIO, Iterator
+
+from .base import Tagged
+from .fsspec_store import FsspecStore
+
+_lock = threading.Lock()
+
+
+class MemoryStore(FsspecStore):
+    def put(self, key: str, data: bytes) -> None:
+        with self._translated(key):
+            self.fs.pipe_file(self._path(key), bytes(data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.put_if_match(key, data, None)
+
+    def get_tagged(self, key: str) -> Tagged:
+        with _lock:
+            data = self.get(key)
+        return Tagged(data, hashlib.sha256(data).hexdigest())
+
+    def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
+        path = self._path(key)
+        with _lock, self._translated(key):
+            try:
+                current = hashlib.sha256(self.fs.cat_file(path)).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if current != tag:
+                return False
+            self.fs.pipe_file(path, bytes(data))
+            return True
+
+    @contextlib.contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        buf = io.BytesIO()  # memory:// publishes a file as soon as it is opened: hold the bytes until done
+        yield buf
+        self.put(key, buf.getvalue())

@@ -1,0 +1,81 @@
+"""A store under an S3 prefix (AWS or any S3 API: MinIO, Ceph, moto). Objects appear only
+when their upload completes. Conditional writes are S3's own: ``If-None-Match: *`` for
+create-if-absent and ``If-Match: <ETag>`` for compare-and-swap, decided by the server, so
+two racing writers can never both win."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import BinaryIO, Iterator
+
+from fsspec.asyn import sync
+
+from ..errors import StoreUnavailable
+from .base import Tagged
+from .errors import BACKEND_ERRORS, status_of
+from .fsspec_store import FsspecStore
+
+PRECONDITION_FAILED = 412
+CONFLICT = 409  # another conditional write to the key is in flight: try again
+CONFLICT_RETRIES = 5
+
+
+class S3Store(FsspecStore):
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, _, path = self._path(key).partition("/")
+        return bucket, path
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._translated(key):
+            self.fs.pipe_file(self._path(key), bytes(data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.put_if_match(key, data, None)
+
+    def get_tagged(self, key: str) -> Tagged:
+        bucket, path = self._bucket_key(key)
+
+        async def get() -> Tagged:
+            resp = await self.fs._call_s3("get_object", Bucket=bucket, Key=path)
+            async with resp["Body"] as body:
+                return Tagged(await body.read(), resp["ETag"])
+
+        with self._translated(key):
+            return sync(self.fs.loop, get)
+
+    def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
+        bucket, path = self._bucket_key(key)
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self._translated(key):
+                    try:
+                        self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=bytes(data), **condition)
+                        return True
+                    except FileNotFoundError:
+                        return False  # If-Match on an object that is gone
+                    except BACKEND_ERRORS as exc:
+                        status = status_of(exc)
+                        if status == PRECONDITION_FAILED:
+                            return False
+                        if status != CONFLICT:
+                            raise
+            finally:
+                self.fs.invalidate_cache(self._path(key))
+            time.sleep(0.05 * 2**attempt)
+        raise StoreUnavailable(f"{self.url_of(key)}: conditional writes kept conflicting; try again")
+
+    @contextlib.contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        with self._translated(key):
+            # Parts are uploaded as they come; the object is published only on commit.
+            f = self.fs.open(self._path(key), "wb", autocommit=False)
+            try:
+                yield f
+                f.close()
+            except BaseException:
+                f.discard()  # aborts the multipart upload
+                f.closed = True  # nothing left to flush
+                raise
+            f.commit()

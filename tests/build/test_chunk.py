@@ -1,0 +1,216 @@
+"""chunk: byte-exact round trips, pinned boundaries, dedup, determinism across workers,
+and refusal of damaged data."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tarfile
+
+import pytest
+
+from helpers import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar, tree_snapshot
+from pipeline import layout
+from pipeline.build import products
+from pipeline.core import codec
+from pipeline.formats import manifest
+from pipeline.build.chunk import chunk
+from pipeline.core.cdc import ChunkParams
+from pipeline.errors import IntegrityError, ManifestInvalid, NotFound, SourceChanged
+from pipeline.build.ingest import ingest
+from pipeline.client.cat import reassemble
+from pipeline.storage import open_store
+
+FIXTURE_PARAMS = fixture_params()
+PINS = json.loads((FIXTURES / PRODUCT / "chunks.json").read_text())
+
+
+def publish(store, executor, versions=VERSIONS, params=FIXTURE_PARAMS):
+    products.configure(store, PRODUCT, params)
+    for v in versions:
+        ingest(store, str(fixture_tar(v)), PRODUCT, v, executor)
+        chunk(store, PRODUCT, v, executor)
+
+
+def tar_files(version: str) -> dict[str, bytes]:
+    with tarfile.open(fixture_tar(version)) as tf:
+        return {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isreg()}
+
+
+def rebuild(store, m, path) -> bytes:
+    out = io.BytesIO()
+    reassemble(store, m.entry(path), out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return open_store(str(tmp_path / "repo"))
+
+
+@pytest.mark.parametrize("pins", ["fixture", "default"])
+def test_every_fixture_version_round_trips_with_pinned_boundaries(repo, dask_executor, pins):
+    pinned = PINS[pins]
+    params = ChunkParams(pinned["min_size"], pinned["avg_size"], pinned["max_size"])
+    publish(repo, dask_executor, params=params)
+    for v in VERSIONS:
+        m = manifest.load(repo, PRODUCT, v)
+        files = tar_files(v)
+        assert {f.path for f in m.files} == set(files)
+        for f in m.files:
+            assert [[c.offset, c.size, c.id] for c in f.chunks] == pinned["versions"][v][f.path], f.path
+            assert rebuild(repo, m, f.path) == files[f.path]
+
+
+def test_versions_share_chunks_and_rerunning_writes_nothing(repo, threads, tmp_path):
+    publish(repo, threads, versions=["1.0.0"])
+    first = manifest.load(repo, PRODUCT, "1.0.0")
+    products.configure(repo, PRODUCT, FIXTURE_PARAMS)
+    ingest(repo, str(fixture_tar("1.1.0")), PRODUCT, "1.1.0", threads)
+    r = chunk(repo, PRODUCT, "1.1.0", threads)
+    shared = set(first.unique_chunks()) & set(manifest.load(repo, PRODUCT, "1.1.0").unique_chunks())
+    assert r.chunks_reused == len(shared) > 0 and r.chunks_new == r.unique_chunks - len(shared)
+    stored = {k for k in repo.list(layout.CHUNK_PREFIX)}
+    assert len(stored) == len(set(first.unique_chunks()) | set(manifest.load(repo, PRODUCT, "1.1.0").unique_chunks()))
+
+    before = tree_snapshot(tmp_path / "repo")
+    again = chunk(repo, PRODUCT, "1.1.0", threads)
+    assert not again.created and again.chunks_new == 0
+    assert tree_snapshot(tmp_path / "repo") == before
+
+
+def test_chunk_objects_are_compressed_only_when_smaller(repo, threads):
+    publish(repo, threads, versions=["1.0.0"])
+    m = manifest.load(repo, PRODUCT, "1.0.0")
+    sizes = {f.path: f for f in m.files}
+    pak = sizes["data/assets.pak"].chunks  # mostly random: stored raw
+    exe = sizes["bin/starfall"].chunks  # compressible: stored as zstd
+    assert any(c.stored_size == c.size for c in pak)
+    assert all(c.stored_size < c.size for c in exe)
+    for c in pak + exe:
+        assert repo.size(layout.chunk_key(c.id)) == c.stored_size
+
+
+def test_staged_pack_is_removed_once_the_manifest_exists(repo, threads, build_dirs, tmp_path):
+    from archives import zip_of_dir
+
+    products.configure(repo, PRODUCT, FIXTURE_PARAMS)
+    ingest(repo, str(zip_of_dir(build_dirs["1.2.0"], tmp_path / "b.zip")), PRODUCT, "1.2.0", threads)
+    assert repo.has(layout.staged_pack_key(PRODUCT, "1.2.0"))
+    chunk(repo, PRODUCT, "1.2.0", threads)
+    assert not repo.has(layout.staged_pack_key(PRODUCT, "1.2.0"))
+    m = manifest.load(repo, PRODUCT, "1.2.0")
+    files = tar_files("1.2.0")
+    assert all(rebuild(repo, m, f.path) == files[f.path] for f in m.files)
+
+
+def _big_build(root):
+    """Files large enough to be cut by several tasks, with the data that makes chains
+    hard to stitch: random, long zero runs, a repeating pattern."""
+    rnd = random.Random(7)
+    root.mkdir()
+    pattern = rnd.randbytes(5000)
+    (root / "random.bin").write_bytes(rnd.randbytes(3_000_000))
+    (root / "sparse.bin").write_bytes(bytes(700_000) + rnd.randbytes(400_000) + bytes(1_300_001))
+    (root / "pattern.bin").write_bytes(pattern * 300 + rnd.randbytes(10) + pattern * 200)
+    (root / "small.txt").write_bytes(b"hello\n")
+    return root
+
+
+def test_manifest_is_byte_identical_whatever_the_workers_and_segments(tmp_path, dask_executor, threads):
+    import dask_cluster
+
+    build = _big_build(tmp_path / "build")
+    unsplit = ChunkParams(4 << 10, 16 << 10, 64 << 10)
+    split = ChunkParams(4 << 10, 16 << 10, 64 << 10, segment_size=256 << 10)  # ~12 segments per file
+
+    def manifest_bytes(name, params, executor):
+        store = open_store(str(tmp_path / name))
+        products.configure(store, PRODUCT, params)
+        ingest(store, str(build), PRODUCT, "1", executor)
+        chunk(store, PRODUCT, "1", executor)
+        return store.get(layout.manifest_key(PRODUCT, "1")), store
+
+    serial, store = manifest_bytes("serial", unsplit, threads)
+    with dask_cluster.executor(workers=1) as one_worker:
+        assert manifest_bytes("one", split, one_worker)[0] == serial
+    assert manifest_bytes("three", split, dask_executor)[0] == serial
+    assert manifest_bytes("threads", split, threads)[0] == serial
+    m = manifest.load(store, PRODUCT, "1")
+    for f in m.files:
+        assert rebuild(store, m, f.path) == (build / f.path).read_bytes()
+
+
+def test_a_damaged_chunk_is_refused_never_used(repo, threads, tmp_path):
+    publish(repo, threads, versions=["1.0.0"])
+    m = manifest.load(repo, PRODUCT, "1.0.0")
+    victim = m.entry("bin/starfall").chunks[0]
+    path = tmp_path / "repo" / layout.chunk_key(victim.id)
+    stored = bytearray(path.read_bytes())
+    stored[len(stored) // 2] ^= 0x01
+    path.write_bytes(bytes(stored))
+    with pytest.raises(IntegrityError) as err:
+        rebuild(repo, m, "bin/starfall")
+    assert err.value.exit_code == 7 and victim.id in str(err.value)
+
+    # a valid object of the right size under the wrong id is refused too
+    other = m.entry("data/assets.pak").chunks[0]
+    raw = tmp_path / "repo" / layout.chunk_key(other.id)
+    assert raw.stat().st_size == other.size  # stored raw
+    with pytest.raises(IntegrityError):
+        codec.decode(victim.id, raw.read_bytes()[: victim.size].ljust(victim.size, b"\0"), victim.size)
+
+    path.unlink()
+    with pytest.raises(NotFound, match=victim.id):
+        rebuild(repo, m, "bin/starfall")
+
+
+def test_a_tampered_manifest_is_refused(repo, threads, tmp_path):
+    publish(repo, threads, versions=["1.0.0"])
+    path = tmp_path / "repo" / layout.manifest_key(PRODUCT, "1.0.0")
+    doc = json.loads(path.read_text())
+    doc["file_entries"][0]["path"] = "../escape"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ManifestInvalid) as err:
+        manifest.load(repo, PRODUCT, "1.0.0")
+    assert err.value.exit_code == 8 and "file_entries/0" in str(err.value)
+
+
+def test_a_build_changed_after_ingest_is_refused(repo, threads, tmp_path, build_dirs):
+    import shutil
+
+    src = tmp_path / "build"
+    shutil.copytree(build_dirs["1.0.0"], src, symlinks=True)
+    ingest(repo, str(src), PRODUCT, "1.0.0", threads)
+    data = bytearray((src / "bin/starfall").read_bytes())
+    data[1000] ^= 0xFF  # same size, different content
+    (src / "bin/starfall").write_bytes(bytes(data))
+    with pytest.raises(SourceChanged, match="bin/starfall"):
+        chunk(repo, PRODUCT, "1.0.0", threads)
+    assert not repo.has(layout.manifest_key(PRODUCT, "1.0.0"))
+    (src / "data/assets.pak").write_bytes(b"short")
+    with pytest.raises(SourceChanged):
+        chunk(repo, PRODUCT, "1.0.0", threads)
+
+
+def test_chunking_before_ingest_names_what_is_missing(repo, threads):
+    with pytest.raises(NotFound, match="has not been ingested"):
+        chunk(repo, PRODUCT, "9.9.9", threads)
+
+
+def test_s3_repository_and_source_on_dask_workers(s3, s3_bucket, dask_executor, tmp_path, build_dirs):
+    """Workers in other processes read the source from S3 and write chunks to S3, with the
+    endpoint carried by the locations (workers see no endpoint in their environment)."""
+    from archives import tar_of_dir
+
+    fs, _ = s3.resolve(s3_bucket).filesystem()
+    fs.put_file(str(tar_of_dir(build_dirs["1.1.0"], tmp_path / "b.tar")), f"{s3_bucket[5:]}/uploads/b.tar")
+    store = open_store(s3.resolve(f"{s3_bucket}/repo"))
+    products.configure(store, PRODUCT, FIXTURE_PARAMS)
+    ingest(store, f"{s3_bucket}/uploads/b.tar", PRODUCT, "1.1.0", dask_executor, locations=s3)
+    r = chunk(store, PRODUCT, "1.1.0", dask_executor, locations=s3)
+    assert r.created and r.chunks_new == r.unique_chunks
+    m = manifest.load(store, PRODUCT, "1.1.0")
+    files = tar_files("1.1.0")
+    assert all(rebuild(store, m, f.path) == files[f.path] for f in m.files)

@@ -1,0 +1,228 @@
+"""ingest: every kind of source gives the same inventory; every bad input is refused
+with its error and nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+
+import pytest
+import zstandard
+
+from archives import tar_member, tar_of_dir, write_tar, zip_of_dir
+from helpers import PRODUCT, VERSIONS, fixture_tar, tree_snapshot
+from pipeline import layout
+from pipeline.formats import inventory
+from pipeline.errors import SourceInvalid, UnsafeEntry, VersionConflict
+from pipeline.build.ingest import ingest
+from pipeline.storage import open_store
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return open_store(str(tmp_path / "repo"))
+
+
+def expected_entries(build_dir) -> dict:
+    """What the inventory must say about a directory, read straight from the disk."""
+    out = {}
+    for p in sorted(build_dir.rglob("*")):
+        rel = p.relative_to(build_dir).as_posix()
+        if p.is_symlink():
+            out[rel] = ("symlink", os.readlink(p))
+        elif p.is_dir():
+            if not any(p.iterdir()):
+                out[rel] = ("dir",)
+        else:
+            data = p.read_bytes()
+            out[rel] = ("file", len(data), bool(p.stat().st_mode & 0o111), hashlib.sha256(data).hexdigest())
+    return out
+
+
+def as_expected(inv) -> dict:
+    out = {}
+    for e in inv.entries:
+        if e.type == "file":
+            out[e.path] = ("file", e.size, e.executable, e.hash_sha256)
+        elif e.type == "symlink":
+            out[e.path] = ("symlink", e.target)
+        else:
+            out[e.path] = ("dir",)
+    return out
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_directory_inventory_matches_the_disk(repo, threads, build_dirs, version):
+    r = ingest(repo, str(build_dirs[version]), PRODUCT, version, threads)
+    inv = inventory.load(repo, PRODUCT, version)
+    assert as_expected(inv) == expected_entries(build_dirs[version])
+    assert r.created and r.kind == "directory" and r.files == len(inv.files)
+
+
+def test_fixture_inventory_has_links_modes_empty_files_and_dirs(repo, threads):
+    ingest(repo, str(fixture_tar("1.3.0")), PRODUCT, "1.3.0", threads)
+    entries = {e.path: e for e in inventory.load(repo, PRODUCT, "1.3.0").entries}
+    assert entries["starfall.sh"].type == "symlink" and entries["starfall.sh"].target == "bin/starfall"
+    assert entries["docs/readme"].target == "../README.txt"
+    assert entries["bin/starfall"].executable and not entries["launch.sh"].executable
+    assert entries["data/empty.flag"].size == 0
+    assert entries["saves"].type == "dir" and entries["mods"].type == "dir"
+    assert "bin" not in entries  # non-empty directories are implied by their files
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "tar.zst", "tar.bz2", "tar.xz", "zip"])
+def test_archives_give_the_same_inventory_as_the_directory(repo, threads, build_dirs, tmp_path, kind):
+    src = build_dirs["1.1.0"]
+    path = tmp_path / f"build.{kind}"
+    if kind == "zip":
+        zip_of_dir(src, path)
+    else:
+        tar_of_dir(src, path, compression=kind.partition(".")[2])
+    r = ingest(repo, str(path), PRODUCT, "1.1.0", threads)
+    assert r.kind == kind
+    assert as_expected(inventory.load(repo, PRODUCT, "1.1.0")) == expected_entries(src)
+    packed = kind != "tar"
+    assert repo.has(layout.staged_pack_key(PRODUCT, "1.1.0")) == packed
+
+
+def test_same_content_again_is_a_no_op(repo, threads, build_dirs, tmp_path):
+    ingest(repo, str(build_dirs["1.0.0"]), PRODUCT, "1.0.0", threads)
+    before = tree_snapshot(tmp_path / "repo")
+    # the same build as a zip, from elsewhere: same content, nothing new written
+    again = ingest(repo, str(zip_of_dir(build_dirs["1.0.0"], tmp_path / "b.zip")), PRODUCT, "1.0.0", threads)
+    assert not again.created
+    assert tree_snapshot(tmp_path / "repo") == before
+
+
+@pytest.mark.parametrize("second", ["dir", "zip"])
+def test_different_content_under_an_existing_version_is_refused(repo, threads, build_dirs, tmp_path, second):
+    ingest(repo, str(zip_of_dir(build_dirs["1.0.0"], tmp_path / "a.zip")), PRODUCT, "1.0.0", threads)
+    before = tree_snapshot(tmp_path / "repo")
+    other = build_dirs["1.1.0"] if second == "dir" else zip_of_dir(build_dirs["1.1.0"], tmp_path / "b.zip")
+    with pytest.raises(VersionConflict) as err:
+        ingest(repo, str(other), PRODUCT, "1.0.0", threads)
+    assert err.value.exit_code == 6 and "1.0.0" in str(err.value)
+    assert tree_snapshot(tmp_path / "repo") == before  # the first upload's pack is untouched
+
+
+def test_s3_archive_source(s3, s3_bucket, threads, build_dirs, tmp_path):
+    local = tar_of_dir(build_dirs["1.2.0"], tmp_path / "b.tar.zst", compression="zst")
+    fs, _ = s3.resolve(s3_bucket).filesystem()
+    fs.put_file(str(local), f"{s3_bucket[5:]}/uploads/b.tar.zst")
+    repo = open_store(s3.resolve(f"{s3_bucket}/repo"))
+    ingest(repo, f"{s3_bucket}/uploads/b.tar.zst", PRODUCT, "1.2.0", threads, locations=s3)
+    assert as_expected(inventory.load(repo, PRODUCT, "1.2.0")) == expected_entries(build_dirs["1.2.0"])
+
+
+def test_s3_directory_source(s3, s3_bucket, threads, build_dirs):
+    fs, _ = s3.resolve(s3_bucket).filesystem()
+    src = build_dirs["1.0.0"]
+    files = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file() and not p.is_symlink()}
+    for rel, data in files.items():
+        fs.pipe_file(f"{s3_bucket[5:]}/builds/1.0.0/{rel}", data)
+    repo = open_store(s3.resolve(f"{s3_bucket}/repo"))
+    ingest(repo, f"{s3_bucket}/builds/1.0.0", PRODUCT, "1.0.0", threads, locations=s3)
+    inv = inventory.load(repo, PRODUCT, "1.0.0")
+    # S3 has no modes, links or empty directories: files only, each byte-for-byte hashed
+    assert {e.path: e.hash_sha256 for e in inv.entries} == {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+
+
+# -- bad input: refused with a clear error, nothing written ------------------------------
+
+R, D, S, L = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
+
+UNSAFE = {
+    "absolute": [tar_member("/etc/passwd", b"x")],
+    "dotdot": [tar_member("../evil", b"x")],
+    "inner-dotdot": [tar_member("a/../../evil", b"x")],
+    "drive": [tar_member("C:/evil", b"x")],
+    "backslash": [tar_member("a\\..\\evil", b"x")],
+    "link-outside": [tar_member("link", kind=S, link="../../etc")],
+    "link-absolute": [tar_member("link", kind=S, link="/etc/passwd")],
+    "link-escape-through-link": [tar_member("s", kind=S, link="."), tar_member("l", kind=S, link="s/..")],
+    "write-through-link": [tar_member("d", kind=S, link="sub"), tar_member("d/evil", b"x")],
+    "duplicate": [tar_member("a.txt", b"1"), tar_member("a.txt", b"2")],
+    "file-and-dir": [tar_member("a", b"1"), tar_member("a/b", b"2")],
+    "char-device": [tar_member("dev/null", kind=tarfile.CHRTYPE)],
+    "fifo": [tar_member("pipe", kind=tarfile.FIFOTYPE)],
+    "hardlink-outside": [tar_member("h", kind=L, link="../x")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+@pytest.mark.parametrize("compression", ["", "gz"])
+def test_unsafe_entries_are_refused(repo, threads, tmp_path, case, compression):
+    path = write_tar(tmp_path / f"bad.tar{'.gz' if compression else ''}", [tar_member("ok.txt", b"fine")] + UNSAFE[case], compression)
+    with pytest.raises(UnsafeEntry) as err:
+        ingest(repo, str(path), PRODUCT, "1.0.0", threads)
+    assert err.value.exit_code == 5 and str(path) in str(err.value)
+    assert list(repo.list()) == []
+
+
+def test_device_files_in_a_directory_are_refused(repo, threads, tmp_path):
+    src = tmp_path / "build"
+    src.mkdir()
+    (src / "ok.txt").write_bytes(b"ok")
+    os.mkfifo(src / "pipe")
+    with pytest.raises(UnsafeEntry, match="pipe"):
+        ingest(repo, str(src), PRODUCT, "1.0.0", threads)
+    assert list(repo.list()) == []
+
+
+def _truncations(tmp_path, build_dir):
+    whole = tar_of_dir(build_dir, tmp_path / "whole.tar").read_bytes()
+    members = tarfile.open(tmp_path / "whole.tar").getmembers()
+    last = members[-1]
+    cases = {
+        "tar-mid-data": ("tar", whole[: len(whole) // 2]),
+        # cut exactly at a member boundary: every header is intact, the end marker is not
+        "tar-at-member-boundary": ("tar", whole[: last.offset]),
+        "tar.gz": ("tar.gz", __import__("gzip").compress(whole)[:-100]),
+        "tar.zst": ("tar.zst", zstandard.ZstdCompressor().compress(whole)[:-100]),
+        "tar.xz": ("tar.xz", __import__("lzma").compress(whole)[:-100]),
+        "zip": ("zip", zip_of_dir(build_dir, tmp_path / "w.zip").read_bytes()[:-200]),
+        "empty-file": ("tar", b""),
+        "not-an-archive": ("tar.gz", b"this is not gzip data at all" * 10),
+    }
+    zipped = bytearray((tmp_path / "w.zip").read_bytes())
+    zipped[200] ^= 0xFF  # inside the first member's compressed data
+    cases["zip-corrupt-data"] = ("zip", bytes(zipped))
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tar-mid-data", "tar-at-member-boundary", "tar.gz", "tar.zst", "tar.xz", "zip", "empty-file", "not-an-archive",
+     "zip-corrupt-data"],
+)
+def test_truncated_or_corrupt_archives_are_refused(repo, threads, tmp_path, build_dirs, case):
+    kind, data = _truncations(tmp_path, build_dirs["1.0.0"])[case]
+    path = tmp_path / f"upload.{kind}"
+    path.write_bytes(data)
+    with pytest.raises(SourceInvalid) as err:
+        ingest(repo, str(path), PRODUCT, "1.0.0", threads)
+    assert err.value.exit_code == 4 and str(path) in str(err.value)
+    assert list(repo.list()) == []
+
+
+def test_missing_and_unsupported_sources(repo, threads, tmp_path):
+    with pytest.raises(SourceInvalid, match="no such file"):
+        ingest(repo, str(tmp_path / "nope.tar"), PRODUCT, "1.0.0", threads)
+    (tmp_path / "game.rar").write_bytes(b"Rar!")
+    with pytest.raises(SourceInvalid, match="not a directory or a known archive"):
+        ingest(repo, str(tmp_path / "game.rar"), PRODUCT, "1.0.0", threads)
+    assert list(repo.list()) == []
+
+
+@pytest.mark.parametrize("name", ["../evil.dll", "/abs/evil.dll", "a/../../evil.dll"])
+def test_zip_slip_entries_are_refused(repo, threads, tmp_path, name):
+    import zipfile
+
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok.txt", b"fine")
+        zf.writestr(zipfile.ZipInfo(name), b"payload")
+    with pytest.raises(UnsafeEntry):
+        ingest(repo, str(path), PRODUCT, "1.0.0", threads)
+    assert list(repo.list()) == []

@@ -1,0 +1,319 @@
+"""The reference client: install, verify and repair from local, S3 and HTTP origins, with
+faults, failover, full disks, kills and damage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import DEPOT, PRODUCT, ROOT, VERSIONS, assert_installed, fetcher, kill_while_running, tree
+from pipeline.client.install import install
+from pipeline.client.repair import repair
+from pipeline.client.verify import verify
+from pipeline.errors import CdnUnreachable, FileHashMismatch, InsufficientDiskSpace, NotFound
+from pipeline.formats import manifest
+from pipeline.storage import open_store
+from pipeline.testing.http_origins import FaultyOrigin, StaticOrigin
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_install_every_version_from_a_local_origin(published, build_dirs, tmp_path, version):
+    r = install(fetcher(published), PRODUCT, version, tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs[version])
+    assert r.files_written == r.files and r.bytes_reused == 0 and r.chunks_fetched > 0
+
+
+def test_install_from_http_and_s3_origins(published, build_dirs, tmp_path, s3, s3_bucket):
+    with StaticOrigin(published) as http:
+        install(fetcher(http.url), PRODUCT, "1.3.0", tmp_path / "http")
+    assert_installed(tmp_path / "http", build_dirs["1.3.0"])
+
+    fs, _ = s3.resolve(s3_bucket).filesystem()
+    fs.put(str(published) + "/", f"{s3_bucket[5:]}/origin/", recursive=True)
+    install(fetcher(f"{s3_bucket}/origin", locations=s3), PRODUCT, "1.1.0", tmp_path / "s3")
+    assert_installed(tmp_path / "s3", build_dirs["1.1.0"])
+
+
+def test_reinstalling_an_installed_version_writes_nothing(published, tmp_path):
+    install(fetcher(published), PRODUCT, "1.0.0", tmp_path / "game")
+    again = install(fetcher(published), PRODUCT, "1.0.0", tmp_path / "game")
+    assert again.files_written == 0 and again.chunks_fetched == 0
+
+
+def test_seed_and_existing_files_are_copied_not_downloaded(published, build_dirs, tmp_path):
+    full = install(fetcher(published), PRODUCT, "1.1.0", tmp_path / "fresh")
+    seeded = install(fetcher(published), PRODUCT, "1.1.0", tmp_path / "seeded", seeds=[build_dirs["1.0.0"]])
+    assert_installed(tmp_path / "seeded", build_dirs["1.1.0"])
+    m0 = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
+    m1 = manifest.load(open_store(str(published)), PRODUCT, "1.1.0")
+    shared = set(m0.unique_chunks()) & set(m1.unique_chunks())
+    assert seeded.chunks_reused == len(shared)
+    assert seeded.bytes_downloaded == sum(c.stored_size for i, c in m1.unique_chunks().items() if i not in shared)
+    assert seeded.bytes_downloaded < full.bytes_downloaded
+
+    # installing another version over an installed one reuses its files the same way
+    over = install(fetcher(published), PRODUCT, "1.1.0", tmp_path / "over-old", seeds=[])
+    assert over.chunks_fetched == len(m1.unique_chunks())
+    install(fetcher(published), PRODUCT, "1.0.0", tmp_path / "upgrade")
+    up = install(fetcher(published), PRODUCT, "1.1.0", tmp_path / "upgrade")
+    assert up.bytes_downloaded == seeded.bytes_downloaded
+    assert_installed(tmp_path / "upgrade", build_dirs["1.1.0"])  # 1.0.0-only files removed
+
+
+def test_another_product_is_not_installed_over_an_installed_one(published, tmp_path):
+    import shutil
+
+    from pipeline.errors import DestinationConflict
+
+    other = tmp_path / "other-origin"
+    shutil.copytree(published, other)
+    (other / "products" / PRODUCT).rename(other / "products" / "moonfall")
+    for m in (other / "products" / "moonfall" / "versions").glob("*/manifest.json"):
+        m.write_text(m.read_text().replace('"product":"starfall"', '"product":"moonfall"'))
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    with pytest.raises(DestinationConflict) as err:
+        install(fetcher(other), "moonfall", "1.0.0", dest)
+    assert err.value.exit_code == 6 and "starfall" in str(err.value)
+    assert verify(dest).intact
+
+
+def test_install_by_channel(published, build_dirs, tmp_path):
+    from pipeline.client.install import resolve_version
+
+    f = fetcher(published)
+    assert resolve_version(f, PRODUCT, "stable") == "1.2.0"
+    with pytest.raises(NotFound):
+        resolve_version(f, PRODUCT, "nightly")
+
+
+def test_failover_to_the_next_origin(published, build_dirs, tmp_path):
+    with FaultyOrigin(published) as dead, StaticOrigin(published) as alive:
+        dead.fail_all = True
+        f = fetcher(dead.url, alive.url, retries=1)
+        r = install(f, PRODUCT, "1.2.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.2.0"])
+    by_url = {o["url"]: o for o in r.origins}
+    assert by_url[dead.url]["chunks"] == 0 and by_url[alive.url]["chunks"] == r.chunks_fetched + 1  # + manifest
+    # the dead origin was given up on, not retried for every chunk
+    assert by_url[dead.url]["failures"] < r.chunks_fetched
+
+
+@pytest.mark.parametrize("fault", ["reset", "500", "truncate", "corrupt", "wrong", "stall"])
+def test_transient_faults_are_retried_to_a_byte_exact_install(published, build_dirs, tmp_path, fault):
+    with FaultyOrigin(published, faults={fault: 0.3}, seed=1, stall_seconds=2.0, only_prefix="/chunks/") as origin:
+        r = install(fetcher(origin.url, retries=6, timeout=0.5), PRODUCT, "1.3.0", tmp_path / "game", jobs=8)
+        assert origin.fault_counts.get(fault, 0) > 0
+    assert r.retries >= origin.fault_counts[fault]
+    assert_installed(tmp_path / "game", build_dirs["1.3.0"])
+
+
+def _only_correct_files(dest: Path, m) -> None:
+    """Whatever an interrupted install left in place is complete and correct."""
+    for f in m.files:
+        p = dest / f.path
+        if p.exists():
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == f.hash_sha256, f.path
+
+
+def test_permanent_failures_end_with_the_service_codes(published, tmp_path):
+    m = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
+    with FaultyOrigin(published, faults={"corrupt": 1.0}, only_prefix="/chunks/") as bad:
+        with pytest.raises(FileHashMismatch):
+            install(fetcher(bad.url, retries=1), PRODUCT, "1.0.0", tmp_path / "a")
+        _only_correct_files(tmp_path / "a", m)
+        bad.fail_all = True
+        with pytest.raises(CdnUnreachable):
+            install(fetcher(bad.url, retries=1), PRODUCT, "1.0.0", tmp_path / "b")
+    (tmp_path / "empty-origin").mkdir()
+    with StaticOrigin(tmp_path / "empty-origin") as empty:
+        with pytest.raises(NotFound):
+            install(fetcher(empty.url), PRODUCT, "1.0.0", tmp_path / "c")
+
+
+def test_a_full_disk_is_refused_before_anything_is_written(published, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("mounting a small filesystem needs root")
+    try:
+        with pytest.raises(InsufficientDiskSpace) as err:
+            install(fetcher(published), PRODUCT, "1.0.0", small / "game")
+        assert err.value.exit_code == 11 and "needs" in str(err.value)
+        assert tree(small / "game") == {}
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+# -- verify and repair -------------------------------------------------------------------
+
+DAMAGE = {
+    "truncated": lambda d: (d / "data/assets.pak").write_bytes((d / "data/assets.pak").read_bytes()[:1000]),
+    "flipped": lambda d: _flip(d / "bin/starfall", 200_000),
+    "deleted": lambda d: (d / "config/settings.ini").unlink(),
+    "replaced-by-dir": lambda d: ((d / "README.txt").unlink(), (d / "README.txt").mkdir()),
+    "mode": lambda d: os.chmod(d / "bin/starfall", 0o644),
+    "unreadable": lambda d: os.chmod(d / "LICENSE.txt", 0o000),
+    "link-retargeted": lambda d: ((d / "starfall.sh").unlink(), os.symlink("README.txt", d / "starfall.sh")),
+    "empty-dir-removed": lambda d: (d / "saves").rmdir(),
+    "parent-replaced-by-link": lambda d: (shutil.rmtree(d / "config"), os.symlink("data", d / "config")),
+}
+EXPECTED = {
+    "truncated": {"data/assets.pak"},
+    "flipped": {"bin/starfall"},
+    "deleted": {"config/settings.ini"},
+    "replaced-by-dir": {"README.txt"},
+    "mode": {"bin/starfall"},
+    "unreadable": {"LICENSE.txt"},
+    "link-retargeted": {"starfall.sh"},
+    "empty-dir-removed": {"saves"},
+    "parent-replaced-by-link": {"config/keybinds.cfg", "config/settings.ini"},
+}
+
+
+def _flip(path: Path, offset: int) -> None:
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # silent corruption: same size, same mtime
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_verify_finds_and_repair_fixes_each_kind_of_damage(published, build_dirs, tmp_path, damage):
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    DAMAGE[damage](dest)
+    report = verify(dest)
+    assert report.broken() == EXPECTED[damage]
+    r = repair(fetcher(published), dest)
+    assert r.after.intact and set(r.to_dict()["repaired"]) == EXPECTED[damage]
+    assert_installed(dest, build_dirs["1.0.0"])
+
+
+def test_repair_downloads_only_the_damaged_chunks(published, tmp_path):
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    m = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
+    pak = m.entry("data/assets.pak")
+    victim = next(c for c in pak.chunks if c.offset > 0)
+    _flip(dest / pak.path, victim.offset + 5)
+    r = repair(fetcher(published), dest)
+    assert r.install.chunks_fetched == 1 and r.install.bytes_downloaded == victim.stored_size
+    assert r.install.files_written == 1
+
+
+def test_fast_verify_and_unexpected_files(published, tmp_path):
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    _flip(dest / "bin/starfall", 10)  # invisible to a fast check: same size and mtime
+    (dest / "data/levels/level01.dat").write_bytes(b"rewritten")
+    (dest / "mods").mkdir()
+    (dest / "mods/cheat.dll").write_bytes(b"x")
+    (dest / "notes.txt").write_bytes(b"x")
+    fast = verify(dest, fast=True)
+    assert fast.broken() == {"data/levels/level01.dat"}
+    assert fast.unexpected == ["mods/", "notes.txt"]
+    assert verify(dest).broken() == {"data/levels/level01.dat", "bin/starfall"}
+
+
+def test_verify_outside_an_install_says_so(tmp_path):
+    with pytest.raises(NotFound, match="no depot installation"):
+        verify(tmp_path)
+
+
+# -- the command, killed and resumed -----------------------------------------------------
+
+def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dirs, tmp_path):
+    """SIGKILL a real install process at several points (its download rate limited so
+    that it is mid-way), then resume until it completes. Chunks are not downloaded twice
+    except those in flight at a kill."""
+    dest = tmp_path / "game"
+    jobs = 4
+    with StaticOrigin(published) as origin:
+        args = DEPOT + ["--json", "install", "--origin", origin.url, "-p", PRODUCT, "-v", "1.3.0", "--dest", str(dest),
+                        "--jobs", str(jobs)]
+        m = manifest.load(open_store(str(published)), PRODUCT, "1.3.0")
+        kills = kill_while_running(args + ["--max-rate", "512KiB"], (0.4, 0.8, 1.2),
+                                   lambda: _only_correct_files(dest, m))
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        chunk_requests = sum(n for p, n in origin.requests_by_path.items() if p.startswith("/chunks/"))
+    assert kills >= 2
+    m = manifest.load(open_store(str(published)), PRODUCT, "1.3.0")
+    assert chunk_requests <= len(m.unique_chunks()) + kills * jobs
+    assert json.loads(done.stdout)["chunks_fetched"] < len(m.unique_chunks())
+    assert_installed(dest, build_dirs["1.3.0"])
+    assert not (dest / ".depot" / "staging").exists()
+
+
+def test_cli_verify_and_repair_exit_codes(published, tmp_path):
+    dest = tmp_path / "game"
+    run = lambda *a: subprocess.run(DEPOT + list(map(str, a)), cwd=ROOT, capture_output=True, text=True)
+    assert run("install", "--origin", published, "-p", PRODUCT, "-c", "stable", "--dest", dest).returncode == 0
+    (dest / "README.txt").unlink()
+    p = run("--json", "verify", "--dest", dest)
+    assert p.returncode == 7 and json.loads(p.stdout.splitlines()[0])["missing"] == ["README.txt"]
+    assert run("repair", "--origin", published, "--dest", dest).returncode == 0
+    assert run("verify", "--dest", dest).returncode == 0
+    assert run("install", "--origin", published, "-p", PRODUCT, "--dest", dest).returncode == 2
+
+
+def test_a_failing_swap_puts_the_previous_version_back(published, build_dirs, tmp_path):
+    """Upgrade 1.0.0 -> 1.1.0 where one file cannot be replaced (immutable): the swap
+    fails half-way and every entry of 1.0.0 is back, verified."""
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    stuck = dest / "config/settings.ini"  # changed in 1.1.0, after others in swap order
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        with pytest.raises(Exception):
+            install(fetcher(published), PRODUCT, "1.1.0", dest)
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    assert_installed(dest, build_dirs["1.0.0"])
+    assert not (dest / ".depot" / "swap.json").exists()
+    # the staged 1.1.0 files were kept: the retry downloads nothing
+    again = install(fetcher(published), PRODUCT, "1.1.0", dest)
+    assert again.chunks_fetched == 0
+    assert_installed(dest, build_dirs["1.1.0"])
+
+
+def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_dirs, tmp_path, monkeypatch):
+    """The process dies half-way through swapping 1.1.0 in (no chance to clean up): the
+    next depot command on the directory finds the intent and puts 1.0.0 back."""
+    from pipeline.client import game_dir
+
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    (dest / "mods").write_bytes(b"a user's file where 1.3.0 needs a directory")
+    real_replace, calls = os.replace, []
+
+    def dying_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 9:
+            raise SystemExit("killed")  # stands for SIGKILL: no except block runs
+        real_replace(src, dst)
+
+    monkeypatch.setattr(game_dir.os, "replace", dying_replace)
+    monkeypatch.setattr(game_dir.GameDir, "recover", lambda self: None)
+    with pytest.raises(SystemExit):
+        install(fetcher(published), PRODUCT, "1.3.0", dest)
+    monkeypatch.undo()
+    assert (dest / ".depot" / "swap.json").exists()
+
+    with game_dir.GameDir(dest).locked():
+        pass  # taking the lock recovers
+    expected = tree(build_dirs["1.0.0"]) | {"mods": tree(dest)["mods"]}
+    assert tree(dest) == expected and (dest / "mods").read_bytes().startswith(b"a user's file")
+    assert verify(dest).intact
+    install(fetcher(published), PRODUCT, "1.3.0", dest)
+    assert verify(dest).intact

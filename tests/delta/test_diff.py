@@ -1,0 +1,136 @@
+"""diff: update plans and patches per version pair, the engines, and large files in segments."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import json
+import random
+import subprocess
+
+import pytest
+
+from helpers import DEPOT, PAIRS, PRODUCT, ROOT, VERSIONS, fetcher, fixture_params, fixture_tar, load_plan, tree_snapshot
+from pipeline import layout
+from pipeline.build import products
+from pipeline.build.chunk import chunk
+from pipeline.build.ingest import ingest
+from pipeline.client.install import install
+from pipeline.client.update import update
+from pipeline.core import patching
+from pipeline.delta import engines
+from pipeline.delta.diff import diff
+from pipeline.errors import PatchFailed
+from pipeline.storage import open_store
+
+diff_mod = importlib.import_module("pipeline.delta.diff")
+
+
+def test_rerunning_diff_is_a_no_op(planned, tmp_path):
+    before = tree_snapshot(planned)
+    with cf.ThreadPoolExecutor(2) as ex:
+        r = diff(open_store(str(planned)), PRODUCT, "1.0.0", "1.1.0", ex)
+    assert not r.created and tree_snapshot(planned) == before
+
+
+def test_plan_classifies_every_file(planned):
+    store = open_store(str(planned))
+    ops = {f["path"]: f for f in load_plan(store, PRODUCT, "1.1.0", "1.2.0")["files"]}
+    assert ops["data/levels/arena02.dat"] == {"path": "data/levels/arena02.dat", "op": "copy",
+                                              "source": "data/levels/level02.dat",
+                                              "hash_sha256": ops["data/levels/arena02.dat"]["hash_sha256"]}
+    assert ops["docs/LICENSE.txt"]["op"] == "copy" and ops["docs/LICENSE.txt"]["source"] == "LICENSE.txt"
+    assert ops["bin/libengine.so"]["op"] == "patch" and ops["bin/libengine.so"]["source"] == "bin/libengine.so"
+    assert ops["data/lang/ru.txt"]["op"] == "chunks"
+    assert ops["bin/starfall"]["op"] == "keep"
+    plan = load_plan(store, PRODUCT, "1.1.0", "1.2.0")
+    assert set(plan["remove"]) == {"data/levels/level02.dat", "data/levels/level03.dat", "LICENSE.txt"}
+
+    later = {f["path"]: f for f in load_plan(store, PRODUCT, "1.2.0", "1.3.0")["files"]}
+    # renamed and edited: its best source is the old file it shares chunks with
+    assert later["data/maps/map04.dat"]["op"] == "patch"
+    assert later["data/maps/map04.dat"]["source"] == "data/levels/level04.dat"
+    assert later["launch.sh"]["op"] == "copy"  # same bytes, exec bit removed
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_patches_beat_chunk_reuse_and_reapply_exactly(planned, pair):
+    store = open_store(str(planned))
+    plan = load_plan(store, PRODUCT, *pair)
+    assert plan["delta_download_bytes"] <= plan["chunk_download_bytes"] <= plan["full_download_bytes"]
+    for op in plan["files"]:
+        for s in op.get("segments", ()):
+            patch = store.get(layout.patch_key(s["id"]))
+            assert len(patch) == s["patch_size"] < op.get("download_bytes", float("inf"))
+
+
+def test_cli_builds_every_pair_for_ci(tmp_path):
+    repo = tmp_path / "repo"
+    run = lambda *a: subprocess.run(DEPOT + ["--repo", str(repo), *map(str, a)], cwd=ROOT, capture_output=True, text=True)
+    run("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB")
+    for v in VERSIONS[:2]:
+        assert run("run", fixture_tar(v), "-p", PRODUCT, "-v", v).returncode == 0
+    hook = run("--json", "run", fixture_tar("1.2.0"), "-p", PRODUCT, "-v", "1.2.0", "--diff-last", "1")
+    assert [(p["from_version"], p["created"]) for p in json.loads(hook.stdout)["plans"]] == [("1.1.0", True)]
+    p = run("--json", "diff", "-p", PRODUCT, "--all-pairs")
+    assert p.returncode == 0, p.stderr
+    created = {(r["from_version"], r["to_version"]): r["created"] for r in json.loads(p.stdout)["plans"]}
+    assert created == {("1.0.0", "1.1.0"): True, ("1.0.0", "1.2.0"): True, ("1.1.0", "1.2.0"): False}
+    pairs = set(created)
+    index = json.loads((repo / layout.plan_index_key(PRODUCT)).read_text())
+    assert {(p["from_version"], p["to_version"]) for p in index["plans"]} == pairs
+    p = run("--json", "diff", "-p", PRODUCT, "--last", "1")
+    assert [(r["from_version"], r["created"]) for r in json.loads(p.stdout)["plans"]] == [("1.1.0", False)]
+
+
+# -- engines and large files ---------------------------------------------------------------
+
+
+def _edited(size: int, seed: int) -> tuple[bytes, bytes]:
+    rnd = random.Random(seed)
+    base = rnd.randbytes(4096)
+    old = b"".join(rnd.randbytes(1 << 16) if i % 3 == 0 else (base * 16) for i in range(size >> 16))
+    new = bytearray(old)
+    for _ in range(50):
+        p = rnd.randrange(len(new) - 64)
+        new[p : p + 32] = rnd.randbytes(32)
+    new[len(new) // 3 : len(new) // 3] = rnd.randbytes(3000)  # inserted: the rest shifts
+    return old, bytes(new)
+
+
+@pytest.mark.parametrize("engine", sorted(engines.MAKE))
+def test_each_engine_round_trips_and_refuses_a_damaged_patch(engine):
+    old, new = _edited(1 << 20, 1)
+    patch = engines.MAKE[engine](old, new)
+    assert len(patch) < len(new) // 10
+    assert patching.apply(engine, old, patch, len(new)) == new
+    with pytest.raises(PatchFailed):
+        patching.apply(engine, old, patch[: len(patch) // 2], len(new))
+    with pytest.raises(PatchFailed):
+        patching.apply("no-such-engine", old, patch, len(new))
+
+
+def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkeypatch, build_dirs):
+    """With the segment sizes scaled down, a file is diffed and updated piece by piece."""
+    monkeypatch.setattr(diff_mod, "WHOLE_FILE", 1 << 20)
+    monkeypatch.setattr(diff_mod, "SEGMENT", 512 << 10)
+    monkeypatch.setattr(diff_mod, "WINDOW", 1536 << 10)
+    old, new = _edited(6 << 20, 2)
+    for name, data in (("old", old), ("new", new)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "big.pak").write_bytes(data)
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for v in ("old", "new"):
+            ingest(store, str(tmp_path / v), PRODUCT, v, ex)
+            chunk(store, PRODUCT, v, ex)
+        diff(store, PRODUCT, "old", "new", ex)
+    op = load_plan(store, PRODUCT, "old", "new")["files"][0]
+    assert op["op"] == "patch" and len(op["segments"]) == -(-len(new) // (512 << 10))
+    assert all(s["source_size"] <= 1536 << 10 for s in op["segments"])
+    dest = tmp_path / "game"
+    install(fetcher(tmp_path / "repo"), PRODUCT, "old", dest)
+    r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
+    assert r.method == "delta" and r.patches_applied == 1
+    assert (dest / "big.pak").read_bytes() == new
