@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """Deterministic synthetic "game build" corpus for ingest benchmarks.
 
+Its purpose is volume: gigabytes whose mix of content (compressible or not,
+duplicated or not) is what a chunking pipeline's throughput and stored bytes
+depend on, generated in seconds.  The small, versioned test builds with pinned
+chunk boundaries are another thing: ``make_fixtures.py`` makes those, and the
+two share no generator, so that changing one never changes the other's bytes.
+
 The corpus mimics what a game build looks like to a chunking pipeline:
 
 * ~35% incompressible bytes (already-compressed textures, audio, video),

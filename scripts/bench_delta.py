@@ -31,7 +31,7 @@ For each pair (OLD, NEW):
    alone, ``stored_bytes`` of NEW is the full download.
 3. depot's plan.  ``depot --json --repo R diff --product p --from old --to new``:
    ``delta_download_bytes`` of its JSON is the plan's download; its wall time
-   and the peak RSS of its process tree are measured (helpers of
+   and the peak RSS of its process tree are measured (as in
    ``bench_ingest.py``: psutil sampling of the whole tree, plus the exact peak
    of the largest process from ``/usr/bin/time``).  If the command is missing
    or its JSON lacks the key, the other columns are still reported.
@@ -52,18 +52,17 @@ import filecmp
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import release_pairs  # noqa: E402
-from bench_ingest import (add_depot_cmd_option, add_sample_interval_option,  # noqa: E402
-                          apt_install, depot_base_command, machine_info, parse_json_output,
-                          run_measured, time_binary, tool_version)
-from benchlib import MiB, fmt, log, remove_workdir, sha256_file  # noqa: E402
+import release_pairs
+from benchlib import (TIME_BINARY, MiB, add_run_options, depot_base_command, ensure_tools,
+                      fmt, log, machine_info, machine_line, mib, parse_json_output,
+                      print_header, regular_files, remove_workdir, run_measured, scan_tree,
+                      time_binary, tool_version)
+from pipeline.core.hashing import sha256_file
 
 PRODUCT = "p"
 CHUNK_ARGS = ["--chunk-min", "256KiB", "--chunk-avg", "1MiB", "--chunk-max", "4MiB"]
@@ -73,7 +72,7 @@ GOAL_TIME_RATIO = 0.2
 
 # binary -> Debian package
 TOOLS = {"bsdiff": "bsdiff", "bspatch": "bsdiff", "xdelta3": "xdelta3",
-         "zstd": "zstd", "/usr/bin/time": "time"}
+         "zstd": "zstd", TIME_BINARY: "time"}
 
 DIFF_TOOLS = ("bsdiff", "xdelta3", "zstd")
 XDELTA_DEFAULT_WINDOW = 64 * MiB
@@ -83,38 +82,18 @@ XDELTA_DEFAULT_WINDOW = 64 * MiB
 # tools
 
 
-def _have(binary: str) -> bool:
-    if binary.startswith("/"):
-        return os.access(binary, os.X_OK)
-    return shutil.which(binary) is not None
-
-
-def ensure_tools() -> None:
-    """apt-get install -y the packages of missing tools."""
-    missing = sorted({pkg for b, pkg in TOOLS.items() if not _have(b)})
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"missing Debian packages {' '.join(missing)} and no apt-get")
-    log(f"installing Debian packages: {' '.join(missing)}")
-    err = apt_install(*missing)
-    still = [b for b in TOOLS if not _have(b)]
-    if err is not None or still:
-        raise SystemExit(f"could not install {' '.join(missing)} (needs root and apt):\n"
-                         + (err or ""))
-
-
 def tool_versions() -> dict:
     zs = re.search(r"v(\d+(?:\.\d+)+)", tool_version(["zstd", "--version"]))
     xd = re.search(r"version (\d+(?:\.\d+)+)", tool_version(["xdelta3", "-V"]))
     return {
         "zstd": f"zstd {zs.group(1)}" if zs else "zstd",
         "xdelta3": f"xdelta3 {xd.group(1)}" if xd else "xdelta3",
-        "bsdiff": _dpkg_version("bsdiff"),
+        "bsdiff": dpkg_version("bsdiff"),
     }
 
 
-def _dpkg_version(pkg: str) -> str:
+def dpkg_version(pkg: str) -> str:
+    """bsdiff prints no version: the Debian package's."""
     try:
         res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
@@ -159,28 +138,11 @@ def apply_command(tool: str, old: str, patch: str, out: str) -> list[str]:
 # comparing the two trees
 
 
-def regular_files(root: str) -> tuple[dict[str, int], int]:
-    """{relative path: size} of the regular files below root, and the number of
-    symbolic links (not followed, not counted)."""
-    files: dict[str, int] = {}
-    links = 0
-    for dirpath, dirnames, names in os.walk(root):
-        for d in dirnames:
-            if os.path.islink(os.path.join(dirpath, d)):
-                links += 1
-        for fn in names:
-            p = os.path.join(dirpath, fn)
-            st = os.lstat(p)
-            if os.path.islink(p):
-                links += 1
-            elif os.path.isfile(p):
-                files[os.path.relpath(p, root)] = st.st_size
-    return files, links
-
-
-def compare_trees(old_dir: str, new_dir: str) -> dict:
-    old, old_links = regular_files(old_dir)
-    new, new_links = regular_files(new_dir)
+def classify_files(old_dir: str, new_dir: str) -> dict:
+    """The regular files of NEW as changed, added or unchanged against OLD, the
+    removed ones, the added ones that are copies of an OLD file, and the symlinks."""
+    old_entries, new_entries = scan_tree(old_dir), scan_tree(new_dir)
+    old, new = regular_files(old_entries), regular_files(new_entries)
     changed, added, unchanged = [], [], []
     for rel in sorted(new):
         if rel in old:
@@ -210,7 +172,12 @@ def compare_trees(old_dir: str, new_dir: str) -> dict:
                     break
     return {"old": old, "new": new, "changed": changed, "added": added,
             "unchanged": unchanged, "removed": removed, "renamed": renamed,
-            "symlinks_old": old_links, "symlinks_new": new_links}
+            "symlinks_old": symlink_count(old_entries),
+            "symlinks_new": symlink_count(new_entries)}
+
+
+def symlink_count(entries: dict[str, tuple]) -> int:
+    return sum(1 for e in entries.values() if e[0] == "symlink")
 
 
 # --------------------------------------------------------------------------
@@ -435,7 +402,7 @@ def bench_pair(pair, args, base, cwd, env, diff_ok: bool, diff_msg: str,
     os.makedirs(workdir, exist_ok=True)
     notes: list[str] = []
     log(f"{pair.name}: comparing {pair.old_dir} and {pair.new_dir}")
-    tree = compare_trees(pair.old_dir, pair.new_dir)
+    tree = classify_files(pair.old_dir, pair.new_dir)
     new_bytes = sum(tree["new"].values())
     old_bytes = sum(tree["old"].values())
     diffs = tree["changed"] + tree["added"]
@@ -551,13 +518,8 @@ def ratios_and_goals(row: dict) -> tuple[dict, dict]:
 # report
 
 
-def mib(v) -> str:
-    return "n/a" if v is None else f"{v / MiB:.3f}"
-
-
 def print_report(report: dict) -> None:
-    m = report["machine"]
-    print(f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM; "
+    print(f"{machine_line(report['machine'])}; "
           f"tools: {', '.join(v for v in report['tool_versions'].values() if v)}")
     print(f"pairs: {report['pairs_dir']}")
     for p in report["pairs"]:
@@ -590,10 +552,10 @@ def print_report(report: dict) -> None:
             print(f"  smallest per file: {', '.join(f'{k} {v}' for k, v in bp['wins'].items())}")
         r, g = p["ratios"], p["goals"]
 
-        def verdict(k):
+        def mark(k):
             return "" if k not in g else ("  MET" if g[k] else "  NOT MET")
         print(f"  depot / best per-file tool: {fmt(r.get('depot_over_best'), '.3f')} "
-              f"(goal <= {GOAL_SIZE_RATIO}){verdict('size')}")
+              f"(goal <= {GOAL_SIZE_RATIO}){mark('size')}")
         print(f"  chunk reuse / best: {fmt(r.get('chunk_reuse_over_best'), '.2f')}; "
               f"depot / chunk reuse: {fmt(r.get('depot_over_chunk_reuse'), '.3f')}; "
               f"depot / full: {fmt(r.get('depot_over_full'), '.3f')}")
@@ -602,7 +564,7 @@ def print_report(report: dict) -> None:
               + (f" ({el:.2f}s reported elapsed_s)" if isinstance(el, (int, float)) else "")
               + f"; bsdiff: {fmt(bs.get('seconds'), '.2f')}s over {bs.get('files', 0)} files")
         print(f"  depot diff / bsdiff time: {fmt(r.get('diff_time_over_bsdiff'), '.3f')} "
-              f"(goal <= {GOAL_TIME_RATIO}){verdict('time')}"
+              f"(goal <= {GOAL_TIME_RATIO}){mark('time')}"
               + (f"; by elapsed_s {r['diff_elapsed_over_bsdiff']:.3f}"
                  if "diff_elapsed_over_bsdiff" in r else ""))
         print(f"  peak memory: depot diff {mib(dd.get('peak_rss_bytes'))} MiB (tree RSS; "
@@ -619,8 +581,7 @@ def print_report(report: dict) -> None:
     hdr = (f"{'pair':<24} {'chg':>4} {'new MiB':>8} {'full':>8} {'reuse':>8} {'best':>8} "
            f"{'depot':>8} {'d/best':>7} {'diff s':>7} {'bsdiff s':>8} {'t ratio':>7} "
            f"{'diff RSS':>8} {'bsd RSS':>8}")
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for p in report["pairs"]:
         ch = p.get("chunk") or {}
         dd = p.get("depot_diff") or {}
@@ -649,20 +610,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs-dir", default=None,
                     help=f"where the pairs are cached (default {release_pairs.default_out_dir()})")
     release_pairs.add_only_option(ap)
-    ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory (patches, depot repositories)")
-    ap.add_argument("--workdir", default=None, help="parent of the temporary directory")
-    add_depot_cmd_option(ap)
+    add_run_options(ap, workdir_help="parent of the temporary directory",
+                    keep_help="keep the temporary directory (patches, depot repositories)")
     ap.add_argument("--verify", action="store_true",
                     help="apply every tool's patch and compare with the new file")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
     ap.add_argument("--skip-tools", action="store_true", help="no bsdiff/xdelta3/zstd runs")
     ap.add_argument("--skip-depot", action="store_true", help="no depot runs")
-    add_sample_interval_option(ap)
     args = ap.parse_args(argv)
 
-    ensure_tools()
+    ensure_tools(TOOLS)
     pairs = release_pairs.prepare(args.pairs_dir, args.only)
     base, cwd, env = depot_base_command(args.depot_cmd)
     diff_ok, diff_msg = (False, "skipped (--skip-depot)")

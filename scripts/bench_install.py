@@ -29,10 +29,10 @@ Steps:
      ``--without=privileged`` into a new directory and the note says so);
    * ``depot --json install --origin REPO --product bench --version 1 --dest DEST``
      (a local origin);
-   * the same from an HTTP origin on loopback: the repository is served by a
-     small ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``sendfile``, single
-     byte ranges, no logging) in a subprocess of its own, so that it shares
-     neither the GIL nor a process with the measurement, and
+   * the same from an HTTP origin on loopback: the repository is served by
+     the project's test origin (``pipeline.testing.http_origins.StaticOrigin``:
+     HTTP/1.1 keep-alive, single byte ranges) in a subprocess of its own, so
+     that it shares neither the GIL nor a process with the measurement, and
      ``--origin http://127.0.0.1:PORT`` is used.
 
    ``--jobs N`` is passed to both ``depot install`` runs.  ``--workers N`` is
@@ -70,25 +70,23 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import functools
-import http.client
-import http.server
 import json
 import os
 import shlex
-import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 
 import psutil
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_ingest  # noqa: E402
-from benchlib import MiB, fmt, log, remove_workdir, sha256_file, verdict  # noqa: E402
+from benchlib import (REPO_ROOT, add_corpus_options, add_run_options, compare_trees,
+                      corpus_line, depot_base_command, depot_stored_bytes,
+                      ensure_time_binary, ensure_tools, fmt, hash_tree, log,
+                      log_depot_failure, machine_info, machine_line, option_listed,
+                      parse_json_output, prepare_corpus, print_header, remove_workdir,
+                      run_casync, run_depot, run_measured, scan_tree, summarize,
+                      throughput_ratio, tool_version, tree_bytes, verdict)
 
 GOAL_LOCAL_OVER_CASYNC = 2.0
 GOAL_HTTP_OVER_LOCAL = 0.8
@@ -103,281 +101,43 @@ VERSION = "1"
 # --------------------------------------------------------------------------
 # HTTP origin
 
+# The project's test origin, run in a process of its own so that it shares neither
+# the GIL nor a process with the measurement; it stops when its stdin closes, that
+# is when this script ends, however it ends.
+class OriginProcess:
+    """``StaticOrigin`` serving a directory, in a child process."""
 
-class RepoRequestHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files over HTTP/1.1 keep-alive: sendfile, single byte ranges,
-    404s that keep the connection open, no request logging."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-        pass
-
-    def _not_found(self) -> None:
-        body = b"not found\n"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    @staticmethod
-    def _parse_range(header: str | None, size: int):
-        """(start, length) of a single byte range, None for the whole file,
-        or "bad" for an unsatisfiable or unsupported range."""
-        if not header:
-            return None
-        unit, _, spec = header.partition("=")
-        if unit.strip().lower() != "bytes" or "," in spec:
-            return None  # multiple ranges: answer with the whole file
-        first, _, last = spec.strip().partition("-")
-        try:
-            if first == "":
-                n = int(last)
-                if n <= 0:
-                    return "bad"
-                start = max(0, size - n)
-                end = size - 1
-            else:
-                start = int(first)
-                end = int(last) if last else size - 1
-        except ValueError:
-            return None
-        if start >= size or end < start:
-            return "bad"
-        end = min(end, size - 1)
-        return start, end - start + 1
-
-    def send_head(self):
-        path = self.translate_path(self.path)
-        if os.path.isdir(path):
-            return super().send_head()
-        try:
-            f = open(path, "rb")
-        except OSError:
-            self._not_found()
-            return None
-        try:
-            size = os.fstat(f.fileno()).st_size
-            rng = self._parse_range(self.headers.get("Range"), size)
-            if rng == "bad":
-                f.close()
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
-            if rng is None:
-                start, length = 0, size
-                self.send_response(200)
-            else:
-                start, length = rng
-                self.send_response(206)
-                self.send_header("Content-Range",
-                                 f"bytes {start}-{start + length - 1}/{size}")
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(length))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            self._span = (start, length)
-            return f
-        except BaseException:
-            f.close()
-            raise
-
-    def copyfile(self, source, outputfile):
-        start, length = self._span
-        if length:
-            self.connection.sendfile(source, start, length)
-
-
-class QuietThreadingHTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def handle_error(self, request, client_address):
-        pass  # a client that hangs up mid-response is not an error here
-
-
-def serve(directory: str, host: str, port: int) -> None:
-    """Serve directory until killed or until stdin closes (the benchmark is
-    gone); prints the bound port on stdout first."""
-    def exit_on_eof() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        os._exit(0)
-
-    threading.Thread(target=exit_on_eof, daemon=True).start()
-    handler = functools.partial(RepoRequestHandler, directory=directory)
-    with QuietThreadingHTTPServer((host, port), handler) as httpd:
-        print(httpd.server_address[1], flush=True)
-        httpd.serve_forever(poll_interval=0.5)
-
-
-class OriginServer:
-    """The HTTP origin, in a subprocess of its own."""
-
-    def __init__(self, directory: str, host: str = "127.0.0.1"):
-        self.directory = directory
-        self.host = host
-        self.proc: subprocess.Popen | None = None
-        self.port: int | None = None
-
-    def start(self) -> "OriginServer":
-        cmd = [sys.executable, os.path.abspath(__file__), "--serve", self.directory,
-               "--serve-host", self.host]
-        # the server exits when its stdin closes, i.e. when this process ends
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode().strip()
-        if not line.isdigit():
+    def __init__(self, directory: str):
+        # cwd: the repository root, where `pipeline` is importable without installing it
+        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.testing.http_origins", directory],
+                                     cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
             self.close()
             raise RuntimeError(f"HTTP origin did not start (exit {self.proc.returncode})")
-        self.port = int(line)
-        return self
-
-    def __enter__(self) -> "OriginServer":
-        return self if self.proc is not None else self.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def cpu_seconds(self) -> float | None:
         try:
             t = psutil.Process(self.proc.pid).cpu_times()
             return t.user + t.system
-        except (psutil.Error, AttributeError):
+        except psutil.Error:
             return None
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None:
-            for pipe in (self.proc.stdin, self.proc.stdout):
-                if pipe:
-                    pipe.close()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+    def __enter__(self) -> "OriginProcess":
+        return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def start_origin(repo: str) -> OriginServer:
-    """Start the HTTP origin and check that it serves repo correctly."""
-    server = OriginServer(repo).start()
-    try:
-        check_origin(server.url, repo)
-    except BaseException:
-        server.close()
-        raise
-    return server
-
-
-def check_origin(url: str, repo: str) -> None:
-    """Fetch one file whole and by range over a single keep-alive connection
-    and compare with the repository; raises on any difference."""
-    sample = None
-    for dirpath, _, files in os.walk(repo):
-        for fn in sorted(files):
-            if not fn.startswith(".") and os.path.getsize(os.path.join(dirpath, fn)) > 16:
-                sample = os.path.join(dirpath, fn)
-                break
-        if sample:
-            break
-    if sample is None:
-        raise RuntimeError(f"nothing to serve in {repo}")
-    key = "/" + urllib.parse.quote(os.path.relpath(sample, repo).replace(os.sep, "/"))
-    with open(sample, "rb") as f:
-        want = f.read()
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-    try:
-        checks = [({}, 200, want), ({"Range": "bytes=3-10"}, 206, want[3:11]),
-                  ({"Range": "bytes=-5"}, 206, want[-5:])]
-        for headers, status, body in checks:
-            conn.request("GET", key, headers=headers)
-            resp = conn.getresponse()
-            got = resp.read()
-            if resp.status != status or got != body:
-                raise RuntimeError(f"HTTP origin check failed for {key} {headers}: "
-                                   f"status {resp.status}, {len(got)} bytes")
-        conn.request("GET", "/no/such/key")
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 404 or resp.will_close:
-            raise RuntimeError("HTTP origin check failed: 404 closed the connection")
-    finally:
-        conn.close()
-
-
-# --------------------------------------------------------------------------
-# verification
-
-
-def scan_tree(root: str) -> dict[str, tuple]:
-    """{relative path: ("file", size) | ("symlink", target) | ("other", mode)}."""
-    out: dict[str, tuple] = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
-            st = os.lstat(full)
-            if stat.S_ISREG(st.st_mode):
-                out[rel] = ("file", st.st_size)
-            elif stat.S_ISLNK(st.st_mode):
-                out[rel] = ("symlink", os.readlink(full))
-            else:
-                out[rel] = ("other", stat.S_IFMT(st.st_mode))
-    return out
-
-
-def hash_tree(root: str, entries: dict[str, tuple], pool) -> dict[str, str]:
-    files = [rel for rel, e in entries.items() if e[0] == "file"]
-    # largest first, so the pool does not end with one big file on one thread
-    files.sort(key=lambda rel: -entries[rel][1])
-    digests = pool.map(lambda rel: sha256_file(os.path.join(root, *rel.split("/"))), files)
-    return dict(zip(files, digests))
-
-
-def compare_trees(ref: dict[str, tuple], ref_hashes: dict[str, str], dest: str,
-                  pool, ignore_top: tuple[str, ...] = (), limit: int = 20) -> dict:
-    """Compare dest with the reference; entries under a top-level directory named
-    in ignore_top (a tool's own state, e.g. depot's ``.depot/``) are left out."""
-    got = scan_tree(dest)
-    ignored = sorted(rel for rel in got
-                     if rel.split("/", 1)[0] in ignore_top and rel not in ref)
-    for rel in ignored:
-        del got[rel]
-    missing = sorted(set(ref) - set(got))
-    extra = sorted(set(got) - set(ref))
-    differ = []
-    common = sorted(set(ref) & set(got))
-    same_kind = []
-    for rel in common:
-        if ref[rel] != got[rel]:
-            differ.append({"path": rel, "expected": list(ref[rel]), "got": list(got[rel])})
-        elif ref[rel][0] == "file":
-            same_kind.append(rel)
-    hashes = hash_tree(dest, {rel: got[rel] for rel in same_kind}, pool)
-    for rel in same_kind:
-        if hashes[rel] != ref_hashes[rel]:
-            differ.append({"path": rel, "expected": ref_hashes[rel], "got": hashes[rel]})
-    differ.sort(key=lambda d: d["path"])
-    return {
-        "ok": not (missing or extra or differ),
-        "files_checked": len(hashes),
-        "bytes_checked": sum(got[rel][1] for rel in same_kind),
-        "missing": len(missing), "extra": len(extra), "different": len(differ),
-        "ignored": ignored[:limit], "ignored_count": len(ignored),
-        "missing_paths": missing[:limit], "extra_paths": extra[:limit],
-        "different_paths": differ[:limit],
-    }
 
 
 # --------------------------------------------------------------------------
@@ -392,7 +152,7 @@ def timed(name: str, cmd: list[str], workdir: str, interval: float,
     before = time.perf_counter() - t0
     log(f"sync before {name}: {before:.2f}s; running {shlex.join(cmd)}")
     cpu0, own0 = psutil.cpu_times(), time.process_time()
-    res = bench_ingest.run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
+    res = run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
     cpu1, own1 = psutil.cpu_times(), time.process_time()
     t0 = time.perf_counter()
     os.sync()
@@ -452,8 +212,10 @@ def depot_install_cmd(base: list[str], origin: str, dest: str, jobs: int | None,
     return base + glob + sub
 
 
-def summarize(name: str, res: dict, corpus_bytes: int, **extra) -> dict:
-    row = bench_ingest.summarize(name, res, corpus_bytes, None, **extra)
+def timed_row(name: str, res: dict, corpus_bytes: int, **extra) -> dict:
+    """A report row of a timed() result: no stored bytes, but the sync after it
+    and the other load during it."""
+    row = summarize(name, res, corpus_bytes, None, **extra)
     for k in ("stored_bytes", "stored_mib"):
         row.pop(k, None)
     row["sync_after_s"] = res.get("sync_after_s")
@@ -467,17 +229,44 @@ def depot_error(res: dict, cmd: list[str], step: str) -> dict:
             "stderr": res.get("stderr", "")}
 
 
+def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
+    """The throughput ratios depot local / casync and HTTP / local, and their goals."""
+    ratios: dict[str, float | None] = {}
+    goals: dict[str, bool | None] = {}
+    c, dl, dh = rows.get("casync"), rows.get("depot-local"), rows.get("depot-http")
+    if dl and c:
+        ratios["depot_local_over_casync"] = throughput_ratio(dl, c)
+        goals["depot_local_over_casync"] = (ratios["depot_local_over_casync"]
+                                            >= GOAL_LOCAL_OVER_CASYNC)
+    if dh and dl:
+        ratios["depot_http_over_depot_local"] = throughput_ratio(dh, dl)
+        goals["depot_http_over_depot_local"] = (ratios["depot_http_over_depot_local"]
+                                                >= GOAL_HTTP_OVER_LOCAL)
+    goals.setdefault("depot_local_over_casync", None)
+    goals.setdefault("depot_http_over_depot_local", None)
+    return ratios, goals
+
+
+def noisy_notes(results: list[dict]) -> list[str]:
+    """A note for each run during which other load took more than a tenth of the CPUs."""
+    ncpu = os.cpu_count() or 1
+    notes = []
+    for row in results:
+        other = row.get("other_cpu_s")
+        if other is not None and row["seconds"] and other > 0.1 * ncpu * row["seconds"]:
+            notes.append(f"during {row['tool']} other processes kept the machine busy "
+                         f"({other:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
+                         f"its figures are noisy, repeat the benchmark on an idle machine")
+    return notes
+
+
 # --------------------------------------------------------------------------
 # report
 
 
 def print_report(report: dict) -> None:
-    c = report["corpus"]
-    print(f"corpus: {c['path']} ({c['mode']}, {c['files']} files, "
-          f"{c['bytes'] / MiB:.1f} MiB)")
-    m = report["machine"]
-    print(f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM; "
-          f"depot workers: {report['workers'] or 'default'}, "
+    print(corpus_line(report["corpus"]))
+    print(f"{machine_line(report['machine'])}; depot workers: {report['workers'] or 'default'}, "
           f"install jobs: {report['jobs'] or 'default'}")
     print("page cache: nothing dropped (the stores were just written and are cached); "
           "sync ran before each timed run so that writeback of the previous step does "
@@ -492,8 +281,7 @@ def print_report(report: dict) -> None:
     print()
     hdr = (f"{'tool':<22} {'seconds':>9} {'MiB/s':>9} {'peak RSS MiB':>13} "
            f"{'max proc RSS':>13} {'procs':>6} {'sync after s':>13} {'verified':>9}")
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for row in report["results"]:
         v = report["verification"].get(row["key"])
         vs = "n/a" if v is None else ("OK" if v["ok"] else "MISMATCH")
@@ -536,40 +324,22 @@ def print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--serve"]:  # internal: the HTTP origin subprocess
-        sp = argparse.ArgumentParser(prog="bench_install.py --serve")
-        sp.add_argument("directory")
-        sp.add_argument("--serve-host", default="127.0.0.1")
-        sp.add_argument("--serve-port", type=int, default=0)
-        a = sp.parse_args(argv[1:])
-        try:
-            serve(a.directory, a.serve_host, a.serve_port)
-        except KeyboardInterrupt:
-            pass
-        return 0
-
     ap = argparse.ArgumentParser(
         description="Compare depot install (local and HTTP origin) with casync extract.")
-    bench_ingest.add_corpus_options(
+    add_corpus_options(
         ap, "generate a single-file corpus of this many GiB instead")
     ap.add_argument("--workers", type=int, default=None,
                     help="depot --workers N (depot run, and depot install)")
     ap.add_argument("--jobs", type=int, default=None, help="depot install --jobs N")
-    bench_ingest.add_depot_cmd_option(ap)
-    ap.add_argument("--workdir", default=None,
-                    help="where the stores, repos and destinations go (default: $TMPDIR)")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the stores, the repo and the destinations")
-    ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a goal is not met")
-    bench_ingest.add_sample_interval_option(ap)
+    add_run_options(ap, workdir_help="where the stores, repos and destinations go "
+                    "(default: $TMPDIR)",
+                    keep_help="keep the stores, the repo and the destinations")
     args = ap.parse_args(argv)
 
-    bench_ingest.ensure_tool("casync", "casync")
-    bench_ingest.ensure_time_binary()
+    ensure_tools({"casync": "casync"})
+    ensure_time_binary()
 
-    corpus, corpus_info = bench_ingest.prepare_corpus(args)
+    corpus, corpus_info = prepare_corpus(args)
     corpus_bytes = corpus_info["bytes"]
     interval = args.sample_interval
 
@@ -587,26 +357,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # ---- preparation (not compared)
         log("preparing: casync make ...")
-        res, cmd, store, index = bench_ingest.run_casync(corpus, workdir, interval)
-        stored, nchunks = bench_ingest.tree_bytes(store)
+        res, cmd, store, index = run_casync(corpus, workdir, interval)
+        stored, nchunks = tree_bytes(store)
         commands["prepare casync"] = shlex.join(cmd)
-        prep.append(bench_ingest.summarize("casync make", res, corpus_bytes, stored,
-                                           chunks=nchunks))
+        prep.append(summarize("casync make", res, corpus_bytes, stored, chunks=nchunks))
         log(f"casync make: {res['seconds']:.2f}s")
 
         log("preparing: depot run ...")
-        base, dcwd, denv = bench_ingest.depot_base_command(args.depot_cmd)
-        res, cmd, summary, repo = bench_ingest.run_depot(corpus, workdir, interval,
-                                                         args.workers, args.depot_cmd)
+        base, dcwd, denv = depot_base_command(args.depot_cmd)
+        res, cmd, summary, repo = run_depot(corpus, workdir, interval, args.workers,
+                                            args.depot_cmd)
         commands["prepare depot"] = shlex.join(cmd)
         if res["returncode"] != 0:
             depot_failed = depot_error(res, cmd, "depot run")
             prep.append({"tool": "depot run", "ok": False, "seconds": res.get("seconds"),
                          "mib_per_s": None, "peak_rss_mib": None, "stored_mib": None})
         else:
-            stored, nchunks, _ = bench_ingest.depot_stored_bytes(repo)
-            prep.append(bench_ingest.summarize("depot run", res, corpus_bytes, stored,
-                                               chunk_files=nchunks))
+            stored, nchunks, _ = depot_stored_bytes(repo)
+            prep.append(summarize("depot run", res, corpus_bytes, stored,
+                                  chunk_files=nchunks))
             log(f"depot run: {res['seconds']:.2f}s")
 
         # ---- timed runs
@@ -617,15 +386,14 @@ def main(argv: list[str] | None = None) -> int:
             casync_failed = {"step": "casync extract", "returncode": res["returncode"],
                              "stderr": res["stderr"]}
         else:
-            rows["casync"] = summarize("casync extract", res, corpus_bytes, key="casync",
-                                       version=bench_ingest.tool_version(
-                                           ["casync", "--version"]))
+            rows["casync"] = timed_row("casync extract", res, corpus_bytes, key="casync",
+                                       version=tool_version(["casync", "--version"]))
             results.append(rows["casync"])
             dests["casync"] = dest
             log(f"casync extract: {res['seconds']:.2f}s")
 
         if depot_failed is None:
-            workers_after = bool(args.workers) and bench_ingest.option_listed(
+            workers_after = bool(args.workers) and option_listed(
                 base, "install", "--workers", dcwd, denv)
 
             def install(key: str, label: str, origin: str) -> bool:
@@ -640,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                 if res["returncode"] != 0:
                     depot_failed = depot_error(res, cmd, label)
                     return False
-                reported = bench_ingest.parse_json_output(res.get("stdout", ""))
-                rows[key] = summarize(label, res, corpus_bytes, key=key, reported=reported)
+                reported = parse_json_output(res.get("stdout", ""))
+                rows[key] = timed_row(label, res, corpus_bytes, key=key, reported=reported)
                 results.append(rows[key])
                 dests[key] = dest
                 log(f"{label}: {res['seconds']:.2f}s")
@@ -650,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             server = None
             if install("depot-local", "depot install (local)", repo):
                 try:
-                    server = start_origin(repo)
-                except (OSError, RuntimeError, http.client.HTTPException) as e:
+                    server = OriginProcess(repo)
+                except (OSError, RuntimeError) as e:
                     origin_failed = f"HTTP origin: {e}"
             if server is not None:
                 with server:
@@ -690,33 +458,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         remove_workdir(workdir, args.keep)
 
-    ratios: dict[str, float | None] = {}
-    goals: dict[str, bool | None] = {}
-    c, dl, dh = rows.get("casync"), rows.get("depot-local"), rows.get("depot-http")
-    if dl and c:
-        ratios["depot_local_over_casync"] = bench_ingest.throughput_ratio(dl, c)
-        goals["depot_local_over_casync"] = (ratios["depot_local_over_casync"]
-                                            >= GOAL_LOCAL_OVER_CASYNC)
-    if dh and dl:
-        ratios["depot_http_over_depot_local"] = bench_ingest.throughput_ratio(dh, dl)
-        goals["depot_http_over_depot_local"] = (ratios["depot_http_over_depot_local"]
-                                                >= GOAL_HTTP_OVER_LOCAL)
-    goals.setdefault("depot_local_over_casync", None)
-    goals.setdefault("depot_http_over_depot_local", None)
-    ncpu = os.cpu_count() or 1
-    for row in results:
-        other = row.get("other_cpu_s")
-        if other is not None and row["seconds"] and other > 0.1 * ncpu * row["seconds"]:
-            notes.append(f"during {row['tool']} other processes kept the machine busy "
-                         f"({other:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
-                         f"its figures are noisy, repeat the benchmark on an idle machine")
-    if c:
+    ratios, goals = ratios_and_goals(rows)
+    notes.extend(noisy_notes(results))
+    if "casync" in rows:
         notes.append("casync extract is single-threaded")
     mismatched = [k for k, v in verification.items() if not v["ok"]]
 
     report = {
         "corpus": corpus_info,
-        "machine": bench_ingest.machine_info(),
+        "machine": machine_info(),
         "workers": args.workers,
         "jobs": args.jobs,
         "page_cache": "nothing dropped; sync before each timed run",
@@ -748,8 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     if mismatched:
         log(f"MISMATCH: {', '.join(mismatched)} differ from the corpus")
     if depot_failed is not None:
-        bench_ingest.log_depot_failure(depot_failed["step"], depot_failed,
-                                       depot_failed["command"])
+        log_depot_failure(depot_failed["step"], depot_failed, depot_failed["command"])
         return 2
     if origin_failed is not None:
         log(origin_failed)

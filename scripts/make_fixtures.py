@@ -19,6 +19,11 @@ Everything is derived from fixed string seeds fed to ``random.Random``; the
 archives use fixed metadata, so running the script twice produces
 byte-identical files.  Python 3.11 standard library only.
 
+Its purpose is realism at a small size: the tests pin these archives' chunk
+boundaries (``fixtures/builds/starfall/chunks.json``, written by
+``pin_fixture_chunks.py``), so any change here that changes a byte is a change
+of the fixtures.  The large benchmark corpus is ``bench_corpus.py``'s.
+
 Usage:
     python scripts/make_fixtures.py [--out DIR]
 """

@@ -38,10 +38,9 @@ import tarfile
 import tempfile
 import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import MiB, log, sha256_file  # noqa: E402
+from benchlib import REPO_ROOT, MiB, log, regular_files, scan_tree
+from pipeline.core.hashing import sha256_file
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE_DIR = os.path.join(REPO_ROOT, "fixtures", "builds", "starfall")
 
 PIP_PLATFORM = "manylinux2014_x86_64"
@@ -247,20 +246,10 @@ def prepare(out_dir: str | None = None, only: list[str] | None = None) -> list[P
 
 def tree_stats(path: str) -> dict:
     """Number of regular files, their total size and the largest one."""
-    files = total = 0
-    biggest, biggest_path = 0, None
-    for dirpath, _, names in os.walk(path):
-        for fn in names:
-            p = os.path.join(dirpath, fn)
-            if os.path.islink(p) or not os.path.isfile(p):
-                continue
-            size = os.path.getsize(p)
-            files += 1
-            total += size
-            if size > biggest:
-                biggest, biggest_path = size, os.path.relpath(p, path)
-    return {"files": files, "bytes": total, "largest_bytes": biggest,
-            "largest_path": biggest_path}
+    sizes = regular_files(scan_tree(path))
+    largest = max(sizes, key=sizes.get, default=None)
+    return {"files": len(sizes), "bytes": sum(sizes.values()),
+            "largest_bytes": sizes[largest] if largest else 0, "largest_path": largest}
 
 
 def main(argv: list[str] | None = None) -> int:
