@@ -139,3 +139,59 @@ def test_s3_without_credentials_is_a_clear_error(tmp_path, s3_endpoint):
     assert p.returncode == 9 and "STORE_UNAVAILABLE" in p.stderr and "credentials" in p.stderr
     p = run("--repo", str(tmp_path / "repo"), "ingest", "s3://somebucket/build.tar", "-p", PRODUCT, "-v", "1")
     assert p.returncode == 4 and "s3://somebucket/build.tar" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("flag, url", [("--repo", "s4://bucket/x"), ("--repo", "s3:/bucket/x"),
+                                       ("--repo", "memry://x"), ("--origin", "htps://cdn.example/depot")])
+def test_a_mistyped_url_is_a_usage_error_naming_it(tmp_path, flag, url):
+    args = ["--repo", url, "ls"] if flag == "--repo" else ["install", "--origin", url, "-p", PRODUCT, "-v", "1",
+                                                             "--dest", tmp_path / "game"]
+    p = subprocess.run(DEPOT + ["--json", *map(str, args)], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and json.loads(p.stdout)["error"] == "INVALID_LOCATION", p.stderr
+    assert url in p.stderr and "Traceback" not in p.stderr
+    assert list(tmp_path.iterdir()) == []  # no directory named "s3:" or anything else
+
+
+def test_an_http_repository_is_refused_before_anything_is_read(tmp_path):
+    p = depot("chunk", "-p", PRODUCT, "-v", "1", repo="https://cdn.example/depot", check=2)
+    assert "INVALID_LOCATION" in p.stderr and "read-only" in p.stderr
+
+
+def test_each_location_reaches_its_own_endpoint(tmp_path, s3_endpoint, s3_bucket):
+    """The build is on one S3 (an upload region), the repository on another, each named in a
+    locations file with its endpoint; nothing in the environment says where S3 is. The Dask
+    workers get the endpoints from the locations they are given."""
+    import boto3
+
+    from pipeline.testing.s3 import moto_server_process
+
+    boto3.client("s3", endpoint_url=s3_endpoint).upload_file(str(fixture_tar("1.1.0")), s3_bucket[5:], "b.tar")
+    with moto_server_process() as other:
+        boto3.client("s3", endpoint_url=other).create_bucket(Bucket="depot-msk")
+        locations = tmp_path / "locations.toml"
+        locations.write_text(f'[uploads]\nurl = "{s3_bucket}"\nendpoint = "{s3_endpoint}"\n\n'
+                             f'[msk]\nurl = "s3://depot-msk/main"\nendpoint = "{other}"\nregion = "ru-msk"\n')
+        env = {k: v for k, v in os.environ.items() if k not in ("DEPOT_S3_ENDPOINT", "AWS_ENDPOINT_URL")}
+        run = lambda *a: subprocess.run(DEPOT + ["--locations", str(locations), "--repo", "msk", *map(str, a)],
+                                        capture_output=True, text=True, cwd=ROOT, env=env)
+        p = run("--workers", "2", "--json", "run", f"{s3_bucket}/b.tar", "-p", PRODUCT, "-v", "1.1.0")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["chunk"]["created"]
+        there = boto3.client("s3", endpoint_url=other).list_objects_v2(Bucket="depot-msk", Prefix="main/products/")
+        assert f"main/products/{PRODUCT}/versions/1.1.0/manifest.json" in {o["Key"] for o in there["Contents"]}
+        buckets = {b["Name"] for b in boto3.client("s3", endpoint_url=s3_endpoint).list_buckets()["Buckets"]}
+        assert "depot-msk" not in buckets  # the repository went to its own endpoint only
+        game = tmp_path / "game"
+        p = run("--json", "install", "--origin", "msk", "-p", PRODUCT, "-v", "1.1.0", "--dest", game)
+        assert p.returncode == 0, p.stderr
+        assert run("verify", "--dest", game).returncode == 0
+
+
+def test_json_after_the_command_name_and_for_usage_errors(repo):
+    depot("run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0)
+    listing = depot("ls", "-p", PRODUCT, "--json", repo=repo, check=0)
+    assert json.loads(listing.stdout) == {"product": PRODUCT, "versions": [{"version": "1.0.0", "state": "chunked"}]}
+    usage = depot("ingest", "--json", "-p", PRODUCT, repo=repo, check=2)
+    assert json.loads(usage.stdout)["error"] == "USAGE" and "SOURCE" in usage.stderr
+    nothing = depot("--json", "ls", "-p", "nosuch", repo=repo, check=3)
+    assert json.loads(nothing.stdout)["error"] == "NOT_FOUND" and "nosuch" in nothing.stderr

@@ -94,3 +94,19 @@ def test_the_table_catches_a_forbidden_import(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text if self == fake else Path.read_bytes(self).decode())
     with pytest.raises(AssertionError, match="client may import only"):
         test_each_package_imports_only_what_the_table_allows(fake)
+
+
+def test_importing_a_module_loads_only_what_it_needs():
+    """``import pipeline`` runs nothing; a client loads no patch-making engine and no
+    cluster code until it applies a patch."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, pipeline.layout; a = set(sys.modules); import pipeline.client.update, pipeline.client.install; "
+             "b = set(sys.modules); print(sorted(m for m in a if m.startswith('pipeline.'))); "
+             "print(sorted(m for m in b if m.split('.')[0] in {'hdiffpatch', 'bsdiff4', 'pyzstd', 'distributed', 'click'} "
+             "or m.startswith(('pipeline.build', 'pipeline.delta.engines', 'pipeline.delta.diff'))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    layout_only, client_extra = out.splitlines()
+    assert layout_only == "['pipeline.errors', 'pipeline.layout']"
+    assert client_extra == "[]"

@@ -171,6 +171,6 @@ class Locations:
                                                               if unknown else "has no url"))
             try:
                 named.append((name, Location(**table)))
-            except TypeError as exc:
+            except (TypeError, InvalidLocation) as exc:
                 raise InvalidLocation(f"{path}: [{name}]: {exc}") from None
         return cls(tuple(named), s3_endpoint)

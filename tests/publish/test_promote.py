@@ -1,0 +1,62 @@
+"""promote: a channel pointer written last, by compare-and-swap."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from helpers import PRODUCT, VERSIONS
+from pipeline import layout
+from pipeline.errors import NotFound, VersionConflict
+from pipeline.formats import channel
+from pipeline.publish.promote import promote
+from pipeline.storage import open_store
+
+
+def test_promote_points_the_channel_and_moves_it(published):
+    store = open_store(str(published))
+    assert promote(store, PRODUCT, "1.3.0", "qa").version == "1.3.0"
+    assert channel.load(store, PRODUCT, "qa").version == "1.3.0"
+    promote(store, PRODUCT, "1.1.0", "qa")
+    assert channel.load(store, PRODUCT, "qa").version == "1.1.0"
+
+
+def test_a_version_without_manifest_is_not_promoted(published):
+    store = open_store(str(published))
+    with pytest.raises(NotFound, match="chunk it before promoting"):
+        promote(store, PRODUCT, "9.9.9", "qa-missing")
+    assert not store.has(layout.channel_key(PRODUCT, "qa-missing"))
+
+
+def test_racing_promotions_one_wins_the_others_are_told(published):
+    store = open_store(str(published))
+    promote(store, PRODUCT, "1.0.0", "race")
+    racers = VERSIONS[1:]  # each moves the pointer to other bytes (the same bytes again would not be a move)
+    barrier = threading.Barrier(len(racers))
+    outcome: dict[str, str] = {}
+    real_put = store.put_if_match
+
+    def put_after_everyone_read(key, data, tag):
+        barrier.wait()  # every promoter has read the same pointer before anyone writes
+        return real_put(key, data, tag)
+
+    store.put_if_match = put_after_everyone_read
+    try:
+        def run(v: str) -> None:
+            try:
+                promote(store, PRODUCT, v, "race")
+                outcome[v] = "won"
+            except VersionConflict:
+                outcome[v] = "told"
+
+        threads = [threading.Thread(target=run, args=(v,)) for v in racers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del store.put_if_match
+    winners = [v for v, o in outcome.items() if o == "won"]
+    assert len(outcome) == len(racers) and len(winners) == 1
+    assert channel.load(store, PRODUCT, "race").version == winners[0]
