@@ -75,7 +75,7 @@ def chunk(
     inv = inventory.load(store, product, version)
     if store.has(layout.manifest_key(product, version)):
         existing = manifest.load(store, product, version)
-        if not existing.matches(inv):
+        if not inv.same_content(existing):
             raise VersionConflict(f"{product} {version}: the manifest does not match the inventory")
         return _result(existing, set(), 0, started, created=False)
 
@@ -105,7 +105,7 @@ def _save(store: WriteStore, m: Manifest) -> bool:
     """Write the manifest, the version's commit point, if absent; True if written. Refuses
     a different one for the version."""
     key = layout.manifest_key(m.product, m.version)
-    data = manifest.to_bytes(m)
+    data = m.to_bytes()
     if store.put_if_absent(key, data):
         return True
     if store.get(key) != data:

@@ -78,7 +78,7 @@ def ingest(
 
     created = False
     if existing is None:
-        created = store.put_if_absent(key, inventory.to_bytes(inv))
+        created = store.put_if_absent(key, inv.to_bytes())
         if not created:  # another ingest of this version got there first
             existing = inventory.load(store, product, version)
     if existing is not None and not existing.same_content(inv):

@@ -19,5 +19,5 @@ def configure(store: WriteStore, product: str, params: ChunkParams) -> ChunkPara
     keep theirs (each manifest records its own); chunks are shared only between versions
     cut with the same sizes."""
     layout.check_product(product)
-    store.put(layout.product_config_key(product), product_doc.to_bytes(ProductConfig(product, params)))
+    store.put(layout.product_config_key(product), ProductConfig(product, params).to_bytes())
     return params

@@ -133,7 +133,7 @@ class Fetcher:
         return self.get(layout.patch_key(patch_id), lambda data: check_patch(patch_id, data), size)
 
     def document(self, key: str, parse: Callable[[bytes, str], T]) -> T:
-        """A document, parsed and validated (``parse`` is a formats module's ``from_bytes``):
+        """A document, parsed and validated (``parse`` is a document's ``from_bytes``):
         an origin that serves a broken one is treated like one that serves a broken chunk."""
 
         def checked(data: bytes) -> T:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InstallBusy, ManifestInvalid, NotFound
-from ..formats import install_record, manifest as manifest_doc
 from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
 
@@ -100,7 +99,7 @@ class GameDir:
         path = self.state / "manifest.json"
         if not (self.state / "installed.json").exists() or not path.exists():
             raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
-        return manifest_doc.from_bytes(path.read_bytes(), str(path))
+        return Manifest.from_bytes(path.read_bytes(), str(path))
 
     def installed(self) -> Manifest | None:
         try:
@@ -113,7 +112,7 @@ class GameDir:
         is damaged (then nothing on disk is trusted without reading it)."""
         path = self.state / "installed.json"
         try:
-            return install_record.from_bytes(path.read_bytes(), str(path))
+            return InstallRecord.from_bytes(path.read_bytes(), str(path))
         except (FileNotFoundError, ManifestInvalid):
             return None
 
@@ -212,13 +211,13 @@ class GameDir:
         shutil.rmtree(self.backup, ignore_errors=True)
 
     def _finish(self, m: Manifest, origins: list[str]) -> None:
-        _atomic_write(self.state / "manifest.json", manifest_doc.to_bytes(m))
+        _atomic_write(self.state / "manifest.json", m.to_bytes())
         files = {}
         for f in m.files:
             st = os.stat(os.path.join(self.dest, f.path))
             files[f.path] = FileStamp(st.st_size, st.st_mtime_ns)
         record = InstallRecord(m.product, m.version, tuple(origins), files)
-        _atomic_write(self.state / "installed.json", install_record.to_bytes(record))
+        _atomic_write(self.state / "installed.json", record.to_bytes())
 
     def _make_parents(self, rel: str, known: set[str] | None = None) -> None:
         """Real directories for every parent of ``rel``. A file or link in the way is set

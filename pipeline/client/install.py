@@ -34,7 +34,8 @@ from ..core.cdc import serial_boundaries
 from ..core.hashing import sha256_file
 from ..core.progress import Progress, ignore
 from ..errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace
-from ..formats import channel as channel_doc, manifest as manifest_doc
+from ..formats import manifest as manifest_doc
+from ..formats.channel import Channel
 from ..formats.manifest import ChunkRef, FileEntry, Manifest
 from .fetch import Fetcher
 from .game_dir import STATE_DIR, GameDir, file_mode
@@ -62,13 +63,13 @@ class InstallResult:
 
 def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
     """The version a channel points at, from the first origin with a valid pointer."""
-    return fetcher.document(layout.channel_key(product, channel), channel_doc.from_bytes).version
+    return fetcher.document(layout.channel_key(product, channel), Channel.from_bytes).version
 
 
 def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
     """The version's manifest from the first origin with a valid one."""
     key = layout.manifest_key(product, version)
-    return manifest_doc.expect(fetcher.document(key, manifest_doc.from_bytes), product, version, fetcher.url_of(key))
+    return manifest_doc.expect(fetcher.document(key, Manifest.from_bytes), product, version, fetcher.url_of(key))
 
 
 def install(

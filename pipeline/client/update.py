@@ -25,7 +25,7 @@ from ..core.progress import Progress, ignore
 from ..core import patching
 from ..delta.route import cheapest_route
 from ..errors import DepotError, InsufficientDiskSpace, ManifestInvalid, NotFound, PatchFailed
-from ..formats import plan as plan_doc, plan_index
+from ..formats.plan_index import PlanIndex
 from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
@@ -91,7 +91,7 @@ def update(
     for a, b in zip(route.versions, route.versions[1:]):
         key = layout.plan_key(product, a, b)
         try:
-            plan = fetcher.document(key, plan_doc.from_bytes)
+            plan = fetcher.document(key, Plan.from_bytes)
         except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
             fallbacks.append({"path": key, "error": PatchFailed.code, "message": str(exc)})
             return by_chunks(fallbacks, downloaded)
@@ -108,9 +108,9 @@ def update(
                         delta_cost, written, patched, fallbacks, round(time.monotonic() - started, 3))
 
 
-def _plan_index(fetcher: Fetcher, product: str) -> plan_index.PlanIndex | None:
+def _plan_index(fetcher: Fetcher, product: str) -> PlanIndex | None:
     try:
-        return fetcher.document(layout.plan_index_key(product), plan_index.from_bytes)
+        return fetcher.document(layout.plan_index_key(product), PlanIndex.from_bytes)
     except NotFound:
         return None
 

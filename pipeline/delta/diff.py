@@ -26,7 +26,7 @@ from .. import layout
 from ..core import codec
 from ..core.parallel import as_completed
 from ..core.progress import Progress, ignore
-from ..formats import manifest, plan as plan_doc, plan_index
+from ..formats import manifest, plan as plan_doc
 from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
@@ -74,7 +74,7 @@ def diff(store: WriteStore, product: str, from_version: str, to_version: str, ex
     old = manifest.load(store, product, from_version)
     new = manifest.load(store, product, to_version)
     plan = make_plan(store, old, new, executor, progress)
-    created = store.put_if_absent(key, plan_doc.to_bytes(plan))
+    created = store.put_if_absent(key, plan.to_bytes())
     write_index(store, product)
     return _result(plan, created, started)
 
@@ -89,7 +89,7 @@ def write_index(store: WriteStore, product: str) -> PlanIndex:
             p = plan_doc.load(store, product, *pair)
             summaries.append(PlanSummary(p.from_version, p.to_version, p.delta_download_bytes))
     index = PlanIndex(product, tuple(summaries))
-    store.put(layout.plan_index_key(product), plan_index.to_bytes(index))
+    store.put(layout.plan_index_key(product), index.to_bytes())
     return index
 
 

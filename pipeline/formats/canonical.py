@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Callable, Protocol, TypeVar
+from typing import Callable, ClassVar, Protocol, TypeVar
 
 import fastjsonschema
 
@@ -54,6 +54,35 @@ def loads(data: bytes, schema: str, where: str) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
     return validate(doc, schema, where)
+
+
+D = TypeVar("D", bound="Document")
+
+
+class Document:
+    """A repository document: the subclass (a frozen dataclass) gives its schema,
+    ``to_dict`` and ``from_dict``; its bytes, validated both ways, come from here."""
+
+    SCHEMA: ClassVar[str]
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[D], d: dict) -> D:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What to call this document in an error."""
+        return f"{self.SCHEMA} document"
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes: what is stored, served and signed."""
+        return dumps(self.to_dict(), self.SCHEMA, self.describe())
+
+    @classmethod
+    def from_bytes(cls: type[D], data: bytes, where: str) -> D:
+        return cls.from_dict(loads(data, cls.SCHEMA, where))
 
 
 def read(reader: Reader, key: str, parse: Callable[[bytes, str], T], missing: str) -> T:

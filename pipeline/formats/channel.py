@@ -4,20 +4,26 @@ delivers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import layout
 from . import canonical
-from .canonical import Reader
+from .canonical import Document, Reader
 
 SCHEMA = "channel-1"
 FORMAT = "depot.channel/1"
 
 
 @dataclass(frozen=True)
-class Channel:
+class Channel(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     channel: str
     version: str
+
+    def describe(self) -> str:
+        return f"channel {self.channel} of {self.product}"
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, **self.__dict__}
@@ -27,14 +33,6 @@ class Channel:
         return cls(d["product"], d["channel"], d["version"])
 
 
-def to_bytes(c: Channel) -> bytes:
-    return canonical.dumps(c.to_dict(), SCHEMA, f"channel {c.channel} of {c.product}")
-
-
-def from_bytes(data: bytes, where: str) -> Channel:
-    return Channel.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str, channel: str) -> Channel:
     key = layout.channel_key(product, channel)
-    return canonical.read(reader, key, from_bytes, f"{product} has no channel {channel!r}")
+    return canonical.read(reader, key, Channel.from_bytes, f"{product} has no channel {channel!r}")

@@ -6,8 +6,9 @@ them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from . import canonical
+from .canonical import Document
 
 SCHEMA = "installed-1"
 FORMAT = "depot.installed/1"
@@ -20,11 +21,16 @@ class FileStamp:
 
 
 @dataclass(frozen=True)
-class InstallRecord:
+class InstallRecord(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     version: str
     origins: tuple[str, ...] = ()
     files: dict[str, FileStamp] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"install record of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
@@ -34,11 +40,3 @@ class InstallRecord:
     def from_dict(cls, d: dict) -> "InstallRecord":
         return cls(d["product"], d["version"], tuple(d["origins"]),
                    {p: FileStamp(**s) for p, s in d["files"].items()})
-
-
-def to_bytes(r: InstallRecord) -> bytes:
-    return canonical.dumps(r.to_dict(), SCHEMA, f"install record of {r.product} {r.version}")
-
-
-def from_bytes(data: bytes, where: str) -> InstallRecord:
-    return InstallRecord.from_dict(canonical.loads(data, SCHEMA, where))

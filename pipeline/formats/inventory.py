@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .. import layout
 from . import canonical
-from .canonical import Reader
+from .canonical import Document, Reader
 
 SCHEMA = "inventory-1"
 FORMAT = "depot.inventory/1"
@@ -74,7 +75,9 @@ class SourceData:
 
 
 @dataclass(frozen=True)
-class Inventory:
+class Inventory(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     version: str
     source_url: str
@@ -89,6 +92,9 @@ class Inventory:
     def same_content(self, other) -> bool:
         """The same build as ``other`` (an inventory or a manifest), whatever its source."""
         return same_entries(self.entries, other.entries)
+
+    def describe(self) -> str:
+        return f"inventory of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
         return {
@@ -115,14 +121,6 @@ class Inventory:
         return dataclasses.replace(self, entries=tuple(sorted(entries, key=lambda e: e.path)))
 
 
-def to_bytes(inv: Inventory) -> bytes:
-    return canonical.dumps(inv.to_dict(), SCHEMA, f"inventory of {inv.product} {inv.version}")
-
-
-def from_bytes(data: bytes, where: str) -> Inventory:
-    return Inventory.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str, version: str) -> Inventory:
     key = layout.inventory_key(product, version)
-    return canonical.read(reader, key, from_bytes, f"{product} {version} has not been ingested")
+    return canonical.read(reader, key, Inventory.from_bytes, f"{product} {version} has not been ingested")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import layout
 from ..core.cdc import ChunkParams
 from ..errors import NotFound
 from . import canonical
-from .canonical import Reader
-from .inventory import BuildEntry, Inventory, same_entries
+from .canonical import Document, Reader
+from .inventory import BuildEntry, Inventory
 
 SCHEMA = "manifest-1"
 FORMAT = "depot.manifest/1"
@@ -48,7 +49,9 @@ class FileEntry(BuildEntry):
 
 
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     version: str
     params: ChunkParams
@@ -87,8 +90,8 @@ class Manifest:
             "stored_bytes": sum(c.stored_size for c in unique.values()),
         }
 
-    def matches(self, inv: Inventory) -> bool:
-        return same_entries(self.entries, inv.entries)
+    def describe(self) -> str:
+        return f"manifest of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
         return {
@@ -129,19 +132,11 @@ def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]]
     return Manifest(inv.product, inv.version, params, tuple(entries))
 
 
-def to_bytes(m: Manifest) -> bytes:
-    return canonical.dumps(m.to_dict(), SCHEMA, f"manifest of {m.product} {m.version}")
-
-
-def from_bytes(data: bytes, where: str) -> Manifest:
-    return Manifest.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str, version: str) -> Manifest:
     """The manifest of ``product`` ``version``; NotFound if it was not chunked, or if
     what is there names another version (a mixed-up origin)."""
     key = layout.manifest_key(product, version)
-    m = canonical.read(reader, key, from_bytes, f"{product} {version} has no manifest: chunk it first")
+    m = canonical.read(reader, key, Manifest.from_bytes, f"{product} {version} has no manifest: chunk it first")
     return expect(m, product, version, reader.url_of(key))
 
 

@@ -5,10 +5,11 @@ each way of updating costs. Written by delta.diff, read by the client's update."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import layout
 from . import canonical
-from .canonical import Reader
+from .canonical import Document, Reader
 
 SCHEMA = "plan-1"
 FORMAT = "depot.plan/1"
@@ -64,7 +65,9 @@ class FileOp:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     from_version: str
     to_version: str
@@ -77,6 +80,9 @@ class Plan:
 
     def count(self, op: str) -> int:
         return sum(f.op == op for f in self.files)
+
+    def describe(self) -> str:
+        return f"plan {self.product} {self.from_version} -> {self.to_version}"
 
     def to_dict(self) -> dict:
         return {
@@ -92,14 +98,6 @@ class Plan:
         return cls(**{**fields, "files": tuple(FileOp.from_dict(f) for f in d["files"]), "remove": tuple(d["remove"])})
 
 
-def to_bytes(plan: Plan) -> bytes:
-    return canonical.dumps(plan.to_dict(), SCHEMA, f"plan {plan.product} {plan.from_version} -> {plan.to_version}")
-
-
-def from_bytes(data: bytes, where: str) -> Plan:
-    return Plan.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str, from_version: str, to_version: str) -> Plan:
     key = layout.plan_key(product, from_version, to_version)
-    return canonical.read(reader, key, from_bytes, f"no update plan from {product} {from_version} to {to_version}")
+    return canonical.read(reader, key, Plan.from_bytes, f"no update plan from {product} {from_version} to {to_version}")

@@ -5,10 +5,11 @@ without listing the origin."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import layout
 from . import canonical
-from .canonical import Reader
+from .canonical import Document, Reader
 
 SCHEMA = "plan-index-1"
 FORMAT = "depot.plan-index/1"
@@ -25,9 +26,14 @@ class PlanSummary:
 
 
 @dataclass(frozen=True)
-class PlanIndex:
+class PlanIndex(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     plans: tuple[PlanSummary, ...]
+
+    def describe(self) -> str:
+        return f"plan index of {self.product}"
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "product": self.product, "plans": [p.to_dict() for p in self.plans]}
@@ -37,13 +43,5 @@ class PlanIndex:
         return cls(d["product"], tuple(PlanSummary(**p) for p in d["plans"]))
 
 
-def to_bytes(index: PlanIndex) -> bytes:
-    return canonical.dumps(index.to_dict(), SCHEMA, f"plan index of {index.product}")
-
-
-def from_bytes(data: bytes, where: str) -> PlanIndex:
-    return PlanIndex.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str) -> PlanIndex:
-    return canonical.read(reader, layout.plan_index_key(product), from_bytes, f"{product} has no update plans")
+    return canonical.read(reader, layout.plan_index_key(product), PlanIndex.from_bytes, f"{product} has no update plans")

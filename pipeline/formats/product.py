@@ -4,21 +4,27 @@ now on. Versions already chunked keep theirs: each manifest records its own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import layout
 from ..core.cdc import ChunkParams
 from ..errors import NotFound
 from . import canonical
-from .canonical import Reader
+from .canonical import Document, Reader
 
 SCHEMA = "product-1"
 FORMAT = "depot.product/1"
 
 
 @dataclass(frozen=True)
-class ProductConfig:
+class ProductConfig(Document):
+    SCHEMA: ClassVar[str] = SCHEMA
+
     product: str
     params: ChunkParams = ChunkParams()
+
+    def describe(self) -> str:
+        return f"settings of {self.product}"
 
     def to_dict(self) -> dict:
         chunking = self.params.to_dict()
@@ -31,17 +37,9 @@ class ProductConfig:
         return cls(d["product"], ChunkParams(**d["chunking"]))
 
 
-def to_bytes(c: ProductConfig) -> bytes:
-    return canonical.dumps(c.to_dict(), SCHEMA, f"settings of {c.product}")
-
-
-def from_bytes(data: bytes, where: str) -> ProductConfig:
-    return ProductConfig.from_dict(canonical.loads(data, SCHEMA, where))
-
-
 def load(reader: Reader, product: str) -> ProductConfig:
     """The product's settings, or the defaults (chunks of 256 KiB / 1 MiB / 4 MiB)."""
     try:
-        return canonical.read(reader, layout.product_config_key(product), from_bytes, "")
+        return canonical.read(reader, layout.product_config_key(product), ProductConfig.from_bytes, "")
     except NotFound:
         return ProductConfig(product)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .. import layout
 from ..errors import NotFound, VersionConflict
-from ..formats import channel as channel_doc
 from ..formats.channel import Channel
 from ..storage import WriteStore
 
@@ -21,7 +20,7 @@ def promote(store: WriteStore, product: str, version: str, channel: str) -> Chan
     except NotFound:
         tag = None
     pointer = Channel(product, channel, version)
-    if not store.put_if_match(key, channel_doc.to_bytes(pointer), tag):
+    if not store.put_if_match(key, pointer.to_bytes(), tag):
         raise VersionConflict(f"{product} {channel} was moved by someone else while promoting {version}: "
                               f"check `depot ls` and promote again")
     return pointer

@@ -65,7 +65,7 @@ class WriteStore(ReadStore):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create the object only if the key is free; True if this call created it. Atomic:
         of any number of racing writers, on any backend, exactly one gets True."""
-        raise NotImplementedError
+        return self.put_if_match(key, data, None)
 
     def get_tagged(self, key: str) -> Tagged:
         """The object with a tag that changes whenever it is replaced by other bytes."""

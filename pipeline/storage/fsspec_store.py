@@ -47,6 +47,10 @@ class FsspecStore(PrunableStore):
         with self._translated(key):
             return self.fs.size(self._path(key))
 
+    def put(self, key: str, data: bytes) -> None:
+        with self._translated(key):
+            self.fs.pipe_file(self._path(key), bytes(data))
+
     def open(self, key: str) -> BinaryIO:
         with self._translated(key):
             return self.fs.open(self._path(key), "rb")

@@ -32,10 +32,6 @@ class LocalStore(FsspecStore):
         with self._translated(key), self._temp(key, data) as (tmp, path):
             os.replace(tmp, path)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        with self._translated(key), self._temp(key, data) as (tmp, path):
-            return _link(tmp, path)
-
     def get_tagged(self, key: str) -> Tagged:
         data = self.get(key)
         return Tagged(data, _tag(data))

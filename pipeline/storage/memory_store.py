@@ -16,13 +16,6 @@ _lock = threading.Lock()
 
 
 class MemoryStore(FsspecStore):
-    def put(self, key: str, data: bytes) -> None:
-        with self._translated(key):
-            self.fs.pipe_file(self._path(key), bytes(data))
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.put_if_match(key, data, None)
-
     def get_tagged(self, key: str) -> Tagged:
         with _lock:
             data = self.get(key)

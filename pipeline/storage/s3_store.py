@@ -26,13 +26,6 @@ class S3Store(FsspecStore):
         bucket, _, path = self._path(key).partition("/")
         return bucket, path
 
-    def put(self, key: str, data: bytes) -> None:
-        with self._translated(key):
-            self.fs.pipe_file(self._path(key), bytes(data))
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.put_if_match(key, data, None)
-
     def get_tagged(self, key: str) -> Tagged:
         bucket, path = self._bucket_key(key)
 
