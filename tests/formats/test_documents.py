@@ -1,0 +1,65 @@
+"""Every repository document: the same value gives the same bytes, the bytes give the value
+back, and what does not match its schema is refused both ways, naming where it came from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import PRODUCT
+from pipeline.core.cdc import ChunkParams
+from pipeline.errors import ManifestInvalid
+from pipeline.formats.channel import Channel
+from pipeline.formats.install_record import FileStamp, InstallRecord
+from pipeline.formats.inventory import Entry, Inventory, SourceData
+from pipeline.formats.manifest import ChunkRef, FileEntry, Manifest
+from pipeline.formats.plan import FileOp, PatchSegment, Plan
+from pipeline.formats.plan_index import PlanIndex, PlanSummary
+from pipeline.formats.product import ProductConfig
+
+H = "ab" * 32
+DOCUMENTS = [
+    Inventory(PRODUCT, "1.0.0", "/up/b.zip", "zip", SourceData("blob", key="staging/starfall/1.0.0/pack"),
+              (Entry("a.bin", "file", 3, True, H, offset=7), Entry("d", "dir"), Entry("l", "symlink", target="a.bin"))),
+    Manifest(PRODUCT, "1.0.0", ChunkParams(16 << 10, 64 << 10, 256 << 10),
+             (FileEntry("a.bin", "file", 3, True, H, chunks=(ChunkRef(0, 3, H, 3),)), FileEntry("d", "dir"))),
+    Plan(PRODUCT, "1.0.0", "1.1.0",
+         (FileOp("a.bin", "patch", H, source="a.bin", source_sha256=H,
+                 segments=(PatchSegment(0, 3, 0, 3, "zstd-prefix", H, 12),)),
+          FileOp("b.bin", "copy", H, source="a.bin"), FileOp("c.bin", "chunks", H, download_bytes=9),
+          FileOp("k.bin", "keep", H)),
+         ("old.bin",), 21, 30, 40, 12),
+    PlanIndex(PRODUCT, (PlanSummary("1.0.0", "1.1.0", 21),)),
+    Channel(PRODUCT, "stable", "1.1.0"),
+    ProductConfig(PRODUCT, ChunkParams(16 << 10, 64 << 10, 256 << 10, segment_size=4 << 20)),
+    InstallRecord(PRODUCT, "1.1.0", ("https://cdn.example/depot",), {"a.bin": FileStamp(3, 1_700_000_000_000_000_000)}),
+]
+IDS = [type(d).__name__ for d in DOCUMENTS]
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=IDS)
+def test_documents_round_trip_byte_for_byte(doc):
+    data = doc.to_bytes()
+    back = type(doc).from_bytes(data, "here")
+    assert back == doc and back.to_bytes() == data
+    assert data.endswith(b"\n") and b"\n" not in data[:-1]  # canonical: one line, sorted keys
+    assert json.dumps(json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" == data
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=IDS)
+def test_a_document_of_another_format_is_refused_naming_where(doc):
+    d = json.loads(doc.to_bytes())
+    d["format"] = "depot.other/9"
+    with pytest.raises(ManifestInvalid, match=r"^origin-x/doc\.json: not a valid .* at format"):
+        type(doc).from_bytes(json.dumps(d).encode(), "origin-x/doc.json")
+    with pytest.raises(ManifestInvalid, match="not JSON"):
+        type(doc).from_bytes(b"{truncated", "origin-x/doc.json")
+
+
+def test_an_invalid_document_is_never_written():
+    bad = Channel(PRODUCT, "stable", "../1.0")
+    with pytest.raises(ManifestInvalid, match="channel stable of starfall: not a valid channel-1 document at version"):
+        bad.to_bytes()
+    with pytest.raises(ManifestInvalid, match="at chunking"):
+        ProductConfig.from_bytes(b'{"format":"depot.product/1","product":"p","chunking":{"min_size":1}}', "p.json")
