@@ -13,7 +13,7 @@ from ..errors import FileHashMismatch, NotFound, StoreUnavailable
 from ..formats import manifest
 from ..formats.manifest import FileEntry
 from ..storage import ReadStore
-from ..storage.chunks import get_chunk
+from ..storage.content import get_chunk
 
 
 def reassemble(store: ReadStore, entry: FileEntry, out: BinaryIO) -> int:

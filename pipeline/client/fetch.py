@@ -21,7 +21,7 @@ from ..core import codec
 from ..errors import CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats.manifest import ChunkRef
 from ..storage import ReadStore
-from ..storage.chunks import check_patch
+from ..storage.content import check_patch
 from ..storage.location import join
 
 T = TypeVar("T")

@@ -31,7 +31,7 @@ from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
 from ..storage import Location, WriteStore, open_store
-from ..storage.chunks import read_range
+from ..storage.content import read_range
 from ..errors import PatchFailed
 from . import engines
 
