@@ -136,3 +136,54 @@ class InvalidLocation(DepotError):
 
     code = "INVALID_LOCATION"
     exit_code = 2
+
+
+# -- trust: what a client refuses, each attack its own code ----------------------------------
+
+
+class TrustError(DepotError):
+    """Signed metadata was refused."""
+
+    exit_code = 13
+
+
+class SignatureInvalid(TrustError):
+    """Metadata is unsigned, tampered with, or signed by a key that is unknown or revoked."""
+
+    code = "METADATA_SIGNATURE_INVALID"
+    exit_code = 13
+
+
+class MetadataExpired(TrustError):
+    """Signed metadata has expired: the origin may be serving a frozen, stale repository."""
+
+    code = "METADATA_EXPIRED"
+    exit_code = 14
+
+
+class MetadataRollback(TrustError):
+    """Metadata or a channel pointer is older than one already seen."""
+
+    code = "METADATA_ROLLBACK"
+    exit_code = 15
+
+
+class TargetMismatch(IntegrityError):
+    """A document does not match what the signed metadata says it is."""
+
+    code = "TARGET_MISMATCH"
+    exit_code = 16
+
+
+class TrustMissing(TrustError):
+    """No trusted root for this origin, or an origin with no signed metadata."""
+
+    code = "TRUST_MISSING"
+    exit_code = 17
+
+
+class SigningKeyMissing(DepotError):
+    """A private key the operation must sign with was not given."""
+
+    code = "SIGNING_KEY_MISSING"
+    exit_code = 2

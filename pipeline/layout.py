@@ -15,6 +15,8 @@ CHUNK_PREFIX = "chunks/"
 PATCH_PREFIX = "patches/"
 PRODUCT_PREFIX = "products/"
 STAGING_PREFIX = "staging/"
+METADATA_PREFIX = "metadata/"
+TRUST_SETTINGS_KEY = "trust.json"
 
 _PRODUCT = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -105,11 +107,39 @@ def versions_prefix(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/versions/"
 
 
+def channels_prefix(product: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/channels/"
+
+
 def channel_key(product: str, channel: str) -> str:
     """The pointer naming the version a channel (stable, beta, ...) delivers."""
     if not _PRODUCT.fullmatch(channel or ""):
         raise InvalidKey(f"invalid channel name {channel!r}: use lowercase letters, digits, '.', '_', '-'")
     return f"{PRODUCT_PREFIX}{check_product(product)}/channels/{channel}.json"
+
+
+def metadata_key(role: str, version: int | None = None) -> str:
+    """TUF metadata: ``metadata/<version>.<role>.json`` (consistent snapshots), or
+    ``metadata/timestamp.json``, the one file without a version."""
+    if not _PRODUCT.fullmatch(role or ""):
+        raise InvalidKey(f"invalid role name {role!r}")
+    return f"{METADATA_PREFIX}{role}.json" if version is None else f"{METADATA_PREFIX}{int(version)}.{role}.json"
+
+
+def hashed_target_key(key: str, sha256: str) -> str:
+    """Where a signed document is also stored under its SHA-256 (``dir/<sha256>.<name>``), as
+    TUF's consistent snapshots name targets: such a copy never changes, so a CDN may cache
+    it for ever."""
+    check_chunk_id(sha256)
+    head, _, name = check_key(key).rpartition("/")
+    return f"{head}/{sha256}.{name}" if head else f"{sha256}.{name}"
+
+
+_HASHED = re.compile(r"[0-9a-f]{64}\.")
+
+
+def is_hashed_copy(key: str) -> bool:
+    return bool(_HASHED.match(key.rsplit("/", 1)[-1]))
 
 
 def staged_pack_key(product: str, version: str) -> str:
@@ -131,7 +161,7 @@ def product_of(key: str) -> str | None:
 def version_document_of(key: str) -> tuple[str, str, str] | None:
     """(product, version, document name) of a key products/P/versions/V/NAME."""
     parts = key.split("/")
-    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "versions":
+    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "versions" or is_hashed_copy(key):
         return None
     return parts[1], parts[3], parts[4]
 
@@ -139,7 +169,18 @@ def version_document_of(key: str) -> tuple[str, str, str] | None:
 def plan_pair_of(key: str) -> tuple[str, str] | None:
     """(from version, to version) of a plan key products/P/plans/FROM/TO.json."""
     parts = key.split("/")
-    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "plans" or not parts[4].endswith(".json"):
+    if len(parts) != 5 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "plans" or not parts[4].endswith(".json") \
+            or is_hashed_copy(key):
         return None
     pair = parts[3], parts[4][: -len(".json")]
     return pair if plan_key(parts[1], *pair) == key else None
+
+
+def channel_of(key: str) -> str | None:
+    """The channel name of a pointer key products/P/channels/C.json."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "channels" or is_hashed_copy(key) \
+            or not parts[3].endswith(".json"):
+        return None
+    channel = parts[3][: -len(".json")]
+    return channel if channel_key(parts[1], channel) == key else None

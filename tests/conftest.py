@@ -88,7 +88,7 @@ def build_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def published(tmp_path_factory):
     """A repository with every fixture version chunked, and stable -> 1.2.0."""
-    from pipeline.publish.promote import promote
+    from pipeline.publish.channels import promote
 
     root = tmp_path_factory.mktemp("published")
     promote(chunk_fixture_versions(root), PRODUCT, "1.2.0", "stable")

@@ -182,7 +182,7 @@ def test_each_location_reaches_its_own_endpoint(tmp_path, s3_endpoint, s3_bucket
         buckets = {b["Name"] for b in boto3.client("s3", endpoint_url=s3_endpoint).list_buckets()["Buckets"]}
         assert "depot-msk" not in buckets  # the repository went to its own endpoint only
         game = tmp_path / "game"
-        p = run("--json", "install", "--origin", "msk", "-p", PRODUCT, "-v", "1.1.0", "--dest", game)
+        p = run("--json", "install", "--allow-unsigned", "--origin", "msk", "-p", PRODUCT, "-v", "1.1.0", "--dest", game)
         assert p.returncode == 0, p.stderr
         assert run("verify", "--dest", game).returncode == 0
 

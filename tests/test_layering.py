@@ -21,7 +21,7 @@ ALLOWED = {
     "storage": BASE | {"core"},
     "build": BASE | {"core", "formats", "storage"},
     "delta": BASE | {"core", "formats", "storage"},
-    "client": BASE | {"core", "formats", "storage", "delta.route"},
+    "client": BASE | {"core", "formats", "storage", "trust", "delta.route"},
     "publish": BASE | {"core", "formats", "storage"},
     "trust": BASE | {"core", "formats", "storage"},
     "stats": BASE | {"core", "formats", "storage"},

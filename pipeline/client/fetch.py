@@ -18,11 +18,13 @@ from typing import Callable, TypeVar
 
 from .. import layout
 from ..core import codec
-from ..errors import CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable
+from ..errors import (CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable,
+                      TargetMismatch)
 from ..formats.manifest import ChunkRef
 from ..storage import ReadStore
 from ..storage.content import check_patch
 from ..storage.location import join
+from ..trust.checking import TrustedMetadata
 
 T = TypeVar("T")
 DOWN_AFTER = 3  # consecutive failures before an origin goes to the back of the line
@@ -69,6 +71,7 @@ class Fetcher:
     rate: RateLimiter | None = None
     stats: list[OriginStats] = field(default_factory=list)
     retried: int = 0
+    trust: TrustedMetadata | None = None  # None: an unsigned repository, for development only
 
     def __post_init__(self):
         self.stats = [OriginStats(o.url) for o in self.origins]
@@ -133,8 +136,16 @@ class Fetcher:
         return self.get(layout.patch_key(patch_id), lambda data: check_patch(patch_id, data), size)
 
     def document(self, key: str, parse: Callable[[bytes, str], T]) -> T:
-        """A document, parsed and validated (``parse`` is a document's ``from_bytes``):
-        an origin that serves a broken one is treated like one that serves a broken chunk."""
+        """A document, parsed and validated (``parse`` is a document's ``from_bytes``). With
+        trust, its bytes are the ones the signed metadata names, downloaded by their hash;
+        without, an origin that serves a broken one is treated like one that serves a
+        broken chunk."""
+        if self.trust is not None:
+            target = self.trust.target(key)
+            try:
+                return parse(self.get(target.hashed_key, target.check, target.length), key)
+            except FileHashMismatch as exc:
+                raise TargetMismatch(f"{key}: {exc}") from None
 
         def checked(data: bytes) -> T:
             try:

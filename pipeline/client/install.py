@@ -62,8 +62,12 @@ class InstallResult:
 
 
 def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
-    """The version a channel points at, from the first origin with a valid pointer."""
-    return fetcher.document(layout.channel_key(product, channel), Channel.from_bytes).version
+    """The version a channel points at, from the first origin with a valid pointer. With
+    trust, a pointer older than one seen before is refused."""
+    pointer = fetcher.document(layout.channel_key(product, channel), Channel.from_bytes)
+    if fetcher.trust is not None:
+        fetcher.trust.anchor.check_channel(product, channel, pointer.serial)
+    return pointer.version
 
 
 def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:

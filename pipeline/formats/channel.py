@@ -1,5 +1,5 @@
-"""A channel pointer (``channel-1``): the version a channel (stable, beta, ...) of a product
-delivers."""
+"""A channel pointer (``channel-2``): the version a channel (stable, beta, ...) of a product
+delivers, with a serial that grows with every move (a rollback too) and the latest moves."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from .. import layout
 from . import canonical
 from .canonical import Document, Reader
 
-SCHEMA = "channel-1"
-FORMAT = "depot.channel/1"
+SCHEMA = "channel-2"
+FORMAT = "depot.channel/2"
+HISTORY = 50  # moves kept in the pointer
+
+
+@dataclass(frozen=True)
+class Move:
+    serial: int
+    version: str
+    action: str  # "promote" or "rollback"
+    at: str  # UTC, ISO 8601 to the second
 
 
 @dataclass(frozen=True)
@@ -21,16 +30,29 @@ class Channel(Document):
     product: str
     channel: str
     version: str
+    serial: int = 1
+    history: tuple[Move, ...] = ()
 
     def describe(self) -> str:
         return f"channel {self.channel} of {self.product}"
 
+    def moved(self, version: str, action: str, at: str) -> "Channel":
+        """The next pointer: to ``version``, one serial higher, the move recorded."""
+        serial = self.serial + 1
+        return Channel(self.product, self.channel, version, serial,
+                       ((Move(serial, version, action, at),) + self.history)[:HISTORY])
+
+    @classmethod
+    def first(cls, product: str, channel: str, version: str, at: str) -> "Channel":
+        return cls(product, channel, version, 1, (Move(1, version, "promote", at),))
+
     def to_dict(self) -> dict:
-        return {"format": FORMAT, **self.__dict__}
+        return {"format": FORMAT, "product": self.product, "channel": self.channel, "version": self.version,
+                "serial": self.serial, "history": [dict(m.__dict__) for m in self.history]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Channel":
-        return cls(d["product"], d["channel"], d["version"])
+        return cls(d["product"], d["channel"], d["version"], d["serial"], tuple(Move(**m) for m in d["history"]))
 
 
 def load(reader: Reader, product: str, channel: str) -> Channel:

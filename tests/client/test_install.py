@@ -237,7 +237,7 @@ def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dir
     dest = tmp_path / "game"
     jobs = 4
     with StaticOrigin(published) as origin:
-        args = DEPOT + ["--json", "install", "--origin", origin.url, "-p", PRODUCT, "-v", "1.3.0", "--dest", str(dest),
+        args = DEPOT + ["--json", "install", "--allow-unsigned", "--origin", origin.url, "-p", PRODUCT, "-v", "1.3.0", "--dest", str(dest),
                         "--jobs", str(jobs)]
         m = manifest.load(open_store(str(published)), PRODUCT, "1.3.0")
         kills = kill_while_running(args + ["--max-rate", "512KiB"], (0.4, 0.8, 1.2),
@@ -256,13 +256,13 @@ def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dir
 def test_cli_verify_and_repair_exit_codes(published, tmp_path):
     dest = tmp_path / "game"
     run = lambda *a: subprocess.run(DEPOT + list(map(str, a)), cwd=ROOT, capture_output=True, text=True)
-    assert run("install", "--origin", published, "-p", PRODUCT, "-c", "stable", "--dest", dest).returncode == 0
+    assert run("install", "--allow-unsigned", "--origin", published, "-p", PRODUCT, "-c", "stable", "--dest", dest).returncode == 0
     (dest / "README.txt").unlink()
     p = run("--json", "verify", "--dest", dest)
     assert p.returncode == 7 and json.loads(p.stdout.splitlines()[0])["missing"] == ["README.txt"]
-    assert run("repair", "--origin", published, "--dest", dest).returncode == 0
+    assert run("repair", "--allow-unsigned", "--origin", published, "--dest", dest).returncode == 0
     assert run("verify", "--dest", dest).returncode == 0
-    assert run("install", "--origin", published, "-p", PRODUCT, "--dest", dest).returncode == 2
+    assert run("install", "--allow-unsigned", "--origin", published, "-p", PRODUCT, "--dest", dest).returncode == 2
 
 
 def test_a_failing_swap_puts_the_previous_version_back(published, build_dirs, tmp_path):

@@ -32,7 +32,7 @@ def test_every_pair_updates_byte_exact_with_the_fewest_bytes(planned, build_dirs
 
 
 def test_update_to_a_channel_and_to_the_installed_version(planned, build_dirs, tmp_path):
-    from pipeline.publish.promote import promote
+    from pipeline.publish.channels import promote
 
     dest = tmp_path / "game"
     install(fetcher(planned), PRODUCT, "1.0.0", dest)
@@ -117,7 +117,7 @@ def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
     dest = tmp_path / "game"
     install(fetcher(planned), PRODUCT, "1.0.0", dest)
     with StaticOrigin(planned) as origin:
-        args = DEPOT + ["--json", "update", "--origin", origin.url, "--dest", str(dest), "--to", "1.3.0"]
+        args = DEPOT + ["--json", "update", "--allow-unsigned", "--origin", origin.url, "--dest", str(dest), "--to", "1.3.0"]
         before_or_after = (tree(build_dirs["1.0.0"]), tree(build_dirs["1.3.0"]))
 
         def one_version_or_the_other() -> None:

@@ -59,7 +59,7 @@ def test_a_document_of_another_format_is_refused_naming_where(doc):
 
 def test_an_invalid_document_is_never_written():
     bad = Channel(PRODUCT, "stable", "../1.0")
-    with pytest.raises(ManifestInvalid, match="channel stable of starfall: not a valid channel-1 document at version"):
+    with pytest.raises(ManifestInvalid, match="channel stable of starfall: not a valid channel-2 document at version"):
         bad.to_bytes()
     with pytest.raises(ManifestInvalid, match="at chunking"):
         ProductConfig.from_bytes(b'{"format":"depot.product/1","product":"p","chunking":{"min_size":1}}', "p.json")

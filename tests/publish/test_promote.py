@@ -10,7 +10,7 @@ from helpers import PRODUCT, VERSIONS
 from pipeline import layout
 from pipeline.errors import NotFound, VersionConflict
 from pipeline.formats import channel
-from pipeline.publish.promote import promote
+from pipeline.publish.channels import promote
 from pipeline.storage import open_store
 
 
@@ -24,7 +24,7 @@ def test_promote_points_the_channel_and_moves_it(published):
 
 def test_a_version_without_manifest_is_not_promoted(published):
     store = open_store(str(published))
-    with pytest.raises(NotFound, match="chunk it before promoting"):
+    with pytest.raises(NotFound, match="chunk it before you promote"):
         promote(store, PRODUCT, "9.9.9", "qa-missing")
     assert not store.has(layout.channel_key(PRODUCT, "qa-missing"))
 

@@ -1,0 +1,190 @@
+"""Commands of the build side: ingest, chunk, run (what an upload hook calls), configure,
+ls, cat, and diff (the update plans CI builds)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli import ByteSize, Settings, cli, json_option, mib, product_option, progress_bar, version_option
+
+
+def _ingest(s: Settings, source: str, product: str, version: str) -> dict:
+    from pipeline.build.ingest import ingest
+
+    with s.executor() as ex, progress_bar(f"ingest {product} {version}") as advance:
+        return ingest(s.store, source, product, version, ex, advance, s.locations).to_dict()
+
+
+def _chunk(s: Settings, product: str, version: str) -> dict:
+    from pipeline.build.chunk import chunk
+    from pipeline.formats import inventory
+
+    total = sum(f.size for f in inventory.load(s.store, product, version).files)
+    with s.executor(total) as ex, progress_bar(f"chunk {product} {version}", total) as advance:
+        return chunk(s.store, product, version, ex, advance, s.locations).to_dict()
+
+
+def _describe_ingest(r: dict) -> str:
+    state = "ingested" if r["created"] else "already ingested (same content)"
+    return (f"{r['product']} {r['version']}: {state}: {r['files']} files, {r['dirs']} empty dirs, "
+            f"{r['symlinks']} links, {mib(r['bytes'])} from {r['source']} ({r['kind']})")
+
+
+def _describe_chunk(r: dict) -> str:
+    state = "chunked" if r["created"] else "already chunked"
+    return (f"{r['product']} {r['version']}: {state}: {r['files']} files, {mib(r['bytes'])}, "
+            f"{r['chunks']} chunks ({r['chunks_new']} new, {r['chunks_reused']} reused), "
+            f"{mib(r['stored_bytes_new'])} newly stored, dedup {r['dedup_ratio']}x, {r['elapsed_s']} s")
+
+
+@cli.command()
+@click.argument("source")
+@product_option
+@version_option
+@json_option
+@click.pass_obj
+def ingest(s: Settings, source, product, version):
+    """Record the inventory of a build (directory, .zip, .tar, .tar.gz, .tar.zst; local or s3://)."""
+    r = _ingest(s, source, product, version)
+    s.emit(r, _describe_ingest(r))
+
+
+@cli.command()
+@product_option
+@version_option
+@json_option
+@click.pass_obj
+def chunk(s: Settings, product, version):
+    """Cut an ingested build into chunks and write its manifest (signed, in a signed repository)."""
+    sign = s.signer(product)
+    r = _chunk(s, product, version)
+    r["signed"] = sign()
+    s.emit(r, _describe_chunk(r))
+
+
+@cli.command()
+@click.argument("source")
+@product_option
+@version_option
+@click.option("--diff-last", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also build update plans from the N chunked versions before this one.")
+@json_option
+@click.pass_obj
+def run(s: Settings, source, product, version, diff_last):
+    """The whole pipeline for one uploaded build: ingest, chunk, and optionally diff."""
+    from pipeline.build.catalog import chunked_versions
+    from pipeline.core.versions import earlier
+
+    sign = s.signer(product)
+    i = _ingest(s, source, product, version)
+    c = _chunk(s, product, version)
+    plans = []
+    if diff_last:
+        before = earlier(chunked_versions(s.store, product), version)
+        plans = _diff_pairs(s, product, [(a, version) for a in before[-diff_last:]])
+    s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": sign(),
+            **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
+            "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"] + sum(p["elapsed_s"] for p in plans), 3)},
+           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]))
+
+
+@cli.command()
+@product_option
+@click.option("--chunk-min", type=ByteSize(), default="256KiB", show_default=True)
+@click.option("--chunk-avg", type=ByteSize(), default="1MiB", show_default=True)
+@click.option("--chunk-max", type=ByteSize(), default="4MiB", show_default=True)
+@click.option("--segment-size", type=ByteSize(), default="0", help="Split files larger than this over several "
+              "tasks [default: max(64MiB, 16 x max)]. Tuning only: it never changes the chunks.")
+@json_option
+@click.pass_obj
+def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_size):
+    """Set a product's chunk sizes (for versions chunked from now on)."""
+    from pipeline.build.products import configure as configure_product
+    from pipeline.core.cdc import ChunkParams
+
+    params = configure_product(s.store, product, ChunkParams(chunk_min, chunk_avg, chunk_max, segment_size))
+    s.emit({"product": product, "chunking": params.to_dict()},
+           f"{product}: chunks of {params.min_size} / {params.avg_size} / {params.max_size} bytes (min / avg / max)")
+
+
+@cli.command()
+@product_option
+@version_option
+@click.argument("path")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@json_option
+@click.pass_obj
+def cat(s: Settings, product, version, path, output):
+    """Rebuild one file of a version from the store, checking every chunk and the file's SHA-256."""
+    from pipeline.client.cat import cat as cat_file, cat_to_file
+
+    if output is None:
+        cat_file(s.store, product, version, path, sys.stdout.buffer)
+        return
+    written = cat_to_file(s.store, product, version, path, output)
+    s.emit({"product": product, "version": version, "path": path, "output": output, "bytes": written},
+           f"{product} {version} {path}: {written} bytes written to {output}")
+
+
+@cli.command(name="ls")
+@click.option("--product", "-p", default=None, help="List this product's versions.")
+@json_option
+@click.pass_obj
+def ls(s: Settings, product):
+    """List products, or a product's versions with their state."""
+    from pipeline.build import catalog
+
+    if product is None:
+        names = catalog.products(s.store)
+        s.emit({"products": names}, "\n".join(names))
+        return
+    rows = catalog.versions(s.store, product)
+    s.emit({"product": product, "versions": [r.to_dict() for r in rows]},
+           "\n".join(f"{r.version}\t{r.state}" for r in rows))
+
+
+# -- delta: diff ------------------------------------------------------------------------------
+
+
+@cli.command(name="diff")
+@product_option
+@click.option("--from", "from_version", default=None, help="Old version.")
+@click.option("--to", "to_version", default=None, help="New version [default: the newest chunked one].")
+@click.option("--all-from", is_flag=True, help="Every earlier version to --to.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="The N versions before --to, each to --to.")
+@click.option("--all-pairs", is_flag=True, help="Every pair of chunked versions, older to newer.")
+@json_option
+@click.pass_obj
+def diff_cmd(s: Settings, product, from_version, to_version, all_from, last, all_pairs):
+    """Build update plans and patches for version pairs (a no-op for pairs that have one)."""
+    from pipeline.build.catalog import chunked_versions
+    from pipeline.delta.pairs import choose_pairs
+
+    pairs = choose_pairs(product, chunked_versions(s.store, product), from_version, to_version, all_from, last,
+                         all_pairs)
+    sign = s.signer(product)
+    results = _diff_pairs(s, product, pairs)
+    signed = sign()
+    s.emit({**results[0], "signed": signed} if len(results) == 1 and from_version else {"plans": results, "signed": signed},
+           "\n".join(_describe_plan(r) for r in results) or "no pairs")
+
+
+def _diff_pairs(s: Settings, product: str, pairs: list[tuple[str, str]]) -> list[dict]:
+    from pipeline.delta.diff import diff
+    from pipeline.formats import manifest
+
+    sizes = {v: manifest.load(s.store, product, v).totals()["bytes"] for v in {b for _, b in pairs}}
+    total = sum(sizes[b] for _, b in pairs)
+    with s.executor(total) as ex, progress_bar(f"diff {product}", total) as advance:
+        return [diff(s.store, product, a, b, ex, advance).to_dict() for a, b in pairs]
+
+
+def _describe_plan(r: dict) -> str:
+    return (f"{r['from_version']} -> {r['to_version']}: {'planned' if r['created'] else 'already planned'}: "
+            f"{r['files_patched']} patched, {r['files_copied']} copied, {r['files_fetched']} by chunks, "
+            f"{r['files_kept']} kept, {r['entries_removed']} removed; download {mib(r['delta_download_bytes'])} "
+            f"(chunks alone {mib(r['chunk_download_bytes'])}, full {mib(r['full_download_bytes'])})")
+
+

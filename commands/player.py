@@ -1,0 +1,176 @@
+"""Commands of the player's side, the reference client: install, update, verify, repair.
+
+They check everything an origin serves against the repository's signed metadata, from a
+root trusted once (``--trust ROOT.json``, then remembered for the origin); only
+``--allow-unsigned`` (development) reads an unsigned repository."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from cli import ByteSize, Settings, cli, install_progress, json_option, mib, product_option
+from pipeline import errors
+from pipeline.storage import open_origin
+
+
+origin_option = click.option("--origin", "origins", multiple=True, required=True,
+                             help="Where to download from: a path, s3://, http(s)://, or a location's name. "
+                                  "Repeat for failover, in order.")
+dest_option = click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
+                           help="The game directory.")
+seed_option = click.option("--seed", "seeds", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                           help="A directory whose files may hold needed chunks (copied, not downloaded). Repeatable.")
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(1, 512), default=8, show_default=True,
+                           help="Downloads in flight.")
+
+
+def trust_options(f):
+    f = click.option("--trust", "trust_file", envvar="DEPOT_TRUST", default=None,
+                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="The repository's root metadata (root.json), trusted from now on for these origins "
+                          "(env DEPOT_TRUST).")(f)
+    f = click.option("--allow-unsigned", is_flag=True, envvar="DEPOT_ALLOW_UNSIGNED",
+                     help="Read an unsigned repository, checking nothing but content hashes: development only.")(f)
+    return f
+
+
+def network_options(f):
+    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+                     help="Seconds without data before a request is retried [default: the location's, else 10].")(f)
+    f = click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="Retries per origin before moving to the next one.")(f)
+    f = click.option("--max-rate", type=ByteSize(), default=None, help="Download at most this many bytes a second (e.g. 10MiB).")(f)
+    return f
+
+
+def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
+             trust_file: Path | None, allow_unsigned: bool):
+    from pipeline.client.fetch import Fetcher, RateLimiter
+    from pipeline.trust.anchors import Anchors
+    from pipeline.trust.checking import TrustedMetadata, read_root
+
+    locations = [s.locations.resolve(o) for o in origins]
+    if timeout is not None:
+        locations = [dataclasses.replace(loc, timeout=timeout) for loc in locations]
+    fetcher = Fetcher([open_origin(loc, connections=jobs) for loc in locations], retries=retries,
+                      rate=RateLimiter(max_rate) if max_rate else None)
+    if allow_unsigned:
+        return fetcher
+    urls = [loc.url for loc in locations]
+    anchors = Anchors()
+    anchor = anchors.trust(read_root(trust_file), urls) if trust_file else anchors.find(urls)
+    fetcher.trust = TrustedMetadata(fetcher.get, anchor, urls[0])
+    return fetcher
+
+
+def _describe_install(r: dict) -> str:
+    return (f"{r['product']} {r['version']} in {r['dest']}: {r['files']} files, {mib(r['bytes'])}; "
+            f"wrote {r['files_written']} files: {mib(r['bytes_downloaded'])} downloaded "
+            f"({r['chunks_fetched']} chunks, {r['retries']} retries), {mib(r['bytes_reused'])} reused, {r['elapsed_s']} s")
+
+
+@cli.command()
+@origin_option
+@product_option
+@click.option("--version", "-v", "version", default=None, help="Version to install.")
+@click.option("--channel", "-c", default=None, help="Install the version this channel points at.")
+@dest_option
+@seed_option
+@jobs_option
+@network_options
+@trust_options
+@json_option
+@click.pass_obj
+def install(s: Settings, origins, product, version, channel, dest, seeds, jobs, timeout, retries, max_rate,
+            trust_file, allow_unsigned):
+    """Install a version into a directory: resumable, reusing what is on disk."""
+    from pipeline.client.install import install as install_version, resolve_version
+
+    if (version is None) == (channel is None):
+        raise click.UsageError("give exactly one of --version and --channel")
+    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    version = version or resolve_version(fetcher, product, channel)
+    with install_progress(f"install {product} {version}") as (advance, on_total):
+        r = install_version(fetcher, product, version, dest, seeds=seeds, jobs=jobs, progress=advance,
+                            on_total=on_total)
+    s.emit(r.to_dict(), _describe_install(r.to_dict()))
+
+
+@cli.command()
+@origin_option
+@dest_option
+@click.option("--to", "to_version", default=None, help="Version to update to.")
+@click.option("--channel", "-c", default=None, help="Update to the version this channel points at.")
+@seed_option
+@jobs_option
+@network_options
+@trust_options
+@json_option
+@click.pass_obj
+def update(s: Settings, origins, dest, to_version, channel, seeds, jobs, timeout, retries, max_rate, trust_file,
+           allow_unsigned):
+    """Update an installed directory: patches, a chain of plans or chunks, whichever downloads least."""
+    from pipeline.client.update import update as update_dir
+
+    if (to_version is None) == (channel is None):
+        raise click.UsageError("give exactly one of --to and --channel")
+    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    with install_progress(f"update {dest}") as (advance, on_total):
+        r = update_dir(fetcher, dest, to_version, channel, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+    for f in r.fallbacks:
+        click.echo(f"depot: warning: {f['path']}: {f['error']}: {f['message']} (fetched by chunks instead)", err=True)
+    s.emit(r.to_dict(), f"{r.product}: {r.from_version} -> {r.to_version} by {r.method} via {' -> '.join(r.route)}: "
+                        f"{mib(r.bytes_downloaded)} downloaded, {r.files_written} files written, "
+                        f"{r.patches_applied} patches applied, {len(r.fallbacks)} fell back to chunks")
+
+
+@cli.command()
+@dest_option
+@click.option("--fast", is_flag=True, help="Sizes, modes and mtimes only (no hashing).")
+@json_option
+@click.pass_obj
+def verify(s: Settings, dest, fast):
+    """Check a game directory against its installed version; exit 7 if anything is wrong."""
+    from pipeline.client.verify import verify as verify_dir
+
+    r = verify_dir(dest, fast=fast)
+    lines = [f"{r.product} {r.version} in {r.dest}: {r.checked} entries checked, "
+             f"{len(r.missing)} missing, {len(r.damaged)} damaged, {len(r.unexpected)} unexpected"]
+    lines += [f"missing\t{p}" for p in r.missing]
+    lines += [f"damaged\t{d['path']}\t{d['reason']}" for d in r.damaged]
+    lines += [f"unexpected\t{p}" for p in r.unexpected]
+    s.emit(r.to_dict(), "\n".join(lines))
+    if not r.intact:
+        click.echo(f"depot: {r.dest}: {len(r.missing)} missing and {len(r.damaged)} damaged entries", err=True)
+        click.get_current_context().exit(errors.FileHashMismatch.exit_code)
+
+
+@cli.command()
+@origin_option
+@dest_option
+@seed_option
+@jobs_option
+@network_options
+@trust_options
+@json_option
+@click.pass_obj
+def repair(s: Settings, origins, dest, seeds, jobs, timeout, retries, max_rate, trust_file, allow_unsigned):
+    """Re-fetch only what is missing or damaged in a game directory."""
+    from pipeline.client.repair import repair as repair_dir
+
+    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    with install_progress(f"repair {dest}") as (advance, on_total):
+        r = repair_dir(fetcher, dest, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+    d = r.to_dict()
+    human = f"{r.before.product} {r.before.version} in {dest}: repaired {len(d['repaired'])} entries"
+    if r.install:
+        human += f", {mib(r.install.bytes_downloaded)} downloaded, {mib(r.install.bytes_reused)} reused"
+    s.emit(d, human)
+    if not r.after.intact:
+        click.echo(f"depot: {dest}: still damaged after repair: {sorted(r.after.broken())}", err=True)
+        click.get_current_context().exit(errors.FileHashMismatch.exit_code)
+
+

@@ -1,0 +1,250 @@
+"""Commands of the release side: channels (promote, rollback, channels), and the key life of
+a signed repository (keys generate, trust init / add-key / revoke-key / rotate-key / sign /
+refresh / status / root). See docs/trust.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from cli import Settings, cli, json_option, product_option, version_option
+from pipeline import layout
+from pipeline.errors import InvalidArgument, StoreUnavailable
+
+channel_option = click.option("--channel", "-c", required=True, help="Channel name, e.g. stable or beta.")
+
+
+def _describe_pointer(p) -> str:
+    return f"{p.product} {p.channel} -> {p.version} (serial {p.serial})"
+
+
+@cli.command()
+@product_option
+@version_option
+@channel_option
+@json_option
+@click.pass_obj
+def promote(s: Settings, product, version, channel):
+    """Point a channel of a product at a chunked version (a signed pointer in a signed repository)."""
+    from pipeline.publish.channels import promote as promote_version
+
+    sign = s.signer(product)
+    pointer = promote_version(s.store, product, version, channel)
+    s.emit({**pointer.to_dict(), "signed": sign()}, _describe_pointer(pointer))
+
+
+@cli.command()
+@product_option
+@channel_option
+@click.option("--to", "to_version", default=None, help="Version to go back to [default: the one before the current].")
+@json_option
+@click.pass_obj
+def rollback(s: Settings, product, channel, to_version):
+    """Point a channel back at an earlier version, as a new pointer with a higher serial."""
+    from pipeline.publish.channels import rollback as rollback_channel
+
+    sign = s.signer(product)
+    pointer = rollback_channel(s.store, product, channel, to_version)
+    s.emit({**pointer.to_dict(), "signed": sign()}, _describe_pointer(pointer))
+
+
+@cli.command(name="channels")
+@product_option
+@json_option
+@click.pass_obj
+def channels_cmd(s: Settings, product):
+    """List a product's channels, their versions and their latest moves."""
+    from pipeline.publish.channels import channels
+
+    found = channels(s.store, product)
+    lines = []
+    for c in found:
+        lines.append(_describe_pointer(c))
+        lines += [f"  {m.at}  serial {m.serial}  {m.action} {m.version}" for m in c.history]
+    s.emit({"product": product, "channels": [c.to_dict() for c in found]}, "\n".join(lines) or "no channels")
+
+
+# -- keys and trust --------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _lifetimes(expires: tuple[str, ...]) -> dict[str, int]:
+    """``ROLE=DURATION`` pairs (``timestamp=12h``, ``root=730d``) as seconds by role."""
+    out = {}
+    for item in expires:
+        role, _, duration = item.partition("=")
+        m = _DURATION.match(duration.strip())
+        if not m:
+            raise InvalidArgument(f"--expires {item!r}: expected ROLE=DURATION, e.g. timestamp=12h or root=365d")
+        out[role.strip()] = int(m.group(1)) * _SECONDS[m.group(2)]
+    return out
+
+
+expires_option = click.option("--expires", multiple=True, metavar="ROLE=DURATION",
+                              help="A role's signature lifetime (root, targets, product, snapshot, timestamp; "
+                                   "s, m, h or d), e.g. timestamp=12h. Repeatable.")
+
+
+@cli.group()
+def keys():
+    """Signing keys."""
+
+
+@keys.command(name="generate")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for the key files.")
+@click.argument("names", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def keys_generate(s: Settings, out, names):
+    """New Ed25519 keys: OUT/NAME.key (private, owner-only) and OUT/NAME.pub for each NAME."""
+    from pipeline.trust.keys import generate
+
+    made = generate(out, list(names))
+    s.emit({"keys": [{"name": k.name, "private": str(k.private), "public": str(k.public), "keyid": k.keyid}
+                     for k in made]},
+           "\n".join(f"{k.name}: {k.private} (private), {k.public}, key id {k.keyid}" for k in made))
+
+
+@cli.group()
+def trust():
+    """The repository's signed metadata (TUF): roles, keys, re-signing."""
+
+
+def _commit_line(what: str, c) -> str:
+    if c is None:
+        return f"{what}: nothing to sign"
+    roles = ", ".join(f"{r} v{v}" for r, v in sorted(c.roles.items()))
+    return f"{what}: {roles + ', ' if roles else ''}snapshot v{c.snapshot_version}, timestamp v{c.timestamp_version}"
+
+
+@trust.command(name="init")
+@click.option("--root-key", "root_keys", multiple=True, required=True, type=click.Path(dir_okay=False, exists=True),
+              help="A root private key (.key); repeat for several. Root keys are used here and kept offline.")
+@click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many root keys must sign a new root.")
+@click.option("--targets-key", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--snapshot-key", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--timestamp-key", required=True, type=click.Path(dir_okay=False, exists=True))
+@expires_option
+@json_option
+@click.pass_obj
+def trust_init(s: Settings, root_keys, threshold, targets_key, snapshot_key, timestamp_key, expires):
+    """Create the repository's root of trust and its first metadata."""
+    from pipeline.formats.trust_settings import Lifetimes
+    from pipeline.trust import repository
+    from pipeline.trust.keys import load_signer
+
+    root = repository.init(s.store, [load_signer(k) for k in root_keys], threshold, load_signer(targets_key),
+                           load_signer(snapshot_key), load_signer(timestamp_key),
+                           Lifetimes().with_changes(_lifetimes(expires)))
+    key = layout.metadata_key("root", root.signed.version)
+    s.emit({"root": s.store.url_of(key), "version": root.signed.version, "expires": root.signed.expires.isoformat()},
+           f"signed: {s.store.url_of(key)} is the root clients trust (give it to them: --trust)")
+
+
+def _key_arg(f):
+    return click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, exists=True),
+                        help="A key file: NAME.pub, or NAME.key.")(f)
+
+
+@trust.command(name="add-key")
+@product_option
+@_key_arg
+@json_option
+@click.pass_obj
+def trust_add_key(s: Settings, product, key_file):
+    """Give a product a release key (signed with the targets key from --keys)."""
+    from pipeline.trust import repository
+    from pipeline.trust.keys import load_public
+
+    c = repository.set_keys(s.store, s.keyring(), product, add=[load_public(key_file)])
+    s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(f"{product}: key added", c))
+
+
+@trust.command(name="revoke-key")
+@product_option
+@_key_arg
+@json_option
+@click.pass_obj
+def trust_revoke_key(s: Settings, product, key_file):
+    """Take a release key away from a product: what it signs is refused from now on."""
+    from pipeline.trust import repository
+    from pipeline.trust.keys import load_public
+
+    c = repository.set_keys(s.store, s.keyring(), product, revoke=[load_public(key_file).keyid])
+    s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(f"{product}: key revoked", c))
+
+
+@trust.command(name="rotate-key")
+@product_option
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="The new private key (.key): it becomes the product's only release key.")
+@json_option
+@click.pass_obj
+def trust_rotate_key(s: Settings, product, key_file):
+    """Replace a product's release keys by a new one, re-signing its metadata with it."""
+    from pipeline.trust import repository
+    from pipeline.trust.keys import load_signer
+
+    signer = load_signer(key_file)
+    ring = s.keyring()
+    ring.add(signer)
+    c = repository.set_keys(s.store, ring, product, add=[signer.public_key], only=True)
+    s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(f"{product}: key rotated", c))
+
+
+@trust.command(name="sign")
+@product_option
+@json_option
+@click.pass_obj
+def trust_sign(s: Settings, product):
+    """Sign every document of a product not signed yet (manifests, plans, channels)."""
+    from pipeline.trust import repository
+
+    c = repository.sign_documents(s.store, s.keyring(), product)
+    s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(product, c))
+
+
+@trust.command(name="refresh")
+@json_option
+@click.pass_obj
+def trust_refresh(s: Settings):
+    """Re-sign snapshot and timestamp, and the roles about to expire (what a cron job runs)."""
+    from pipeline.trust import repository
+
+    c = repository.refresh(s.store, s.keyring())
+    s.emit({"commit": c.to_dict()}, _commit_line("refreshed", c))
+
+
+@trust.command(name="status")
+@json_option
+@click.pass_obj
+def trust_status(s: Settings):
+    """Every role: version, expiry, keys."""
+    from pipeline.trust import repository
+
+    rows = repository.status(s.store)
+    s.emit({"roles": [r.to_dict() for r in rows]},
+           "\n".join(f"{r.role}\tv{r.version}\texpires {r.expires or '-'}\t{r.threshold} of {len(r.keyids)} keys"
+                     for r in rows))
+
+
+@trust.command(name="root")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write it.")
+@json_option
+@click.pass_obj
+def trust_root(s: Settings, output):
+    """Write the repository's current root metadata: the file clients are given with --trust."""
+    from pipeline.trust import repository
+
+    root = repository.current_root(s.store)
+    data = s.store.get(layout.metadata_key("root", root.signed.version))
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        raise StoreUnavailable(f"{output}: cannot write ({exc.strerror})") from None
+    s.emit({"output": output, "version": root.signed.version}, f"root v{root.signed.version} written to {output}")

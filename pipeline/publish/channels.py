@@ -1,0 +1,71 @@
+"""Channels: promote a version to a channel, roll a channel back, list them.
+
+A pointer moves only by compare-and-swap, and every move, a rollback included, gets a
+serial one higher than the pointer it replaces: clients refuse a pointer whose serial is
+lower than one they have seen, so an old pointer replayed by a mirror is never followed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Callable
+
+from .. import layout
+from ..errors import NotFound, VersionConflict
+from ..formats import channel as channel_doc
+from ..formats.channel import Channel
+from ..storage import WriteStore
+
+
+def promote(store: WriteStore, product: str, version: str, channel: str) -> Channel:
+    """Point ``channel`` at ``version``, once the version has its manifest."""
+    return _move(store, product, channel, version, "promote",
+                 lambda current: current.moved(version, "promote", _now()) if current else
+                 Channel.first(product, channel, version, _now()))
+
+
+def rollback(store: WriteStore, product: str, channel: str, to: str | None = None) -> Channel:
+    """Point ``channel`` back at ``to``, or at the version it delivered before the current
+    one: a new pointer with a higher serial, never an old one restored."""
+    current = _current(store, product, channel)
+    if current is None:
+        raise NotFound(f"{product} has no channel {channel!r} to roll back")
+    if to is None:
+        to = next((m.version for m in current.history if m.version != current.version), None)
+        if to is None:
+            raise NotFound(f"{product} {channel} has delivered only {current.version}: give --to VERSION")
+    return _move(store, product, channel, to, "rollback", lambda c: c.moved(to, "rollback", _now()))
+
+
+def channels(store: WriteStore, product: str) -> list[Channel]:
+    """Every channel of ``product``, by name."""
+    names = sorted(filter(None, map(layout.channel_of, store.list(layout.channels_prefix(product)))))
+    return [channel_doc.load(store, product, name) for name in names]
+
+
+def _move(store: WriteStore, product: str, channel: str, version: str, action: str,
+          next_pointer: Callable[[Channel | None], Channel]) -> Channel:
+    key = layout.channel_key(product, channel)  # checks the names before anything is read
+    if not store.has(layout.manifest_key(product, version)):
+        raise NotFound(f"{product} {version} has no manifest in {store.url}: chunk it before you {action} to it")
+    try:
+        tagged = store.get_tagged(key)
+        current, tag = Channel.from_bytes(tagged.data, store.url_of(key)), tagged.tag
+    except NotFound:
+        current, tag = None, None
+    pointer = next_pointer(current)
+    if not store.put_if_match(key, pointer.to_bytes(), tag):
+        raise VersionConflict(f"{product} {channel} was moved by someone else while you meant to {action} it to "
+                              f"{version}: check `depot channels -p {product}` and try again")
+    return pointer
+
+
+def _current(store: WriteStore, product: str, channel: str) -> Channel | None:
+    try:
+        return channel_doc.load(store, product, channel)
+    except NotFound:
+        return None
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,361 @@
+"""The publisher's side of TUF: signed metadata under ``metadata/`` in the repository, written
+with python-tuf's Metadata API (see docs/trust.md).
+
+Roles: ``root`` (offline, a threshold of keys), ``targets`` (delegates ``products/<P>/...``
+to the role ``product-<P>``, signed by that product's release keys), and the online
+``snapshot`` and ``timestamp``. Snapshots are consistent: every metadata file but
+``timestamp.json`` is named by its version and written once, and every signed document is
+also stored under its SHA-256 (``dir/<sha256>.<name>``), so only ``timestamp.json`` ever
+changes under a name a CDN caches.
+
+Every change is one transaction: role files and the snapshot are new versions, created
+with ``put_if_absent`` (a taken version is skipped, never overwritten), and the commit is a
+compare-and-swap of ``timestamp.json``. Two publishers signing at once both end up in the
+metadata: the one whose commit loses starts again from the winner's snapshot.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from dataclasses import dataclass, field
+from typing import Callable
+
+from securesystemslib.signer import Key, Signer
+from tuf.api.metadata import (DelegatedRole, Delegations, Metadata, MetaFile, Root, Snapshot, TargetFile, Targets,
+                              Timestamp)
+from tuf.api.serialization.json import JSONSerializer
+
+from .. import layout
+from ..errors import InvalidArgument, NotFound, StoreUnavailable, VersionConflict
+from ..formats.channel import Channel
+from ..formats.manifest import Manifest
+from ..formats.plan import Plan
+from ..formats.plan_index import PlanIndex
+from ..formats import trust_settings
+from ..formats.trust_settings import Lifetimes
+from ..storage import WriteStore
+from .keys import Keyring
+
+ROOT, TARGETS, SNAPSHOT, TIMESTAMP = "root", "targets", "snapshot", "timestamp"
+COMMIT_ATTEMPTS = 20
+_SERIALIZER = JSONSerializer(compact=True)
+
+
+def product_role(product: str) -> str:
+    return f"product-{layout.check_product(product)}"
+
+
+def is_signed(store: WriteStore) -> bool:
+    """Whether the repository has TUF metadata (``depot trust init`` was run)."""
+    return store.has(layout.metadata_key(TIMESTAMP))
+
+
+def _expires(lifetime: datetime.timedelta) -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + lifetime
+
+
+def _read(store: WriteStore, role: str, version: int | None = None) -> Metadata:
+    key = layout.metadata_key(role, version)
+    try:
+        return Metadata.from_bytes(store.get(key))
+    except NotFound:
+        if role == TIMESTAMP:
+            raise NotFound(f"{store.url} is not signed (no {key}): run `depot trust init` first") from None
+        raise
+
+
+def current_root(store: WriteStore) -> Metadata[Root]:
+    versions = [int(k.rsplit("/", 1)[1].split(".", 1)[0]) for k in store.list(layout.METADATA_PREFIX)
+                if k.endswith(".root.json")]
+    if not versions:
+        raise NotFound(f"{store.url} is not signed: run `depot trust init` first")
+    return _read(store, ROOT, max(versions))
+
+
+# -- creating the repository's trust ---------------------------------------------------------
+
+
+def init(store: WriteStore, root_signers: list[Signer], threshold: int, targets: Signer, snapshot: Signer,
+         timestamp: Signer, lifetimes: Lifetimes | None = None) -> Metadata[Root]:
+    """Root version 1 and the first targets, snapshot and timestamp. Refused if the
+    repository is signed already (its root can only be rotated, never replaced)."""
+    lifetimes = lifetimes or Lifetimes()
+    if not 1 <= threshold <= len({s.public_key.keyid for s in root_signers}):
+        raise InvalidArgument(f"root threshold {threshold} needs at least that many distinct root keys, "
+                              f"{len(root_signers)} given")
+    root = Metadata(Root(expires=_expires(lifetimes.of(ROOT)), consistent_snapshot=True))
+    for s in root_signers:
+        root.signed.add_key(s.public_key, ROOT)
+    for role, s in ((TARGETS, targets), (SNAPSHOT, snapshot), (TIMESTAMP, timestamp)):
+        root.signed.add_key(s.public_key, role)
+    root.signed.roles[ROOT].threshold = threshold
+    for s in root_signers:
+        root.sign(s, append=True)
+    top = Metadata(Targets(expires=_expires(lifetimes.of(TARGETS))))
+    top.sign(targets)
+    snap = Metadata(Snapshot(expires=_expires(lifetimes.of(SNAPSHOT))))
+    snap.signed.meta[f"{TARGETS}.json"] = MetaFile(version=1)
+    snap.sign(snapshot)
+    ts = Metadata(Timestamp(expires=_expires(lifetimes.of(TIMESTAMP)), snapshot_meta=MetaFile(version=1)))
+    ts.sign(timestamp)
+    if not store.put_if_absent(layout.metadata_key(ROOT, 1), root.to_bytes(_SERIALIZER)):
+        raise VersionConflict(f"{store.url} is signed already: its root can be rotated, not created again")
+    store.put(layout.TRUST_SETTINGS_KEY, lifetimes.to_bytes())
+    store.put_if_absent(layout.metadata_key(TARGETS, 1), top.to_bytes(_SERIALIZER))
+    store.put_if_absent(layout.metadata_key(SNAPSHOT, 1), snap.to_bytes(_SERIALIZER))
+    if not store.put_if_match(layout.metadata_key(TIMESTAMP), ts.to_bytes(_SERIALIZER), None):
+        raise VersionConflict(f"{store.url} has a timestamp already: it was initialised by someone else")
+    return root
+
+
+# -- the transaction every change goes through ----------------------------------------------
+
+
+@dataclass
+class _State:
+    """The committed metadata a change starts from."""
+
+    store: WriteStore
+    root: Root
+    snapshot: Metadata[Snapshot]
+    _roles: dict[str, Metadata] = field(default_factory=dict)
+
+    def role(self, name: str) -> Metadata[Targets] | None:
+        """A targets role as committed, or None if it has no metadata yet."""
+        meta = self.snapshot.signed.meta.get(f"{name}.json")
+        if meta is None:
+            return None
+        if name not in self._roles:
+            self._roles[name] = _read(self.store, name, meta.version)
+        return copy.deepcopy(self._roles[name])
+
+    def targets(self) -> Metadata[Targets]:
+        return self.role(TARGETS)
+
+
+@dataclass(frozen=True)
+class Commit:
+    snapshot_version: int
+    timestamp_version: int
+    roles: dict[str, int]  # role -> the version this commit wrote
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+Change = Callable[[_State], dict[str, Metadata[Targets]]]
+
+
+def commit(store: WriteStore, keyring: Keyring, change: Change, lifetimes: Lifetimes | None = None,
+           always: bool = False) -> Commit | None:
+    """Apply ``change`` (committed state -> targets roles to write) as one new snapshot and
+    timestamp; None if it changes nothing (unless ``always``: then a new snapshot and
+    timestamp are signed anyway, which is how their expiry is pushed back). Lifetimes
+    default to the repository's trust settings."""
+    lifetimes = lifetimes or trust_settings.load(store)
+    root = current_root(store).signed
+    for _ in range(COMMIT_ATTEMPTS):
+        ts_key = layout.metadata_key(TIMESTAMP)
+        tagged = store.get_tagged(ts_key)
+        ts = Metadata.from_bytes(tagged.data)
+        state = _State(store, root, _read(store, SNAPSHOT, ts.signed.snapshot_meta.version))
+        roles = change(state)
+        if not roles and not always:
+            return None
+        delegations = (roles.get(TARGETS) or state.targets()).signed.delegations
+        snap = copy.deepcopy(state.snapshot)
+        written = {}
+        for name, md in roles.items():
+            keyids = root.roles[TARGETS].keyids if name == TARGETS else delegations.roles[name].keyids
+            md.signed.expires = _expires(lifetimes.of(name))
+            committed = snap.signed.meta.get(f"{name}.json")
+            written[name] = _create(store, name, md, (committed.version if committed else 0) + 1,
+                                    keyring.signers(keyids, name))
+            snap.signed.meta[f"{name}.json"] = MetaFile(version=written[name])
+        snap.signed.expires = _expires(lifetimes.of(SNAPSHOT))
+        snap_version = _create(store, SNAPSHOT, snap, snap.signed.version + 1,
+                               keyring.signers(root.roles[SNAPSHOT].keyids, SNAPSHOT))
+        ts.signed.snapshot_meta = MetaFile(version=snap_version)
+        ts.signed.version += 1
+        ts.signed.expires = _expires(lifetimes.of(TIMESTAMP))
+        _sign(ts, keyring.signers(root.roles[TIMESTAMP].keyids, TIMESTAMP))
+        if store.put_if_match(ts_key, ts.to_bytes(_SERIALIZER), tagged.tag):
+            return Commit(snap_version, ts.signed.version, written)
+    raise StoreUnavailable(f"{store.url}: the metadata kept changing under {COMMIT_ATTEMPTS} attempts to sign; "
+                           "try again")
+
+
+def _sign(md: Metadata, signers: list[Signer]) -> None:
+    md.signatures.clear()
+    for s in signers:
+        md.sign(s, append=True)
+
+
+def _create(store: WriteStore, role: str, md: Metadata, version: int, signers: list[Signer]) -> int:
+    """Write ``md`` as the first free version from ``version`` on; the version written.
+    A taken version was left by a publisher whose commit lost: never reused."""
+    for v in range(version, version + 1000):
+        md.signed.version = v
+        _sign(md, signers)
+        if store.put_if_absent(layout.metadata_key(role, v), md.to_bytes(_SERIALIZER)):
+            return v
+    raise StoreUnavailable(f"{store.url}: no free version of {role} metadata after {version + 999}")
+
+
+# -- products: their release keys and their signed documents -------------------------------
+
+
+def check_can_sign(store: WriteStore, keyring: Keyring, product: str) -> None:
+    """Refuse, before any work, a keyring that could not sign ``product``'s documents."""
+    root = current_root(store).signed
+    ts = _read(store, TIMESTAMP)
+    snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
+    top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
+    role = product_role(product)
+    if top.delegations is None or role not in top.delegations.roles:
+        raise NotFound(f"{product} has no release key in {store.url}: run "
+                       f"`depot trust add-key --product {product} --key FILE` first")
+    for name, keyids in ((role, top.delegations.roles[role].keyids), (SNAPSHOT, root.roles[SNAPSHOT].keyids),
+                         (TIMESTAMP, root.roles[TIMESTAMP].keyids)):
+        keyring.signers(keyids, name)
+
+
+def product_paths(product: str) -> list[str]:
+    """The target paths a product's role may sign: its documents, and nothing else."""
+    return [f"products/{product}/*/*", f"products/{product}/*/*/*"]
+
+
+def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] = (), revoke: list[str] = (),
+             only: bool = False, lifetimes: Lifetimes | None = None) -> Commit | None:
+    """Change the release keys of ``product`` (signed with the targets key): add keys,
+    revoke key ids, or with ``only`` make ``add`` its only keys (a rotation). The product's
+    metadata is re-signed at once with whichever of its keys the keyring holds, so that
+    clients keep working across a rotation."""
+    role = product_role(product)
+
+    def change(state: _State) -> dict[str, Metadata[Targets]]:
+        top = state.targets()
+        if top.signed.delegations is None:
+            top.signed.delegations = Delegations(keys={}, roles={})
+        delegated = top.signed.delegations.roles.get(role)
+        keyids = [] if delegated is None or only else list(delegated.keyids)
+        unknown = [k for k in revoke if k not in keyids]
+        if unknown:
+            raise NotFound(f"{product} has no release key {unknown[0]}")
+        keyids = [k for k in keyids if k not in revoke] + [k.keyid for k in add if k.keyid not in keyids]
+        if delegated is not None and keyids == list(delegated.keyids):
+            return {}
+        for key in add:
+            top.signed.delegations.keys[key.keyid] = key
+        top.signed.delegations.roles[role] = DelegatedRole(role, keyids, 1, True, product_paths(product))
+        used = {k for r in top.signed.delegations.roles.values() for k in r.keyids}
+        for keyid in list(top.signed.delegations.keys):
+            if keyid not in used:
+                del top.signed.delegations.keys[keyid]
+        changed = {TARGETS: top}
+        current = state.role(role)
+        if current is not None and keyring.has_any(keyids):
+            changed[role] = current  # re-signed with a key the role now has
+        return changed
+
+    return commit(store, keyring, change, lifetimes)
+
+
+_DOCUMENTS = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel}
+
+
+def _document_kind(product: str, key: str) -> str | None:
+    if layout.is_hashed_copy(key):
+        return None
+    found = layout.version_document_of(key)
+    if found:
+        return "manifest" if found[2] == "manifest.json" else None
+    if layout.plan_pair_of(key):
+        return "plan"
+    if key == layout.plan_index_key(product):
+        return "index"
+    return "channel" if layout.channel_of(key) else None
+
+
+def sign_documents(store: WriteStore, keyring: Keyring, product: str,
+                   lifetimes: Lifetimes | None = None) -> Commit | None:
+    """Sign every document of ``product`` (manifests, plans, the plan index, channel
+    pointers) whose bytes are not the ones its metadata names; None if all are. Each is
+    validated first and also stored under its SHA-256, which is what clients download."""
+    role = product_role(product)
+
+    def change(state: _State) -> dict[str, Metadata[Targets]]:
+        top = state.targets().signed
+        if top.delegations is None or role not in top.delegations.roles:
+            raise NotFound(f"{product} has no release key: run `depot trust add-key --product {product} --key FILE`")
+        md = state.role(role) or Metadata(Targets())
+        signed = md.signed.targets
+        changed = False
+        for key in store.list(f"{layout.PRODUCT_PREFIX}{product}/"):
+            kind = _document_kind(product, key)
+            if kind is None:
+                continue
+            data = store.get(key)
+            info = TargetFile.from_data(key, data, ["sha256"])
+            if key in signed and signed[key] == info:
+                continue
+            _DOCUMENTS[kind].from_bytes(data, store.url_of(key))  # only valid documents are signed
+            store.put_if_absent(layout.hashed_target_key(key, info.hashes["sha256"]), data)
+            signed[key] = info
+            changed = True
+        return {role: md} if changed else {}
+
+    return commit(store, keyring, change, lifetimes)
+
+
+def refresh(store: WriteStore, keyring: Keyring, lifetimes: Lifetimes | None = None) -> Commit:
+    """What a cron job runs: a new snapshot and timestamp, and every targets role whose
+    expiry is within half its lifetime re-signed when the keyring holds its keys."""
+    lifetimes = lifetimes or trust_settings.load(store)
+
+    def change(state: _State) -> dict[str, Metadata[Targets]]:
+        due = {}
+        soon = datetime.datetime.now(datetime.timezone.utc)
+        for meta_name in state.snapshot.signed.meta:
+            name = meta_name.removesuffix(".json")
+            md = state.role(name)
+            keyids = (state.root.roles[TARGETS].keyids if name == TARGETS
+                      else state.targets().signed.delegations.roles[name].keyids)
+            if md.signed.expires < soon + lifetimes.of(name) / 2 and keyring.has_any(keyids):
+                due[name] = md
+        return due
+
+    return commit(store, keyring, change, lifetimes, always=True)
+
+
+@dataclass(frozen=True)
+class RoleStatus:
+    role: str
+    version: int
+    expires: str
+    keyids: list[str]
+    threshold: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def status(store: WriteStore) -> list[RoleStatus]:
+    """Every role as committed: version (0: no metadata signed yet), expiry, keys."""
+    root = current_root(store)
+    ts = _read(store, TIMESTAMP)
+    snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
+    top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version)
+
+    def row(name: str, md: Metadata | None, keyids, threshold: int) -> RoleStatus:
+        return RoleStatus(name, md.signed.version if md else 0, md.signed.expires.isoformat() if md else "",
+                          sorted(keyids), threshold)
+
+    out = [row(name, md, root.signed.roles[name].keyids, root.signed.roles[name].threshold)
+           for name, md in ((ROOT, root), (TARGETS, top), (SNAPSHOT, snap), (TIMESTAMP, ts))]
+    delegated = top.signed.delegations.roles if top.signed.delegations else {}
+    for name, r in sorted(delegated.items()):
+        meta = snap.signed.meta.get(f"{name}.json")
+        out.append(row(name, _read(store, name, meta.version) if meta else None, r.keyids, r.threshold))
+    return out
