@@ -142,9 +142,7 @@ class InvalidLocation(DepotError):
 
 
 class TrustError(DepotError):
-    """Signed metadata was refused."""
-
-    exit_code = 13
+    """Signed metadata was refused (the base of the codes below)."""
 
 
 class SignatureInvalid(TrustError):
