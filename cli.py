@@ -56,7 +56,9 @@ class Settings:
         return lambda: (lambda c: c and c.to_dict())(repository.sign_documents(store, ring, product))
 
     def executor(self, total_bytes: int | None = None):
-        return dask_cluster.executor_for(total_bytes, self.scheduler, self.workers)
+        # A memory:// repository lives in this process: its jobs cannot go to workers.
+        in_process = self.store.location.scheme == "memory"
+        return dask_cluster.executor_for(total_bytes, self.scheduler, self.workers, in_process)
 
     def emit(self, result: dict, human: str) -> None:
         if self.as_json:
@@ -113,8 +115,8 @@ def _set_json(ctx, param, value):
         ctx.find_object(Settings).as_json = True
 
 
-# Accepted before and after the command name; eager, so that usage errors in the other
-# options are reported in JSON too.
+# Accepted before and after the command name; eager, so that usage errors found once the
+# options are parsed (a missing argument, a bad value) are reported in JSON too.
 json_option = click.option("--json", "as_json", is_flag=True, expose_value=False, is_eager=True, callback=_set_json,
                            help="Print a JSON result (or error) on stdout.")
 
@@ -167,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         return fail("INTERRUPTED", "interrupted", EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        if settings.as_json:
+        args = sys.argv[1:] if argv is None else argv
+        # An option the parser refused can stop it before --json is read: look for it.
+        if settings.as_json or "--json" in args[: args.index("--") if "--" in args else len(args)]:
             click.echo(json.dumps({"error": "USAGE", "message": exc.format_message()}, sort_keys=True))
         exc.show()
         return exc.exit_code

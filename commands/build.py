@@ -92,19 +92,22 @@ def run(s: Settings, source, product, version, diff_last):
 
 @cli.command()
 @product_option
-@click.option("--chunk-min", type=ByteSize(), default="256KiB", show_default=True)
-@click.option("--chunk-avg", type=ByteSize(), default="1MiB", show_default=True)
-@click.option("--chunk-max", type=ByteSize(), default="4MiB", show_default=True)
-@click.option("--segment-size", type=ByteSize(), default="0", help="Split files larger than this over several "
-              "tasks [default: max(64MiB, 16 x max)]. Tuning only: it never changes the chunks.")
+@click.option("--chunk-min", type=ByteSize(), default=None, help="[default: as configured, else 256KiB]")
+@click.option("--chunk-avg", type=ByteSize(), default=None, help="[default: as configured, else 1MiB]")
+@click.option("--chunk-max", type=ByteSize(), default=None, help="[default: as configured, else 4MiB]")
+@click.option("--segment-size", type=ByteSize(), default=None, help="Split files larger than this over several "
+              "tasks [default: as configured, else max(64MiB, 16 x max)]. Tuning only: it never changes the chunks.")
 @json_option
 @click.pass_obj
 def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_size):
-    """Set a product's chunk sizes (for versions chunked from now on)."""
-    from pipeline.build.products import configure as configure_product
-    from pipeline.core.cdc import ChunkParams
+    """Set a product's chunk sizes (for versions chunked from now on); sizes not given stay as they are."""
+    import dataclasses
 
-    params = configure_product(s.store, product, ChunkParams(chunk_min, chunk_avg, chunk_max, segment_size))
+    from pipeline.build.products import chunk_params, configure as configure_product
+
+    given = {"min_size": chunk_min, "avg_size": chunk_avg, "max_size": chunk_max, "segment_size": segment_size}
+    params = dataclasses.replace(chunk_params(s.store, product), **{k: v for k, v in given.items() if v is not None})
+    configure_product(s.store, product, params)
     s.emit({"product": product, "chunking": params.to_dict()},
            f"{product}: chunks of {params.min_size} / {params.avg_size} / {params.max_size} bytes (min / avg / max)")
 

@@ -1,8 +1,8 @@
 """The only place that talks to dask.distributed.
 
 ``executor()`` gives the pipeline a ``concurrent.futures.Executor`` backed by a Dask
-cluster: an existing scheduler when an address is given (``--scheduler`` or
-``DEPOT_SCHEDULER``), otherwise a LocalCluster of worker processes sized to the machine.
+cluster: an existing scheduler when an address is given, otherwise a LocalCluster of
+worker processes sized to the machine; ``executor_for()`` decides when a job is worth one.
 The cluster starts on the first task, so commands with nothing to do start none.
 """
 
@@ -75,7 +75,7 @@ class LazyDaskExecutor(cf.Executor):
 
 @contextlib.contextmanager
 def executor(scheduler: str | None = None, workers: int | None = None) -> Iterator[cf.Executor]:
-    ex = LazyDaskExecutor(scheduler or os.environ.get("DEPOT_SCHEDULER") or None, workers)
+    ex = LazyDaskExecutor(scheduler, workers)
     try:
         yield ex
     finally:
@@ -85,11 +85,12 @@ def executor(scheduler: str | None = None, workers: int | None = None) -> Iterat
 SMALL_JOB_BYTES = 32 << 20
 
 
-def executor_for(total_bytes: int | None, scheduler: str | None = None,
-                 workers: int | None = None) -> contextlib.AbstractContextManager[cf.Executor]:
+def executor_for(total_bytes: int | None, scheduler: str | None = None, workers: int | None = None,
+                 in_process: bool = False) -> contextlib.AbstractContextManager[cf.Executor]:
     """Where a job of ``total_bytes`` runs: Dask for real work; small jobs and unsized ones
     (listing and hashing a build) on threads here, unless a scheduler or a worker count is
-    asked for, because a local cluster costs seconds to start, more than a small build takes."""
-    if scheduler is None and workers is None and (total_bytes is None or total_bytes < SMALL_JOB_BYTES):
+    asked for, because a local cluster costs seconds to start, more than a small build takes.
+    Jobs whose data lives in this process (``in_process``) always run on threads."""
+    if in_process or scheduler is None and workers is None and (total_bytes is None or total_bytes < SMALL_JOB_BYTES):
         return cf.ThreadPoolExecutor(os.cpu_count() or 1)
     return executor(scheduler, workers)

@@ -49,7 +49,7 @@ def fixture_tar(version: str) -> Path:
 
 def fixture_params():
     """The fixture product's chunk sizes: small, so that its files have several chunks."""
-    from pipeline.core.cdc import ChunkParams
+    from pipeline.core.chunk_params import ChunkParams
 
     return ChunkParams(16 << 10, 64 << 10, 256 << 10)
 

@@ -4,7 +4,7 @@ Work is spread over an ``concurrent.futures.Executor`` (a Dask cluster in produc
 thread pool in small tests). Tasks read the source and write chunks themselves and
 return only offsets, ids and sizes. Small files go in batches; a large file is cut in
 three steps so that all workers share it: every segment finds its chain of boundaries,
-the chains are stitched into the serial one (see chunker), then every segment hashes,
+the chains are stitched into the serial one (see core.cdc), then every segment hashes,
 compresses and stores its chunks. The file's SHA-256, which cannot be split, runs as its
 own task meanwhile.
 """
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from .. import layout
 from ..core import codec
-from ..core.cdc import ChunkParams, boundaries, segment_starts, segment_window, stitch
+from ..core.cdc import boundaries, segment_starts, segment_window, stitch
+from ..core.chunk_params import ChunkParams
 from ..core.parallel import batches
 from ..core.progress import Progress, ignore
 from ..errors import NotFound, SourceChanged, VersionConflict

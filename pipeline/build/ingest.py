@@ -58,7 +58,7 @@ def ingest(
     started = time.monotonic()
     layout.check_product(product)
     layout.check_version(version)
-    source = locations.resolve(_absolute(source))
+    source = _absolute(locations.resolve(source))
     source_url = source.url
     kind = source_kind(source)
     key = layout.inventory_key(product, version)
@@ -101,11 +101,9 @@ def ingest(
     )
 
 
-def _absolute(source: Location | str) -> Location | str:
+def _absolute(source: Location) -> Location:
     """Local paths are recorded absolute, so that chunk can run from anywhere."""
-    if isinstance(source, Location):
-        return dataclasses.replace(source, url=os.path.abspath(source.url)) if source.is_local else source
-    return source if "://" in source else os.path.abspath(source)
+    return dataclasses.replace(source, url=os.path.abspath(source.url)) if source.is_local else source
 
 
 def _ingest_packed(store: WriteStore, source: Location, blank: Inventory, existing: Inventory | None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import layout
-from ..core.cdc import ChunkParams
+from ..core.chunk_params import ChunkParams
 from ..formats import product as product_doc
 from ..formats.product import ProductConfig
 from ..storage import ReadStore, WriteStore

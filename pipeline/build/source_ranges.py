@@ -9,7 +9,7 @@ from typing import Iterator
 
 from ..core.hashing import BLOCK
 from ..errors import DepotError, SourceChanged, SourceInvalid
-from ..storage.errors import BACKEND_ERRORS
+from ..storage.translate import BACKEND_ERRORS
 from ..storage.location import Location
 
 

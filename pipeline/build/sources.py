@@ -16,9 +16,9 @@ from typing import BinaryIO, Callable, Iterator
 
 from ..core.hashing import BLOCK
 from ..core.safety import clean_path
-from ..errors import DepotError, SourceInvalid, UnsafeEntry
+from ..errors import DepotError, SourceInvalid, StoreUnavailable, UnsafeEntry
 from ..formats.inventory import Entry
-from ..storage.errors import BACKEND_ERRORS
+from ..storage.translate import BACKEND_ERRORS
 from ..storage.location import Location
 
 ARCHIVE_SUFFIXES = {
@@ -220,7 +220,10 @@ class Pack:
         for block in chunks:
             h.update(block)
             if self.out is not None:
-                self.out.write(block)
+                try:
+                    self.out.write(block)
+                except OSError as exc:  # the repository's fault, not the upload's
+                    raise StoreUnavailable(f"cannot write the staged pack: {exc}") from exc
             self.size += len(block)
         return start, self.size - start, h.hexdigest()
 

@@ -10,7 +10,7 @@
 5. Download the rest, many requests in flight, each chunk verified before use, into
    staging files; check each completed file's SHA-256.
 6. Swap the verified files in, with the old entries set aside until the new version is
-   recorded (see installation.py): a failure leaves the previous version as it was. A
+   recorded (see game_dir.py): a failure leaves the previous version as it was. A
    killed install resumes from its staging files.
 """
 

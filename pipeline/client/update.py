@@ -109,9 +109,11 @@ def update(
 
 
 def _plan_index(fetcher: Fetcher, product: str) -> PlanIndex | None:
+    """The plan index; None when it is missing or (on an unsigned origin) damaged: updating
+    by chunks is always possible. On a signed origin a damaged index is refused."""
     try:
         return fetcher.document(layout.plan_index_key(product), PlanIndex.from_bytes)
-    except NotFound:
+    except (NotFound, ManifestInvalid):
         return None
 
 

@@ -31,7 +31,7 @@ from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
 from ..storage import Location, WriteStore, open_store
-from ..storage.content import read_range
+from ..storage.content import read_file_range
 from ..errors import PatchFailed
 from . import engines
 
@@ -228,8 +228,8 @@ def diff_file(repo: Location, old: FileEntry, new: FileEntry, fetch_cost: int) -
     made = []
     pieces = _segments(old, new)
     for offset, size, src_offset, src_size in pieces:
-        engine, patch = best_patch(read_range(store, old.chunks, src_offset, src_offset + src_size),
-                                   read_range(store, new.chunks, offset, offset + size), segment=len(pieces) > 1)
+        engine, patch = best_patch(read_file_range(store, old.chunks, src_offset, src_offset + src_size),
+                                   read_file_range(store, new.chunks, offset, offset + size), segment=len(pieces) > 1)
         made.append((offset, size, src_offset, src_size, engine, patch))
         if sum(len(m[5]) for m in made) >= fetch_cost:
             return FileOp(new.path, "chunks", new.hash_sha256, download_bytes=fetch_cost)

@@ -14,7 +14,7 @@ from typing import Callable, ClassVar, Protocol, TypeVar
 
 import fastjsonschema
 
-from ..errors import ManifestInvalid, NotFound
+from ..errors import DepotError, ManifestInvalid, NotFound
 
 T = TypeVar("T")
 
@@ -82,7 +82,11 @@ class Document:
 
     @classmethod
     def from_bytes(cls: type[D], data: bytes, where: str) -> D:
-        return cls.from_dict(loads(data, cls.SCHEMA, where))
+        doc = loads(data, cls.SCHEMA, where)
+        try:
+            return cls.from_dict(doc)
+        except (DepotError, KeyError, TypeError, ValueError) as exc:  # valid JSON Schema, impossible values
+            raise ManifestInvalid(f"{where}: not a valid {cls.SCHEMA} document: {exc}") from None
 
 
 def read(reader: Reader, key: str, parse: Callable[[bytes, str], T], missing: str) -> T:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import layout
-from ..core.cdc import ChunkParams
+from ..core.chunk_params import ChunkParams
 from ..errors import NotFound
 from . import canonical
 from .canonical import Document, Reader

@@ -32,9 +32,20 @@ def _open(location: Location) -> PrunableStore:
     return LocalStore(location)
 
 
+def _plain(location: Location | str) -> Location:
+    """A location given as a bare URL: fine where there are no settings to lose."""
+    if isinstance(location, Location):
+        return location
+    location = Location(location)
+    if location.scheme == "s3":
+        raise InvalidLocation(f"{location.url}: an s3:// store needs its settings (endpoint, credentials): "
+                              "open it with a Location, e.g. from Locations.resolve()")
+    return location
+
+
 def open_store(location: Location | str) -> PrunableStore:
     """The writable store at ``location``. Cached, so tasks in a worker process share one."""
-    location = location if isinstance(location, Location) else Location(location)
+    location = _plain(location)
     if location.is_http:
         raise InvalidLocation(f"{location.url}: HTTP locations are read-only; a repository or "
                               "origin to write must be a path, s3:// or memory://")
@@ -43,7 +54,7 @@ def open_store(location: Location | str) -> PrunableStore:
 
 def open_origin(location: Location | str, connections: int = 32) -> ReadStore:
     """A store to read from: any location, ``http(s)://`` included."""
-    location = location if isinstance(location, Location) else Location(location)
+    location = _plain(location)
     if location.is_http:
         from .http_store import HttpStore
 

@@ -14,6 +14,7 @@ Keys are relative POSIX paths checked by ``layout.check_key``. Only "not found" 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -54,6 +55,12 @@ class Tagged:
     tag: str
 
 
+def content_tag(data: bytes) -> str:
+    """The tag of stores that keep none of their own: the bytes' SHA-256, which changes
+    whenever the object is replaced by other bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
 class WriteStore(ReadStore):
     """No reader ever sees part of an object: local files are written beside their key and
     renamed into place; object stores publish an object when its upload completes."""
@@ -80,10 +87,6 @@ class WriteStore(ReadStore):
     def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         """``put`` by streaming, for objects too large to hold in memory; nothing is
         published if the block raises."""
-        raise NotImplementedError
-
-    def open(self, key: str) -> BinaryIO:
-        """A seekable reader of the object."""
         raise NotImplementedError
 
     def list(self, prefix: str = "") -> Iterator[str]:

@@ -33,7 +33,7 @@ def check_patch(patch_id: str, data: bytes) -> bytes:
     return data
 
 
-def read_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int) -> bytes:
+def read_file_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int) -> bytes:
     """Bytes ``[offset, end)`` of a file cut into ``chunks``, from only the chunks that
     cover them."""
     out = bytearray()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from ..layout import check_key
 from .base import ObjectInfo, PrunableStore
-from .errors import translated
+from .translate import translated
 from .location import Location, join
 
 TEMP_SUFFIX = ".tmp"
@@ -50,10 +50,6 @@ class FsspecStore(PrunableStore):
     def put(self, key: str, data: bytes) -> None:
         with self._translated(key):
             self.fs.pipe_file(self._path(key), bytes(data))
-
-    def open(self, key: str) -> BinaryIO:
-        with self._translated(key):
-            return self.fs.open(self._path(key), "rb")
 
     def _find(self, prefix: str) -> dict[str, dict]:
         """Every object under ``prefix`` (by key, with fsspec's details)."""

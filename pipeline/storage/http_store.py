@@ -12,7 +12,7 @@ import urllib3
 
 from ..errors import NotFound, StoreUnavailable
 from .base import ReadStore
-from .errors import translated
+from .translate import translated
 from .location import Location
 
 

@@ -1,17 +1,21 @@
 """A store in a local directory. Writes go to a hidden temporary beside the key and are
 renamed into place; create-if-absent is a hard link, which the kernel makes atomic;
-compare-and-swap holds an exclusive lock on the key's directory while it compares."""
+compare-and-swap holds an exclusive lock on the key's directory while it compares.
+
+The lock is ``flock`` on the directory: local file systems only (on NFS, ``flock`` on a
+directory opened read-only is refused, and a compare-and-swap fails with
+STORE_UNAVAILABLE rather than racing).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import uuid
 from typing import BinaryIO, Iterator
 
-from .base import Tagged
+from .base import Tagged, content_tag
 from .fsspec_store import FsspecStore, temp_name
 
 
@@ -29,21 +33,25 @@ class LocalStore(FsspecStore):
             return os.stat(self._path(key)).st_size
 
     def put(self, key: str, data: bytes) -> None:
-        with self._translated(key), self._temp(key, data) as (tmp, path):
+        with self._staged(key, data) as (tmp, path), self._translated(key):
             os.replace(tmp, path)
 
     def get_tagged(self, key: str) -> Tagged:
         data = self.get(key)
-        return Tagged(data, _tag(data))
+        return Tagged(data, content_tag(data))
 
     def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
-        with self._translated(key), self._temp(key, data) as (tmp, path):
+        with self._staged(key, data) as (tmp, path), self._translated(key):
             if tag is None:
-                return _link(tmp, path)
+                try:
+                    os.link(tmp, path)  # atomic create-if-absent
+                except FileExistsError:
+                    return False
+                return True
             with _locked(os.path.dirname(path)):
                 try:
                     with open(path, "rb") as f:
-                        current = _tag(f.read())
+                        current = content_tag(f.read())
                 except FileNotFoundError:
                     return False
                 if current != tag:
@@ -53,48 +61,31 @@ class LocalStore(FsspecStore):
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
-        path = self._path(key)
-        with self._translated(key):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = _temp_path(path)
-            try:
-                with open(tmp, "wb") as f:
-                    yield f
+        with self._staged(key) as (tmp, path):
+            with self._translated(key):
+                f = open(tmp, "wb")
+            with f:
+                yield f
+            with self._translated(key):
                 os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
 
     @contextlib.contextmanager
-    def _temp(self, key: str, data: bytes) -> Iterator[tuple[str, str]]:
-        """``data`` written to a temporary beside the key: (temporary, final path)."""
+    def _staged(self, key: str, data: bytes | None = None) -> Iterator[tuple[str, str]]:
+        """A temporary beside the key (holding ``data``, if given), removed whatever
+        happens: (temporary, final path)."""
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = _temp_path(path)
+        head, tail = os.path.split(path)
+        tmp = os.path.join(head, temp_name(tail, uuid.uuid4().hex))
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
+            with self._translated(key):
+                os.makedirs(head, exist_ok=True)
+                if data is not None:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
             yield tmp, path
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-
-def _temp_path(path: str) -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, temp_name(tail, uuid.uuid4().hex))
-
-
-def _link(tmp: str, path: str) -> bool:
-    try:
-        os.link(tmp, path)  # atomic create-if-absent
-    except FileExistsError:
-        return False
-    return True
-
-
-def _tag(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @contextlib.contextmanager

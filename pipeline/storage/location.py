@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -49,8 +50,14 @@ class Location:
 
     def __post_init__(self):
         object.__setattr__(self, "url", _checked_url(self.url))
-        if self.timeout <= 0:
-            raise InvalidLocation(f"{self.url}: timeout must be positive, got {self.timeout}")
+        for name in ("endpoint", "region", "profile"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidLocation(f"{self.url}: {name} must be a non-empty string, got {value!r}")
+        if self.endpoint is not None and not re.match(r"^https?://[^/\s]+", self.endpoint):
+            raise InvalidLocation(f"{self.url}: endpoint {self.endpoint!r} is not an http:// or https:// URL")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or self.timeout <= 0:
+            raise InvalidLocation(f"{self.url}: timeout must be a positive number of seconds, got {self.timeout!r}")
 
     def __str__(self) -> str:
         return self.url
@@ -136,13 +143,19 @@ class Locations:
 
     def resolve(self, ref: str | Location) -> Location:
         """A location by name, or by URL: settings from the named location whose URL
-        holds it (the longest such), else the defaults."""
+        holds it (the longest such), else the defaults. Local paths come back absolute,
+        so that workers elsewhere (a Dask cluster) read and write the same place."""
         if isinstance(ref, Location):
             return ref
         named = dict(self.named)
         if ref in named:
             return named[ref]
+        if named and _NAME.fullmatch(ref) and "/" not in ref and not os.path.exists(ref):
+            raise InvalidLocation(f"{ref!r} is not a location in the locations file ({', '.join(sorted(named))}); "
+                                  f"for a local directory of that name, write ./{ref}")
         url = _checked_url(ref)
+        if "://" not in url:
+            url = os.path.abspath(url)
         holders = [loc for _, loc in self.named if url == loc.url or url.startswith(loc.url.rstrip("/") + "/")]
         if holders:
             return dataclasses.replace(max(holders, key=lambda loc: len(loc.url)), url=url)

@@ -4,12 +4,11 @@ makes conditional writes atomic between threads (the filesystem lives in one pro
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import threading
 from typing import BinaryIO, Iterator
 
-from .base import Tagged
+from .base import Tagged, content_tag
 from .fsspec_store import FsspecStore
 
 _lock = threading.Lock()
@@ -19,13 +18,13 @@ class MemoryStore(FsspecStore):
     def get_tagged(self, key: str) -> Tagged:
         with _lock:
             data = self.get(key)
-        return Tagged(data, hashlib.sha256(data).hexdigest())
+        return Tagged(data, content_tag(data))
 
     def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
         path = self._path(key)
         with _lock, self._translated(key):
             try:
-                current = hashlib.sha256(self.fs.cat_file(path)).hexdigest()
+                current = content_tag(self.fs.cat_file(path))
             except FileNotFoundError:
                 current = None
             if current != tag:

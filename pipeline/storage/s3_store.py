@@ -11,9 +11,9 @@ from typing import BinaryIO, Iterator
 
 from fsspec.asyn import sync
 
-from ..errors import StoreUnavailable
+from ..errors import NotFound, StoreUnavailable
 from .base import Tagged
-from .errors import BACKEND_ERRORS, status_of
+from .translate import BACKEND_ERRORS, s3_code_of, status_of
 from .fsspec_store import FsspecStore
 
 PRECONDITION_FAILED = 412
@@ -25,6 +25,30 @@ class S3Store(FsspecStore):
     def _bucket_key(self, key: str) -> tuple[str, str]:
         bucket, _, path = self._path(key).partition("/")
         return bucket, path
+
+    def _no_bucket(self) -> StoreUnavailable:
+        return StoreUnavailable(f"{self.url}: the bucket {self.root.split('/', 1)[0]!r} does not exist")
+
+    def has(self, key: str) -> bool:
+        # Not fs.isfile: it answers False for every error, and an unreachable store is
+        # not an empty one.
+        with self._translated(key):
+            try:
+                return self.fs.info(self._path(key))["type"] == "file"
+            except FileNotFoundError as exc:
+                if s3_code_of(exc) == "NoSuchBucket":
+                    raise self._no_bucket() from None
+                return False
+
+    def _find(self, prefix: str) -> dict[str, dict]:
+        found = super()._find(prefix)
+        if not found:  # an empty listing must not hide a missing bucket
+            with self._translated(prefix):
+                try:
+                    self.fs.call_s3("head_bucket", Bucket=self.root.split("/", 1)[0])
+                except FileNotFoundError:
+                    raise self._no_bucket() from None
+        return found
 
     def get_tagged(self, key: str) -> Tagged:
         bucket, path = self._bucket_key(key)
@@ -46,12 +70,17 @@ class S3Store(FsspecStore):
                     try:
                         self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=bytes(data), **condition)
                         return True
-                    except FileNotFoundError:
+                    except FileNotFoundError as exc:
+                        if s3_code_of(exc) == "NoSuchBucket":
+                            raise self._no_bucket() from None
                         return False  # If-Match on an object that is gone
                     except BACKEND_ERRORS as exc:
                         status = status_of(exc)
                         if status == PRECONDITION_FAILED:
-                            return False
+                            # A swap retried after its reply was lost meets its own write. (A
+                            # create is never counted as ours: racing writers of the same
+                            # bytes must not both think they created the object.)
+                            return tag is not None and self._holds(key, data)
                         if status != CONFLICT:
                             raise
             finally:
@@ -59,16 +88,23 @@ class S3Store(FsspecStore):
             time.sleep(0.05 * 2**attempt)
         raise StoreUnavailable(f"{self.url_of(key)}: conditional writes kept conflicting; try again")
 
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            return self.get(key) == data
+        except NotFound:
+            return False
+
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
+        # Parts are uploaded as they come; the object is published only on commit.
         with self._translated(key):
-            # Parts are uploaded as they come; the object is published only on commit.
             f = self.fs.open(self._path(key), "wb", autocommit=False)
-            try:
-                yield f
+        try:
+            yield f
+            with self._translated(key):
                 f.close()
-            except BaseException:
-                f.discard()  # aborts the multipart upload
-                f.closed = True  # nothing left to flush
-                raise
-            f.commit()
+                f.commit()
+        except BaseException:
+            f.discard()  # aborts the multipart upload
+            f.closed = True  # nothing left to flush
+            raise

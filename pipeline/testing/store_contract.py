@@ -117,10 +117,7 @@ class WriteStoreContract(ReadStoreContract):
             for i in range(8):
                 f.write(bytes([i]) * 100_000)
         data = store.get("big/pack")
-        assert len(data) == 800_000 and data[100_000] == 1
-        with store.open("big/pack") as f:
-            f.seek(700_000)
-            assert f.read(3) == b"\x07\x07\x07"
+        assert len(data) == 800_000 and data[100_000] == 1 and data[700_000:700_003] == b"\x07\x07\x07"
 
     def test_writer_publishes_nothing_when_the_block_fails(self, store):
         with pytest.raises(RuntimeError):

@@ -16,7 +16,7 @@ from pipeline.build import products
 from pipeline.core import codec
 from pipeline.formats import manifest
 from pipeline.build.chunk import chunk
-from pipeline.core.cdc import ChunkParams
+from pipeline.core.chunk_params import ChunkParams
 from pipeline.errors import IntegrityError, ManifestInvalid, NotFound, SourceChanged
 from pipeline.build.ingest import ingest
 from pipeline.client.cat import reassemble
@@ -201,7 +201,8 @@ def test_chunking_before_ingest_names_what_is_missing(repo, threads):
 
 def test_s3_repository_and_source_on_dask_workers(s3, s3_bucket, dask_executor, tmp_path, build_dirs):
     """Workers in other processes read the source from S3 and write chunks to S3, with the
-    endpoint carried by the locations (workers see no endpoint in their environment)."""
+    endpoint carried by the locations (nothing in the library reads DEPOT_S3_ENDPOINT, and
+    botocore's own AWS_ENDPOINT_URL is not set)."""
     from archives import tar_of_dir
 
     fs, _ = s3.resolve(s3_bucket).filesystem()

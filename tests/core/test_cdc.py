@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from pipeline.core.cdc import ChunkParams, boundaries, segment_starts, segment_window, serial_boundaries, stitch
+from pipeline.core.cdc import boundaries, segment_starts, segment_window, serial_boundaries, stitch
+from pipeline.core.chunk_params import ChunkParams
 from pipeline.errors import InvalidArgument
 
 PARAMS = ChunkParams(4 << 10, 16 << 10, 64 << 10, segment_size=256 << 10)

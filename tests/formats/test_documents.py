@@ -8,7 +8,7 @@ import json
 import pytest
 
 from helpers import PRODUCT
-from pipeline.core.cdc import ChunkParams
+from pipeline.core.chunk_params import ChunkParams
 from pipeline.errors import ManifestInvalid
 from pipeline.formats.channel import Channel
 from pipeline.formats.install_record import FileStamp, InstallRecord
@@ -63,3 +63,10 @@ def test_an_invalid_document_is_never_written():
         bad.to_bytes()
     with pytest.raises(ManifestInvalid, match="at chunking"):
         ProductConfig.from_bytes(b'{"format":"depot.product/1","product":"p","chunking":{"min_size":1}}', "p.json")
+
+
+def test_a_schema_valid_document_with_impossible_values_is_invalid_naming_where():
+    d = json.loads(DOCUMENTS[1].to_bytes())
+    d["chunking"]["min_size"] = d["chunking"]["max_size"] * 2  # min > avg: no chunker could have cut it
+    with pytest.raises(ManifestInvalid, match=r"^origin-x/m\.json: not a valid manifest-1 document: chunk sizes"):
+        Manifest.from_bytes(json.dumps(d).encode(), "origin-x/m.json")

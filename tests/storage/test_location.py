@@ -103,3 +103,27 @@ def test_a_bad_locations_file_is_refused_naming_it(tmp_path, text, why):
 def test_a_missing_locations_file_is_refused(tmp_path):
     with pytest.raises(InvalidLocation, match="cannot read the locations file"):
         Locations.load(str(tmp_path / "none.toml"))
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[msk]\nurl = 's3://b'\nendpoint = 5\n", "endpoint must be a non-empty string, got 5"),
+    ("[msk]\nurl = 's3://b'\nregion = ['a']\n", "region must be a non-empty string"),
+    ("[msk]\nurl = 's3://b'\nendpoint = 'htps://x'\n", "endpoint 'htps://x' is not an http:// or https:// URL"),
+    ("[msk]\nurl = 's3://b'\ntimeout = true\n", "timeout must be a positive number of seconds, got True"),
+    ("[msk]\nurl = 's3://b'\ntimeout = '10'\n", "timeout must be a positive number of seconds, got '10'"),
+])
+def test_settings_of_the_wrong_type_are_refused_naming_the_file(tmp_path, text, why):
+    f = write(tmp_path / "locations.toml", text)
+    with pytest.raises(InvalidLocation) as err:
+        Locations.load(f)
+    assert why in str(err.value) and f"{f}: [msk]" in str(err.value)
+
+
+def test_a_mistyped_name_is_not_taken_for_a_new_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    locs = Locations.load(write(tmp_path / "locations.toml", "[main]\nurl = 's3://b/main'\n"))
+    with pytest.raises(InvalidLocation, match=r"'mian' is not a location in the locations file \(main\).*\./mian"):
+        locs.resolve("mian")
+    assert locs.resolve("./mian").url == str(tmp_path / "mian")  # said plainly, a directory is fine
+    (tmp_path / "existing").mkdir()
+    assert locs.resolve("existing").url == str(tmp_path / "existing")

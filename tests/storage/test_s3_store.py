@@ -12,3 +12,22 @@ class TestS3Store(WriteStoreContract):
     @pytest.fixture
     def store(self, s3, s3_bucket):
         return open_store(s3.resolve(f"{s3_bucket}/some/prefix"))
+
+
+def test_an_unreachable_endpoint_is_unavailable_not_empty():
+    from pipeline.errors import StoreUnavailable
+    from pipeline.storage import Location
+
+    store = open_store(Location("s3://bucket/repo", endpoint="http://127.0.0.1:9", timeout=0.5))
+    for call in (lambda: store.has("a/b"), lambda: list(store.list("a/")), lambda: store.put_if_absent("a/b", b"x")):
+        with pytest.raises(StoreUnavailable, match="s3://bucket/repo"):
+            call()
+
+
+def test_a_missing_bucket_is_unavailable_not_empty(s3):
+    from pipeline.errors import StoreUnavailable
+
+    store = open_store(s3.resolve("s3://no-such-bucket-here/repo"))
+    for call in (lambda: store.has("a/b"), lambda: list(store.list("a/")), lambda: store.put_if_absent("a/b", b"x")):
+        with pytest.raises(StoreUnavailable, match="bucket 'no-such-bucket-here' does not exist"):
+            call()

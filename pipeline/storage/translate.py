@@ -51,11 +51,20 @@ def describe(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of a failed S3 call, however s3fs wrapped it."""
+def _response(exc: BaseException | None) -> dict:
     while exc is not None:
         response = getattr(exc, "response", None)
         if isinstance(response, dict):
-            return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return response
         exc = exc.__cause__ or exc.__context__
-    return None
+    return {}
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a failed S3 call, however s3fs wrapped it."""
+    return _response(exc).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def s3_code_of(exc: BaseException) -> str | None:
+    """The S3 error code of a failed call (``NoSuchKey``, ``NoSuchBucket``, ...)."""
+    return _response(exc).get("Error", {}).get("Code")
