@@ -49,8 +49,6 @@ def network_options(f):
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
              trust_file: Path | None, allow_unsigned: bool):
     from pipeline.client.fetch import Fetcher, RateLimiter
-    from pipeline.trust.anchors import Anchors
-    from pipeline.trust.checking import TrustedMetadata, read_root
 
     locations = [s.locations.resolve(o) for o in origins]
     if timeout is not None:
@@ -59,6 +57,9 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
                       rate=RateLimiter(max_rate) if max_rate else None)
     if allow_unsigned:
         return fetcher
+    from pipeline.trust.anchors import Anchors
+    from pipeline.trust.checking import TrustedMetadata, read_root
+
     urls = [loc.url for loc in locations]
     anchors = Anchors()
     anchor = anchors.trust(read_root(trust_file), urls) if trust_file else anchors.find(urls)

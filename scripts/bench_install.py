@@ -201,10 +201,11 @@ def run_casync_extract(store: str, index: str, workdir: str, interval: float,
 
 
 def depot_install_cmd(base: list[str], origin: str, dest: str, jobs: int | None,
-                      workers: int | None, workers_after: bool) -> list[str]:
+                      workers: int | None, workers_after: bool, unsigned: bool = False) -> list[str]:
     glob = ["--json"]
-    sub = ["install", "--origin", origin, "--product", PRODUCT, "--version", VERSION,
-           "--dest", dest]
+    # the benchmark repository is not signed (depot install needs to be told so)
+    sub = ["install", *(["--allow-unsigned"] if unsigned else []), "--origin", origin, "--product", PRODUCT,
+           "--version", VERSION, "--dest", dest]
     if jobs:
         sub += ["--jobs", str(jobs)]
     if workers:
@@ -395,13 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         if depot_failed is None:
             workers_after = bool(args.workers) and option_listed(
                 base, "install", "--workers", dcwd, denv)
+            unsigned = option_listed(base, "install", "--allow-unsigned", dcwd, denv)
 
             def install(key: str, label: str, origin: str) -> bool:
                 nonlocal depot_failed
                 dest = os.path.join(workdir, f"dest-{key}")
                 os.makedirs(dest)
                 cmd = depot_install_cmd(base, origin, dest, args.jobs, args.workers,
-                                        workers_after)
+                                        workers_after, unsigned)
                 commands[label] = shlex.join(cmd)
                 log(f"timing {label} ...")
                 res = timed(key, cmd, workdir, interval, cwd=dcwd, env=denv)

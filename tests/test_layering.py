@@ -97,14 +97,14 @@ def test_the_table_catches_a_forbidden_import(tmp_path, monkeypatch):
 
 
 def test_importing_a_module_loads_only_what_it_needs():
-    """``import pipeline`` runs nothing; a client loads no patch-making engine and no
-    cluster code until it applies a patch."""
+    """``import pipeline`` runs nothing; a client loads no patch-making engine, no cluster
+    code, and no python-tuf (a quarter of a second) until it needs them."""
     import subprocess
     import sys
 
     probe = ("import sys, pipeline.layout; a = set(sys.modules); import pipeline.client.update, pipeline.client.install; "
              "b = set(sys.modules); print(sorted(m for m in a if m.startswith('pipeline.'))); "
-             "print(sorted(m for m in b if m.split('.')[0] in {'hdiffpatch', 'bsdiff4', 'pyzstd', 'distributed', 'click'} "
+             "print(sorted(m for m in b if m.split('.')[0] in {'hdiffpatch', 'bsdiff4', 'pyzstd', 'distributed', 'click', 'tuf'} "
              "or m.startswith(('pipeline.build', 'pipeline.delta.engines', 'pipeline.delta.diff'))))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     layout_only, client_extra = out.splitlines()

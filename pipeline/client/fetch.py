@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .. import layout
 from ..core import codec
@@ -24,7 +24,9 @@ from ..formats.manifest import ChunkRef
 from ..storage import ReadStore
 from ..storage.content import check_patch
 from ..storage.location import join
-from ..trust.checking import TrustedMetadata
+
+if TYPE_CHECKING:  # python-tuf takes a quarter of a second to import: only when trust is used
+    from ..trust.checking import TrustedMetadata
 
 T = TypeVar("T")
 DOWN_AFTER = 3  # consecutive failures before an origin goes to the back of the line

@@ -1,4 +1,4 @@
-"""promote: a channel pointer written last, by compare-and-swap."""
+"""Channels: pointers written last, by compare-and-swap, with a serial that only grows."""
 
 from __future__ import annotations
 
@@ -60,3 +60,21 @@ def test_racing_promotions_one_wins_the_others_are_told(published):
     winners = [v for v, o in outcome.items() if o == "won"]
     assert len(outcome) == len(racers) and len(winners) == 1
     assert channel.load(store, PRODUCT, "race").version == winners[0]
+
+
+def test_every_move_raises_the_serial_and_rollback_goes_back_as_a_new_pointer(published):
+    from pipeline.publish.channels import channels, rollback
+
+    store = open_store(str(published))
+    first = promote(store, PRODUCT, "1.0.0", "moves")
+    second = promote(store, PRODUCT, "1.2.0", "moves")
+    back = rollback(store, PRODUCT, "moves")
+    assert [p.serial for p in (first, second, back)] == [1, 2, 3]
+    assert (back.version, back.history[0].action) == ("1.0.0", "rollback")
+    assert rollback(store, PRODUCT, "moves", to="1.3.0").serial == 4
+    assert {c.channel: c.version for c in channels(store, PRODUCT)}["moves"] == "1.3.0"
+    with pytest.raises(NotFound, match="chunk it before you rollback"):
+        rollback(store, PRODUCT, "moves", to="9.9.9")
+    promote(store, PRODUCT, "1.1.0", "single")
+    with pytest.raises(NotFound, match="has delivered only 1.1.0"):
+        rollback(store, PRODUCT, "single")
