@@ -34,6 +34,7 @@ from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
 
 STATE_DIR = ".depot"
+PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 hex digits
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -207,10 +208,17 @@ class GameDir:
                         _remove(target)
                     self._make_parents(rel)
                     os.replace(saved, target)
+            if _exists(self.backup / PREVIOUS_MANIFEST):
+                os.replace(self.backup / PREVIOUS_MANIFEST, self.state / "manifest.json")
         os.unlink(intent_path)
         shutil.rmtree(self.backup, ignore_errors=True)
 
     def _finish(self, m: Manifest, origins: list[str]) -> None:
+        """Record ``m`` as installed. The previous manifest goes to the backup first: a
+        crash before the record is written must leave the previous version whole, its
+        manifest included."""
+        with contextlib.suppress(FileNotFoundError):
+            os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
         _atomic_write(self.state / "manifest.json", m.to_bytes())
         files = {}
         for f in m.files:

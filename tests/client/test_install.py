@@ -316,3 +316,28 @@ def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_
     assert verify(dest).intact
     install(fetcher(published), PRODUCT, "1.3.0", dest)
     assert verify(dest).intact
+
+
+def test_a_crash_between_the_manifest_and_the_record_leaves_the_previous_version(published, build_dirs, tmp_path,
+                                                                                 monkeypatch):
+    from pipeline.client import game_dir
+
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    real_write = game_dir._atomic_write
+
+    def dying_write(path, data):
+        if path.name == "installed.json":
+            raise SystemExit("killed")  # the new manifest is written, the record is not
+        real_write(path, data)
+
+    monkeypatch.setattr(game_dir, "_atomic_write", dying_write)
+    monkeypatch.setattr(game_dir.GameDir, "recover", lambda self: None)
+    with pytest.raises(SystemExit):
+        install(fetcher(published), PRODUCT, "1.3.0", dest)
+    monkeypatch.undo()
+    with game_dir.GameDir(dest).locked():
+        pass  # taking the lock recovers
+    assert game_dir.GameDir(dest).manifest().version == "1.0.0"
+    files = lambda t: {k: v for k, v in t.items() if v[0] != "dir"}  # the swap's new directories stay, empty
+    assert files(tree(dest)) == files(tree(build_dirs["1.0.0"])) and verify(dest).intact
