@@ -46,8 +46,15 @@ def network_options(f):
     return f
 
 
+def download_options(f):
+    """What every command that downloads takes: origins, seeds, jobs, network, trust."""
+    for option in (trust_options, network_options, jobs_option, seed_option, origin_option):
+        f = option(f)
+    return f
+
+
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
-             trust_file: Path | None, allow_unsigned: bool):
+             trust_file: Path | None, allow_unsigned: bool, seeds=()):
     from pipeline.client.fetch import Fetcher, RateLimiter
 
     locations = [s.locations.resolve(o) for o in origins]
@@ -74,53 +81,44 @@ def _describe_install(r: dict) -> str:
 
 
 @cli.command()
-@origin_option
 @product_option
 @click.option("--version", "-v", "version", default=None, help="Version to install.")
 @click.option("--channel", "-c", default=None, help="Install the version this channel points at.")
 @dest_option
-@seed_option
-@jobs_option
-@network_options
-@trust_options
+@download_options
 @json_option
 @click.pass_obj
-def install(s: Settings, origins, product, version, channel, dest, seeds, jobs, timeout, retries, max_rate,
-            trust_file, allow_unsigned):
+def install(s: Settings, product, version, channel, dest, **download):
     """Install a version into a directory: resumable, reusing what is on disk."""
     from pipeline.client.install import install as install_version, resolve_version
 
     if (version is None) == (channel is None):
         raise click.UsageError("give exactly one of --version and --channel")
-    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    fetcher = _fetcher(s, **download)
     version = version or resolve_version(fetcher, product, channel)
     with install_progress(f"install {product} {version}") as (advance, on_total):
-        r = install_version(fetcher, product, version, dest, seeds=seeds, jobs=jobs, progress=advance,
-                            on_total=on_total)
+        r = install_version(fetcher, product, version, dest, seeds=download["seeds"], jobs=download["jobs"],
+                            progress=advance, on_total=on_total)
     s.emit(r.to_dict(), _describe_install(r.to_dict()))
 
 
 @cli.command()
-@origin_option
 @dest_option
 @click.option("--to", "to_version", default=None, help="Version to update to.")
 @click.option("--channel", "-c", default=None, help="Update to the version this channel points at.")
-@seed_option
-@jobs_option
-@network_options
-@trust_options
+@download_options
 @json_option
 @click.pass_obj
-def update(s: Settings, origins, dest, to_version, channel, seeds, jobs, timeout, retries, max_rate, trust_file,
-           allow_unsigned):
+def update(s: Settings, dest, to_version, channel, **download):
     """Update an installed directory: patches, a chain of plans or chunks, whichever downloads least."""
     from pipeline.client.update import update as update_dir
 
     if (to_version is None) == (channel is None):
         raise click.UsageError("give exactly one of --to and --channel")
-    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    fetcher = _fetcher(s, **download)
     with install_progress(f"update {dest}") as (advance, on_total):
-        r = update_dir(fetcher, dest, to_version, channel, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+        r = update_dir(fetcher, dest, to_version, channel, seeds=download["seeds"], jobs=download["jobs"],
+                       progress=advance, on_total=on_total)
     for f in r.fallbacks:
         click.echo(f"depot: warning: {f['path']}: {f['error']}: {f['message']} (fetched by chunks instead)", err=True)
     s.emit(r.to_dict(), f"{r.product}: {r.from_version} -> {r.to_version} by {r.method} via {' -> '.join(r.route)}: "
@@ -150,21 +148,18 @@ def verify(s: Settings, dest, fast):
 
 
 @cli.command()
-@origin_option
 @dest_option
-@seed_option
-@jobs_option
-@network_options
-@trust_options
+@download_options
 @json_option
 @click.pass_obj
-def repair(s: Settings, origins, dest, seeds, jobs, timeout, retries, max_rate, trust_file, allow_unsigned):
+def repair(s: Settings, dest, **download):
     """Re-fetch only what is missing or damaged in a game directory."""
     from pipeline.client.repair import repair as repair_dir
 
-    fetcher = _fetcher(s, origins, timeout, retries, max_rate, jobs, trust_file, allow_unsigned)
+    fetcher = _fetcher(s, **download)
     with install_progress(f"repair {dest}") as (advance, on_total):
-        r = repair_dir(fetcher, dest, seeds=seeds, jobs=jobs, progress=advance, on_total=on_total)
+        r = repair_dir(fetcher, dest, seeds=download["seeds"], jobs=download["jobs"], progress=advance,
+                       on_total=on_total)
     d = r.to_dict()
     human = f"{r.before.product} {r.before.version} in {dest}: repaired {len(d['repaired'])} entries"
     if r.install:
