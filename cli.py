@@ -82,6 +82,14 @@ def progress_bar(desc: str, total: int = 0):
 
 
 @contextlib.contextmanager
+def upload_progress(desc: str):
+    """Bytes pushed, and an ETA once the total is known; the total grows as origins learn
+    what they lack, so the bar counts up without one."""
+    with _bar(desc, None) as bar:
+        yield bar.update
+
+
+@contextlib.contextmanager
 def install_progress(desc: str):
     """A bar whose total is known only once install has looked at the disk."""
     with _bar(desc, None) as bar:

@@ -70,24 +70,33 @@ def chunk(s: Settings, product, version):
 @version_option
 @click.option("--diff-last", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also build update plans from the N chunked versions before this one.")
+@click.option("--origin", "origins", multiple=True,
+              help="Then publish the version to this CDN origin (a path, s3://, or a location's name). Repeatable.")
 @json_option
 @click.pass_obj
-def run(s: Settings, source, product, version, diff_last):
+def run(s: Settings, source, product, version, diff_last, origins):
     """The whole pipeline for one uploaded build: ingest, chunk, and optionally diff."""
     from pipeline.build.catalog import chunked_versions
     from pipeline.core.versions import earlier
 
     sign = s.signer(product)
+    for o in origins:  # a mistyped origin is refused before the work, not after
+        s.locations.resolve(o)
     i = _ingest(s, source, product, version)
     c = _chunk(s, product, version)
     plans = []
     if diff_last:
         before = earlier(chunked_versions(s.store, product), version)
         plans = _diff_pairs(s, product, [(a, version) for a in before[-diff_last:]])
-    s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": sign(),
+    signed = sign()
+    from commands.release import describe_push, push
+
+    pushed = push(s, product, [version], origins)
+    s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": signed, "published": pushed,
             **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
             "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"] + sum(p["elapsed_s"] for p in plans), 3)},
-           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]))
+           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]
+                     + describe_push(pushed)))
 
 
 @cli.command()

@@ -55,7 +55,8 @@ def download_options(f):
 
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
              trust_file: Path | None, allow_unsigned: bool, seeds=()):
-    from pipeline.client.fetch import Fetcher, RateLimiter
+    from pipeline.client.fetch import Fetcher
+    from pipeline.core.rate import RateLimiter
 
     locations = [s.locations.resolve(o) for o in origins]
     if timeout is not None:

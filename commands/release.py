@@ -9,11 +9,49 @@ from pathlib import Path
 
 import click
 
-from cli import Settings, cli, json_option, product_option, version_option
+from cli import ByteSize, Settings, cli, json_option, mib, product_option, upload_progress, version_option
 from pipeline import layout
 from pipeline.errors import InvalidArgument, StoreUnavailable
 
 channel_option = click.option("--channel", "-c", required=True, help="Channel name, e.g. stable or beta.")
+publish_origin_option = click.option("--origin", "origins", multiple=True,
+                                     help="Also push to this CDN origin (a path, s3://, or a location's name). Repeatable.")
+
+
+def transfer_options(f):
+    """How a publish transfers: uploads in flight, retries, bandwidth, read-back."""
+    f = click.option("--verify", is_flag=True, help="Read back every object pushed and check it.")(f)
+    f = click.option("--max-rate", type=ByteSize(), default=None, help="Upload at most this many bytes a second, "
+                     "all origins together (e.g. 50MiB).")(f)
+    f = click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="Retries per object on a transient failure (5xx, timeout, reset), with backoff.")(f)
+    f = click.option("--jobs", "-j", type=click.IntRange(1, 256), default=16, show_default=True,
+                     help="Uploads in flight per origin.")(f)
+    return f
+
+
+def push(s: Settings, product: str, versions: list[str], origins, channels=(), jobs: int = 16, retries: int = 5,
+         max_rate: int | None = None, verify: bool = False) -> dict | None:
+    """Publish to ``origins`` (nothing without any); the JSON report."""
+    if not origins:
+        return None
+    from pipeline.core.rate import RateLimiter
+    from pipeline.publish.publish import publish
+    from pipeline.storage import open_store
+
+    stores = [open_store(s.locations.resolve(o)) for o in origins]
+    with upload_progress(f"publish {product}") as advance:
+        r = publish(s.store, stores, product, versions, list(channels), jobs, retries,
+                    RateLimiter(max_rate) if max_rate else None, advance, verify)
+    return r.to_dict()
+
+
+def describe_push(r: dict | None) -> list[str]:
+    if not r:
+        return []
+    return [f"{o['origin']}: {o['uploaded']} objects uploaded ({mib(o['uploaded_bytes'])}), {o['skipped']} already "
+            f"there ({mib(o['skipped_bytes'])}), {o['retries']} retries, {o['elapsed_s']} s"
+            + (f", {o['verified']} verified" if o["verified"] else "") for o in r["origins"]]
 
 
 def _describe_pointer(p) -> str:
@@ -24,30 +62,64 @@ def _describe_pointer(p) -> str:
 @product_option
 @version_option
 @channel_option
+@publish_origin_option
+@transfer_options
 @json_option
 @click.pass_obj
-def promote(s: Settings, product, version, channel):
-    """Point a channel of a product at a chunked version (a signed pointer in a signed repository)."""
+def promote(s: Settings, product, version, channel, origins, **transfer):
+    """Point a channel of a product at a chunked version (a signed pointer in a signed
+    repository); with --origin, make it live there too, the version pushed first."""
     from pipeline.publish.channels import promote as promote_version
 
     sign = s.signer(product)
     pointer = promote_version(s.store, product, version, channel)
-    s.emit({**pointer.to_dict(), "signed": sign()}, _describe_pointer(pointer))
+    signed = sign()
+    pushed = push(s, product, [version], origins, [channel], **transfer)
+    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed},
+           "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
 
 
 @cli.command()
 @product_option
 @channel_option
 @click.option("--to", "to_version", default=None, help="Version to go back to [default: the one before the current].")
+@publish_origin_option
+@transfer_options
 @json_option
 @click.pass_obj
-def rollback(s: Settings, product, channel, to_version):
+def rollback(s: Settings, product, channel, to_version, origins, **transfer):
     """Point a channel back at an earlier version, as a new pointer with a higher serial."""
     from pipeline.publish.channels import rollback as rollback_channel
 
     sign = s.signer(product)
     pointer = rollback_channel(s.store, product, channel, to_version)
-    s.emit({**pointer.to_dict(), "signed": sign()}, _describe_pointer(pointer))
+    signed = sign()
+    pushed = push(s, product, [pointer.version], origins, [channel], **transfer)
+    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed},
+           "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
+
+
+@cli.command(name="publish")
+@product_option
+@click.option("--version", "-v", "versions", multiple=True, required=True, help="Version to publish. Repeatable.")
+@click.option("--origin", "origins", multiple=True, required=True,
+              help="A CDN origin: a path, s3://, or a location's name. Repeatable: all are published at once.")
+@click.option("--channel", "-c", default=None, help="Then point this channel at the (last) version, there and here.")
+@transfer_options
+@json_option
+@click.pass_obj
+def publish_cmd(s: Settings, product, versions, origins, channel, **transfer):
+    """Push versions to CDN origins: data, documents, signed metadata, then the timestamp."""
+    versions = list(versions)
+    signed = None
+    if channel:
+        from pipeline.publish.channels import promote as promote_version
+
+        sign = s.signer(product)
+        promote_version(s.store, product, versions[-1], channel)
+        signed = sign()
+    r = push(s, product, versions, origins, [channel] if channel else [], **transfer)
+    s.emit({**r, "signed": signed}, "\n".join(describe_push(r)))
 
 
 @cli.command(name="channels")
@@ -248,3 +320,61 @@ def trust_root(s: Settings, output):
     except OSError as exc:
         raise StoreUnavailable(f"{output}: cannot write ({exc.strerror})") from None
     s.emit({"output": output, "version": root.signed.version}, f"root v{root.signed.version} written to {output}")
+
+
+# -- retiring versions and reclaiming space ----------------------------------------------------
+
+
+@cli.command(name="rm")
+@product_option
+@version_option
+@json_option
+@click.pass_obj
+def rm_cmd(s: Settings, product, version):
+    """Retire a version (refused while a channel delivers it), or drop an unfinished one."""
+    from pipeline.delta.diff import write_index
+    from pipeline.publish.retire import retire
+
+    sign = s.signer(product)
+    r = retire(s.store, product, version)
+    if any(layout.plan_pair_of(k) for k in r.removed):
+        write_index(s.store, product)  # the index lists only plans that are there
+    s.emit({**r.to_dict(), "signed": sign()},
+           f"{product} {version} ({r.state}): {len(r.removed)} documents removed; run `depot gc` to reclaim its data")
+
+
+def _pin(value: str) -> tuple[str, str]:
+    product, sep, version = value.partition("=")
+    if not sep:
+        raise InvalidArgument(f"--pin {value!r}: expected PRODUCT=VERSION")
+    return layout.check_product(product), layout.check_version(version)
+
+
+@cli.command(name="gc")
+@click.option("--origin", "origins", multiple=True,
+              help="Collect on this origin instead of the repository (a path, s3://, or a name). Repeatable.")
+@click.option("--keep-last", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Chunked versions kept per product, newest first.")
+@click.option("--keep-history", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Latest moves of each channel whose versions are kept.")
+@click.option("--pin", "pins", multiple=True, metavar="PRODUCT=VERSION", help="Keep this version too. Repeatable.")
+@click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              help="Hours: nothing younger is deleted, so a publish or build running now is never broken.")
+@click.option("--delete", is_flag=True, help="Delete; without it, only report what would go.")
+@json_option
+@click.pass_obj
+def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
+    """Reclaim what no retained version needs (a dry run unless --delete)."""
+    from pipeline.publish.gc import Retention, gc
+    from pipeline.storage import open_store
+
+    retention = Retention(keep_last, keep_history, tuple(_pin(p) for p in pins), grace * 3600)
+    stores = [open_store(s.locations.resolve(o)) for o in origins] or [s.store]
+    reports = [gc(store, retention, delete) for store in stores]
+    lines = []
+    for r in reports:
+        verb = "freed" if delete else "would free"
+        lines.append(f"{r.store}: {verb} {r.freed_objects} objects, {mib(r.freed_bytes)}; kept {r.kept_objects} "
+                     f"({mib(r.kept_bytes)}), {r.too_young} too young; listed {r.listed} in {r.list_s} s")
+        lines += [f"  {p}: {row['objects']} objects, {mib(row['bytes'])}" for p, row in sorted(r.by_product.items())]
+    s.emit({"gc": [r.to_dict() for r in reports]}, "\n".join(lines))

@@ -142,6 +142,16 @@ def is_hashed_copy(key: str) -> bool:
     return bool(_HASHED.match(key.rsplit("/", 1)[-1]))
 
 
+def plain_key_of(key: str) -> str:
+    """The document a copy under its hash is a copy of (``dir/<sha256>.name`` -> ``dir/name``);
+    any other key is itself."""
+    if not is_hashed_copy(key):
+        return key
+    head, _, name = key.rpartition("/")
+    name = name.split(".", 1)[1]
+    return f"{head}/{name}" if head else name
+
+
 def staged_pack_key(product: str, version: str) -> str:
     """Where an archive's file contents are unpacked for random access while chunking."""
     return f"{STAGING_PREFIX}{check_product(product)}/{check_version(version)}/pack"

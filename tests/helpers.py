@@ -117,3 +117,73 @@ def load_plan(store, product: str, from_version: str, to_version: str) -> dict:
     from pipeline.formats import plan
 
     return plan.load(store, product, from_version, to_version).to_dict()
+
+
+def signed_repository(base: Path, versions=("1.0.0", "1.1.0")) -> Path:
+    """``base/repo``: the fixture versions chunked, every pair planned, signed with TUF
+    (one root key), stable -> the last version; ``base/keys`` holds the keys."""
+    from pipeline.delta.diff import diff
+    from pipeline.publish.channels import promote
+    from pipeline.trust import keys, repository
+    from pipeline.trust.keys import Keyring
+
+    made = {k.name: keys.load_signer(k.private)
+            for k in keys.generate(base / "keys", ["root", "targets", "snapshot", "timestamp", PRODUCT])}
+    store = chunk_fixture_versions(base / "repo", versions=list(versions))
+    repository.init(store, [made["root"]], 1, made["targets"], made["snapshot"], made["timestamp"])
+    ring = Keyring(base / "keys")
+    repository.set_keys(store, ring, PRODUCT, add=[made[PRODUCT].public_key])
+    with cf.ThreadPoolExecutor(2) as ex:
+        for i, b in enumerate(versions):
+            for a in versions[:i]:
+                diff(store, PRODUCT, a, b, ex)
+    promote(store, PRODUCT, versions[-1], "stable")
+    repository.sign_documents(store, ring, PRODUCT)
+    return base
+
+
+def dangling(store) -> list[str]:
+    """What an origin names but does not hold: chunks of its manifests, patches of its plans,
+    versions its channel pointers deliver, and the metadata its timestamp commits to with
+    the documents that metadata names for its channels. Empty for a consistent origin."""
+    import json as _json
+
+    from tuf.api.metadata import Metadata
+
+    from pipeline import layout
+    from pipeline.formats.channel import Channel
+    from pipeline.formats.manifest import Manifest
+    from pipeline.formats.plan import Plan
+
+    keys = set(store.list())
+    missing = []
+    for key in keys:
+        plain = layout.plain_key_of(key)
+        if layout.version_document_of(plain) and plain.endswith("/manifest.json"):
+            m = Manifest.from_bytes(store.get(key), key)
+            missing += [f"{key} -> {layout.chunk_key(c)}" for c in m.unique_chunks() if layout.chunk_key(c) not in keys]
+        elif layout.plan_pair_of(plain):
+            for op in Plan.from_bytes(store.get(key), key).files:
+                missing += [f"{key} -> {layout.patch_key(s.id)}" for s in op.segments
+                            if layout.patch_key(s.id) not in keys]
+        elif layout.channel_of(plain):
+            c = Channel.from_bytes(store.get(key), key)
+            if layout.manifest_key(c.product, c.version) not in keys:
+                missing.append(f"{key} -> {c.product} {c.version}")
+    ts_key = layout.metadata_key("timestamp")
+    if ts_key in keys:
+        ts = Metadata.from_bytes(store.get(ts_key))
+        snap_key = layout.metadata_key("snapshot", ts.signed.snapshot_meta.version)
+        if snap_key not in keys:
+            return missing + [f"{ts_key} -> {snap_key}"]
+        snap = Metadata.from_bytes(store.get(snap_key))
+        for name, meta in snap.signed.meta.items():
+            role_key = layout.metadata_key(name.removesuffix(".json"), meta.version)
+            if role_key not in keys:
+                missing.append(f"{snap_key} -> {role_key}")
+                continue
+            for path, info in _json.loads(store.get(role_key))["signed"].get("targets", {}).items():
+                hashed = layout.hashed_target_key(path, info["hashes"]["sha256"])
+                if layout.channel_of(path) and hashed not in keys:
+                    missing.append(f"{role_key} -> {hashed}")
+    return sorted(missing)

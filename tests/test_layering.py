@@ -22,7 +22,7 @@ ALLOWED = {
     "build": BASE | {"core", "formats", "storage"},
     "delta": BASE | {"core", "formats", "storage"},
     "client": BASE | {"core", "formats", "storage", "trust", "delta.route"},
-    "publish": BASE | {"core", "formats", "storage"},
+    "publish": BASE | {"core", "formats", "storage", "trust"},
     "trust": BASE | {"core", "formats", "storage"},
     "stats": BASE | {"core", "formats", "storage"},
     "service": BASE | {"core", "formats", "storage", "trust", "delta.route"},

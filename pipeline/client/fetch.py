@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .. import layout
 from ..core import codec
+from ..core.rate import RateLimiter
 from ..errors import (CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable,
                       TargetMismatch)
 from ..formats.manifest import ChunkRef
@@ -30,27 +31,6 @@ if TYPE_CHECKING:  # python-tuf takes a quarter of a second to import: only when
 
 T = TypeVar("T")
 DOWN_AFTER = 3  # consecutive failures before an origin goes to the back of the line
-
-
-class RateLimiter:
-    """A token bucket shared by all download threads: at most ``rate`` bytes a second,
-    with up to one second of burst."""
-
-    def __init__(self, rate: float):
-        self.rate = float(rate)
-        self._tokens = self.rate
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self, n: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= n
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait:
-            time.sleep(wait)
 
 
 @dataclass

@@ -291,8 +291,12 @@ def sign_documents(store: WriteStore, keyring: Keyring, product: str,
             raise NotFound(f"{product} has no release key: run `depot trust add-key --product {product} --key FILE`")
         md = state.role(role) or Metadata(Targets())
         signed = md.signed.targets
-        changed = False
-        for key in store.list(f"{layout.PRODUCT_PREFIX}{product}/"):
+        keys = list(store.list(f"{layout.PRODUCT_PREFIX}{product}/"))
+        gone = set(signed) - set(keys)  # retired: no longer offered
+        for key in gone:
+            del signed[key]
+        changed = bool(gone)
+        for key in keys:
             kind = _document_kind(product, key)
             if kind is None:
                 continue

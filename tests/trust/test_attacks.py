@@ -3,18 +3,16 @@ and HTTP), is refused with its own error, and nothing is written to the game dir
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import PRODUCT, assert_installed, chunk_fixture_versions, fetcher
+from helpers import PRODUCT, assert_installed, fetcher, signed_repository
 from pipeline import layout
 from pipeline.client.install import install, resolve_version
 from pipeline.client.update import update
-from pipeline.delta.diff import diff
 from pipeline.errors import MetadataExpired, MetadataRollback, SignatureInvalid, TargetMismatch
 from pipeline.formats.channel import Channel
 from pipeline.formats.trust_settings import Lifetimes
@@ -32,18 +30,7 @@ KINDS = ["dir", "s3", "http"]
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     """A signed repository: 1.0.0 and 1.1.0 chunked and planned, stable -> 1.1.0; its keys."""
-    base = tmp_path_factory.mktemp("signed")
-    made = {k.name: k for k in keys.generate(base / "keys", ["root", "targets", "snapshot", "timestamp", PRODUCT])}
-    signer = {name: keys.load_signer(k.private) for name, k in made.items()}
-    store = chunk_fixture_versions(base / "repo", versions=["1.0.0", "1.1.0"])
-    repository.init(store, [signer["root"]], 1, signer["targets"], signer["snapshot"], signer["timestamp"])
-    ring = Keyring(base / "keys")
-    repository.set_keys(store, ring, PRODUCT, add=[signer[PRODUCT].public_key])
-    with cf.ThreadPoolExecutor(2) as ex:
-        diff(store, PRODUCT, "1.0.0", "1.1.0", ex)
-    promote(store, PRODUCT, "1.1.0", "stable")
-    repository.sign_documents(store, ring, PRODUCT)
-    return base
+    return signed_repository(tmp_path_factory.mktemp("signed"))
 
 
 class Origin:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, PRODUCT, ROOT, fixture_tar
+from helpers import DEPOT, PRODUCT, fixture_tar
 from pipeline import layout
 from pipeline.testing.http_origins import StaticOrigin
 

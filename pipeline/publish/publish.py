@@ -1,0 +1,208 @@
+"""publish: push versions of a product from the repository to CDN origins, in commit order.
+
+On every origin, in this order, so that nothing ever names an object that is not there:
+
+1. data: the versions' chunks, and the patches of the plans to them;
+2. documents: the manifests, the plans to the versions, the plan index (and, in a signed
+   repository, each under its SHA-256 too, as clients download them);
+3. channel pointers: those asked for, and in a signed repository every current pointer,
+   whose versions are pushed first if the origin lacks them: the signed metadata names
+   every pointer, so an origin gets it only once it holds every version they point at;
+4. signed metadata: every root, the current snapshot and the roles it names;
+5. ``timestamp.json``, the commit: replaced only if the origin's is older (a racing
+   publisher with newer metadata wins, and nothing goes back).
+
+Every step skips what the origin already has and can be run again: a publish killed
+anywhere finishes when it is run again. A version whose manifest is on an origin has all
+its data there.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from .. import layout
+from ..core import codec
+from ..core.progress import Progress, ignore
+from ..core.rate import RateLimiter
+from ..errors import IntegrityError, NotFound
+from ..formats import manifest as manifest_doc
+from ..formats.channel import Channel
+from ..formats.plan import Plan
+from ..storage import WriteStore
+from ..trust import repository as trust
+from .channels import channels as channels_of
+from .upload import OriginReport, Uploader
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    product: str
+    versions: list[str]
+    origins: list[OriginReport] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"product": self.product, "versions": self.versions, "origins": [o.to_dict() for o in self.origins],
+                "elapsed_s": self.elapsed_s}
+
+
+@dataclass
+class _Release:
+    """What publishing some versions of some products puts on an origin."""
+
+    repo: WriteStore
+    signed: bool
+    data: dict[str, int] = field(default_factory=dict)  # chunk and patch keys -> stored size
+    documents: dict[str, bytes] = field(default_factory=dict)  # immutable documents (and hashed copies)
+    mutable: dict[str, bytes] = field(default_factory=dict)  # plan indexes, channel pointers
+    versions: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_version(self, product: str, version: str) -> None:
+        m = manifest_doc.load(self.repo, product, version)
+        for ref in m.unique_chunks().values():
+            self.data[layout.chunk_key(ref.id)] = ref.stored_size
+        self._document(layout.manifest_key(product, version))
+        for key in self.repo.list(layout.plans_prefix(product)):
+            pair = layout.plan_pair_of(key)
+            if pair and pair[1] == version:
+                for op in Plan.from_bytes(self._document(key), key).files:
+                    for s in op.segments:
+                        self.data[layout.patch_key(s.id)] = s.patch_size
+        if self.repo.has(layout.plan_index_key(product)):
+            self._document(layout.plan_index_key(product), mutable=True)
+        self.versions.append((product, version))
+
+    def add_pointer(self, product: str, channel: str) -> None:
+        self._document(layout.channel_key(product, channel), mutable=True)
+
+    def _document(self, key: str, mutable: bool = False) -> bytes:
+        data = self.repo.get(key)
+        (self.mutable if mutable else self.documents)[key] = data
+        if self.signed:  # the copy clients download, named by its hash: never replaced
+            self.documents[layout.hashed_target_key(key, hashlib.sha256(data).hexdigest())] = data
+        return data
+
+
+def _metadata_keys(repo: WriteStore) -> tuple[list[str], bytes]:
+    """Every root, the current snapshot and the roles it names; and the timestamp."""
+    timestamp = repo.get(layout.metadata_key(trust.TIMESTAMP))
+    from tuf.api.metadata import Metadata
+
+    snap_version = Metadata.from_bytes(timestamp).signed.snapshot_meta.version
+    snap = Metadata.from_bytes(repo.get(layout.metadata_key(trust.SNAPSHOT, snap_version)))
+    keys = [k for k in repo.list(layout.METADATA_PREFIX) if k.endswith(".root.json")]
+    keys.append(layout.metadata_key(trust.SNAPSHOT, snap_version))
+    keys += [layout.metadata_key(name.removesuffix(".json"), meta.version) for name, meta in snap.signed.meta.items()]
+    return keys, timestamp
+
+
+def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions: list[str],
+            channels: list[str] = (), jobs: int = 16, retries: int = 5, rate: RateLimiter | None = None,
+            progress: Progress = ignore, verify: bool = False) -> PublishResult:
+    """Push ``versions`` of ``product`` (and the channel pointers ``channels``) to every
+    origin, all origins at once; see the module docstring for the order."""
+    started = time.monotonic()
+    for v in versions:
+        if not repo.has(layout.manifest_key(product, v)):
+            raise NotFound(f"{product} {v} has no manifest in {repo.url}: chunk it before publishing")
+    with cf.ThreadPoolExecutor(max(1, len(origins))) as pool:
+        reports = list(pool.map(lambda o: _publish_to(repo, o, product, versions, list(channels), jobs, retries,
+                                                      rate, progress, verify), origins))
+    return PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
+
+
+def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: list[str], channels: list[str],
+                jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool) -> OriginReport:
+    started = time.monotonic()
+    up = Uploader(repo, origin, jobs, retries, rate, progress)
+    signed = trust.is_signed(repo)
+    release = _Release(repo, signed)
+    on_origin = up.present(layout.PRODUCT_PREFIX)
+    wanted = {(product, v) for v in versions}
+    pointers = {(product, c) for c in channels}
+    if signed:  # the metadata names every pointer: their versions must be there first
+        for p in _products(repo):
+            for c in channels_of(repo, p):
+                pointers.add((p, c.channel))
+                wanted.add((p, c.version))
+    for p, c in pointers:
+        pointer = Channel.from_bytes(repo.get(layout.channel_key(p, c)), layout.channel_key(p, c))
+        wanted.add((p, pointer.version))
+    for p, v in sorted(wanted):
+        if (p, v) in {(product, x) for x in versions} or layout.manifest_key(p, v) not in on_origin:
+            release.add_version(p, v)
+    for p, c in sorted(pointers):
+        release.add_pointer(p, c)
+
+    up.present(layout.CHUNK_PREFIX)
+    up.present(layout.PATCH_PREFIX)
+    up.copy(release.data, sizes=release.data)  # 1. data
+    up.copy(release.documents)  # 2. documents ...
+    up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True)  # ... and plan indexes
+    up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True)  # 3. pointers
+    report = up.report
+    if signed:
+        keys, timestamp = _metadata_keys(repo)
+        up.copy(keys)  # 4. signed metadata
+        report.timestamp = _commit_timestamp(up, timestamp)  # 5. the commit
+    if verify:
+        report.verified = _verify(repo, origin, release, up)
+    report.versions = [f"{p} {v}" for p, v in release.versions]
+    report.elapsed_s = round(time.monotonic() - started, 3)
+    return report
+
+
+def _products(repo: WriteStore) -> list[str]:
+    return sorted({p for p in map(layout.product_of, repo.list(layout.PRODUCT_PREFIX)) if p})
+
+
+def _version_of(timestamp: bytes) -> int:
+    from tuf.api.metadata import Metadata
+
+    return Metadata.from_bytes(timestamp).signed.version
+
+
+def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
+    """Replace the origin's timestamp by the repository's unless the origin's is as new."""
+    key = layout.metadata_key(trust.TIMESTAMP)
+    ours = _version_of(timestamp)
+    while True:
+        try:
+            current = up._retrying(lambda: up.origin.get_tagged(key), key)
+            if _version_of(current.data) >= ours:
+                up.report.skipped += 1
+                up.report.skipped_bytes += len(timestamp)
+                return "unchanged" if current.data == timestamp else "newer-there"
+            tag = current.tag
+        except NotFound:
+            tag = None
+        if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key):
+            up.report.uploaded += 1
+            up.report.uploaded_bytes += len(timestamp)
+            return "updated"
+
+
+def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploader) -> int:
+    """Read back every object this publish relies on: patches checked against their ids,
+    chunks and documents against the repository's bytes. Returns how many were checked."""
+    problems = []
+
+    def check(key: str) -> None:
+        data = up._retrying(lambda: origin.get(key), key)
+        if key.startswith(layout.PATCH_PREFIX):
+            ok = codec.chunk_id(data) == key.rsplit("/", 1)[-1]
+        else:
+            ok = data == (release.documents[key] if key in release.documents else repo.get(key))
+        if not ok:
+            problems.append(key)
+
+    keys = list(release.data) + list(release.documents)
+    with cf.ThreadPoolExecutor(up.jobs) as pool:
+        list(pool.map(check, keys))
+    if problems:
+        raise IntegrityError(f"{origin.url}: {len(problems)} objects differ from the repository, e.g. {sorted(problems)[0]}")
+    return len(keys)

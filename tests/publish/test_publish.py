@@ -1,0 +1,158 @@
+"""publish: versions pushed to regional origins (three S3 buckets on moto, directories),
+in commit order, resumable, through faults, by racing publishers; players install from
+every origin afterwards."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import DEPOT, PRODUCT, assert_installed, dangling, fetcher, kill_while_running, signed_repository
+from pipeline import layout
+from pipeline.client.install import install
+from pipeline.client.update import update
+from pipeline.publish.channels import promote
+from pipeline.publish.publish import publish
+from pipeline.storage import Location, open_store
+from pipeline.testing.faulty_proxy import FaultyProxy
+from pipeline.trust import repository
+from pipeline.trust.anchors import Anchors
+from pipeline.trust.checking import TrustedMetadata
+from pipeline.trust.keys import Keyring
+
+REGIONS = ("msk", "spb", "nsk")
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    return signed_repository(tmp_path_factory.mktemp("signed"), versions=("1.0.0", "1.1.0", "1.2.0"))
+
+
+@pytest.fixture
+def repo(signed, tmp_path):
+    """A private copy of the signed repository (tests move its channels)."""
+    shutil.copytree(signed, tmp_path / "release")
+    return tmp_path / "release"
+
+
+def player(origin, locations=None, data: Path | None = None, root: bytes = b""):
+    f = fetcher(origin, locations=locations)
+    url = f.origins[0].url
+    f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
+    return f
+
+
+def root_of(repo: Path) -> bytes:
+    return (repo / "repo" / layout.metadata_key("root", 1)).read_bytes()
+
+
+def test_publish_to_three_regions_then_players_install_from_each(repo, s3, s3_endpoint, tmp_path, build_dirs):
+    import boto3
+
+    s3c = boto3.client("s3", endpoint_url=s3_endpoint)
+    for r in REGIONS:
+        s3c.create_bucket(Bucket=f"cdn-{r}-{tmp_path.name[-8:].lower().replace('_', '-')}")
+    origins = [open_store(s3.resolve(f"s3://cdn-{r}-{tmp_path.name[-8:].lower().replace('_', '-')}/depot"))
+               for r in REGIONS]
+    store, ring = open_store(str(repo / "repo")), Keyring(repo / "keys")
+    promote(store, PRODUCT, "1.0.0", "stable")
+    repository.sign_documents(store, ring, PRODUCT)
+    first = publish(store, origins, PRODUCT, ["1.0.0"], channels=["stable"], verify=True)
+    for report in first.origins:
+        assert report.uploaded > 0 and report.retries == 0 and report.timestamp == "updated"
+        assert report.verified > 0 and report.versions == [f"{PRODUCT} 1.0.0"]
+        assert dangling(open_store(s3.resolve(report.origin))) == []
+    for i, origin in enumerate(origins):
+        dest = tmp_path / f"game-{i}"
+        install(player(origin.url, s3, tmp_path / f"data-{i}", root_of(repo)), PRODUCT, "1.0.0", dest)
+        assert_installed(dest, build_dirs["1.0.0"])
+
+    again = publish(store, origins, PRODUCT, ["1.0.0"], channels=["stable"])
+    assert [(r.uploaded, r.skipped == first.origins[0].uploaded, r.timestamp) for r in again.origins] == \
+        [(0, True, "unchanged")] * 3
+
+    promote(store, PRODUCT, "1.2.0", "stable")
+    repository.sign_documents(store, ring, PRODUCT)
+    publish(store, origins, PRODUCT, ["1.2.0"], channels=["stable"])
+    client = player(origins[1].url, s3, tmp_path / "data-0", root_of(repo))
+    r = update(client, tmp_path / "game-0", channel="stable")
+    assert (r.to_version, r.method) == ("1.2.0", "delta")
+    assert_installed(tmp_path / "game-0", build_dirs["1.2.0"])
+
+
+def test_every_channel_target_goes_out_before_the_metadata_that_names_it(repo, tmp_path, build_dirs):
+    """The repository's stable delivers 1.2.0; publishing only 1.0.0 to a new origin must
+    still push 1.2.0 first, or the signed metadata would point players at nothing."""
+    store = open_store(str(repo / "repo"))
+    origin = open_store(str(tmp_path / "origin"))
+    r = publish(store, [origin], PRODUCT, ["1.0.0"])
+    assert sorted(r.origins[0].versions) == [f"{PRODUCT} 1.0.0", f"{PRODUCT} 1.2.0"]
+    assert dangling(origin) == []
+    install(player(tmp_path / "origin", data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.2.0", tmp_path / "g")
+    assert_installed(tmp_path / "g", build_dirs["1.2.0"])
+
+
+def test_a_publish_through_faults_completes_and_verifies(repo, s3, s3_endpoint, s3_bucket, tmp_path, build_dirs):
+    store = open_store(str(repo / "repo"))
+    faults = {"503": 0.08, "reset": 0.05, "cut": 0.05, "stall": 0.02}
+    with FaultyProxy(s3_endpoint, faults, seed=7, stall_s=2.0) as proxy:
+        flaky = open_store(Location(f"{s3_bucket}/flaky", endpoint=proxy.url, timeout=1.0))
+        r = publish(store, [flaky], PRODUCT, ["1.1.0"], retries=8, verify=True).origins[0]
+        # every kind of fault happened; the S3 client retries first, the uploader after it
+        assert all(proxy.injected[k] > 0 for k in faults), proxy.injected
+    assert r.verified > 0 and r.timestamp == "updated"
+    direct = open_store(s3.resolve(f"{s3_bucket}/flaky"))
+    assert dangling(direct) == []
+    install(player(direct.url, s3, tmp_path / "data", root_of(repo)), PRODUCT, "1.1.0", tmp_path / "g")
+    assert_installed(tmp_path / "g", build_dirs["1.1.0"])
+
+
+def test_a_publish_killed_anywhere_and_run_again_is_consistent(repo, tmp_path, build_dirs):
+    origin = tmp_path / "origin"
+    args = DEPOT + ["--repo", str(repo / "repo"), "publish", "-p", PRODUCT, "-v", "1.0.0", "-v", "1.1.0",
+                    "--origin", str(origin), "--jobs", "2", "--max-rate", "384KiB"]
+    seen = []
+
+    def consistent() -> bool:
+        if origin.exists():
+            seen.append(len(list(origin.rglob("*"))))
+            assert dangling(open_store(str(origin))) == []
+        return False
+
+    rnd = random.Random(5)
+    killed = kill_while_running(args, [rnd.uniform(0.8, 2.0) for _ in range(4)], consistent)
+    assert killed >= 2 and any(seen)
+    import subprocess
+
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert dangling(open_store(str(origin))) == []
+    install(player(origin, data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.1.0", tmp_path / "g")
+    assert_installed(tmp_path / "g", build_dirs["1.1.0"])
+
+
+def test_two_publishers_racing_on_one_origin_both_finish_correct(repo, tmp_path, build_dirs):
+    store = open_store(str(repo / "repo"))
+    origin = open_store(str(tmp_path / "origin"))
+    results, errors = [], []
+
+    def run(version: str) -> None:
+        try:
+            results.append(publish(store, [origin], PRODUCT, [version], jobs=4))
+        except Exception as exc:  # noqa: BLE001 - a racing publisher must not fail: the test says how
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in ("1.0.0", "1.1.0", "1.1.0")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 3
+    assert dangling(origin) == []
+    for v in ("1.0.0", "1.1.0"):
+        install(player(tmp_path / "origin", data=tmp_path / f"d{v}", root=root_of(repo)), PRODUCT, v, tmp_path / v)
+        assert_installed(tmp_path / v, build_dirs[v])
