@@ -26,7 +26,8 @@ from ..formats.plan import Plan
 from ..storage import ObjectInfo, PrunableStore
 
 HOUR = 3600.0
-UNREFERENCED = "(no version)"
+UNREFERENCED = "(unreferenced)"  # data no version names, temporaries
+METADATA = "(metadata)"  # superseded signed metadata
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = 
             report.too_young += 1
         else:
             doomed.append(o)
-            product = layout.product_of(o.key) or owners.get(o.key, UNREFERENCED)
+            product = layout.product_of(o.key) or owners.get(o.key) or (
+                METADATA if o.key.startswith(layout.METADATA_PREFIX) else UNREFERENCED)
             row = report.by_product.setdefault(product, {"objects": 0, "bytes": 0})
             row["objects"] += 1
             row["bytes"] += o.size

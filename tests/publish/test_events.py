@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -192,7 +193,8 @@ def test_manifest_updated_omits_what_is_not_given_and_refuses_unknown_actions():
     event = manifest_updated("starfall", "1.1.0", "m", action="publish", source="depot/ci")
     assert event["source"] == "depot/ci"
     assert set(event["data"]) == {"productId", "versionId", "manifestUrl", "updateTimestamp", "action"}
-    assert manifest_updated("a", "1", "m", action="rollback")["id"] != manifest_updated("a", "1", "m", action="rollback")["id"]
+    ids = {manifest_updated("a", "1", "m", action="rollback")["id"] for _ in range(2)}
+    assert len(ids) == 2
     with pytest.raises(InvalidArgument, match="deploy"):
         manifest_updated("starfall", "1.1.0", "m", action="deploy")
 
@@ -201,9 +203,10 @@ def test_manifest_updated_omits_what_is_not_given_and_refuses_unknown_actions():
 
 
 def test_from_table_reads_every_key_and_defaults_the_rest(tmp_path):
-    sinks = EventSinks.from_table({"outbox": str(tmp_path / "o"), "jsonl": "events.jsonl", "webhook": "https://h.example/e",
-                                   "kafka": "k1:9092,k2:9093", "topic": "depot.events", "timeout": 2}, tmp_path / "default")
-    assert sinks == EventSinks(tmp_path / "o", "events.jsonl", "https://h.example/e", "k1:9092,k2:9093", "depot.events", 2)
+    table = {"outbox": str(tmp_path / "o"), "jsonl": "events.jsonl", "webhook": "https://h.example/e",
+             "kafka": "k1:9092,k2:9093", "topic": "depot.events", "timeout": 2}
+    assert EventSinks.from_table(table, tmp_path / "default") == \
+        EventSinks(tmp_path / "o", "events.jsonl", "https://h.example/e", "k1:9092,k2:9093", "depot.events", 2)
     assert EventSinks.from_table({}, tmp_path / "default") == EventSinks(tmp_path / "default")
     assert EventSinks(tmp_path).topic == TOPIC == "com.platform.download.events.v1"
     assert EventSinks(tmp_path).timeout == 5.0
@@ -299,6 +302,16 @@ def test_an_outbox_that_cannot_be_written_is_an_error_not_a_lost_event(tmp_path)
         emit(EventSinks(tmp_path / "file" / "outbox", jsonl=str(tmp_path / "e.jsonl")), events(1)[0])
     with pytest.raises(InvalidArgument, match="not JSON"):
         emit(EventSinks(tmp_path / "outbox"), {"data": object()})
+
+
+def test_confluent_kafka_is_imported_only_for_a_kafka_sink(tmp_path):
+    code = ("import sys; from pathlib import Path; from pipeline.publish import events as e; "
+            "sinks = e.EventSinks(Path(sys.argv[1]), jsonl=sys.argv[2]); "
+            "e.emit(sinks, e.manifest_updated('a', '1', 'm', action='publish')); "
+            "assert 'confluent_kafka' not in sys.modules, 'imported'")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "outbox"), str(tmp_path / "e.jsonl")], check=True,
+                   cwd=Path(__file__).resolve().parents[2])
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 1
 
 
 # -- Kafka: the Tansu broker ---------------------------------------------------------------
