@@ -11,6 +11,7 @@ import contextlib
 import json
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -54,6 +55,37 @@ class Settings:
         ring = self.keyring()
         repository.check_can_sign(store, ring, product)
         return lambda: (lambda c: c and c.to_dict())(repository.sign_documents(store, ring, product))
+
+    def announce(self, product: str, version: str, action: str, origins=(), channel: str | None = None):
+        """Emit a manifest.updated event per origin (the repository when none) to the sinks
+        of the locations file's [events] table; the delivery report, or None without sinks.
+        An unreachable sink never fails the command: its events wait in the outbox."""
+        if not self.locations.events:
+            return None
+        from pipeline import layout
+        from pipeline.publish import events
+
+        sinks = self.events_sinks()
+        key = layout.manifest_key(product, version)
+        places = [self.locations.resolve(o) for o in origins] or [self.store.location]
+        delivery = None
+        for loc in places:
+            url = f"{loc.public_url.rstrip('/')}/{key}" if loc.public_url else loc.child(key).url
+            name = next((n for n, named in self.locations.named if named.url == loc.url), loc.url)
+            delivery = events.emit(sinks, events.manifest_updated(product, version, url, action=action,
+                                                                  channel=channel, origin=name))
+        return delivery.to_dict()
+
+    def events_sinks(self):
+        from pipeline.publish.events import EventSinks
+        from pipeline.trust.anchors import default_data_dir
+
+        table = dict(self.locations.events)
+        base = Path(self.locations.path).parent if self.locations.path else Path(".")
+        for key in ("jsonl", "outbox"):  # relative to the locations file, like its other paths
+            if isinstance(table.get(key), str) and not Path(table[key]).is_absolute():
+                table[key] = str(base / table[key])
+        return EventSinks.from_table(table, default_data_dir() / "outbox")
 
     def executor(self, total_bytes: int | None = None):
         # A memory:// repository lives in this process: its jobs cannot go to workers.

@@ -92,7 +92,8 @@ def run(s: Settings, source, product, version, diff_last, origins):
     from commands.release import describe_push, push
 
     pushed = push(s, product, [version], origins)
-    s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": signed, "published": pushed,
+    events = s.announce(product, version, "publish", origins) if origins else None
+    s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": signed, "published": pushed, "events": events,
             **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
             "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"] + sum(p["elapsed_s"] for p in plans), 3)},
            "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]

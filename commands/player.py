@@ -54,7 +54,7 @@ def download_options(f):
 
 
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
-             trust_file: Path | None, allow_unsigned: bool, seeds=()):
+             trust_file: Path | None, allow_unsigned: bool, seeds=(), dest: Path | None = None):
     from pipeline.client.fetch import Fetcher
     from pipeline.core.rate import RateLimiter
 
@@ -70,7 +70,13 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
 
     urls = [loc.url for loc in locations]
     anchors = Anchors()
-    anchor = anchors.trust(read_root(trust_file), urls) if trust_file else anchors.find(urls)
+    if trust_file:
+        anchor = anchors.trust(read_root(trust_file), urls)
+    else:
+        from pipeline.client.game_dir import GameDir
+
+        record = GameDir(Path(dest)).record() if dest else None
+        anchor = anchors.find(urls, record.trust if record else "")
     fetcher.trust = TrustedMetadata(fetcher.get, anchor, urls[0])
     return fetcher
 
@@ -116,7 +122,7 @@ def update(s: Settings, dest, to_version, channel, **download):
 
     if (to_version is None) == (channel is None):
         raise click.UsageError("give exactly one of --to and --channel")
-    fetcher = _fetcher(s, **download)
+    fetcher = _fetcher(s, **download, dest=dest)
     with install_progress(f"update {dest}") as (advance, on_total):
         r = update_dir(fetcher, dest, to_version, channel, seeds=download["seeds"], jobs=download["jobs"],
                        progress=advance, on_total=on_total)
@@ -157,7 +163,7 @@ def repair(s: Settings, dest, **download):
     """Re-fetch only what is missing or damaged in a game directory."""
     from pipeline.client.repair import repair as repair_dir
 
-    fetcher = _fetcher(s, **download)
+    fetcher = _fetcher(s, **download, dest=dest)
     with install_progress(f"repair {dest}") as (advance, on_total):
         r = repair_dir(fetcher, dest, seeds=download["seeds"], jobs=download["jobs"], progress=advance,
                        on_total=on_total)

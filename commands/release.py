@@ -75,7 +75,8 @@ def promote(s: Settings, product, version, channel, origins, **transfer):
     pointer = promote_version(s.store, product, version, channel)
     signed = sign()
     pushed = push(s, product, [version], origins, [channel], **transfer)
-    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed},
+    events = s.announce(product, version, "promote", origins, channel)
+    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed, "events": events},
            "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
 
 
@@ -95,7 +96,8 @@ def rollback(s: Settings, product, channel, to_version, origins, **transfer):
     pointer = rollback_channel(s.store, product, channel, to_version)
     signed = sign()
     pushed = push(s, product, [pointer.version], origins, [channel], **transfer)
-    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed},
+    events = s.announce(product, pointer.version, "rollback", origins, channel)
+    s.emit({**pointer.to_dict(), "signed": signed, "published": pushed, "events": events},
            "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
 
 
@@ -119,7 +121,11 @@ def publish_cmd(s: Settings, product, versions, origins, channel, **transfer):
         promote_version(s.store, product, versions[-1], channel)
         signed = sign()
     r = push(s, product, versions, origins, [channel] if channel else [], **transfer)
-    s.emit({**r, "signed": signed}, "\n".join(describe_push(r)))
+    events = None
+    for v in versions:
+        events = s.announce(product, v, "promote" if channel and v == versions[-1] else "publish", origins,
+                            channel if v == versions[-1] else None)
+    s.emit({**r, "signed": signed, "events": events}, "\n".join(describe_push(r)))
 
 
 @cli.command(name="channels")
@@ -378,3 +384,22 @@ def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
                      f"({mib(r.kept_bytes)}), {r.too_young} too young; listed {r.listed} in {r.list_s} s")
         lines += [f"  {p}: {row['objects']} objects, {mib(row['bytes'])}" for p, row in sorted(r.by_product.items())]
     s.emit({"gc": [r.to_dict() for r in reports]}, "\n".join(lines))
+
+
+@cli.group()
+def events():
+    """Publish events (the [events] table of the locations file)."""
+
+
+@events.command(name="flush")
+@json_option
+@click.pass_obj
+def events_flush(s: Settings):
+    """Deliver the events waiting in the outbox to every sink that does not have them yet."""
+    from pipeline.publish import events as publish_events
+
+    if not s.locations.events:
+        raise InvalidArgument("no [events] table in the locations file (--locations FILE): nothing to flush")
+    d = publish_events.flush(s.events_sinks())
+    s.emit(d.to_dict(), "\n".join(f"{name}: {r['delivered']} delivered, {r['pending']} pending"
+                                  + (f" ({r['error']})" if r.get("error") else "") for name, r in d.to_dict().items()))

@@ -1,10 +1,11 @@
 """Measuring and reporting shared by the benchmark scripts.
 
-``bench_ingest.py``, ``bench_install.py``, ``bench_delta.py`` and ``release_pairs.py``
-take from here: installing the peer tools, running a command while sampling its process
-tree's memory, the depot command and its JSON, the casync and depot runs that make a
-store from the corpus, scanning, hashing and comparing trees, the common options and the
-report's formatting.  Each script keeps its own runs and its own table.
+``bench_ingest.py``, ``bench_install.py``, ``bench_delta.py``, ``bench_publish.py`` and
+``release_pairs.py`` take from here: installing the peer tools, running a command while
+sampling its process tree's memory (between syncs, with the other load it met), the depot
+command and its JSON, the casync and depot runs that make a store from the corpus,
+scanning, hashing and comparing trees, the common options and the report's formatting.
+Each script keeps its own runs and its own table.
 
 psutil is imported by the measuring functions only, so that ``release_pairs.py``, which
 measures nothing, runs without it.
@@ -343,6 +344,59 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
         "stdout": stdout,
         "stderr": stderr,
     }
+
+
+def busy_cpu_seconds(t0, t1) -> float:
+    """CPU seconds the whole machine was busy between two psutil.cpu_times() readings."""
+    idle = ("idle", "iowait")
+    busy = sum(getattr(t1, f) - getattr(t0, f) for f in t1._fields if f not in idle
+               and f not in ("guest", "guest_nice"))  # guest time is inside user
+    return round(busy, 3)
+
+
+def timed_run(name: str, cmd: list[str], workdir: str, interval: float,
+              cwd: str | None = None, env: dict | None = None) -> dict:
+    """run_measured between two syncs: ``sync`` first, so that writeback of the previous
+    step does not land in this measurement, then the time of the ``sync`` right after it
+    (the writeback it left behind) is recorded apart (``sync_after_s``), not included.
+
+    Also records the CPU time the whole machine spent outside the measured process tree
+    and this script while it ran (``other_cpu_s``: other load, which makes figures noisy;
+    kernel writeback threads count there too), and this script's own CPU time
+    (``own_cpu_s``: the memory sampler, and any server the script runs in its threads)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    os.sync()
+    before = time.perf_counter() - t0
+    log(f"sync before {name}: {before:.2f}s; running {shlex.join(cmd)}")
+    cpu0, own0 = psutil.cpu_times(), time.process_time()
+    res = run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
+    cpu1, own1 = psutil.cpu_times(), time.process_time()
+    t0 = time.perf_counter()
+    os.sync()
+    res["sync_before_s"] = round(before, 3)
+    res["sync_after_s"] = round(time.perf_counter() - t0, 3)
+    res["own_cpu_s"] = round(own1 - own0, 3)
+    if "cpu_user_s" in res:
+        res["machine_busy_cpu_s"] = busy_cpu_seconds(cpu0, cpu1)
+        res["other_cpu_s"] = round(max(0.0, res["machine_busy_cpu_s"] - res["cpu_user_s"]
+                                       - res["cpu_sys_s"] - res["own_cpu_s"]), 3)
+    return res
+
+
+def noisy_notes(rows: list[dict]) -> list[str]:
+    """A note for each report row (with ``tool``, ``seconds`` and ``other_cpu_s``, as
+    timed_run measures it) during which other load took more than a tenth of the CPUs."""
+    ncpu = os.cpu_count() or 1
+    notes = []
+    for row in rows:
+        other = row.get("other_cpu_s")
+        if other is not None and row.get("seconds") and other > 0.1 * ncpu * row["seconds"]:
+            notes.append(f"during {row['tool']} other processes kept the machine busy "
+                         f"({other:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
+                         f"its figures are noisy, repeat the benchmark on an idle machine")
+    return notes
 
 
 def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **extra) -> dict:

@@ -1,31 +1,80 @@
 #!/usr/bin/env bash
-# The whole pipeline on the bundled fixture builds, into the default local repository
-# (./depot-repo), signed with TUF: keys, the root of trust, a release key for the product,
-# every build run and signed, update plans for every pair, the stable channel. Then a
-# player's install with the trusted root, a delta update to the stable channel, a verify.
+# A release engineer's day, then a player's, on the bundled fixture builds; everything under
+# this directory, nothing off the machine.
+#
+# Release: keys and the root of trust; each build run (ingested, chunked, planned, signed)
+# into ./depot-repo; published to three regional origins (directories here; s3:// buckets
+# in production); promoted there; a new version; a rollback; gc.
+# Player: an install with the trusted root, from a region that is down, failing over to
+# the next; updates as the channel moves; a full verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 product=starfall
-rm -rf depot-repo demo-keys demo-install demo-data   # the demo's own outputs, made afresh
-export DEPOT_DATA_DIR=demo-data                       # the player's trust, kept out of ~/.local
+rm -rf depot-repo demo-keys demo-install demo-data demo-origins   # the demo's own outputs, made afresh
+export DEPOT_DATA_DIR=demo-data                                   # the player's trust, kept out of ~/.local
+mkdir demo-origins
+cat > demo-origins/locations.toml <<TOML
+[msk]
+url = "$PWD/demo-origins/msk"
+region = "ru-msk"
+priority = 1
+[spb]
+url = "$PWD/demo-origins/spb"
+region = "ru-spb"
+priority = 2
+[nsk]
+url = "$PWD/demo-origins/nsk"
+region = "ru-nsk"
+priority = 3
+[msk-cdn-down]
+url = "http://127.0.0.1:9/depot"
+timeout = 2
+[events]
+jsonl = "events.jsonl"
+TOML
+export DEPOT_LOCATIONS=demo-origins/locations.toml
+origins=(--origin msk --origin spb --origin nsk)
 
+echo "== keys and the root of trust"
 depot keys generate --out demo-keys root targets snapshot timestamp "$product"
 depot trust init --root-key demo-keys/root.key --targets-key demo-keys/targets.key \
                  --snapshot-key demo-keys/snapshot.key --timestamp-key demo-keys/timestamp.key
-export DEPOT_KEYS=demo-keys                           # the online keys the pipeline signs with
+export DEPOT_KEYS=demo-keys                                       # the online keys the pipeline signs with
 depot trust add-key --product "$product" --key "demo-keys/$product.pub"
-depot trust root -o demo-keys/root.json               # what players are given
+depot trust root -o demo-keys/root.json                           # what players are given
 
+echo "== builds, as upload hooks run them"
 depot configure --product "$product" --chunk-min 16KiB --chunk-avg 64KiB --chunk-max 256KiB
-for build in fixtures/builds/$product/*.tar; do
-    depot run "$build" --product "$product" --version "$(basename "$build" .tar)"
+for v in 1.0.0 1.1.0 1.2.0; do
+    depot run "fixtures/builds/$product/$v.tar" --product "$product" --version "$v" --diff-last 2
 done
-depot diff --product "$product" --all-pairs
-depot promote --product "$product" --version 1.3.0 --channel stable
-depot ls --product "$product"
-depot trust status
 
-depot install --origin ./depot-repo --trust demo-keys/root.json --product "$product" --version 1.0.0 --dest demo-install
-depot update --origin ./depot-repo --channel stable --dest demo-install
+echo "== publish to three regions, then go live"
+depot publish --product "$product" --version 1.1.0 --version 1.2.0 "${origins[@]}"
+depot promote --product "$product" --version 1.2.0 --channel stable "${origins[@]}"
+
+echo "== a player installs: Moscow's CDN is down, St. Petersburg answers"
+depot install --origin msk-cdn-down --origin spb --trust demo-keys/root.json --retries 1 \
+              --product "$product" --channel stable --dest demo-install
+
+echo "== a new version goes out with its hook, then live"
+depot run "fixtures/builds/$product/1.3.0.tar" --product "$product" --version 1.3.0 --diff-last 3 "${origins[@]}"
+depot promote --product "$product" --version 1.3.0 --channel stable "${origins[@]}"
+depot update --origin nsk --channel stable --dest demo-install
+
+echo "== trouble with 1.3.0: roll the channel back"
+depot rollback --product "$product" --channel stable "${origins[@]}"
+depot channels --product "$product"
+depot update --origin msk --channel stable --dest demo-install
 depot verify --dest demo-install
+
+echo "== what the rest of the platform heard (CloudEvents, one line each)"
+python3 -c 'import json, sys
+for e in map(json.loads, open(sys.argv[1])):
+    d = e["data"]
+    print(e["type"], d["action"], d["productId"], d["versionId"], d.get("channel", "-"), d["origin"])' demo-origins/events.jsonl
+
+echo "== reclaim space (a dry run: nothing is old enough to go yet)"
+depot gc --keep-last 2 "${origins[@]}"
+depot trust status

@@ -74,9 +74,11 @@ class Fetcher:
                 s.failures += 1
                 s.consecutive_failures += 1
 
-    def get(self, key: str, check=None, budget: int = 0) -> bytes:
+    def get(self, key: str, check=None, budget: int = 0, absent_if_any_says_so: bool = False) -> bytes:
         """The object at ``key`` from the first origin that delivers it; ``check(bytes)``
-        raises IntegrityError for bytes that must not be used."""
+        raises IntegrityError for bytes that must not be used. An object some origins do
+        not have while others cannot be reached is CDN_UNREACHABLE (a lagging mirror), or
+        NOT_FOUND with ``absent_if_any_says_so``."""
         unreachable, wrong, missing = [], [], []
         for i in self._order():
             origin = self.origins[i]
@@ -105,7 +107,7 @@ class Fetcher:
                 return result
         if wrong:
             raise FileHashMismatch(f"{key}: every origin served bytes that do not match ({wrong[-1]})")
-        if unreachable:
+        if unreachable and not (missing and absent_if_any_says_so):
             raise CdnUnreachable(f"{key}: no origin could deliver it ({unreachable[-1]})")
         raise NotFound(f"{key}: not found on any origin ({', '.join(missing)})")
 
@@ -139,6 +141,11 @@ class Fetcher:
             return self.get(key, checked)
         except FileHashMismatch as exc:
             raise ManifestInvalid(str(exc)) from None
+
+    @property
+    def trust_id(self) -> str:
+        """Which trusted root checked what this fetcher read ("" for an unsigned origin)."""
+        return self.trust.anchor.path.name if self.trust is not None else ""
 
     def url_of(self, key: str) -> str:
         """Where ``key`` is looked for first (for messages: origins are tried in turn)."""

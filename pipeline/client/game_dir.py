@@ -140,7 +140,8 @@ class GameDir:
 
     # -- swapping a staged version in -------------------------------------------------
 
-    def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str]) -> None:
+    def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str],
+                trust: str = "") -> None:
         """Replace ``remove`` and the paths of ``staged`` (all verified in staging) with
         the new files, then links and empty directories, then record ``m`` as installed.
         Any failure before the record puts the previous version back."""
@@ -162,7 +163,7 @@ class GameDir:
                     self._place_link(e)
                 elif e.type == "dir":
                     self._make_parents(e.path + "/x")
-            self._finish(m, origins)
+            self._finish(m, origins, trust)
         except BaseException:
             self.recover()
             raise
@@ -213,7 +214,7 @@ class GameDir:
         os.unlink(intent_path)
         shutil.rmtree(self.backup, ignore_errors=True)
 
-    def _finish(self, m: Manifest, origins: list[str]) -> None:
+    def _finish(self, m: Manifest, origins: list[str], trust: str) -> None:
         """Record ``m`` as installed. The previous manifest goes to the backup first: a
         crash before the record is written must leave the previous version whole, its
         manifest included."""
@@ -224,7 +225,7 @@ class GameDir:
         for f in m.files:
             st = os.stat(os.path.join(self.dest, f.path))
             files[f.path] = FileStamp(st.st_size, st.st_mtime_ns)
-        record = InstallRecord(m.product, m.version, tuple(origins), files)
+        record = InstallRecord(m.product, m.version, tuple(origins), files, trust)
         _atomic_write(self.state / "installed.json", record.to_bytes())
 
     def _make_parents(self, rel: str, known: set[str] | None = None) -> None:

@@ -108,7 +108,7 @@ def install(
         job.check_space()
         job.run(jobs)
         remove = stale_entries(previous, m) if only is None else []
-        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins])
+        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id)
         remove_empty_dirs(inst, previous, m)
     stats = fetcher.stats
     return InstallResult(

@@ -154,7 +154,8 @@ class _Step:
         self.downloaded += job.downloaded
         self.written = len(staged) + len(by_chunks)
         remove = [p for p in self.plan.remove if self.a.entry(p).type != "dir"]
-        self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins])
+        self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins],
+                          self.fetcher.trust_id)
         remove_empty_dirs(self.inst, self.a, self.b)
 
     def _stage(self, entry: FileEntry, op: FileOp) -> None:

@@ -28,15 +28,17 @@ class InstallRecord(Document):
     version: str
     origins: tuple[str, ...] = ()
     files: dict[str, FileStamp] = field(default_factory=dict)
+    trust: str = ""  # the trusted root that checked it (its id in the user's data folder)
 
     def describe(self) -> str:
         return f"install record of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
-                "files": {p: {"size": s.size, "mtime_ns": s.mtime_ns} for p, s in self.files.items()}}
+        d = {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
+             "files": {p: {"size": s.size, "mtime_ns": s.mtime_ns} for p, s in self.files.items()}}
+        return {**d, "trust": self.trust} if self.trust else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "InstallRecord":
         return cls(d["product"], d["version"], tuple(d["origins"]),
-                   {p: FileStamp(**s) for p, s in d["files"].items()})
+                   {p: FileStamp(**s) for p, s in d["files"].items()}, d.get("trust", ""))

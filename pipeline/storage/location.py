@@ -17,7 +17,8 @@ A locations file (TOML) names locations::
     timeout = 10
 
 ``--repo msk`` or ``--origin msk`` then means that location, and any URL under
-``s3://depot-msk/main`` gets its settings.
+``s3://depot-msk/main`` gets its settings. One table is not a location: ``[events]``
+says where publish events go (docs/events.md).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..errors import InvalidLocation
 SCHEMES = ("file", "s3", "memory", "http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _FIRST_PART = {"s3": "bucket", "http": "host", "https": "host", "memory": "name"}
+EVENTS_TABLE = "events"  # not a location: where publish events go (docs/events.md)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_TIMEOUT = 10.0
 
@@ -47,6 +49,8 @@ class Location:
     region: str | None = None
     profile: str | None = None  # AWS credentials profile
     timeout: float = DEFAULT_TIMEOUT  # seconds to connect, and without data on a read
+    public_url: str | None = None  # how players reach an origin (its CDN), for links and events
+    priority: int = 0  # among origins, lower first
 
     def __post_init__(self):
         object.__setattr__(self, "url", _checked_url(self.url))
@@ -56,6 +60,10 @@ class Location:
                 raise InvalidLocation(f"{self.url}: {name} must be a non-empty string, got {value!r}")
         if self.endpoint is not None and not re.match(r"^https?://[^/\s]+", self.endpoint):
             raise InvalidLocation(f"{self.url}: endpoint {self.endpoint!r} is not an http:// or https:// URL")
+        if self.public_url is not None and not re.match(r"^https?://[^/\s]+", str(self.public_url)):
+            raise InvalidLocation(f"{self.url}: public_url {self.public_url!r} is not an http:// or https:// URL")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise InvalidLocation(f"{self.url}: priority must be a whole number, got {self.priority!r}")
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or self.timeout <= 0:
             raise InvalidLocation(f"{self.url}: timeout must be a positive number of seconds, got {self.timeout!r}")
 
@@ -140,6 +148,8 @@ class Locations:
 
     named: tuple[tuple[str, Location], ...] = ()
     s3_endpoint: str | None = None  # for s3:// locations that no named location covers
+    events: tuple[tuple[str, object], ...] = ()  # the file's [events] table: where publish events go
+    path: str | None = None  # the file read, so that its relative paths can be resolved
 
     def resolve(self, ref: str | Location) -> Location:
         """A location by name, or by URL: settings from the named location whose URL
@@ -175,6 +185,9 @@ class Locations:
             raise InvalidLocation(f"{path}: not a valid locations file ({exc})") from None
         fields = {f.name: f.type for f in dataclasses.fields(Location)}
         named = []
+        events = doc.pop(EVENTS_TABLE, {})
+        if not isinstance(events, dict):
+            raise InvalidLocation(f"{path}: [{EVENTS_TABLE}] must be a table (see docs/events.md)")
         for name, table in sorted(doc.items()):
             if not _NAME.fullmatch(name) or not isinstance(table, dict):
                 raise InvalidLocation(f"{path}: [{name}] is not a location table (a name of letters, digits, . _ -)")
@@ -186,4 +199,4 @@ class Locations:
                 named.append((name, Location(**table)))
             except (TypeError, InvalidLocation) as exc:
                 raise InvalidLocation(f"{path}: [{name}]: {exc}") from None
-        return cls(tuple(named), s3_endpoint)
+        return cls(tuple(named), s3_endpoint, tuple(sorted(events.items())), path)

@@ -85,11 +85,16 @@ class Anchors:
             raise StoreUnavailable(f"{self.base}: cannot keep the trusted root ({exc.strerror})") from None
         return anchor
 
-    def find(self, origins: list[str]) -> Anchor:
-        """The root trusted for the first of ``origins`` that has one."""
+    def find(self, origins: list[str], installed_with: str = "") -> Anchor:
+        """The root trusted for the first of ``origins`` that has one; else the root a game
+        directory was installed with (``installed_with``), trusted from now on for these
+        origins too: a game updated from another mirror of its repository."""
         known = self._origins()
         for o in origins:
             if o in known and (self.base / known[o] / "root.json").exists():
                 return Anchor(self.base / known[o])
+        if installed_with and (self.base / installed_with / "root.json").exists():
+            anchor = Anchor(self.base / installed_with)
+            return self.trust(anchor.root, origins)
         raise TrustMissing(f"no trusted root for {', '.join(origins)}: give --trust ROOT.json (the repository's "
                            "root metadata, from its release team) once, or --allow-unsigned for development")

@@ -22,13 +22,15 @@ _BASE = "depot:/"  # ngclient speaks in URLs; this one is a key in whichever ori
 
 
 class _OriginFetcher(FetcherInterface):
-    def __init__(self, get: Callable[[str], bytes]):
+    def __init__(self, get: Callable[..., bytes]):
         self._get = get
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         key = url.removeprefix(_BASE)
         try:
-            return iter([self._get(key)])
+            # A reachable origin's "not found" answers a metadata probe (is there a newer
+            # root?), even while another origin is down.
+            return iter([self._get(key, absent_if_any_says_so=True)])
         except NotFound as exc:
             raise exceptions.DownloadHTTPError(str(exc), 404) from None
 

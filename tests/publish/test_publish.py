@@ -156,3 +156,43 @@ def test_two_publishers_racing_on_one_origin_both_finish_correct(repo, tmp_path,
     for v in ("1.0.0", "1.1.0"):
         install(player(tmp_path / "origin", data=tmp_path / f"d{v}", root=root_of(repo)), PRODUCT, v, tmp_path / v)
         assert_installed(tmp_path / v, build_dirs[v])
+
+
+def test_publish_promote_and_rollback_announce_to_the_sinks_and_a_dead_sink_blocks_nothing(repo, tmp_path):
+    import json
+    import socket
+    import subprocess
+
+    with socket.socket() as s:  # a port nobody listens on: the webhook is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    config = tmp_path / "locations.toml"
+    config.write_text(f'[msk]\nurl = "{tmp_path / "msk"}"\npublic_url = "https://cdn-msk.example/depot"\n'
+                      f'[spb]\nurl = "{tmp_path / "spb"}"\n'
+                      f'[events]\njsonl = "events.jsonl"\nwebhook = "http://127.0.0.1:{dead}/hook"\ntimeout = 1\n'
+                      f'outbox = "outbox"\n')
+    env = {**__import__("os").environ, "DEPOT_KEYS": str(repo / "keys")}
+
+    def depot(*args) -> dict:
+        p = subprocess.run(DEPOT + ["--json", "--locations", str(config), "--repo", str(repo / "repo"), *args],
+                           capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    r = depot("publish", "-p", PRODUCT, "-v", "1.1.0", "--origin", "msk", "--origin", "spb")
+    assert r["events"]["jsonl"]["error"] is None and r["events"]["webhook"]["pending"] >= 2
+    depot("promote", "-p", PRODUCT, "-v", "1.1.0", "-c", "stable", "--origin", "msk", "--origin", "spb")
+    depot("rollback", "-p", PRODUCT, "-c", "stable", "--origin", "msk")
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["data"]["action"], e["data"]["origin"]) for e in lines] == [
+        ("publish", "msk"), ("publish", "spb"), ("promote", "msk"), ("promote", "spb"), ("rollback", "msk")]
+    first = lines[0]
+    assert first["type"] == "com.platform.download.manifest.updated.v1" and first["specversion"] == "1.0"
+    assert first["data"]["manifestUrl"] == f"https://cdn-msk.example/depot/{layout.manifest_key(PRODUCT, '1.1.0')}"
+    assert lines[1]["data"]["manifestUrl"] == str(tmp_path / "spb" / layout.manifest_key(PRODUCT, "1.1.0"))
+    assert (lines[2]["data"]["channel"], lines[4]["data"]["versionId"]) == ("stable", "1.2.0")
+    assert len(list((tmp_path / "outbox").glob("*.json"))) == 5  # waiting for the webhook
+    config.write_text(config.read_text().replace(f'webhook = "http://127.0.0.1:{dead}/hook"\n', ""))
+    flushed = depot("events", "flush")
+    assert flushed["jsonl"]["pending"] == 0 and list((tmp_path / "outbox").glob("*.json")) == []
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 5  # nothing twice

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Compare ``depot publish`` with ``rclone copy`` of the same objects, to a directory
+origin and to an S3 origin (moto's server on loopback), on one corpus.
+
+Usage::
+
+    python scripts/bench_publish.py [--corpus DIR] [--size-gb 1.0] [--jobs 16]
+                                    [--checkers N] [--signed] [--skip-s3] [--skip-rclone]
+                                    [--workers N] [--keep] [--json] [--workdir DIR] [--check]
+
+Steps:
+
+1. Make sure ``rclone`` and ``/usr/bin/time`` are installed (as in the other scripts:
+   ``apt-get install -y``, with a retry after ``apt-get update``).
+2. Make or take the corpus, exactly as ``bench_ingest.py`` does (a generated corpus is
+   cached under ``$TMPDIR/depot-bench-corpus/``; ``--corpus DIR`` takes an existing one).
+3. Prepare, untimed (the times are printed): ``depot --repo REPO --json run CORPUS
+   --product bench --version 1``; with ``--signed`` first ``depot keys generate``,
+   ``depot trust init`` and ``depot trust add-key`` into the same working directory, and
+   the keys in ``DEPOT_KEYS``.  Then one ``depot publish`` of the version into a scratch
+   directory, which is listed and removed: that listing is the set of objects depot
+   publishes (chunks, patches, the manifest, plans and pointers, in a signed repository
+   the metadata and the documents' hashed copies), and every other file of the
+   repository (the inventory, ``staging/``, ``trust.json``, ...) is written to an
+   exclude file (``--exclude-from``, one anchored path a line), so that ``rclone copy``
+   walks the repository and copies the same objects.
+4. Start moto's S3 server in this process (``pipeline.testing.s3.moto_server()``, an
+   endpoint on 127.0.0.1, any credentials accepted) and create two buckets with boto3,
+   one per tool.  depot gets ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
+   ``AWS_DEFAULT_REGION`` in its environment and the endpoint as ``--s3-endpoint``;
+   rclone gets a remote in a temporary ``rclone.conf`` (``type = s3``, ``provider =
+   Other``, the endpoint over plain HTTP, the same keys), and an environment without
+   ``AWS_CA_BUNDLE`` (rclone's S3 SDK refuses a custom CA bundle with its own HTTP
+   transport, even for an http:// endpoint).
+5. Time, each run between two syncs (``timed_run`` of benchlib: the sync after it is
+   reported apart, not included), in this order:
+
+   * for the directory origin, then the S3 origin: ``rclone copy REPO DEST --transfers
+     J --checkers C --exclude-from FILE``, then ``depot --repo REPO --json publish
+     --product bench --version 1 --origin DEST --jobs J`` into an empty origin of its
+     own (J = ``--jobs``, default 16 as depot's; C = ``--checkers``, default J);
+   * ``depot publish`` again to both origins: everything is there, all of it skipped;
+   * ``rclone copy`` again to both (its own no-op, for reference);
+   * ``depot --json gc --origin ORIGIN``, a dry run, over both of depot's origins.
+
+6. Check every origin against the repository: the directories have exactly the
+   published set, every file with the repository's SHA-256; the buckets the same keys
+   and sizes, every ETag the MD5 of the repository's file.
+7. Print a table: wall seconds, MiB/s (bytes uploaded / wall time), objects uploaded,
+   skipped and listed (depot: from its ``--json`` output; rclone: from its final stats,
+   ``--use-json-log``), depot's own elapsed time (without the process start), peak RSS
+   of the tool's process tree, its CPU time, and for the S3 runs the CPU time of this
+   script's process, which is where moto serves (plus the memory sampler); then the
+   ratios: depot / rclone wall time per origin (goal <= 1.0) and second / first publish
+   (goal < 0.1).  ``--json`` prints the same as JSON.
+
+Exit status: 0 when everything ran and verified, 1 when an origin does not match the
+repository or rclone failed (and with ``--check`` when a goal is missed), 2 when a depot
+command failed (its stderr is printed).
+
+Units are binary: MiB = 2**20 bytes, GiB = 2**30 bytes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchlib import (MiB, add_corpus_options, add_run_options, compare_trees,
+                      corpus_line, depot_base_command, ensure_time_binary, ensure_tools, fmt,
+                      hash_tree, log, log_depot_failure, machine_info, machine_line,
+                      noisy_notes, parse_json_output, prepare_corpus, print_header,
+                      regular_files, remove_workdir, run_depot, run_measured, scan_tree,
+                      summarize, timed_run, tool_version, verdict)
+
+GOAL_DEPOT_OVER_RCLONE = 1.0  # wall time, at most
+GOAL_SECOND_OVER_FIRST = 0.1  # wall time, below
+
+PRODUCT = "bench"
+VERSION = "1"
+
+# moto accepts any credentials; these are what both tools are given
+S3_KEY_ID = "bench"
+S3_SECRET = "bench"
+S3_REGION = "us-east-1"
+DEPOT_BUCKET = "depot-origin"
+RCLONE_BUCKET = "rclone-origin"
+RCLONE_REMOTE = "bench-s3"
+
+ORIGIN_LABELS = {"dir": "directory", "s3": "S3"}
+
+
+# --------------------------------------------------------------------------
+# environments and commands
+
+
+def s3_env(base: dict | None) -> dict:
+    """depot's environment: the credentials moto takes, nothing that could point
+    botocore elsewhere (a profile, a session token)."""
+    env = dict(os.environ if base is None else base)
+    for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+              "AWS_ENDPOINT_URL_S3"):
+        env.pop(k, None)
+    env.update(AWS_ACCESS_KEY_ID=S3_KEY_ID, AWS_SECRET_ACCESS_KEY=S3_SECRET,
+               AWS_DEFAULT_REGION=S3_REGION, AWS_REGION=S3_REGION)
+    return env
+
+
+def rclone_env() -> dict:
+    env = dict(os.environ)
+    # rclone's S3 SDK fails with "LoadCustomCABundleError ... unsupported transport" when
+    # AWS_CA_BUNDLE is set, whatever the endpoint; the endpoint here is plain HTTP
+    env.pop("AWS_CA_BUNDLE", None)
+    return env
+
+
+def write_rclone_conf(path: str, endpoint: str) -> None:
+    with open(path, "w") as f:
+        f.write(f"[{RCLONE_REMOTE}]\ntype = s3\nprovider = Other\nendpoint = {endpoint}\n"
+                f"access_key_id = {S3_KEY_ID}\nsecret_access_key = {S3_SECRET}\n"
+                f"region = {S3_REGION}\n")
+
+
+def rclone_copy_cmd(repo: str, dest: str, conf: str, exclude_file: str, transfers: int,
+                    checkers: int) -> list[str]:
+    return ["rclone", "copy", repo, dest, "--config", conf, "--transfers", str(transfers),
+            "--checkers", str(checkers), "--exclude-from", exclude_file,
+            # the final stats as a JSON log line (transfers, checks, bytes); nothing per file
+            "--use-json-log", "--stats", "1h", "--stats-log-level", "NOTICE"]
+
+
+def rclone_stats(stderr: str) -> dict | None:
+    """The last stats rclone logged (``--use-json-log``)."""
+    for line in reversed(stderr.strip().splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("stats"), dict):
+            return obj["stats"]
+    return None
+
+
+# --------------------------------------------------------------------------
+# S3 on loopback
+
+
+class S3:
+    """moto's server in this process (as the test suite runs it) and a client of it."""
+
+    def __init__(self, stack: contextlib.ExitStack):
+        from pipeline.testing.s3 import moto_server
+
+        # the server logs every request on stderr; only errors are of interest
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.endpoint = stack.enter_context(moto_server())
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name=S3_REGION,
+                                   aws_access_key_id=S3_KEY_ID,
+                                   aws_secret_access_key=S3_SECRET)
+
+    def create_bucket(self, name: str) -> None:
+        self.client.create_bucket(Bucket=name)
+
+    def objects(self, bucket: str) -> dict[str, tuple[int, str]]:
+        """{key: (size, ETag without quotes)}."""
+        out = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                out[o["Key"]] = (o["Size"], o["ETag"].strip('"'))
+        return out
+
+
+# --------------------------------------------------------------------------
+# preparation
+
+
+def depot_cmd(base: list[str], repo: str, endpoint: str | None, *sub: str) -> list[str]:
+    glob = ["--repo", repo] + (["--s3-endpoint", endpoint] if endpoint else []) + ["--json"]
+    return base + glob + list(sub)
+
+
+def publish_args(origin: str, jobs: int) -> list[str]:
+    return ["publish", "--product", PRODUCT, "--version", VERSION, "--origin", origin,
+            "--jobs", str(jobs)]
+
+
+def setup_signing(base: list[str], cwd: str | None, env: dict | None, repo: str,
+                  workdir: str) -> str:
+    """Keys and the root of trust for a signed repository (docs/trust.md); the keys'
+    directory."""
+    keys = os.path.join(workdir, "keys")
+    steps = [
+        ["keys", "generate", "--out", keys, "root", "targets", "snapshot", "timestamp", PRODUCT],
+        ["--repo", repo, "trust", "init", "--root-key", f"{keys}/root.key",
+         "--targets-key", f"{keys}/targets.key", "--snapshot-key", f"{keys}/snapshot.key",
+         "--timestamp-key", f"{keys}/timestamp.key"],
+        ["--repo", repo, "--keys", keys, "trust", "add-key", "--product", PRODUCT,
+         "--key", f"{keys}/{PRODUCT}.pub"],
+    ]
+    for step in steps:
+        res = subprocess.run(base + step, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise SystemExit(f"{shlex.join(base + step)} failed (exit {res.returncode}):\n"
+                             + res.stderr.decode(errors="replace"))
+    return keys
+
+
+def published_set(base: list[str], cwd: str | None, env: dict | None, repo: str,
+                  workdir: str, jobs: int, interval: float) -> tuple[dict, dict[str, tuple]]:
+    """Publish once into a scratch directory: (the run, {relative path: ("file", size)} of
+    what depot publishes)."""
+    scratch = os.path.join(workdir, "origin-scratch")
+    cmd = depot_cmd(base, repo, None, *publish_args(scratch, jobs))
+    res = run_measured("prepare-publish", cmd, workdir, interval, cwd=cwd, env=env)
+    if res["returncode"] != 0:
+        log_depot_failure("depot publish (preparation)", res, shlex.join(cmd))
+        raise SystemExit(2)
+    entries = scan_tree(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    odd = {rel: e for rel, e in entries.items() if e[0] != "file"}
+    if odd:
+        raise SystemExit(f"the published origin holds entries that are not files: {odd}")
+    return res, entries
+
+
+# --------------------------------------------------------------------------
+# rows
+
+
+def row_of(tool: str, key: str, origin: str, res: dict, uploaded_bytes: int | None,
+           **extra) -> dict:
+    """A report row of a timed_run result; MiB/s = bytes uploaded / wall time."""
+    row = summarize(tool, res, uploaded_bytes or 0, None, key=key, origin=origin, **extra)
+    for k in ("stored_bytes", "stored_mib"):
+        row.pop(k, None)
+    if not uploaded_bytes:
+        row["mib_per_s"] = None
+    row["uploaded_bytes"] = uploaded_bytes
+    row["cpu_s"] = round(res["cpu_user_s"] + res["cpu_sys_s"], 3)
+    row["own_cpu_s"] = res.get("own_cpu_s")
+    row["sync_after_s"] = res.get("sync_after_s")
+    row["other_cpu_s"] = res.get("other_cpu_s")
+    return row
+
+
+def depot_failure(res: dict, cmd: list[str], step: str) -> dict:
+    return {"step": step, "command": shlex.join(cmd), "returncode": res.get("returncode"),
+            "error": res.get("error"), "stdout": res.get("stdout", ""),
+            "stderr": res.get("stderr", "")}
+
+
+class DepotFailed(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# verification
+
+
+def md5_file(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(4 * MiB)
+        view = memoryview(buf)
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def compare_bucket(ref: dict[str, tuple], ref_md5: dict[str, str],
+                   got: dict[str, tuple[int, str]], limit: int = 20) -> dict:
+    """A bucket's listing against the published set: same keys, sizes, and every ETag
+    the MD5 of the repository's file (single-part uploads, as both tools make here)."""
+    missing = sorted(set(ref) - set(got))
+    extra = sorted(set(got) - set(ref))
+    differ = []
+    for key in sorted(set(ref) & set(got)):
+        size, etag = got[key]
+        if size != ref[key][1]:
+            differ.append({"path": key, "expected": ref[key][1], "got": size})
+        elif etag != ref_md5[key]:
+            differ.append({"path": key, "expected": f"etag {ref_md5[key]}", "got": f"etag {etag}"})
+    return {"ok": not (missing or extra or differ), "files_checked": len(set(ref) & set(got)),
+            "missing": len(missing), "extra": len(extra), "different": len(differ),
+            "missing_paths": missing[:limit], "extra_paths": extra[:limit],
+            "different_paths": differ[:limit]}
+
+
+# --------------------------------------------------------------------------
+# ratios and goals
+
+
+def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
+    ratios: dict[str, float | None] = {}
+    goals: dict[str, bool | None] = {}
+
+    def ratio(a: str, b: str, field: str = "seconds") -> float | None:
+        ra, rb = rows.get(a), rows.get(b)
+        if not ra or not rb or ra.get(field) is None or not rb.get(field):
+            return None
+        return round(ra[field] / rb[field], 3)
+
+    for o in ("dir", "s3"):
+        r = ratio(f"depot-{o}", f"rclone-{o}")
+        ratios[f"depot_over_rclone_{o}"] = r
+        goals[f"depot_over_rclone_{o}"] = None if r is None else r <= GOAL_DEPOT_OVER_RCLONE
+        r = ratio(f"depot-{o}-again", f"depot-{o}")
+        ratios[f"second_over_first_{o}"] = r
+        goals[f"second_over_first_{o}"] = None if r is None else r < GOAL_SECOND_OVER_FIRST
+        # informative: without depot's process start; rclone's own no-op
+        ratios[f"second_over_first_{o}_depot_elapsed"] = ratio(f"depot-{o}-again", f"depot-{o}",
+                                                               "depot_elapsed_s")
+        ratios[f"rclone_second_over_first_{o}"] = ratio(f"rclone-{o}-again", f"rclone-{o}")
+    ratios = {k: v for k, v in ratios.items() if v is not None}
+    return ratios, goals
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def print_report(report: dict) -> None:
+    print(corpus_line(report["corpus"]))
+    p = report["published"]
+    print(f"{machine_line(report['machine'])}; jobs: {report['jobs']} (depot --jobs, "
+          f"rclone --transfers), rclone --checkers {report['checkers']}; repository "
+          f"{'signed' if report['signed'] else 'unsigned'}")
+    print(f"published set: {p['objects']} objects, {p['bytes'] / MiB:.1f} MiB "
+          f"({p['excluded']} other repository files excluded from rclone's copy)")
+    print("page cache: nothing dropped (the repository was just written and is cached); "
+          "sync before each timed run, the sync after it reported apart")
+    for prep in report["preparation"]:
+        print(f"prepare: {prep['tool']}: {fmt(prep['seconds'], '.2f')}s")
+    for name, cmd in report["commands"].items():
+        print(f"{name}: {cmd}")
+    print()
+    hdr = (f"{'run':<34} {'seconds':>8} {'MiB/s':>7} {'uploaded':>9} {'skipped':>8} "
+           f"{'listed':>7} {'depot s':>8} {'peak RSS MiB':>13} {'CPU s':>7} "
+           f"{'S3 srv CPU s':>13} {'sync after s':>13}")
+    print_header(hdr)
+    for row in report["results"]:
+        srv = row["own_cpu_s"] if row["origin"] == "s3" else None
+        print(f"{row['tool']:<34} {fmt(row['seconds'], '.2f'):>8} {fmt(row['mib_per_s'], '.1f'):>7} "
+              f"{fmt(row.get('uploaded'), 'd'):>9} {fmt(row.get('skipped'), 'd'):>8} "
+              f"{fmt(row.get('listed'), 'd'):>7} {fmt(row.get('depot_elapsed_s'), '.2f'):>8} "
+              f"{fmt(row['peak_rss_mib'], '.1f'):>13} {fmt(row['cpu_s'], '.2f'):>7} "
+              f"{fmt(srv, '.2f'):>13} {fmt(row['sync_after_s'], '.2f'):>13}")
+    for key in ("depot_error", "rclone_error"):
+        e = report.get(key)
+        if e:
+            print(f"{e['step']:<34} FAILED (exit {e['returncode']}); its stderr follows the report")
+    print()
+    r, g = report["ratios"], report["goals"]
+    for o in ("dir", "s3"):
+        if f"depot_over_rclone_{o}" in r:
+            print(f"depot / rclone, {ORIGIN_LABELS[o]} origin (wall time): "
+                  f"{r[f'depot_over_rclone_{o}']:.2f} -- goal <= {GOAL_DEPOT_OVER_RCLONE:g}: "
+                  f"{verdict(g.get(f'depot_over_rclone_{o}'))}")
+    for o in ("dir", "s3"):
+        if f"second_over_first_{o}" in r:
+            extra = ""
+            if f"second_over_first_{o}_depot_elapsed" in r:
+                extra = (f" (on depot's own elapsed time, without the process start: "
+                         f"{r[f'second_over_first_{o}_depot_elapsed']:.3f})")
+            print(f"second / first publish, {ORIGIN_LABELS[o]} origin (wall time): "
+                  f"{r[f'second_over_first_{o}']:.3f} -- goal < {GOAL_SECOND_OVER_FIRST:g}: "
+                  f"{verdict(g.get(f'second_over_first_{o}'))}{extra}")
+    for o in ("dir", "s3"):
+        if f"rclone_second_over_first_{o}" in r:
+            print(f"rclone second / first copy, {ORIGIN_LABELS[o]} origin: "
+                  f"{r[f'rclone_second_over_first_{o}']:.3f}")
+    for row in report["results"]:
+        if row.get("gc"):
+            gc = row["gc"]
+            print(f"{row['tool']}: listed {gc['listed']} objects in {gc['list_s']} s, kept "
+                  f"{gc['kept_objects']}, would free {gc['freed_objects']}, "
+                  f"{gc['too_young']} too young")
+    for key, v in report["verification"].items():
+        if v["ok"]:
+            print(f"verified {key}: {v['files_checked']} objects match the repository")
+            continue
+        print(f"MISMATCH {key}: {v['missing']} missing, {v['extra']} extra, "
+              f"{v['different']} different")
+        for p in v["missing_paths"]:
+            print(f"  missing: {p}")
+        for p in v["extra_paths"]:
+            print(f"  extra: {p}")
+        for d in v["different_paths"]:
+            print(f"  different: {d['path']} (expected {d['expected']}, got {d['got']})")
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        description="Compare depot publish with rclone copy, to a directory and to S3 (moto).")
+    add_corpus_options(ap, "generate a single-file corpus of this many GiB instead")
+    ap.add_argument("--jobs", type=int, default=16,
+                    help="depot publish --jobs and rclone --transfers (default 16, depot's)")
+    ap.add_argument("--checkers", type=int, default=None,
+                    help="rclone --checkers (default: the same as --jobs)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="depot --workers N for the preparing depot run")
+    ap.add_argument("--signed", action="store_true",
+                    help="sign the repository (keys and root of trust made in the workdir)")
+    ap.add_argument("--skip-s3", action="store_true", help="the directory origin only")
+    ap.add_argument("--skip-rclone", action="store_true", help="depot's runs only")
+    add_run_options(ap, workdir_help="where the repository, the origins and the keys go "
+                    "(default: $TMPDIR)",
+                    keep_help="keep the repository and the directory origins")
+    args = ap.parse_args(argv)
+    jobs = args.jobs
+    checkers = args.checkers or jobs
+
+    if not args.skip_rclone:
+        ensure_tools({"rclone": "rclone"})
+    ensure_time_binary()
+
+    corpus, corpus_info = prepare_corpus(args)
+    interval = args.sample_interval
+    base, dcwd, denv = depot_base_command(args.depot_cmd)
+    denv = s3_env(denv)
+
+    workdir = tempfile.mkdtemp(prefix="depot-bench-publish-", dir=args.workdir)
+    commands: dict[str, str] = {}
+    notes: list[str] = []
+    prep: list[dict] = []
+    results: list[dict] = []
+    rows: dict[str, dict] = {}
+    verification: dict[str, dict] = {}
+    depot_failed: dict | None = None
+    rclone_failed: dict | None = None
+    published: dict = {}
+    try:
+        # ---- preparation (not compared)
+        repo = os.path.join(workdir, "depot-repo")
+        if args.signed:
+            keys = setup_signing(base, dcwd, denv, repo, workdir)
+            os.environ["DEPOT_KEYS"] = keys  # what run_depot's depot signs with
+            denv["DEPOT_KEYS"] = keys
+        log("preparing: depot run ...")
+        res, cmd, _, repo = run_depot(corpus, workdir, interval, args.workers, args.depot_cmd)
+        commands["prepare"] = shlex.join(cmd)
+        if res["returncode"] != 0:
+            log_depot_failure("depot run", res, shlex.join(cmd))
+            return 2
+        prep.append({"tool": "depot run", "seconds": round(res["seconds"], 3)})
+        log(f"depot run: {res['seconds']:.2f}s")
+
+        log("preparing: the set depot publishes (a publish into a scratch directory) ...")
+        res, ref = published_set(base, dcwd, denv, repo, workdir, jobs, interval)
+        prep.append({"tool": "depot publish (scratch, to list what is published)",
+                     "seconds": round(res["seconds"], 3)})
+        repo_files = regular_files(scan_tree(repo))
+        not_in_repo = sorted(set(ref) - set(repo_files))
+        if not_in_repo:
+            raise SystemExit(f"depot published objects the repository does not hold as "
+                             f"files: {not_in_repo[:5]}")
+        excluded = sorted(set(repo_files) - set(ref))
+        exclude_file = os.path.join(workdir, "rclone-exclude.txt")
+        with open(exclude_file, "w") as f:
+            f.writelines(f"/{rel}\n" for rel in excluded)
+        published = {"objects": len(ref), "bytes": sum(e[1] for e in ref.values()),
+                     "excluded": len(excluded), "excluded_sample": excluded[:10]}
+        log(f"published set: {len(ref)} objects, {published['bytes'] / MiB:.1f} MiB; "
+            f"{len(excluded)} other repository files excluded")
+
+        with contextlib.ExitStack() as stack:
+            origins = {"dir": {"depot": os.path.join(workdir, "origin-depot"),
+                               "rclone": os.path.join(workdir, "origin-rclone"),
+                               "endpoint": None}}
+            conf = os.path.join(workdir, "rclone.conf")
+            open(conf, "w").close()
+            s3 = None
+            if not args.skip_s3:
+                s3 = S3(stack)
+                s3.create_bucket(DEPOT_BUCKET)
+                s3.create_bucket(RCLONE_BUCKET)
+                write_rclone_conf(conf, s3.endpoint)
+                origins["s3"] = {"depot": f"s3://{DEPOT_BUCKET}",
+                                 "rclone": f"{RCLONE_REMOTE}:{RCLONE_BUCKET}",
+                                 "endpoint": s3.endpoint}
+                log(f"moto S3 server at {s3.endpoint}")
+
+            def depot_run(key: str, o: str, label: str, sub: list[str]) -> dict:
+                cmd = depot_cmd(base, repo, origins[o]["endpoint"], *sub)
+                res = timed_run(key, cmd, workdir, interval, cwd=dcwd, env=denv)
+                commands.setdefault(f"depot {sub[0]} ({ORIGIN_LABELS[o]})", shlex.join(cmd))
+                if res["returncode"] != 0:
+                    nonlocal depot_failed
+                    depot_failed = depot_failure(res, cmd, label)
+                    raise DepotFailed(label)
+                return res
+
+            def publish_row(key: str, o: str, label: str) -> None:
+                res = depot_run(key, o, label, publish_args(origins[o]["depot"], jobs))
+                summary = parse_json_output(res["stdout"]) or {}
+                rep = (summary.get("origins") or [{}])[0]
+                row = row_of(label, key, o, res, rep.get("uploaded_bytes"),
+                             uploaded=rep.get("uploaded"), skipped=rep.get("skipped"),
+                             listed=rep.get("listed"), retries=rep.get("retries"),
+                             depot_elapsed_s=summary.get("elapsed_s"), reported=summary)
+                rows[key] = row
+                results.append(row)
+                log(f"{label}: {res['seconds']:.2f}s (depot's own {summary.get('elapsed_s')}s)")
+
+            def rclone_row(key: str, o: str, label: str) -> bool:
+                nonlocal rclone_failed
+                cmd = rclone_copy_cmd(repo, origins[o]["rclone"], conf, exclude_file, jobs,
+                                      checkers)
+                res = timed_run(key, cmd, workdir, interval, env=rclone_env())
+                commands.setdefault(f"rclone copy ({ORIGIN_LABELS[o]})", shlex.join(cmd))
+                if res["returncode"] != 0:
+                    rclone_failed = {"step": label, "command": shlex.join(cmd),
+                                     "returncode": res["returncode"], "stderr": res["stderr"]}
+                    return False
+                st = rclone_stats(res["stderr"]) or {}
+                row = row_of(label, key, o, res, st.get("bytes"), uploaded=st.get("transfers"),
+                             skipped=st.get("checks"), listed=None,
+                             rclone_elapsed_s=st.get("elapsedTime"), reported=st)
+                rows[key] = row
+                results.append(row)
+                log(f"{label}: {res['seconds']:.2f}s")
+                return True
+
+            def gc_row(key: str, o: str, label: str) -> None:
+                res = depot_run(key, o, label, ["gc", "--origin", origins[o]["depot"]])
+                summary = parse_json_output(res["stdout"]) or {}
+                gc = (summary.get("gc") or [{}])[0]
+                row = row_of(label, key, o, res, None, listed=gc.get("listed"),
+                             depot_elapsed_s=gc.get("elapsed_s"), gc=gc)
+                rows[key] = row
+                results.append(row)
+                log(f"{label}: {res['seconds']:.2f}s, listed {gc.get('listed')}")
+
+            rclone_ok = {o: not args.skip_rclone for o in origins}
+            try:
+                for o in origins:
+                    where = ORIGIN_LABELS[o]
+                    if rclone_ok[o]:
+                        rclone_ok[o] = rclone_row(f"rclone-{o}", o, f"rclone copy -> {where}")
+                    publish_row(f"depot-{o}", o, f"depot publish -> {where}")
+                for o in origins:
+                    publish_row(f"depot-{o}-again", o,
+                                f"depot publish again -> {ORIGIN_LABELS[o]}")
+                for o in origins:
+                    if rclone_ok[o]:
+                        rclone_row(f"rclone-{o}-again", o,
+                                   f"rclone copy again -> {ORIGIN_LABELS[o]}")
+                for o in origins:
+                    gc_row(f"gc-{o}", o, f"depot gc (dry run) {ORIGIN_LABELS[o]}")
+            except DepotFailed:
+                pass
+
+            # ---- verification
+            if depot_failed is None:
+                log("verifying the origins against the repository ...")
+                t0 = time.perf_counter()
+                ref_entries = {rel: ("file", repo_files[rel]) for rel in ref}
+                with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+                    sha = hash_tree(repo, ref_entries, pool)
+                    verification["depot directory origin"] = compare_trees(
+                        ref_entries, sha, origins["dir"]["depot"], pool)
+                    if rclone_ok["dir"]:
+                        verification["rclone directory origin"] = compare_trees(
+                            ref_entries, sha, origins["dir"]["rclone"], pool)
+                    if s3 is not None:
+                        rels = sorted(ref)
+                        md5 = dict(zip(rels, pool.map(
+                            lambda rel: md5_file(os.path.join(repo, *rel.split("/"))), rels)))
+                        verification["depot S3 origin"] = compare_bucket(
+                            ref_entries, md5, s3.objects(DEPOT_BUCKET))
+                        if rclone_ok["s3"]:
+                            verification["rclone S3 origin"] = compare_bucket(
+                                ref_entries, md5, s3.objects(RCLONE_BUCKET))
+                log(f"verified in {time.perf_counter() - t0:.1f}s")
+    finally:
+        remove_workdir(workdir, args.keep)
+
+    ratios, goals = ratios_and_goals(rows)
+    notes.extend(noisy_notes(results))
+    if "s3" in {r["origin"] for r in results}:
+        notes.append("S3 is moto's server in this script's process (Python, one process, "
+                     "threads); 'S3 srv CPU s' is that process's CPU time during the run")
+    for r in results:
+        if r.get("retries"):
+            notes.append(f"{r['tool']}: {r['retries']} retries")
+    mismatched = [k for k, v in verification.items() if not v["ok"]]
+
+    report = {
+        "corpus": corpus_info,
+        "machine": machine_info(),
+        "jobs": jobs,
+        "checkers": checkers,
+        "signed": args.signed,
+        "published": published,
+        "page_cache": "nothing dropped; sync before each timed run",
+        "preparation": prep,
+        "commands": commands,
+        "results": results,
+        "verification": verification,
+        "ratios": ratios,
+        "goals": goals,
+        "goal_thresholds": {"depot_over_rclone_time": GOAL_DEPOT_OVER_RCLONE,
+                            "second_over_first_publish_time": GOAL_SECOND_OVER_FIRST},
+        "versions": {"rclone": tool_version(["rclone", "version"])} if not args.skip_rclone else {},
+        "notes": notes,
+        "kept_workdir": workdir if args.keep else None,
+    }
+    if depot_failed is not None:
+        report["depot_error"] = depot_failed
+    if rclone_failed is not None:
+        report["rclone_error"] = rclone_failed
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+
+    if rclone_failed is not None:
+        log(f"{rclone_failed['step']} failed (exit {rclone_failed['returncode']}): "
+            f"{rclone_failed['command']}")
+        log(rclone_failed["stderr"].rstrip())
+    if mismatched:
+        log(f"MISMATCH: {', '.join(mismatched)} differ from the repository")
+    if depot_failed is not None:
+        log_depot_failure(depot_failed["step"], depot_failed, depot_failed["command"])
+        return 2
+    if mismatched or rclone_failed is not None:
+        return 1
+    if args.check and any(v is False for v in goals.values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
