@@ -85,7 +85,7 @@ from benchlib import (REPO_ROOT, add_corpus_options, add_run_options, compare_tr
                       ensure_time_binary, ensure_tools, fmt, hash_tree, log,
                       log_depot_failure, machine_info, machine_line, option_listed,
                       parse_json_output, prepare_corpus, print_header, remove_workdir,
-                      run_casync, run_depot, run_measured, scan_tree, summarize,
+                      noisy_notes, run_casync, run_depot, scan_tree, summarize, timed_run,
                       throughput_ratio, tool_version, tree_bytes, verdict)
 
 GOAL_LOCAL_OVER_CASYNC = 2.0
@@ -144,38 +144,6 @@ class OriginProcess:
 # the runs
 
 
-def timed(name: str, cmd: list[str], workdir: str, interval: float,
-          cwd: str | None = None, env: dict | None = None) -> dict:
-    """sync, run cmd measured, then time the sync of what it left dirty."""
-    t0 = time.perf_counter()
-    os.sync()
-    before = time.perf_counter() - t0
-    log(f"sync before {name}: {before:.2f}s; running {shlex.join(cmd)}")
-    cpu0, own0 = psutil.cpu_times(), time.process_time()
-    res = run_measured(name, cmd, workdir, interval, cwd=cwd, env=env)
-    cpu1, own1 = psutil.cpu_times(), time.process_time()
-    t0 = time.perf_counter()
-    os.sync()
-    res["sync_before_s"] = round(before, 3)
-    res["sync_after_s"] = round(time.perf_counter() - t0, 3)
-    if "cpu_user_s" in res:
-        # CPU time the whole machine spent outside the measured process tree and
-        # this script (its memory sampler) while it ran: other load, which makes
-        # the figures noisy (kernel writeback threads count here too)
-        res["machine_busy_cpu_s"] = busy_cpu_seconds(cpu0, cpu1)
-        res["sampler_cpu_s"] = round(own1 - own0, 3)
-        res["other_cpu_s"] = round(max(0.0, res["machine_busy_cpu_s"] - res["cpu_user_s"]
-                                       - res["cpu_sys_s"] - res["sampler_cpu_s"]), 3)
-    return res
-
-
-def busy_cpu_seconds(t0, t1) -> float:
-    idle = ("idle", "iowait")
-    busy = sum(getattr(t1, f) - getattr(t0, f) for f in t1._fields if f not in idle
-               and f not in ("guest", "guest_nice"))  # guest time is inside user
-    return round(busy, 3)
-
-
 def casync_extract_cmd(store: str, index: str, dest: str, unprivileged: bool) -> list[str]:
     cmd = ["casync", "extract", f"--store={store}"]
     if unprivileged:
@@ -189,14 +157,14 @@ def run_casync_extract(store: str, index: str, workdir: str, interval: float,
     dest = os.path.join(workdir, "dest-casync")
     os.makedirs(dest)
     cmd = casync_extract_cmd(store, index, dest, unprivileged)
-    res = timed("casync-extract", cmd, workdir, interval)
+    res = timed_run("casync-extract", cmd, workdir, interval)
     if res["returncode"] != 0 and not unprivileged:
         notes.append(f"casync extract failed (exit {res['returncode']}: "
                      f"{res['stderr'].strip()}); retried with --without=privileged")
         dest = os.path.join(workdir, "dest-casync-unprivileged")
         os.makedirs(dest)
         cmd = casync_extract_cmd(store, index, dest, True)
-        res = timed("casync-extract-unprivileged", cmd, workdir, interval)
+        res = timed_run("casync-extract-unprivileged", cmd, workdir, interval)
     return res, cmd, dest
 
 
@@ -214,7 +182,7 @@ def depot_install_cmd(base: list[str], origin: str, dest: str, jobs: int | None,
 
 
 def timed_row(name: str, res: dict, corpus_bytes: int, **extra) -> dict:
-    """A report row of a timed() result: no stored bytes, but the sync after it
+    """A report row of a timed_run() result: no stored bytes, but the sync after it
     and the other load during it."""
     row = summarize(name, res, corpus_bytes, None, **extra)
     for k in ("stored_bytes", "stored_mib"):
@@ -246,19 +214,6 @@ def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
     goals.setdefault("depot_local_over_casync", None)
     goals.setdefault("depot_http_over_depot_local", None)
     return ratios, goals
-
-
-def noisy_notes(results: list[dict]) -> list[str]:
-    """A note for each run during which other load took more than a tenth of the CPUs."""
-    ncpu = os.cpu_count() or 1
-    notes = []
-    for row in results:
-        other = row.get("other_cpu_s")
-        if other is not None and row["seconds"] and other > 0.1 * ncpu * row["seconds"]:
-            notes.append(f"during {row['tool']} other processes kept the machine busy "
-                         f"({other:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
-                         f"its figures are noisy, repeat the benchmark on an idle machine")
-    return notes
 
 
 # --------------------------------------------------------------------------
@@ -406,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                                         workers_after, unsigned)
                 commands[label] = shlex.join(cmd)
                 log(f"timing {label} ...")
-                res = timed(key, cmd, workdir, interval, cwd=dcwd, env=denv)
+                res = timed_run(key, cmd, workdir, interval, cwd=dcwd, env=denv)
                 if res["returncode"] != 0:
                     depot_failed = depot_error(res, cmd, label)
                     return False

@@ -5,8 +5,9 @@ origin and to an S3 origin (moto's server on loopback), on one corpus.
 Usage::
 
     python scripts/bench_publish.py [--corpus DIR] [--size-gb 1.0] [--jobs 16]
-                                    [--checkers N] [--signed] [--skip-s3] [--skip-rclone]
-                                    [--workers N] [--keep] [--json] [--workdir DIR] [--check]
+                                    [--checkers N] [--rclone-args '...'] [--signed]
+                                    [--skip-s3] [--skip-rclone] [--workers N] [--keep]
+                                    [--json] [--workdir DIR] [--check]
 
 Steps:
 
@@ -38,7 +39,10 @@ Steps:
    * for the directory origin, then the S3 origin: ``rclone copy REPO DEST --transfers
      J --checkers C --exclude-from FILE``, then ``depot --repo REPO --json publish
      --product bench --version 1 --origin DEST --jobs J`` into an empty origin of its
-     own (J = ``--jobs``, default 16 as depot's; C = ``--checkers``, default J);
+     own (J = ``--jobs``, default 16 as depot's; C = ``--checkers``, default J; rclone
+     otherwise with its defaults, or with ``--rclone-args``: by default it HEADs every
+     object it uploaded, and on a copy to a bucket that has the object, HEADs it to
+     compare modification times: ``--s3-no-head --size-only`` spares both);
    * ``depot publish`` again to both origins: everything is there, all of it skipped;
    * ``rclone copy`` again to both (its own no-op, for reference);
    * ``depot --json gc --origin ORIGIN``, a dry run, over both of depot's origins.
@@ -132,11 +136,11 @@ def write_rclone_conf(path: str, endpoint: str) -> None:
 
 
 def rclone_copy_cmd(repo: str, dest: str, conf: str, exclude_file: str, transfers: int,
-                    checkers: int) -> list[str]:
+                    checkers: int, extra: list[str] = ()) -> list[str]:
     return ["rclone", "copy", repo, dest, "--config", conf, "--transfers", str(transfers),
             "--checkers", str(checkers), "--exclude-from", exclude_file,
             # the final stats as a JSON log line (transfers, checks, bytes); nothing per file
-            "--use-json-log", "--stats", "1h", "--stats-log-level", "NOTICE"]
+            "--use-json-log", "--stats", "1h", "--stats-log-level", "NOTICE", *extra]
 
 
 def rclone_stats(stderr: str) -> dict | None:
@@ -339,8 +343,9 @@ def print_report(report: dict) -> None:
     print(corpus_line(report["corpus"]))
     p = report["published"]
     print(f"{machine_line(report['machine'])}; jobs: {report['jobs']} (depot --jobs, "
-          f"rclone --transfers), rclone --checkers {report['checkers']}; repository "
-          f"{'signed' if report['signed'] else 'unsigned'}")
+          f"rclone --transfers), rclone --checkers {report['checkers']}"
+          + (f" {shlex.join(report['rclone_args'])}" if report.get("rclone_args") else "")
+          + f"; repository {'signed' if report['signed'] else 'unsigned'}")
     print(f"published set: {p['objects']} objects, {p['bytes'] / MiB:.1f} MiB "
           f"({p['excluded']} other repository files excluded from rclone's copy)")
     print("page cache: nothing dropped (the repository was just written and is cached); "
@@ -420,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="depot publish --jobs and rclone --transfers (default 16, depot's)")
     ap.add_argument("--checkers", type=int, default=None,
                     help="rclone --checkers (default: the same as --jobs)")
+    ap.add_argument("--rclone-args", default="",
+                    help="more options for every rclone copy, e.g. '--s3-no-head --size-only "
+                    "--fast-list' (default: none, rclone's defaults)")
     ap.add_argument("--workers", type=int, default=None,
                     help="depot --workers N for the preparing depot run")
     ap.add_argument("--signed", action="store_true",
@@ -432,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     jobs = args.jobs
     checkers = args.checkers or jobs
+    rclone_extra = shlex.split(args.rclone_args)
 
     if not args.skip_rclone:
         ensure_tools({"rclone": "rclone"})
@@ -528,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             def rclone_row(key: str, o: str, label: str) -> bool:
                 nonlocal rclone_failed
                 cmd = rclone_copy_cmd(repo, origins[o]["rclone"], conf, exclude_file, jobs,
-                                      checkers)
+                                      checkers, rclone_extra)
                 res = timed_run(key, cmd, workdir, interval, env=rclone_env())
                 commands.setdefault(f"rclone copy ({ORIGIN_LABELS[o]})", shlex.join(cmd))
                 if res["returncode"] != 0:
@@ -613,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "jobs": jobs,
         "checkers": checkers,
+        "rclone_args": rclone_extra,
         "signed": args.signed,
         "published": published,
         "page_cache": "nothing dropped; sync before each timed run",

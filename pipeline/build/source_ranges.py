@@ -9,7 +9,7 @@ from typing import Iterator
 
 from ..core.hashing import BLOCK
 from ..errors import DepotError, SourceChanged, SourceInvalid
-from ..storage.translate import BACKEND_ERRORS
+from ..storage.translate import backend_errors
 from ..storage.location import Location
 
 
@@ -33,7 +33,7 @@ def _checked_read(loc: Location, read):
         raise SourceChanged(f"{loc.url}: no longer exists") from exc
     except DepotError:
         raise
-    except BACKEND_ERRORS as exc:
+    except backend_errors() as exc:
         raise SourceInvalid(f"{loc.url}: cannot read ({exc})") from exc
 
 

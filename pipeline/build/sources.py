@@ -18,7 +18,7 @@ from ..core.hashing import BLOCK
 from ..core.safety import clean_path
 from ..errors import DepotError, SourceInvalid, StoreUnavailable, UnsafeEntry
 from ..formats.inventory import Entry
-from ..storage.translate import BACKEND_ERRORS
+from ..storage.translate import backend_errors
 from ..storage.location import Location
 
 ARCHIVE_SUFFIXES = {
@@ -42,7 +42,7 @@ def source_kind(loc: Location) -> str:
         if fs.isdir(path):
             return "directory"
         exists = fs.exists(path)
-    except BACKEND_ERRORS as exc:
+    except backend_errors() as exc:
         raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
     if not exists:
         raise SourceInvalid(f"{url}: no such file or directory")
@@ -66,7 +66,7 @@ def scan_directory(loc: Location) -> Iterator[Entry]:
         return
     try:
         found = fs.find(root, detail=True, withdirs=False)
-    except BACKEND_ERRORS as exc:
+    except backend_errors() as exc:
         raise SourceInvalid(f"{url}: cannot list ({exc})") from exc
     for path, info in found.items():
         if info.get("type") != "file" or not path.startswith(root + "/"):
@@ -82,7 +82,7 @@ def _scan_local(url: str, root: str) -> Iterator[Entry]:
         try:
             with os.scandir(os.path.join(root, rel_dir)) as it:
                 items = list(it)
-        except BACKEND_ERRORS as exc:
+        except backend_errors() as exc:
             raise SourceInvalid(f"{url}: cannot list {rel_dir or '.'} ({exc})") from exc
         for item in items:
             raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
@@ -106,7 +106,7 @@ def _open(loc: Location) -> BinaryIO:
     fs, path = loc.filesystem()
     try:
         return fs.open(path, "rb")
-    except BACKEND_ERRORS as exc:
+    except backend_errors() as exc:
         raise SourceInvalid(f"{loc.url}: cannot open ({exc})") from exc
 
 
@@ -251,7 +251,7 @@ def scan_packed(loc: Location, kind: str, pack: Pack) -> list[Entry]:
             return list(_scan_tar_stream(url, kind, f, pack))
     except DepotError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *BACKEND_ERRORS) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *backend_errors()) as exc:
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
     except Exception as exc:  # decompressor-specific errors (zstd, lzma, ...)
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc

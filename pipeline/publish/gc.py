@@ -24,6 +24,7 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import ObjectInfo, PrunableStore
+from .metadata import TIMESTAMP, committed_metadata, is_signed
 
 HOUR = 3600.0
 UNREFERENCED = "(unreferenced)"  # data no version names, temporaries
@@ -164,15 +165,8 @@ def _with_current_copy(store: PrunableStore, key: str, keys: set[str]) -> set[st
 
 
 def _metadata(store: PrunableStore, keys: set[str]) -> set[str]:
-    """Every root, the timestamp, the snapshot it names and the roles that snapshot names."""
-    ts_key = layout.metadata_key("timestamp")
-    if ts_key not in keys:
+    """What the timestamp commits to, and the timestamp."""
+    if not is_signed(store):
         return set()
-    from tuf.api.metadata import Metadata
-
-    ts = Metadata.from_bytes(store.get(ts_key))
-    snap_key = layout.metadata_key("snapshot", ts.signed.snapshot_meta.version)
-    snap = Metadata.from_bytes(store.get(snap_key))
-    marked = {ts_key, snap_key} | {k for k in keys if k.startswith(layout.METADATA_PREFIX) and k.endswith(".root.json")}
-    marked |= {layout.metadata_key(name.removesuffix(".json"), meta.version) for name, meta in snap.signed.meta.items()}
-    return marked
+    roots = [k for k in keys if k.startswith(layout.METADATA_PREFIX) and k.endswith(".root.json")]
+    return set(committed_metadata(store, roots)[0]) | {layout.metadata_key(TIMESTAMP)}

@@ -33,8 +33,8 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import WriteStore
-from ..trust import repository as trust
 from .channels import channels as channels_of
+from .metadata import TIMESTAMP, committed_metadata, is_signed
 from .upload import OriginReport, Uploader
 
 
@@ -87,19 +87,6 @@ class _Release:
         return data
 
 
-def _metadata_keys(repo: WriteStore) -> tuple[list[str], bytes]:
-    """Every root, the current snapshot and the roles it names; and the timestamp."""
-    timestamp = repo.get(layout.metadata_key(trust.TIMESTAMP))
-    from tuf.api.metadata import Metadata
-
-    snap_version = Metadata.from_bytes(timestamp).signed.snapshot_meta.version
-    snap = Metadata.from_bytes(repo.get(layout.metadata_key(trust.SNAPSHOT, snap_version)))
-    keys = [k for k in repo.list(layout.METADATA_PREFIX) if k.endswith(".root.json")]
-    keys.append(layout.metadata_key(trust.SNAPSHOT, snap_version))
-    keys += [layout.metadata_key(name.removesuffix(".json"), meta.version) for name, meta in snap.signed.meta.items()]
-    return keys, timestamp
-
-
 def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions: list[str],
             channels: list[str] = (), jobs: int = 16, retries: int = 5, rate: RateLimiter | None = None,
             progress: Progress = ignore, verify: bool = False) -> PublishResult:
@@ -119,7 +106,7 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress)
-    signed = trust.is_signed(repo)
+    signed = is_signed(repo)
     release = _Release(repo, signed)
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}
@@ -141,12 +128,12 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     up.present(layout.CHUNK_PREFIX)
     up.present(layout.PATCH_PREFIX)
     up.copy(release.data, sizes=release.data)  # 1. data
-    up.copy(release.documents)  # 2. documents ...
+    up.copy(release.documents, sizes={k: len(v) for k, v in release.documents.items()})  # 2. documents ...
     up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True)  # ... and plan indexes
     up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True)  # 3. pointers
     report = up.report
     if signed:
-        keys, timestamp = _metadata_keys(repo)
+        keys, timestamp = committed_metadata(repo)
         up.copy(keys)  # 4. signed metadata
         report.timestamp = _commit_timestamp(up, timestamp)  # 5. the commit
     if verify:
@@ -168,7 +155,7 @@ def _version_of(timestamp: bytes) -> int:
 
 def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
     """Replace the origin's timestamp by the repository's unless the origin's is as new."""
-    key = layout.metadata_key(trust.TIMESTAMP)
+    key = layout.metadata_key(TIMESTAMP)
     ours = _version_of(timestamp)
     while True:
         try:

@@ -13,7 +13,7 @@ from fsspec.asyn import sync
 
 from ..errors import NotFound, StoreUnavailable
 from .base import Tagged
-from .translate import BACKEND_ERRORS, s3_code_of, status_of
+from .translate import backend_errors, s3_code_of, status_of
 from .fsspec_store import FsspecStore
 
 PRECONDITION_FAILED = 412
@@ -74,7 +74,7 @@ class S3Store(FsspecStore):
                         if s3_code_of(exc) == "NoSuchBucket":
                             raise self._no_bucket() from None
                         return False  # If-Match on an object that is gone
-                    except BACKEND_ERRORS as exc:
+                    except backend_errors() as exc:
                         status = status_of(exc)
                         if status == PRECONDITION_FAILED:
                             # A swap retried after its reply was lost meets its own write. (A

@@ -5,6 +5,7 @@ naming it. Callers see no botocore, aiohttp, urllib3 or OSError types."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterator
 
 import urllib3
@@ -12,25 +13,22 @@ import urllib3
 from ..errors import DepotError, NotFound, StoreUnavailable
 
 
-def _backend_errors() -> tuple[type[BaseException], ...]:
+def backend_errors() -> tuple[type[BaseException], ...]:
+    """What reading or writing a location can raise besides bugs: to be reported, naming
+    it. Evaluated when an exception is being matched: S3 failures that s3fs does not turn
+    into OSError (no credentials, bad endpoint) come from botocore and aiohttp, which are
+    loaded only once an S3 location is used, so importing them here would cost every
+    command a fifth of a second for nothing."""
     errors: list[type[BaseException]] = [OSError, urllib3.exceptions.HTTPError]
-    try:  # S3 failures s3fs does not turn into OSError: no credentials, bad endpoint, ...
+    if "botocore" in sys.modules:
         from botocore.exceptions import BotoCoreError, ClientError
 
         errors += [BotoCoreError, ClientError]
-    except ImportError:
-        pass
-    try:
+    if "aiohttp" in sys.modules:
         from aiohttp import ClientError as AiohttpError
 
         errors.append(AiohttpError)
-    except ImportError:
-        pass
     return tuple(errors)
-
-
-BACKEND_ERRORS = _backend_errors()
-"""What reading or writing a location can raise besides bugs: to be reported, naming it."""
 
 
 @contextlib.contextmanager
@@ -42,7 +40,7 @@ def translated(where: str) -> Iterator[None]:
         raise
     except FileNotFoundError as exc:
         raise NotFound(f"{where}: not found") from exc
-    except (*BACKEND_ERRORS, ValueError) as exc:
+    except (*backend_errors(), ValueError) as exc:
         raise StoreUnavailable(f"{where}: {describe(exc)}") from exc
 
 
