@@ -5,9 +5,10 @@ On every origin, in this order, so that nothing ever names an object that is not
 1. data: the versions' chunks, and the patches of the plans to them;
 2. documents: the manifests, the plans to the versions, the plan index (and, in a signed
    repository, each under its SHA-256 too, as clients download them);
-3. channel pointers: those asked for, and in a signed repository every current pointer,
-   whose versions are pushed first if the origin lacks them: the signed metadata names
-   every pointer, so an origin gets it only once it holds every version they point at;
+3. channel pointers: those asked for, and in a signed repository every pointer (and plan
+   index) exactly as the signed metadata being published names it, with the versions
+   they deliver pushed first if the origin lacks them: an origin gets metadata only once
+   it holds everything that metadata points at;
 4. signed metadata: every root, the current snapshot and the roles it names;
 5. ``timestamp.json``, the commit: replaced only if the origin's is older (a racing
    publisher with newer metadata wins, and nothing goes back).
@@ -33,7 +34,6 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import WriteStore
-from .channels import channels as channels_of
 from .metadata import TIMESTAMP, committed_metadata, is_signed
 from .upload import OriginReport, Uploader
 
@@ -72,12 +72,37 @@ class _Release:
                 for op in Plan.from_bytes(self._document(key), key).files:
                     for s in op.segments:
                         self.data[layout.patch_key(s.id)] = s.patch_size
-        if self.repo.has(layout.plan_index_key(product)):
-            self._document(layout.plan_index_key(product), mutable=True)
+        index = layout.plan_index_key(product)
+        if index not in self.mutable and self.repo.has(index):
+            self._document(index, mutable=True)
         self.versions.append((product, version))
 
-    def add_pointer(self, product: str, channel: str) -> None:
-        self._document(layout.channel_key(product, channel), mutable=True)
+    def add_pointer(self, product: str, channel: str) -> str:
+        """A channel pointer as the repository has it; the version it delivers."""
+        key = layout.channel_key(product, channel)
+        return Channel.from_bytes(self._document(key, mutable=True), key).version
+
+    def add_live_documents(self, metadata_keys: list[str]) -> set[tuple[str, str]]:
+        """The documents that change under one name (channel pointers, plan indexes) as
+        the signed metadata in ``metadata_keys`` names them: those exact bytes, taken
+        from their copies under their hashes, so that the metadata an origin gets never
+        names a copy it lacks. Returns the versions the pointers deliver."""
+        from tuf.api.metadata import Metadata
+
+        delivered = set()
+        for key in metadata_keys:
+            role = key.rsplit("/", 1)[1].split(".", 1)[1].removesuffix(".json")
+            if not role.startswith("product-"):
+                continue
+            for path, info in Metadata.from_bytes(self.repo.get(key)).signed.targets.items():
+                if layout.channel_of(path) or path.endswith("/plans/index.json"):
+                    hashed = layout.hashed_target_key(path, info.hashes["sha256"])
+                    data = self.repo.get(hashed)
+                    self.documents[hashed] = self.mutable[path] = data
+                    if layout.channel_of(path):
+                        pointer = Channel.from_bytes(data, hashed)
+                        delivered.add((pointer.product, pointer.version))
+        return delivered
 
     def _document(self, key: str, mutable: bool = False) -> bytes:
         data = self.repo.get(key)
@@ -106,24 +131,18 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress)
-    signed = is_signed(repo)
-    release = _Release(repo, signed)
+    release = _Release(repo, is_signed(repo))
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}
-    pointers = {(product, c) for c in channels}
-    if signed:  # the metadata names every pointer: their versions must be there first
-        for p in _products(repo):
-            for c in channels_of(repo, p):
-                pointers.add((p, c.channel))
-                wanted.add((p, c.version))
-    for p, c in pointers:
-        pointer = Channel.from_bytes(repo.get(layout.channel_key(p, c)), layout.channel_key(p, c))
-        wanted.add((p, pointer.version))
+    if release.signed:
+        # Read once: what this publish commits to, whatever the repository does meanwhile.
+        keys, timestamp = committed_metadata(repo)
+        wanted |= release.add_live_documents(keys)
+    for c in channels:
+        wanted.add((product, release.add_pointer(product, c)))
     for p, v in sorted(wanted):
-        if (p, v) in {(product, x) for x in versions} or layout.manifest_key(p, v) not in on_origin:
+        if p == product and v in versions or layout.manifest_key(p, v) not in on_origin:
             release.add_version(p, v)
-    for p, c in sorted(pointers):
-        release.add_pointer(p, c)
 
     up.present(layout.CHUNK_PREFIX)
     up.present(layout.PATCH_PREFIX)
@@ -132,8 +151,7 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True)  # ... and plan indexes
     up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True)  # 3. pointers
     report = up.report
-    if signed:
-        keys, timestamp = committed_metadata(repo)
+    if release.signed:
         up.copy(keys)  # 4. signed metadata
         report.timestamp = _commit_timestamp(up, timestamp)  # 5. the commit
     if verify:
@@ -141,10 +159,6 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     report.versions = [f"{p} {v}" for p, v in release.versions]
     report.elapsed_s = round(time.monotonic() - started, 3)
     return report
-
-
-def _products(repo: WriteStore) -> list[str]:
-    return sorted({p for p in map(layout.product_of, repo.list(layout.PRODUCT_PREFIX)) if p})
 
 
 def _version_of(timestamp: bytes) -> int:
