@@ -55,6 +55,7 @@ def download_options(f):
 
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
              trust_file: Path | None, allow_unsigned: bool, seeds=(), dest: Path | None = None):
+    """The fetcher the download options describe (``seeds`` are the command's business)."""
     from pipeline.client.fetch import Fetcher
     from pipeline.core.rate import RateLimiter
 
