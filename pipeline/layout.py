@@ -17,11 +17,13 @@ PRODUCT_PREFIX = "products/"
 STAGING_PREFIX = "staging/"
 METADATA_PREFIX = "metadata/"
 TRUST_SETTINGS_KEY = "trust.json"
+STATS_PREFIX = "stats/"
+PUBLISH_LOG_PREFIX = "logs/publishes/"
 
 _PRODUCT = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _CHUNK_ID = re.compile(r"[0-9a-f]{64}")
-_KEY_PART = re.compile(r"[A-Za-z0-9._+-]+")
+_KEY_PART = re.compile(r"[A-Za-z0-9._+=-]+")  # "=": hive partitions of the stats (product=P)
 
 
 def check_product(product: str) -> str:
@@ -150,6 +152,10 @@ def plain_key_of(key: str) -> str:
     head, _, name = key.rpartition("/")
     name = name.split(".", 1)[1]
     return f"{head}/{name}" if head else name
+
+
+def publish_record_key(product: str, record_id: str) -> str:
+    return f"{PUBLISH_LOG_PREFIX}{check_product(product)}/{record_id}.json"
 
 
 def staged_pack_key(product: str, version: str) -> str:

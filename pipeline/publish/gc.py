@@ -5,7 +5,7 @@ its latest moves, the last N chunked versions, and pinned versions; their manife
 chunks, the plans between two retained versions and their patches, the product's current
 documents, the current signed metadata (every root, the timestamp, the snapshot it names
 and the roles that snapshot names), and in the repository the inventories and staged
-packs of versions still being built. Sweep: every other object, temporaries of killed
+packs of versions still being built, the stats and the publish records. Sweep: every other object, temporaries of killed
 writes included, but only once it is older than the grace period: whatever a publish or a
 build running right now has written is younger than that, so gc never breaks it.
 A dry run (the default) reports what would go, per product.
@@ -145,6 +145,7 @@ def _mark(store: PrunableStore, keys: set[str], retention: Retention, report: Gc
                 marked |= _with_current_copy(store, key, keys)
     marked |= _metadata(store, keys)
     marked.add(layout.TRUST_SETTINGS_KEY)
+    marked |= {k for k in keys if k.startswith((layout.STATS_PREFIX, layout.PUBLISH_LOG_PREFIX))}  # analysts' history
     return marked, owners
 
 

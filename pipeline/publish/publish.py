@@ -21,8 +21,10 @@ its data there.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import datetime
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from .. import layout
@@ -33,6 +35,7 @@ from ..errors import IntegrityError, NotFound
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
+from ..formats.publish_record import COUNTS, PublishRecord
 from ..storage import WriteStore
 from .metadata import TIMESTAMP, committed_metadata, is_signed
 from .upload import OriginReport, Uploader
@@ -124,7 +127,19 @@ def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions:
     with cf.ThreadPoolExecutor(max(1, len(origins))) as pool:
         reports = list(pool.map(lambda o: _publish_to(repo, o, product, versions, list(channels), jobs, retries,
                                                       rate, progress, verify), origins))
-    return PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
+    result = PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
+    _record(repo, result)
+    return result
+
+
+def _record(repo: WriteStore, result: PublishResult) -> None:
+    """Keep what was pushed where, for the stats (``logs/publishes/``)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    record = PublishRecord(f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", f"{now:%Y-%m-%dT%H:%M:%SZ}",
+                           result.product, tuple(result.versions),
+                           tuple({"origin": o.origin, **{k: getattr(o, k) for k in COUNTS}, "elapsed_s": o.elapsed_s}
+                                 for o in result.origins))
+    repo.put_if_absent(layout.publish_record_key(result.product, record.id), record.to_bytes())
 
 
 def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: list[str], channels: list[str],

@@ -1,0 +1,84 @@
+"""stats query: DuckDB over the exported parquet, through depot's own locations (DuckDB
+reads them through the store's fsspec filesystem: S3 with its endpoint and credentials,
+and no DuckDB extension to download).
+
+Views (docs/stats.md): ``versions``, ``files``, ``chunks``, ``updates``, ``publishes``,
+and ``chunk_uses`` underneath ``chunks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import InvalidArgument
+from ..storage import WriteStore
+from .export import SCHEMAS, STATS_PREFIX, TABLES
+
+_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE"}
+
+# The store-wide figures depend on every version, so they are computed here, not exported.
+DERIVED = {
+    "chunks": """
+        SELECT chunk_id AS id, any_value(size) AS size, any_value(stored_size) AS stored_size,
+               any_value(codec) AS codec,
+               arg_min(version, (created, product, version)) AS first_version,
+               arg_min(product, (created, product, version)) AS first_product,
+               count(DISTINCT (product, version)) AS versions, count(DISTINCT product) AS products
+        FROM chunk_uses GROUP BY chunk_id""",
+    "versions": """
+        SELECT v.product, v.version, to_timestamp(v.created) AS created, v.previous_version, v.files, v.bytes,
+               v.chunks, v.unique_chunks, v.unique_bytes, v.stored_bytes,
+               coalesce(n.new_bytes, 0) AS new_bytes_vs_store,
+               coalesce(n.new_stored_bytes, 0) AS new_stored_bytes_vs_store,
+               v.new_bytes_vs_previous, v.new_stored_bytes_vs_previous, v.dedup_ratio
+        FROM raw_versions v LEFT JOIN (
+            SELECT first_product, first_version, sum(size) AS new_bytes, sum(stored_size) AS new_stored_bytes
+            FROM chunks GROUP BY ALL) n
+          ON n.first_product = v.product AND n.first_version = v.version""",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[tuple]
+
+    def to_dicts(self) -> list[dict]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+def connect(store: WriteStore) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views over ``store``'s exported stats."""
+    con = duckdb.connect()
+    fs, root = store.location.filesystem()
+    if store.location.is_local:
+        base = f"{root}/{STATS_PREFIX}"
+    else:
+        con.register_filesystem(fs)
+        base = f"{store.location.scheme}://{root.lstrip('/')}/{STATS_PREFIX}"
+    present = {k.split("/")[1] for k in store.list(STATS_PREFIX)}
+    for table in TABLES:
+        name = "raw_versions" if table == "versions" else table
+        if table in present:
+            source = f"read_parquet('{base}{table}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
+        else:  # nothing exported yet: the same columns, no rows
+            cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {f.name}" for f in SCHEMAS[table])
+            con.execute(f"CREATE VIEW {name} AS SELECT {cols} WHERE false")
+    for name, sql in DERIVED.items():
+        con.execute(f"CREATE VIEW {name} AS {sql}")
+    return con
+
+
+def query(store: WriteStore, sql: str) -> Result:
+    con = connect(store)
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as exc:
+        raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
+    if rel is None:
+        return Result([], [])
+    return Result(list(rel.columns), rel.fetchall())
