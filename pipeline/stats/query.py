@@ -29,7 +29,8 @@ DERIVED = {
                count(DISTINCT (product, version)) AS versions, count(DISTINCT product) AS products
         FROM chunk_uses GROUP BY chunk_id""",
     "versions": """
-        SELECT v.product, v.version, to_timestamp(v.created) AS created, v.previous_version, v.files, v.bytes,
+        SELECT v.product, v.version, make_timestamp((v.created * 1e6)::BIGINT) AS created,  -- UTC
+               v.previous_version, v.files, v.bytes,
                v.chunks, v.unique_chunks, v.unique_bytes, v.stored_bytes,
                coalesce(n.new_bytes, 0) AS new_bytes_vs_store,
                coalesce(n.new_stored_bytes, 0) AS new_stored_bytes_vs_store,

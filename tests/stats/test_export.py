@@ -1,0 +1,102 @@
+"""stats export and query: tables checked against the fixture builds, incremental by
+construction, the documented queries run, and S3 read through depot's own locations."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+import shutil
+
+import pytest
+
+from helpers import PAIRS, PRODUCT, ROOT, chunk_fixture_versions
+from pipeline import layout
+from pipeline.delta.diff import diff
+from pipeline.formats import manifest, plan as plan_doc
+from pipeline.stats.export import export
+from pipeline.stats.query import query
+from pipeline.storage import open_store
+
+
+@pytest.fixture(scope="module")
+def planned_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stats")
+    store = chunk_fixture_versions(root)
+    with cf.ThreadPoolExecutor(2) as ex:
+        for a, b in PAIRS:
+            diff(store, PRODUCT, a, b, ex)
+    return root
+
+
+@pytest.fixture
+def repo(planned_repo, tmp_path):
+    shutil.copytree(planned_repo, tmp_path / "repo")
+    return open_store(str(tmp_path / "repo"))
+
+
+def rows(store, sql):
+    return query(store, sql).to_dicts()
+
+
+def test_versions_files_and_updates_match_the_repository(repo):
+    r = export(repo)
+    assert (r.versions, r.plans, r.publishes) == (4, 6, 0)
+    for row in rows(repo, "SELECT * FROM versions"):
+        t = manifest.load(repo, PRODUCT, row["version"]).totals()
+        assert (row["files"], row["bytes"], row["unique_bytes"], row["stored_bytes"]) == \
+            (t["files"], t["bytes"], t["unique_bytes"], t["stored_bytes"])
+    first = rows(repo, "SELECT * FROM versions WHERE version = '1.0.0'")[0]
+    assert first["new_stored_bytes_vs_store"] == first["stored_bytes"] and first["previous_version"] is None
+    added = rows(repo, "SELECT sum(new_stored_bytes_vs_store) AS s FROM versions")[0]["s"]
+    assert added == sum(repo.size(k) for k in repo.list(layout.CHUNK_PREFIX))  # the store, object by object
+    for row in rows(repo, "SELECT * FROM updates"):
+        p = plan_doc.load(repo, PRODUCT, row["from_version"], row["to_version"])
+        assert (row["delta_download_bytes"], row["chunk_download_bytes"], row["files_patch"], row["patch_bytes"]) == \
+            (p.delta_download_bytes, p.chunk_download_bytes, p.count("patch"), sum(op.patch_bytes for op in p.files))
+    changes = {r["path"]: r["change"] for r in rows(repo, "SELECT path, change FROM files WHERE version = '1.2.0'")}
+    # what the plan 1.1.0 -> 1.2.0 says of the same files (see tests/delta)
+    assert (changes["data/levels/arena02.dat"], changes["bin/starfall"], changes["bin/libengine.so"]) == \
+        ("moved", "same", "changed")
+    assert rows(repo, "SELECT count(*) AS n FROM chunks")[0]["n"] == \
+        len({c for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0") for c in manifest.load(repo, PRODUCT, v).unique_chunks()})
+
+
+def test_a_second_export_reads_nothing_and_a_new_version_reads_only_its_own(repo, tmp_path):
+    first = export(repo)
+    assert first.read_documents > 0
+    again = export(repo)
+    assert (again.read_documents, again.versions, again.rows) == (0, 0, {})
+    # a new version of another product: its manifest only (no previous version), nothing else re-read
+    from helpers import fixture_params, fixture_tar
+    from pipeline.build import products
+    from pipeline.build.chunk import chunk
+    from pipeline.build.ingest import ingest
+
+    products.configure(repo, "other", fixture_params())  # cut like starfall: the same chunks
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(repo, str(fixture_tar("1.0.0")), "other", "1", ex)
+        chunk(repo, "other", "1", ex)
+    more = export(repo)
+    assert (more.versions, more.plans, more.read_documents) == (1, 0, 1)
+    assert rows(repo, "SELECT first_product FROM chunks WHERE products = 2 LIMIT 1")[0]["first_product"] == PRODUCT
+    other = rows(repo, "SELECT * FROM versions WHERE product = 'other'")[0]
+    assert other["new_bytes_vs_store"] == 0  # every chunk of it was in the store already
+
+
+def documented_queries() -> list[str]:
+    text = (ROOT / "docs" / "stats.md").read_text()
+    return re.findall(r"```sql\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("sql", documented_queries(), ids=lambda q: q.split("\n")[0][:40])
+def test_the_documented_queries_answer(repo, sql):
+    export(repo)
+    result = query(repo, sql)
+    assert result.rows and all(v is not None for v in result.rows[0])
+
+
+def test_stats_on_s3_are_read_through_the_locations(repo, s3, s3_bucket):
+    out = open_store(s3.resolve(f"{s3_bucket}/stats-copy"))
+    export(repo, out)
+    sql = "SELECT version, bytes, new_stored_bytes_vs_store FROM versions ORDER BY version"
+    assert query(out, sql).rows == (export(repo) and query(repo, sql).rows)
