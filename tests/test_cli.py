@@ -138,7 +138,7 @@ def test_s3_without_credentials_is_a_clear_error(tmp_path, s3_endpoint):
     p = run("--repo", "s3://somebucket/repo", "ls")
     assert p.returncode == 9 and "STORE_UNAVAILABLE" in p.stderr and "credentials" in p.stderr
     p = run("--repo", str(tmp_path / "repo"), "ingest", "s3://somebucket/build.tar", "-p", PRODUCT, "-v", "1")
-    assert p.returncode == 4 and "s3://somebucket/build.tar" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 9 and "STORE_UNAVAILABLE" in p.stderr and "s3://somebucket/build.tar" in p.stderr and "Traceback" not in p.stderr
 
 
 @pytest.mark.parametrize("flag, url", [("--repo", "s4://bucket/x"), ("--repo", "s3:/bucket/x"),

@@ -8,8 +8,9 @@ import threading
 from typing import Iterator
 
 from ..core.hashing import BLOCK
-from ..errors import DepotError, SourceChanged, SourceInvalid
+from ..errors import DepotError, SourceChanged
 from ..storage.translate import backend_errors
+from .sources import source_error
 from ..storage.location import Location
 
 
@@ -34,7 +35,7 @@ def _checked_read(loc: Location, read):
     except DepotError:
         raise
     except backend_errors() as exc:
-        raise SourceInvalid(f"{loc.url}: cannot read ({exc})") from exc
+        raise source_error(loc.url, "cannot read", exc) from exc
 
 
 def _check_length(loc: Location, offset: int, length: int, got: int) -> None:

@@ -18,7 +18,7 @@ from ..core.hashing import BLOCK
 from ..core.safety import clean_path
 from ..errors import DepotError, SourceInvalid, StoreUnavailable, UnsafeEntry
 from ..formats.inventory import Entry
-from ..storage.translate import backend_errors
+from ..storage.translate import backend_errors, describe, is_unreachable
 from ..storage.location import Location
 
 ARCHIVE_SUFFIXES = {
@@ -43,7 +43,7 @@ def source_kind(loc: Location) -> str:
             return "directory"
         exists = fs.exists(path)
     except backend_errors() as exc:
-        raise SourceInvalid(f"{url}: cannot read ({exc})") from exc
+        raise source_error(url, "cannot read", exc) from exc
     if not exists:
         raise SourceInvalid(f"{url}: no such file or directory")
     lower = path.lower()
@@ -52,6 +52,14 @@ def source_kind(loc: Location) -> str:
             return kind
     known = ", ".join(sorted(ARCHIVE_SUFFIXES))
     raise SourceInvalid(f"{url}: not a directory or a known archive ({known})")
+
+
+def source_error(url: str, what: str, exc: BaseException) -> DepotError:
+    """STORE_UNAVAILABLE when the source's location cannot be reached (network,
+    credentials), SOURCE_INVALID when what is there cannot be read as a build."""
+    if is_unreachable(exc):
+        return StoreUnavailable(f"{url}: {what}: {describe(exc)}")
+    return SourceInvalid(f"{url}: {what} ({exc})")
 
 
 # -- directories ---------------------------------------------------------------------
@@ -67,7 +75,7 @@ def scan_directory(loc: Location) -> Iterator[Entry]:
     try:
         found = fs.find(root, detail=True, withdirs=False)
     except backend_errors() as exc:
-        raise SourceInvalid(f"{url}: cannot list ({exc})") from exc
+        raise source_error(url, "cannot list", exc) from exc
     for path, info in found.items():
         if info.get("type") != "file" or not path.startswith(root + "/"):
             continue
@@ -83,7 +91,7 @@ def _scan_local(url: str, root: str) -> Iterator[Entry]:
             with os.scandir(os.path.join(root, rel_dir)) as it:
                 items = list(it)
         except backend_errors() as exc:
-            raise SourceInvalid(f"{url}: cannot list {rel_dir or '.'} ({exc})") from exc
+            raise source_error(url, f"cannot list {rel_dir or '.'}", exc) from exc
         for item in items:
             raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
             rel = clean_path(raw, url)
@@ -107,7 +115,7 @@ def _open(loc: Location) -> BinaryIO:
     try:
         return fs.open(path, "rb")
     except backend_errors() as exc:
-        raise SourceInvalid(f"{loc.url}: cannot open ({exc})") from exc
+        raise source_error(loc.url, "cannot open", exc) from exc
 
 
 def scan_tar_in_place(loc: Location) -> Iterator[Entry]:
@@ -285,12 +293,14 @@ def _scan_zip(url: str, f: BinaryIO, pack: Pack) -> Iterator[Entry]:
         if info.flag_bits & 0x1:
             raise SourceInvalid(f"{url}: {rel} is encrypted")
         mode = (info.external_attr >> 16) if info.create_system == 3 else 0
+        if not stat.S_IFMT(mode):  # permission bits only (zipfile.writestr, many build scripts): a file
+            mode |= stat.S_IFREG if mode else 0
         if info.is_dir():
             yield Entry(path=rel, type="dir")
         elif stat.S_ISLNK(mode):
             target = zf.read(info).decode("utf-8", "surrogateescape")
             yield Entry(path=rel, type="symlink", target=target)
-        elif mode and not stat.S_ISREG(mode):
+        elif mode and not stat.S_ISREG(mode):  # a device, a FIFO, a socket
             raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or other special entry")
         else:
             with zf.open(info) as member:  # CRC is checked when the member is read to its end

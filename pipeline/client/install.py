@@ -61,6 +61,10 @@ class InstallResult:
         return dict(self.__dict__)
 
 
+def mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
 def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
     """The version a channel points at, from the first origin with a valid pointer. With
     trust, a pointer older than one seen before is refused."""
@@ -213,6 +217,7 @@ class ChunkJob:
                 for c in f.chunks:
                     if fd is not None and codec.chunk_id(os.pread(fd, c.size, c.offset)) == c.id:
                         have += c.size
+                        self.chunks_reused += 1  # written by an interrupted run: kept, not fetched
                     else:
                         self.targets[c.id].append((f, c.offset))
                         self.refs[c.id] = c
@@ -252,7 +257,7 @@ class ChunkJob:
         free = shutil.disk_usage(self.inst.dest).free
         if need > free:
             raise InsufficientDiskSpace(
-                f"{self.inst.dest}: {self.m.product} {self.m.version} needs {need} more bytes, {free} are free"
+                f"{self.inst.dest}: {self.m.product} {self.m.version} needs {mib(need)} more, {mib(free)} are free"
             )
 
     def run(self, jobs: int) -> None:

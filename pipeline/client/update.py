@@ -30,7 +30,7 @@ from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
 from .game_dir import GameDir, file_mode
-from .install import ChunkJob, candidates, install, load_manifest, remove_empty_dirs, resolve_version
+from .install import ChunkJob, candidates, install, load_manifest, mib, remove_empty_dirs, resolve_version
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def update(
 ) -> UpdateResult:
     started = time.monotonic()
     inst = GameDir(Path(dest))
+    inst.manifest()  # not a depot installation: say so before the lock leaves state behind
     with inst.locked():
         current = inst.manifest()
     product = current.product
@@ -130,8 +131,8 @@ class _Step:
     def run(self, seeds, jobs: int) -> None:
         free = shutil.disk_usage(self.inst.dest).free
         if self.plan.required_disk_space_bytes > free:
-            raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {self.plan.required_disk_space_bytes} "
-                                        f"bytes of staging space, {free} are free")
+            raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {mib(self.plan.required_disk_space_bytes)} "
+                                        f"of staging space, {mib(free)} are free")
         intact = self.inst.trusted(self.a)
         staged, by_chunks = [], []
         for op in self.plan.files:

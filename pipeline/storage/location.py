@@ -40,6 +40,7 @@ _FIRST_PART = {"s3": "bucket", "http": "host", "https": "host", "memory": "name"
 EVENTS_TABLE = "events"  # not a location: where publish events go (docs/events.md)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Location:
         return {
             "client_kwargs": {k: v for k, v in client.items() if v},
             "config_kwargs": {
-                "connect_timeout": self.timeout,
+                "connect_timeout": min(self.timeout, CONNECT_TIMEOUT),  # an unreachable endpoint says so fast
                 "read_timeout": self.timeout,
                 "retries": {"max_attempts": 2, "mode": "standard"},  # callers own the retry policy
             },

@@ -44,6 +44,23 @@ def translated(where: str) -> Iterator[None]:
         raise StoreUnavailable(f"{where}: {describe(exc)}") from exc
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a failure is the location's (unreachable, no credentials, refused, timed
+    out), as opposed to the object's (missing, unreadable, not what was expected)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, urllib3.exceptions.HTTPError)):
+        return True
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return False
+    names = {type(e).__module__.split(".")[0] for e in _chain(exc)}
+    return bool(names & {"botocore", "aiobotocore", "aiohttp"})  # an S3 failure, not the object's
+
+
+def _chain(exc: BaseException | None):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
