@@ -154,3 +154,17 @@ def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkey
     r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
     assert r.method == "delta" and r.patches_applied == 1
     assert (dest / "big.pak").read_bytes() == new
+
+
+def test_diff_on_dask_workers_writes_the_same_plan_as_on_threads(planned, tmp_path, dask_executor):
+    """The patch tasks run in other processes (the repository reached through its
+    location); the plan and its patches come out byte for byte the same."""
+    import shutil
+
+    shutil.copytree(planned, tmp_path / "repo")
+    store = open_store(str(tmp_path / "repo"))
+    key = layout.plan_key(PRODUCT, "1.0.0", "1.3.0")
+    expected = store.get(key)
+    store.delete(key)
+    r = diff(store, PRODUCT, "1.0.0", "1.3.0", dask_executor)
+    assert r.created and store.get(key) == expected
