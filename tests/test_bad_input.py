@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import string
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -198,3 +198,18 @@ def test_json_after_the_command_name_and_for_usage_errors(repo):
     assert json.loads(usage.stdout)["error"] == "USAGE" and "SOURCE" in usage.stderr
     nothing = depot("--json", "ls", "-p", "nosuch", repo=repo, check=3)
     assert json.loads(nothing.stdout)["error"] == "NOT_FOUND" and "nosuch" in nothing.stderr
+
+
+def test_small_jobs_run_on_threads_and_the_rest_on_a_cluster():
+    import concurrent.futures as cf
+
+    import dask_cluster
+
+    small, large = 1 << 20, 1 << 30
+    assert isinstance(dask_cluster.executor_for(small), cf.ThreadPoolExecutor)
+    assert isinstance(dask_cluster.executor_for(None), cf.ThreadPoolExecutor)  # listing and hashing a build
+    assert isinstance(dask_cluster.executor_for(large, in_process=True), cf.ThreadPoolExecutor)  # memory://
+    for ex in (dask_cluster.executor_for(large), dask_cluster.executor_for(small, workers=1),
+               dask_cluster.executor_for(small, scheduler="tcp://127.0.0.1:1")):
+        with ex as executor:  # the cluster starts on the first task: none is sent here
+            assert isinstance(executor, dask_cluster.LazyDaskExecutor)

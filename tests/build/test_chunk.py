@@ -215,3 +215,25 @@ def test_s3_repository_and_source_on_dask_workers(s3, s3_bucket, dask_executor, 
     m = manifest.load(store, PRODUCT, "1.1.0")
     files = tar_files("1.1.0")
     assert all(rebuild(store, m, f.path) == files[f.path] for f in m.files)
+
+
+def test_dedup_ratio_and_newly_stored_bytes_are_exact(repo, threads, tmp_path):
+    """A build repeating a file: dedup counts the repeat; chunking the same bytes under
+    another version stores nothing new."""
+
+    build = tmp_path / "dups"
+    build.mkdir()
+    blob = random.Random(3).randbytes(300_000)
+    (build / "a.bin").write_bytes(blob)
+    (build / "b.bin").write_bytes(blob)
+    (build / "c.txt").write_bytes(b"unique\n")
+    products.configure(repo, PRODUCT, FIXTURE_PARAMS)
+    ingest(repo, str(build), PRODUCT, "1", threads)
+    r = chunk(repo, PRODUCT, "1", threads)
+    m = manifest.load(repo, PRODUCT, "1")
+    unique = {c.id: c for f in m.files for c in f.chunks}
+    assert r.dedup_ratio == round(r.bytes / sum(c.size for c in unique.values()), 4) and r.dedup_ratio > 1.9
+    assert r.stored_bytes_new == sum(p.stat().st_size for p in (tmp_path / "repo" / "chunks").rglob("*") if p.is_file())
+    ingest(repo, str(build), PRODUCT, "2", threads)
+    again = chunk(repo, PRODUCT, "2", threads)
+    assert (again.stored_bytes_new, again.chunks_new, again.chunks_reused) == (0, 0, again.unique_chunks)

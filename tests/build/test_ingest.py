@@ -226,3 +226,44 @@ def test_zip_slip_entries_are_refused(repo, threads, tmp_path, name):
     with pytest.raises(UnsafeEntry):
         ingest(repo, str(path), PRODUCT, "1.0.0", threads)
     assert list(repo.list()) == []
+
+
+def test_a_sparse_tar_entry_and_an_encrypted_zip_entry_are_refused(repo, threads, tmp_path):
+    import io as _io
+    import zipfile
+
+    sparse = tarfile.TarInfo("holes.bin")
+    sparse.type, sparse.size = tarfile.GNUTYPE_SPARSE, 0
+    raw = _io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        tf.addfile(sparse)
+    (tmp_path / "sparse.tar").write_bytes(raw.getvalue())
+    with pytest.raises(SourceInvalid, match="holes.bin is a sparse tar entry"):
+        ingest(repo, str(tmp_path / "sparse.tar"), PRODUCT, "1", threads)
+
+    with zipfile.ZipFile(tmp_path / "locked.zip", "w") as zf:
+        zf.writestr("secret.dat", b"x" * 100)
+    data = bytearray((tmp_path / "locked.zip").read_bytes())
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # set the "encrypted" flag bit in both headers
+        at = data.find(header)
+        flag = at + (6 if header == b"PK\x03\x04" else 8)
+        data[flag] |= 0x01
+    (tmp_path / "locked.zip").write_bytes(bytes(data))
+    with pytest.raises(SourceInvalid, match="secret.dat is encrypted"):
+        ingest(repo, str(tmp_path / "locked.zip"), PRODUCT, "2", threads)
+    assert list(repo.list()) == []
+
+
+def test_a_zip_written_by_writestr_is_a_build_of_files(repo, threads, tmp_path):
+    """zipfile.writestr gives entries permission bits but no file type: they are files."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "b.zip", "w") as zf:
+        zf.writestr(zipfile.ZipInfo("bin/game"), b"\x7fELF")
+        info = zipfile.ZipInfo("run.sh")
+        info.external_attr = 0o755 << 16
+        info.create_system = 3
+        zf.writestr(info, b"#!/bin/sh\n")
+    ingest(repo, str(tmp_path / "b.zip"), PRODUCT, "1", threads)
+    entries = {e.path: (e.type, e.size, e.executable) for e in inventory.load(repo, PRODUCT, "1").entries}
+    assert entries == {"bin/game": ("file", 4, False), "run.sh": ("file", 10, True)}

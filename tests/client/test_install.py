@@ -344,3 +344,16 @@ def test_a_crash_between_the_manifest_and_the_record_leaves_the_previous_version
     assert game_dir.GameDir(dest).manifest().version == "1.0.0"
     files = lambda t: {k: v for k, v in t.items() if v[0] != "dir"}  # the swap's new directories stay, empty
     assert files(tree(dest)) == files(tree(build_dirs["1.0.0"])) and verify(dest).intact
+
+
+def test_a_directory_another_depot_is_working_on_is_refused(published, tmp_path):
+    from pipeline.client import game_dir
+
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    with game_dir.GameDir(dest).locked():  # another depot process holds it
+        p = subprocess.run(DEPOT + ["--json", "install", "--allow-unsigned", "--origin", str(published),
+                                    "-p", PRODUCT, "-v", "1.1.0", "--dest", str(dest)],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 12 and json.loads(p.stdout)["error"] == "INSTALL_BUSY"
+    assert verify(dest).version == "1.0.0"
