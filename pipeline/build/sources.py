@@ -236,6 +236,18 @@ class Pack:
         return start, self.size - start, h.hexdigest()
 
 
+def _decompressor_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    import zstandard
+
+    return (zstandard.ZstdError, lzma.LZMAError, zlib.error)  # gzip and bz2 raise OSError subclasses
+
+
+_DECOMPRESSOR_ERRORS = _decompressor_errors()
+
+
 def _blocks(f: BinaryIO, size: int | None = None) -> Iterator[bytes]:
     left = size
     while left is None or left > 0:
@@ -259,10 +271,10 @@ def scan_packed(loc: Location, kind: str, pack: Pack) -> list[Entry]:
             return list(_scan_tar_stream(url, kind, f, pack))
     except DepotError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *backend_errors()) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *_DECOMPRESSOR_ERRORS) as exc:
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
-    except Exception as exc:  # decompressor-specific errors (zstd, lzma, ...)
-        raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
+    except backend_errors() as exc:
+        raise source_error(url, f"cannot read the {kind} archive", exc) from exc
 
 
 def _scan_tar_stream(url: str, kind: str, f: BinaryIO, pack: Pack) -> Iterator[Entry]:
