@@ -297,12 +297,13 @@ def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_
     dest = tmp_path / "game"
     install(fetcher(published), PRODUCT, "1.0.0", dest)
     (dest / "mods").write_bytes(b"a user's file where 1.3.0 needs a directory")
-    real_replace, calls = os.replace, []
+    real_replace, placed = os.replace, []
 
     def dying_replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 9:
-            raise SystemExit("killed")  # stands for SIGKILL: no except block runs
+        if "/.depot/staging/" in str(src) and "/.depot/" not in str(dst):
+            placed.append(dst)  # a verified new file moving into the game directory
+            if len(placed) == 3:  # half-way: old entries set aside, some new ones in place
+                raise SystemExit("killed")  # stands for SIGKILL: no except block runs
         real_replace(src, dst)
 
     monkeypatch.setattr(game_dir.os, "replace", dying_replace)

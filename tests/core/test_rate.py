@@ -1,0 +1,29 @@
+"""The bandwidth limit: a token bucket, checked on a clock the test turns (no wall time)."""
+
+from pipeline.core import rate
+
+
+class Clock:
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, s):
+        self.slept.append(round(s, 6))
+        self.now += s
+
+
+def test_bytes_beyond_the_rate_wait_their_share(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(rate.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(rate.time, "sleep", clock.sleep)
+    limiter = rate.RateLimiter(1000)  # bytes a second, one second of burst
+    limiter.acquire(1000)  # the burst: no wait
+    limiter.acquire(500)  # half a second's worth more
+    limiter.acquire(500)
+    assert clock.slept == [0.5, 0.5]
+    clock.now += 10  # idle: the bucket refills, but never beyond one second's worth
+    limiter.acquire(1500)
+    assert clock.slept == [0.5, 0.5, 0.5] and clock.now == 11.5
