@@ -2,7 +2,7 @@
 
 This module holds the group, its global options, what commands share, and ``main``: the
 one handler that turns every DepotError into its message and exit code (docs/cli.md).
-The commands are in ``commands/``, by side: build, release, player, stats.
+The commands are in ``commands/``, by side: build, release, player, stats, service.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The commands register themselves with the group above.
-from commands import build, player, release, stats  # noqa: E402,F401
+from commands import build, player, release, service, stats  # noqa: E402,F401
 
 if __name__ == "__main__":
     import cli as registered  # the module the commands registered with, not this __main__ copy

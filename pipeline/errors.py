@@ -185,3 +185,31 @@ class SigningKeyMissing(DepotError):
 
     code = "SIGNING_KEY_MISSING"
     exit_code = 2
+
+
+# -- the lookup service ------------------------------------------------------------------------
+
+
+class LinkRefused(DepotError):
+    """A signed CDN link that must not be honoured (the checking side)."""
+
+    code = "CDN_LINK_REFUSED"
+    exit_code = 16
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason  # "expired", "forged", "wrong path", "unknown key", "malformed"
+
+
+class LinkGenerationFailed(DepotError):
+    """A signed CDN link could not be made (no usable origin, no key, too many requests)."""
+
+    code = "CDN_LINK_GENERATION_FAILED"
+    exit_code = 10
+
+
+class LinkRateLimited(DepotError):
+    """Too many link requests from one client: slow down."""
+
+    code = "CDN_LINK_RATE_LIMITED"
+    exit_code = 10

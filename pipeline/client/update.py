@@ -23,7 +23,7 @@ from .. import layout
 from ..core.hashing import sha256_or_none
 from ..core.progress import Progress, ignore
 from ..core import patching
-from ..delta.route import cheapest_route
+from ..delta.route import cheapest_route, update_route
 from ..errors import DepotError, InsufficientDiskSpace, ManifestInvalid, NotFound, PatchFailed
 from ..formats.plan_index import PlanIndex
 from ..formats.manifest import FileEntry, Manifest
@@ -73,10 +73,11 @@ def update(
         return UpdateResult(product, current.version, target, "none", [target], 0, 0, 0, 0, 0,
                             elapsed_s=round(time.monotonic() - started, 3))
     target_m = load_manifest(fetcher, product, target)
-    have = set(current.unique_chunks())
-    chunk_cost = sum(c.stored_size for i, c in target_m.unique_chunks().items() if i not in have)
-    route = cheapest_route(_plan_index(fetcher, product), current.version, target)
-    delta_cost = route.download_bytes if route else None
+    chunk_cost = target_m.chunk_cost_from(current)
+    index = _plan_index(fetcher, product)
+    best = cheapest_route(index, current.version, target)
+    delta_cost = best.download_bytes if best else None
+    route = update_route(index, current.version, target, chunk_cost)
 
     def by_chunks(fallbacks: list[dict], downloaded: int = 0) -> UpdateResult:
         r = install(fetcher, product, target, inst.dest, seeds=seeds, jobs=jobs, progress=progress, on_total=on_total)
@@ -84,7 +85,7 @@ def update(
                             downloaded + r.bytes_downloaded, chunk_cost, delta_cost, r.files_written, 0, fallbacks,
                             round(time.monotonic() - started, 3))
 
-    if route is None or route.download_bytes >= chunk_cost:
+    if route is None:
         return by_chunks([])
 
     downloaded = written = patched = 0

@@ -37,3 +37,11 @@ def cheapest_route(index: PlanIndex | None, start: str, goal: str) -> Route | No
                 best[nxt] = cost + c
                 heapq.heappush(queue, (cost + c, path + [nxt]))
     return None
+
+
+def update_route(index: PlanIndex | None, start: str, goal: str, chunk_cost: int) -> Route | None:
+    """The chain of plans an update from ``start`` to ``goal`` takes, or None when fetching
+    the goal's missing chunks (``chunk_cost`` bytes) downloads no more: the one decision
+    the client acts on and the lookup service reports."""
+    route = cheapest_route(index, start, goal)
+    return route if route is not None and route.download_bytes < chunk_cost else None

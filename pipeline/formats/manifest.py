@@ -90,6 +90,12 @@ class Manifest(Document):
             "stored_bytes": sum(c.stored_size for c in unique.values()),
         }
 
+    def chunk_cost_from(self, installed: "Manifest") -> int:
+        """What updating ``installed`` to this version by chunks alone downloads: the
+        stored bytes of this version's chunks that ``installed`` does not have."""
+        have = installed.unique_chunks()
+        return sum(c.stored_size for i, c in self.unique_chunks().items() if i not in have)
+
     def describe(self) -> str:
         return f"manifest of {self.product} {self.version}"
 

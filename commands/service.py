@@ -1,0 +1,54 @@
+"""The lookup service: ``depot serve`` (docs/service.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli import Settings, cli
+from pipeline.errors import InvalidArgument
+
+
+@cli.command()
+@click.option("--origin", "origins", multiple=True, required=True,
+              help="A published origin to serve from: a path, s3://, http(s)://, or a location's name (with its "
+                   "region, priority and public_url). Repeatable: mirrors.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--link-style", type=click.Choice(["nginx", "token"]), default="nginx", show_default=True,
+              help="nginx secure_link (md5 & expires), or a prefix-scoped HMAC token with a key id.")
+@click.option("--link-secret", envvar="DEPOT_LINK_SECRET", default="",
+              help="The nginx secure_link secret (env DEPOT_LINK_SECRET).")
+@click.option("--link-keys", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Token keys, KEY_ID=SECRET per line: the first signs, the others still verify (rotation).")
+@click.option("--link-ttl", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds a link is good for.")
+@click.option("--link-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
+              help="Links a client may ask for, per second.")
+@click.option("--channel", default="stable", show_default=True, help="The channel update checks compare with.")
+@click.option("--refresh", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
+              help="Seconds between looks at the origins' timestamp and health.")
+@click.pass_obj
+def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
+          refresh):
+    """Serve the read-only lookup API: products, manifests, update checks, signed CDN links."""
+    import uvicorn
+
+    from pipeline.service.app import ServiceConfig, create_app, parse_keys
+    from pipeline.service.catalog import Origin
+    from pipeline.storage import open_origin
+
+    named = dict(s.locations.named)
+    found = []
+    for ref in origins:
+        loc = s.locations.resolve(ref)
+        name = ref if ref in named else loc.url
+        found.append(Origin(name, open_origin(loc), loc))
+    keys = parse_keys(link_keys.read_text()) if link_keys else ()
+    if link_style == "token" and not keys:
+        raise InvalidArgument("--link-style token needs --link-keys FILE")
+    if link_style == "nginx" and not link_secret:
+        raise InvalidArgument("--link-style nginx needs --link-secret (or env DEPOT_LINK_SECRET)")
+    app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh))
+    click.echo(f"serving {', '.join(o.name for o in found)} on http://{host}:{port}/api/v1/download", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

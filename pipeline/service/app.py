@@ -1,0 +1,251 @@
+"""The lookup service: a read-only FastAPI application over published origins, under
+``/api/v1/download`` (the service documents' shapes: JSON:API bodies, their field names and
+error codes). It never writes to an origin. See docs/service.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from .. import layout
+from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRateLimited, NotFound
+from .catalog import Catalog, Origin
+from .links import LinkSigner
+from .updates import check
+
+PREFIX = "/api/v1/download"
+STATUS = {"NOT_FOUND": 404, "INVALID_NAME": 400, "INVALID_ARGUMENT": 400, "CDN_LINK_GENERATION_FAILED": 503,
+          "CDN_LINK_RATE_LIMITED": 429}
+
+
+@dataclass
+class ServiceConfig:
+    origins: list[Origin]
+    link_secret: str = ""
+    link_keys: tuple[tuple[str, bytes], ...] = ()
+    link_style: str = "nginx"
+    link_ttl: int = 300
+    link_rate: float = 50.0  # links a client may ask for, per second (a burst of as many)
+    channel: str = "stable"  # the channel update checks compare with
+    refresh_s: float = 5.0  # how often the origins' timestamp is looked at, and their health
+    page_size: int = 500
+
+
+class InstalledProductAttributes(BaseModel):
+    productId: str
+    currentVersionId: str
+
+
+class InstalledProduct(BaseModel):
+    type: str = Field("installedProduct", pattern="^installedProduct$")
+    attributes: InstalledProductAttributes
+
+
+class UpdateCheck(BaseModel):
+    """The service documents' request: the products a client has installed."""
+
+    data: list[InstalledProduct] = Field(..., max_length=1000)
+
+
+@dataclass
+class _Buckets:
+    """A token bucket per client."""
+
+    rate: float
+    tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # client -> (tokens, at)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, client: str, n: int = 1) -> None:
+        now = time.monotonic()
+        with self.lock:
+            tokens, at = self.tokens.get(client, (self.rate, now))
+            tokens = min(self.rate, tokens + (now - at) * self.rate)
+            if tokens < n:
+                self.tokens[client] = (tokens, now)
+                raise LinkRateLimited(f"{client}: more than {self.rate:g} links a second; retry in "
+                                  f"{(n - tokens) / self.rate:.2f} s")
+            self.tokens[client] = (tokens - n, now)
+            if len(self.tokens) > 100_000:  # forget idle clients
+                self.tokens.clear()
+
+
+class BackgroundRefresh(threading.Thread):
+    def __init__(self, catalog: Catalog, interval: float, metrics: dict):
+        super().__init__(name="depot-refresh", daemon=True)
+        self.catalog, self.interval, self.metrics = catalog, interval, metrics
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            self.catalog.probe()
+            try:
+                if self.catalog.refresh():
+                    self.metrics["refreshes"].inc()
+            except DepotError:
+                self.metrics["refresh_errors"].inc()  # keep serving what was read last
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    catalog = Catalog(config.origins)
+    catalog.probe()
+    catalog.refresh()
+    buckets = _Buckets(config.link_rate)
+    registry = CollectorRegistry()
+    metrics = {
+        "requests": Counter("depot_requests", "Requests by route and status", ["route", "status"], registry=registry),
+        "latency": Histogram("depot_request_seconds", "Request latency by route", ["route"], registry=registry,
+                             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
+        "link_errors": Counter("depot_link_errors", "Link requests refused or failed", ["code"], registry=registry),
+        "links": Counter("depot_links", "Signed links made", registry=registry),
+        "refreshes": Counter("depot_cache_refreshes", "Metadata re-read after the timestamp changed",
+                             registry=registry),
+        "refresh_errors": Counter("depot_cache_refresh_errors", "Refreshes that failed", registry=registry),
+    }
+    refresher = BackgroundRefresh(catalog, config.refresh_s, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        refresher.start()
+        yield
+        refresher.stopping.set()
+
+    app = FastAPI(title="depot lookup service", version="1", lifespan=lifespan,
+                  description="Read-only: products, versions, channels, manifests, update checks and signed "
+                              "CDN links over published origins.")
+    app.state.catalog = catalog
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics["requests"].labels(name, str(response.status_code)).inc()
+        metrics["latency"].labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(DepotError)
+    async def depot_error(request: Request, exc: DepotError):
+        status = STATUS.get(exc.code, 503)
+        if exc.code.startswith("CDN_LINK"):
+            metrics["link_errors"].labels(exc.code).inc()
+        return JSONResponse({"errors": [{"status": str(status), "code": exc.code, "title": type(exc).__doc__.strip(),
+                                         "detail": str(exc)}]}, status_code=status)
+
+    def signer_for(region: str | None) -> LinkSigner:
+        origin = catalog.preferred(region)
+        if config.link_style == "token" and not config.link_keys or config.link_style == "nginx" and not config.link_secret:
+            raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
+        return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
+
+    def link(key: str, region: str | None) -> dict:
+        url, expires = signer_for(region).link(key)
+        metrics["links"].inc()
+        return {"href": url, "expiresAt": expires}
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        healthy = any(o.healthy for o in catalog.origins)
+        return JSONResponse({"status": "ok" if healthy else "no healthy origin"}, status_code=200 if healthy else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus():
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(f"{PREFIX}/products")
+    def products():
+        return {"data": [{"type": "product", "id": p, "attributes": {
+            "versions": catalog.versions(p),
+            "channels": {name: c.version for name, c in sorted(catalog.channels(p).items())}}}
+            for p in catalog.products()]}
+
+    @app.get(f"{PREFIX}/products/{{product}}/versions")
+    def versions(product: str):
+        return {"data": [{"type": "version", "id": v, "attributes": {"productId": product}}
+                         for v in catalog.versions(product)]}
+
+    @app.get(f"{PREFIX}/products/{{product}}/channels")
+    def channels(product: str):
+        return {"data": [{"type": "channel", "id": name, "attributes": {
+            "productId": product, "versionId": c.version, "serial": c.serial,
+            "history": [dict(m.__dict__) for m in c.history]}} for name, c in sorted(catalog.channels(product).items())]}
+
+    @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/manifest")
+    def manifest(product: str, version: str):
+        m = catalog.manifest(product, version)
+        return {"data": {"type": "manifest", "id": f"{product}/{version}", "attributes": m.to_dict()},
+                "meta": {"signed": catalog.signed(layout.manifest_key(product, version))}}
+
+    @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/chunks")
+    def chunks(request: Request, product: str, version: str, number: int = Query(1, alias="page[number]", ge=1),
+               size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
+        refs = sorted(catalog.manifest(product, version).unique_chunks().values(), key=lambda c: c.id)
+        page = refs[(number - 1) * size: number * size]
+        buckets.take(_client(request), max(1, len(page)))
+        signer = signer_for(region)
+        data = []
+        for c in page:
+            url, expires = signer.link(layout.chunk_key(c.id))
+            data.append({"type": "chunk", "id": c.id, "attributes": {"size": c.size, "storedSize": c.stored_size},
+                         "links": {"download": url}, "meta": {"expiresAt": expires}})
+        metrics["links"].inc(len(data))
+        pages = max(1, -(-len(refs) // size))
+        base = f"{PREFIX}/products/{product}/versions/{version}/chunks?page[size]={size}"
+        return {"data": data, "meta": {"total": len(refs), "pages": pages},
+                "links": {"self": f"{base}&page[number]={number}",
+                          "next": f"{base}&page[number]={number + 1}" if number < pages else None}}
+
+    @app.get(f"{PREFIX}/links")
+    def links(request: Request, key: str, region: str | None = None):
+        layout.check_key(key)
+        buckets.take(_client(request))
+        return {"data": {"type": "link", "id": key, "attributes": link(key, region)}}
+
+    @app.post(f"{PREFIX}/updates/check")
+    def updates_check(body: UpdateCheck, channel: str | None = None):
+        out = []
+        for item in body.data:
+            a = item.attributes
+            try:
+                info = check(catalog, a.productId, a.currentVersionId, channel or config.channel)
+            except NotFound:
+                info = {"productId": a.productId, "isUpdateAvailable": False}
+            out.append({"type": "updateInfo", "attributes": info})
+        return {"data": out}
+
+    @app.get(f"{PREFIX}/regions")
+    def regions():
+        return {"data": [{"type": "origin", "id": o.name, "attributes": o.to_dict()} for o in catalog.ordered()]}
+
+    @app.get(f"{PREFIX}/regions/preferred")
+    def preferred(region: str | None = None):
+        o = catalog.preferred(region)
+        return {"data": {"type": "origin", "id": o.name, "attributes": o.to_dict()}}
+
+    return app
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def parse_keys(text: str) -> tuple[tuple[str, bytes], ...]:
+    """``kid=hexsecret`` per line (the first signs; the others still verify)."""
+    keys = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        kid, sep, secret = line.partition("=")
+        if not sep or not kid.strip():
+            raise InvalidArgument(f"link key line {line!r}: expected KEY_ID=SECRET")
+        keys.append((kid.strip(), secret.strip().encode()))
+    return tuple(keys)

@@ -1,0 +1,35 @@
+"""The update check: what a player's installed version needs to reach its channel's, priced
+the way the client will do it (``delta.route.update_route``: one decision, shared)."""
+
+from __future__ import annotations
+
+from ..delta.route import update_route
+from ..errors import NotFound
+from .catalog import Catalog
+
+
+def check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
+    """The service documents' ``updateInfo`` attributes for one installed product."""
+    try:
+        latest = catalog.channel(product, channel).version
+    except NotFound:
+        versions = catalog.versions(product)  # no such channel: the newest version
+        latest = versions[-1]
+    info = {"productId": product, "isUpdateAvailable": latest != current, "latestVersionId": latest}
+    if latest == current:
+        return info
+    target = catalog.manifest(product, latest)
+    try:
+        installed = catalog.manifest(product, current)
+    except NotFound:  # a version this service does not know: everything is downloaded
+        return {**info, "updateType": "full", "downloadSizeBytes": target.totals()["stored_bytes"],
+                "requiredDiskSpaceBytes": target.totals()["bytes"]}
+    route = update_route(catalog.plan_index(product), current, latest, target.chunk_cost_from(installed))
+    if route is not None:
+        hops = list(zip(route.versions, route.versions[1:]))
+        disk = max(catalog.plan(product, a, b).required_disk_space_bytes for a, b in hops)
+        return {**info, "updateType": "delta", "downloadSizeBytes": route.download_bytes,
+                "requiredDiskSpaceBytes": disk}
+    before = {(f.path, f.hash_sha256) for f in installed.files}
+    return {**info, "updateType": "full", "downloadSizeBytes": target.chunk_cost_from(installed),
+            "requiredDiskSpaceBytes": sum(f.size for f in target.files if (f.path, f.hash_sha256) not in before)}
