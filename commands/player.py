@@ -16,7 +16,7 @@ from pipeline import errors
 from pipeline.storage import open_origin
 
 
-origin_option = click.option("--origin", "origins", multiple=True, required=True,
+origin_option = click.option("--origin", "origins", multiple=True,
                              help="Where to download from: a path, s3://, http(s)://, or a location's name. "
                                   "Repeat for failover, in order.")
 dest_option = click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -46,24 +46,35 @@ def network_options(f):
     return f
 
 
+service_option = click.option("--service", default=None, metavar="URL",
+                              help="A lookup service: download through the signed CDN links it gives "
+                                   "(with or instead of --origin).")
+
+
 def download_options(f):
     """What every command that downloads takes: origins, seeds, jobs, network, trust."""
-    for option in (trust_options, network_options, jobs_option, seed_option, origin_option):
+    for option in (trust_options, network_options, jobs_option, seed_option, service_option, origin_option):
         f = option(f)
     return f
 
 
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
-             trust_file: Path | None, allow_unsigned: bool, seeds=(), dest: Path | None = None):
+             trust_file: Path | None, allow_unsigned: bool, seeds=(), service: str | None = None,
+             dest: Path | None = None):
     """The fetcher the download options describe (``seeds`` are the command's business)."""
     from pipeline.client.fetch import Fetcher
     from pipeline.core.rate import RateLimiter
+    from pipeline.storage.service_store import ServiceStore
 
-    locations = [s.locations.resolve(o) for o in origins]
+    if not origins and not service:
+        raise click.UsageError("give --origin (repeatable) or --service")
+    locations = [s.locations.resolve(o) for o in origins] + ([s.locations.resolve(service)] if service else [])
     if timeout is not None:
         locations = [dataclasses.replace(loc, timeout=timeout) for loc in locations]
-    fetcher = Fetcher([open_origin(loc, connections=jobs) for loc in locations], retries=retries,
-                      rate=RateLimiter(max_rate) if max_rate else None)
+    stores = [open_origin(loc, connections=jobs) for loc in locations[: len(origins)]]
+    if service:
+        stores.append(ServiceStore(locations[-1], connections=jobs))
+    fetcher = Fetcher(stores, retries=retries, rate=RateLimiter(max_rate) if max_rate else None)
     if allow_unsigned:
         return fetcher
     from pipeline.trust.anchors import Anchors

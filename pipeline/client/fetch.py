@@ -142,6 +142,16 @@ class Fetcher:
         except FileHashMismatch as exc:
             raise ManifestInvalid(str(exc)) from None
 
+    def prefetch(self, keys: list[str]) -> None:
+        """Tell origins that can get ready (a lookup service's signed links) what is coming."""
+        for origin in self.origins:
+            ready = getattr(origin, "prefetch", None)
+            if ready is not None:
+                try:
+                    ready(keys)
+                except StoreUnavailable:
+                    pass  # each object will ask on its own
+
     @property
     def trust_id(self) -> str:
         """Which trusted root checked what this fetcher read ("" for an unsigned origin)."""

@@ -270,6 +270,7 @@ class ChunkJob:
                 os.close(fd)
             if self.missing.get(f.path, 0) == 0:
                 self._finish_file(f)
+        self.fetcher.prefetch([layout.chunk_key(cid) for cid in self.targets if cid not in self.local])
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
             # manifest order, so that files complete (and are placed) one after another
             futures = [pool.submit(self._deliver, cid) for cid in self.targets]

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
@@ -140,6 +141,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return JSONResponse({"errors": [{"status": str(status), "code": exc.code, "title": type(exc).__doc__.strip(),
                                          "detail": str(exc)}]}, status_code=status)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        return JSONResponse({"errors": [{"status": "400", "code": "INVALID_ARGUMENT", "title": "Invalid request",
+                                         "detail": problems}]}, status_code=400)
+
     def signer_for(region: str | None) -> LinkSigner:
         origin = catalog.preferred(region)
         if config.link_style == "token" and not config.link_keys or config.link_style == "nginx" and not config.link_secret:
@@ -189,7 +196,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
         refs = sorted(catalog.manifest(product, version).unique_chunks().values(), key=lambda c: c.id)
         page = refs[(number - 1) * size: number * size]
-        buckets.take(_client(request), max(1, len(page)))
+        buckets.take(_client(request))  # a request, however many links it carries
         signer = signer_for(region)
         data = []
         for c in page:
@@ -204,10 +211,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
                           "next": f"{base}&page[number]={number + 1}" if number < pages else None}}
 
     @app.get(f"{PREFIX}/links")
-    def links(request: Request, key: str, region: str | None = None):
-        layout.check_key(key)
+    def links(request: Request, key: list[str] = Query(..., max_length=1000), region: str | None = None):
+        """Signed links for objects by key (a chunk, a patch, a document), many at once."""
+        for k in key:
+            layout.check_key(k)
         buckets.take(_client(request))
-        return {"data": {"type": "link", "id": key, "attributes": link(key, region)}}
+        return {"data": [{"type": "link", "id": k, "attributes": link(k, region)} for k in key]}
 
     @app.post(f"{PREFIX}/updates/check")
     def updates_check(body: UpdateCheck, channel: str | None = None):

@@ -1,0 +1,95 @@
+"""A read-only store that asks the lookup service for short-lived signed CDN links and
+downloads through them: what a player's client does when it is given ``--service URL``
+instead of a bare origin. Links are asked for in batches (``prefetch``) and kept until
+they are about to expire."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from urllib.parse import urlencode
+
+import urllib3
+
+from ..errors import NotFound, StoreUnavailable
+from ..layout import check_key
+from .base import ReadStore
+from .location import Location
+from .translate import translated
+
+BATCH = 500  # keys per link request
+MARGIN = 30  # seconds: a link closer than this to its expiry is asked for again
+
+
+class ServiceStore(ReadStore):
+    def __init__(self, location: Location, connections: int = 32, region: str | None = None):
+        self.location = location
+        self.region = region
+        timeout = location.timeout
+        self._pool = urllib3.PoolManager(maxsize=connections, block=False, retries=False,
+                                         timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout))
+        self._links: dict[str, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def url_of(self, key: str) -> str:
+        return f"{self.url}/api/v1/download/links?key={check_key(key)}"
+
+    def prefetch(self, keys) -> None:
+        """Ask for the links of ``keys`` now, many per request."""
+        now = time.time()
+        wanted = [k for k in keys if self._links.get(k, ("", 0))[1] - MARGIN < now]
+        for i in range(0, len(wanted), BATCH):
+            self._ask(wanted[i: i + BATCH])
+
+    def _ask(self, keys: list[str]) -> None:
+        params = [("key", check_key(k)) for k in keys] + ([("region", self.region)] if self.region else [])
+        url = f"{self.url}/api/v1/download/links?{urlencode(params)}"
+        with translated(self.url):
+            r = self._pool.request("GET", url)
+        if r.status != 200:
+            raise StoreUnavailable(f"{self.url}: the lookup service answered HTTP {r.status}: {_detail(r.data)}")
+        with self._lock:
+            for item in json.loads(r.data)["data"]:
+                self._links[item["id"]] = (item["attributes"]["href"], item["attributes"]["expiresAt"])
+
+    def _link(self, key: str) -> str:
+        found = self._links.get(key)
+        if found is None or found[1] - MARGIN < time.time():
+            self._ask([key])
+            found = self._links[key]
+        return found[0]
+
+    def _fetch(self, method: str, key: str) -> urllib3.BaseHTTPResponse:
+        url = self._link(key)
+        with translated(url.split("?", 1)[0]):
+            r = self._pool.request(method, url, preload_content=True, enforce_content_length=True)
+        if r.status == 404:
+            raise NotFound(f"{key}: not found at the CDN")
+        if r.status in (403, 410):  # refused or expired: a new link next time
+            with self._lock:
+                self._links.pop(key, None)
+            raise StoreUnavailable(f"{key}: the CDN refused the link (HTTP {r.status})")
+        if r.status != 200:
+            raise StoreUnavailable(f"{key}: HTTP {r.status} from the CDN")
+        return r
+
+    def get(self, key: str) -> bytes:
+        return self._fetch("GET", key).data
+
+    def has(self, key: str) -> bool:
+        try:
+            self._fetch("HEAD", key)
+            return True
+        except NotFound:
+            return False
+
+    def size(self, key: str) -> int:
+        return int(self._fetch("HEAD", key).headers["Content-Length"])
+
+
+def _detail(body: bytes) -> str:
+    try:
+        return json.loads(body)["errors"][0]["detail"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return body[:200].decode(errors="replace")
