@@ -192,6 +192,15 @@ def plan_pair_of(key: str) -> tuple[str, str] | None:
     return pair if plan_key(parts[1], *pair) == key else None
 
 
+def publish_record_of(key: str) -> tuple[str, str] | None:
+    """(product, record id) of a publish record key logs/publishes/P/ID.json."""
+    if not key.startswith(PUBLISH_LOG_PREFIX) or not key.endswith(".json"):
+        return None
+    product, _, name = key[len(PUBLISH_LOG_PREFIX):].partition("/")
+    record_id = name[: -len(".json")]
+    return (product, record_id) if _PRODUCT.fullmatch(product) and "/" not in record_id and record_id else None
+
+
 def channel_of(key: str) -> str | None:
     """The channel name of a pointer key products/P/channels/C.json."""
     parts = key.split("/")

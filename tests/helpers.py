@@ -187,3 +187,231 @@ def dangling(store) -> list[str]:
                 if layout.channel_of(path) and hashed not in keys:
                     missing.append(f"{role_key} -> {hashed}")
     return sorted(missing)
+
+
+# a real headless Chromium, driven over the DevTools protocol (for pages the project writes)
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--mute-audio"]
+
+
+def ensure_chromium() -> str:
+    """The chromium binary (Debian's package, installed now if missing)."""
+    from pipeline.testing.debian import ensure_binary
+
+    return ensure_binary("chromium")
+
+
+class Chromium:
+    """Headless Chromium with the DevTools protocol over a pipe (--remote-debugging-pipe:
+    JSON messages ending in NUL, commands on its fd 3, answers and events on its fd 4), so
+    no port and no websocket library. A new profile in a temporary directory each time.
+
+        with Chromium() as browser:
+            page = browser.load("file:///tmp/report.html")   # events seen while it loaded
+            value = browser.evaluate("document.title")
+            png = browser.screenshot()
+    """
+
+    def __init__(self, binary: str | None = None, width: int = 1280, height: int = 900, timeout: float = 60.0):
+        import tempfile
+
+        self.binary = binary or ensure_chromium()
+        self.width, self.height, self.timeout = width, height, timeout
+        self._profile = tempfile.mkdtemp(prefix="depot-chromium-")
+        self._next = 0
+        self._events: list[dict] = []
+        self._answers: dict[int, dict] = {}
+        self.session: str | None = None
+
+    def __enter__(self) -> "Chromium":
+        import threading
+
+        cmd_r, self._cmd_w = os.pipe()
+        self._out_r, out_w = os.pipe()
+        args = [*CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
+                f"--window-size={self.width},{self.height}", "about:blank"]
+        def pipe_fds():  # in the child: the pipe's ends become its fds 3 and 4, as the protocol wants
+            import fcntl
+
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (cmd_r, out_w)]  # out of 3 and 4's way
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)  # dup2 leaves both inheritable; every other fd of Python's is not
+
+        self.proc = subprocess.Popen([self.binary, *args], preexec_fn=pipe_fds, close_fds=False,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(cmd_r)
+        os.close(out_w)
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        try:
+            target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+            self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                     session=False)["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                self.send(f"{domain}.enable")
+            self.send("Emulation.setDeviceMetricsOverride",
+                      {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+        except BaseException:
+            self.__exit__(None, None, None)  # the browser stopped, the profile removed
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+
+        try:
+            if self.proc.poll() is None:
+                self.send("Browser.close", session=False, timeout=10)
+            self.proc.wait(timeout=10)
+        except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own process group
+                self.proc.wait()
+        finally:
+            os.close(self._cmd_w)
+            shutil.rmtree(self._profile, ignore_errors=True)
+
+    def _read(self) -> None:
+        import json
+
+        buf = b""
+        while True:
+            data = os.read(self._out_r, 1 << 16)
+            if not data:
+                break
+            buf += data
+            *messages, buf = buf.split(b"\0")
+            with self._cond:
+                for raw in messages:
+                    msg = json.loads(raw)
+                    if "id" in msg:
+                        self._answers[msg["id"]] = msg
+                    else:
+                        self._events.append(msg)
+                self._cond.notify_all()
+        os.close(self._out_r)
+        with self._cond:
+            self._answers[-1] = {}  # the browser is gone
+            self._cond.notify_all()
+
+    def send(self, method: str, params: dict | None = None, session: bool = True, timeout: float | None = None):
+        """A protocol command; its result, or RuntimeError with the browser's error."""
+        import json
+
+        self._next += 1
+        msg = {"id": self._next, "method": method, "params": params or {}}
+        if session and self.session:
+            msg["sessionId"] = self.session
+        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + (timeout or self.timeout)
+        with self._cond:
+            while self._next not in self._answers:
+                if -1 in self._answers and method != "Browser.close":
+                    raise RuntimeError(f"chromium exited during {method}")
+                left = deadline - time.monotonic()
+                if left <= 0 or (-1 in self._answers):
+                    if method == "Browser.close":
+                        return {}
+                    raise TimeoutError(f"no answer to {method} in {timeout or self.timeout} s")
+                self._cond.wait(left)
+            answer = self._answers.pop(self._next)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer.get("result", {})
+
+    def events(self, method: str | None = None) -> list[dict]:
+        with self._cond:
+            return [e for e in self._events if method is None or e["method"] == method]
+
+    def load(self, url: str) -> None:
+        """Navigate and wait for the load event."""
+        with self._cond:
+            self._events.clear()
+        self.send("Page.navigate", {"url": url})
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            while not any(e["method"] == "Page.loadEventFired" for e in self._events):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{url} did not load in {self.timeout} s")
+                self._cond.wait(left)
+
+    def evaluate(self, expression: str):
+        """A JavaScript expression's value (JSON-able), evaluated in the page."""
+        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in r:
+            raise RuntimeError(f"evaluate: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def problems(self) -> list[str]:
+        """What the page reported as wrong: console errors and warnings, uncaught
+        exceptions, log entries at error level (a blocked load, a CSP violation)."""
+        out = []
+        for e in self.events():
+            p = e.get("params", {})
+            if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+                out.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}")
+            elif e["method"] == "Runtime.exceptionThrown":
+                out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
+            elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
+                out.append(f"log {p['entry']['level']}: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+        return out
+
+    def requests(self) -> list[str]:
+        """Every URL the page asked for since the last load (the page itself included)."""
+        return [e["params"]["request"]["url"] for e in self.events("Network.requestWillBeSent")]
+
+    def screenshot(self, full_page: bool = True) -> bytes:
+        import base64
+
+        params: dict = {"format": "png"}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            params.update(captureBeyondViewport=True,
+                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
+
+
+def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """A PNG decoded with zlib alone (8-bit grey, RGB, grey+alpha or RGBA, not
+    interlaced: what Chromium writes): (width, height, channels, rows of raw pixels)."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour)
+    assert depth == 8 and channels and not interlace, f"unsupported PNG: depth {depth}, colour type {colour}"
+    raw = zlib.decompress(b"".join(idat))
+    stride, rows, prev = width * channels, [], bytearray(width * channels)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b, c = prev[i], prev[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, channels, rows

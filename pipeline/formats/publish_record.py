@@ -27,7 +27,7 @@ class PublishRecord(Document):
         return f"publish record {self.id}"
 
     def rows(self) -> list[dict]:
-        return [{"product": self.product, "id": self.id, "at": self.at, "versions": ",".join(self.versions),
+        return [{"product": self.product, "id": self.id, "published_at": self.at, "versions": ",".join(self.versions),
                  "origin": o["origin"], **{k: o[k] for k in COUNTS}, "elapsed_s": o["elapsed_s"]}
                 for o in self.origins]
 

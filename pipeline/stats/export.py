@@ -62,16 +62,16 @@ def export(repo: WriteStore, out: WriteStore | None = None) -> ExportResult:
     result = ExportResult(out.url)
     done = set(out.list(STATS_PREFIX))
     chunked: dict[str, list[str]] = {}
-    for key in repo.list(layout.PRODUCT_PREFIX):
-        found = layout.version_document_of(key)
+    modified: dict[str, float] = {}
+    for o in repo.scan(layout.PRODUCT_PREFIX):
+        found = layout.version_document_of(o.key)
         if found and found[2] == "manifest.json":
             chunked.setdefault(found[0], []).append(found[1])
-    modified = {o.key: o.modified for o in repo.scan(layout.PRODUCT_PREFIX) if o.key.endswith("/manifest.json")}
+            modified[o.key] = o.modified
     for product, versions in sorted(chunked.items()):
         versions = sort_versions(versions)
-        for version in versions:
-            if table_key("versions", product, version) not in done:
-                _export_version(repo, out, product, version, versions, modified, result)
+        for version in _to_export(product, versions, done):
+            _export_version(repo, out, product, version, versions, modified, result)
         for key in repo.list(layout.plans_prefix(product)):
             pair = layout.plan_pair_of(key)
             if pair and table_key("updates", product, f"{pair[0]}__{pair[1]}") not in done:
@@ -79,14 +79,28 @@ def export(repo: WriteStore, out: WriteStore | None = None) -> ExportResult:
                 result.read_documents += 1
                 result.plans += 1
     for key in repo.list(layout.PUBLISH_LOG_PREFIX):
+        found = layout.publish_record_of(key)
+        if found is None or table_key("publishes", *found) in done:
+            continue
         record = PublishRecord.from_bytes(repo.get(key), repo.url_of(key))
-        target = table_key("publishes", record.product, record.id)
-        if target not in done:
-            _write(out, target, record.rows(), result)
-            result.read_documents += 1
-            result.publishes += 1
+        _write(out, table_key("publishes", record.product, record.id), record.rows(), result)
+        result.read_documents += 1
+        result.publishes += 1
     result.elapsed_s = round(time.monotonic() - started, 3)
     return result
+
+
+def _to_export(product: str, versions: list[str], done: set[str]) -> list[str]:
+    """The versions not exported yet, and the exported version right after each of them:
+    a version chunked later than a newer one becomes that one's previous version, so the
+    newer one's comparison is redone."""
+    todo = []
+    for i, version in enumerate(versions):
+        if table_key("versions", product, version) not in done:
+            todo.append(version)
+            if i + 1 < len(versions) and table_key("versions", product, versions[i + 1]) in done:
+                todo.append(versions[i + 1])
+    return sorted(set(todo), key=versions.index)
 
 
 def _export_version(repo: WriteStore, out: WriteStore, product: str, version: str, versions: list[str],
@@ -171,7 +185,7 @@ SCHEMAS = {
                           *[(f"files_{op}", pa.int64()) for op in plan_doc.OPS], ("entries_removed", pa.int64()),
                           *[(f"{kind}_{e.replace('-', '_')}", pa.int64()) for e in ENGINES
                             for kind in ("patches", "patch_bytes")]]),
-    "publishes": pa.schema([("product", pa.string()), ("id", pa.string()), ("at", pa.string()),
+    "publishes": pa.schema([("product", pa.string()), ("id", pa.string()), ("published_at", pa.string()),
                             ("versions", pa.string()), ("origin", pa.string()), ("uploaded", pa.int64()),
                             ("uploaded_bytes", pa.int64()), ("skipped", pa.int64()), ("skipped_bytes", pa.int64()),
                             ("retries", pa.int64()), ("elapsed_s", pa.float64())]),

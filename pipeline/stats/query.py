@@ -64,7 +64,10 @@ def connect(store: WriteStore) -> duckdb.DuckDBPyConnection:
     for table in TABLES:
         name = "raw_versions" if table == "versions" else table
         if table in present:
-            source = f"read_parquet('{base}{table}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+            # product names are text even when they look like numbers ("2024")
+            pattern = f"{base}{table}/*/*.parquet".replace("'", "''")
+            source = (f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
+                      "hive_types = {'product': VARCHAR})")
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
         else:  # nothing exported yet: the same columns, no rows
             cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {f.name}" for f in SCHEMAS[table])

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Iterator
+
+from .debian import ensure_binary
 
 NGINX_CONF = """\
 daemon off;
@@ -57,17 +58,7 @@ def free_port() -> int:
 
 def ensure_nginx() -> str:
     """The nginx binary, from Debian's package (installed now if missing)."""
-    found = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
-    if not found:
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "nginx-light"], capture_output=True)
-        found = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
-    if not found:
-        subprocess.run(["apt-get", "update"], capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "nginx"], capture_output=True)
-        found = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
-    if not found:
-        raise RuntimeError("nginx is not installed and apt-get could not install it")
-    return str(found)
+    return ensure_binary("nginx", "nginx-light")
 
 
 @contextlib.contextmanager

@@ -100,3 +100,47 @@ def test_stats_on_s3_are_read_through_the_locations(repo, s3, s3_bucket):
     export(repo, out)
     sql = "SELECT version, bytes, new_stored_bytes_vs_store FROM versions ORDER BY version"
     assert query(out, sql).rows == (export(repo) and query(repo, sql).rows)
+
+
+def test_a_publish_is_read_once(repo, tmp_path):
+    from pipeline.publish.publish import publish
+
+    origin = open_store(str(tmp_path / "origin"))
+    publish(repo, [origin], PRODUCT, ["1.0.0"])
+    first = export(repo)
+    assert (first.publishes, first.rows["publishes"]) == (1, 1)
+    (record,) = repo.list(layout.PUBLISH_LOG_PREFIX)
+    repo.put(record, b"not read again")  # an exported record is not opened again
+    publish(repo, [origin], PRODUCT, ["1.1.0"])
+    second = export(repo)
+    assert (second.publishes, second.read_documents, second.rows) == (1, 1, {"publishes": 1})
+    assert rows(repo, "SELECT versions FROM publishes ORDER BY versions") == [{"versions": "1.0.0"}, {"versions": "1.1.0"}]
+
+
+def test_a_version_chunked_between_exported_ones_becomes_the_next_ones_previous(tmp_path):
+    store = chunk_fixture_versions(tmp_path / "repo", versions=["1.0.0", "1.2.0"])
+    export(store)
+    chunk_fixture_versions(tmp_path / "repo", versions=["1.1.0"])
+    r = export(store)
+    assert r.versions == 2  # 1.1.0, and 1.2.0 compared again
+    row = rows(store, "SELECT * FROM versions WHERE version = '1.2.0'")[0]
+    before = set(manifest.load(store, PRODUCT, "1.1.0").unique_chunks())
+    new = [c for i, c in manifest.load(store, PRODUCT, "1.2.0").unique_chunks().items() if i not in before]
+    assert (row["previous_version"], row["new_bytes_vs_previous"]) == ("1.1.0", sum(c.size for c in new))
+    changes = rows(store, "SELECT change, count(*) AS n FROM files WHERE version = '1.2.0' GROUP BY ALL ORDER BY 1")
+    assert {c["change"]: c["n"] for c in changes}["moved"] == 2  # as against 1.1.0 (see test_report)
+
+
+def test_product_names_that_look_like_numbers_stay_text(tmp_path):
+    from pipeline.build import products
+    from pipeline.build.chunk import chunk
+    from pipeline.build.ingest import ingest
+    from helpers import fixture_params, fixture_tar
+
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, "2024", fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(store, str(fixture_tar("1.0.0")), "2024", "1", ex)
+        chunk(store, "2024", "1", ex)
+    export(store)
+    assert rows(store, "SELECT product, version FROM versions") == [{"product": "2024", "version": "1"}]
