@@ -85,4 +85,4 @@ def stats_report(s: Settings, out_path, stats_at):
     from pipeline.stats.report import report
 
     r = report(_stats_store(s, stats_at), out_path)
-    s.emit(r.to_dict(), f"{out_path}: {r.charts} charts for {len(r.products)} products, {r.bytes} bytes")
+    s.emit(r.to_dict(), f"{out_path}: {r.charts} charts for {len(r.products)} product{'' if len(r.products) == 1 else 's'}, {r.bytes} bytes")

@@ -4,7 +4,7 @@
 #
 # Release: keys and the root of trust; each build run (ingested, chunked, planned, signed)
 # into ./depot-repo; published to three regional origins (directories here; s3:// buckets
-# in production); promoted there; a new version; a rollback; gc.
+# in production); promoted there; a new version; a rollback; stats for analysts; gc.
 # Player: an install with the trusted root, from a region that is down, failing over to
 # the next; updates as the channel moves; a full verify.
 set -euo pipefail
@@ -74,6 +74,11 @@ python3 -c 'import json, sys
 for e in map(json.loads, open(sys.argv[1])):
     d = e["data"]
     print(e["type"], d["action"], d["productId"], d["versionId"], d.get("channel", "-"), d["origin"])' demo-origins/events.jsonl
+
+echo "== for analysts: stats as parquet, queried with DuckDB, and a report"
+depot stats export
+depot stats query "SELECT version, files, bytes, new_bytes_vs_previous, dedup_ratio FROM versions ORDER BY created"
+depot stats report --out depot-repo/report.html
 
 echo "== reclaim space (a dry run: nothing is old enough to go yet)"
 depot gc --keep-last 2 "${origins[@]}"
