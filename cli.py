@@ -217,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except errors.DepotError as exc:
         return fail(exc.code, str(exc), exc.exit_code)
-    except Exception:  # a bug: say so plainly, with the trace for the report
+    except Exception as exc:  # a bug: say so plainly, with the trace for the report
         traceback.print_exc()
+        if settings.as_json:
+            click.echo(json.dumps({"error": errors.DepotError.code,
+                                   "message": f"internal error: {type(exc).__name__}: {exc}"}, sort_keys=True))
         click.echo("depot: internal error (this is a bug; the trace above says where)", err=True)
         return errors.DepotError.exit_code
 

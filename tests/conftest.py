@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PAIRS, PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
+from helpers import PAIRS
+from pipeline.testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
 
 
 @pytest.fixture(scope="session")

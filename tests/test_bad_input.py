@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archives import tar_member, write_tar
-from helpers import DEPOT, PRODUCT, fixture_tar, tree_snapshot
+from helpers import DEPOT, tree_snapshot
+from pipeline.testing.fixtures import PRODUCT, fixture_tar
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,9 @@ CASES = [
     ("truncated", ["ingest", "{base}/truncated.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "truncated.tar"),
     ("escape", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "2"], 5, "UNSAFE_ENTRY", "../../etc/passwd"),
     ("bad-name", ["ingest", "{base}/escape.tar", "-p", "Star Fall", "-v", "2"], 2, "INVALID_NAME", "Star Fall"),
+    ("bad-version", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "../2"], 2, "INVALID_NAME", "../2"),
+    ("bad-version-install", ["install", "--allow-unsigned", "--origin", REPO, "-p", PRODUCT, "-v", "1.0.0/..",
+                             "--dest", "{base}/game"], 2, "INVALID_NAME", "1.0.0/.."),
     ("not-ingested", ["chunk", "-p", PRODUCT, "-v", "9.9"], 3, "NOT_FOUND", "9.9"),
     ("no-such-file", ["cat", "-p", PRODUCT, "-v", "1.0.0", "no/such/file"], 3, "NOT_FOUND", "no/such/file"),
     ("cat-out", ["cat", "-p", PRODUCT, "-v", "1.0.0", "README.txt", "-o", "/nonexistent/dir/x"], 9,

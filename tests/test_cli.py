@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from archives import tar_member, write_tar
-from helpers import DEPOT, PRODUCT, ROOT, fixture_tar, kill_while_running
+from helpers import DEPOT, ROOT, kill_while_running
+from pipeline.testing.fixtures import PRODUCT, fixture_tar
+from pipeline.testing.http_origins import StaticOrigin
 
 
 
@@ -95,7 +99,7 @@ def _big_upload(path: Path) -> Path:
 def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
     """SIGKILL the whole process group at several points; every rerun ends in the same
     manifest as an uninterrupted run, and no kill ever leaves a manifest or inventory
-    that is not whole."""
+    that is not whole, or a manifest naming a chunk the repository does not hold."""
     upload = _big_upload(tmp_path / "upload.tar.zst")
     args = ["run", upload, "-p", PRODUCT, "-v", "7"]
     reference = tmp_path / "reference"
@@ -108,6 +112,7 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
     def whole_or_absent() -> bool:
         for doc in list(repo.rglob("manifest.json")) + list(repo.rglob("inventory.json")):
             json.loads(doc.read_text())  # whole, or not there at all
+        assert _chunks_named_but_missing(repo) == []  # a manifest is written after its chunks
         return bool(list(repo.rglob("manifest.json")))
 
     killed = kill_while_running(DEPOT + ["--repo", str(repo), *map(str, args)], (1.0, 2.0, 2.5, 3.0, 3.5, 4.0),
@@ -115,22 +120,53 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
     assert killed >= 1
     depot(*args, repo=repo, check=0)
     assert next(repo.rglob("manifest.json")).read_bytes() == expected
+    assert _chunks_named_but_missing(repo) == []
+
+
+def _chunks_named_but_missing(repo: Path) -> list[str]:
+    """The chunk objects the repository's manifests name and it does not hold, spelled as
+    docs/format.md lays them out: chunks/<first 2 hex of id>/<id>."""
+    missing = []
+    for doc in repo.glob("products/*/versions/*/manifest.json"):
+        for entry in json.loads(doc.read_text())["file_entries"]:
+            missing += [f"{doc.relative_to(repo)} -> {c['id']}" for c in entry.get("chunks", [])
+                        if not (repo / "chunks" / c["id"][:2] / c["id"]).is_file()]
+    return missing
+
+
+def _finished_chunk_tasks(dask_scheduler):
+    prefix = dask_scheduler.task_prefixes.get("chunk_small_files")
+    return prefix.state_counts["memory"] if prefix is not None else 0  # a prefix with no live task is falsy
 
 
 def test_an_existing_dask_scheduler_runs_the_work(tmp_path, dask_executor):
     """--scheduler sends the tasks to a cluster started elsewhere (here: the test's)."""
     client = dask_executor.client
-
-    def finished_chunk_tasks(dask_scheduler):
-        prefix = dask_scheduler.task_prefixes.get("chunk_small_files")
-        return prefix.state_counts["memory"] if prefix is not None else 0  # a prefix with no live task is falsy
-
-    before = client.run_on_scheduler(finished_chunk_tasks)
+    before = client.run_on_scheduler(_finished_chunk_tasks)
     repo = tmp_path / "repo"
     r = json.loads(depot("--json", "--scheduler", client.scheduler.address, "run", fixture_tar("1.2.0"),
                          "-p", PRODUCT, "-v", "1.2.0", repo=repo, check=0).stdout)
     assert r["chunk"]["created"] and r["chunks_new"] > 0
-    assert client.run_on_scheduler(finished_chunk_tasks) > before
+    assert client.run_on_scheduler(_finished_chunk_tasks) > before
+
+
+def test_depot_repo_locations_and_scheduler_stand_for_their_options(tmp_path, dask_executor):
+    """No option at all: DEPOT_LOCATIONS names the locations file, DEPOT_REPO a location in
+    it, DEPOT_SCHEDULER the cluster the work goes to."""
+    client = dask_executor.client
+    before = client.run_on_scheduler(_finished_chunk_tasks)
+    (tmp_path / "locations.toml").write_text(f'[main]\nurl = "{tmp_path / "repo"}"\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "DEPOT_LOCATIONS": str(tmp_path / "locations.toml"), "DEPOT_REPO": "main",
+           "DEPOT_SCHEDULER": client.scheduler.address}
+    p = subprocess.run(DEPOT + ["--json", "run", str(fixture_tar("1.1.0")), "-p", PRODUCT, "-v", "1.1.0"],
+                       capture_output=True, text=True, cwd=work, env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["chunk"]["created"]
+    assert (tmp_path / "repo" / "products" / PRODUCT / "versions" / "1.1.0" / "manifest.json").is_file()
+    assert list(work.iterdir()) == []  # neither ./depot-repo nor a directory named "main"
+    assert client.run_on_scheduler(_finished_chunk_tasks) > before
 
 
 def test_s3_without_credentials_is_a_clear_error(tmp_path, s3_endpoint):
@@ -213,3 +249,125 @@ def test_small_jobs_run_on_threads_and_the_rest_on_a_cluster():
                dask_cluster.executor_for(small, scheduler="tcp://127.0.0.1:1")):
         with ex as executor:  # the cluster starts on the first task: none is sent here
             assert isinstance(executor, dask_cluster.LazyDaskExecutor)
+
+
+def test_depot_trust_and_depot_allow_unsigned_stand_for_their_options(published, tmp_path):
+    from pipeline.testing.fixtures import signed_repository
+    from pipeline.client.verify import verify
+
+    signed = signed_repository(tmp_path / "signed", versions=("1.0.0",)) / "repo"
+    depot("trust", "root", "-o", tmp_path / "root.json", repo=signed, check=0)
+    env = {k: v for k, v in os.environ.items() if k not in ("DEPOT_TRUST", "DEPOT_ALLOW_UNSIGNED")}
+    env["DEPOT_DATA_DIR"] = str(tmp_path / "player-data")
+
+    def install(origin: Path, dest: str, **variables) -> subprocess.CompletedProcess:
+        return subprocess.run(DEPOT + ["--json", "install", "--origin", str(origin), "-p", PRODUCT, "-v", "1.0.0",
+                                       "--dest", str(tmp_path / dest)], capture_output=True, text=True, cwd=ROOT,
+                              env={**env, **variables})
+
+    for origin in (signed, published):  # without them, neither origin is trusted
+        p = install(origin, "refused")
+        assert p.returncode == 17 and json.loads(p.stdout)["error"] == "TRUST_MISSING", p.stderr
+    p = install(signed, "from-signed", DEPOT_TRUST=str(tmp_path / "root.json"))
+    assert p.returncode == 0, p.stderr
+    p = install(published, "from-unsigned", DEPOT_ALLOW_UNSIGNED="1")
+    assert p.returncode == 0, p.stderr
+    assert verify(tmp_path / "from-signed").intact and verify(tmp_path / "from-unsigned").intact
+
+
+def test_ls_shows_a_version_ingested_but_not_chunked_as_ingested(repo):
+    depot("run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0)
+    depot("ingest", fixture_tar("1.1.0"), "-p", PRODUCT, "-v", "1.1.0", repo=repo, check=0)
+    listing = json.loads(depot("--json", "ls", "-p", PRODUCT, repo=repo, check=0).stdout)
+    assert listing["versions"] == [{"version": "1.0.0", "state": "chunked"}, {"version": "1.1.0", "state": "ingested"}]
+    assert depot("ls", "-p", PRODUCT, repo=repo, check=0).stdout == "1.0.0\tchunked\n1.1.0\tingested\n"
+
+
+def _with_a_terminal(args: list[str], terminal: str) -> tuple[bytes, bytes, int]:
+    """Run ``args`` with ``terminal`` ("stdout" or "stderr") on a pseudo-terminal of 120
+    columns and the other stream on a pipe: (stdout, stderr, exit code)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    seen = bytearray()
+
+    def read_terminal():
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: the last writer closed the terminal
+                return
+            if not data:
+                return
+            seen.extend(data)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, terminal: slave}
+    try:
+        proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, **streams)
+    finally:
+        os.close(slave)
+    piped = proc.communicate()
+    reader.join()
+    os.close(master)
+    out, err = (bytes(seen), piped[1]) if terminal == "stdout" else (piped[0], bytes(seen))
+    return out, err, proc.returncode
+
+
+def test_progress_bars_go_to_stderr_only_when_it_is_a_terminal(tmp_path):
+    run = lambda name: DEPOT + ["--repo", str(tmp_path / name), "--json", "run", str(fixture_tar("1.0.0")),
+                                "-p", PRODUCT, "-v", "1.0.0"]
+    out, err, code = _with_a_terminal(run("a"), "stderr")
+    assert code == 0, err
+    assert json.loads(out)["chunk"]["created"]  # stdout holds the result alone
+    assert b"ingest starfall 1.0.0:" in err and b"chunk starfall 1.0.0:" in err and b"%|" in err
+
+    out, err, code = _with_a_terminal(run("b"), "stdout")
+    assert code == 0, err
+    assert err == b""
+    assert json.loads(out)["chunk"]["created"]  # the terminal got the result, and no bar
+
+    p = subprocess.run(run("c"), capture_output=True, cwd=ROOT)
+    assert p.returncode == 0 and p.stderr == b"" and json.loads(p.stdout)["chunk"]["created"]
+
+
+# A depot process with a bug planted where `ls` reads the repository.
+WITH_A_BUG = DEPOT[:2] + ["import sys, cli, pipeline.build.catalog as catalog\n"
+                          "def versions(*args): raise ZeroDivisionError('planted')\n"
+                          "catalog.versions = versions\n"
+                          "sys.exit(cli.main())"]
+
+
+def test_an_unexpected_failure_exits_1_and_prints_its_trace(repo):
+    p = subprocess.run(WITH_A_BUG + ["--repo", str(repo), "--json", "ls", "-p", PRODUCT], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert p.returncode == 1
+    assert json.loads(p.stdout) == {"error": "DEPOT_ERROR", "message": "internal error: ZeroDivisionError: planted"}
+    lines = p.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert any(line.strip().startswith(f'File "{ROOT / "commands" / "build.py"}"') and line.endswith(", in ls")
+               for line in lines)
+    assert lines[-2:] == ["ZeroDivisionError: planted",
+                          "depot: internal error (this is a bug; the trace above says where)"]
+
+
+def test_ctrl_c_exits_130_interrupted(published, tmp_path):
+    with StaticOrigin(published) as origin:
+        proc = subprocess.Popen(DEPOT + ["--json", "install", "--allow-unsigned", "--origin", origin.url, "-p", PRODUCT,
+                                         "-v", "1.3.0", "--dest", str(tmp_path / "game"), "--max-rate", "512KiB"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        while not any(path.startswith("/chunks/") for path in list(origin.requests_by_path)):
+            if proc.poll() is not None:
+                pytest.fail(f"install ended before downloading a chunk: {proc.communicate()}")
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends, while the download runs
+        out, err = proc.communicate()
+    assert proc.returncode == 130
+    assert json.loads(out) == {"error": "INTERRUPTED", "message": "interrupted"}
+    assert err.splitlines()[-1] == "depot: error: interrupted [INTERRUPTED]" and "Traceback" not in err

@@ -41,6 +41,7 @@ WINDOW = 96 << 20
 HDIFF_MAX = 64 << 20
 BSDIFF_MAX = 4 << 20
 NEAR_FLOOR = 1 / 200  # a zstd patch under 0.5 % of the file is not worth a slower engine
+MIN_SOURCE = 8  # zstd takes no shorter prefix, and a few bytes of source cannot make a patch pay
 SEGMENT_ZSTD_LEVEL = 9
 
 
@@ -138,7 +139,7 @@ def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Exec
             cost = _fetch_cost(f, holders)
             source = same or _best_source(f, holders) or _look_alike(f, gone)
             ops[f.path] = FileOp(f.path, "chunks", f.hash_sha256, download_bytes=cost)
-            if cost and source is not None and source.size and f.size:
+            if cost and source is not None and source.size >= MIN_SOURCE and f.size:
                 calls.append((diff_file, store.location, source, f, cost))
     for (_, _, _, new_entry, _), op in as_completed(executor, calls):
         ops[new_entry.path] = op

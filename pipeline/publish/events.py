@@ -346,8 +346,10 @@ def _producer_config(sinks: EventSinks, problems: list[str]) -> dict:
         "bootstrap.servers": sinks.kafka,
         "client.id": "depot",
         # Idempotence keeps the order of a batch through retries and writes no duplicate
-        # within it; acks=all comes with it.
+        # within it; it needs acks=all (every in-sync replica has the event), said here
+        # rather than left implied.
         "enable.idempotence": True,
+        "acks": "all",
         "message.timeout.ms": ms,
         "socket.connection.setup.timeout.ms": ms,
         # librdkafka prints every failed connection attempt to stderr; the first one is in

@@ -196,6 +196,8 @@ def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
             tag = current.tag
         except NotFound:
             tag = None
+        if up.rate is not None:  # the commit's bytes count against the cap like every other upload
+            up.rate.acquire(len(timestamp))
         if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key):
             up.report.uploaded += 1
             up.report.uploaded_bytes += len(timestamp)

@@ -1,7 +1,9 @@
 """A read-only store that asks the lookup service for short-lived signed CDN links and
 downloads through them: what a player's client does when it is given ``--service URL``
-instead of a bare origin. Links are asked for in batches (``prefetch``) and kept until
-they are about to expire."""
+instead of a bare origin. Links are asked for in batches as the download goes: ``prefetch``
+names the keys in the order they will be fetched, and a key without a fresh link brings the
+links of the next batch from it. A download longer than a link's life never asks one key at
+a time."""
 
 from __future__ import annotations
 
@@ -30,17 +32,24 @@ class ServiceStore(ReadStore):
         self._pool = urllib3.PoolManager(maxsize=connections, block=False, retries=False,
                                          timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout))
         self._links: dict[str, tuple[str, int]] = {}
+        self._order: list[str] = []  # the keys as the download will ask for them
+        self._position: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._asking = threading.Lock()  # one link request at a time: the others find theirs in its answer
 
     def url_of(self, key: str) -> str:
         return f"{self.url}/api/v1/download/links?key={check_key(key)}"
 
     def prefetch(self, keys) -> None:
-        """Ask for the links of ``keys`` now, many per request."""
-        now = time.time()
-        wanted = [k for k in keys if self._links.get(k, ("", 0))[1] - MARGIN < now]
-        for i in range(0, len(wanted), BATCH):
-            self._ask(wanted[i: i + BATCH])
+        """The keys the download will fetch, in order; the first batch's links are asked now."""
+        with self._lock:
+            self._order = list(keys)
+            self._position = {k: i for i, k in enumerate(self._order)}
+        if self._order:
+            self._link(self._order[0])
+
+    def _stale(self, key: str, now: float) -> bool:
+        return self._links.get(key, ("", 0))[1] - MARGIN < now
 
     def _ask(self, keys: list[str]) -> None:
         params = [("key", check_key(k)) for k in keys] + ([("region", self.region)] if self.region else [])
@@ -54,11 +63,13 @@ class ServiceStore(ReadStore):
                 self._links[item["id"]] = (item["attributes"]["href"], item["attributes"]["expiresAt"])
 
     def _link(self, key: str) -> str:
-        found = self._links.get(key)
-        if found is None or found[1] - MARGIN < time.time():
-            self._ask([key])
-            found = self._links[key]
-        return found[0]
+        if self._stale(key, time.time()):
+            with self._asking:
+                now = time.time()
+                if self._stale(key, now):
+                    at = self._position.get(key)
+                    self._ask([key] if at is None else [k for k in self._order[at: at + BATCH] if self._stale(k, now)])
+        return self._links[key][0]
 
     def _fetch(self, method: str, key: str) -> urllib3.BaseHTTPResponse:
         url = self._link(key)

@@ -10,7 +10,8 @@ import tarfile
 
 import pytest
 
-from helpers import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar, tree_snapshot
+from helpers import DEPOT, PAIRS, ROOT, tree_snapshot
+from pipeline.testing.fixtures import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar
 from pipeline import layout
 from pipeline.build import products
 from pipeline.core import codec
@@ -90,6 +91,64 @@ def test_chunk_objects_are_compressed_only_when_smaller(repo, threads):
     assert all(c.stored_size < c.size for c in exe)
     for c in pak + exe:
         assert repo.size(layout.chunk_key(c.id)) == c.stored_size
+
+
+def test_a_chunk_object_is_a_level_3_zstd_frame_with_its_content_size(planned):
+    import zstandard
+
+    files = tar_files("1.0.0")
+    m = json.loads((planned / "products" / PRODUCT / "versions" / "1.0.0" / "manifest.json").read_text())
+    entry = next(f for f in m["file_entries"] if f["path"] == "bin/starfall")  # compressible: stored as zstd
+    for c in entry["chunks"]:
+        content = files["bin/starfall"][c["offset"]:c["offset"] + c["size"]]
+        stored = (planned / "chunks" / c["id"][:2] / c["id"]).read_bytes()
+        assert zstandard.get_frame_parameters(stored).content_size == c["size"] == len(content)
+        assert stored == zstandard.ZstdCompressor(level=3).compress(content)
+        assert stored != zstandard.ZstdCompressor(level=4).compress(content)  # the data tells the levels apart
+        assert c["stored_size"] == len(stored)
+
+
+def test_chunks_and_patches_are_stored_under_the_first_two_hex_digits_of_their_id(planned):
+    """The layout of docs/format.md, spelled out here rather than taken from pipeline/layout.py."""
+    import blake3
+
+    def objects(prefix: str) -> set[str]:
+        return {p.relative_to(planned).as_posix() for p in (planned / prefix).rglob("*") if p.is_file()}
+
+    chunk_ids = {c["id"] for v in VERSIONS
+                 for f in json.loads((planned / "products" / PRODUCT / "versions" / v / "manifest.json").read_text())
+                 ["file_entries"] for c in f.get("chunks", [])}
+    patch_ids = {s["id"] for a, b in PAIRS
+                 for op in json.loads((planned / "products" / PRODUCT / "plans" / a / f"{b}.json").read_text())["files"]
+                 for s in op.get("segments", [])}
+    assert chunk_ids and patch_ids
+    assert objects("chunks") == {f"chunks/{i[:2]}/{i}" for i in chunk_ids}
+    assert objects("patches") == {f"patches/{i[:2]}/{i}" for i in patch_ids}
+    for i in patch_ids:  # content-addressed: the BLAKE3 of the patch's bytes
+        assert blake3.blake3((planned / "patches" / i[:2] / i).read_bytes()).hexdigest() == i
+
+
+def test_default_chunk_sizes_apply_without_product_settings(repo, threads, tmp_path):
+    """256 KiB / 1 MiB / 4 MiB: what `configure` starts from, and what a product that was
+    never configured (no product.json) is cut with."""
+    import subprocess
+
+    defaults = {"min_size": 262144, "avg_size": 1048576, "max_size": 4194304}
+    p = subprocess.run(DEPOT + ["--repo", str(tmp_path / "other"), "--json", "configure", "-p", PRODUCT],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["chunking"] == defaults
+
+    ingest(repo, str(fixture_tar("1.0.0")), PRODUCT, "1.0.0", threads)
+    chunk(repo, PRODUCT, "1.0.0", threads)
+    assert not (tmp_path / "repo" / "products" / PRODUCT / "product.json").exists()
+    m = json.loads((tmp_path / "repo" / "products" / PRODUCT / "versions" / "1.0.0" / "manifest.json").read_text())
+    assert {k: m["chunking"][k] for k in defaults} == defaults
+    assert {k: PINS["default"][k] for k in defaults} == defaults
+    pinned = PINS["default"]["versions"]["1.0.0"]
+    for f in m["file_entries"]:
+        if f["type"] == "file":
+            assert [[c["offset"], c["size"], c["id"]] for c in f["chunks"]] == pinned[f["path"]]
 
 
 def test_staged_pack_is_removed_once_the_manifest_exists(repo, threads, build_dirs, tmp_path):

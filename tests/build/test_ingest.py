@@ -11,10 +11,11 @@ import pytest
 import zstandard
 
 from archives import tar_member, tar_of_dir, write_tar, zip_of_dir
-from helpers import PRODUCT, VERSIONS, fixture_tar, tree_snapshot
+from helpers import tree_snapshot
+from pipeline.testing.fixtures import PRODUCT, VERSIONS, fixture_tar
 from pipeline import layout
 from pipeline.formats import inventory
-from pipeline.errors import SourceInvalid, UnsafeEntry, VersionConflict
+from pipeline.errors import InvalidKey, SourceInvalid, UnsafeEntry, VersionConflict
 from pipeline.build.ingest import ingest
 from pipeline.storage import open_store
 
@@ -50,6 +51,29 @@ def as_expected(inv) -> dict:
         else:
             out[e.path] = ("dir",)
     return out
+
+
+# docs/format.md, Names: a version is [A-Za-z0-9][A-Za-z0-9._+-]{0,127}
+GOOD_VERSIONS = ["7", "A", "1.0.0+build.7_rc-1", "2024.11.23-Hotfix", "z" * 128]
+BAD_VERSIONS = ["", ".1", "-1", "_1", "+1", "1/2", "../1", "1 0", "1\n", "1:0", "1\\0", "1=0", "é1", "1é", "z" * 129]
+
+
+def test_every_version_name_of_the_documented_form_is_accepted(repo, threads):
+    from pipeline.build.chunk import chunk
+    from pipeline.formats import manifest
+
+    for version in GOOD_VERSIONS:
+        ingest(repo, str(fixture_tar("1.0.0")), PRODUCT, version, threads)
+        chunk(repo, PRODUCT, version, threads)
+        assert manifest.load(repo, PRODUCT, version).version == version
+
+
+@pytest.mark.parametrize("version", BAD_VERSIONS, ids=repr)
+def test_a_bad_version_name_is_refused_and_nothing_written(repo, threads, version):
+    with pytest.raises(InvalidKey) as err:
+        ingest(repo, str(fixture_tar("1.0.0")), PRODUCT, version, threads)
+    assert (err.value.code, err.value.exit_code) == ("INVALID_NAME", 2) and repr(version) in str(err.value)
+    assert list(repo.list()) == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, PRODUCT, ROOT, VERSIONS, assert_installed, fetcher, kill_while_running, tree
+from helpers import DEPOT, ROOT, assert_installed, fetcher, kill_while_running, tree
+from pipeline.testing.fixtures import PRODUCT, VERSIONS
 from pipeline.client.install import install
 from pipeline.client.repair import repair
 from pipeline.client.verify import verify
@@ -358,3 +359,134 @@ def test_a_directory_another_depot_is_working_on_is_refused(published, tmp_path)
                            capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 12 and json.loads(p.stdout)["error"] == "INSTALL_BUSY"
     assert verify(dest).version == "1.0.0"
+
+
+# -- the install record, a moved directory, repair's exit code, the client's defaults ------
+
+@pytest.mark.parametrize("damage", ["truncated", "not-the-schema"])
+def test_a_damaged_install_record_trusts_nothing(published, build_dirs, tmp_path, damage):
+    """A file changed without changing its size or mtime is trusted while the record is
+    intact (that is what the record is for); once the record is damaged, every file is
+    read again: the changed one is fixed, the others are found intact on disk."""
+    m = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
+    victim = next(c for c in m.entry("bin/starfall").chunks if c.offset <= 200_000 < c.offset + c.size)
+    intact, damaged = tmp_path / "intact", tmp_path / "damaged"
+    for dest in (intact, damaged):
+        install(fetcher(published), PRODUCT, "1.0.0", dest)
+        _flip(dest / "bin/starfall", 200_000)
+    record = damaged / ".depot" / "installed.json"
+    if damage == "truncated":
+        record.write_bytes(record.read_bytes()[: len(record.read_bytes()) // 2])
+    else:
+        doc = json.loads(record.read_text())
+        doc["files"] = {path: {"size": str(s["size"])} for path, s in doc["files"].items()}
+        record.write_text(json.dumps(doc))
+
+    trusting = install(fetcher(published), PRODUCT, "1.0.0", intact)
+    assert trusting.files_written == 0 and not verify(intact).intact
+
+    assert [d["reason"] for d in verify(damaged, fast=True).damaged] == ["modified since install"] * len(m.files)
+    r = install(fetcher(published), PRODUCT, "1.0.0", damaged)
+    assert (r.files_written, r.chunks_fetched, r.bytes_downloaded) == (len(m.files), 1, victim.stored_size)
+    assert_installed(damaged, build_dirs["1.0.0"])
+    assert verify(damaged, fast=True).intact  # a sound record again
+
+
+def test_a_game_directory_moved_or_copied_whole_keeps_working(planned, build_dirs, tmp_path):
+    from pipeline.client.update import update
+
+    first = tmp_path / "first"
+    install(fetcher(planned), PRODUCT, "1.0.0", first)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    os.rename(first, moved)
+    copied = tmp_path / "copied"
+    shutil.copytree(moved, copied, symlinks=True)  # with modes and mtimes, like cp -a
+    for dest in (copied, moved):
+        assert verify(dest).intact and verify(dest, fast=True).intact
+        again = install(fetcher(planned), PRODUCT, "1.0.0", dest)
+        assert (again.files_written, again.chunks_fetched) == (0, 0)  # the record holds in the new place
+        r = update(fetcher(planned), dest, to_version="1.1.0")
+        assert r.method == "delta" and r.patches_applied > 0
+        assert_installed(dest, build_dirs["1.1.0"])
+        if dest == copied:  # the copy is a directory of its own
+            assert verify(moved).version == "1.0.0" and verify(moved).intact
+    assert not first.exists()
+
+
+class _DamagingOrigin(StaticOrigin):
+    """An origin during whose first chunk download something else on the player's machine
+    overwrites ``victim``."""
+
+    def __init__(self, root, victim: Path):
+        self.victim, self.damaged = victim, False
+        super().__init__(root)
+
+    def _serve(self, handler, path, head):
+        if path.startswith("/chunks/") and not self.damaged:
+            self.victim.write_bytes(b"overwritten\n")
+            self.damaged = True
+        super()._serve(handler, path, head)
+
+
+def test_repair_exits_7_when_something_is_still_wrong_afterwards(published, tmp_path):
+    dest = tmp_path / "game"
+    install(fetcher(published), PRODUCT, "1.0.0", dest)
+    (dest / "README.txt").unlink()
+    with _DamagingOrigin(published, dest / "LICENSE.txt") as origin:
+        p = subprocess.run(DEPOT + ["--json", "repair", "--allow-unsigned", "--origin", origin.url,
+                                    "--dest", str(dest)], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 7, p.stderr
+    r = json.loads(p.stdout)
+    assert (r["repaired"], r["after"]["missing"], r["after"]["intact"]) == (["README.txt"], [], False)
+    assert [d["path"] for d in r["after"]["damaged"]] == ["LICENSE.txt"]
+    assert p.stderr.splitlines() == [f"depot: {dest}: still damaged after repair: ['LICENSE.txt']"]
+
+
+def test_a_repair_that_cannot_fetch_a_chunk_says_why_and_changes_nothing(published, tmp_path):
+    origin = tmp_path / "origin"
+    shutil.copytree(published, origin)
+    dest = tmp_path / "game"
+    install(fetcher(origin), PRODUCT, "1.0.0", dest)
+    (dest / "README.txt").unlink()
+    before = tree(dest)
+    gone = manifest.load(open_store(str(origin)), PRODUCT, "1.0.0").entry("README.txt").chunks[0].id
+    (origin / "chunks" / gone[:2] / gone).unlink()
+    p = subprocess.run(DEPOT + ["--json", "repair", "--allow-unsigned", "--origin", str(origin), "--dest", str(dest)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 3 and json.loads(p.stdout)["error"] == "NOT_FOUND" and gone in p.stderr
+    assert tree(dest) == before and verify(dest).missing == ["README.txt"]
+
+
+def test_the_clients_defaults_reach_the_fetcher(published, tmp_path, monkeypatch):
+    """--jobs 8, --timeout 10, --retries 3 with backoff doubling from 0.1 s: the values the
+    command hands to the download, and a dead origin asked exactly 1 + 3 times."""
+    import cli
+    from pipeline.client import fetch, install as install_module
+
+    passed, slept = {}, []
+    real_install, real_sleep = install_module.install, fetch.time.sleep
+
+    def install_spy(fetcher, product, version, dest, **kw):
+        passed.update(fetcher=fetcher, jobs=kw["jobs"])
+        return real_install(fetcher, product, version, dest, **kw)
+
+    def sleep_spy(seconds):
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(install_module, "install", install_spy)
+    monkeypatch.setattr(fetch.time, "sleep", sleep_spy)
+    with FaultyOrigin(published) as dead:
+        dead.fail_all = True
+        code = cli.main(["--json", "install", "--allow-unsigned", "--origin", dead.url, "-p", PRODUCT, "-v", "1.0.0",
+                         "--dest", str(tmp_path / "game")])
+    assert code == 10  # CDN_UNREACHABLE
+    assert dead.requests_by_path == {f"/products/{PRODUCT}/versions/1.0.0/manifest.json": 4}
+    assert slept == [0.1, 0.2, 0.4]
+    f = passed["fetcher"]
+    assert passed["jobs"] == 8 and (f.retries, f.backoff) == (3, 0.1)
+    origin = f.origins[0]
+    assert origin.location.timeout == 10
+    assert origin._pool.connection_pool_kw["timeout"].read_timeout == 10
+    assert origin._pool.connection_pool_kw["maxsize"] == 8  # a connection per download in flight

@@ -4,15 +4,21 @@ directory."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import hashlib
+import json
+import random
 import shutil
 import subprocess
 
 import pytest
 
-from helpers import DEPOT, PAIRS, PRODUCT, ROOT, assert_installed, fetcher, kill_while_running, load_plan, tree
+from helpers import DEPOT, PAIRS, ROOT, assert_installed, fetcher, kill_while_running, load_plan, tree
+from pipeline.testing.fixtures import PRODUCT, fixture_params
 from pipeline import layout
 from pipeline.client.install import install
 from pipeline.client.update import update
+from pipeline.client.verify import verify
 from pipeline.errors import InsufficientDiskSpace, StoreUnavailable
 from pipeline.storage import open_store
 from pipeline.testing.http_origins import StaticOrigin
@@ -60,6 +66,24 @@ def test_a_bad_patch_falls_back_to_chunks(planned, build_dirs, tmp_path, damage)
     r = update(fetcher(origin), dest, to_version="1.1.0")
     assert [f["path"] for f in r.fallbacks] == ["bin/starfall"]
     assert r.fallbacks[0]["error"] == "DELTA_PATCH_APPLICATION_FAILED"
+    assert_installed(dest, build_dirs["1.1.0"])
+
+
+def test_the_command_warns_on_stderr_of_a_patch_that_fell_back_to_chunks(planned, build_dirs, tmp_path):
+    origin = tmp_path / "origin"
+    shutil.copytree(planned, origin)
+    plan = load_plan(open_store(str(origin)), PRODUCT, "1.0.0", "1.1.0")
+    victim = next(f for f in plan["files"] if f["path"] == "bin/starfall")
+    (origin / layout.patch_key(victim["segments"][0]["id"])).unlink()
+    dest = tmp_path / "game"
+    install(fetcher(origin), PRODUCT, "1.0.0", dest)
+    p = subprocess.run(DEPOT + ["--json", "update", "--allow-unsigned", "--origin", str(origin), "--dest", str(dest),
+                                "--to", "1.1.0"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    fallbacks = json.loads(p.stdout)["fallbacks"]
+    assert [(f["path"], f["error"]) for f in fallbacks] == [("bin/starfall", "DELTA_PATCH_APPLICATION_FAILED")]
+    assert p.stderr.splitlines() == [f"depot: warning: bin/starfall: DELTA_PATCH_APPLICATION_FAILED: "
+                                     f"{fallbacks[0]['message']} (fetched by chunks instead)"]
     assert_installed(dest, build_dirs["1.1.0"])
 
 
@@ -130,3 +154,64 @@ def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
     assert_installed(dest, build_dirs["1.3.0"])
 
 
+@pytest.fixture(scope="module")
+def dropping_dirs(tmp_path_factory):
+    """A product whose version 2 drops directories of version 1: "old" and "extras" lose
+    their only file, the empty "addons" and "scratch" go; "levels" and "saves" stay. Both
+    chunked, and planned 1 -> 2. Returns (repository, build of version 2)."""
+    from pipeline.build import products
+    from pipeline.build.chunk import chunk
+    from pipeline.build.ingest import ingest
+    from pipeline.delta.diff import diff
+
+    base = tmp_path_factory.mktemp("dropping")
+    rnd = random.Random(11)
+    game = rnd.randbytes(400_000)
+    builds = {
+        "1": ({"game.bin": game, "levels/a.dat": rnd.randbytes(20_000), "levels/b.dat": rnd.randbytes(20_000),
+               "old/readme.txt": b"old\n", "extras/e.txt": b"extra\n"}, ["saves", "addons", "scratch"]),
+        "2": ({"game.bin": game[:150_000] + b"patched" + game[150_007:], "new/x.txt": b"new\n"}, ["saves"]),
+    }
+    builds["2"][0]["levels/a.dat"] = builds["1"][0]["levels/a.dat"]
+    store = open_store(str(base / "repo"))
+    products.configure(store, PRODUCT, fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for version, (files, dirs) in builds.items():
+            build = base / f"build-{version}"
+            for rel, data in files.items():
+                (build / rel).parent.mkdir(parents=True, exist_ok=True)
+                (build / rel).write_bytes(data)
+            for rel in dirs:
+                (build / rel).mkdir(parents=True)
+            ingest(store, str(build), PRODUCT, version, ex)
+            chunk(store, PRODUCT, version, ex)
+        diff(store, PRODUCT, "1", "2", ex)
+    return base / "repo", base / "build-2"
+
+
+PLAYERS_FILES = {"saves/slot1.sav": b"level 3, 40 gold", "addons/mod.dll": b"a mod", "old/notes.txt": b"my notes",
+                 "levels/custom.map": b"my map", "mods/cheat.dll": b"a cheat"}
+
+
+@pytest.mark.parametrize("way", ["update", "install"])
+def test_a_players_files_stay_and_only_empty_directories_go(dropping_dirs, tmp_path, way):
+    repo, build_2 = dropping_dirs
+    dest = tmp_path / "game"
+    install(fetcher(repo), PRODUCT, "1", dest)
+    for rel, data in PLAYERS_FILES.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    (dest / "screenshots").mkdir()  # the player's own, empty
+    if way == "update":
+        r = update(fetcher(repo), dest, to_version="2")
+        assert r.method == "delta" and r.patches_applied == 1
+    else:
+        install(fetcher(repo), PRODUCT, "2", dest)
+    assert {rel: (dest / rel).read_bytes() for rel in PLAYERS_FILES} == PLAYERS_FILES
+    expected = tree(build_2) | {rel: ("file", False, hashlib.sha256(data).hexdigest())
+                                for rel, data in PLAYERS_FILES.items()}
+    expected |= {"addons": ("dir",), "old": ("dir",), "mods": ("dir",), "screenshots": ("dir",)}
+    assert tree(dest) == expected  # levels/b.dat, "extras" and "scratch" are gone; "addons" and "old" hold the player's
+    report = verify(dest)
+    assert report.intact and report.unexpected == ["addons/", "levels/custom.map", "mods/", "old/", "saves/slot1.sav",
+                                                   "screenshots/"]

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from helpers import DEPOT, PAIRS, PRODUCT, ROOT, VERSIONS, fetcher, fixture_params, fixture_tar, load_plan, tree_snapshot
+from helpers import DEPOT, PAIRS, ROOT, fetcher, load_plan, tree_snapshot
+from pipeline.testing.fixtures import PRODUCT, VERSIONS, fixture_params, fixture_tar
 from pipeline import layout
 from pipeline.build import products
 from pipeline.build.chunk import chunk
@@ -101,6 +102,43 @@ def test_cli_builds_every_pair_for_ci(tmp_path):
     assert {(p["from_version"], p["to_version"]) for p in index["plans"]} == pairs
     p = run("--json", "diff", "-p", PRODUCT, "--last", "1")
     assert [(r["from_version"], r["created"]) for r in json.loads(p.stdout)["plans"]] == [("1.1.0", False)]
+
+
+def test_a_changed_file_of_a_few_bytes_is_planned_by_chunks(tmp_path):
+    """Sources too short to be a zstd prefix (under 8 bytes): a version.txt edited in
+    place, a tiny file renamed and edited. Nothing to patch from; fetched by chunks."""
+    store = open_store(str(tmp_path / "repo"))
+    builds = {"1": {"version.txt": b"1.0\n", "notes/a.txt": b"ab\n", "eight.txt": b"12345678"},
+              "2": {"version.txt": b"1.1\n", "notes/b.txt": b"abc\n", "eight.txt": b"12345679"}}
+    with cf.ThreadPoolExecutor(2) as ex:
+        for version, files in builds.items():
+            for rel, data in files.items():
+                (tmp_path / version / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / version / rel).write_bytes(data)
+            ingest(store, str(tmp_path / version), PRODUCT, version, ex)
+            chunk(store, PRODUCT, version, ex)
+        diff(store, PRODUCT, "1", "2", ex)
+    ops = {f["path"]: f["op"] for f in load_plan(store, PRODUCT, "1", "2")["files"]}
+    assert ops == {"eight.txt": "chunks", "notes/b.txt": "chunks", "version.txt": "chunks"}
+
+
+def test_all_from_plans_every_earlier_version_to_the_target(tmp_path):
+    """Earlier in version order (1.9.0 before 1.10.0), chunked; none after the target."""
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for build, version in [("1.0.0", "1.2.0"), ("1.1.0", "1.9.0"), ("1.2.0", "1.10.0"), ("1.3.0", "1.11.0")]:
+            ingest(store, str(fixture_tar(build)), PRODUCT, version, ex)
+            chunk(store, PRODUCT, version, ex)
+        ingest(store, str(fixture_tar("1.0.0")), PRODUCT, "1.0.5", ex)  # never chunked: nothing to plan from
+    p = subprocess.run(DEPOT + ["--repo", str(tmp_path / "repo"), "--json", "diff", "-p", PRODUCT, "--all-from",
+                                "--to", "1.10.0"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert [(r["from_version"], r["to_version"], r["created"]) for r in json.loads(p.stdout)["plans"]] == \
+        [("1.2.0", "1.10.0", True), ("1.9.0", "1.10.0", True)]
+    plans = tmp_path / "repo" / "products" / PRODUCT / "plans"
+    assert sorted(f.relative_to(plans).as_posix() for f in plans.glob("*/*.json")) == \
+        ["1.2.0/1.10.0.json", "1.9.0/1.10.0.json"]
 
 
 # -- engines and large files ---------------------------------------------------------------

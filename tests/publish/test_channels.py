@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
-from helpers import PRODUCT, VERSIONS
+from pipeline.testing.fixtures import PRODUCT, VERSIONS
 from pipeline import layout
 from pipeline.errors import NotFound, VersionConflict
 from pipeline.formats import channel
@@ -78,3 +79,14 @@ def test_every_move_raises_the_serial_and_rollback_goes_back_as_a_new_pointer(pu
     promote(store, PRODUCT, "1.1.0", "single")
     with pytest.raises(NotFound, match="has delivered only 1.1.0"):
         rollback(store, PRODUCT, "single")
+
+
+def test_history_keeps_the_latest_50_moves_newest_first(published):
+    store = open_store(str(published))
+    for i in range(53):  # three moves more than the pointer keeps
+        promote(store, PRODUCT, VERSIONS[i % len(VERSIONS)], "long")
+    pointer = channel.load(store, PRODUCT, "long")  # read back and checked against its schema
+    assert pointer.serial == 53 and pointer.version == VERSIONS[52 % len(VERSIONS)]
+    assert [m.serial for m in pointer.history] == list(range(53, 3, -1))
+    assert [m.version for m in pointer.history] == [VERSIONS[(s - 1) % len(VERSIONS)] for s in range(53, 3, -1)]
+    assert len(json.loads(store.get(layout.channel_key(PRODUCT, "long")))["history"]) == 50

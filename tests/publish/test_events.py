@@ -6,6 +6,7 @@ had them already do not get them twice."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import importlib.resources
 import json
 import os
@@ -35,14 +36,17 @@ class Receiver:
     """An HTTP server on 127.0.0.1 that records every request and answers the statuses of
     ``answers`` in turn, then 204."""
 
-    def __init__(self, port: int = 0, answers: tuple[int, ...] = ()):
+    def __init__(self, port: int = 0, answers: tuple[int, ...] = (), on_request=None):
         self.answers = list(answers)
+        self.on_request = on_request  # called as each request arrives, before it is answered
         self.requests: list[dict] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.on_request is not None:
+                    receiver.on_request()
                 receiver.requests.append({"method": "POST", "path": self.path,
                                           "content_type": self.headers.get("Content-Type"), "body": body})
                 self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
@@ -358,3 +362,40 @@ def test_an_unreachable_kafka_gets_its_events_later_and_the_others_none_twice(tm
     assert (tmp_path / "events.jsonl").read_bytes() == b"".join(encoded(e) + b"\n" for e in sent)
     messages = read_topic(broker, topic, len(sent))
     assert [m.value() for m in sorted(messages, key=lambda m: m.offset())] == [encoded(e) for e in sent]
+
+
+def test_one_sender_at_a_time_delivery_holds_a_flock_on_the_outbox(tmp_path):
+    """While a delivery is under way (the webhook is being sent an event), another sender
+    cannot take the outbox's lock; once it is done, it can."""
+    outbox = tmp_path / "outbox"
+
+    def lock_is_free() -> bool:
+        fd = os.open(outbox, os.O_RDONLY)  # another open file: what a second depot process holds
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    seen = []
+    with Receiver(on_request=lambda: seen.append(lock_is_free())) as hook:
+        sinks = EventSinks(outbox, webhook=hook.url)
+        assert emit(sinks, events(1)[0]).ok
+        flush(sinks)  # nothing pending: no request
+        (outbox / "late.json").write_bytes(encoded(events(1)[0]))  # an event another process wrote
+        assert flush(sinks).ok
+    assert seen == [False, False]  # held during each delivery
+    assert lock_is_free()  # and released after it
+
+
+def test_the_kafka_producer_is_idempotent_and_waits_for_every_replica(tmp_path):
+    from confluent_kafka import Producer
+
+    from pipeline.publish.events import _producer_config
+
+    config = _producer_config(EventSinks(tmp_path / "outbox", kafka="127.0.0.1:9092", timeout=2), [])
+    assert (config["enable.idempotence"], config["acks"]) == (True, "all")
+    assert (config["message.timeout.ms"], config["bootstrap.servers"]) == (2000, "127.0.0.1:9092")
+    Producer(config)  # librdkafka takes it as it is (it refuses idempotence without acks=all)

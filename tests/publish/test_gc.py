@@ -4,13 +4,16 @@ and what goes leaves no document naming a missing object."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
 
-from helpers import PRODUCT, assert_installed, dangling, fetcher, fixture_tar, signed_repository
+from helpers import DEPOT, assert_installed, dangling, fetcher
+from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest
@@ -118,3 +121,58 @@ def test_rm_drops_a_version_that_was_never_chunked(tmp_path, build_dirs):
         assert list(store.list()) == []
         ingest(store, str(fixture_tar("1.0.0")), PRODUCT, "9", ex)  # the name is free again
         chunk(store, PRODUCT, "9", ex)
+
+
+def test_a_version_still_being_built_keeps_its_inventory_and_pack_past_the_grace_period(repo, tmp_path, build_dirs):
+    from archives import zip_of_dir
+
+    store = open_store(str(repo / "repo"))
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(store, str(zip_of_dir(build_dirs["1.3.0"], tmp_path / "b.zip")), PRODUCT, "2.0.0", ex)
+        building = {layout.inventory_key(PRODUCT, "2.0.0"), layout.staged_pack_key(PRODUCT, "2.0.0")}
+        assert building <= keys_of(store)
+        r = gc(store, Retention(keep_last=1, keep_history=0), delete=True, now=LATER)  # everything is old
+        assert r.retained == {PRODUCT: ["1.3.0"]} and r.freed_objects > 0 and r.too_young == 0
+        assert not store.has(layout.manifest_key(PRODUCT, "1.0.0"))
+        assert building <= keys_of(store)
+        chunk(store, PRODUCT, "2.0.0", ex)  # the build goes on
+    f = fetcher(repo / "repo")
+    install(f, PRODUCT, "2.0.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.3.0"])
+
+
+def test_gc_defaults_keep_3_versions_3_moves_and_24_hours(repo):
+    """`depot gc` without options: the last 3 chunked versions, each channel's latest 3
+    moves, and nothing younger than 24 hours."""
+    store, ring = open_store(str(repo / "repo")), Keyring(repo / "keys")
+    for v in VERSIONS:
+        promote(store, PRODUCT, v, "beta")  # beta's moves, newest first: 1.3.0, 1.2.0, 1.1.0, 1.0.0
+    repository.sign_documents(store, ring, PRODUCT)
+
+    def depot_gc(*args) -> dict:
+        p = subprocess.run(DEPOT + ["--json", "--repo", str(repo / "repo"), "gc", *args], capture_output=True,
+                           text=True)
+        assert p.returncode == 0, p.stderr
+        [report] = json.loads(p.stdout)["gc"]
+        return report
+
+    def age_everything(hours: float) -> None:
+        then = time.time() - hours * 3600
+        for p in (repo / "repo").rglob("*"):
+            os.utime(p, (then, then))
+
+    kept = {PRODUCT: ["1.1.0", "1.2.0", "1.3.0"]}
+    assert depot_gc("--keep-last", "0")["retained"] == kept  # beta's latest 3 moves
+    assert depot_gc("--keep-history", "0")["retained"] == kept  # the last 3 versions
+    age_everything(23)
+    before = keys_of(store)
+    young = depot_gc("--delete")
+    assert young["retained"] == kept and not young["dry_run"]
+    assert (young["freed_objects"], keys_of(store)) == (0, before) and young["too_young"] > 0
+    age_everything(25)
+    old = depot_gc("--delete")
+    assert old["retained"] == kept and (old["freed_objects"], old["too_young"]) == (young["too_young"], 0)
+    assert len(keys_of(store)) == len(before) - young["too_young"]
+    assert not store.has(layout.manifest_key(PRODUCT, "1.0.0")) and store.has(layout.manifest_key(PRODUCT, "1.1.0"))
+    assert not store.has(layout.plan_key(PRODUCT, "1.0.0", "1.3.0"))
+    assert dangling(store) == []

@@ -1,20 +1,27 @@
 """publish: versions pushed to regional origins (three S3 buckets on moto, directories),
-in commit order, resumable, through faults, by racing publishers; players install from
-every origin afterwards."""
+in commit order, resumable, through faults, by racing publishers, within one bandwidth cap;
+by `run` and `publish --channel` in the same command; players install from every origin
+afterwards."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
+import subprocess
 import threading
+import types
 from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, PRODUCT, assert_installed, dangling, fetcher, kill_while_running, signed_repository
+from helpers import DEPOT, assert_installed, dangling, fetcher, kill_while_running
+from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
-from pipeline.client.install import install
+from pipeline.client.install import install, resolve_version
 from pipeline.client.update import update
+from pipeline.formats import channel
 from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.storage import Location, open_store
@@ -196,3 +203,63 @@ def test_publish_promote_and_rollback_announce_to_the_sinks_and_a_dead_sink_bloc
     flushed = depot("events", "flush")
     assert flushed["jsonl"]["pending"] == 0 and list((tmp_path / "outbox").glob("*.json")) == []
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 5  # nothing twice
+
+
+def _depot_json(repo: Path, *args) -> dict:
+    """The depot command as a release pipeline runs it, signing with the repository's keys."""
+    env = {**os.environ, "DEPOT_KEYS": str(repo / "keys")}
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(repo / "repo"), *map(str, args)], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_run_with_an_origin_publishes_the_new_version_in_the_same_command(repo, tmp_path, build_dirs):
+    origin = tmp_path / "origin"
+    r = _depot_json(repo, "run", fixture_tar("1.3.0"), "-p", PRODUCT, "-v", "1.3.0", "--diff-last", "1",
+                    "--origin", origin)
+    assert r["chunk"]["created"] and r["signed"]["roles"] == {f"product-{PRODUCT}": 2}
+    [pushed] = r["published"]["origins"]
+    assert pushed["origin"] == str(origin) and pushed["timestamp"] == "updated"
+    assert sorted(pushed["versions"]) == [f"{PRODUCT} 1.2.0", f"{PRODUCT} 1.3.0"]  # 1.2.0: what stable delivers
+    for key in (layout.manifest_key(PRODUCT, "1.3.0"), layout.plan_key(PRODUCT, "1.2.0", "1.3.0"),
+                layout.metadata_key("timestamp")):
+        assert (origin / key).read_bytes() == (repo / "repo" / key).read_bytes()
+    assert dangling(open_store(str(origin))) == []
+    install(player(origin, data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.3.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.3.0"])
+
+
+def test_publish_with_a_channel_points_it_at_the_last_version_here_and_there(repo, tmp_path):
+    origins = [tmp_path / "msk", tmp_path / "spb"]
+    r = _depot_json(repo, "publish", "-p", PRODUCT, "-v", "1.0.0", "-v", "1.1.0", "--channel", "beta",
+                    *[a for o in origins for a in ("--origin", o)])
+    assert r["signed"]["roles"] == {f"product-{PRODUCT}": 2}
+    assert [o["timestamp"] for o in r["origins"]] == ["updated", "updated"]
+    store = open_store(str(repo / "repo"))
+    pointer = channel.load(store, PRODUCT, "beta")
+    assert (pointer.version, pointer.serial) == ("1.1.0", 1)
+    key = layout.channel_key(PRODUCT, "beta")
+    for i, origin in enumerate(origins):
+        assert (origin / key).read_bytes() == store.get(key)
+        assert dangling(open_store(str(origin))) == []
+        assert resolve_version(player(origin, data=tmp_path / f"data-{i}", root=root_of(repo)), PRODUCT, "beta") == \
+            "1.1.0"
+
+
+def test_max_rate_caps_every_origin_together(repo, tmp_path, monkeypatch, capsys):
+    """The bandwidth cap on a clock that never moves: each upload waits for its bytes, so the
+    longest wait is how long everything sent before it takes at the rate. One cap for all
+    origins makes that every origin's bytes together; a cap per origin, one origin's."""
+    import cli  # the command in this process, so that its cap runs on the test's clock
+    from pipeline.core import rate as rate_module
+
+    waits = []
+    monkeypatch.setattr(rate_module, "time", types.SimpleNamespace(monotonic=lambda: 0.0, sleep=waits.append))
+    origins = [tmp_path / r for r in REGIONS]
+    assert cli.main(["--json", "--repo", str(repo / "repo"), "publish", "-p", PRODUCT, "-v", "1.0.0",
+                     "--max-rate", "256KiB", *[a for o in origins for a in ("--origin", str(o))]]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sent = sum(p.stat().st_size for o in origins for p in o.rglob("*") if p.is_file())  # every byte pushed
+    assert [o["origin"] for o in report["origins"]] == [str(o) for o in origins]
+    assert max(waits) == (sent - 256 * 1024) / (256 * 1024)

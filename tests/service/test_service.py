@@ -5,18 +5,22 @@ metrics, and schemathesis against the OpenAPI document."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, PRODUCT, ROOT, assert_installed, signed_repository
+from helpers import DEPOT, ROOT, assert_installed
+from pipeline.testing.fixtures import PRODUCT, signed_repository
 from pipeline import layout
 from pipeline.delta.route import update_route
 from pipeline.formats import manifest as manifest_doc, plan_index
@@ -186,3 +190,140 @@ def test_schemathesis_finds_no_server_error(world, tmp_path):
                         "--max-examples", "15", "--seed", "1", "--no-color"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+
+
+@contextlib.contextmanager
+def another_service(world, **settings):
+    """Another service over the world's origin (nginx in front), with its own settings (and
+    its own link rate: the world's service may have spent it): its URL and application."""
+    msk = Location(str(world["origin"]), region="ru-msk", priority=1, public_url=world["cdn"])
+    config = ServiceConfig([Origin("msk", open_origin(msk), msk)],
+                           **{"link_secret": SECRET, "link_rate": 100, "refresh_s": 0.5, **settings})
+    app = create_app(config)
+    with uvicorn_server(app) as url:
+        yield url, app
+
+
+def origin_state(root: Path) -> dict:
+    """Every entry under ``root``: kind, inode, size, modification and change times, and a
+    file's bytes' hash. Any write (a new, changed, renamed or removed file; a temporary left
+    or not) changes it."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+        out[str(p.relative_to(root))] = (p.is_dir(), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest)
+    st = root.stat()
+    out["."] = (True, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, "")
+    return out
+
+
+def test_the_service_never_writes_to_an_origin(world):
+    before = origin_state(world["origin"])
+    started = time.time()
+    with another_service(world) as (url, app):  # every kind of request it answers
+        assert get(url, f"{API}/products")[0] == 200
+        for v in ("1.0.0", "1.2.0"):
+            assert get(url, f"{API}/products/{PRODUCT}/versions/{v}/manifest")[0] == 200
+            assert get(url, f"{API}/products/{PRODUCT}/versions/{v}/chunks?page[size]=5")[0] == 200
+        assert get(url, f"{API}/products/{PRODUCT}/channels")[0] == 200
+        assert get(url, f"{API}/links?key=metadata/timestamp.json&key={layout.plan_index_key(PRODUCT)}")[0] == 200
+        body = {"data": [{"type": "installedProduct", "attributes": {"productId": PRODUCT,
+                                                                     "currentVersionId": "1.0.0"}}]}
+        assert post(url, f"{API}/updates/check", body)[0] == 200
+        assert get(url, f"{API}/regions/preferred?region=ru-msk")[0] == 200
+        assert get(url, f"{API}/products/{PRODUCT}/versions/9.9.9/manifest")[0] == 404
+        with urllib.request.urlopen(url + "/metrics") as r:
+            r.read()
+        origin = app.state.catalog.origins[0]
+        deadline = time.monotonic() + 10
+        while origin.probed_at <= started and time.monotonic() < deadline:  # and a look from the background
+            time.sleep(0.05)
+        assert origin.probed_at > started
+    assert origin_state(world["origin"]) == before
+
+
+def test_a_link_the_service_cannot_make_is_cdn_link_generation_failed(world):
+    chunk = next(iter(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks()))
+    for settings in ({"link_secret": ""}, {"link_style": "token", "link_keys": ()}):  # no key to sign with
+        with another_service(world, **settings) as (url, _):
+            assert get(url, f"{API}/products")[0] == 200  # everything else is served
+            for path in (f"{API}/links?key={layout.chunk_key(chunk)}", f"{API}/products/{PRODUCT}/versions/1.0.0/chunks"):
+                status, body = get(url, path)
+                assert status == 503 and body["errors"][0]["code"] == "CDN_LINK_GENERATION_FAILED"
+                assert body["errors"][0]["status"] == "503"
+            with urllib.request.urlopen(url + "/metrics") as r:
+                assert 'depot_link_errors_total{code="CDN_LINK_GENERATION_FAILED"} 2.0' in r.read().decode()
+
+
+def test_chunks_are_paged_with_next_links_and_links_take_up_to_1000_keys(world):
+    ids = sorted(manifest_doc.load(world["repo"], PRODUCT, "1.1.0").unique_chunks())
+    size = len(ids) // 3 + 1  # three pages, the last one shorter
+    with another_service(world) as (url, _):
+        seen, pages, path = [], [], f"{API}/products/{PRODUCT}/versions/1.1.0/chunks?page[size]={size}"
+        while path:
+            status, body = get(url, path)
+            assert status == 200 and body["meta"] == {"total": len(ids), "pages": 3}
+            pages.append(len(body["data"]))
+            for item in body["data"]:
+                seen.append(item["id"])
+                with urllib.request.urlopen(item["links"]["download"]) as r:  # through nginx
+                    assert r.read() == (world["origin"] / layout.chunk_key(item["id"])).read_bytes()
+            path = body["links"]["next"]
+        assert seen == ids and pages == [size, size, len(ids) - 2 * size]
+
+        documents = [layout.manifest_key(PRODUCT, f"1.{i}") for i in range(1001)]
+        chunks = [layout.chunk_key(hashlib.sha256(b"%d" % i).hexdigest()) for i in range(750)]
+        for keys in (documents[:1000], chunks):  # chunks: as many as a URL of 64 KiB holds, encoded as clients do
+            status, body = get(url, f"{API}/links?" + urllib.parse.urlencode([("key", k) for k in keys]))
+            assert status == 200 and [d["id"] for d in body["data"]] == keys
+            assert all(d["attributes"]["href"].startswith(f"{world['cdn']}/{k}?md5=") for d, k in zip(body["data"], keys))
+        status, body = get(url, f"{API}/links?" + urllib.parse.urlencode([("key", k) for k in documents]))
+        assert status == 400 and body["errors"][0]["code"] == "INVALID_ARGUMENT" and "1000" in body["errors"][0]["detail"]
+
+
+def test_a_player_whose_link_expired_asks_the_service_for_a_new_one(world):
+    """What `depot install --service` reads through: a link that expired (the CDN answers 410),
+    or is about to, is asked for again; the download goes on."""
+    from pipeline.client.fetch import Fetcher
+    from pipeline.service.links import LinkSigner
+    from pipeline.storage.service_store import MARGIN, ServiceStore
+
+    keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:2]]
+    with another_service(world) as (url, _):
+        store = ServiceStore(Location(url))
+        client = Fetcher([store], backoff=0.01)
+        now = int(time.time())
+        expired, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=-10).link(keys[0])
+        store._links[keys[0]] = (expired, now + 3600)  # the client believes it good (a clock behind, say)
+        closing, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=MARGIN // 2).link(keys[1])
+        store._links[keys[1]] = (closing, now + MARGIN // 2)  # good for a few more seconds
+        for key, old in zip(keys, (expired, closing)):
+            assert client.get(key) == (world["origin"] / key).read_bytes()
+            assert store._links[key][0] != old and store._links[key][1] >= now + 300
+    assert client.retried == 1  # the expired link cost one refused request; the closing one none
+
+
+def test_links_are_asked_a_batch_at_a_time_as_the_download_goes(world, monkeypatch):
+    """`depot install --service` names the keys in download order; each request brings the
+    next batch's links, and a batch that expired meanwhile is asked again as one request,
+    never one key at a time."""
+    from pipeline.storage import service_store
+
+    monkeypatch.setattr(service_store, "BATCH", 3)
+    keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:8]]
+    with another_service(world) as (url, _):
+        store = service_store.ServiceStore(Location(url))
+        asked = []
+        real_ask = store._ask
+        monkeypatch.setattr(store, "_ask", lambda batch: (asked.append(list(batch)), real_ask(batch)))
+        store.prefetch(keys)
+        assert asked == [keys[0:3]]
+        for key in keys[:5]:
+            assert store.get(key) == (world["origin"] / key).read_bytes()
+        assert asked == [keys[0:3], keys[3:6]]
+        for key in keys:  # a long download: every link it holds is past its life
+            store._links[key] = (store._links.get(key, ("", 0))[0], 0)
+        assert store.get(keys[4]) == (world["origin"] / keys[4]).read_bytes()
+        assert store.get(keys[6]) == (world["origin"] / keys[6]).read_bytes()
+        assert asked == [keys[0:3], keys[3:6], keys[4:7]]

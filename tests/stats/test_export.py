@@ -4,12 +4,15 @@ construction, the documented queries run, and S3 read through depot's own locati
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
-from helpers import PAIRS, PRODUCT, ROOT, chunk_fixture_versions
+from helpers import DEPOT, PAIRS, ROOT
+from pipeline.testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions
 from pipeline import layout
 from pipeline.delta.diff import diff
 from pipeline.formats import manifest, plan as plan_doc
@@ -67,7 +70,7 @@ def test_a_second_export_reads_nothing_and_a_new_version_reads_only_its_own(repo
     again = export(repo)
     assert (again.read_documents, again.versions, again.rows) == (0, 0, {})
     # a new version of another product: its manifest only (no previous version), nothing else re-read
-    from helpers import fixture_params, fixture_tar
+    from pipeline.testing.fixtures import fixture_params, fixture_tar
     from pipeline.build import products
     from pipeline.build.chunk import chunk
     from pipeline.build.ingest import ingest
@@ -135,7 +138,7 @@ def test_product_names_that_look_like_numbers_stay_text(tmp_path):
     from pipeline.build import products
     from pipeline.build.chunk import chunk
     from pipeline.build.ingest import ingest
-    from helpers import fixture_params, fixture_tar
+    from pipeline.testing.fixtures import fixture_params, fixture_tar
 
     store = open_store(str(tmp_path / "repo"))
     products.configure(store, "2024", fixture_params())
@@ -144,3 +147,24 @@ def test_product_names_that_look_like_numbers_stay_text(tmp_path):
         chunk(store, "2024", "1", ex)
     export(store)
     assert rows(store, "SELECT product, version FROM versions") == [{"product": "2024", "version": "1"}]
+
+
+def test_query_answers_as_csv_and_as_a_json_list_of_rows(repo, tmp_path):
+    export(repo)
+    sql = ("SELECT version, files, bytes, previous_version, 'a,\"b\"' AS note FROM versions "
+           "WHERE product = 'starfall' ORDER BY version")
+    totals = {v: manifest.load(repo, PRODUCT, v).totals() for v in VERSIONS}
+    expected = [{"version": v, "files": totals[v]["files"], "bytes": totals[v]["bytes"],
+                 "previous_version": VERSIONS[i - 1] if i else None, "note": 'a,"b"'} for i, v in enumerate(VERSIONS)]
+    run = lambda *a: subprocess.run(DEPOT + ["--repo", str(tmp_path / "repo"), *a], capture_output=True, cwd=ROOT)
+
+    p = run("stats", "query", sql, "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    rows = "".join(f'{r["version"]},{r["files"]},{r["bytes"]},{r["previous_version"] or ""},"a,""b"""\n'
+                   for r in expected)
+    assert p.stdout == ("version,files,bytes,previous_version,note\n" + rows).encode()
+
+    for args in (["stats", "query", sql, "--format", "json"], ["--json", "stats", "query", sql]):
+        p = run(*args)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == (json.dumps(expected) + "\n").encode()

@@ -1,16 +1,24 @@
 """Each attack on a signed repository, built against a real origin (a directory, S3 on moto,
-and HTTP), is refused with its own error, and nothing is written to the game directory."""
+and HTTP), is refused with its own error, and nothing is written to the game directory. A
+lagging mirror cannot roll a player back, and publishers signing at once both land in the
+metadata."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
+import hashlib
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
-from helpers import PRODUCT, assert_installed, fetcher, signed_repository
+from helpers import assert_installed, fetcher
+from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
+from pipeline.build.chunk import chunk
+from pipeline.build.ingest import ingest
 from pipeline.client.install import install, resolve_version
 from pipeline.client.update import update
 from pipeline.errors import MetadataExpired, MetadataRollback, SignatureInvalid, TargetMismatch
@@ -209,3 +217,159 @@ def test_a_rotated_key_keeps_installed_clients_working(origin, signed, tmp_path,
     r = update(client, tmp_path / "game", to_version="1.1.0")
     assert r.method == "delta"
     assert_installed(tmp_path / "game", build_dirs["1.1.0"])
+
+
+def _tamper(files: Path, key: str) -> None:
+    """Flip one bit in the middle of a signed document, in its copy under its hash and under
+    its name, as a compromised origin would."""
+    for path in (hashed(files, key), files / key):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("document", ["plan", "channel"])
+def test_a_tampered_plan_or_channel_pointer_byte_is_refused(origin, tmp_path, document):
+    data, game = tmp_path / "data", tmp_path / "game"
+    install(origin.client(data), PRODUCT, "1.0.0", game)  # before the origin is compromised
+    installed = (game / ".depot" / "installed.json").read_bytes()
+    if document == "plan":
+        _tamper(origin.files, layout.plan_key(PRODUCT, "1.0.0", "1.1.0"))
+        origin.serve()
+        with pytest.raises(TargetMismatch, match="plans/1.0.0/1.1.0.json"):
+            update(origin.client(data), game, to_version="1.1.0")
+    else:
+        _tamper(origin.files, layout.channel_key(PRODUCT, "stable"))
+        origin.serve()
+        with pytest.raises(TargetMismatch, match="channels/stable.json"):
+            update(origin.client(data), game, channel="stable")
+    assert (game / ".depot" / "installed.json").read_bytes() == installed  # still 1.0.0, untouched
+
+
+def test_a_document_the_signed_metadata_does_not_name_is_refused(origin, tmp_path):
+    """An origin offers a version and a channel the repository never signed (documents
+    valid in themselves, each also under its hash): neither is used."""
+    unsigned = layout.manifest_key(PRODUCT, "1.2.0")  # a version the repository does not have
+    source = origin.files / layout.manifest_key(PRODUCT, "1.1.0")
+    pointer = Channel.first(PRODUCT, "beta", "1.1.0", "2026-01-01T00:00:00Z").to_bytes()
+    for key, data in ((unsigned, source.read_bytes()), (layout.channel_key(PRODUCT, "beta"), pointer)):
+        sha = hashlib.sha256(data).hexdigest()
+        for path in (origin.files / key, origin.files / layout.hashed_target_key(key, sha)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    origin.serve()
+    client = origin.client(tmp_path / "data")
+    with pytest.raises(TargetMismatch, match="versions/1.2.0/manifest.json is not signed"):
+        install(client, PRODUCT, "1.2.0", tmp_path / "game")
+    with pytest.raises(TargetMismatch, match="channels/beta.json is not signed"):
+        resolve_version(client, PRODUCT, "beta")
+    assert not (tmp_path / "game").exists()
+
+
+def test_a_product_key_cannot_sign_another_products_documents(origin, signed, tmp_path):
+    """starfall's release key, delegated `products/starfall/...` only, signs a manifest for
+    another product into starfall's metadata: the signature is good, the client still does
+    not take it."""
+    from tuf.api.metadata import Metadata, TargetFile
+
+    forged_key = layout.manifest_key("moonrise", "1.0.0")
+    forged = (origin.files / layout.manifest_key(PRODUCT, "1.1.0")).read_bytes()
+    info = TargetFile.from_data(forged_key, forged, ["sha256"])
+    for path in (origin.files / forged_key, origin.files / layout.hashed_target_key(forged_key, info.hashes["sha256"])):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(forged)
+    role = max(origin.files.glob(f"metadata/*.product-{PRODUCT}.json"), key=lambda p: int(p.name.split(".")[0]))
+    md = Metadata.from_bytes(role.read_bytes())
+    md.signed.targets[forged_key] = info
+    md.signatures.clear()
+    md.sign(keys.load_signer(signed / "keys" / f"{PRODUCT}.key"))  # the real release key: a good signature
+    role.write_bytes(md.to_bytes())
+    origin.serve()
+    client = origin.client(tmp_path / "data")
+    assert resolve_version(client, PRODUCT, "stable") == "1.1.0"  # starfall's role, as re-signed, is trusted
+    with pytest.raises(TargetMismatch, match="moonrise/versions/1.0.0/manifest.json is not signed"):
+        install(client, "moonrise", "1.0.0", tmp_path / "game")
+    assert not (tmp_path / "game").exists()
+
+
+def test_every_origin_of_a_repository_shares_one_cache_so_no_mirror_rolls_it_back(signed, tmp_path):
+    """Two mirrors of one repository, a directory and an HTTP server: one has the newer
+    metadata, the other lags. A player who saw the newer one from the first is refused the
+    older one from the second, even trusting the root afresh for it."""
+    repo = signed / "repo"
+    ahead, behind = tmp_path / "ahead", tmp_path / "behind"
+    shutil.copytree(repo, behind)
+    shutil.copytree(repo, ahead)
+    repository.refresh(open_store(str(ahead)), Keyring(signed / "keys"))  # a new timestamp, on one mirror only
+    root = (repo / layout.metadata_key("root", 1)).read_bytes()
+    data = tmp_path / "data"
+    with StaticOrigin(behind) as http:
+        def client(url: str):
+            f = fetcher(url, retries=0)
+            f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
+            return f
+
+        assert resolve_version(client(str(ahead)), PRODUCT, "stable") == "1.1.0"
+        with pytest.raises(MetadataRollback, match="timestamp"):
+            client(http.url)
+    fresh = tmp_path / "another-player"  # a player who never saw the newer metadata takes the lagging mirror
+    f = fetcher(str(behind), retries=0)
+    f.trust = TrustedMetadata(f.get, Anchors(fresh).trust(root, [str(behind)]), str(behind))
+    assert resolve_version(f, PRODUCT, "stable") == "1.1.0"
+
+
+def test_two_publishers_signing_at_once_both_end_up_in_the_metadata(signed, tmp_path):
+    """Two products' releases sign at the same moment: both sign over the same committed
+    metadata before either commits; the one whose commit loses signs again over the
+    winner's, so the metadata ends up naming both."""
+    files = tmp_path / "repo"
+    shutil.copytree(signed / "repo", files)
+    store, ring = open_store(str(files)), Keyring(signed / "keys")
+    moonrise = keys.generate(tmp_path / "keys", ["moonrise"])[0]
+    ring.add(keys.load_signer(moonrise.private))
+    repository.set_keys(store, ring, "moonrise", add=[keys.load_public(moonrise.public)])
+    with cf.ThreadPoolExecutor(2) as ex:  # a second product with a build of its own
+        ingest(store, str(fixture_tar("1.0.0")), "moonrise", "1.0.0", ex)
+        chunk(store, "moonrise", "1.0.0", ex)
+    before = {r.role: r.version for r in repository.status(store)}
+    timestamp = layout.metadata_key("timestamp")
+    barrier = threading.Barrier(2)
+    first_commit = threading.local()
+    real_put = store.put_if_match
+
+    def commit_after_both_signed(key, data, tag):
+        if key == timestamp and not getattr(first_commit, "done", False):
+            first_commit.done = True
+            barrier.wait(timeout=30)  # both signed over the same snapshot before either commits
+        return real_put(key, data, tag)
+
+    store.put_if_match = commit_after_both_signed
+    commits, errors = {}, []
+
+    def release(product: str, version: str, channel: str) -> None:
+        try:
+            promote(store, product, version, channel)
+            commits[product] = repository.sign_documents(store, ring, product)
+        except Exception as exc:  # noqa: BLE001 - neither may fail: the assertion below says how
+            errors.append(exc)
+
+    threads = [threading.Thread(target=release, args=a)
+               for a in ((PRODUCT, "1.0.0", "beta"), ("moonrise", "1.0.0", "stable"))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del store.put_if_match
+    assert errors == [] and set(commits) == {PRODUCT, "moonrise"}
+    t = before["timestamp"]
+    assert sorted(c.timestamp_version for c in commits.values()) == [t + 1, t + 2]  # one after the other
+    # each role's new version: the winner's first, the loser's second (its first went with the lost commit)
+    assert sorted([commits[PRODUCT].roles[f"product-{PRODUCT}"] - before[f"product-{PRODUCT}"],
+                   commits["moonrise"].roles["product-moonrise"] - before["product-moonrise"]]) == [1, 2]
+    client = fetcher(files, retries=0)
+    client.trust = TrustedMetadata(client.get, Anchors(tmp_path / "data").trust(
+        (files / layout.metadata_key("root", 1)).read_bytes(), [str(files)]), str(files))
+    assert resolve_version(client, PRODUCT, "beta") == "1.0.0"
+    assert resolve_version(client, "moonrise", "stable") == "1.0.0"

@@ -3,17 +3,22 @@ players run it; and what depot publishes, read by a TUF client that is not depot
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, PRODUCT, fixture_tar
+from helpers import DEPOT, tree_snapshot
+from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
 from pipeline import layout
 from pipeline.testing.http_origins import StaticOrigin
+from pipeline.trust.keys import generate, load_signer
 
 
 class Depot:
@@ -33,10 +38,11 @@ class Depot:
         return json.loads(self("--json", *args, check=check).stdout)
 
 
-@pytest.fixture
-def release(tmp_path):
+@pytest.fixture(scope="module")
+def made_release(tmp_path_factory) -> Path:
     """A signed repository made the way the README says: keys, root, a product key, a
-    build run and promoted."""
+    build run and promoted (made once; each test gets a copy from ``release``)."""
+    tmp_path = tmp_path_factory.mktemp("release")
     depot = Depot(tmp_path)
     keys = tmp_path / "keys"
     depot("keys", "generate", "--out", keys, "root-1", "root-2", "targets", "snapshot", "timestamp", PRODUCT)
@@ -51,7 +57,15 @@ def release(tmp_path):
     assert r["signed"]["roles"] == {f"product-{PRODUCT}": 1}
     depot("--keys", keys, "promote", "-p", PRODUCT, "-v", "1.0.0", "-c", "stable")
     depot("trust", "root", "-o", tmp_path / "root.json")
-    return depot
+    return tmp_path
+
+
+@pytest.fixture
+def release(made_release, tmp_path):
+    """A private copy of the release in ``tmp_path`` (keys, offline root keys, the
+    repository, root.json), and the depot command working on it."""
+    shutil.copytree(made_release, tmp_path, dirs_exist_ok=True)
+    return Depot(tmp_path)
 
 
 def test_keys_are_private_to_their_owner_and_never_overwritten(tmp_path):
@@ -173,3 +187,155 @@ def test_a_tuf_client_that_is_not_depot_verifies_what_depot_published(release, t
     assert Path(path).read_bytes() == (tmp_path / "repo" / key).read_bytes()
     assert updater.get_targetinfo(layout.channel_key(PRODUCT, "stable")) is not None
     assert updater.get_targetinfo(layout.manifest_key(PRODUCT, "9.9.9")) is None
+
+
+# -- trust init: lifetimes, and only once ----------------------------------------------------
+
+DAY = 86400
+DEFAULT_LIFETIMES = {"root": 365 * DAY, "targets": 365 * DAY, "product": 90 * DAY, "snapshot": 7 * DAY,
+                     "timestamp": 1 * DAY}
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory) -> dict[str, tuple[Path, dict[str, str], tuple[float, float]]]:
+    """Two repositories with a chunked build, each given a root of trust with some
+    `--expires` and the defaults for the rest, then a product key and its documents signed:
+    name -> (base, the lifetimes asked for, when their signing began and ended)."""
+    base = tmp_path_factory.mktemp("initialised")
+    generate(base / "keys", ["root", "targets", "snapshot", "timestamp", PRODUCT])
+    chunk_fixture_versions(base / "built" / "repo", versions=["1.0.0"])
+    made = {}
+    for name, expires in (("a", {"root": "730d", "timestamp": "90m"}),
+                          ("b", {"targets": "400d", "product": "30d", "snapshot": "36h"})):
+        shutil.copytree(base / "built", base / name)
+        depot = Depot(base / name)
+        started = time.time()
+        depot("trust", "init", "--root-key", base / "keys" / "root.key", "--targets-key", base / "keys" / "targets.key",
+              "--snapshot-key", base / "keys" / "snapshot.key", "--timestamp-key", base / "keys" / "timestamp.key",
+              *[a for role, d in expires.items() for a in ("--expires", f"{role}={d}")])
+        depot("--keys", base / "keys", "trust", "add-key", "-p", PRODUCT, "--key", base / "keys" / f"{PRODUCT}.pub")
+        depot("--keys", base / "keys", "trust", "sign", "-p", PRODUCT)
+        made[name] = (base / name, expires, (started, time.time()))
+    return made
+
+
+def test_trust_init_sets_each_roles_lifetime_and_defaults_the_others(initialised):
+    seconds = {"m": 60, "h": 3600, "d": DAY}
+    for base, expires, (started, ended) in initialised.values():
+        wanted = {**DEFAULT_LIFETIMES, **{role: int(d[:-1]) * seconds[d[-1]] for role, d in expires.items()}}
+        assert json.loads((base / "repo" / "trust.json").read_text())["lifetimes"] == wanted
+        roles = {r["role"]: r for r in Depot(base).json("trust", "status")["roles"]}
+        assert set(roles) == {"root", "targets", "snapshot", "timestamp", f"product-{PRODUCT}"}
+        for role, r in roles.items():
+            lifetime = wanted["product" if role.startswith("product-") else role]
+            expiry = datetime.datetime.fromisoformat(r["expires"]).timestamp()
+            assert int(started) + lifetime <= expiry <= ended + lifetime, (role, r["expires"])
+
+
+def test_trust_init_is_refused_where_there_is_a_root_of_trust(initialised, tmp_path):
+    base = initialised["a"][0]
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    before = tree_snapshot(tmp_path / "repo")
+    keys = base.parent / "keys"
+    keys_of_another = tmp_path / "other-keys"
+    generate(keys_of_another, ["root", "targets", "snapshot", "timestamp"])
+    for k in (keys, keys_of_another):  # the same keys again, or new ones: never a second root
+        r = Depot(tmp_path).json("trust", "init", "--root-key", k / "root.key", "--targets-key", k / "targets.key",
+                                 "--snapshot-key", k / "snapshot.key", "--timestamp-key", k / "timestamp.key",
+                                 "--expires", "timestamp=1h", check=6)
+        assert r["error"] == "VERSION_CONFLICT" and "signed already" in r["message"]
+        assert tree_snapshot(tmp_path / "repo") == before
+
+
+# -- a product's keys: revoking one, re-signing what is about to expire -------------------------
+
+
+def _role_metadata(repo: Path, role: str) -> Path:
+    return max(repo.glob(f"metadata/*.{role}.json"), key=lambda p: int(p.name.split(".")[0]))
+
+
+def test_revoking_a_key_keeps_the_products_other_keys(release, tmp_path):
+    from tuf.api.metadata import Metadata
+
+    keys = tmp_path / "keys"
+    old = json.loads((keys / f"{PRODUCT}.pub").read_text())["keyid"]
+    new = generate(tmp_path / "new", [f"{PRODUCT}-2"])[0]
+    (tmp_path / "new" / f"{PRODUCT}-2.key").rename(keys / f"{PRODUCT}-2.key")  # the build machine holds both
+    release("--keys", keys, "trust", "add-key", "-p", PRODUCT, "--key", new.public)
+
+    def product_keys() -> list[str]:
+        return {r["role"]: r for r in release.json("trust", "status")["roles"]}[f"product-{PRODUCT}"]["keyids"]
+
+    assert product_keys() == sorted([old, new.keyid])
+    r = release.json("--keys", keys, "trust", "revoke-key", "-p", PRODUCT, "--key", keys / f"{PRODUCT}.pub")
+    assert set(r["commit"]["roles"]) == {"targets", f"product-{PRODUCT}"}
+    assert product_keys() == [new.keyid]
+    role = _role_metadata(tmp_path / "repo", f"product-{PRODUCT}")
+    assert set(Metadata.from_bytes(role.read_bytes()).signatures) == {new.keyid}  # re-signed by the key that stays
+    installed = release.json("install", "--origin", tmp_path / "repo", "-p", PRODUCT, "-c", "stable", "--dest",
+                             tmp_path / "game", "--trust", tmp_path / "root.json")
+    assert installed["version"] == "1.0.0"
+
+    md = Metadata.from_bytes(role.read_bytes())  # what the revoked key signs from now on: refused
+    md.signatures.clear()
+    md.sign(load_signer(keys / f"{PRODUCT}.key"))
+    role.write_bytes(md.to_bytes())
+    release.env["DEPOT_DATA_DIR"] = str(tmp_path / "another-player")
+    r = release.json("install", "--origin", tmp_path / "repo", "-p", PRODUCT, "-c", "stable", "--dest",
+                     tmp_path / "game-2", "--trust", tmp_path / "root.json", check=13)
+    assert r["error"] == "METADATA_SIGNATURE_INVALID" and f"product-{PRODUCT}" in r["message"]
+    assert not (tmp_path / "game-2").exists()
+
+
+def test_refresh_re_signs_the_roles_within_half_their_lifetime_and_only_those(release, tmp_path):
+    keys, repo = tmp_path / "keys", tmp_path / "repo"
+
+    def status() -> dict:
+        return {r["role"]: (r["version"], r["expires"]) for r in release.json("trust", "status")["roles"]}
+
+    def lifetimes(**changes) -> None:
+        doc = json.loads((repo / "trust.json").read_text())
+        doc["lifetimes"].update(changes)
+        (repo / "trust.json").write_text(json.dumps(doc))
+
+    role = f"product-{PRODUCT}"
+    before = status()
+    r = release.json("--keys", keys, "trust", "refresh")["commit"]
+    assert r["roles"] == {}  # nothing is within half its lifetime: only a new snapshot and timestamp
+    assert r["snapshot_version"] == before["snapshot"][0] + 1 and r["timestamp_version"] == before["timestamp"][0] + 1
+
+    lifetimes(product=200 * DAY)  # signed for 90 days: now within half of 200
+    started = time.time()
+    assert release.json("--keys", keys, "trust", "refresh")["commit"]["roles"] == {role: before[role][0] + 1}
+    after = status()
+    assert after["targets"] == before["targets"] and after["root"] == before["root"]
+    expiry = datetime.datetime.fromisoformat(after[role][1]).timestamp()
+    assert int(started) + 200 * DAY <= expiry <= time.time() + 200 * DAY
+
+    lifetimes(product=90 * DAY, targets=800 * DAY)  # the product's new signature is far from expiry now
+    assert release.json("--keys", keys, "trust", "refresh")["commit"]["roles"] == {"targets": before["targets"][0] + 1}
+    assert status()[role] == after[role]
+
+
+# -- the player's data folder ---------------------------------------------------------------
+
+
+def test_the_players_data_folder_is_under_xdg_data_home_else_home(release, tmp_path):
+    root = (tmp_path / "root.json").read_bytes()
+    env = {k: v for k, v in release.env.items() if k not in ("DEPOT_DATA_DIR", "XDG_DATA_HOME", "DEPOT_TRUST")}
+
+    def install(dest: str, **more) -> None:
+        p = subprocess.run(DEPOT + ["install", "--origin", str(tmp_path / "repo"), "--trust", str(tmp_path / "root.json"),
+                                    "-p", PRODUCT, "-v", "1.0.0", "--dest", str(tmp_path / dest)],
+                           capture_output=True, text=True, cwd=tmp_path, env={**env, **more})
+        assert p.returncode == 0, p.stderr
+
+    def roots(data: Path) -> list[bytes]:
+        return [p.read_bytes() for p in (data / "trust").glob("*/root.json")]
+
+    install("game-1", XDG_DATA_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"))
+    assert roots(tmp_path / "xdg" / "depot") == [root]
+    assert not (tmp_path / "home").exists()
+    install("game-2", HOME=str(tmp_path / "home"))
+    assert roots(tmp_path / "home" / ".local" / "share" / "depot") == [root]
+    assert not (tmp_path / "player-data").exists()
