@@ -625,3 +625,121 @@ def corpus_line(c: dict) -> str:
 
 def machine_line(m: dict) -> str:
     return f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM"
+
+
+# --------------------------------------------------------------------------
+# HTTP load: wrk, and the CPU time of a server's processes
+
+WRK_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def wrk_duration_ms(text: str) -> float | None:
+    """A duration as wrk prints it (``812.00us``, ``1.23ms``, ``2.01s``, ``1.00m``) in
+    milliseconds; None if it is not one."""
+    import re
+
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
+    return float(m.group(1)) * WRK_UNITS_MS[m.group(2)] if m else None
+
+
+def parse_wrk(text: str) -> dict:
+    """What ``wrk --latency`` printed: requests, seconds, requests/s, the latency
+    percentiles it lists (ms), responses that were not 2xx or 3xx (wrk counts a status
+    >= 400 there), socket errors, bytes read."""
+    import re
+
+    out: dict = {"latency_ms": {}, "non_2xx_3xx": 0,
+                 "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0}}
+    in_dist = False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("Latency Distribution"):
+            in_dist = True
+            continue
+        if in_dist:
+            m = re.fullmatch(r"([0-9.]+)%\s+(\S+)", s)
+            if m:
+                out["latency_ms"][f"p{float(m.group(1)):g}"] = wrk_duration_ms(m.group(2))
+                continue
+            in_dist = False
+        m = re.match(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", s)
+        if m:
+            out["latency_avg_ms"] = wrk_duration_ms(m.group(1))
+            out["latency_max_ms"] = wrk_duration_ms(m.group(3))
+        m = re.match(r"(\d+) requests in ([0-9.]+)(us|ms|s|m|h), ([0-9.]+)([KMGT]?B) read", s)
+        if m:
+            out["requests"] = int(m.group(1))
+            out["seconds"] = wrk_duration_ms(m.group(2) + m.group(3)) / 1000.0
+            scale = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[m.group(5)]
+            out["bytes_read"] = int(float(m.group(4)) * scale)
+        m = re.match(r"Non-2xx or 3xx responses: (\d+)", s)
+        if m:
+            out["non_2xx_3xx"] = int(m.group(1))
+        m = re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
+        if m:
+            out["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        m = re.match(r"Requests/sec:\s+([0-9.]+)", s)
+        if m:
+            out["requests_per_s"] = float(m.group(1))
+    return out
+
+
+def wrk_command(url: str, seconds: float, connections: int, threads: int,
+                script: str | None = None) -> list[str]:
+    """``wrk --latency`` against url for whole seconds (a Lua script for POST bodies)."""
+    cmd = ["wrk", "--latency", "-t", str(threads), "-c", str(connections),
+           "-d", f"{max(1, round(seconds))}s"]
+    return cmd + (["-s", script] if script else []) + [url]
+
+
+def run_wrk(url: str, seconds: float, connections: int, threads: int,
+            script: str | None = None) -> dict:
+    """Run wrk and parse what it printed (parse_wrk), with its command, its own CPU
+    time (``wrk_cpu_s``, from wait4: the load generator's share of the machine) and its
+    output."""
+    cmd = wrk_command(url, seconds, connections, threads, script)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + seconds + 60
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+        except BaseException:  # interrupted: no wrk left behind
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    res = parse_wrk(stdout)
+    res.update(command=shlex.join(cmd), returncode=proc.returncode,
+               wrk_cpu_s=round(usage.ru_utime + usage.ru_stime, 3), stdout=stdout, stderr=stderr)
+    return res
+
+
+def process_tree_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its live descendants, by pid
+    (psutil)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return {}
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -123,15 +124,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                               "CDN links over published origins.")
     app.state.catalog = catalog
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics["requests"].labels(name, str(response.status_code)).inc()
-        metrics["latency"].labels(name).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Measure, metrics=metrics)
 
     @app.exception_handler(DepotError)
     async def depot_error(request: Request, exc: DepotError):
@@ -153,48 +146,57 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
         return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
 
-    def link(key: str, region: str | None) -> dict:
-        url, expires = signer_for(region).link(key)
-        metrics["links"].inc()
-        return {"href": url, "expiresAt": expires}
+    def remembered(what: tuple, compute):
+        """An answer computed once per reading of the published state (it changes with it)."""
+        answers = catalog.view().answers
+        found = answers.get(what)
+        if found is None:
+            if len(answers) > 100_000:
+                answers.clear()
+            found = answers[what] = compute()
+        return found
 
+    # Routes that answer from memory are coroutines: a thread hand-off per request would
+    # cost more than the answer. What may read an origin runs in the thread pool.
     @app.get("/healthz", include_in_schema=False)
-    def healthz():
+    async def healthz():
         healthy = any(o.healthy for o in catalog.origins)
         return JSONResponse({"status": "ok" if healthy else "no healthy origin"}, status_code=200 if healthy else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus():
+    async def prometheus():
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(f"{PREFIX}/products")
-    def products():
-        return {"data": [{"type": "product", "id": p, "attributes": {
+    async def products():
+        return JSONResponse({"data": [{"type": "product", "id": p, "attributes": {
             "versions": catalog.versions(p),
             "channels": {name: c.version for name, c in sorted(catalog.channels(p).items())}}}
-            for p in catalog.products()]}
+            for p in catalog.products()]})
 
     @app.get(f"{PREFIX}/products/{{product}}/versions")
-    def versions(product: str):
-        return {"data": [{"type": "version", "id": v, "attributes": {"productId": product}}
-                         for v in catalog.versions(product)]}
+    async def versions(product: str):
+        return JSONResponse({"data": [{"type": "version", "id": v, "attributes": {"productId": product}}
+                                      for v in catalog.versions(product)]})
 
     @app.get(f"{PREFIX}/products/{{product}}/channels")
-    def channels(product: str):
-        return {"data": [{"type": "channel", "id": name, "attributes": {
+    async def channels(product: str):
+        return JSONResponse({"data": [{"type": "channel", "id": name, "attributes": {
             "productId": product, "versionId": c.version, "serial": c.serial,
-            "history": [dict(m.__dict__) for m in c.history]}} for name, c in sorted(catalog.channels(product).items())]}
+            "history": [dict(m.__dict__) for m in c.history]}}
+            for name, c in sorted(catalog.channels(product).items())]})
 
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/manifest")
     def manifest(product: str, version: str):
         m = catalog.manifest(product, version)
-        return {"data": {"type": "manifest", "id": f"{product}/{version}", "attributes": m.to_dict()},
-                "meta": {"signed": catalog.signed(layout.manifest_key(product, version))}}
+        return JSONResponse({"data": {"type": "manifest", "id": f"{product}/{version}", "attributes": m.to_dict()},
+                             "meta": {"signed": catalog.signed(layout.manifest_key(product, version))}})
 
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/chunks")
     def chunks(request: Request, product: str, version: str, number: int = Query(1, alias="page[number]", ge=1),
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
-        refs = sorted(catalog.manifest(product, version).unique_chunks().values(), key=lambda c: c.id)
+        refs = remembered(("chunks", product, version), lambda: sorted(
+            catalog.manifest(product, version).unique_chunks().values(), key=lambda c: c.id))
         page = refs[(number - 1) * size: number * size]
         buckets.take(_client(request))  # a request, however many links it carries
         signer = signer_for(region)
@@ -206,40 +208,81 @@ def create_app(config: ServiceConfig) -> FastAPI:
         metrics["links"].inc(len(data))
         pages = max(1, -(-len(refs) // size))
         base = f"{PREFIX}/products/{product}/versions/{version}/chunks?page[size]={size}"
-        return {"data": data, "meta": {"total": len(refs), "pages": pages},
-                "links": {"self": f"{base}&page[number]={number}",
-                          "next": f"{base}&page[number]={number + 1}" if number < pages else None}}
+        return JSONResponse({"data": data, "meta": {"total": len(refs), "pages": pages},
+                             "links": {"self": f"{base}&page[number]={number}",
+                                       "next": f"{base}&page[number]={number + 1}" if number < pages else None}})
 
     @app.get(f"{PREFIX}/links")
-    def links(request: Request, key: list[str] = Query(..., max_length=1000), region: str | None = None):
+    async def links(request: Request, key: list[str] = Query(..., max_length=1000), region: str | None = None):
         """Signed links for objects by key (a chunk, a patch, a document), many at once."""
         for k in key:
             layout.check_key(k)
         buckets.take(_client(request))
-        return {"data": [{"type": "link", "id": k, "attributes": link(k, region)} for k in key]}
+        signer = signer_for(region)
+        data = []
+        for k in key:
+            url, expires = signer.link(k)
+            data.append({"type": "link", "id": k, "attributes": {"href": url, "expiresAt": expires}})
+        metrics["links"].inc(len(data))
+        return JSONResponse({"data": data})
 
     @app.post(f"{PREFIX}/updates/check")
-    def updates_check(body: UpdateCheck, channel: str | None = None):
+    async def updates_check(body: UpdateCheck, channel: str | None = None):
         out = []
         for item in body.data:
-            a = item.attributes
-            try:
-                info = check(catalog, a.productId, a.currentVersionId, channel or config.channel)
-            except NotFound:
-                info = {"productId": a.productId, "isUpdateAvailable": False}
+            what = ("check", item.attributes.productId, item.attributes.currentVersionId, channel or config.channel)
+            info = catalog.view().answers.get(what)
+            if info is None:  # the first player on this version: its manifests may be read
+                info = await run_in_threadpool(remembered, what, lambda: _check(catalog, *what[1:]))
             out.append({"type": "updateInfo", "attributes": info})
-        return {"data": out}
+        return JSONResponse({"data": out})
 
     @app.get(f"{PREFIX}/regions")
-    def regions():
-        return {"data": [{"type": "origin", "id": o.name, "attributes": o.to_dict()} for o in catalog.ordered()]}
+    async def regions():
+        return JSONResponse({"data": [{"type": "origin", "id": o.name, "attributes": o.to_dict()}
+                                      for o in catalog.ordered()]})
 
     @app.get(f"{PREFIX}/regions/preferred")
-    def preferred(region: str | None = None):
+    async def preferred(region: str | None = None):
         o = catalog.preferred(region)
-        return {"data": {"type": "origin", "id": o.name, "attributes": o.to_dict()}}
+        return JSONResponse({"data": {"type": "origin", "id": o.name, "attributes": o.to_dict()}})
 
     return app
+
+
+def _check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
+    try:
+        return check(catalog, product, current, channel)
+    except NotFound:
+        return {"productId": product, "isUpdateAvailable": False}
+
+
+class Measure:
+    """Requests and latency by route, as plain ASGI: Starlette's ``BaseHTTPMiddleware``
+    runs each request through a task and memory streams, which costs more than most
+    answers here."""
+
+    def __init__(self, app, metrics: dict):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics["requests"].labels(name, str(status)).inc()
+            self.metrics["latency"].labels(name).observe(time.perf_counter() - started)
 
 
 def _client(request: Request) -> str:

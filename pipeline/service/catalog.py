@@ -61,6 +61,7 @@ class _View:
     versions: dict[str, list[str]] = field(default_factory=dict)
     channels: dict[str, dict[str, Channel]] = field(default_factory=dict)
     indexes: dict[str, PlanIndex | None] = field(default_factory=dict)
+    answers: dict[tuple, object] = field(default_factory=dict)  # what the service computed from it
 
 
 class Catalog:

@@ -169,7 +169,12 @@ def test_regions_skip_an_unhealthy_origin_and_metrics_count(world):
 
 
 def test_the_cache_follows_the_origins_timestamp(world):
+    """The channels, and the update checks answered from them (kept per reading of the
+    origins), change once the origins' timestamp does."""
     repo, ring = world["repo"], Keyring(world["base"] / "keys")
+    body = {"data": [{"type": "installedProduct", "attributes": {"productId": PRODUCT, "currentVersionId": "1.0.0"}}]}
+    before = post(world["url"], f"{API}/updates/check?channel=beta", body)[1]["data"][0]["attributes"]
+    assert before["latestVersionId"] == "1.2.0"  # no beta channel yet: the newest version
     promote(repo, PRODUCT, "1.1.0", "beta")
     repository.sign_documents(repo, ring, PRODUCT)
     publish(repo, [open_store(str(world["origin"]))], PRODUCT, ["1.1.0"], channels=["beta"])
@@ -180,6 +185,8 @@ def test_the_cache_follows_the_origins_timestamp(world):
             break
         time.sleep(0.1)
     assert channels == {"beta": "1.1.0", "stable": "1.2.0"}
+    after = post(world["url"], f"{API}/updates/check?channel=beta", body)[1]["data"][0]["attributes"]
+    assert after["latestVersionId"] == "1.1.0" and after["isUpdateAvailable"] is True
 
 
 def test_schemathesis_finds_no_server_error(world, tmp_path):
