@@ -553,9 +553,37 @@ def default_corpus_dir(args) -> str:
     return os.path.join(base, f"tree-{args.size_gb:g}gib-seed{args.seed}")
 
 
+def game_corpus(package: str) -> str:
+    """A real game's shipped data: Debian's ``package`` (``redeclipse-data``,
+    ``warzone2100-data``, ...) downloaded with ``apt-get download`` and unpacked with
+    ``dpkg -x`` under ``$TMPDIR/depot-bench-games/``, once; the directory holding its
+    files (``usr/share/games/<name>`` when there is one)."""
+    base = os.path.join(tempfile.gettempdir(), "depot-bench-games", package)
+    tree = os.path.join(base, "tree")
+    if not os.path.isdir(tree):
+        os.makedirs(base, exist_ok=True)
+        log(f"downloading and unpacking Debian's {package} ...")
+        got = subprocess.run(["apt-get", "download", package], cwd=base, stderr=subprocess.PIPE)
+        if got.returncode != 0:
+            subprocess.run(["apt-get", "update"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            got = subprocess.run(["apt-get", "download", package], cwd=base, stderr=subprocess.PIPE)
+        debs = [f for f in os.listdir(base) if f.endswith(".deb")]
+        if got.returncode != 0 or not debs:
+            raise SystemExit(f"apt-get download {package} failed: {got.stderr.decode(errors='replace')}")
+        subprocess.run(["dpkg", "-x", os.path.join(base, debs[0]), tree + ".part"], check=True)
+        os.remove(os.path.join(base, debs[0]))
+        os.rename(tree + ".part", tree)
+    games = os.path.join(tree, "usr", "share", "games")
+    if os.path.isdir(games) and len(os.listdir(games)) == 1:
+        return os.path.join(games, os.listdir(games)[0])
+    return tree
+
+
 def prepare_corpus(args) -> tuple[str, dict]:
     """The corpus (options of add_corpus_options) and its description; exits
     if it holds no bytes."""
+    if getattr(args, "game", None):
+        args.corpus = game_corpus(args.game)
     path = os.path.abspath(args.corpus) if args.corpus else default_corpus_dir(args)
     if args.corpus and os.path.isdir(path) and os.listdir(path):
         size, files = tree_bytes(path)
@@ -579,6 +607,8 @@ def add_corpus_options(ap: argparse.ArgumentParser, single_file_help: str) -> No
                     help="size of a generated corpus in GiB (default 1.0)")
     ap.add_argument("--single-file-gb", type=float, default=0.0, help=single_file_help)
     ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    ap.add_argument("--game", metavar="PACKAGE", help="a real game's data instead: a Debian package "
+                    "(redeclipse-data, warzone2100-data), downloaded and unpacked with dpkg -x once")
 
 
 def add_run_options(ap: argparse.ArgumentParser, workdir_help: str, keep_help: str) -> None:

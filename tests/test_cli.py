@@ -361,7 +361,10 @@ def test_ctrl_c_exits_130_interrupted(published, tmp_path):
     with StaticOrigin(published) as origin:
         proc = subprocess.Popen(DEPOT + ["--json", "install", "--allow-unsigned", "--origin", origin.url, "-p", PRODUCT,
                                          "-v", "1.3.0", "--dest", str(tmp_path / "game"), "--max-rate", "512KiB"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                # as from a terminal: a suite started in the background by a
+                                # shell inherits SIGINT ignored, and so would depot
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while not any(path.startswith("/chunks/") for path in list(origin.requests_by_path)):
             if proc.poll() is not None:
                 pytest.fail(f"install ended before downloading a chunk: {proc.communicate()}")
