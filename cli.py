@@ -87,10 +87,10 @@ class Settings:
                 table[key] = str(base / table[key])
         return EventSinks.from_table(table, default_data_dir() / "outbox")
 
-    def executor(self, total_bytes: int | None = None):
+    def executor(self):
         # A memory:// repository lives in this process: its jobs cannot go to workers.
         in_process = self.store.location.scheme == "memory"
-        return dask_cluster.executor_for(total_bytes, self.scheduler, self.workers, in_process)
+        return dask_cluster.executor_for(self.scheduler, self.workers, in_process)
 
     def emit(self, result: dict, human: str) -> None:
         if self.as_json:
@@ -123,7 +123,8 @@ def upload_progress(desc: str):
 
 @contextlib.contextmanager
 def install_progress(desc: str):
-    """A bar whose total is known only once install has looked at the disk."""
+    """A bar whose total is known only once the work has looked at its input (install at
+    the disk, run at the build)."""
     with _bar(desc, None) as bar:
         def on_total(n):
             bar.total = n

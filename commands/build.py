@@ -4,10 +4,12 @@ ls, cat, and diff (the update plans CI builds)."""
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
-from cli import ByteSize, Settings, cli, json_option, mib, product_option, progress_bar, version_option
+from cli import (ByteSize, Settings, cli, install_progress, json_option, mib, product_option, progress_bar,
+                 version_option)
 
 
 def _ingest(s: Settings, source: str, product: str, version: str) -> dict:
@@ -22,7 +24,7 @@ def _chunk(s: Settings, product: str, version: str) -> dict:
     from pipeline.formats import inventory
 
     total = sum(f.size for f in inventory.load(s.store, product, version).files)
-    with s.executor(total) as ex, progress_bar(f"chunk {product} {version}", total) as advance:
+    with s.executor() as ex, progress_bar(f"chunk {product} {version}", total) as advance:
         return chunk(s.store, product, version, ex, advance, s.locations).to_dict()
 
 
@@ -77,13 +79,16 @@ def chunk(s: Settings, product, version):
 def run(s: Settings, source, product, version, diff_last, origins):
     """The whole pipeline for one uploaded build: ingest, chunk, and optionally diff."""
     from pipeline.build.catalog import chunked_versions
+    from pipeline.build.run import ingest_and_chunk
     from pipeline.core.versions import earlier
 
     sign = s.signer(product)
     for o in origins:  # a mistyped origin is refused before the work, not after
         s.locations.resolve(o)
-    i = _ingest(s, source, product, version)
-    c = _chunk(s, product, version)
+    started = time.monotonic()
+    with s.executor() as ex, install_progress(f"run {product} {version}") as (advance, on_total):
+        i, c = (r.to_dict() for r in ingest_and_chunk(s.store, source, product, version, ex, advance, s.locations,
+                                                      on_total))
     plans = []
     if diff_last:
         before = earlier(chunked_versions(s.store, product), version)
@@ -95,7 +100,7 @@ def run(s: Settings, source, product, version, diff_last, origins):
     events = s.announce(product, version, "publish", origins) if origins else None
     s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": signed, "published": pushed, "events": events,
             **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
-            "elapsed_s": round(i["elapsed_s"] + c["elapsed_s"] + sum(p["elapsed_s"] for p in plans), 3)},
+            "elapsed_s": round(time.monotonic() - started, 3)},
            "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]
                      + describe_push(pushed)))
 
@@ -190,7 +195,7 @@ def _diff_pairs(s: Settings, product: str, pairs: list[tuple[str, str]]) -> list
 
     sizes = {v: manifest.load(s.store, product, v).totals()["bytes"] for v in {b for _, b in pairs}}
     total = sum(sizes[b] for _, b in pairs)
-    with s.executor(total) as ex, progress_bar(f"diff {product}", total) as advance:
+    with s.executor() as ex, progress_bar(f"diff {product}", total) as advance:
         return [diff(s.store, product, a, b, ex, advance).to_dict() for a, b in pairs]
 
 

@@ -2,7 +2,7 @@
 
 ``executor()`` gives the pipeline a ``concurrent.futures.Executor`` backed by a Dask
 cluster: an existing scheduler when an address is given, otherwise a LocalCluster of
-worker processes sized to the machine; ``executor_for()`` decides when a job is worth one.
+worker processes; ``executor_for()`` decides where a job runs.
 The cluster starts on the first task, so commands with nothing to do start none.
 """
 
@@ -82,15 +82,14 @@ def executor(scheduler: str | None = None, workers: int | None = None) -> Iterat
         ex.shutdown()
 
 
-SMALL_JOB_BYTES = 32 << 20
-
-
-def executor_for(total_bytes: int | None, scheduler: str | None = None, workers: int | None = None,
+def executor_for(scheduler: str | None = None, workers: int | None = None,
                  in_process: bool = False) -> contextlib.AbstractContextManager[cf.Executor]:
-    """Where a job of ``total_bytes`` runs: Dask for real work; small jobs and unsized ones
-    (listing and hashing a build) on threads here, unless a scheduler or a worker count is
-    asked for, because a local cluster costs seconds to start, more than a small build takes.
-    Jobs whose data lives in this process (``in_process``) always run on threads."""
-    if in_process or scheduler is None and workers is None and (total_bytes is None or total_bytes < SMALL_JOB_BYTES):
+    """Where a job runs: on an existing Dask cluster (``scheduler``), on a local one of
+    ``workers`` processes, else on threads in this process. The work (SHA-256, BLAKE3,
+    zstd, the patch engines) releases the GIL, so on one machine threads do it with less
+    CPU than worker processes and no cluster to start (docs/benchmarks.md); a cluster
+    pays across machines, or where per-chunk Python would keep many cores waiting on the
+    interpreter. Jobs whose data lives in this process (``in_process``) always run here."""
+    if in_process or scheduler is None and workers is None:
         return cf.ThreadPoolExecutor(os.cpu_count() or 1)
     return executor(scheduler, workers)

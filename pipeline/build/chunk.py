@@ -80,19 +80,30 @@ def chunk(
             raise VersionConflict(f"{product} {version}: the manifest does not match the inventory")
         return _result(existing, set(), 0, started, created=False)
 
-    params = products.chunk_params(store, product)
-    data = inv.data
-    source = locations.resolve(data.url) if data.url else store.location.child(data.key)
-    files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
-    cut = _run(executor, store.location, params, files, progress)
-
+    params, cut = cut_files(store, inv, executor, progress, locations)
     for e in inv.files:
         if cut.digests[e.path] != e.hash_sha256:
             raise SourceChanged(f"{inv.source_url}: {e.path} changed since it was ingested")
+    return finish(store, inv, params, cut, started)
+
+
+def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor, progress: Progress,
+              locations: Locations) -> tuple[ChunkParams, "_Cut"]:
+    """Read every file of ``inv`` once: its chunks stored, its SHA-256 computed."""
+    params = products.chunk_params(store, inv.product)
+    data = inv.data
+    source = locations.resolve(data.url) if data.url else store.location.child(data.key)
+    files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
+    return params, _run(executor, store.location, params, files, progress)
+
+
+def finish(store: WriteStore, inv: inventory.Inventory, params: ChunkParams, cut: "_Cut",
+           started: float) -> ChunkResult:
+    """Write the version's manifest from its cut files."""
     m = manifest.build(inv, params, cut.chunks)
     created = _save(store, m)
-    if data.key:
-        store.delete(data.key)  # the staged pack is only needed until the manifest exists
+    if inv.data.key:
+        store.delete(inv.data.key)  # the staged pack is only needed until the manifest exists
     return _result(m, cut.new_ids, cut.new_stored, started, created)
 
 

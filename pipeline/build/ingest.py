@@ -55,49 +55,74 @@ def ingest(
 ) -> IngestResult:
     """Inventory the build at ``source``; ``locations`` gives the settings of the locations
     it names (the source itself when given as a URL)."""
+    return ingest_surveyed(store, survey(store, source, product, version, locations), executor, progress)
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A build looked at, before its bytes are read: its entries, checked safe, when it
+    is a directory or a tar read in place (``unhashed``: their SHA-256 still to come)."""
+
+    source: Location
+    kind: str
+    blank: Inventory
+    existing: Inventory | None
+    unhashed: Inventory | None
+    started: float
+
+
+def survey(store: WriteStore, source: Location | str, product: str, version: str,
+           locations: Locations = Locations()) -> Survey:
     started = time.monotonic()
     layout.check_product(product)
     layout.check_version(version)
     source = _absolute(locations.resolve(source))
-    source_url = source.url
     kind = source_kind(source)
-    key = layout.inventory_key(product, version)
-    existing = inventory.load(store, product, version) if store.has(key) else None
-    blank = Inventory(product, version, source_url, kind, SourceData("blob", url=source_url))
-
-    if kind in PACKED_KINDS:
-        inv = _ingest_packed(store, source, blank, existing, progress)
-    else:
+    existing = inventory.load(store, product, version) if store.has(layout.inventory_key(product, version)) else None
+    blank = Inventory(product, version, source.url, kind, SourceData("blob", url=source.url))
+    unhashed = None
+    if kind not in PACKED_KINDS:
         if kind == "directory":
-            blank = dataclasses.replace(blank, data=SourceData("directory", url=source_url))
+            blank = dataclasses.replace(blank, data=SourceData("directory", url=source.url))
             raw = scan_directory(source)
         else:
             raw = scan_tar_in_place(source)
-        inv = blank.with_entries(check_tree(raw, source_url))
-        inv = inv.with_entries(_hash_files(inv, source, executor, progress))
+        unhashed = blank.with_entries(check_tree(raw, source.url))
+    return Survey(source, kind, blank, existing, unhashed, started)
 
-    created = False
+
+def ingest_surveyed(store: WriteStore, s: Survey, executor: cf.Executor, progress: Progress = ignore) -> IngestResult:
+    if s.unhashed is None:
+        inv = _ingest_packed(store, s.source, s.blank, s.existing, progress)
+    else:
+        inv = s.unhashed.with_entries(_hash_files(s.unhashed, s.source, executor, progress))
+    return record(store, s, inv)
+
+
+def record(store: WriteStore, s: Survey, inv: Inventory) -> IngestResult:
+    """Write the inventory if the version has none; refuse other content under it."""
+    existing, created = s.existing, False
     if existing is None:
-        created = store.put_if_absent(key, inv.to_bytes())
+        created = store.put_if_absent(layout.inventory_key(inv.product, inv.version), inv.to_bytes())
         if not created:  # another ingest of this version got there first
-            existing = inventory.load(store, product, version)
+            existing = inventory.load(store, inv.product, inv.version)
     if existing is not None and not existing.same_content(inv):
         raise VersionConflict(
-            f"{product} {version} was already ingested with different content; "
-            f"{source_url} is not the same build (use a new version)"
+            f"{inv.product} {inv.version} was already ingested with different content; "
+            f"{s.source.url} is not the same build (use a new version)"
         )
     files = inv.files
     return IngestResult(
-        product=product,
-        version=version,
-        source=source_url,
-        kind=kind,
+        product=inv.product,
+        version=inv.version,
+        source=s.source.url,
+        kind=s.kind,
         files=len(files),
         dirs=sum(e.type == "dir" for e in inv.entries),
         symlinks=sum(e.type == "symlink" for e in inv.entries),
         bytes=sum(f.size for f in files),
         created=created,
-        elapsed_s=round(time.monotonic() - started, 3),
+        elapsed_s=round(time.monotonic() - s.started, 3),
     )
 
 

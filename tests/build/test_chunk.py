@@ -296,3 +296,29 @@ def test_dedup_ratio_and_newly_stored_bytes_are_exact(repo, threads, tmp_path):
     ingest(repo, str(build), PRODUCT, "2", threads)
     again = chunk(repo, PRODUCT, "2", threads)
     assert (again.stored_bytes_new, again.chunks_new, again.chunks_reused) == (0, 0, again.unique_chunks)
+
+
+def test_run_reads_a_directory_once_and_writes_what_ingest_then_chunk_write(tmp_path, threads, build_dirs, monkeypatch):
+    """`depot run` on a directory cuts, stores and hashes each file in one pass (ingest's
+    hashing pass never runs), and writes the same inventory and manifest, byte for byte,
+    as the two steps."""
+    from pipeline.build import ingest as ingest_module
+    from pipeline.build.run import ingest_and_chunk
+
+    two, one = (open_store(str(tmp_path / name)) for name in ("two-steps", "one-pass"))
+    for store in (two, one):
+        products.configure(store, PRODUCT, fixture_params())
+    ingest(two, str(build_dirs["1.1.0"]), PRODUCT, "1.1.0", threads)
+    chunk(two, PRODUCT, "1.1.0", threads)
+
+    def no_second_pass(*args):
+        raise AssertionError("ingest hashed the files in a pass of its own")
+
+    monkeypatch.setattr(ingest_module, "hash_files", no_second_pass)
+    totals = []
+    ingested, chunked = ingest_and_chunk(one, str(build_dirs["1.1.0"]), PRODUCT, "1.1.0", threads,
+                                         on_total=totals.append)
+    assert ingested.created and chunked.created
+    for key in (layout.inventory_key(PRODUCT, "1.1.0"), layout.manifest_key(PRODUCT, "1.1.0")):
+        assert one.get(key) == two.get(key)
+    assert totals == [chunked.bytes]
