@@ -373,3 +373,30 @@ def test_ctrl_c_exits_130_interrupted(published, tmp_path):
     assert proc.returncode == 130
     assert json.loads(out) == {"error": "INTERRUPTED", "message": "interrupted"}
     assert err.splitlines()[-1] == "depot: error: interrupted [INTERRUPTED]" and "Traceback" not in err
+
+
+def _processes_marked(mark: str) -> list[int]:
+    """Processes whose environment holds ``mark``: whatever a command started, reparented or not."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if mark.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def test_a_run_on_a_local_cluster_leaves_no_process_behind(tmp_path):
+    """--workers starts a scheduler and worker processes; once depot exits, none is left."""
+    import uuid
+
+    mark = f"DEPOT_TEST_RUN={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    p = subprocess.run(DEPOT + ["--repo", str(tmp_path / "repo"), "--workers", "2", "--json", "run",
+                                str(fixture_tar("1.0.0")), "-p", PRODUCT, "-v", "1.0.0"],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, key: value})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["chunk"]["created"]
+    assert _processes_marked(mark) == []
