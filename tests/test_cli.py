@@ -77,7 +77,8 @@ def test_version_conflict_and_damage_exit_codes(repo, tmp_path):
 
     chunks = sorted((repo / "chunks").rglob("*"))
     victim = max((c for c in chunks if c.is_file()), key=lambda c: c.stat().st_size)
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    damaged = victim.read_bytes()
+    victim.write_bytes(damaged[:-1] + bytes([damaged[-1] ^ 1]))  # its last byte, whatever it was, changed
     manifest = json.loads(next(repo.rglob("manifest.json")).read_text())
     path = next(f["path"] for f in manifest["file_entries"] if any(c["id"] == victim.name for c in f.get("chunks", [])))
     out = tmp_path / "out.bin"

@@ -262,13 +262,15 @@ class ChunkJob:
 
     def run(self, jobs: int) -> None:
         for f in self.todo:
-            fd = os.open(self.inst.staging_path(f), os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                if os.fstat(fd).st_size != f.size:
-                    os.ftruncate(fd, f.size)
-            finally:
-                os.close(fd)
-            if self.missing.get(f.path, 0) == 0:
+            missing = self.missing.get(f.path, 0)
+            if missing == 0 or len(f.chunks) > 1:  # a file of one chunk missing is made by its write
+                fd = os.open(self.inst.staging_path(f), os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    if os.fstat(fd).st_size != f.size:
+                        os.ftruncate(fd, f.size)
+                finally:
+                    os.close(fd)
+            if missing == 0:
                 self._finish_file(f)
         self.fetcher.prefetch([layout.chunk_key(cid) for cid in self.targets if cid not in self.local])
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -296,7 +298,8 @@ class ChunkJob:
                 self.chunks_reused += 1
         for f, offset in self.targets[cid]:
             staged = self.inst.staging_path(f)
-            fd = os.open(staged, os.O_WRONLY)
+            whole = os.O_CREAT | os.O_TRUNC if len(f.chunks) == 1 else 0  # a file of one chunk is made here
+            fd = os.open(staged, os.O_WRONLY | whole, 0o644)
             try:
                 os.pwrite(fd, data, offset)
             finally:
