@@ -16,8 +16,8 @@ import zstandard
 from ..errors import IntegrityError
 
 ZSTD_LEVEL = 3  # fixed per store: stored sizes in manifests must not depend on who wrote first
-PROBE = 16 << 10  # bytes tried first, at level 1
-PROBE_KEEP = 0.9  # a probe that does not shrink below this share: the chunk is stored raw
+SAMPLES, SAMPLE = 4, 8 << 10  # tried first at level 1: spread evenly, the first at the start, the last at the end
+SAMPLE_KEEP = 0.9  # samples that all stay above this share of their size: the chunk is stored raw
 
 _local = threading.local()
 
@@ -44,6 +44,14 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+def _worth_compressing(data) -> bool:
+    if len(data) <= SAMPLES * SAMPLE:
+        return True
+    step = (len(data) - SAMPLE) // (SAMPLES - 1)
+    probe = _prober()
+    return any(len(probe.compress(data[i * step: i * step + SAMPLE])) <= SAMPLE * SAMPLE_KEEP for i in range(SAMPLES))
+
+
 def chunk_id(data) -> str:
     return blake3.blake3(data).hexdigest()
 
@@ -51,11 +59,11 @@ def chunk_id(data) -> str:
 def encode(data) -> bytes:
     """The stored form of a chunk: compressed if that shrinks it, else raw.
 
-    Most of a game's bytes are compressed already (textures, audio, video): a chunk whose
-    first 16 KiB do not shrink by a tenth at zstd's fastest level is stored raw without
-    compressing the rest, at a sixth of the cost. The decision depends on the chunk's bytes
-    alone, so a chunk's stored size does not depend on who stored it first."""
-    if len(data) > PROBE and len(_prober().compress(data[:PROBE])) > PROBE * PROBE_KEEP:
+    Most of a game's bytes are compressed already (textures, audio, video): a chunk none of
+    whose samples shrinks by a tenth at zstd's fastest level is stored raw without
+    compressing the whole, at a sixth of the cost. The decision depends on the chunk's
+    bytes alone, so a chunk's stored size does not depend on who stored it first."""
+    if not _worth_compressing(data):
         return bytes(data)
     packed = _compressor().compress(data)
     return packed if len(packed) < len(data) else bytes(data)
