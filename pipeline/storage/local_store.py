@@ -29,12 +29,15 @@ class LocalStore(FsspecStore):
             fd = os.open(self._path(key), os.O_RDONLY)
             try:
                 size = os.fstat(fd).st_size
-                parts = [os.read(fd, size)]
-                while len(parts[-1]) and sum(map(len, parts)) < size:  # a short read, rare
-                    parts.append(os.read(fd, size))
+                data = os.read(fd, size)
+                while len(data) < size:  # a short read, rare
+                    more = os.read(fd, size - len(data))
+                    if not more:
+                        break
+                    data += more
             finally:
                 os.close(fd)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return data
 
     def has(self, key: str) -> bool:
         with self._translated(key):
@@ -105,6 +108,9 @@ class LocalStore(FsspecStore):
                 os.unlink(tmp)
 
 
+_UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")  # Linux, with /proc
+
+
 def _create_unnamed(path: str, data: bytes) -> bool | None:
     """Create ``path`` with ``data`` if it does not exist: the bytes go to an unnamed file in
     its directory (``O_TMPFILE``), linked into place whole. One directory entry made instead
@@ -112,16 +118,15 @@ def _create_unnamed(path: str, data: bytes) -> bool | None:
     costs the file system; a killed process leaves nothing. True if created, False if the
     path existed, None where the file system or the platform cannot (the caller stages a
     named temporary instead)."""
-    flags = getattr(os, "O_TMPFILE", 0)
-    if not flags or not os.path.isdir("/proc/self/fd"):
+    if not _UNNAMED:
         return None
     head = os.path.dirname(path)
     try:
         try:
-            fd = os.open(head, flags | os.O_WRONLY, 0o666)
+            fd = os.open(head, os.O_TMPFILE | os.O_WRONLY, 0o666)
         except FileNotFoundError:
             os.makedirs(head, exist_ok=True)
-            fd = os.open(head, flags | os.O_WRONLY, 0o666)
+            fd = os.open(head, os.O_TMPFILE | os.O_WRONLY, 0o666)
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             return None

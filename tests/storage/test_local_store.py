@@ -4,13 +4,23 @@ import os
 
 import pytest
 
-from pipeline.storage import open_store
+from pipeline.storage import local_store, open_store
 from pipeline.testing.store_contract import WriteStoreContract
 
 
 class TestLocalStore(WriteStoreContract):
     @pytest.fixture
     def store(self, tmp_path):
+        return open_store(str(tmp_path / "repo"))
+
+
+class TestLocalStoreWithNamedTemporaries(WriteStoreContract):
+    """Where unnamed files (``O_TMPFILE``) are missing, create-if-absent links a named
+    temporary: the same contract."""
+
+    @pytest.fixture
+    def store(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(local_store, "_UNNAMED", False)
         return open_store(str(tmp_path / "repo"))
 
 
