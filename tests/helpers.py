@@ -363,3 +363,14 @@ def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:
         rows.append(bytes(line))
         prev = line
     return width, height, channels, rows
+
+
+def run_together(fn, argument_tuples) -> None:
+    """``fn`` on a thread of its own per argument tuple, all started before any is joined."""
+    import threading
+
+    threads = [threading.Thread(target=fn, args=a) for a in argument_tuples]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

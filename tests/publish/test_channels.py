@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from helpers import run_together
 from pipeline.testing.fixtures import PRODUCT, VERSIONS
 from pipeline import layout
 from pipeline.errors import NotFound, VersionConflict
@@ -51,11 +52,7 @@ def test_racing_promotions_one_wins_the_others_are_told(published):
             except VersionConflict:
                 outcome[v] = "told"
 
-        threads = [threading.Thread(target=run, args=(v,)) for v in racers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_together(run, [(v,) for v in racers])
     finally:
         del store.put_if_match
     winners = [v for v, o in outcome.items() if o == "won"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_installed, fetcher
+from helpers import assert_installed, fetcher, run_together
 from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
@@ -353,13 +353,8 @@ def test_two_publishers_signing_at_once_both_end_up_in_the_metadata(signed, tmp_
         except Exception as exc:  # noqa: BLE001 - neither may fail: the assertion below says how
             errors.append(exc)
 
-    threads = [threading.Thread(target=release, args=a)
-               for a in ((PRODUCT, "1.0.0", "beta"), ("moonrise", "1.0.0", "stable"))]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_together(release, [(PRODUCT, "1.0.0", "beta"), ("moonrise", "1.0.0", "stable")])
     finally:
         del store.put_if_match
     assert errors == [] and set(commits) == {PRODUCT, "moonrise"}
