@@ -334,3 +334,33 @@ def test_links_are_asked_a_batch_at_a_time_as_the_download_goes(world, monkeypat
         assert store.get(keys[4]) == (world["origin"] / keys[4]).read_bytes()
         assert store.get(keys[6]) == (world["origin"] / keys[6]).read_bytes()
         assert asked == [keys[0:3], keys[3:6], keys[4:7]]
+
+
+def test_depot_serve_takes_its_link_secret_from_depot_link_secret(world, tmp_path):
+    """`depot serve` as a user starts it, the nginx secret only in the environment: its links
+    are the ones nginx's secure_link accepts for that secret."""
+    from pipeline.service.links import verify_nginx
+    from pipeline.testing.servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "DEPOT_LINK_SECRET": SECRET}
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(DEPOT + ["serve", "--origin", str(world["origin"]), "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = get(url, f"{API}/links?key=chunks/00/x")
+                break
+            except urllib.error.URLError:
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.1)
+        assert status == 200, body
+        link = urllib.parse.urlsplit(body["data"][0]["attributes"]["href"])
+        query = dict(urllib.parse.parse_qsl(link.query))
+        verify_nginx(link.path, query["md5"], query["expires"], SECRET)  # raises if signed with another secret
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
