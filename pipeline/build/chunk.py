@@ -28,7 +28,7 @@ from ..formats import inventory, manifest
 from ..formats.manifest import ChunkRef, Manifest
 from ..storage import Location, Locations, WriteStore, open_store
 from . import products
-from .source_ranges import read_range, read_view, sha256_range
+from .source_ranges import fingerprint, read_range, read_view, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
 
@@ -89,12 +89,22 @@ def chunk(
 
 def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor, progress: Progress,
               locations: Locations) -> tuple[ChunkParams, "_Cut"]:
-    """Read every file of ``inv`` once: its chunks stored, its SHA-256 computed."""
+    """Read every file of ``inv`` once: its chunks stored, its SHA-256 computed.
+
+    A large file's SHA-256 is a read of its own, beside the segments' reads. With no hash
+    in the inventory to compare it with (``run`` reading a build once), the file must not
+    change meanwhile: its fingerprint is taken before and after (SOURCE_CHANGED)."""
     params = products.chunk_params(store, inv.product)
     data = inv.data
     source = locations.resolve(data.url) if data.url else store.location.child(data.key)
     files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
-    return params, _run(executor, store.location, params, files, progress)
+    watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > params.segment and not e.hash_sha256}
+    before = {path: fingerprint(loc) for path, loc in watched.items()}
+    cut = _run(executor, store.location, params, files, progress)
+    for path, loc in watched.items():
+        if fingerprint(loc) != before[path]:
+            raise SourceChanged(f"{inv.source_url}: {path} changed while it was read")
+    return params, cut
 
 
 def finish(store: WriteStore, inv: inventory.Inventory, params: ChunkParams, cut: "_Cut",

@@ -95,7 +95,7 @@ def ingest_surveyed(store: WriteStore, s: Survey, executor: cf.Executor, progres
     if s.unhashed is None:
         inv = _ingest_packed(store, s.source, s.blank, s.existing, progress)
     else:
-        inv = s.unhashed.with_entries(_hash_files(s.unhashed, s.source, executor, progress))
+        inv = s.unhashed.with_hashes(_hash_files(s.unhashed, s.source, executor, progress))
     return record(store, s, inv)
 
 
@@ -172,7 +172,7 @@ def hash_files(items: list[tuple[str, Location, int, int]]) -> list[tuple[str, s
     return [(path, sha256_range(loc, offset, size)) for path, loc, offset, size in items]
 
 
-def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progress: Progress) -> list[Entry]:
+def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progress: Progress) -> dict[str, str]:
     def where(e: Entry) -> tuple[str, Location, int, int]:
         if inv.data.layout == "directory":
             return e.path, source.child(e.path), 0, e.size
@@ -184,4 +184,4 @@ def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progres
     for (_, batch), result in as_completed(executor, calls):
         digests.update(result)
         progress(sum(f[3] for f in batch))
-    return [dataclasses.replace(e, hash_sha256=digests[e.path]) if e.type == "file" else e for e in inv.entries]
+    return digests

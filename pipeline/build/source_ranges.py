@@ -4,6 +4,7 @@ memory. A short read means the source changed or was cut short since it was inve
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from typing import Iterator
 
@@ -80,6 +81,17 @@ def iter_range(loc: Location, offset: int, length: int, block: int = BLOCK) -> I
         n = min(block, end - offset)
         yield read_range(loc, offset, n)
         offset += n
+
+
+def fingerprint(loc: Location) -> tuple:
+    """What changes when a source file is written to: size, modification and change times
+    and inode of a local file; size, ETag and modification time of an object."""
+    if loc.is_local:
+        st = _checked_read(loc, lambda: os.stat(loc.filesystem()[1]))
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+    fs, path = loc.filesystem()
+    info = _checked_read(loc, lambda: fs.info(path))
+    return info.get("size"), info.get("ETag"), str(info.get("LastModified") or info.get("mtime") or "")
 
 
 def sha256_range(loc: Location, offset: int, length: int) -> str:

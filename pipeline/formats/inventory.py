@@ -120,6 +120,11 @@ class Inventory(Document):
     def with_entries(self, entries) -> "Inventory":
         return dataclasses.replace(self, entries=tuple(sorted(entries, key=lambda e: e.path)))
 
+    def with_hashes(self, digests: dict[str, str]) -> "Inventory":
+        """Its files' SHA-256, by path."""
+        return self.with_entries(dataclasses.replace(e, hash_sha256=digests[e.path]) if e.type == "file" else e
+                                 for e in self.entries)
+
 
 def load(reader: Reader, product: str, version: str) -> Inventory:
     key = layout.inventory_key(product, version)

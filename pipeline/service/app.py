@@ -146,15 +146,20 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
         return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
 
-    def remembered(what: tuple, compute):
-        """An answer computed once per reading of the published state (it changes with it)."""
+    def remember(what: tuple, answer):
+        """Keep an answer computed from the published state with the reading it came from
+        (a new reading starts without it)."""
         answers = catalog.view().answers
-        found = answers.get(what)
-        if found is None:
-            if len(answers) > 100_000:
-                answers.clear()
-            found = answers[what] = compute()
-        return found
+        if len(answers) > 100_000:
+            answers.clear()
+        answers[what] = answer
+        return answer
+
+    def check_and_remember(what: tuple) -> dict:
+        try:
+            return remember(what, check(catalog, *what[1:]))
+        except NotFound:  # a product not published here (or a document no origin has): asked again next time
+            return {"productId": what[1], "isUpdateAvailable": False}
 
     # Routes that answer from memory are coroutines: a thread hand-off per request would
     # cost more than the answer. What may read an origin runs in the thread pool.
@@ -195,8 +200,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/chunks")
     def chunks(request: Request, product: str, version: str, number: int = Query(1, alias="page[number]", ge=1),
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
-        refs = remembered(("chunks", product, version), lambda: sorted(
-            catalog.manifest(product, version).unique_chunks().values(), key=lambda c: c.id))
+        what = ("chunks", product, version)
+        refs = catalog.view().answers.get(what)
+        if refs is None:
+            refs = remember(what, sorted(catalog.manifest(product, version).unique_chunks().values(),
+                                         key=lambda c: c.id))
         page = refs[(number - 1) * size: number * size]
         buckets.take(_client(request))  # a request, however many links it carries
         signer = signer_for(region)
@@ -233,7 +241,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             what = ("check", item.attributes.productId, item.attributes.currentVersionId, channel or config.channel)
             info = catalog.view().answers.get(what)
             if info is None:  # the first player on this version: its manifests may be read
-                info = await run_in_threadpool(remembered, what, lambda: _check(catalog, *what[1:]))
+                info = await run_in_threadpool(check_and_remember, what)
             out.append({"type": "updateInfo", "attributes": info})
         return JSONResponse({"data": out})
 
@@ -248,13 +256,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return JSONResponse({"data": {"type": "origin", "id": o.name, "attributes": o.to_dict()}})
 
     return app
-
-
-def _check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
-    try:
-        return check(catalog, product, current, channel)
-    except NotFound:
-        return {"productId": product, "isUpdateAvailable": False}
 
 
 class Measure:

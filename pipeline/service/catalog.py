@@ -80,14 +80,19 @@ class Catalog:
         return sorted(self.origins, key=lambda o: (not o.healthy, o.priority))
 
     def _get(self, key: str) -> bytes:
+        """From the first origin that has it: a mirror behind the others (a publish under
+        way) lacks what they have. NOT_FOUND if no origin that answered has it."""
         last: Exception | None = None
+        missing: NotFound | None = None
         for origin in self.ordered():
             try:
                 return origin.store.get(key)
-            except NotFound:
-                raise
+            except NotFound as exc:
+                missing = exc
             except DepotError as exc:
                 last = exc
+        if missing is not None:
+            raise missing
         raise StoreUnavailable(f"{key}: no origin answered ({last})")
 
     def _document(self, key: str, parse, view: _View | None = None):
@@ -175,14 +180,16 @@ class Catalog:
 
     def _published(self, view: _View, key: str) -> bool:
         """Whether the origins hold a document: the signed metadata names every version
-        of the repository, the origins hold those published to them."""
+        of the repository, the origins hold those published to them (one of them is
+        enough: documents are read from whichever has them)."""
         sha = view.targets.get(key)
         if not sha:
             return True  # listed from the origin itself
         where = layout.hashed_target_key(key, sha)
         for origin in self.ordered():
             try:
-                return origin.store.has(where)
+                if origin.store.has(where):
+                    return True
             except DepotError:
                 continue
         return False

@@ -27,7 +27,11 @@ def check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
     route = update_route(catalog.plan_index(product), current, latest, target.chunk_cost_from(installed))
     if route is not None:
         hops = list(zip(route.versions, route.versions[1:]))
-        disk = max(catalog.plan(product, a, b).required_disk_space_bytes for a, b in hops)
+        try:
+            disk = max(catalog.plan(product, a, b).required_disk_space_bytes for a, b in hops)
+        except NotFound:  # indexed, not on the origins (yet): the client will fetch chunks too
+            route = None
+    if route is not None:
         return {**info, "updateType": "delta", "downloadSizeBytes": route.download_bytes,
                 "requiredDiskSpaceBytes": disk}
     before = {(f.path, f.hash_sha256) for f in installed.files}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 import urllib3
@@ -21,7 +22,7 @@ from .location import Location
 from .translate import translated
 
 BATCH = 500  # keys per link request
-MARGIN = 30  # seconds: a link closer than this to its expiry is asked for again
+MARGIN = 30  # seconds: a link closer than this to its expiry (or to half its life) is asked for again
 
 
 class ServiceStore(ReadStore):
@@ -31,7 +32,7 @@ class ServiceStore(ReadStore):
         timeout = location.timeout
         self._pool = urllib3.PoolManager(maxsize=connections, block=False, retries=False,
                                          timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout))
-        self._links: dict[str, tuple[str, int]] = {}
+        self._links: dict[str, tuple[str, float]] = {}  # key -> (link, until when it is used, on our clock)
         self._order: list[str] = []  # the keys as the download will ask for them
         self._position: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -49,7 +50,7 @@ class ServiceStore(ReadStore):
             self._link(self._order[0])
 
     def _stale(self, key: str, now: float) -> bool:
-        return self._links.get(key, ("", 0))[1] - MARGIN < now
+        return self._links.get(key, ("", 0))[1] < now
 
     def _ask(self, keys: list[str]) -> None:
         params = [("key", check_key(k)) for k in keys] + ([("region", self.region)] if self.region else [])
@@ -58,18 +59,26 @@ class ServiceStore(ReadStore):
             r = self._pool.request("GET", url)
         if r.status != 200:
             raise StoreUnavailable(f"{self.url}: the lookup service answered HTTP {r.status}: {_detail(r.data)}")
+        # A link's life is read on the service's clock (its Date header) and counted on
+        # ours, so a player's clock that is off does not make every link look expired.
+        now = time.time()
+        date = r.headers.get("Date")
+        service_now = parsedate_to_datetime(date).timestamp() if date else now
         with self._lock:
             for item in json.loads(r.data)["data"]:
-                self._links[item["id"]] = (item["attributes"]["href"], item["attributes"]["expiresAt"])
+                life = item["attributes"]["expiresAt"] - service_now
+                self._links[item["id"]] = (item["attributes"]["href"], now + life - min(MARGIN, life / 2))
 
     def _link(self, key: str) -> str:
-        if self._stale(key, time.time()):
+        found = self._links.get(key)
+        if found is None or found[1] < time.time():
             with self._asking:
                 now = time.time()
                 if self._stale(key, now):
                     at = self._position.get(key)
                     self._ask([key] if at is None else [k for k in self._order[at: at + BATCH] if self._stale(k, now)])
-        return self._links[key][0]
+                found = self._links[key]  # what was just given is used, whatever its life
+        return found[0]
 
     def _fetch(self, method: str, key: str) -> urllib3.BaseHTTPResponse:
         url = self._link(key)

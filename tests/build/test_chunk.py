@@ -322,3 +322,36 @@ def test_run_reads_a_directory_once_and_writes_what_ingest_then_chunk_write(tmp_
     for key in (layout.inventory_key(PRODUCT, "1.1.0"), layout.manifest_key(PRODUCT, "1.1.0")):
         assert one.get(key) == two.get(key)
     assert totals == [chunked.bytes]
+
+
+def test_run_refuses_a_large_file_that_changes_while_it_is_read(tmp_path):
+    """A large file is hashed by one read and cut by others: written to in between, it
+    would make a manifest whose chunks are not its SHA-256. The one-pass run sees it."""
+    import concurrent.futures as cf
+
+    from pipeline.build import chunk as chunk_module
+    from pipeline.build.run import ingest_and_chunk
+
+    build = tmp_path / "build"
+    build.mkdir()
+    pak = build / "data.pak"
+    pak.write_bytes(random.Random(5).randbytes(4 << 20))
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, ChunkParams(16 << 10, 64 << 10, 256 << 10, segment_size=1 << 20))
+
+    class WriteAfterHashing(cf.ThreadPoolExecutor):
+        """The game's build tool still writing: the file changes once its hash is read."""
+
+        def submit(self, fn, *args):
+            if fn is chunk_module.file_sha256:
+                digest = fn(*args)
+                pak.write_bytes(random.Random(6).randbytes(4 << 20))
+                done = cf.Future()
+                done.set_result(digest)
+                return done
+            return super().submit(fn, *args)
+
+    with WriteAfterHashing(1) as ex, pytest.raises(SourceChanged, match="data.pak changed while it was read"):
+        ingest_and_chunk(store, str(build), PRODUCT, "1.0.0", ex)
+    assert not store.has(layout.inventory_key(PRODUCT, "1.0.0"))
+    assert not store.has(layout.manifest_key(PRODUCT, "1.0.0"))

@@ -304,10 +304,10 @@ def test_a_player_whose_link_expired_asks_the_service_for_a_new_one(world):
         expired, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=-10).link(keys[0])
         store._links[keys[0]] = (expired, now + 3600)  # the client believes it good (a clock behind, say)
         closing, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=MARGIN // 2).link(keys[1])
-        store._links[keys[1]] = (closing, now + MARGIN // 2)  # good for a few more seconds
+        store._links[keys[1]] = (closing, now + MARGIN // 2 - MARGIN)  # good for a few more seconds: within the margin
         for key, old in zip(keys, (expired, closing)):
             assert client.get(key) == (world["origin"] / key).read_bytes()
-            assert store._links[key][0] != old and store._links[key][1] >= now + 300
+            assert store._links[key][0] != old and store._links[key][1] >= now + 300 - MARGIN - 2  # Date is to the second
     assert client.retried == 1  # the expired link cost one refused request; the closing one none
 
 
@@ -364,3 +364,56 @@ def test_depot_serve_takes_its_link_secret_from_depot_link_secret(world, tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("ttl, clock_ahead", [(20, 0), (300, 600)])
+def test_a_short_link_life_or_a_clock_ahead_still_asks_once_a_batch(world, monkeypatch, ttl, clock_ahead):
+    """A link's life is read on the service's clock and counted on the player's: links
+    that live 20 s, or a player's clock 10 minutes ahead, do not make every link look
+    expired and every chunk cost a request."""
+    import types
+
+    from pipeline.storage import service_store
+
+    keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:6]]
+    real_time = time.time
+    monkeypatch.setattr(service_store, "time", types.SimpleNamespace(time=lambda: real_time() + clock_ahead))
+    with another_service(world, link_ttl=ttl) as (url, _):
+        store = service_store.ServiceStore(Location(url))
+        asked = []
+        real_ask = store._ask
+        monkeypatch.setattr(store, "_ask", lambda batch: (asked.append(list(batch)), real_ask(batch)))
+        store.prefetch(keys)
+        for key in keys:
+            assert store.get(key) == (world["origin"] / key).read_bytes()
+        assert asked == [keys]
+
+
+def test_a_plan_the_origins_lack_is_priced_by_chunks_and_a_mirror_behind_is_skipped(world, tmp_path):
+    """An update whose plan is indexed but on no origin is a `full` update by chunks, not
+    "no update"; a mirror that lacks a document (its publish under way) gives way to the
+    next origin that has it."""
+    from pipeline.service.catalog import Catalog
+    from pipeline.service.updates import check
+
+    ahead, behind = tmp_path / "ahead", tmp_path / "behind"
+    shutil.copytree(world["origin"], ahead)
+    shutil.copytree(world["origin"], behind)
+    plan = layout.plan_key(PRODUCT, "1.1.0", "1.2.0")
+    for root in (ahead, behind):
+        for copy in root.glob(f"{Path(plan).parent}/*{Path(plan).name}"):
+            copy.unlink()  # the plan, plain and hashed, on no origin
+    for copy in behind.glob("products/*/versions/1.2.0/*manifest.json"):
+        copy.unlink()  # this mirror has not the new version's manifest yet
+
+    def origin(name: str, root: Path, priority: int) -> Origin:
+        loc = Location(str(root), priority=priority)
+        return Origin(name, open_origin(loc), loc)
+
+    catalog = Catalog([origin("behind", behind, 0), origin("ahead", ahead, 1)])
+    target, installed = (manifest_doc.load(world["repo"], PRODUCT, v) for v in ("1.2.0", "1.1.0"))
+    assert check(catalog, PRODUCT, "1.1.0", "stable") == {
+        "productId": PRODUCT, "isUpdateAvailable": True, "latestVersionId": "1.2.0", "updateType": "full",
+        "downloadSizeBytes": target.chunk_cost_from(installed),
+        "requiredDiskSpaceBytes": sum(f.size for f in target.files
+                                      if (f.path, f.hash_sha256) not in {(i.path, i.hash_sha256) for i in installed.files})}
