@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Run one of the benchmarks several times and print each ratio's median and range.
+
+Usage::
+
+    python scripts/bench_rounds.py [--rounds 3] SCRIPT [ARGS...]
+
+    python scripts/bench_rounds.py bench_ingest.py --game redeclipse-data
+    python scripts/bench_rounds.py --rounds 5 bench_install.py --size-gb 1.0
+
+SCRIPT is a benchmark in ``scripts/`` that takes ``--json`` (bench_ingest.py,
+bench_install.py). Each round runs it whole (peers and depot, in its own order) with
+``--json`` added; this script then prints, for every ratio the benchmark reports, the
+median over the rounds, the lowest and highest, and each round's value, and for every
+tool its median seconds and CPU (user + system). On a machine whose file system costs
+vary from run to run (docs/benchmarks.md: creating files right after deleting many, the
+first touch of memory), one run's ratio says little; the median of several, run
+back to back, says more. Exit status: 0, or the first failing round's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from benchlib import log
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="how many times to run it (default 3)")
+    ap.add_argument("script", help="a benchmark in scripts/ that takes --json")
+    ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    args = ap.parse_args(argv)
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.path.basename(args.script))
+    reports = []
+    for n in range(1, args.rounds + 1):
+        log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}")
+        run = subprocess.run([sys.executable, path, *args.args, "--json"], stdout=subprocess.PIPE)
+        if run.returncode not in (0, 1):  # 1: a goal missed, still a measurement
+            log(f"round {n} failed (exit {run.returncode})")
+            return run.returncode
+        reports.append(json.loads(run.stdout))
+
+    print(f"{os.path.basename(path)} {' '.join(args.args)}: {args.rounds} rounds")
+    print(f"{'ratio':40s} {'median':>8s} {'lowest':>8s} {'highest':>8s}  rounds")
+    for name in reports[0]["ratios"]:
+        values = [r["ratios"].get(name) for r in reports]
+        known = [v for v in values if v is not None]
+        if known:
+            print(f"{name:40s} {statistics.median(known):8.2f} {min(known):8.2f} {max(known):8.2f}  "
+                  + ", ".join("n/a" if v is None else f"{v:.2f}" for v in values))
+    print(f"{'tool':40s} {'median s':>8s} {'CPU s':>8s}")
+    for tool in [row["tool"] for row in reports[0]["results"]]:
+        rows = [row for r in reports for row in r["results"] if row["tool"] == tool]
+        seconds = statistics.median(row["seconds"] for row in rows)
+        cpu = statistics.median((row.get("cpu_user_s") or 0) + (row.get("cpu_sys_s") or 0) for row in rows)
+        print(f"{tool:40s} {seconds:8.2f} {cpu:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
