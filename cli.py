@@ -167,8 +167,10 @@ json_option = click.option("--json", "as_json", is_flag=True, expose_value=False
               help="Repository: a path, file://, s3://bucket/prefix, memory://, or a location's name (env DEPOT_REPO).")
 @json_option
 @click.option("--scheduler", envvar="DEPOT_SCHEDULER", default=None,
-              help="Address of a Dask scheduler (env DEPOT_SCHEDULER); default: a local cluster.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local cluster worker processes [default: CPU count].")
+              help="Run the tasks on the Dask scheduler at this address (env DEPOT_SCHEDULER) [default: threads in "
+                   "this process].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run the tasks on a local Dask cluster of N worker processes [default: threads in this process].")
 @click.option("--locations", "locations_file", envvar="DEPOT_LOCATIONS", default=None,
               type=click.Path(dir_okay=False),
               help="TOML file naming locations with their endpoint, region, profile and timeout (env DEPOT_LOCATIONS).")

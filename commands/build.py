@@ -156,7 +156,7 @@ def ls(s: Settings, product):
 
     if product is None:
         names = catalog.products(s.store)
-        s.emit({"products": names}, "\n".join(names))
+        s.emit({"products": names}, "\n".join(names) or f"no products in {s.store.location.url}")
         return
     rows = catalog.versions(s.store, product)
     s.emit({"product": product, "versions": [r.to_dict() for r in rows]},

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import click
 
 from cli import Settings, cli
-from pipeline.errors import InvalidArgument
+from pipeline.errors import InvalidArgument, StoreUnavailable
 
 
 @cli.command()
@@ -24,7 +26,7 @@ from pipeline.errors import InvalidArgument
               help="Token keys, KEY_ID=SECRET per line: the first signs, the others still verify (rotation).")
 @click.option("--link-ttl", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds a link is good for.")
 @click.option("--link-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
-              help="Links a client may ask for, per second.")
+              help="Link requests a client may make, per second (each of up to 1000 keys).")
 @click.option("--channel", default="stable", show_default=True, help="The channel update checks compare with.")
 @click.option("--refresh", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
               help="Seconds between looks at the origins' timestamp and health.")
@@ -42,6 +44,8 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
     found = []
     for ref in origins:
         loc = s.locations.resolve(ref)
+        if loc.is_local and not os.path.isdir(loc.filesystem()[1]):  # a typo would serve an empty catalogue
+            raise StoreUnavailable(f"{loc.url}: no such directory to serve")
         name = ref if ref in named else loc.url
         found.append(Origin(name, open_origin(loc), loc))
     keys = parse_keys(link_keys.read_text()) if link_keys else ()
@@ -50,5 +54,18 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
     if link_style == "nginx" and not link_secret:
         raise InvalidArgument("--link-style nginx needs --link-secret (or env DEPOT_LINK_SECRET)")
     app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh))
-    click.echo(f"serving {', '.join(o.name for o in found)} on http://{host}:{port}/api/v1/download", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    sock = _listen(host, port)
+    url_host = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {', '.join(o.name for o in found)} on http://{url_host}:{sock.getsockname()[1]}"
+               "/api/v1/download", err=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The service's socket, bound here so that an address in use is a clear error (and
+    ``--port 0`` says which port it got) before the server starts."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise InvalidArgument(f"--host {host} --port {port}: cannot listen there ({os.strerror(exc.errno) if exc.errno else exc})") from None

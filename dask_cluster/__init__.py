@@ -56,6 +56,9 @@ class LazyDaskExecutor(cf.Executor):
                 silence_logs=logging.ERROR,
                 # The pipeline bounds each task's memory itself; let workers use the machine.
                 memory_limit=0,
+                # Ctrl-C reaches every process of the command: the workers leave it to depot,
+                # which stops the cluster on its way out.
+                preload=["dask_cluster.worker_setup"],
             )
             self._client = Client(self._cluster)
         self._executor = self._client.get_executor(pure=False)

@@ -213,3 +213,7 @@ class LinkRateLimited(DepotError):
 
     code = "CDN_LINK_RATE_LIMITED"
     exit_code = 10
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the client's next request is taken

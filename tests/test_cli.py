@@ -401,3 +401,29 @@ def test_a_run_on_a_local_cluster_leaves_no_process_behind(tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["chunk"]["created"]
     assert _processes_marked(mark) == []
+
+
+def test_ctrl_c_during_a_run_on_a_local_cluster_is_one_line_and_leaves_no_process(tmp_path):
+    """The terminal sends Ctrl-C to the whole process group, workers included: depot
+    alone answers (130, one line), and stops them."""
+    import uuid
+
+    build = tmp_path / "build"
+    build.mkdir()
+    with open(build / "huge.pak", "wb") as f:  # sparse: seconds of work, no disk
+        f.truncate(4 << 30)
+    mark = f"DEPOT_TEST_RUN={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    proc = subprocess.Popen(DEPOT + ["--repo", str(tmp_path / "repo"), "--workers", "2", "run", str(build), "-p", PRODUCT,
+                                     "-v", "1.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, key: value}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while len(_processes_marked(mark)) < 3:  # depot and its two workers
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers at work
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["depot: error: interrupted [INTERRUPTED]"]
+    assert _processes_marked(mark) == []

@@ -17,7 +17,7 @@ from .. import layout
 from ..core.parallel import as_completed, batches
 from ..core.progress import Progress, ignore
 from ..core.safety import check_tree
-from ..errors import VersionConflict
+from ..errors import SourceInvalid, VersionConflict
 from ..formats import inventory
 from ..formats.inventory import Entry, Inventory, SourceData
 from ..storage import Location, Locations, WriteStore
@@ -83,6 +83,7 @@ def survey(store: WriteStore, source: Location | str, product: str, version: str
     unhashed = None
     if kind not in PACKED_KINDS:
         if kind == "directory":
+            _refuse_repository_inside(source, store.location)
             blank = dataclasses.replace(blank, data=SourceData("directory", url=source.url))
             raw = scan_directory(source)
         else:
@@ -124,6 +125,16 @@ def record(store: WriteStore, s: Survey, inv: Inventory) -> IngestResult:
         created=created,
         elapsed_s=round(time.monotonic() - s.started, 3),
     )
+
+
+def _refuse_repository_inside(source: Location, repository: Location) -> None:
+    """A repository kept in the build's directory (``depot run .`` with the default
+    ``./depot-repo``) would become part of the build it stores."""
+    if source.is_local and repository.is_local:
+        build, repo = (os.path.realpath(loc.filesystem()[1]) for loc in (source, repository))
+        if os.path.commonpath([build, repo]) == build:
+            raise SourceInvalid(f"{source.url}: holds the repository {repository.url}, which would be ingested "
+                                "as part of the build; keep the repository elsewhere (--repo)")
 
 
 def _absolute(source: Location) -> Location:

@@ -5,6 +5,7 @@ error codes). It never writes to an origin. See docs/service.md.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
@@ -72,8 +74,9 @@ class _Buckets:
             tokens = min(self.rate, tokens + (now - at) * self.rate)
             if tokens < n:
                 self.tokens[client] = (tokens, now)
-                raise LinkRateLimited(f"{client}: more than {self.rate:g} links a second; retry in "
-                                  f"{(n - tokens) / self.rate:.2f} s")
+                wait = (n - tokens) / self.rate
+                raise LinkRateLimited(f"{client}: more than {self.rate:g} link requests a second; retry in {wait:.2f} s",
+                                      retry_after=wait)
             self.tokens[client] = (tokens - n, now)
             if len(self.tokens) > 100_000:  # forget idle clients
                 self.tokens.clear()
@@ -131,14 +134,22 @@ def create_app(config: ServiceConfig) -> FastAPI:
         status = STATUS.get(exc.code, 503)
         if exc.code.startswith("CDN_LINK"):
             metrics["link_errors"].labels(exc.code).inc()
-        return JSONResponse({"errors": [{"status": str(status), "code": exc.code, "title": type(exc).__doc__.strip(),
-                                         "detail": str(exc)}]}, status_code=status)
+        retry = getattr(exc, "retry_after", None)
+        return _error(status, exc.code, type(exc).__doc__.strip(), str(exc),
+                      {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        """Routing's own refusals (no such route, a method a route does not take) in the
+        same shape as every other error."""
+        code = "NOT_FOUND" if exc.status_code == 404 else "INVALID_ARGUMENT"
+        return _error(exc.status_code, code, "Not found" if exc.status_code == 404 else "Invalid request",
+                      f"{request.method} {request.url.path}: {exc.detail}", getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        return JSONResponse({"errors": [{"status": "400", "code": "INVALID_ARGUMENT", "title": "Invalid request",
-                                         "detail": problems}]}, status_code=400)
+        return _error(400, "INVALID_ARGUMENT", "Invalid request", problems)
 
     def signer_for(region: str | None) -> LinkSigner:
         origin = catalog.preferred(region)
@@ -284,6 +295,12 @@ class Measure:
             name = getattr(scope.get("route"), "path", "unmatched")
             self.metrics["requests"].labels(name, str(status)).inc()
             self.metrics["latency"].labels(name).observe(time.perf_counter() - started)
+
+
+def _error(status: int, code: str, title: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    """The one error shape: JSON:API ``errors`` with the service documents' codes."""
+    return JSONResponse({"errors": [{"status": str(status), "code": code, "title": title, "detail": detail}]},
+                        status_code=status, headers=headers)
 
 
 def _client(request: Request) -> str:

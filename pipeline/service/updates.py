@@ -10,11 +10,10 @@ from .catalog import Catalog
 
 def check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
     """The service documents' ``updateInfo`` attributes for one installed product."""
-    try:
+    if catalog.channels(product):  # a channel it does not have is NOT_FOUND, never its newest build
         latest = catalog.channel(product, channel).version
-    except NotFound:
-        versions = catalog.versions(product)  # no such channel: the newest version
-        latest = versions[-1]
+    else:  # a product without channels (unsigned, in development): its newest version
+        latest = catalog.versions(product)[-1]
     info = {"productId": product, "isUpdateAvailable": latest != current, "latestVersionId": latest}
     if latest == current:
         return info

@@ -17,11 +17,19 @@ import os
 import uuid
 from typing import BinaryIO, Iterator
 
+from ..errors import StoreUnavailable
 from .base import Tagged, content_tag
 from .fsspec_store import FsspecStore, temp_name
 
 
 class LocalStore(FsspecStore):
+    def __init__(self, location):
+        super().__init__(location)
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            # Read as a directory, a file would be an empty repository, and writes would
+            # fail naming some key below it.
+            raise StoreUnavailable(f"{location.url}: is a file; a local repository or origin is a directory")
+
     def get(self, key: str) -> bytes:
         # os-level reads: a buffered file asks whether it is a terminal and reads once
         # more to find the end, and this runs once per chunk an install reads.

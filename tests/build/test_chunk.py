@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import tarfile
 
@@ -345,7 +346,8 @@ def test_run_refuses_a_large_file_that_changes_while_it_is_read(tmp_path):
         def submit(self, fn, *args):
             if fn is chunk_module.file_sha256:
                 digest = fn(*args)
-                pak.write_bytes(random.Random(6).randbytes(4 << 20))
+                (build.parent / "new.pak").write_bytes(random.Random(6).randbytes(4 << 20))
+                os.replace(build.parent / "new.pak", pak)  # whole: every later read sees 4 MiB, of other bytes
                 done = cf.Future()
                 done.set_result(digest)
                 return done

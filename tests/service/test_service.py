@@ -174,7 +174,7 @@ def test_the_cache_follows_the_origins_timestamp(world):
     repo, ring = world["repo"], Keyring(world["base"] / "keys")
     body = {"data": [{"type": "installedProduct", "attributes": {"productId": PRODUCT, "currentVersionId": "1.0.0"}}]}
     before = post(world["url"], f"{API}/updates/check?channel=beta", body)[1]["data"][0]["attributes"]
-    assert before["latestVersionId"] == "1.2.0"  # no beta channel yet: the newest version
+    assert before == {"productId": PRODUCT, "isUpdateAvailable": False}  # no beta yet: never the newest build
     promote(repo, PRODUCT, "1.1.0", "beta")
     repository.sign_documents(repo, ring, PRODUCT)
     publish(repo, [open_store(str(world["origin"]))], PRODUCT, ["1.1.0"], channels=["beta"])
@@ -417,3 +417,34 @@ def test_a_plan_the_origins_lack_is_priced_by_chunks_and_a_mirror_behind_is_skip
         "downloadSizeBytes": target.chunk_cost_from(installed),
         "requiredDiskSpaceBytes": sum(f.size for f in target.files
                                       if (f.path, f.hash_sha256) not in {(i.path, i.hash_sha256) for i in installed.files})}
+
+
+def test_every_refusal_has_the_one_error_shape_and_a_429_says_when_to_retry(world):
+    """No such route, a method a route does not take, too many link requests: JSON:API
+    errors with the documents' codes; a 429 carries Retry-After."""
+    for method, path, status, code in (("GET", "/api/v1/download/nosuch", 404, "NOT_FOUND"),
+                                       ("DELETE", f"{API}/products", 405, "INVALID_ARGUMENT")):
+        req = urllib.request.Request(world["url"] + path, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        body = json.loads(refused.value.read())
+        assert refused.value.code == status and body["errors"][0]["code"] == code and path in body["errors"][0]["detail"]
+    with another_service(world, link_rate=1) as (url, _):
+        assert get(url, f"{API}/links?key=metadata/timestamp.json")[0] == 200
+        with pytest.raises(urllib.error.HTTPError) as limited:
+            urllib.request.urlopen(url + f"{API}/links?key=metadata/timestamp.json", timeout=10)
+        assert limited.value.code == 429 and limited.value.headers["Retry-After"] == "1"
+        assert json.loads(limited.value.read())["errors"][0]["code"] == "CDN_LINK_RATE_LIMITED"
+
+
+def test_depot_serve_on_an_address_in_use_says_so(world):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        p = subprocess.run(DEPOT + ["--json", "serve", "--origin", str(world["origin"]), "--port", str(port)],
+                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "DEPOT_LINK_SECRET": SECRET},
+                           timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert json.loads(p.stdout) == {"error": "INVALID_ARGUMENT", "message": f"--host 127.0.0.1 --port {port}: "
+                                    "cannot listen there (Address already in use)"}

@@ -1,0 +1,12 @@
+"""Loaded by every worker of a local cluster depot starts (Dask's ``preload``)."""
+
+from __future__ import annotations
+
+import signal
+
+
+def dask_setup(worker) -> None:
+    # The terminal sends Ctrl-C to every process of the command. depot handles it (exit
+    # 130) and stops the cluster; a worker interrupted on its own would only print a
+    # traceback of its own first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
