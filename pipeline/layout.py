@@ -29,7 +29,8 @@ _KEY_PART = re.compile(r"[A-Za-z0-9._+=-]+")  # "=": hive partitions of the stat
 def check_product(product: str) -> str:
     if not _PRODUCT.fullmatch(product or ""):
         raise InvalidKey(
-            f"invalid product name {product!r}: use lowercase letters, digits, '.', '_', '-'"
+            f"invalid product name {product!r}: a lowercase letter or digit first, then lowercase letters, digits, "
+            "'.', '_', '-' (128 at most)"
         )
     return product
 
@@ -37,7 +38,8 @@ def check_product(product: str) -> str:
 def check_version(version: str) -> str:
     if not _VERSION.fullmatch(version or ""):
         raise InvalidKey(
-            f"invalid version {version!r}: use letters, digits, '.', '_', '+', '-'"
+            f"invalid version {version!r}: a letter or digit first, then letters, digits, '.', '_', '+', '-' "
+            "(128 at most)"
         )
     return version
 

@@ -142,7 +142,8 @@ def load(reader: Reader, product: str, version: str) -> Manifest:
     """The manifest of ``product`` ``version``; NotFound if it was not chunked, or if
     what is there names another version (a mixed-up origin)."""
     key = layout.manifest_key(product, version)
-    m = canonical.read(reader, key, Manifest.from_bytes, f"{product} {version} has no manifest: chunk it first")
+    m = canonical.read(reader, key, Manifest.from_bytes,
+                       f"{product} {version} has no manifest here: it was never chunked, or never put here")
     return expect(m, product, version, reader.url_of(key))
 
 
