@@ -5,6 +5,7 @@ over archive entry names and location URLs."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import string
@@ -31,6 +32,9 @@ def world(tmp_path_factory):
     run("promote", "-p", PRODUCT, "-v", "1.0.0", "-c", "stable")
     data = fixture_tar("1.1.0").read_bytes()
     (base / "truncated.tar").write_bytes(data[: len(data) // 2])
+    packed = gzip.compress(data)
+    (base / "truncated.tar.gz").write_bytes(packed[: len(packed) // 2])
+    (base / "fake.zip").write_bytes(b"PK\x03\x04 not really a zip" + bytes(100))
     write_tar(base / "escape.tar", [tar_member("ok.txt", b"1"), tar_member("../../etc/passwd", b"x")])
     (base / "empty-dir").mkdir()
     (base / "a-file").write_text("not a directory")
@@ -46,6 +50,9 @@ CASES = [
     ("one-slash", ["--repo", "s3:/bucket/x", "ls"], 2, "INVALID_LOCATION", "s3:/bucket/x"),
     ("missing-source", ["ingest", "{base}/missing.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "missing.tar"),
     ("truncated", ["ingest", "{base}/truncated.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "truncated.tar"),
+    ("truncated-gz", ["run", "{base}/truncated.tar.gz", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID",
+     "truncated.tar.gz"),
+    ("fake-zip", ["run", "{base}/fake.zip", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "fake.zip"),
     ("escape", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "2"], 5, "UNSAFE_ENTRY", "../../etc/passwd"),
     ("bad-name", ["ingest", "{base}/escape.tar", "-p", "Star Fall", "-v", "2"], 2, "INVALID_NAME", "Star Fall"),
     ("bad-version", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "../2"], 2, "INVALID_NAME", "../2"),
@@ -106,6 +113,7 @@ def test_a_bad_input_is_a_clean_error(world, args, exit_code, code, names):
     args = [a.replace("{base}", str(world)).replace(REPO, repo) for a in args]
     names = names.replace(REPO, repo)
     before = tree_snapshot(world)
+    directories = sorted(p for p in world.rglob("*") if p.is_dir())
     env = {**os.environ, "DEPOT_DATA_DIR": str(world / "player")}
     env.pop("DEPOT_KEYS", None)
     p = subprocess.run(DEPOT + ["--repo", repo, "--json", *args], capture_output=True, text=True, cwd=world, env=env)
@@ -117,6 +125,8 @@ def test_a_bad_input_is_a_clean_error(world, args, exit_code, code, names):
         assert len(p.stderr.strip().splitlines()) == 1 and names in p.stderr
     after = tree_snapshot(world)
     assert {k: v for k, v in after.items() if not k.startswith("player/")} == before  # nothing written, anywhere
+    assert [p for p in sorted(world.rglob("*")) if p.is_dir() and "player" not in p.parts] == \
+        [p for p in directories if "player" not in p.parts]  # not even a directory
     assert not (world / "game").exists() and list((world / "empty-dir").iterdir()) == []
 
 

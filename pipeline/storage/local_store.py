@@ -89,13 +89,24 @@ class LocalStore(FsspecStore):
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
-        with self._staged(key) as (tmp, path):
-            with self._translated(key):
-                f = open(tmp, "wb")
-            with f:
-                yield f
-            with self._translated(key):
-                os.replace(tmp, path)
+        # A stream that fails (a truncated archive being staged) leaves nothing: neither
+        # its temporary nor the directories made for it.
+        made = _missing_directories(os.path.dirname(self._path(key)), self.root)
+        try:
+            with self._staged(key) as (tmp, path):
+                with self._translated(key):
+                    f = open(tmp, "wb")
+                with f:
+                    yield f
+                with self._translated(key):
+                    os.replace(tmp, path)
+        except BaseException:
+            for directory in made:  # deepest first; one another writer filled meanwhile stays
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    break
+            raise
 
     @contextlib.contextmanager
     def _staged(self, key: str, data: bytes | None = None) -> Iterator[tuple[str, str]]:
@@ -114,6 +125,18 @@ class LocalStore(FsspecStore):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def _missing_directories(directory: str, root: str) -> list[str]:
+    """The directories from ``directory`` up to ``root`` that do not exist yet, deepest first."""
+    missing = []
+    while directory.startswith(root) and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return missing
 
 
 _UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")  # Linux, with /proc
