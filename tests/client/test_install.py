@@ -20,7 +20,8 @@ from pipeline.client.verify import verify
 from pipeline.errors import CdnUnreachable, FileHashMismatch, InsufficientDiskSpace, NotFound, StoreUnavailable
 from pipeline.formats import manifest
 from pipeline.storage import open_store
-from pipeline.testing.http_origins import FaultyOrigin, StaticOrigin
+from pipeline.testing.faulty_origin import FaultyOrigin
+from pipeline.testing.http_origins import StaticOrigin
 
 
 @pytest.mark.parametrize("version", VERSIONS)

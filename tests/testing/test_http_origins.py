@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.testing.http_origins import FAULT_KINDS, FaultyOrigin, StaticOrigin, parse_range
+from pipeline.testing.faulty_origin import FAULT_KINDS, FaultyOrigin
+from pipeline.testing.http_origins import StaticOrigin, parse_range
 
 BIG = bytes(range(256)) * 40  # 10240 bytes
 ONE = b"chunk one " * 100
