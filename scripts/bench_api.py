@@ -10,75 +10,39 @@ Usage::
                                 [--profile-seconds 10] [--synthetic-chunks 100000]
                                 [--depot-cmd CMD] [--workdir DIR] [--keep] [--json] [--check]
 
-Steps:
+Steps (the method in full is in docs/benchmarks.md, "The lookup service"):
 
-1. Make sure ``wrk`` is installed (Debian's package, with benchlib's apt helper); py-spy
-   (``pip install py-spy``) is used when found, else the profile is skipped and the report
-   says so.
-2. Build a small signed repository in process, the way the service's tests do: the
-   fixture builds 1.0.0, 1.1.0 and 1.2.0 of ``starfall`` ingested and chunked (the
-   fixture's chunk sizes, 16 / 64 / 256 KiB), every pair planned, TUF metadata with one
-   root key, ``stable`` -> 1.2.0, every document signed; then ``publish`` it to an origin
-   directory (``pipeline.publish.publish.publish``). Two seconds.
-3. Start nginx over the origin (``pipeline.testing.servers.nginx``: ``secure_link`` with
-   the secret the service signs with, ``--nginx-workers`` worker processes) with a file at
-   ``/static`` whose size equals the service's answer to the update check below (computed
-   in process with the service's own ``updates.check`` and Starlette's JSON rendering; the
-   live answer's length is checked against it).
-4. Start the service as its own process: ``depot --locations FILE serve --origin bench
-   --port P --link-rate 1000000000`` with ``DEPOT_LINK_SECRET`` in its environment; the
-   locations file names the origin directory with ``public_url`` = nginx's base, so the
-   links point at nginx. ``--link-rate`` is raised so far that the per-client token bucket
-   never refuses (every wrk connection comes from 127.0.0.1: one client to the service):
-   this measures throughput, not the limiter (whose bookkeeping still runs on every
-   request). Before loading, one request of each kind is checked: the update check
-   answers 200 with ``isUpdateAvailable`` and ``updateType``, a link answers 200 and nginx
-   serves the chunk's bytes through it, a batch answers as many links as keys.
-5. Run wrk (``--latency``, ``--threads`` threads, ``--connections`` connections,
-   ``--seconds`` each, after ``--warmup`` seconds of the same load, not counted) at full
-   load against:
+1. ``wrk`` is installed if missing (Debian's package); py-spy is used when found.
+2. A small signed repository of the fixture builds (starfall 1.0.0, 1.1.0, 1.2.0, every
+   pair planned, ``stable`` -> 1.2.0), built in process as the service's tests build it,
+   is published to an origin directory.
+3. nginx serves the origin with ``secure_link`` and, at ``/static``, a file the size of
+   the service's update-check answer: the machine's ceiling for that answer.
+4. ``depot --locations FILE serve --origin bench --link-rate 1e9`` runs as its own process
+   (the origin's ``public_url`` is nginx, so links point there; the link rate is raised
+   so that the per-client limit, which every wrk connection shares, never refuses). One
+   request of each kind is checked before loading, a link down to nginx's bytes.
+5. wrk (``--latency``; ``--threads``, ``--connections``, ``--seconds`` each after
+   ``--warmup`` seconds not counted) loads the update check (the service documents' body,
+   starfall at ``--current``), single links (the chunk keys in turn), batches of
+   ``--batch-keys`` links, and nginx's ``/static``; then the update check and single links
+   again paced at about ``--paced-rate`` requests/s (wrk's ``delay()``, calibrated to the
+   server's latency first). The CPU time of the server's processes, of wrk and of the rest
+   of the machine is read around each run.
+6. The same runs against ``uvicorn --factory bench_api:service_app --workers N``
+   (``--uvicorn-workers``; 0 skips them).
+7. py-spy samples ``depot serve`` under each load for ``--profile-seconds`` (not during
+   the measured runs), summarized by function and by layer (``profiles.py``).
+8. The service's own steps are timed in process, and an update check's and a chunks page's
+   work on synthetic manifests of ``--synthetic-chunks`` chunks (``service_costs.py``).
 
-   * ``POST /api/v1/download/updates/check`` with the service documents' body (one
-     installed product, ``starfall`` at ``--current``), through a Lua script written to a
-     temporary file;
-   * ``GET /api/v1/download/links?key=chunks/xx/<id>``: one signed link a request, the
-     chunk keys of the versions' manifests in turn (a Lua script cycles through them);
-   * with ``--batch-keys N`` (default 100; 0: skipped), the same with N keys a request,
-     which is how clients ask (``ServiceStore`` asks 500 at a time): links per second;
-   * nginx's ``/static``.
-
-   Then, with ``--paced-rate R`` (default 3000; 0: skipped), the update checks and single
-   links again at about R requests/s: wrk's ``delay()`` makes each connection wait a
-   random time between requests, of mean connections / R less the server's latency (two
-   calibration runs of max(3, --warmup) seconds measure it first). The latency at the
-   goal's rate, rather than at saturation; a server that cannot keep up is loaded fully.
-   The CPU seconds of the server's processes (psutil, over its process tree, per
-   process), of wrk (wait4) and of everything else on the machine are read around each
-   run: CPU per request, and how much of the cores each side took.
-6. With ``--uvicorn-workers N`` (default 2; 0: skipped), the same runs against ``python
-   -m uvicorn --factory bench_api:service_app --workers N``: the same application, built by
-   ``service_app`` below with ``create_app`` and the same configuration (``depot serve``
-   runs one worker and has no such option). No code of the service changes.
-7. With ``--profile-seconds S`` (default 10; 0: skipped), py-spy samples the ``depot
-   serve`` process (``record --nonblocking --format raw``) for S seconds under full load
-   of update checks, then of single links (not the measured runs: sampling takes CPU),
-   and the report lists the functions with the largest share of the busy samples,
-   inclusive and own, and the own samples by layer (the leaf frame's package).
-8. Time the service's own steps in process, without HTTP: ``updates.check``, one link
-   (``catalog.preferred``, a ``LinkSigner``, ``link``), ``layout.check_key``, the body's
-   validation by the ``UpdateCheck`` model, and each answer's JSON rendering, in microseconds per call; and with ``--synthetic-chunks N``
-   (default 100000; 0: skipped) what an update check and a chunks page cost per request
-   on two synthetic manifests of N 1 MiB chunks (``chunk_cost_from``, ``unique_chunks``
-   sorted), with the manifest's size in JSON and parsed.
-
-The report: requests/s, p50 and p99 latency, non-2xx/3xx responses (wrk counts a status
->= 400 there), socket errors, CPU, each endpoint's requests/s over nginx's; the goal, at
-least 3,000 requests/s on update checks and on single links with p99 under 20 ms, server
-and load generator sharing the machine's cores, MET or NOT MET read two ways (both at full
-load; or the rate at full load and the p99 at about that rate) for ``depot serve`` and
-under uvicorn. ``--json`` prints the same as JSON. Exit status 0 when everything ran
-(with ``--check``: 1 when ``depot serve`` misses the goal both ways), 2 when a server did
-not start or a check before loading failed.
+The report: requests/s, p50 and p99 latency, non-2xx/3xx responses, socket errors, CPU,
+each endpoint's requests/s over nginx's, and the goal (at least 3,000 requests/s on update
+checks and on single links with p99 under 20 ms, server and wrk sharing the cores), MET or
+NOT MET read two ways: both at full load, or the rate at full load and the p99 at about
+that rate. ``--json`` prints the same as JSON. Exit status 0 when everything ran (with
+``--check``: 1 when ``depot serve`` misses the goal both ways), 2 when a server did not
+start or a check before loading failed.
 
 ``service_app`` is also what ``uvicorn --factory`` imports: it reads its configuration
 from ``DEPOT_BENCH_API_ORIGIN``, ``DEPOT_BENCH_API_PUBLIC_URL``, ``DEPOT_BENCH_API_SECRET``
@@ -88,26 +52,22 @@ and ``DEPOT_BENCH_API_LINK_RATE``.
 from __future__ import annotations
 
 import argparse
-import collections
-import concurrent.futures as cf
 import contextlib
 import json
 import os
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import timeit
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from benchlib import (REPO_ROOT, depot_base_command, ensure_tools, fmt, log, machine_info, machine_line,
-                      print_header, process_tree_cpu, remove_workdir, run_wrk, tool_version, verdict)
+                      print_header, remove_workdir, tool_version, verdict)
+from loadgen import Server, calibrated, lua_cycle, lua_post, measure, nginx_pid
+from profiles import print_profile, profile, py_spy
+from service_costs import own_code_us, print_costs, synthetic_costs
 
 GOAL_RPS = 3000.0  # requests/s on each endpoint, at least
 GOAL_P99_MS = 20.0  # p99 latency, below
@@ -199,60 +159,6 @@ def answer_bytes(origin_dir: Path, public_url: str, current: str) -> bytes:
 
 
 # --------------------------------------------------------------------------
-# servers as processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A server process (its own process group), its port, its CPU time."""
-
-    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path, cwd=None, env=None):
-        self.name, self.cmd, self.port = name, cmd, port
-        self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def wait(self, path: str = "/healthz", timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + path, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} does not answer {path} after {timeout:.0f} s: {self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the group this script started
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
-
-
-def nginx_pid(state: Path) -> int:
-    return int((state / "nginx.pid").read_text().split()[0])
-
-
-# --------------------------------------------------------------------------
 # HTTP checks before loading
 
 
@@ -294,110 +200,7 @@ def check_service(url: str, body: bytes, expected_answer: bytes, key: str, origi
 
 
 # --------------------------------------------------------------------------
-# wrk's Lua scripts
-
-
-def lua_pace(pace_ms: float | None) -> str:
-    """A wrk ``delay()``: each connection waits between 0 and 2 x pace_ms (uniform, mean
-    pace_ms, whole milliseconds) before its next request, so C connections send about
-    C / (pace_ms + latency) requests a millisecond (a closed loop: a server that falls
-    behind gets fewer)."""
-    return (f"function delay() return math.floor(math.random() * {2 * pace_ms:.3f} + 0.5) end\n"
-            if pace_ms else "")
-
-
-def lua_post(path: Path, body: bytes, pace_ms: float | None = None) -> str:
-    path.write_text('wrk.method = "POST"\n'
-                    f"wrk.body = {lua_string(body.decode())}\n"
-                    'wrk.headers["Content-Type"] = "application/json"\n' + lua_pace(pace_ms))
-    return str(path)
-
-
-def lua_cycle(path: Path, paths: list[str], pace_ms: float | None = None) -> str:
-    """GET each of paths in turn (each wrk thread from its own place)."""
-    items = ",\n".join(lua_string(p) for p in paths)
-    path.write_text(f"local paths = {{\n{items}\n}}\n"
-                    "local i = 0\n"
-                    "function setup(thread) thread:set('start', math.random(#paths)) end\n"
-                    "function init(args) i = tonumber(start) or 0 end\n"
-                    "function request()\n"
-                    "  i = i % #paths + 1\n"
-                    "  return wrk.format('GET', paths[i])\n"
-                    "end\n" + lua_pace(pace_ms))
-    return str(path)
-
-
-def lua_string(s: str) -> str:
-    return "[==[" + s + "]==]"
-
-
-# --------------------------------------------------------------------------
-# measuring
-
-
-def measure(label: str, server_name: str, endpoint: str, url: str, args, script: str | None,
-            server_pid: int, links_per_request: int = 0, warmup: bool = True) -> dict:
-    """wrk against url (after a warm-up), with the CPU time of the server's processes, of
-    wrk, and of everything else on the machine around the measured run."""
-    import psutil
-
-    from benchlib import busy_cpu_seconds
-
-    if warmup and args.warmup > 0:
-        run_wrk(url, args.warmup, args.connections, args.threads, script)
-    log(f"{label}: wrk {args.seconds:g} s, {args.connections} connections, {args.threads} threads -> {url}")
-    before, machine0, own0 = process_tree_cpu(server_pid), psutil.cpu_times(), time.process_time()
-    t0 = time.perf_counter()
-    res = run_wrk(url, args.seconds, args.connections, args.threads, script)
-    wall = time.perf_counter() - t0
-    after, machine1, own1 = process_tree_cpu(server_pid), psutil.cpu_times(), time.process_time()
-    per_process = {pid: round(after[pid] - before.get(pid, 0.0), 2) for pid in after}
-    server_cpu = sum(per_process.values())
-    busy = busy_cpu_seconds(machine0, machine1)
-    other = max(0.0, busy - server_cpu - (res.get("wrk_cpu_s") or 0.0) - (own1 - own0))
-    rps = res.get("requests_per_s")
-    row = {
-        "label": label, "server": server_name, "endpoint": endpoint, "url": url,
-        "requests": res.get("requests"), "seconds": res.get("seconds"), "requests_per_s": rps,
-        "links_per_s": round(rps * links_per_request, 1) if rps and links_per_request else None,
-        "p50_ms": res["latency_ms"].get("p50"), "p99_ms": res["latency_ms"].get("p99"),
-        "avg_ms": res.get("latency_avg_ms"), "max_ms": res.get("latency_max_ms"),
-        "non_2xx_3xx": res.get("non_2xx_3xx"), "socket_errors": res.get("socket_errors"),
-        "server_cpu_s": round(server_cpu, 2), "server_cpu_by_process_s": sorted(per_process.values(), reverse=True),
-        "wrk_cpu_s": res.get("wrk_cpu_s"), "machine_busy_cpu_s": busy, "other_cpu_s": round(other, 2),
-        "wall_s": round(wall, 2),
-        "server_cpu_us_per_request": (round(server_cpu / res["requests"] * 1e6, 1)
-                                      if res.get("requests") else None),
-        "command": res["command"], "returncode": res["returncode"],
-    }
-    if res["returncode"] != 0 or rps is None:
-        row["error"] = (res["stderr"] or res["stdout"])[-2000:]
-    log(f"{label}: {fmt(rps, '.0f')} req/s, p50 {fmt(row['p50_ms'], '.2f')} ms, p99 {fmt(row['p99_ms'], '.2f')} ms, "
-        f"non-2xx {row['non_2xx_3xx']}, server CPU {server_cpu:.1f} s {row['server_cpu_by_process_s']}, "
-        f"wrk CPU {row['wrk_cpu_s']} s, other {other:.1f} s")
-    return row
-
-
-def calibrated(make_script, url: str, args, pace_ms: float, steps: int = 2) -> tuple[str, float | None]:
-    """The paced script for url. A run of max(3, --warmup) seconds with a mean delay d
-    gives the server's latency at about that load (the connections' cycle time, connections
-    / requests a second, less d); the next d is connections / rate less that latency, so
-    that the measured run offers about the rate. Starts from d = connections / rate, two
-    steps. (script, the mean delay in ms), or (an unpaced script, None) when the server
-    cannot keep up even without a delay."""
-    delay = pace_ms
-    for _ in range(steps):
-        res = run_wrk(url, max(3.0, args.warmup), args.connections, args.threads, make_script(delay))
-        achieved = res.get("requests_per_s")
-        if not achieved:
-            break
-        latency_ms = max(0.0, args.connections * 1000 / achieved - delay)
-        log(f"pacing {url}: {achieved:.0f} req/s with a mean delay of {delay:.1f} ms: latency about "
-            f"{latency_ms:.1f} ms")
-        delay = pace_ms - latency_ms
-        if delay <= 0.5:
-            return make_script(None), None
-    return make_script(delay), round(delay, 2)
+# the goal
 
 
 def goal_met(row: dict | None) -> bool | None:
@@ -416,202 +219,6 @@ def goal_met_at_rate(full: dict | None, paced: dict | None, rate: float) -> bool
     clean = lambda r: not r["non_2xx_3xx"] and not any(r["socket_errors"].values())
     return (full["requests_per_s"] >= GOAL_RPS and paced["requests_per_s"] >= 0.9 * min(rate, GOAL_RPS)
             and paced["p99_ms"] < GOAL_P99_MS and clean(full) and clean(paced))
-
-
-# --------------------------------------------------------------------------
-# profile (py-spy) and the service's own code in process
-
-
-def py_spy() -> str | None:
-    found = shutil.which("py-spy")
-    if found:
-        return found
-    here = Path(sys.executable).parent / "py-spy"
-    return str(here) if here.exists() else None
-
-
-def profile(pid: int, url: str, script: str | None, args, out: Path) -> dict:
-    """py-spy samples of pid while wrk loads url: the top functions, inclusive and own."""
-    spy = py_spy()
-    if spy is None:
-        return {"skipped": "py-spy is not installed (pip install py-spy)"}
-    load = cf.ThreadPoolExecutor(1).submit(run_wrk, url, args.profile_seconds + 3, args.connections, args.threads,
-                                           script)
-    time.sleep(1)
-    cmd = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(args.profile_seconds))),
-           "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    wrk = load.result()
-    if res.returncode != 0 or not out.exists():
-        return {"skipped": f"py-spy failed: {res.stderr.strip()[-500:]}"}
-    return summarize_profile(out.read_text(), wrk.get("requests_per_s"))
-
-
-def frame_name(frame: str) -> str:
-    """``func (path/to/file.py:12)`` -> ``func (file.py)``, paths shortened to the package."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", REPO_ROOT + "/", "lib/python3"):
-        if marker in where:
-            where = where.split(marker, 1)[1]
-    return f"{name} ({where})" if where else name
-
-
-IDLE_LEAVES = ("Condition.wait (threading.py)", "Event.wait (threading.py)", "Queue.get (queue.py)",
-               "_wait_for_tstate_lock (threading.py)")
-LAYERS = (  # the leaf frame's file -> where the time goes
-    ("starlette/middleware/base.py", "BaseHTTPMiddleware (the service's `measure` middleware)"),
-    ("fastapi/encoders.py", "fastapi jsonable_encoder"),
-    ("fastapi/", "fastapi routing, dependencies, body"),
-    ("starlette/", "starlette routing, requests, responses"),
-    ("anyio/", "anyio (thread hand-off, task groups)"),
-    ("threading.py", "threads (hand-off to the worker pool)"),
-    ("queue.py", "threads (hand-off to the worker pool)"),
-    ("uvicorn/", "uvicorn (HTTP protocol, socket writes)"),
-    ("asyncio/", "asyncio / uvloop (the event loop)"),
-    ("pydantic", "pydantic (validation)"),
-    ("prometheus_client/", "prometheus_client (metrics)"),
-    ("pipeline/", "depot's own code (pipeline/)"),
-    ("json/", "json (rendering)"),
-)
-NOT_INTERESTING = ("click/", "runpy", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
-                   "uvicorn/__main__.py", "asyncio/runners.py", "asyncio/base_events.py", "(depot)", "(cli.py)",
-                   "commands/", "(threading.py)", "(queue.py)")
-
-
-def layer_of(frame: str) -> str:
-    for marker, layer in LAYERS:
-        if marker in frame:
-            return layer
-    return "other"
-
-
-def summarize_profile(raw: str, rps: float | None, top: int = 25) -> dict:
-    """Shares of the busy samples (raw collapsed stacks: ``frame;frame;... count``): the
-    functions with the most inclusive and own samples, and own samples by layer. Samples
-    of threads waiting (the idle worker pool: py-spy --nonblocking does not tell them
-    apart) are left out and counted apart."""
-    inclusive: collections.Counter = collections.Counter()
-    own: collections.Counter = collections.Counter()
-    layers: collections.Counter = collections.Counter()
-    total = waiting = 0
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = [frame_name(f) for f in stack.split(";")]
-        frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
-        if frames[-1] in IDLE_LEAVES:
-            waiting += n
-            continue
-        total += n
-        own[frames[-1]] += n
-        layers[layer_of(frames[-1])] += n
-        for f in set(frames):
-            if not any(m in f for m in NOT_INTERESTING):
-                inclusive[f] += n
-    share = lambda c, k: [{"function": f, "share": round(n / total, 3)} for f, n in c.most_common(k)]
-    return {"samples": total, "waiting_samples": waiting, "requests_per_s_while_sampled": rps,
-            "inclusive": share(inclusive, top), "own": share(own, top),
-            "layers": [{"layer": f, "share": round(n / total, 3)} for f, n in layers.most_common()]}
-
-
-def own_code_us(origin_dir: Path, public_url: str, current: str, key: str, body: bytes) -> dict:
-    """Microseconds per call of the service's own steps, in this process, no HTTP."""
-    from starlette.responses import JSONResponse
-
-    from pipeline import layout
-    from pipeline.service.app import UpdateCheck
-    from pipeline.service.catalog import Catalog
-    from pipeline.service.links import LinkSigner
-    from pipeline.service.updates import check
-
-    config = service_config(str(origin_dir), public_url, SECRET, NO_LIMIT)
-    catalog = Catalog(config.origins)
-    check(catalog, PRODUCT, current, CHANNEL)  # documents read and parsed once, as in the service
-
-    def one_link():
-        origin = catalog.preferred(None)
-        return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl,
-                          config.link_style).link(key)
-
-    url, expires = one_link()
-    check_answer = {"data": [{"type": "updateInfo", "attributes": check(catalog, PRODUCT, current, CHANNEL)}]}
-    link_answer = {"data": [{"type": "link", "id": key, "attributes": {"href": url, "expiresAt": expires}}]}
-    steps = {
-        "updates.check (the route, chunk costs, plans)": lambda: check(catalog, PRODUCT, current, CHANNEL),
-        "UpdateCheck.model_validate_json (the body)": lambda: UpdateCheck.model_validate_json(body),
-        "JSONResponse render (update-check answer)": lambda: JSONResponse(check_answer).body,
-        "layout.check_key": lambda: layout.check_key(key),
-        "a link: catalog.preferred + LinkSigner(...) + link()": one_link,
-        "JSONResponse render (one-link answer)": lambda: JSONResponse(link_answer).body,
-    }
-    out = {}
-    for name, fn in steps.items():
-        timer = timeit.Timer(fn)
-        n, _ = timer.autorange()
-        best = min(timer.repeat(3, n)) / n
-        out[name] = round(best * 1e6, 2)
-    return out
-
-
-def synthetic_costs(n_chunks: int, changed: float = 0.05) -> dict:
-    """What the service's per-request work costs on a large version, in this process: two
-    synthetic manifests of ``n_chunks`` 1 MiB chunks in files of 10 chunks each, the newer
-    with ``changed`` of its chunks new. Milliseconds (best of 3), and the manifest's size."""
-    import hashlib
-
-    from pipeline.core.chunk_params import ChunkParams
-    from pipeline.formats.manifest import ChunkRef, FileEntry, Manifest
-
-    def manifest(version: str, new_every: int) -> Manifest:
-        entries = []
-        for f in range(max(1, n_chunks // 10)):
-            chunks = []
-            for i in range(10):
-                n = f * 10 + i
-                tag = f"{version}-{n}" if new_every and n % new_every == 0 else f"base-{n}"
-                cid = hashlib.blake2b(tag.encode(), digest_size=32).hexdigest()
-                chunks.append(ChunkRef(i << 20, 1 << 20, cid, 700_000))
-            entries.append(FileEntry(f"data/d{f // 1000:03d}/f{f:06d}.pak", "file", 10 << 20, False,
-                                     hashlib.sha256(f"{version}-{f}".encode()).hexdigest(), chunks=tuple(chunks)))
-        return Manifest("big", version, ChunkParams(256 << 10, 1 << 20, 4 << 20), tuple(entries))
-
-    installed, target = manifest("1", 0), manifest("2", round(1 / changed) if changed else 0)
-    data = target.to_bytes()
-    import gc
-    import tracemalloc
-
-    gc.collect()
-    tracemalloc.start()
-    parsed = Manifest.from_bytes(data, "big.json")
-    held = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    del parsed
-
-    def best(fn, repeat=3) -> float:
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return round(min(times) * 1000, 2)
-
-    return {
-        "chunks": n_chunks, "files": max(1, n_chunks // 10), "changed": changed,
-        "manifest_bytes": len(data), "parsed_bytes": held,
-        "ms": {
-            "Manifest.from_bytes (parse and validate, once per version)": best(
-                lambda: Manifest.from_bytes(data, "big.json"), 1),
-            "Manifest.unique_chunks": best(target.unique_chunks),
-            "chunk_cost_from (every update check, the two manifests)": best(
-                lambda: target.chunk_cost_from(installed)),
-            "sorted(unique_chunks()) (every chunks page request)": best(
-                lambda: sorted(target.unique_chunks().values(), key=lambda c: c.id)),
-            "Manifest.totals (an update check from an unknown version)": best(target.totals),
-        },
-    }
 
 
 # --------------------------------------------------------------------------
@@ -660,44 +267,16 @@ def print_report(r: dict) -> None:
         print(f"  {name}: (a) {verdict(g['saturating'])}, (b) {verdict(g['at_rate'])}")
     for note in r["notes"]:
         print(f"note: {note}")
-    if r.get("own_code_us"):
-        print()
-        print_header(f"{'the service own steps, in process, no HTTP':<56} {'us/call':>8}")
-        for name, us in r["own_code_us"].items():
-            print(f"{name:<56} {us:>8.1f}")
-    syn = r.get("synthetic")
-    if syn:
-        print()
-        print_header(f"{'per-request work on a large version (synthetic manifests, in process)':<64} {'ms':>8}")
-        for name, ms in syn["ms"].items():
-            print(f"{name:<64} {ms:>8.1f}")
-        print(f"({syn['chunks']} chunks of 1 MiB in {syn['files']} files, {syn['changed'] * 100:g}% new in the "
-              f"newer version; its manifest: {syn['manifest_bytes'] / (1 << 20):.1f} MiB of JSON, "
-              f"{syn['parsed_bytes'] / (1 << 20):.0f} MiB once parsed)")
+    print_costs(r.get("own_code_us"), r.get("synthetic"))
     for name, p in r.get("profiles", {}).items():
         print()
-        if p.get("skipped"):
-            print(f"profile of {name}: skipped: {p['skipped']}")
-            continue
-        print(f"profile of depot serve under {name} (py-spy --nonblocking, {p['samples']} samples of busy "
-              f"threads, {p['waiting_samples']} of waiting ones left out; "
-              f"{fmt(p['requests_per_s_while_sampled'], '.0f')} req/s while sampled)")
-        print_header(f"{'inclusive':>9}  function")
-        for f in p["inclusive"]:
-            print(f"{f['share'] * 100:>8.1f}%  {f['function']}")
-        print_header(f"{'own':>9}  function")
-        for f in p["own"][:15]:
-            print(f"{f['share'] * 100:>8.1f}%  {f['function']}")
-        print_header(f"{'own':>9}  by layer (the leaf frame's package)")
-        for f in p["layers"]:
-            print(f"{f['share'] * 100:>8.1f}%  {f['layer']}")
-
+        print_profile(f"depot serve under {name}", p)
 
 # --------------------------------------------------------------------------
 
 
 def run(args, workdir: Path) -> dict:
-    from pipeline.testing.servers import nginx
+    from pipeline.testing.servers import free_port, nginx
 
     report: dict = {"machine": machine_info(), "versions": list(VERSIONS), "seconds": args.seconds,
                     "paced_rate": args.paced_rate,
@@ -821,7 +400,8 @@ def run(args, workdir: Path) -> dict:
             uv.stop()
 
     log("timing the service's own steps in process ...")
-    report["own_code_us"] = own_code_us(origin_dir, cdn, args.current, keys[0], body)
+    report["own_code_us"] = own_code_us(service_config(str(origin_dir), cdn, SECRET, NO_LIMIT), PRODUCT, CHANNEL,
+                                         args.current, keys[0], body)
     if args.synthetic_chunks > 0:
         log(f"timing the per-request work on synthetic manifests of {args.synthetic_chunks} chunks ...")
         report["synthetic"] = synthetic_costs(args.synthetic_chunks)
