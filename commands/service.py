@@ -68,4 +68,5 @@ def _listen(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        raise InvalidArgument(f"--host {host} --port {port}: cannot listen there ({os.strerror(exc.errno) if exc.errno else exc})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise InvalidArgument(f"--host {host} --port {port}: cannot listen there ({reason})") from None

@@ -75,8 +75,8 @@ class _Buckets:
             if tokens < n:
                 self.tokens[client] = (tokens, now)
                 wait = (n - tokens) / self.rate
-                raise LinkRateLimited(f"{client}: more than {self.rate:g} link requests a second; retry in {wait:.2f} s",
-                                      retry_after=wait)
+                raise LinkRateLimited(f"{client}: more than {self.rate:g} link requests a second; "
+                                      f"retry in {wait:.2f} s", retry_after=wait)
             self.tokens[client] = (tokens - n, now)
             if len(self.tokens) > 100_000:  # forget idle clients
                 self.tokens.clear()

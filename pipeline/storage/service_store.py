@@ -70,15 +70,13 @@ class ServiceStore(ReadStore):
                 self._links[item["id"]] = (item["attributes"]["href"], now + life - min(MARGIN, life / 2))
 
     def _link(self, key: str) -> str:
-        found = self._links.get(key)
-        if found is None or found[1] < time.time():
+        if self._stale(key, time.time()):
             with self._asking:
                 now = time.time()
                 if self._stale(key, now):
                     at = self._position.get(key)
                     self._ask([key] if at is None else [k for k in self._order[at: at + BATCH] if self._stale(k, now)])
-                found = self._links[key]  # what was just given is used, whatever its life
-        return found[0]
+        return self._links[key][0]  # what was just given is used, whatever its life
 
     def _fetch(self, method: str, key: str) -> urllib3.BaseHTTPResponse:
         url = self._link(key)
