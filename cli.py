@@ -47,11 +47,13 @@ class Settings:
         """Checked before any work: in a signed repository, the keys to sign ``product``'s
         documents must be at hand. Returns the step that signs them once they are written
         (a no-op in an unsigned repository)."""
-        from pipeline.trust import repository
+        from pipeline.trust import is_signed
 
         store = self.store
-        if not repository.is_signed(store):
+        if not is_signed(store):
             return lambda: None
+        from pipeline.trust import repository
+
         ring = self.keyring()
         repository.check_can_sign(store, ring, product)
         return lambda: (lambda c: c and c.to_dict())(repository.sign_documents(store, ring, product))

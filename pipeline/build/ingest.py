@@ -131,7 +131,7 @@ def _refuse_repository_inside(source: Location, repository: Location) -> None:
     """A repository kept in the build's directory (``depot run .`` with the default
     ``./depot-repo``) would become part of the build it stores."""
     if source.is_local and repository.is_local:
-        build, repo = (os.path.realpath(loc.filesystem()[1]) for loc in (source, repository))
+        build, repo = (os.path.realpath(loc.local_path) for loc in (source, repository))
         if os.path.commonpath([build, repo]) == build:
             raise SourceInvalid(f"{source.url}: holds the repository {repository.url}, which would be ingested "
                                 "as part of the build; keep the repository elsewhere (--repo)")

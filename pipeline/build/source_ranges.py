@@ -17,13 +17,13 @@ from ..storage.location import Location
 
 def _read_into(loc: Location, offset: int, view: memoryview) -> int:
     """Fill ``view`` from ``offset`` of a local file; the number of bytes read."""
-    with open(loc.filesystem()[1], "rb") as f:
+    with open(loc.local_path, "rb") as f:
         f.seek(offset)
         return f.readinto(view)
 
 
 def _read_local(loc: Location, offset: int, length: int) -> bytes:
-    with open(loc.filesystem()[1], "rb") as f:
+    with open(loc.local_path, "rb") as f:
         f.seek(offset)
         return f.read(length)
 
@@ -87,7 +87,7 @@ def fingerprint(loc: Location) -> tuple:
     """What changes when a source file is written to: size, modification and change times
     and inode of a local file; size, ETag and modification time of an object."""
     if loc.is_local:
-        st = _checked_read(loc, lambda: os.stat(loc.filesystem()[1]))
+        st = _checked_read(loc, lambda: os.stat(loc.local_path))
         return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
     fs, path = loc.filesystem()
     info = _checked_read(loc, lambda: fs.info(path))

@@ -24,7 +24,8 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import ObjectInfo, PrunableStore
-from .metadata import TIMESTAMP, committed_metadata, is_signed
+from ..trust import is_signed
+from .metadata import TIMESTAMP, committed_metadata
 
 HOUR = 3600.0
 UNREFERENCED = "(unreferenced)"  # data no version names, temporaries

@@ -9,10 +9,6 @@ from ..storage import ReadStore
 TIMESTAMP, SNAPSHOT = "timestamp", "snapshot"  # TUF's role names
 
 
-def is_signed(store: ReadStore) -> bool:
-    return store.has(layout.metadata_key(TIMESTAMP))
-
-
 def committed_metadata(store, roots: list[str] | None = None) -> tuple[list[str], bytes]:
     """Every root, the snapshot ``timestamp.json`` names and the roles that snapshot names
     (their keys); and the timestamp's bytes, which commit to them."""

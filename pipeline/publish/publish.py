@@ -37,7 +37,8 @@ from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
 from ..storage import WriteStore
-from .metadata import TIMESTAMP, committed_metadata, is_signed
+from ..trust import is_signed
+from .metadata import TIMESTAMP, committed_metadata
 from .upload import OriginReport, Uploader
 
 

@@ -83,6 +83,12 @@ class Location:
     def is_local(self) -> bool:
         return self.scheme == "file"
 
+    @property
+    def local_path(self) -> str:
+        """A local location's absolute path, without fsspec's lookup: reading a build asks
+        it for every file."""
+        return os.path.abspath(os.path.expanduser(self.url))
+
     def child(self, key: str) -> "Location":
         """The location of ``key`` below this one, with the same settings."""
         return dataclasses.replace(self, url=join(self.url, key))

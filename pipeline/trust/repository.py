@@ -46,11 +46,6 @@ def product_role(product: str) -> str:
     return f"product-{layout.check_product(product)}"
 
 
-def is_signed(store: WriteStore) -> bool:
-    """Whether the repository has TUF metadata (``depot trust init`` was run)."""
-    return store.has(layout.metadata_key(TIMESTAMP))
-
-
 def _expires(lifetime: datetime.timedelta) -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + lifetime
 
