@@ -64,8 +64,6 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
     """The fetcher the download options describe (``seeds`` are the command's business)."""
     from pipeline.client.fetch import Fetcher
     from pipeline.core.rate import RateLimiter
-    from pipeline.storage.service_store import ServiceStore
-
     if not origins and not service:
         raise click.UsageError("give --origin (repeatable) or --service")
     locations = [s.locations.resolve(o) for o in origins] + ([s.locations.resolve(service)] if service else [])
@@ -73,6 +71,8 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
         locations = [dataclasses.replace(loc, timeout=timeout) for loc in locations]
     stores = [open_origin(loc, connections=jobs) for loc in locations[: len(origins)]]
     if service:
+        from pipeline.storage.service_store import ServiceStore
+
         stores.append(ServiceStore(locations[-1], connections=jobs))
     fetcher = Fetcher(stores, retries=retries, rate=RateLimiter(max_rate) if max_rate else None)
     if allow_unsigned:

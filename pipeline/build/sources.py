@@ -37,11 +37,15 @@ PACKED_KINDS = {"zip", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"}
 def source_kind(loc: Location) -> str:
     """'directory' or the archive kind of ``loc``; SourceInvalid if it is neither."""
     url = loc.url
-    fs, path = loc.filesystem()
+    if loc.is_local:  # without fsspec, which a local build never needs
+        path, isdir, isthere = loc.local_path, os.path.isdir, os.path.exists
+    else:
+        fs, path = loc.filesystem()
+        isdir, isthere = fs.isdir, fs.exists
     try:
-        if fs.isdir(path):
+        if isdir(path):
             return "directory"
-        exists = fs.exists(path)
+        exists = isthere(path)
     except backend_errors() as exc:
         raise source_error(url, "cannot read", exc) from exc
     if not exists:
@@ -68,10 +72,10 @@ def source_error(url: str, what: str, exc: BaseException) -> DepotError:
 def scan_directory(loc: Location) -> Iterator[Entry]:
     """Entries of a directory build (no hashes yet; ``offset`` is 0: a file is its own blob)."""
     url = loc.url
-    fs, root = loc.filesystem()
     if loc.is_local:
-        yield from _scan_local(url, root)
+        yield from _scan_local(url, loc.local_path)
         return
+    fs, root = loc.filesystem()
     try:
         found = fs.find(root, detail=True, withdirs=False)
     except backend_errors() as exc:

@@ -199,6 +199,9 @@ class ChunkJob:
         self.refs: dict[str, ChunkRef] = {}
         self.missing: dict[str, int] = {}  # file path -> chunks still to write
         self.local: dict[str, tuple[Path, int]] = {}  # chunk id -> a file and offset holding it
+        # One writer at a time per file: the kernel allows no more (a write holds the inode's
+        # lock), and a thread waiting here sleeps where one waiting in the kernel spins.
+        self.writing = {f.path: threading.Lock() for f in todo if len(f.chunks) > 1}
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
         self.keep_staged()
 
@@ -299,11 +302,12 @@ class ChunkJob:
         for f, offset in self.targets[cid]:
             staged = self.inst.staging_path(f)
             whole = os.O_CREAT | os.O_TRUNC if len(f.chunks) == 1 else 0  # a file of one chunk is made here
-            fd = os.open(staged, os.O_WRONLY | whole, 0o644)
-            try:
-                os.pwrite(fd, data, offset)
-            finally:
-                os.close(fd)
+            with self.writing.get(f.path, contextlib.nullcontext()):
+                fd = os.open(staged, os.O_WRONLY | whole, 0o644)
+                try:
+                    os.pwrite(fd, data, offset)
+                finally:
+                    os.close(fd)
             self.progress(ref.size)
             with self.lock:
                 self.missing[f.path] -= 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import uuid
 from typing import BinaryIO, Iterator
@@ -24,11 +25,17 @@ from .fsspec_store import FsspecStore, temp_name
 
 class LocalStore(FsspecStore):
     def __init__(self, location):
-        super().__init__(location)
+        # No fsspec until something needs it (listings): a command that only reads and
+        # writes keys here spares its import.
+        self.location, self.root = location, location.local_path
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             # Read as a directory, a file would be an empty repository, and writes would
             # fail naming some key below it.
             raise StoreUnavailable(f"{location.url}: is a file; a local repository or origin is a directory")
+
+    @functools.cached_property
+    def fs(self):
+        return self.location.filesystem()[0]
 
     def get(self, key: str) -> bytes:
         # os-level reads: a buffered file asks whether it is a terminal and reads once

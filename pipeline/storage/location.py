@@ -29,10 +29,12 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-
-import fsspec
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidLocation
+
+if TYPE_CHECKING:
+    import fsspec
 
 SCHEMES = ("file", "s3", "memory", "http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -117,6 +119,8 @@ class Location:
 
 @functools.lru_cache(maxsize=64)
 def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec  # here, not above: a command on local files only never needs it
+
     fs, path = fsspec.core.url_to_fs(loc.url, **loc.storage_options())
     return fs, path.rstrip("/") if path not in ("/", "") else path
 

@@ -8,8 +8,6 @@ import contextlib
 import sys
 from typing import Iterator
 
-import urllib3
-
 from ..errors import DepotError, NotFound, StoreUnavailable
 
 
@@ -18,8 +16,8 @@ def backend_errors() -> tuple[type[BaseException], ...]:
     it. Evaluated when an exception is being matched: S3 failures that s3fs does not turn
     into OSError (no credentials, bad endpoint) come from botocore and aiohttp, which are
     loaded only once an S3 location is used, so importing them here would cost every
-    command a fifth of a second for nothing."""
-    errors: list[type[BaseException]] = [OSError, urllib3.exceptions.HTTPError]
+    command a fifth of a second for nothing. urllib3 likewise, once an HTTP location or S3 is."""
+    errors: list[type[BaseException]] = [OSError, *_urllib3_errors()]
     if "botocore" in sys.modules:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -47,12 +45,20 @@ def translated(where: str) -> Iterator[None]:
 def is_unreachable(exc: BaseException) -> bool:
     """Whether a failure is the location's (unreachable, no credentials, refused, timed
     out), as opposed to the object's (missing, unreadable, not what was expected)."""
-    if isinstance(exc, (ConnectionError, TimeoutError, urllib3.exceptions.HTTPError)):
+    if isinstance(exc, (ConnectionError, TimeoutError, *_urllib3_errors())):
         return True
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return False
     names = {type(e).__module__.split(".")[0] for e in _chain(exc)}
     return bool(names & {"botocore", "aiobotocore", "aiohttp"})  # an S3 failure, not the object's
+
+
+def _urllib3_errors() -> tuple[type[BaseException], ...]:
+    if "urllib3" not in sys.modules:
+        return ()
+    import urllib3
+
+    return (urllib3.exceptions.HTTPError,)
 
 
 def _chain(exc: BaseException | None):
