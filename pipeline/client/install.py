@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .. import layout
 from ..core import codec
@@ -277,8 +277,9 @@ class ChunkJob:
                 self._finish_file(f)
         self.fetcher.prefetch([layout.chunk_key(cid) for cid in self.targets if cid not in self.local])
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-            # manifest order, so that files complete (and are placed) one after another
-            futures = [pool.submit(self._deliver, cid) for cid in self.targets]
+            # manifest order, so that files complete (and are placed) one after another;
+            # small chunks in groups, as a task costs more than a small chunk's work
+            futures = [pool.submit(self._deliver_all, group) for group in self._groups()]
             try:
                 for fut in cf.as_completed(futures):
                     fut.result()
@@ -286,6 +287,21 @@ class ChunkJob:
                 for fut in futures:
                     fut.cancel()
                 raise
+
+    def _groups(self, most: int = 1 << 20) -> Iterator[list[str]]:
+        group, size = [], 0
+        for cid in self.targets:
+            group.append(cid)
+            size += self.refs[cid].size
+            if size >= most:
+                yield group
+                group, size = [], 0
+        if group:
+            yield group
+
+    def _deliver_all(self, cids: list[str]) -> None:
+        for cid in cids:
+            self._deliver(cid)
 
     def _deliver(self, cid: str) -> None:
         ref = self.refs[cid]
