@@ -133,13 +133,15 @@ def print_report(report: dict) -> None:
         print(f"{name} command: {cmd}")
     print()
     hdr = (f"{'tool':<18} {'seconds':>9} {'MiB/s':>9} {'stored MiB':>11} "
-           f"{'peak RSS MiB':>13} {'peak PSS MiB':>13} {'max proc RSS':>13} {'procs':>6}")
+           f"{'peak RSS MiB':>13} {'peak PSS MiB':>13} {'max proc RSS':>13} {'procs':>6} {'CPU user+sys':>13} "
+           f"{'free MiB':>9}")
     print_header(hdr)
     for row in report["results"]:
         print(f"{row['tool']:<18} {fmt(row['seconds'], '9.2f')} "
               f"{fmt(row['mib_per_s'], '9.1f')} {fmt(row['stored_mib'], '11.1f')} "
               f"{fmt(row['peak_rss_mib'], '13.1f')} {fmt(row['peak_pss_mib'], '13.1f')} "
-              f"{fmt(row['max_process_rss_mib'], '13.1f')} {row['max_processes']:>6}")
+              f"{fmt(row['max_process_rss_mib'], '13.1f')} {row['max_processes']:>6} "
+              f"{row['cpu_user_s']:>6.2f}+{row['cpu_sys_s']:<6.2f} {fmt(row['free_mib_before'], '9d')}")
     print()
     r = report["ratios"]
     print(f"depot/casync throughput: {fmt(r.get('throughput_depot_over_casync'), '.2f')}"

@@ -236,7 +236,8 @@ def print_report(report: dict) -> None:
         print(f"{name}: {cmd}")
     print()
     hdr = (f"{'tool':<22} {'seconds':>9} {'MiB/s':>9} {'peak RSS MiB':>13} "
-           f"{'max proc RSS':>13} {'procs':>6} {'sync after s':>13} {'verified':>9}")
+           f"{'max proc RSS':>13} {'procs':>6} {'sync after s':>13} {'verified':>9} {'CPU user+sys':>13} "
+           f"{'free MiB':>9}")
     print_header(hdr)
     for row in report["results"]:
         v = report["verification"].get(row["key"])
@@ -244,7 +245,8 @@ def print_report(report: dict) -> None:
         print(f"{row['tool']:<22} {fmt(row['seconds'], '9.2f')} "
               f"{fmt(row['mib_per_s'], '9.1f')} {fmt(row['peak_rss_mib'], '13.1f')} "
               f"{fmt(row['max_process_rss_mib'], '13.1f')} {row['max_processes']:>6} "
-              f"{fmt(row['sync_after_s'], '13.2f')} {vs:>9}")
+              f"{fmt(row['sync_after_s'], '13.2f')} {vs:>9} "
+              f"{row['cpu_user_s']:>6.2f}+{row['cpu_sys_s']:<6.2f} {fmt(row['free_mib_before'], '9d')}")
     if report.get("origin_error"):
         print(f"{'depot install (HTTP)':<22} NOT RUN: {report['origin_error']}")
     for key in ("depot_error", "casync_error"):

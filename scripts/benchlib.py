@@ -295,6 +295,7 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
     time_path = os.path.join(workdir, f"{name}.maxrss")
     timebin = time_binary()
     full = ([timebin, "-f", "%M", "-o", time_path, "-q", "--"] + cmd) if timebin else cmd
+    free_before = free_memory_mib()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         try:
@@ -341,6 +342,7 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
         "samples": sampler.samples,
         "cpu_user_s": round(usage.ru_utime, 3),
         "cpu_sys_s": round(usage.ru_stime, 3),
+        "free_mib_before": free_before,
         "stdout": stdout,
         "stderr": stderr,
     }
@@ -399,6 +401,16 @@ def noisy_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
+def free_memory_mib() -> int:
+    """Memory the kernel has never had to reclaim from the page cache. On this kind of
+    virtual machine, writing into such memory costs several times more (the host backs
+    each page on first touch) than into memory recycled from the page cache, so each run
+    records it: a tool that starts with gigabytes free pays more for the same writes."""
+    import psutil
+
+    return round(psutil.virtual_memory().free / MiB)
+
+
 def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **extra) -> dict:
     """A report row of a run_measured result over the corpus."""
     sec = res["seconds"]
@@ -415,6 +427,7 @@ def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **ext
         "max_processes": res["max_processes"],
         "cpu_user_s": res["cpu_user_s"],
         "cpu_sys_s": res["cpu_sys_s"],
+        "free_mib_before": res.get("free_mib_before"),
     }
     row.update(extra)
     return row

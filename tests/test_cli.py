@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -249,6 +250,26 @@ def test_jobs_run_on_threads_unless_a_cluster_is_asked_for():
     for ex in (dask_cluster.executor_for(workers=1), dask_cluster.executor_for(scheduler="tcp://127.0.0.1:1")):
         with ex as executor:  # the cluster starts on the first task: none is sent here
             assert isinstance(executor, dask_cluster.LazyDaskExecutor)
+
+
+def test_local_run_and_install_import_no_remote_or_trust_library(tmp_path):
+    """Each command pays for the libraries it imports (fsspec, urllib3, python-tuf: about
+    0.2 s together); on local paths and an unsigned repository it needs none of them."""
+    import tarfile
+
+    build = tmp_path / "build"
+    with tarfile.open(fixture_tar("1.0.0")) as tf:
+        tf.extractall(build, filter="data")
+    repo, game = tmp_path / "repo", tmp_path / "game"
+    heavy = ("fsspec", "urllib3", "tuf", "securesystemslib", "botocore")
+    for args in (["--repo", repo, "run", build, "-p", PRODUCT, "-v", "1.0.0"],
+                 ["install", "-p", PRODUCT, "-v", "1.0.0", "--dest", game, "--origin", repo, "--allow-unsigned"]):
+        code = ("import sys, cli; code = cli.main(sys.argv[1:]); "
+                f"print(sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(code)")
+        p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.splitlines()[-1] == "[]", args[:2]
+    assert (game / "config" / "settings.ini").read_bytes() == (build / "config" / "settings.ini").read_bytes()
 
 
 def test_depot_trust_and_depot_allow_unsigned_stand_for_their_options(published, tmp_path):

@@ -129,11 +129,13 @@ class GameDir:
         out = set()
         for f in m.files:
             want = known.get(f.path)
+            if want is None:
+                continue
             try:
                 st = os.lstat(self.dest / f.path)
             except OSError:
                 continue
-            if want and (st.st_size, st.st_mtime_ns) == (want.size, want.mtime_ns) and st.st_size == f.size \
+            if (st.st_size, st.st_mtime_ns) == (want.size, want.mtime_ns) and st.st_size == f.size \
                     and (st.st_mode & 0o777) == file_mode(f):
                 out.add(f.path)
         return out

@@ -171,8 +171,9 @@ def candidates(inst: GameDir, m: Manifest, todo: list[FileEntry], seeds: Iterabl
     """Files that may hold chunks we need: what is at the paths being (re)written, files
     in the destination that the version does not have, and every file of the seeds."""
     listed = {f.path for f in m.files}
-    found = [inst.dest / f.path for f in todo]
-    found += [p for p in _walk_files(inst.dest, skip=STATE_DIR) if p.relative_to(inst.dest).as_posix() not in listed]
+    rewritten = {f.path for f in todo}
+    found = [p for p in _walk_files(inst.dest, skip=STATE_DIR)
+             if (rel := p.relative_to(inst.dest).as_posix()) in rewritten or rel not in listed]
     for seed in seeds:
         found.extend(_walk_files(Path(seed)))
     return [p for p in found if p.is_file() and not p.is_symlink()]
@@ -202,19 +203,17 @@ class ChunkJob:
         # One writer at a time per file: the kernel allows no more (a write holds the inode's
         # lock), and a thread waiting here sleeps where one waiting in the kernel spins.
         self.writing = {f.path: threading.Lock() for f in todo if len(f.chunks) > 1}
+        self.staged = {f.path: inst.staging_path(f) for f in todo}
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
         self.keep_staged()
 
     def keep_staged(self) -> None:
         """List the chunks to write; those a previous run already wrote to a staging
         file are kept."""
+        present = set(os.listdir(self.inst.staging))
         for f in self.todo:
-            staged = self.inst.staging_path(f)
-            fd = None
-            try:
-                fd = os.open(staged, os.O_RDONLY)
-            except FileNotFoundError:
-                pass
+            staged = self.staged[f.path]
+            fd = os.open(staged, os.O_RDONLY) if os.path.basename(staged) in present else None
             try:
                 have = 0
                 for c in f.chunks:
@@ -267,7 +266,7 @@ class ChunkJob:
         for f in self.todo:
             missing = self.missing.get(f.path, 0)
             if missing == 0 or len(f.chunks) > 1:  # a file of one chunk missing is made by its write
-                fd = os.open(self.inst.staging_path(f), os.O_WRONLY | os.O_CREAT, 0o644)
+                fd = os.open(self.staged[f.path], os.O_WRONLY | os.O_CREAT, 0o644)
                 try:
                     if os.fstat(fd).st_size != f.size:
                         os.ftruncate(fd, f.size)
@@ -316,7 +315,7 @@ class ChunkJob:
                 self.reused += ref.size * len(self.targets[cid])
                 self.chunks_reused += 1
         for f, offset in self.targets[cid]:
-            staged = self.inst.staging_path(f)
+            staged = self.staged[f.path]
             whole = os.O_CREAT | os.O_TRUNC if len(f.chunks) == 1 else 0  # a file of one chunk is made here
             with self.writing.get(f.path, contextlib.nullcontext()):
                 fd = os.open(staged, os.O_WRONLY | whole, 0o644)
@@ -346,7 +345,7 @@ class ChunkJob:
     def _finish_file(self, f: FileEntry, whole: bytes | None = None) -> None:
         """Check a completed staging file; ``whole`` is its content when one chunk is the
         whole file, which spares reading it back."""
-        staged = self.inst.staging_path(f)
+        staged = self.staged[f.path]
         digest = hashlib.sha256(whole).hexdigest() if whole is not None else sha256_file(staged)
         if digest != f.hash_sha256:
             os.unlink(staged)  # never keep bytes that claim to be this file and are not
