@@ -164,7 +164,7 @@ class GameDir:
                 if e.type == "symlink":
                     self._place_link(e)
                 elif e.type == "dir":
-                    self._make_parents(e.path + "/x")
+                    self._make_parents(e.path + "/x", known)
             self._finish(m, origins, trust)
         except OSError as exc:
             self.recover()
@@ -227,7 +227,7 @@ class GameDir:
         manifest included."""
         with contextlib.suppress(FileNotFoundError):
             os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
-        _atomic_write(self.state / "manifest.json", m.to_bytes())
+        _atomic_write(self.state / "manifest.json", m.to_bytes_known_valid())  # m was read from an origin
         files = {}
         for f in m.files:
             st = os.stat(os.path.join(self.dest, f.path))

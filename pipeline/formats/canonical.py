@@ -45,6 +45,10 @@ def validate(doc: dict, schema: str, where: str) -> dict:
 def dumps(doc: dict, schema: str, where: str) -> bytes:
     """Validated, canonical bytes: the same document always gives the same bytes."""
     validate(doc, schema, where)
+    return canonical(doc)
+
+
+def canonical(doc: dict) -> bytes:
     return (json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
@@ -79,6 +83,12 @@ class Document:
     def to_bytes(self) -> bytes:
         """Canonical bytes: what is stored, served and signed."""
         return dumps(self.to_dict(), self.SCHEMA, self.describe())
+
+    def to_bytes_known_valid(self) -> bytes:
+        """Canonical bytes of a document that ``from_bytes`` read, and so validated: a
+        frozen dataclass cannot have changed since, and a client writing the manifest it
+        installed would otherwise validate its thousands of entries twice."""
+        return canonical(self.to_dict())
 
     @classmethod
     def from_bytes(cls: type[D], data: bytes, where: str) -> D:
