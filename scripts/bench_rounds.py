@@ -7,6 +7,7 @@ Usage::
 
     python scripts/bench_rounds.py bench_ingest.py --game redeclipse-data
     python scripts/bench_rounds.py --rounds 5 bench_install.py --size-gb 1.0
+    python scripts/bench_rounds.py --workdir /dev/shm bench_ingest.py --game redeclipse-data
 
 SCRIPT is a benchmark in ``scripts/`` that takes ``--json`` (bench_ingest.py,
 bench_install.py). Each round runs it whole (peers and depot, in its own order) with
@@ -23,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from benchlib import log
 
@@ -33,19 +36,34 @@ from benchlib import log
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="how many times to run it (default 3)")
+    ap.add_argument("--workdir", default=None,
+                    help="where the rounds write (default: $TMPDIR); /dev/shm measures without the disk's file system")
+    ap.add_argument("--clean-each-round", action="store_true",
+                    help="remove each round's files after it (for a small --workdir such as /dev/shm, "
+                         "where deleting costs nothing)")
     ap.add_argument("script", help="a benchmark in scripts/ that takes --json")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = ap.parse_args(argv)
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.path.basename(args.script))
     reports = []
-    for n in range(1, args.rounds + 1):
-        log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}")
-        run = subprocess.run([sys.executable, path, *args.args, "--json"], stdout=subprocess.PIPE)
-        if run.returncode not in (0, 1):  # 1: a goal missed, still a measurement
-            log(f"round {n} failed (exit {run.returncode})")
-            return run.returncode
-        reports.append(json.loads(run.stdout))
+    # Every round's files are kept until the last round has run: on a file system without
+    # a journal (this machine's), creating files right after deleting thousands is several
+    # times slower (ext4 skips inodes freed in the last minute), so a round must not start
+    # right after the previous one's clean-up.
+    rounds_dir = tempfile.mkdtemp(prefix="depot-bench-rounds-", dir=args.workdir)
+    try:
+        for n in range(1, args.rounds + 1):
+            log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}")
+            keep = [] if args.clean_each_round else ["--keep"]
+            run = subprocess.run([sys.executable, path, *args.args, "--json", "--workdir", rounds_dir, *keep],
+                                 stdout=subprocess.PIPE)
+            if run.returncode not in (0, 1):  # 1: a goal missed, still a measurement
+                log(f"round {n} failed (exit {run.returncode})")
+                return run.returncode
+            reports.append(json.loads(run.stdout))
+    finally:
+        shutil.rmtree(rounds_dir, ignore_errors=True)
 
     print(f"{os.path.basename(path)} {' '.join(args.args)}: {args.rounds} rounds")
     print(f"{'ratio':40s} {'median':>8s} {'lowest':>8s} {'highest':>8s}  rounds")
@@ -55,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         if known:
             print(f"{name:40s} {statistics.median(known):8.2f} {min(known):8.2f} {max(known):8.2f}  "
                   + ", ".join("n/a" if v is None else f"{v:.2f}" for v in values))
-    print(f"{'tool':40s} {'median s':>8s} {'CPU s':>8s}")
+    print(f"{'tool':40s} {'median s':>8s} {'user s':>8s} {'sys s':>8s} {'free MiB':>9s}")
     for tool in [row["tool"] for row in reports[0]["results"]]:
         rows = [row for r in reports for row in r["results"] if row["tool"] == tool]
-        seconds = statistics.median(row["seconds"] for row in rows)
-        cpu = statistics.median((row.get("cpu_user_s") or 0) + (row.get("cpu_sys_s") or 0) for row in rows)
-        print(f"{tool:40s} {seconds:8.2f} {cpu:8.2f}")
+
+        def median(name: str) -> float:
+            return statistics.median(row.get(name) or 0 for row in rows)
+
+        print(f"{tool:40s} {median('seconds'):8.2f} {median('cpu_user_s'):8.2f} {median('cpu_sys_s'):8.2f} "
+              f"{median('free_mib_before'):9.0f}")
     return 0
 
 
