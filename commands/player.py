@@ -64,6 +64,7 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
     """The fetcher the download options describe (``seeds`` are the command's business)."""
     from pipeline.client.fetch import Fetcher
     from pipeline.core.rate import RateLimiter
+
     if not origins and not service:
         raise click.UsageError("give --origin (repeatable) or --service")
     locations = [s.locations.resolve(o) for o in origins] + ([s.locations.resolve(service)] if service else [])

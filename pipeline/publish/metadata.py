@@ -4,7 +4,6 @@ keeps. Read with python-tuf, which is loaded only for a signed repository."""
 from __future__ import annotations
 
 from .. import layout
-from ..storage import ReadStore
 
 TIMESTAMP, SNAPSHOT = "timestamp", "snapshot"  # TUF's role names
 
