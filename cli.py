@@ -101,8 +101,25 @@ class Settings:
             click.echo(human)
 
 
+class _NoBar(contextlib.nullcontext):
+    """What a bar is off a terminal: nothing, and no tqdm to import (10 ms of every command)."""
+
+    total = None
+
+    def __enter__(self):
+        return self
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+
 def _bar(desc: str, total: int | None):
     """A byte progress bar on stderr, shown only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return _NoBar()
     from tqdm import tqdm
 
     return tqdm(total=total or None, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
