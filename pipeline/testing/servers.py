@@ -15,6 +15,11 @@ from typing import Iterator
 
 from .debian import ensure_binary
 
+SECURE_LINK = """
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri {secret}";
+            if ($secure_link = "") {{ return 403; }}
+            if ($secure_link = "0") {{ return 410; }}"""
 NGINX_CONF = """\
 daemon off;
 {user}
@@ -37,11 +42,7 @@ http {{
         location {prefix}/metadata/ {{   # TUF metadata is public
             alias {root}/metadata/;
         }}
-        location {prefix}/ {{
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri {secret}";
-            if ($secure_link = "") {{ return 403; }}
-            if ($secure_link = "0") {{ return 410; }}
+        location {prefix}/ {{{guard}
             alias {root}/;
         }}
         location = /static {{ alias {state}/static; }}  # a plain file: the machine's ceiling
@@ -62,9 +63,10 @@ def ensure_nginx() -> str:
 
 
 @contextlib.contextmanager
-def nginx(root: Path, secret: str, state: Path, prefix: str = "/depot", workers: int = 1,
+def nginx(root: Path, secret: str | None, state: Path, prefix: str = "/depot", workers: int = 1,
           static: bytes = b"") -> Iterator[str]:
-    """nginx serving ``root`` under ``prefix`` with secure_link; yields its base URL."""
+    """nginx serving ``root`` under ``prefix`` with secure_link (or, without a ``secret``,
+    as a plain CDN edge); yields its base URL."""
     binary = ensure_nginx()
     state.mkdir(parents=True, exist_ok=True)
     (state / "static").write_bytes(static)
@@ -72,8 +74,9 @@ def nginx(root: Path, secret: str, state: Path, prefix: str = "/depot", workers:
     conf = state / "nginx.conf"
     # As root, nginx's workers would drop to "nobody" and could not read a private temp dir.
     user = "user root;" if os.geteuid() == 0 else ""
+    guard = SECURE_LINK.format(secret=secret) if secret is not None else ""
     conf.write_text(NGINX_CONF.format(user=user, workers=workers, state=state, port=port, prefix=prefix,
-                                      root=Path(root).resolve(), secret=secret))
+                                      root=Path(root).resolve(), guard=guard))
     proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(state)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
