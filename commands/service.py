@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli import Settings, cli
+from cli import ByteSize, Settings, cli
 from pipeline.errors import InvalidArgument, StoreUnavailable
 
 
@@ -30,9 +30,12 @@ from pipeline.errors import InvalidArgument, StoreUnavailable
 @click.option("--channel", default="stable", show_default=True, help="The channel update checks compare with.")
 @click.option("--refresh", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
               help="Seconds between looks at the origins' timestamp and health.")
+@click.option("--cache", "cache_bytes", type=ByteSize(), default="1GiB", show_default=True,
+              help="Documents kept parsed, by their size as published (parsed, a manifest takes 2-3x that); "
+                   "the least recently used make room.")
 @click.pass_obj
 def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
-          refresh):
+          refresh, cache_bytes):
     """Serve the read-only lookup API: products, manifests, update checks, signed CDN links."""
     import uvicorn
 
@@ -44,7 +47,7 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
     found = []
     for ref in origins:
         loc = s.locations.resolve(ref)
-        if loc.is_local and not os.path.isdir(loc.filesystem()[1]):  # a typo would serve an empty catalogue
+        if loc.is_local and not os.path.isdir(loc.local_path):  # a typo would serve an empty catalogue
             raise StoreUnavailable(f"{loc.url}: no such directory to serve")
         name = ref if ref in named else loc.url
         found.append(Origin(name, open_origin(loc), loc))
@@ -53,7 +56,8 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
         raise InvalidArgument("--link-style token needs --link-keys FILE")
     if link_style == "nginx" and not link_secret:
         raise InvalidArgument("--link-style nginx needs --link-secret (or env DEPOT_LINK_SECRET)")
-    app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh))
+    app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh,
+                                   cache_bytes=cache_bytes))
     sock = _listen(host, port)
     url_host = f"[{host}]" if ":" in host else host
     click.echo(f"serving {', '.join(o.name for o in found)} on http://{url_host}:{sock.getsockname()[1]}"

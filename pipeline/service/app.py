@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from .. import layout
 from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRateLimited, NotFound
-from .catalog import Catalog, Origin
+from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin
 from .links import LinkSigner
 from .updates import check
 
@@ -41,6 +41,7 @@ class ServiceConfig:
     channel: str = "stable"  # the channel update checks compare with
     refresh_s: float = 5.0  # how often the origins' timestamp is looked at, and their health
     page_size: int = 500
+    cache_bytes: int = DEFAULT_CACHE_BYTES  # parsed documents kept, by their published size
 
 
 class InstalledProductAttributes(BaseModel):
@@ -99,7 +100,7 @@ class BackgroundRefresh(threading.Thread):
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
-    catalog = Catalog(config.origins)
+    catalog = Catalog(config.origins, config.cache_bytes)
     catalog.probe()
     catalog.refresh()
     buckets = _Buckets(config.link_rate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .. import layout
@@ -64,13 +65,21 @@ class _View:
     answers: dict[tuple, object] = field(default_factory=dict)  # what the service computed from it
 
 
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
 class Catalog:
-    def __init__(self, origins: list[Origin]):
+    def __init__(self, origins: list[Origin], cache_bytes: int = DEFAULT_CACHE_BYTES):
         if not origins:
             raise NotFound("no origin to serve")
         self.origins = origins
         self._lock = threading.Lock()
-        self._documents: dict[tuple[str, str], object] = {}  # (key, sha or stamp) -> parsed
+        # Parsed documents, least recently used first: (key, sha or stamp) -> (parsed, bytes
+        # as published). Bounded by the published size, which the parsed form is a few
+        # times: manifests of many versions would otherwise take all of the memory.
+        self._documents: OrderedDict[tuple[str, str], tuple[object, int]] = OrderedDict()
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
         self._view: _View | None = None
         self.refreshes = 0
 
@@ -100,17 +109,23 @@ class Catalog:
         view = view or self.view()
         sha = view.targets.get(key)
         cache_key = (key, sha or view.stamp.hex())
-        found = self._documents.get(cache_key)
-        if found is None:
-            where = layout.hashed_target_key(key, sha) if sha else key
-            data = self._get(where)
-            if sha and hashlib.sha256(data).hexdigest() != sha:
-                raise StoreUnavailable(f"{where}: the origin serves other bytes than the signed document")
-            found = parse(data, where)
-            with self._lock:
-                if len(self._documents) > 4096:  # manifests of old versions make room
-                    self._documents.clear()
-                self._documents[cache_key] = found
+        with self._lock:
+            cached = self._documents.get(cache_key)
+            if cached is not None:
+                self._documents.move_to_end(cache_key)
+                return cached[0]
+        where = layout.hashed_target_key(key, sha) if sha else key
+        data = self._get(where)
+        if sha and hashlib.sha256(data).hexdigest() != sha:
+            raise StoreUnavailable(f"{where}: the origin serves other bytes than the signed document")
+        found = parse(data, where)
+        with self._lock:
+            if cache_key not in self._documents:
+                self._documents[cache_key] = (found, len(data))
+                self.cached_bytes += len(data)
+            while self.cached_bytes > self.cache_bytes and len(self._documents) > 1:
+                _, (_, size) = self._documents.popitem(last=False)
+                self.cached_bytes -= size
         return found
 
     # -- the published state -------------------------------------------------------------

@@ -448,3 +448,42 @@ def test_depot_serve_on_an_address_in_use_says_so(world):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert json.loads(p.stdout) == {"error": "INVALID_ARGUMENT", "message": f"--host 127.0.0.1 --port {port}: "
                                     "cannot listen there (Address already in use)"}
+
+
+def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_first(world):
+    """Manifests of every version in play would outgrow any memory: the catalogue keeps
+    parsed documents up to ``--cache`` of their published size, and reads again what made
+    room."""
+    from pipeline.service.catalog import Catalog
+
+    reads: list[str] = []
+    loc = Location(str(world["origin"]))
+    store = open_origin(loc)
+
+    class Counting:
+        url = store.url
+
+        def get(self, key: str) -> bytes:
+            reads.append(key)
+            return store.get(key)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    sizes = {v: len(world["repo"].get(layout.manifest_key(PRODUCT, v))) for v in ("1.0.0", "1.1.0", "1.2.0")}
+    # room for 1.0.0 and either other one, not for all three
+    catalog = Catalog([Origin("o", Counting(), loc)], cache_bytes=sizes["1.0.0"] + max(sizes["1.1.0"], sizes["1.2.0"]))
+    catalog.refresh()
+
+    def manifest_reads(v: str) -> int:
+        return sum(1 for k in reads if f"/versions/{v}/" in k and k.endswith("manifest.json"))
+
+    for v in ("1.0.0", "1.1.0", "1.0.0"):  # 1.0.0 read again from memory: now the most recent
+        assert catalog.manifest(PRODUCT, v).version == v
+    assert [manifest_reads(v) for v in ("1.0.0", "1.1.0")] == [1, 1]
+    cached = catalog.cached_bytes
+    catalog.manifest(PRODUCT, "1.2.0")  # makes room: 1.1.0, the least recently used, goes
+    assert catalog.cached_bytes <= catalog.cache_bytes and catalog.cached_bytes != cached
+    catalog.manifest(PRODUCT, "1.0.0")
+    catalog.manifest(PRODUCT, "1.1.0")
+    assert [manifest_reads(v) for v in ("1.0.0", "1.1.0", "1.2.0")] == [1, 2, 1]
