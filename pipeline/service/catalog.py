@@ -80,6 +80,11 @@ class Catalog:
         self._documents: OrderedDict[tuple[str, str], tuple[object, int]] = OrderedDict()
         self.cache_bytes = cache_bytes
         self.cached_bytes = 0
+        # What a refresh need not read again: a product role's targets by its version (a
+        # version of a role is written once), and the hashed documents some origin holds
+        # (named by their content, never rewritten).
+        self._roles: dict[str, tuple[int, dict[str, str]]] = {}
+        self._held: set[str] = set()
         self._view: _View | None = None
         self.refreshes = 0
 
@@ -167,13 +172,18 @@ class Catalog:
 
         ts = Metadata.from_bytes(view.stamp)
         snap = Metadata.from_bytes(self._get(layout.metadata_key("snapshot", ts.signed.snapshot_meta.version)))
+        roles = {}
         for name, meta in snap.signed.meta.items():
             role = name.removesuffix(".json")
             if not role.startswith("product-"):
                 continue
-            md = Metadata.from_bytes(self._get(layout.metadata_key(role, meta.version)))
-            for path, info in md.signed.targets.items():
-                view.targets[path] = info.hashes["sha256"]
+            known = self._roles.get(role)
+            if known is None or known[0] != meta.version:  # only the roles signed since are read
+                md = Metadata.from_bytes(self._get(layout.metadata_key(role, meta.version)))
+                known = (meta.version, {path: info.hashes["sha256"] for path, info in md.signed.targets.items()})
+            roles[role] = known
+            view.targets.update(known[1])
+        self._roles = roles
         self._index_documents(view, list(view.targets))
 
     def _read_listing(self, view: _View) -> None:
@@ -201,9 +211,12 @@ class Catalog:
         if not sha:
             return True  # listed from the origin itself
         where = layout.hashed_target_key(key, sha)
+        if where in self._held:
+            return True
         for origin in self.ordered():
             try:
                 if origin.store.has(where):
+                    self._held.add(where)
                     return True
             except DepotError:
                 continue

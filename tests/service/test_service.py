@@ -487,3 +487,47 @@ def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_fir
     catalog.manifest(PRODUCT, "1.0.0")
     catalog.manifest(PRODUCT, "1.1.0")
     assert [manifest_reads(v) for v in ("1.0.0", "1.1.0", "1.2.0")] == [1, 2, 1]
+
+
+def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
+    """A new timestamp comes with every signing of any product: a refresh reads the roles
+    signed since and looks for the manifests not seen before, nothing else again."""
+    from pipeline.service.catalog import Catalog
+
+    base = signed_repository(tmp_path, versions=("1.0.0", "1.1.0"))
+    repo, ring, origin_dir = open_store(str(base / "repo")), Keyring(base / "keys"), base / "origin"
+    publish(repo, [open_store(str(origin_dir))], PRODUCT, ["1.0.0", "1.1.0"], channels=["stable"])
+    loc = Location(str(origin_dir))
+    store = open_origin(loc)
+    asked: list[tuple[str, str]] = []
+
+    class Counting:
+        url = store.url
+
+        def get(self, key: str) -> bytes:
+            asked.append(("GET", key))
+            return store.get(key)
+
+        def has(self, key: str) -> bool:
+            asked.append(("HEAD", key))
+            return store.has(key)
+
+    catalog = Catalog([Origin("o", Counting(), loc)])
+    catalog.refresh()
+    role = repository.product_role(PRODUCT)
+    assert sum(1 for m, k in asked if m == "GET" and role in k) == 1
+    assert sum(1 for m, k in asked if m == "HEAD" and k.endswith("manifest.json")) == 2
+
+    def refresh(*channels: str) -> list[tuple[str, str]]:
+        asked.clear()
+        publish(repo, [open_store(str(origin_dir))], PRODUCT, ["1.0.0", "1.1.0"], channels=list(channels))
+        assert catalog.refresh()
+        return [(m, k.rsplit("/", 1)[1]) for m, k in asked if "timestamp" not in k and "snapshot" not in k]
+
+    repository.refresh(repo, ring)  # a new snapshot and timestamp, no role signed
+    assert refresh("stable") == []
+    promote(repo, PRODUCT, "1.0.0", "beta")
+    repository.sign_documents(repo, ring, PRODUCT)  # the product's role, signed again
+    read = refresh("stable", "beta")
+    assert [m for m, k in read if role in k] == ["GET"] and not [k for m, k in read if m == "HEAD"]
+    assert catalog.channel(PRODUCT, "beta").version == "1.0.0"
