@@ -102,7 +102,16 @@ class TrustedMetadata:
 
     def target(self, key: str) -> SignedTarget:
         with _refused(f"{self.where}: {key}"):
-            info = self._updater.get_targetinfo(key)
+            try:
+                info = self._updater.get_targetinfo(key)
+            except exceptions.RepositoryError as exc:
+                # A product given a release key has no metadata of its own until its first
+                # documents are signed: nothing of it is signed, which is no attack.
+                if "is not part of snapshot" not in str(exc):
+                    raise
+                product = layout.product_of(key)
+                raise TargetMismatch(f"{self.where}: {key} is not signed: {product} has no signed documents yet "
+                                     f"(`depot trust sign -p {product}` signs them)") from None
         if info is None:
             raise TargetMismatch(f"{self.where}: {key} is not signed by the repository's metadata")
         return SignedTarget(key, info)

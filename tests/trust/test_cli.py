@@ -339,3 +339,22 @@ def test_the_players_data_folder_is_under_xdg_data_home_else_home(release, tmp_p
     install("game-2", HOME=str(tmp_path / "home"))
     assert roots(tmp_path / "home" / ".local" / "share" / "depot") == [root]
     assert not (tmp_path / "player-data").exists()
+
+
+def test_a_product_with_a_key_and_nothing_signed_yet_is_not_signed_not_an_attack(tmp_path):
+    """`trust add-key` delegates the product's documents; its own metadata appears with its
+    first signed documents. Until then an install finds nothing signed (TARGET_MISMATCH,
+    saying what to do), not forged metadata."""
+    depot = Depot(tmp_path)
+    keys = tmp_path / "keys"
+    depot("keys", "generate", "--out", keys, "root", "targets", "snapshot", "timestamp", PRODUCT)
+    depot("trust", "init", "--root-key", keys / "root.key", "--targets-key", keys / "targets.key",
+          "--snapshot-key", keys / "snapshot.key", "--timestamp-key", keys / "timestamp.key")
+    depot("--keys", keys, "trust", "add-key", "-p", PRODUCT, "--key", keys / f"{PRODUCT}.pub")
+    depot("trust", "root", "-o", tmp_path / "root.json")
+    install = ("install", "-p", PRODUCT, "-v", "1.0.0", "--dest", tmp_path / "game", "--origin", tmp_path / "repo",
+               "--trust", tmp_path / "root.json")
+    p = depot(*install, check=16)
+    assert "[TARGET_MISMATCH]" in p.stderr and f"depot trust sign -p {PRODUCT}" in p.stderr, p.stderr
+    depot("--keys", keys, "run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0")
+    depot(*install)
