@@ -163,8 +163,8 @@ class GameDir:
             for e in m.entries:
                 if e.type == "symlink":
                     self._place_link(e)
-                elif e.type == "dir":
-                    self._make_parents(e.path + "/x", known)
+                elif e.type == "dir":  # not from `known`: a link placed just now may stand in the way
+                    self._make_parents(e.path + "/x")
             self._finish(m, origins, trust)
         except OSError as exc:
             self.recover()

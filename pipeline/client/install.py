@@ -278,7 +278,7 @@ class ChunkJob:
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
             # manifest order, so that files complete (and are placed) one after another;
             # small chunks in groups, as a task costs more than a small chunk's work
-            futures = [pool.submit(self._deliver_all, group) for group in self._groups()]
+            futures = [pool.submit(self._deliver_all, group) for group in self._groups(jobs)]
             try:
                 for fut in cf.as_completed(futures):
                     fut.result()
@@ -287,7 +287,10 @@ class ChunkJob:
                     fut.cancel()
                 raise
 
-    def _groups(self, most: int = 1 << 20) -> Iterator[list[str]]:
+    def _groups(self, jobs: int) -> Iterator[list[str]]:
+        """Chunks in manifest order, about 1 MiB a group but about four groups a job at
+        least, so that a small download still has ``jobs`` requests in flight."""
+        most = min(1 << 20, sum(self.refs[cid].size for cid in self.targets) // (4 * max(1, jobs)))
         group, size = [], 0
         for cid in self.targets:
             group.append(cid)

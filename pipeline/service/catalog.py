@@ -85,6 +85,7 @@ class Catalog:
         # (named by their content, never rewritten).
         self._roles: dict[str, tuple[int, dict[str, str]]] = {}
         self._held: set[str] = set()
+        self._snapshot_version = 0
         self._view: _View | None = None
         self.refreshes = 0
 
@@ -120,7 +121,11 @@ class Catalog:
                 self._documents.move_to_end(cache_key)
                 return cached[0]
         where = layout.hashed_target_key(key, sha) if sha else key
-        data = self._get(where)
+        try:
+            data = self._get(where)
+        except NotFound:
+            self._held.discard(where)  # gone from the origins (a gc): the next refresh looks again
+            raise
         if sha and hashlib.sha256(data).hexdigest() != sha:
             raise StoreUnavailable(f"{where}: the origin serves other bytes than the signed document")
         found = parse(data, where)
@@ -172,6 +177,9 @@ class Catalog:
 
         ts = Metadata.from_bytes(view.stamp)
         snap = Metadata.from_bytes(self._get(layout.metadata_key("snapshot", ts.signed.snapshot_meta.version)))
+        if snap.signed.version < self._snapshot_version:  # a repository initialised again: versions restart
+            self._roles, self._held = {}, set()
+        self._snapshot_version = snap.signed.version
         roles = {}
         for name, meta in snap.signed.meta.items():
             role = name.removesuffix(".json")
@@ -184,6 +192,7 @@ class Catalog:
             roles[role] = known
             view.targets.update(known[1])
         self._roles = roles
+        self._held &= {layout.hashed_target_key(k, sha) for k, sha in view.targets.items()}
         self._index_documents(view, list(view.targets))
 
     def _read_listing(self, view: _View) -> None:
