@@ -9,6 +9,7 @@ under its hash), so the service answers exactly what players' clients will check
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import threading
 import time
@@ -66,6 +67,16 @@ class _View:
 
 
 DEFAULT_CACHE_BYTES = 1 << 30
+READERS = 16  # requests in flight while a refresh reads roles and looks for manifests
+
+
+def _in_parallel(fn, items: list) -> list:
+    """``[fn(i) for i in items]``, up to READERS at a time: a catalogue's first refresh
+    reads a role per product and looks for every manifest."""
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    with cf.ThreadPoolExecutor(min(READERS, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 class Catalog:
@@ -180,18 +191,19 @@ class Catalog:
         if snap.signed.version < self._snapshot_version:  # a repository initialised again: versions restart
             self._roles, self._held = {}, set()
         self._snapshot_version = snap.signed.version
-        roles = {}
-        for name, meta in snap.signed.meta.items():
-            role = name.removesuffix(".json")
-            if not role.startswith("product-"):
-                continue
-            known = self._roles.get(role)
-            if known is None or known[0] != meta.version:  # only the roles signed since are read
-                md = Metadata.from_bytes(self._get(layout.metadata_key(role, meta.version)))
-                known = (meta.version, {path: info.hashes["sha256"] for path, info in md.signed.targets.items()})
-            roles[role] = known
-            view.targets.update(known[1])
-        self._roles = roles
+        wanted = {name.removesuffix(".json"): meta.version for name, meta in snap.signed.meta.items()
+                  if name.startswith("product-")}
+
+        def read_role(role: str) -> tuple[int, dict[str, str]]:
+            md = Metadata.from_bytes(self._get(layout.metadata_key(role, wanted[role])))
+            return wanted[role], {path: info.hashes["sha256"] for path, info in md.signed.targets.items()}
+
+        # only the roles signed since are read
+        stale = [role for role, version in wanted.items() if self._roles.get(role, (None,))[0] != version]
+        fresh = dict(zip(stale, _in_parallel(read_role, stale)))
+        self._roles = {role: fresh.get(role) or self._roles[role] for role in wanted}
+        for _, targets in self._roles.values():
+            view.targets.update(targets)
         self._held &= {layout.hashed_target_key(k, sha) for k, sha in view.targets.items()}
         self._index_documents(view, list(view.targets))
 
@@ -202,9 +214,16 @@ class Catalog:
         self._index_documents(view, list(store.list(layout.PRODUCT_PREFIX)))
 
     def _index_documents(self, view: _View, keys: list[str]) -> None:
-        for key in keys:
-            found = layout.version_document_of(key)
-            if found and found[2] == "manifest.json" and self._published(view, key):
+        """A version is published once an origin holds its manifest: the signed metadata
+        names every version of the repository, the origins hold those published to them
+        (one of them is enough: documents are read from whichever has them). A listed
+        origin's versions are its own."""
+        manifests = [(key, found) for key in keys
+                     if (found := layout.version_document_of(key)) and found[2] == "manifest.json"]
+        hashed = {key: layout.hashed_target_key(key, view.targets[key]) for key, _ in manifests if key in view.targets}
+        _in_parallel(self._look_for, [where for where in hashed.values() if where not in self._held])
+        for key, found in manifests:
+            if key not in hashed or hashed[key] in self._held:
                 view.versions.setdefault(found[0], []).append(found[1])
         for key in keys:
             channel = layout.channel_of(key)
@@ -212,24 +231,15 @@ class Catalog:
             if channel and product in view.versions:
                 view.channels.setdefault(product, {})[channel] = self._document(key, Channel.from_bytes, view)
 
-    def _published(self, view: _View, key: str) -> bool:
-        """Whether the origins hold a document: the signed metadata names every version
-        of the repository, the origins hold those published to them (one of them is
-        enough: documents are read from whichever has them)."""
-        sha = view.targets.get(key)
-        if not sha:
-            return True  # listed from the origin itself
-        where = layout.hashed_target_key(key, sha)
-        if where in self._held:
-            return True
+    def _look_for(self, where: str) -> None:
+        """Remember ``where`` as held if an origin that answers has it."""
         for origin in self.ordered():
             try:
                 if origin.store.has(where):
                     self._held.add(where)
-                    return True
+                    return
             except DepotError:
                 continue
-        return False
 
     # -- what the API asks ---------------------------------------------------------------
 

@@ -491,7 +491,10 @@ def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_fir
 
 def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
     """A new timestamp comes with every signing of any product: a refresh reads the roles
-    signed since and looks for the manifests not seen before, nothing else again."""
+    signed since and looks for the manifests not seen before, nothing else again. The
+    first refresh, which reads everything, looks for the manifests several at a time."""
+    import threading
+
     from pipeline.service.catalog import Catalog
 
     base = signed_repository(tmp_path, versions=("1.0.0", "1.1.0"))
@@ -510,10 +513,14 @@ def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
 
         def has(self, key: str) -> bool:
             asked.append(("HEAD", key))
+            if meeting is not None and key.endswith("manifest.json"):
+                meeting.wait()  # each of the two versions' manifests waits for the other: at once, or never
             return store.has(key)
 
+    meeting: threading.Barrier | None = threading.Barrier(2, timeout=10)
     catalog = Catalog([Origin("o", Counting(), loc)])
     catalog.refresh()
+    meeting = None
     role = repository.product_role(PRODUCT)
     assert sum(1 for m, k in asked if m == "GET" and role in k) == 1
     assert sum(1 for m, k in asked if m == "HEAD" and k.endswith("manifest.json")) == 2
