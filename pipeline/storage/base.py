@@ -80,8 +80,13 @@ class WriteStore(ReadStore):
 
     def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
         """Compare and swap: replace the object only if it is still the version ``tag``
-        names (``None``: only if there is none); True if this call replaced it. Of racing
-        writers holding the same tag, exactly one gets True."""
+        names (``None``: only if there is none); True if this call replaced it. A stale
+        tag is False on every backend, even when the object already holds ``data`` (the
+        caller reads again and decides). Of racing writers holding the same tag, of the
+        same bytes or of different bytes, exactly one gets True. Tags follow the bytes: a
+        write of the bytes already there leaves the tag as it was. Only compare-and-swap
+        is ordered against compare-and-swap: a plain ``put`` is not, so what must never go
+        back (channel pointers, plan indexes on origins) is written this way only."""
         raise NotImplementedError
 
     def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:

@@ -11,7 +11,7 @@ from typing import BinaryIO, Iterator
 
 from fsspec.asyn import sync
 
-from ..errors import NotFound, StoreUnavailable
+from ..errors import StoreUnavailable
 from .base import Tagged
 from .translate import backend_errors, s3_code_of, status_of
 from .fsspec_store import FsspecStore
@@ -77,22 +77,17 @@ class S3Store(FsspecStore):
                     except backend_errors() as exc:
                         status = status_of(exc)
                         if status == PRECONDITION_FAILED:
-                            # A swap retried after its reply was lost meets its own write. (A
-                            # create is never counted as ours: racing writers of the same
-                            # bytes must not both think they created the object.)
-                            return tag is not None and self._holds(key, data)
+                            # A stale tag, even when the bytes there equal ours: racing writers
+                            # of the same bytes must not both think they moved the object. A
+                            # swap retried after its reply was lost meets its own write and
+                            # gets False too; callers read again and decide.
+                            return False
                         if status != CONFLICT:
                             raise
             finally:
                 self.fs.invalidate_cache(self._path(key))
             time.sleep(0.05 * 2**attempt)
         raise StoreUnavailable(f"{self.url_of(key)}: conditional writes kept conflicting; try again")
-
-    def _holds(self, key: str, data: bytes) -> bool:
-        try:
-            return self.get(key) == data
-        except NotFound:
-            return False
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:

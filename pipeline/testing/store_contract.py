@@ -146,6 +146,13 @@ class WriteStoreContract(ReadStoreContract):
         with pytest.raises(NotFound):
             store.get_tagged("ch/gone.json")
 
+    def test_a_stale_tag_is_refused_even_when_the_bytes_are_there(self, store):
+        store.put_if_match("ch/same.json", b"v0", None)
+        stale = store.get_tagged("ch/same.json").tag
+        assert store.put_if_match("ch/same.json", b"v1", stale) is True
+        assert store.put_if_match("ch/same.json", b"v1", stale) is False  # v1 is there, but not by this call
+        assert store.get("ch/same.json") == b"v1"
+
     def test_scan_reports_sizes_and_ages(self, store):
         before = time.time()
         store.put("s/a", b"12345")
@@ -167,20 +174,32 @@ class WriteStoreContract(ReadStoreContract):
         winners = [data for data, won in results if won]
         assert len(winners) == 1 and store.get("race/obj") == winners[0]
 
-    def test_racing_threads_exactly_one_swaps(self, store):
-        store.put("race/ptr", b"v0")
+    @pytest.mark.parametrize("same_bytes", [False, True], ids=["different-bytes", "identical-bytes"])
+    def test_racing_threads_exactly_one_swaps(self, store, same_bytes):
+        store.put_if_match("race/ptr", b"v0", None)
         tag = store.get_tagged("race/ptr").tag
         barrier = threading.Barrier(RACERS)
         results: list[tuple[bytes, bool]] = []
 
         def race(i: int) -> None:
-            data = f"v1 from {i}".encode()
+            data = b"v1" if same_bytes else f"v1 from {i}".encode()
             barrier.wait()
             results.append((data, store.put_if_match("race/ptr", data, tag)))
 
         _run_threads(race)
         winners = [data for data, won in results if won]
-        assert len(winners) == 1 and store.get("race/ptr") == winners[0]
+        assert len(results) == RACERS and len(winners) == 1 and store.get("race/ptr") == winners[0]
+
+    def test_racing_threads_of_identical_bytes_exactly_one_creates(self, store):
+        barrier = threading.Barrier(RACERS)
+        results: list[bool] = []
+
+        def race(i: int) -> None:
+            barrier.wait()
+            results.append(store.put_if_absent("race/same", b"same bytes"))
+
+        _run_threads(race)
+        assert sorted(results) == [False] * (RACERS - 1) + [True] and store.get("race/same") == b"same bytes"
 
     def test_racing_processes_exactly_one_creates(self, store):
         if not self.shared_between_processes:
@@ -189,12 +208,14 @@ class WriteStoreContract(ReadStoreContract):
         winners = [data for data, won in results if won]
         assert len(winners) == 1 and store.get("race/obj") == winners[0]
 
-    def test_racing_processes_exactly_one_swaps(self, store):
+    @pytest.mark.parametrize("same_bytes", [False, True], ids=["different-bytes", "identical-bytes"])
+    def test_racing_processes_exactly_one_swaps(self, store, same_bytes):
         if not self.shared_between_processes:
             pytest.skip("this store lives in one process")
-        store.put("race/ptr", b"v0")
+        store.put_if_match("race/ptr", b"v0", None)
         tag = store.get_tagged("race/ptr").tag
-        results = _run_processes(_race_put_if_match, lambda i: (store.location, "race/ptr", f"v1 from {i}".encode(), tag))
+        results = _run_processes(_race_put_if_match, lambda i: (
+            store.location, "race/ptr", b"v1" if same_bytes else f"v1 from {i}".encode(), tag))
         winners = [data for data, won in results if won]
         assert len(winners) == 1 and store.get("race/ptr") == winners[0]
 
