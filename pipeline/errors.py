@@ -187,6 +187,13 @@ class SigningKeyMissing(DepotError):
     exit_code = 2
 
 
+class SigningKeyRefused(DepotError):
+    """A private key was refused: readable by others, or its passphrase is missing or wrong."""
+
+    code = "SIGNING_KEY_REFUSED"
+    exit_code = 2
+
+
 # -- the lookup service ------------------------------------------------------------------------
 
 
