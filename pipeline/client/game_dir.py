@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..core.safety import check_entries
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
@@ -44,6 +45,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def check_manifest(m: Manifest, where: str) -> Manifest:
+    """``m``, if every entry it names is safe to write under a game directory: ingest's
+    rules (pipeline/core/safety.py), and nothing in ``.depot``. A manifest that breaks them
+    was never made by depot's ingest: it is refused before anything is written."""
+    check_entries(m.entries, where, reserved=(STATE_DIR,))
+    return m
 
 
 def file_mode(entry: FileEntry) -> int:
@@ -80,8 +89,13 @@ class GameDir:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["GameDir"]:
-        self.staging.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.state / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        """Hold the directory's lock. Only ``.depot/lock`` is created here: staging comes
+        when there is something to stage (see ``make_staging``)."""
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.state / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.dest}: cannot write the game directory ({exc.strerror})") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -94,13 +108,20 @@ class GameDir:
         finally:
             os.close(fd)
 
+    def make_staging(self) -> None:
+        """The staging directory, made once the version to stage has passed every check."""
+        try:
+            self.staging.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.dest}: cannot write the game directory ({exc.strerror})") from None
+
     # -- what is installed ----------------------------------------------------------
 
     def manifest(self) -> Manifest:
         path = self.state / "manifest.json"
         if not (self.state / "installed.json").exists() or not path.exists():
             raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
-        return Manifest.from_bytes(path.read_bytes(), str(path))
+        return check_manifest(Manifest.from_bytes(path.read_bytes(), str(path)), str(path))
 
     def installed(self) -> Manifest | None:
         try:
@@ -203,6 +224,7 @@ class GameDir:
         rec = self.record()
         if rec is None or rec.version != intent["version"]:
             staged = set(intent["staged"])
+            self.staging.mkdir(exist_ok=True)
             for rel in intent["created"]:
                 if os.path.islink(self.dest / rel) and not _exists(self.backup / _key(rel)):
                     os.unlink(self.dest / rel)

@@ -33,12 +33,12 @@ from ..core import codec
 from ..core.cdc import serial_boundaries
 from ..core.hashing import sha256_file
 from ..core.progress import Progress, ignore
-from ..errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace
+from ..errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace, StoreUnavailable
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.manifest import ChunkRef, FileEntry, Manifest
 from .fetch import Fetcher
-from .game_dir import STATE_DIR, GameDir, file_mode
+from .game_dir import STATE_DIR, GameDir, check_manifest, file_mode
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,11 @@ def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
 
 
 def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
-    """The version's manifest from the first origin with a valid one."""
+    """The version's manifest from the first origin with a valid one, refused (UNSAFE_ENTRY)
+    if any entry it names could write outside the game directory."""
     key = layout.manifest_key(product, version)
-    return manifest_doc.expect(fetcher.document(key, Manifest.from_bytes), product, version, fetcher.url_of(key))
+    m = manifest_doc.expect(fetcher.document(key, Manifest.from_bytes), product, version, fetcher.url_of(key))
+    return check_manifest(m, fetcher.url_of(key))
 
 
 def install(
@@ -96,7 +98,10 @@ def install(
     started = time.monotonic()
     m = load_manifest(fetcher, product, version)
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"{dest}: cannot make the game directory ({exc.strerror})") from None
     inst = GameDir(dest)
     with inst.locked():
         previous = inst.installed()
@@ -210,6 +215,7 @@ class ChunkJob:
     def keep_staged(self) -> None:
         """List the chunks to write; those a previous run already wrote to a staging
         file are kept."""
+        self.inst.make_staging()
         present = set(os.listdir(self.inst.staging))
         for f in self.todo:
             staged = self.staged[f.path]

@@ -121,3 +121,18 @@ def _check_link(path: str, links: dict[str, str], source: str) -> None:
                 raise UnsafeEntry(f"{source}: link {path!r} -> {target!r} does not resolve inside the build")
             current.pop()
             pending = inner.split("/") + pending
+
+
+def check_entries(entries: Iterable[E], source: str, reserved: Iterable[str] = ()) -> None:
+    """Ingest's rules for entries written elsewhere, such as a manifest a client installs:
+    every path canonical and relative, none below a file or a link, no duplicates, every
+    link resolving inside the tree. A path whose first part is in ``reserved`` (the
+    client's own state) is refused too. Raises UnsafeEntry naming the first bad entry."""
+    entries = list(entries)
+    reserved = set(reserved)
+    for e in entries:
+        if clean_path(e.path, source) != e.path:
+            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
+        if e.path.split("/")[0] in reserved:
+            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
+    check_tree(entries, source)

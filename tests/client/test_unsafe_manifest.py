@@ -1,0 +1,123 @@
+"""A manifest that names an entry ingest would refuse (a link to an absolute path or out of
+the game directory, an entry below a link, a path into depot's own state) is refused by
+install, update and repair before anything is written: UNSAFE_ENTRY, the entry named.
+The manifests are crafted in an unsigned repository, as a leaked release key or
+``--allow-unsigned`` would let an origin serve them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import DEPOT, ROOT
+from pipeline import layout
+from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions
+
+
+def _link(path: str, target: str) -> dict:
+    return {"path": path, "type": "symlink", "target": target}
+
+
+def _file_at(entries: list[dict], path: str) -> dict:
+    """A copy of the manifest's first file entry, at ``path``."""
+    first = next(e for e in entries if e["type"] == "file")
+    return {**first, "path": path}
+
+
+# (id, entries to add, what the message must name)
+UNSAFE = [
+    ("absolute-link", lambda es: [_link("evil", "/etc")], "'evil' -> '/etc'"),
+    ("link-up", lambda es: [_link("up", "../../x")], "'up' -> '../../x'"),
+    ("link-through-link", lambda es: [_link("here", "."), _link("out", "here/..")], "'out' -> 'here/..'"),
+    ("below-a-link", lambda es: [_file_at(es, "starfall.sh/x")], "'starfall.sh/x'"),
+    ("depot-state", lambda es: [_file_at(es, ".depot/installed.json")], "'.depot/installed.json'"),
+]
+
+
+@pytest.fixture(scope="module")
+def clean_repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unsafe") / "repo"
+    chunk_fixture_versions(root, versions=["1.0.0", "1.1.0"])
+    return root
+
+
+def _tamper(repo: Path, version: str, add) -> None:
+    """Rewrite a version's manifest with the entries ``add`` makes."""
+    path = repo / layout.manifest_key(PRODUCT, version)
+    doc = json.loads(path.read_text())
+    doc["file_entries"] = sorted(doc["file_entries"] + add(doc["file_entries"]), key=lambda e: e["path"])
+    path.write_text(json.dumps(doc))
+
+
+def _depot(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(DEPOT + ["--json", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def _everything(root: Path) -> dict:
+    """Every entry under ``root``, depot's state included, with its bytes or target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def _assert_refused(p: subprocess.CompletedProcess, names: str) -> None:
+    assert p.returncode == 5, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    error = json.loads(p.stdout)
+    assert error["error"] == "UNSAFE_ENTRY" and names in error["message"], error
+    assert "/manifest.json:" in error["message"]  # and the manifest that names it
+
+
+@pytest.mark.parametrize("add, names", [c[1:] for c in UNSAFE], ids=[c[0] for c in UNSAFE])
+def test_install_refuses_an_unsafe_manifest_and_writes_nothing(clean_repo, tmp_path, add, names):
+    repo = tmp_path / "repo"
+    shutil.copytree(clean_repo, repo)
+    _tamper(repo, "1.0.0", add)
+    p = _depot("install", "--allow-unsigned", "--origin", repo, "-p", PRODUCT, "-v", "1.0.0", "--dest",
+               tmp_path / "game")
+    _assert_refused(p, names)
+    assert not (tmp_path / "game").exists()
+
+
+@pytest.mark.parametrize("add, names", [c[1:] for c in UNSAFE], ids=[c[0] for c in UNSAFE])
+def test_update_refuses_an_unsafe_manifest_and_changes_nothing(clean_repo, tmp_path, add, names):
+    repo = tmp_path / "repo"
+    shutil.copytree(clean_repo, repo)
+    game = tmp_path / "game"
+    assert _depot("install", "--allow-unsigned", "--origin", repo, "-p", PRODUCT, "-v", "1.0.0",
+                  "--dest", game).returncode == 0
+    _tamper(repo, "1.1.0", add)
+    before = _everything(game)
+    p = _depot("update", "--allow-unsigned", "--origin", repo, "--dest", game, "--to", "1.1.0")
+    _assert_refused(p, names)
+    assert _everything(game) == before  # not even an empty staging directory
+
+
+@pytest.mark.parametrize("add, names", [c[1:] for c in UNSAFE], ids=[c[0] for c in UNSAFE])
+def test_repair_refuses_an_unsafe_manifest_and_changes_nothing(clean_repo, tmp_path, add, names):
+    repo = tmp_path / "repo"
+    shutil.copytree(clean_repo, repo)
+    game = tmp_path / "game"
+    assert _depot("install", "--allow-unsigned", "--origin", repo, "-p", PRODUCT, "-v", "1.0.0",
+                  "--dest", game).returncode == 0
+    (game / "README.txt").unlink()  # something for the repair to do
+    _tamper(repo, "1.0.0", add)
+    before = _everything(game)
+    p = _depot("repair", "--allow-unsigned", "--origin", repo, "--dest", game)
+    _assert_refused(p, names)
+    assert _everything(game) == before
