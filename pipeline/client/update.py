@@ -134,6 +134,7 @@ class _Step:
         if self.plan.required_disk_space_bytes > free:
             raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {mib(self.plan.required_disk_space_bytes)} "
                                         f"of staging space, {mib(free)} are free")
+        self.inst.make_staging()
         intact = self.inst.trusted(self.a)
         staged, by_chunks = [], []
         for op in self.plan.files:

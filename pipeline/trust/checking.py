@@ -113,7 +113,9 @@ class TrustedMetadata:
                 raise TargetMismatch(f"{self.where}: {key} is not signed: {product} has no signed documents yet "
                                      f"(`depot trust sign -p {product}` signs them)") from None
         if info is None:
-            raise TargetMismatch(f"{self.where}: {key} is not signed by the repository's metadata")
+            # Nothing listed under this name: a mistyped product, version or channel, or one
+            # never signed. Tampering is bytes that differ from what is listed.
+            raise NotFound(f"{self.where}: {key} not found: the repository's signed metadata does not list it")
         return SignedTarget(key, info)
 
 

@@ -21,7 +21,7 @@ from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest
 from pipeline.client.install import install, resolve_version
 from pipeline.client.update import update
-from pipeline.errors import MetadataExpired, MetadataRollback, SignatureInvalid, TargetMismatch
+from pipeline.errors import MetadataExpired, MetadataRollback, NotFound, SignatureInvalid, TargetMismatch
 from pipeline.formats.channel import Channel
 from pipeline.formats.trust_settings import Lifetimes
 from pipeline.publish.channels import promote
@@ -259,9 +259,9 @@ def test_a_document_the_signed_metadata_does_not_name_is_refused(origin, tmp_pat
             path.write_bytes(data)
     origin.serve()
     client = origin.client(tmp_path / "data")
-    with pytest.raises(TargetMismatch, match="versions/1.2.0/manifest.json is not signed"):
+    with pytest.raises(NotFound, match="versions/1.2.0/manifest.json not found"):
         install(client, PRODUCT, "1.2.0", tmp_path / "game")
-    with pytest.raises(TargetMismatch, match="channels/beta.json is not signed"):
+    with pytest.raises(NotFound, match="channels/beta.json not found"):
         resolve_version(client, PRODUCT, "beta")
     assert not (tmp_path / "game").exists()
 
@@ -287,7 +287,7 @@ def test_a_product_key_cannot_sign_another_products_documents(origin, signed, tm
     origin.serve()
     client = origin.client(tmp_path / "data")
     assert resolve_version(client, PRODUCT, "stable") == "1.1.0"  # starfall's role, as re-signed, is trusted
-    with pytest.raises(TargetMismatch, match="moonrise/versions/1.0.0/manifest.json is not signed"):
+    with pytest.raises(NotFound, match="moonrise/versions/1.0.0/manifest.json not found"):
         install(client, "moonrise", "1.0.0", tmp_path / "game")
     assert not (tmp_path / "game").exists()
 
