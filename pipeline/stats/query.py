@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..storage import WriteStore
 from .export import SCHEMAS, STATS_PREFIX, TABLES
 
@@ -78,11 +78,20 @@ def connect(store: WriteStore) -> duckdb.DuckDBPyConnection:
 
 
 def query(store: WriteStore, sql: str) -> Result:
+    """``sql``'s answer over ``store``'s exported stats. A query that fails is refused as
+    such first; a valid one where nothing was exported is refused, since its empty answer
+    would say that there is nothing rather than that nothing was exported."""
     con = connect(store)
     try:
         rel = con.sql(sql)
+        result = Result([], []) if rel is None else Result(list(rel.columns), rel.fetchall())
     except duckdb.Error as exc:
         raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
-    if rel is None:
-        return Result([], [])
-    return Result(list(rel.columns), rel.fetchall())
+    if not exported(store):
+        raise NotFound(f"no stats at {store.location}: run `depot stats export` first")
+    return result
+
+
+def exported(store: WriteStore) -> bool:
+    """Whether any stats were exported to ``store``."""
+    return any(True for _ in store.list(STATS_PREFIX))

@@ -15,6 +15,7 @@ browser); tables carry the exact figures. Every string that goes into the HTML i
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import tempfile
@@ -22,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..core.versions import sort_versions
+from ..errors import StoreUnavailable
 from ..storage import WriteStore
 from .export import ENGINES
 from .query import connect
@@ -143,19 +145,38 @@ def report(store: WriteStore, out_path: str | os.PathLike) -> ReportResult:
     page, charts = render(data)
     body = page.encode("utf-8")
     out_path = os.fspath(out_path)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    _write(out_path, body)
+    return ReportResult(out_path, len(body), charts, tuple(p.product for p in data.products),
+                        round(time.monotonic() - started, 3))
+
+
+def _write(out_path: str, body: bytes) -> None:
+    """The file whole or not at all: a temporary file beside it, renamed into place."""
+    tmp = None
     try:
+        folder = os.path.dirname(os.path.abspath(out_path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
         with os.fdopen(fd, "wb") as f:
             f.write(body)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out_path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):  # a file where a directory should be
+            raise StoreUnavailable(f"{out_path}: cannot write the report ({_file_in(folder)} is not a directory)") from None
+        if isinstance(exc, OSError):
+            raise StoreUnavailable(f"{out_path}: cannot write the report ({exc.strerror or exc})") from None
         raise
-    return ReportResult(out_path, len(body), charts, tuple(p.product for p in data.products),
-                        round(time.monotonic() - started, 3))
+
+
+def _file_in(folder: str) -> str:
+    """The closest existing ancestor of ``folder``: what stands in the way of making it."""
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
 
 
 # --------------------------------------------------------------------------

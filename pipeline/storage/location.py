@@ -194,6 +194,10 @@ class Locations:
             raise InvalidLocation(f"{path}: cannot read the locations file ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidLocation(f"{path}: not a valid locations file ({exc})") from None
+        except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib decodes before it parses
+            line = exc.object.count(b"\n", 0, exc.start) + 1
+            raise InvalidLocation(f"{path}: not a valid locations file (not UTF-8: byte {exc.object[exc.start]:#04x} "
+                                  f"on line {line})") from None
         fields = {f.name: f.type for f in dataclasses.fields(Location)}
         named = []
         events = doc.pop(EVENTS_TABLE, {})

@@ -105,6 +105,15 @@ def test_a_missing_locations_file_is_refused(tmp_path):
         Locations.load(str(tmp_path / "none.toml"))
 
 
+def test_a_locations_file_that_is_not_utf8_is_refused_naming_it(tmp_path):
+    f = tmp_path / "locations.toml"
+    f.write_bytes("[msk]\nurl = 's3://b\u00e9'\n".encode("latin-1"))
+    with pytest.raises(InvalidLocation) as err:
+        Locations.load(str(f))
+    assert str(err.value) == f"{f}: not a valid locations file (not UTF-8: byte 0xe9 on line 2)"
+    assert err.value.exit_code == 2
+
+
 @pytest.mark.parametrize("text, why", [
     ("[msk]\nurl = 's3://b'\nendpoint = 5\n", "endpoint must be a non-empty string, got 5"),
     ("[msk]\nurl = 's3://b'\nregion = ['a']\n", "region must be a non-empty string"),
