@@ -16,6 +16,9 @@ from pipeline.errors import InvalidArgument, StoreUnavailable
 @click.option("--origin", "origins", multiple=True, required=True,
               help="A published origin to serve from: a path, s3://, http(s)://, or a location's name (with its "
                    "region, priority and public_url). Repeatable: mirrors.")
+@click.option("--trust", "trust_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The repository's root metadata (as players install with): every metadata document served "
+                   "from is verified from it. Required for a signed origin.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--link-style", type=click.Choice(["nginx", "token"]), default="nginx", show_default=True,
@@ -34,7 +37,7 @@ from pipeline.errors import InvalidArgument, StoreUnavailable
               help="Documents kept parsed, by their size as published (parsed, a manifest takes 2-3x that); "
                    "the least recently used make room.")
 @click.pass_obj
-def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
+def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
           refresh, cache_bytes):
     """Serve the read-only lookup API: products, manifests, update checks, signed CDN links."""
     import uvicorn
@@ -42,6 +45,7 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
     from pipeline.service.app import ServiceConfig, create_app, parse_keys
     from pipeline.service.catalog import Origin
     from pipeline.storage import open_origin
+    from pipeline.trust.checking import read_root
 
     named = dict(s.locations.named)
     found = []
@@ -51,13 +55,14 @@ def serve(s: Settings, origins, host, port, link_style, link_secret, link_keys, 
             raise StoreUnavailable(f"{loc.url}: no such directory to serve")
         name = ref if ref in named else loc.url
         found.append(Origin(name, open_origin(loc), loc))
+    trust = read_root(trust_file) if trust_file else None
     keys = parse_keys(link_keys.read_text()) if link_keys else ()
     if link_style == "token" and not keys:
         raise InvalidArgument("--link-style token needs --link-keys FILE")
     if link_style == "nginx" and not link_secret:
         raise InvalidArgument("--link-style nginx needs --link-secret (or env DEPOT_LINK_SECRET)")
     app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh,
-                                   cache_bytes=cache_bytes))
+                                   cache_bytes=cache_bytes, trust=trust))
     sock = _listen(host, port)
     url_host = f"[{host}]" if ":" in host else host
     click.echo(f"serving {', '.join(o.name for o in found)} on http://{url_host}:{sock.getsockname()[1]}"

@@ -16,12 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
 from .. import layout
 from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRateLimited, NotFound
-from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin
+from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
 from .updates import check
 
@@ -42,6 +42,7 @@ class ServiceConfig:
     refresh_s: float = 5.0  # how often the origins' timestamp is looked at, and their health
     page_size: int = 500
     cache_bytes: int = DEFAULT_CACHE_BYTES  # parsed documents kept, by their published size
+    trust: bytes | None = None  # the repository's root metadata: required to serve a signed origin
 
 
 class InstalledProductAttributes(BaseModel):
@@ -92,17 +93,24 @@ class BackgroundRefresh(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             self.catalog.probe()
-            try:
-                if self.catalog.refresh():
-                    self.metrics["refreshes"].inc()
-            except DepotError:
-                self.metrics["refresh_errors"].inc()  # keep serving what was read last
+            refresh(self.catalog, self.metrics)
+
+
+def refresh(catalog: Catalog, metrics: dict) -> None:
+    """One look at the origins, counted; a refusal keeps the state read last (until it expires)."""
+    try:
+        if catalog.refresh():
+            metrics["refreshes"].inc()
+    except DepotError as exc:
+        metrics["refresh_errors"].inc()
+        if exc.code.startswith(("METADATA_", "TARGET_", "TRUST_")):
+            metrics["refusals"].labels(exc.code).inc()
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
-    catalog = Catalog(config.origins, config.cache_bytes)
+    catalog = Catalog(config.origins, config.cache_bytes, config.trust)
+    catalog.check_trust()
     catalog.probe()
-    catalog.refresh()
     buckets = _Buckets(config.link_rate)
     registry = CollectorRegistry()
     metrics = {
@@ -114,7 +122,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         "refreshes": Counter("depot_cache_refreshes", "Metadata re-read after the timestamp changed",
                              registry=registry),
         "refresh_errors": Counter("depot_cache_refresh_errors", "Refreshes that failed", registry=registry),
+        "refusals": Counter("depot_metadata_refusals", "Refreshes refused: metadata or documents that do not verify",
+                            ["code"], registry=registry),
     }
+    Gauge("depot_metadata_ok", "1 while answers come from metadata that verified and has not expired",
+          registry=registry).set_function(lambda: 1.0 if metadata_state(catalog)[0] == "ok" else 0.0)
+    Gauge("depot_metadata_expires_timestamp_seconds", "When the signed metadata answered from expires (0: unsigned)",
+          registry=registry).set_function(lambda: (catalog._view.expires or 0.0) if catalog._view else 0.0)
+    refresh(catalog, metrics)  # a refusal now is answered with 503 until a refresh verifies
     refresher = BackgroundRefresh(catalog, config.refresh_s, metrics)
 
     @asynccontextmanager
@@ -122,6 +137,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         refresher.start()
         yield
         refresher.stopping.set()
+        catalog.close()
 
     app = FastAPI(title="depot lookup service", version="1", lifespan=lifespan,
                   description="Read-only: products, versions, channels, manifests, update checks and signed "
@@ -177,8 +193,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
     # cost more than the answer. What may read an origin runs in the thread pool.
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
-        healthy = any(o.healthy for o in catalog.origins)
-        return JSONResponse({"status": "ok" if healthy else "no healthy origin"}, status_code=200 if healthy else 503)
+        state, refused = metadata_state(catalog)
+        view = catalog._view
+        metadata = {"signed": bool(view and view.expires is not None) or catalog.signed,
+                    "timestampVersion": view.timestamp_version if view else None,
+                    "expiresAt": iso_time(view.expires) if view and view.expires is not None else None,
+                    "refused": {"code": refused.code, "detail": str(refused)} if refused else None}
+        if not any(o.healthy for o in catalog.origins):
+            state = "no healthy origin"
+        return JSONResponse({"status": state, "metadata": metadata},
+                            status_code=200 if state in ("ok", "stale") else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus():
@@ -193,11 +217,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get(f"{PREFIX}/products/{{product}}/versions")
     async def versions(product: str):
+        layout.check_product(product)
         return JSONResponse({"data": [{"type": "version", "id": v, "attributes": {"productId": product}}
                                       for v in catalog.versions(product)]})
 
     @app.get(f"{PREFIX}/products/{{product}}/channels")
     async def channels(product: str):
+        layout.check_product(product)
         return JSONResponse({"data": [{"type": "channel", "id": name, "attributes": {
             "productId": product, "versionId": c.version, "serial": c.serial,
             "history": [dict(m.__dict__) for m in c.history]}}
@@ -205,6 +231,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/manifest")
     def manifest(product: str, version: str):
+        _check_names(product, version)
         m = catalog.manifest(product, version)
         return JSONResponse({"data": {"type": "manifest", "id": f"{product}/{version}", "attributes": m.to_dict()},
                              "meta": {"signed": catalog.signed(layout.manifest_key(product, version))}})
@@ -212,6 +239,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/chunks")
     def chunks(request: Request, product: str, version: str, number: int = Query(1, alias="page[number]", ge=1),
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
+        _check_names(product, version)
         what = ("chunks", product, version)
         refs = catalog.view().answers.get(what)
         if refs is None:
@@ -248,6 +276,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.post(f"{PREFIX}/updates/check")
     async def updates_check(body: UpdateCheck, channel: str | None = None):
+        _check_names(channel=channel or config.channel)
+        for item in body.data:
+            _check_names(item.attributes.productId, item.attributes.currentVersionId)
         out = []
         for item in body.data:
             what = ("check", item.attributes.productId, item.attributes.currentVersionId, channel or config.channel)
@@ -302,6 +333,26 @@ def _error(status: int, code: str, title: str, detail: str, headers: dict | None
     """The one error shape: JSON:API ``errors`` with the service documents' codes."""
     return JSONResponse({"errors": [{"status": str(status), "code": code, "title": title, "detail": detail}]},
                         status_code=status, headers=headers)
+
+
+def metadata_state(catalog: Catalog) -> tuple[str, DepotError | None]:
+    """"ok"; "stale" (the newest metadata was refused: the state verified last is
+    answered from); or "refused" (nothing to answer from: none verified, or it expired)."""
+    try:
+        catalog.view()
+    except DepotError as exc:
+        return "refused", exc
+    return ("stale", catalog.refused) if catalog.refused is not None else ("ok", None)
+
+
+def _check_names(product: str | None = None, version: str | None = None, channel: str | None = None) -> None:
+    """INVALID_NAME for a product, version or channel name the layout does not allow."""
+    if product is not None:
+        layout.check_product(product)
+    if version is not None:
+        layout.check_version(version)
+    if channel is not None:
+        layout.channel_key(product or "any", channel)
 
 
 def _client(request: Request) -> str:

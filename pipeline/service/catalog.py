@@ -3,13 +3,17 @@ channels, plan indexes and manifests, cached in memory and rebuilt only when an 
 ``timestamp.json`` changes (a signed origin), or every refresh (an unsigned one).
 
 Origins are mirrors: documents are read from the healthiest by priority, the next on a
-failure. On a signed origin a document is read as the signed metadata names it (its copy
-under its hash), so the service answers exactly what players' clients will check.
+failure. On a signed origin the metadata is verified from the trusted root first, as
+players' clients verify it (``verified``), and a document is read as the verified metadata
+names it (its copy under its hash, checked), so the service answers only from what clients
+will accept. Metadata that does not verify is never used: the last verified state is
+answered from until it expires, then nothing is.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import datetime
 import hashlib
 import threading
 import time
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .. import layout
 from ..core.versions import sort_versions
-from ..errors import DepotError, NotFound, StoreUnavailable
+from ..errors import DepotError, MetadataExpired, NotFound, StoreUnavailable, TargetMismatch, TrustMissing
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
 from ..formats.plan import Plan
@@ -60,6 +64,8 @@ class _View:
 
     stamp: bytes
     targets: dict[str, str] = field(default_factory=dict)  # signed: document key -> sha256
+    expires: float | None = None  # signed: when the metadata it was read from expires
+    timestamp_version: int | None = None
     versions: dict[str, list[str]] = field(default_factory=dict)
     channels: dict[str, dict[str, Channel]] = field(default_factory=dict)
     indexes: dict[str, PlanIndex | None] = field(default_factory=dict)
@@ -80,23 +86,28 @@ def _in_parallel(fn, items: list) -> list:
 
 
 class Catalog:
-    def __init__(self, origins: list[Origin], cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, origins: list[Origin], cache_bytes: int = DEFAULT_CACHE_BYTES, trust: bytes | None = None):
+        """``trust``: the repository's root metadata, which signed origins are verified from."""
         if not origins:
             raise NotFound("no origin to serve")
         self.origins = origins
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._verifier = None
+        if trust is not None:
+            from .verified import Verifier  # python-tuf: only when trust is used
+
+            self._verifier = Verifier(trust, self._get, _in_parallel)
+        self.refused: DepotError | None = None  # why the newest metadata was not used
         # Parsed documents, least recently used first: (key, sha or stamp) -> (parsed, bytes
         # as published). Bounded by the published size, which the parsed form is a few
         # times: manifests of many versions would otherwise take all of the memory.
         self._documents: OrderedDict[tuple[str, str], tuple[object, int]] = OrderedDict()
         self.cache_bytes = cache_bytes
         self.cached_bytes = 0
-        # What a refresh need not read again: a product role's targets by its version (a
-        # version of a role is written once), and the hashed documents some origin holds
-        # (named by their content, never rewritten).
-        self._roles: dict[str, tuple[int, dict[str, str]]] = {}
+        # What a refresh need not look for again: the hashed documents some origin holds
+        # (named by their content, never rewritten). The verifier keeps the product roles.
         self._held: set[str] = set()
-        self._snapshot_version = 0
         self._view: _View | None = None
         self.refreshes = 0
 
@@ -105,18 +116,29 @@ class Catalog:
     def ordered(self) -> list[Origin]:
         return sorted(self.origins, key=lambda o: (not o.healthy, o.priority))
 
-    def _get(self, key: str) -> bytes:
+    def _get(self, key: str, sha256: str = "") -> bytes:
         """From the first origin that has it: a mirror behind the others (a publish under
-        way) lacks what they have. NOT_FOUND if no origin that answered has it."""
+        way) lacks what they have. NOT_FOUND if no origin that answered has it. With
+        ``sha256``, only those bytes: an origin serving others is passed over, and
+        TARGET_MISMATCH if every origin that has it does."""
         last: Exception | None = None
         missing: NotFound | None = None
+        wrong: list[str] = []
         for origin in self.ordered():
             try:
-                return origin.store.get(key)
+                data = origin.store.get(key)
             except NotFound as exc:
                 missing = exc
+                continue
             except DepotError as exc:
                 last = exc
+                continue
+            if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+                wrong.append(origin.name)
+                continue
+            return data
+        if wrong:
+            raise TargetMismatch(f"{key}: {', '.join(wrong)} serve other bytes than the signed document")
         if missing is not None:
             raise missing
         raise StoreUnavailable(f"{key}: no origin answered ({last})")
@@ -125,6 +147,8 @@ class Catalog:
         """A document as published: by its hash on a signed origin. Parsed once."""
         view = view or self.view()
         sha = view.targets.get(key)
+        if view.expires is not None and not sha:  # a signed origin serves nothing unsigned
+            raise NotFound(f"{key} is not in the signed metadata")
         cache_key = (key, sha or view.stamp.hex())
         with self._lock:
             cached = self._documents.get(cache_key)
@@ -133,12 +157,10 @@ class Catalog:
                 return cached[0]
         where = layout.hashed_target_key(key, sha) if sha else key
         try:
-            data = self._get(where)
+            data = self._get(where, sha or "")
         except NotFound:
             self._held.discard(where)  # gone from the origins (a gc): the next refresh looks again
             raise
-        if sha and hashlib.sha256(data).hexdigest() != sha:
-            raise StoreUnavailable(f"{where}: the origin serves other bytes than the signed document")
         found = parse(data, where)
         with self._lock:
             if cache_key not in self._documents:
@@ -152,15 +174,57 @@ class Catalog:
     # -- the published state -------------------------------------------------------------
 
     def view(self) -> _View:
-        if self._view is None:
-            self.refresh()
-        return self._view
+        """The state answers come from: refused while there is no verified one, or once
+        the metadata it was read from has expired."""
+        view = self._view
+        if view is None:
+            if self.refused is None:
+                self.refresh()
+                view = self._view
+            else:
+                raise _again(self.refused)
+        if view.expires is not None and time.time() >= view.expires:
+            raise MetadataExpired(f"the origins' signed metadata expired at {iso_time(view.expires)} and nothing newer "
+                                  "verifies (a frozen origin, or one not re-signed)"
+                                  + (f"; the newest was refused: {self.refused}" if self.refused else ""))
+        return view
+
+    @property
+    def signed(self) -> bool:
+        """Whether the service verifies what it serves (it was given a trusted root)."""
+        return self._verifier is not None
+
+    def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
+
+    def check_trust(self) -> None:
+        """Refuse to serve a signed origin without a trusted root to verify it from."""
+        if self._verifier is None and self._stamp():
+            raise TrustMissing(f"{self.origins[0].location.url} is signed: give `depot serve --trust ROOT.json` "
+                               "(the repository's root metadata, as players install with) to verify what it serves")
 
     def refresh(self) -> bool:
-        """Read the origins' state again if their timestamp changed; True if it did."""
+        """Read the origins' state again if their timestamp changed; True if it did. What
+        does not verify is refused (and kept in ``refused``); the state read last stays."""
+        with self._refreshing:
+            try:
+                changed = self._refresh()
+            except DepotError as exc:
+                self.refused = exc
+                raise
+            self.refused = None
+            return changed
+
+    def _refresh(self) -> bool:
         stamp = self._stamp()
         if self._view is not None and stamp and stamp == self._view.stamp:
             return False
+        if stamp and self._verifier is None:
+            self.check_trust()
+        if not stamp and self._verifier is not None:
+            raise TrustMissing("the origins serve no signed metadata (no metadata/timestamp.json), but the service "
+                               "was given a trusted root: an unsigned origin is never served in its place")
         view = _View(stamp)
         if stamp:
             self._read_signed(view)
@@ -184,26 +248,9 @@ class Catalog:
             return b""  # an unsigned origin
 
     def _read_signed(self, view: _View) -> None:
-        from tuf.api.metadata import Metadata
-
-        ts = Metadata.from_bytes(view.stamp)
-        snap = Metadata.from_bytes(self._get(layout.metadata_key("snapshot", ts.signed.snapshot_meta.version)))
-        if snap.signed.version < self._snapshot_version:  # a repository initialised again: versions restart
-            self._roles, self._held = {}, set()
-        self._snapshot_version = snap.signed.version
-        wanted = {name.removesuffix(".json"): meta.version for name, meta in snap.signed.meta.items()
-                  if name.startswith("product-")}
-
-        def read_role(role: str) -> tuple[int, dict[str, str]]:
-            md = Metadata.from_bytes(self._get(layout.metadata_key(role, wanted[role])))
-            return wanted[role], {path: info.hashes["sha256"] for path, info in md.signed.targets.items()}
-
-        # only the roles signed since are read
-        stale = [role for role, version in wanted.items() if self._roles.get(role, (None,))[0] != version]
-        fresh = dict(zip(stale, _in_parallel(read_role, stale)))
-        self._roles = {role: fresh.get(role) or self._roles[role] for role in wanted}
-        for _, targets in self._roles.values():
-            view.targets.update(targets)
+        verified = self._verifier.read(view.stamp)  # only the roles signed since are read
+        view.targets.update(verified.targets)
+        view.expires, view.timestamp_version = verified.expires, verified.timestamp_version
         self._held &= {layout.hashed_target_key(k, sha) for k, sha in view.targets.items()}
         self._index_documents(view, list(view.targets))
 
@@ -298,3 +345,12 @@ class Catalog:
         by priority."""
         healthy = [o for o in self.origins if o.healthy] or self.origins
         return min(healthy, key=lambda o: (o.region != (region or o.region), o.priority))
+
+
+def _again(exc: DepotError) -> DepotError:
+    """A refusal raised once more, as a new error of its kind."""
+    return type(exc)(str(exc))
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -40,7 +40,7 @@ API = "/api/v1/download"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A signed repository (1.0.0, 1.1.0, 1.2.0; stable -> 1.2.0) published to an origin
-    directory, nginx in front of it, and the service over it."""
+    directory, nginx in front of it, and the service over it, verifying from its root."""
     base = signed_repository(tmp_path_factory.mktemp("service"), versions=("1.0.0", "1.1.0", "1.2.0"))
     repo = open_store(str(base / "repo"))
     origin_dir = base / "origin"
@@ -49,10 +49,15 @@ def world(tmp_path_factory):
         msk = Location(str(origin_dir), region="ru-msk", priority=1, public_url=cdn)
         dead = Location("http://127.0.0.1:9/depot", region="ru-spb", priority=0, timeout=1)
         config = ServiceConfig([Origin("msk", open_origin(msk), msk), Origin("spb-down", open_origin(dead), dead)],
-                               link_secret=SECRET, link_rate=20, refresh_s=0.5)
+                               link_secret=SECRET, link_rate=20, refresh_s=0.5, trust=root_of(base))
         app = create_app(config)
         with uvicorn_server(app) as url:
             yield {"base": base, "repo": repo, "origin": origin_dir, "cdn": cdn, "url": url, "app": app}
+
+
+def root_of(base: Path) -> bytes:
+    """The repository's first root: what players and the service are given to trust."""
+    return (base / "repo" / layout.metadata_key("root", 1)).read_bytes()
 
 
 def get(url: str, path: str) -> tuple[int, dict]:
@@ -165,7 +170,23 @@ def test_regions_skip_an_unhealthy_origin_and_metrics_count(world):
     assert f'depot_requests_total{{route="{API}/products",status="200"}}' in text
     assert "depot_links_total" in text and "depot_request_seconds_bucket" in text
     with urllib.request.urlopen(world["url"] + "/healthz") as r:
-        assert json.loads(r.read()) == {"status": "ok"}
+        assert json.loads(r.read()) == {"status": "ok", "metadata": served_metadata(world["origin"])}
+    assert "depot_metadata_ok 1.0" in text
+
+
+def served_metadata(origin: Path) -> dict:
+    """What /healthz says of an origin's verified metadata: its timestamp's version and the
+    earliest expiry of every role the service read."""
+    from tuf.api.metadata import Metadata
+
+    ts = Metadata.from_bytes((origin / layout.metadata_key("timestamp")).read_bytes()).signed
+    snap = Metadata.from_bytes((origin / layout.metadata_key("snapshot", ts.snapshot_meta.version)).read_bytes()).signed
+    roles = [ts, snap] + [Metadata.from_bytes((origin / layout.metadata_key(name.removesuffix(".json"), meta.version))
+                                              .read_bytes()).signed for name, meta in snap.meta.items()]
+    roots = sorted(origin.glob("metadata/*.root.json"), key=lambda p: int(p.name.split(".")[0]))
+    roles.append(Metadata.from_bytes(roots[-1].read_bytes()).signed)
+    return {"signed": True, "timestampVersion": ts.version, "refused": None,
+            "expiresAt": min(r.expires for r in roles).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def test_the_cache_follows_the_origins_timestamp(world):
@@ -205,7 +226,8 @@ def another_service(world, **settings):
     its own link rate: the world's service may have spent it): its URL and application."""
     msk = Location(str(world["origin"]), region="ru-msk", priority=1, public_url=world["cdn"])
     config = ServiceConfig([Origin("msk", open_origin(msk), msk)],
-                           **{"link_secret": SECRET, "link_rate": 100, "refresh_s": 0.5, **settings})
+                           **{"link_secret": SECRET, "link_rate": 100, "refresh_s": 0.5, "trust": root_of(world["base"]),
+                              **settings})
     app = create_app(config)
     with uvicorn_server(app) as url:
         yield url, app
@@ -345,7 +367,8 @@ def test_depot_serve_takes_its_link_secret_from_depot_link_secret(world, tmp_pat
     port = free_port()
     env = {**os.environ, "DEPOT_LINK_SECRET": SECRET}
     with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen(DEPOT + ["serve", "--origin", str(world["origin"]), "--port", str(port)],
+        proc = subprocess.Popen(DEPOT + ["serve", "--origin", str(world["origin"]), "--port", str(port), "--trust",
+                                         str(world["base"] / "repo" / layout.metadata_key("root", 1))],
                                 cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -410,7 +433,7 @@ def test_a_plan_the_origins_lack_is_priced_by_chunks_and_a_mirror_behind_is_skip
         loc = Location(str(root), priority=priority)
         return Origin(name, open_origin(loc), loc)
 
-    catalog = Catalog([origin("behind", behind, 0), origin("ahead", ahead, 1)])
+    catalog = Catalog([origin("behind", behind, 0), origin("ahead", ahead, 1)], trust=root_of(world["base"]))
     target, installed = (manifest_doc.load(world["repo"], PRODUCT, v) for v in ("1.2.0", "1.1.0"))
     assert check(catalog, PRODUCT, "1.1.0", "stable") == {
         "productId": PRODUCT, "isUpdateAvailable": True, "latestVersionId": "1.2.0", "updateType": "full",
@@ -442,7 +465,8 @@ def test_depot_serve_on_an_address_in_use_says_so(world):
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        p = subprocess.run(DEPOT + ["--json", "serve", "--origin", str(world["origin"]), "--port", str(port)],
+        p = subprocess.run(DEPOT + ["--json", "serve", "--origin", str(world["origin"]), "--port", str(port),
+                                    "--trust", str(world["base"] / "repo" / layout.metadata_key("root", 1))],
                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "DEPOT_LINK_SECRET": SECRET},
                            timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -472,7 +496,8 @@ def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_fir
 
     sizes = {v: len(world["repo"].get(layout.manifest_key(PRODUCT, v))) for v in ("1.0.0", "1.1.0", "1.2.0")}
     # room for 1.0.0 and either other one, not for all three
-    catalog = Catalog([Origin("o", Counting(), loc)], cache_bytes=sizes["1.0.0"] + max(sizes["1.1.0"], sizes["1.2.0"]))
+    catalog = Catalog([Origin("o", Counting(), loc)], cache_bytes=sizes["1.0.0"] + max(sizes["1.1.0"], sizes["1.2.0"]),
+                      trust=root_of(world["base"]))
     catalog.refresh()
 
     def manifest_reads(v: str) -> int:
@@ -518,7 +543,7 @@ def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
             return store.has(key)
 
     meeting: threading.Barrier | None = threading.Barrier(2, timeout=10)
-    catalog = Catalog([Origin("o", Counting(), loc)])
+    catalog = Catalog([Origin("o", Counting(), loc)], trust=root_of(base))
     catalog.refresh()
     meeting = None
     role = repository.product_role(PRODUCT)
@@ -529,7 +554,8 @@ def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
         asked.clear()
         publish(repo, [open_store(str(origin_dir))], PRODUCT, ["1.0.0", "1.1.0"], channels=list(channels))
         assert catalog.refresh()
-        return [(m, k.rsplit("/", 1)[1]) for m, k in asked if "timestamp" not in k and "snapshot" not in k]
+        return [(m, k.rsplit("/", 1)[1]) for m, k in asked
+                if not any(top in k for top in ("timestamp", "snapshot", "root"))]  # root: the probe for a newer one
 
     repository.refresh(repo, ring)  # a new snapshot and timestamp, no role signed
     assert refresh("stable") == []
