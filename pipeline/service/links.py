@@ -4,9 +4,14 @@
   ``E + uri + " " + secret``, matching ``secure_link_md5 "$secure_link_expires$uri $secret"``.
   One link per object.
 - A prefix-scoped HMAC-SHA256 token in the EdgeAuth shape:
-  ``exp=E~acl=/chunks/*~kid=K~hmac=H``, H the hex HMAC-SHA256 of everything before
+  ``exp=E~acl=/depot/chunks/*~kid=K~hmac=H``, H the hex HMAC-SHA256 of everything before
   ``~hmac=`` under the key K. One token covers every object under its prefix, and the key
   id lets secrets rotate: links signed with the previous key stay good until they expire.
+
+Both are signed over the path the CDN checks: nginx's ``$uri`` is the request's path
+percent-decoded, so a key holding ``+``, ``=``, ``%`` or a space is percent-encoded in the
+URL and signed decoded; and the path includes the CDN base's own path (``public_url``'s
+``/depot`` in ``https://cdn.example/depot``).
 
 Scope: chunks and patches are content-addressed and shared across versions and products,
 so one token covers ``/chunks/*`` or ``/patches/*`` (a chunk's id is revealed only by a
@@ -21,7 +26,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import LinkRefused
 
@@ -58,28 +63,29 @@ class LinkSigner:
         return int(self._clock()) + self.ttl
 
     def link(self, key: str) -> tuple[str, int]:
-        """A signed URL for the object ``key``, and when it expires."""
-        uri = "/" + quote(key)
+        """A signed URL for the object ``key``, and when it expires: percent-encoded in the
+        URL, signed over the decoded path the CDN checks."""
+        url = f"{self.base_url.rstrip('/')}/{quote(key)}"
         expires = self.expires()
         if self.style == "token":
-            return f"{self.base_url.rstrip('/')}{uri}?token={self.token(scope_of(key), expires)}", expires
-        return f"{self.base_url.rstrip('/')}{uri}?md5={_md5(expires, self._path(uri), self.secret)}&expires={expires}", \
-            expires
+            return f"{url}?token={self.token(self._prefix() + scope_of(key), expires)}", expires
+        return f"{url}?md5={_md5(expires, self._prefix() + '/' + key, self.secret)}&expires={expires}", expires
 
     def token(self, acl: str, expires: int) -> str:
         kid, key = self.keys[0]
         text = f"exp={expires}~acl={acl}~kid={kid}"
         return f"{text}~hmac={_hmac(key, text)}"
 
-    def _path(self, uri: str) -> str:
-        """The URI nginx sees: the CDN base's path, then the object's."""
-        base = self.base_url.split("://", 1)[-1]
-        prefix = "/" + base.split("/", 1)[1] if "/" in base else ""
-        return prefix.rstrip("/") + uri
+    def _prefix(self) -> str:
+        """The CDN base's path as the CDN sees it (decoded, no trailing slash): what comes
+        before every object's key."""
+        return unquote(urlsplit(self.base_url).path).rstrip("/")
 
 
-def verify_nginx(uri: str, md5: str, expires: str, secret: str, now: float | None = None) -> None:
-    """What nginx's secure_link does: raise LinkRefused unless the link is good for ``uri``."""
+def verify_nginx(path: str, md5: str, expires: str, secret: str, now: float | None = None) -> None:
+    """What nginx's secure_link does: raise LinkRefused unless the link is good for the
+    request's ``path`` (as sent, percent-encoded), checked decoded, as nginx's ``$uri``."""
+    uri = unquote(path)
     try:
         deadline = int(expires)
     except (TypeError, ValueError):
@@ -91,8 +97,10 @@ def verify_nginx(uri: str, md5: str, expires: str, secret: str, now: float | Non
 
 
 def verify_token(token: str, path: str, keys: dict[str, bytes], now: float | None = None) -> None:
-    """Raise LinkRefused unless ``token`` is good for ``path``: a known key id, the HMAC
-    under that key, not expired, and ``path`` under its prefix."""
+    """Raise LinkRefused unless ``token`` is good for the request's ``path`` (as sent,
+    percent-encoded; compared decoded): a known key id, the HMAC under that key, not
+    expired, and the path under its prefix."""
+    path = unquote(path)
     text, sep, mac = (token or "").rpartition("~hmac=")
     fields = dict(p.split("=", 1) for p in text.split("~") if "=" in p) if sep else {}
     if not {"exp", "acl", "kid"} <= set(fields):
@@ -103,6 +111,8 @@ def verify_token(token: str, path: str, keys: dict[str, bytes], now: float | Non
     if not hmac.compare_digest(_hmac(key, text), mac):
         raise LinkRefused("forged", f"{path}: the signature does not match")
     acl = fields["acl"]
+    if any(part in (".", "..") for part in path.split("/")):
+        raise LinkRefused("wrong path", f"{path}: '.' or '..' in the path")
     if not (path == acl or acl.endswith("*") and path.startswith(acl[:-1])):
         raise LinkRefused("wrong path", f"{path}: the token covers {acl} only")
     try:
