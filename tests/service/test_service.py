@@ -564,3 +564,37 @@ def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
     read = refresh("stable", "beta")
     assert [m for m, k in read if role in k] == ["GET"] and not [k for m, k in read if m == "HEAD"]
     assert catalog.channel(PRODUCT, "beta").version == "1.0.0"
+
+
+def invalid_name(detail: str) -> dict:
+    return {"errors": [{"status": "400", "code": "INVALID_NAME", "title": "A product, version or object key is malformed.",
+                        "detail": detail}]}
+
+
+BAD_VERSION, DOTS = (f"invalid version {v!r}: a letter or digit first, then letters, digits, '.', '_', '+', '-' "
+                     "(128 at most)" for v in ("../../etc", ".."))
+BAD_PRODUCT = ("invalid product name 'Starfall': a lowercase letter or digit first, then lowercase letters, "
+               "digits, '.', '_', '-' (128 at most)")
+
+
+@pytest.mark.parametrize("method, path, body, detail", [
+    ("POST", f"{API}/updates/check", {"productId": PRODUCT, "currentVersionId": "../../etc"}, BAD_VERSION),
+    ("POST", f"{API}/updates/check", {"productId": "Starfall", "currentVersionId": "1.0.0"}, BAD_PRODUCT),
+    ("POST", f"{API}/updates/check?channel=..", {"productId": PRODUCT, "currentVersionId": "1.0.0"},
+     "invalid channel name '..': use lowercase letters, digits, '.', '_', '-'"),
+    ("GET", f"{API}/products/Starfall/versions", None, BAD_PRODUCT),
+    ("GET", f"{API}/products/Starfall/channels", None, BAD_PRODUCT),
+    ("GET", f"{API}/products/{PRODUCT}/versions/../manifest", None, DOTS),
+    ("GET", f"{API}/products/Starfall/versions/1.0.0/manifest", None, BAD_PRODUCT),
+    ("GET", f"{API}/products/{PRODUCT}/versions/../chunks", None, DOTS),
+    ("GET", f"{API}/products/Starfall/versions/1.0.0/chunks", None, BAD_PRODUCT),
+    ("GET", f"{API}/links?key=products/..%2F..%2Fetc", None, "invalid store key 'products/../../etc'"),
+])
+def test_every_name_an_endpoint_takes_is_checked(world, method, path, body, detail):
+    """A product, version or channel the layout does not allow is INVALID_NAME (400), never
+    an answer: `../../etc` as an installed version included."""
+    if method == "POST":
+        status, answer = post(world["url"], path, {"data": [{"type": "installedProduct", "attributes": body}]})
+    else:
+        status, answer = get(world["url"], path)
+    assert (status, answer) == (400, invalid_name(detail))
