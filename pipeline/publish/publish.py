@@ -6,23 +6,32 @@ On every origin, in this order, so that nothing ever names an object that is not
 2. documents: the manifests, the plans to the versions, the plan index (and, in a signed
    repository, each under its SHA-256 too, as clients download them);
 3. channel pointers: those asked for, and in a signed repository every pointer (and plan
-   index) exactly as the signed metadata being published names it, with the versions
-   they deliver pushed first if the origin lacks them: an origin gets metadata only once
-   it holds everything that metadata points at;
+   index) of the product, and of each other product the origin already carries, exactly
+   as the signed metadata being published names it, with the versions they deliver
+   pushed first if the origin lacks them: an origin gets metadata only once it holds
+   everything that metadata points its players at. A product the origin does not carry
+   is not pushed there by another product's publish;
 4. signed metadata: every root, the current snapshot and the roles it names;
 5. ``timestamp.json``, the commit: replaced only if the origin's is older (a racing
    publisher with newer metadata wins, and nothing goes back).
 
+Pointers and plan indexes are replaced by compare-and-swap and only move forward: a
+pointer never replaces one with a higher serial, and a plan index never replaces one that
+a newer signature of the repository names.
+
 Every step skips what the origin already has and can be run again: a publish killed
 anywhere finishes when it is run again. A version whose manifest is on an origin has all
-its data there.
+its data there. A publish interrupted (Ctrl-C) stops its uploads within moments; before
+the commit nothing it sent is live, and a commit once begun completes.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime
 import hashlib
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +40,7 @@ from .. import layout
 from ..core import codec
 from ..core.progress import Progress, ignore
 from ..core.rate import RateLimiter
-from ..errors import IntegrityError, NotFound
+from ..errors import DepotError, IntegrityError, NotFound
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
@@ -76,9 +85,7 @@ class _Release:
                 for op in Plan.from_bytes(self._document(key), key).files:
                     for s in op.segments:
                         self.data[layout.patch_key(s.id)] = s.patch_size
-        index = layout.plan_index_key(product)
-        if index not in self.mutable and self.repo.has(index):
-            self._document(index, mutable=True)
+        self.add_plan_index(product)
         self.versions.append((product, version))
 
     def add_pointer(self, product: str, channel: str) -> str:
@@ -86,17 +93,17 @@ class _Release:
         key = layout.channel_key(product, channel)
         return Channel.from_bytes(self._document(key, mutable=True), key).version
 
-    def add_live_documents(self, metadata_keys: list[str]) -> set[tuple[str, str]]:
-        """The documents that change under one name (channel pointers, plan indexes) as
-        the signed metadata in ``metadata_keys`` names them: those exact bytes, taken
-        from their copies under their hashes, so that the metadata an origin gets never
-        names a copy it lacks. Returns the versions the pointers deliver."""
+    def add_live_documents(self, metadata_keys: list[str], products: set[str]) -> set[tuple[str, str]]:
+        """The documents of ``products`` that change under one name (channel pointers, plan
+        indexes) as the signed metadata in ``metadata_keys`` names them: those exact bytes,
+        taken from their copies under their hashes, so that the metadata an origin gets
+        never names a copy its players lack. Returns the versions the pointers deliver."""
         from tuf.api.metadata import Metadata
 
         delivered = set()
         for key in metadata_keys:
-            role = key.rsplit("/", 1)[1].split(".", 1)[1].removesuffix(".json")
-            if not role.startswith("product-"):
+            _, role = _role_of(key)
+            if not role.startswith("product-") or role.removeprefix("product-") not in products:
                 continue
             for path, info in Metadata.from_bytes(self.repo.get(key)).signed.targets.items():
                 if layout.channel_of(path) or path.endswith("/plans/index.json"):
@@ -107,6 +114,33 @@ class _Release:
                         pointer = Channel.from_bytes(data, hashed)
                         delivered.add((pointer.product, pointer.version))
         return delivered
+
+    def add_plan_index(self, product: str) -> None:
+        index = layout.plan_index_key(product)
+        if index not in self.mutable and self.repo.has(index):
+            self._document(index, mutable=True)
+
+    def newer_hashes(self, metadata_keys: list[str], origin: WriteStore) -> set[str]:
+        """The SHA-256 of every pointer and plan index named by a product role newer than
+        the one in ``metadata_keys``, as the repository or the origin holds it: documents
+        newer than ours (a publisher that read the repository earlier, or a copy of it)."""
+        from tuf.api.serialization import DeserializationError
+        from tuf.api.metadata import Metadata
+
+        ours = dict(_role_of(k)[::-1] for k in metadata_keys)
+        found = set()
+        newer = {}
+        for store in (self.repo, origin):
+            for key in store.list(layout.METADATA_PREFIX):
+                version, role = _role_of(key)
+                if role.startswith("product-") and role in ours and version > ours[role]:
+                    newer.setdefault(key, store)
+        for key, store in newer.items():
+            with contextlib.suppress(DepotError, DeserializationError):  # unreadable: names nothing newer
+                for path, info in Metadata.from_bytes(store.get(key)).signed.targets.items():
+                    if layout.channel_of(path) or path.endswith("/plans/index.json"):
+                        found.add(info.hashes["sha256"])
+        return found
 
     def _document(self, key: str, mutable: bool = False) -> bytes:
         data = self.repo.get(key)
@@ -125,12 +159,27 @@ def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions:
     for v in versions:
         if not repo.has(layout.manifest_key(product, v)):
             raise NotFound(f"{product} {v} has no manifest in {repo.url}: chunk it before publishing")
-    with cf.ThreadPoolExecutor(max(1, len(origins))) as pool:
-        reports = list(pool.map(lambda o: _publish_to(repo, o, product, versions, list(channels), jobs, retries,
-                                                      rate, progress, verify), origins))
+    reports = on_every_origin(origins, lambda o, cancel: _publish_to(repo, o, product, versions, list(channels), jobs,
+                                                                     retries, rate, progress, verify, cancel))
     result = PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
     _record(repo, result)
     return result
+
+
+def on_every_origin(origins: list[WriteStore], work) -> list:
+    """``work(origin, cancel)`` on every origin at once, results in order. Interrupted
+    (KeyboardInterrupt in this thread), it raises the cancel flag the uploads check, waits
+    for them to stop, and re-raises."""
+    cancel = threading.Event()
+    pool = cf.ThreadPoolExecutor(max(1, len(origins)))
+    try:
+        futures = [pool.submit(work, o, cancel) for o in origins]
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _record(repo: WriteStore, result: PublishResult) -> None:
@@ -143,32 +192,62 @@ def _record(repo: WriteStore, result: PublishResult) -> None:
     repo.put_if_absent(layout.publish_record_key(result.product, record.id), record.to_bytes())
 
 
+def _role_of(metadata_key: str) -> tuple[int, str]:
+    """(version, role) of ``metadata/<version>.<role>.json``; (0, role) without a version."""
+    head, _, rest = metadata_key.rsplit("/", 1)[-1].removesuffix(".json").partition(".")
+    return (int(head), rest) if rest and head.isdigit() else (0, head)
+
+
+def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
+    try:
+        return Channel.from_bytes(theirs, key).serial > Channel.from_bytes(ours, key).serial
+    except DepotError:  # not a pointer we can read: ours replaces it
+        return False
+
+
 def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: list[str], channels: list[str],
-                jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool) -> OriginReport:
+                jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool,
+                cancel: threading.Event | None = None) -> OriginReport:
     started = time.monotonic()
-    up = Uploader(repo, origin, jobs, retries, rate, progress)
+    up = Uploader(repo, origin, jobs, retries, rate, progress, cancel)
     release = _Release(repo, is_signed(repo))
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}
     if release.signed:
         # Read once: what this publish commits to, whatever the repository does meanwhile.
         keys, timestamp = committed_metadata(repo)
-        wanted |= release.add_live_documents(keys)
+        carried = {layout.product_of(k) for k in on_origin} - {None}
+        wanted |= release.add_live_documents(keys, {product} | carried)
+    else:
+        release.add_plan_index(product)
     for c in channels:
         wanted.add((product, release.add_pointer(product, c)))
     for p, v in sorted(wanted):
         if p == product and v in versions or layout.manifest_key(p, v) not in on_origin:
             release.add_version(p, v)
 
+    newer_hashes: list[set[str]] = []
+
+    def newer(key: str, theirs: bytes, ours: bytes) -> bool:
+        if layout.channel_of(key) and _newer_pointer(key, theirs, ours):
+            return True
+        if not release.signed:
+            return False
+        if not newer_hashes:  # read only when an origin holds other bytes than ours
+            newer_hashes.append(release.newer_hashes(keys, origin))
+        return hashlib.sha256(theirs).hexdigest() in newer_hashes[0]
+
     up.present(layout.CHUNK_PREFIX)
     up.present(layout.PATCH_PREFIX)
     up.copy(release.data, sizes=release.data)  # 1. data
     up.copy(release.documents, sizes={k: len(v) for k, v in release.documents.items()})  # 2. documents ...
-    up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True)  # ... and plan indexes
-    up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True)  # 3. pointers
+    live = dict(newer=newer, contents=release.mutable)  # the bytes the metadata being published names
+    up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True, **live)  # ... plan indexes
+    up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True, **live)  # 3. pointers
     report = up.report
     if release.signed:
         up.copy(keys)  # 4. signed metadata
+        up.check()  # the last moment to stop: once the commit begins, it completes
         report.timestamp = _commit_timestamp(up, timestamp)  # 5. the commit
     if verify:
         report.verified = _verify(repo, origin, release, up)
@@ -189,7 +268,7 @@ def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
     ours = _version_of(timestamp)
     while True:
         try:
-            current = up._retrying(lambda: up.origin.get_tagged(key), key)
+            current = up._retrying(lambda: up.origin.get_tagged(key), key, cancellable=False)
             if _version_of(current.data) >= ours:
                 up.report.skipped += 1
                 up.report.skipped_bytes += len(timestamp)
@@ -199,7 +278,7 @@ def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
             tag = None
         if up.rate is not None:  # the commit's bytes count against the cap like every other upload
             up.rate.acquire(len(timestamp))
-        if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key):
+        if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key, cancellable=False):
             up.report.uploaded += 1
             up.report.uploaded_bytes += len(timestamp)
             return "updated"

@@ -1,7 +1,13 @@
 """Copying objects from the repository to one origin: many uploads in flight, objects
 already there skipped, transient failures (5xx, timeouts, resets: STORE_UNAVAILABLE)
 retried with exponential backoff and jitter, within a bandwidth limit shared by every
-origin of a publish."""
+origin of a publish.
+
+Documents replaced under one name (channel pointers, plan indexes) are written only by
+compare-and-swap against the version read, and never over a newer one: the caller says
+which is newer. A cancel flag, checked before every object, every retry and every slice
+of the bandwidth limit, stops the copy within moments.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,11 @@ from ..storage import WriteStore
 
 BACKOFF = 0.2  # seconds before the first retry; doubles, with jitter, up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
+RATE_SLICE = 64 * 1024  # bytes taken from the bandwidth limit at a time, so that a cancel is seen soon
+
+
+class Cancelled(Exception):
+    """The publish was asked to stop (Ctrl-C): raised in the upload threads."""
 
 
 @dataclass
@@ -40,9 +51,10 @@ class OriginReport:
 
 class Uploader:
     def __init__(self, repo: WriteStore, origin: WriteStore, jobs: int = 16, retries: int = 5,
-                 rate: RateLimiter | None = None, progress: Progress = ignore):
+                 rate: RateLimiter | None = None, progress: Progress = ignore, cancel: threading.Event | None = None):
         self.repo, self.origin = repo, origin
         self.jobs, self.retries, self.rate, self.progress = jobs, retries, rate, progress
+        self.cancel = cancel or threading.Event()
         self.report = OriginReport(origin.url)
         self._lock = threading.Lock()
         self._present: dict[str, set[str]] = {}
@@ -56,17 +68,37 @@ class Uploader:
                 self.report.listed += len(found)
         return self._present[prefix]
 
-    def copy(self, keys, replace: bool = False, sizes: dict[str, int] | None = None) -> None:
-        """Copy ``keys`` (in parallel; in no particular order). Objects the origin has are
-        skipped, unless ``replace`` (documents whose key is reused, like the plan index)."""
+    def check(self) -> None:
+        """Raise ``Cancelled`` once the publish was asked to stop."""
+        if self.cancel.is_set():
+            raise Cancelled(self.origin.url)
+
+    def throttle(self, n: int) -> None:
+        """Take ``n`` bytes from the bandwidth limit, a slice at a time."""
+        if self.rate is None:
+            return
+        while n > 0:
+            self.check()
+            self.rate.acquire(min(n, RATE_SLICE))
+            n -= RATE_SLICE
+
+    def copy(self, keys, replace: bool = False, sizes: dict[str, int] | None = None, newer=None,
+             contents: dict[str, bytes] | None = None) -> None:
+        """Copy ``keys`` (in parallel; in no particular order), with the bytes ``contents``
+        gives, or else the repository's. Objects the origin has are skipped, unless
+        ``replace`` (documents whose key is reused, like the plan index): those are
+        swapped in by compare-and-swap, unless ``newer(key, theirs, ours)`` says the
+        origin's bytes are newer than ours."""
         keys = sorted(set(keys))
         if not keys:
             return
+        self.check()
         with cf.ThreadPoolExecutor(min(self.jobs, len(keys))) as pool:
-            for _ in pool.map(lambda k: self._copy_one(k, replace, (sizes or {}).get(k)), keys):
+            for _ in pool.map(lambda k: self._copy_one(k, replace, (sizes or {}).get(k), newer, contents), keys):
                 pass
 
-    def _copy_one(self, key: str, replace: bool, size: int | None) -> None:
+    def _copy_one(self, key: str, replace: bool, size: int | None, newer, contents) -> None:
+        self.check()
         prefix = key.split("/", 1)[0] + "/"
         if not replace and key in self._present.get(prefix, ()):
             with self._lock:
@@ -74,32 +106,38 @@ class Uploader:
                 self.report.skipped_bytes += size or 0
             self.progress(size or 0)
             return
-        data = self.repo.get(key)  # a repository missing what it names is not a transient failure
-        if self.rate is not None:
-            self.rate.acquire(len(data))
-
-        def put() -> bool:
-            if replace:
-                try:
-                    if self.origin.get(key) == data:
-                        return False  # the same bytes there already: nothing to send
-                except NotFound:
-                    pass
-                self.origin.put(key, data)
-                return True
-            return self.origin.put_if_absent(key, data)
-
-        wrote = self._retrying(put, key)
+        # a repository missing what it names is not a transient failure
+        data = contents[key] if contents and key in contents else self.repo.get(key)
+        self.throttle(len(data))
+        if replace:
+            wrote = self.swap(key, data, newer)
+        else:
+            wrote = self._retrying(lambda: self.origin.put_if_absent(key, data), key)
         with self._lock:
             if wrote:
                 self.report.uploaded += 1
                 self.report.uploaded_bytes += len(data)
-            else:  # there already (another publisher got there first: the same bytes)
+            else:  # there already (another publisher got there first), or newer there
                 self.report.skipped += 1
                 self.report.skipped_bytes += len(data)
         self.progress(size if size is not None else len(data))
 
-    def _retrying(self, call, what: str):
+    def swap(self, key: str, data: bytes, newer=None) -> bool:
+        """Replace the origin's ``key`` by ``data`` by compare-and-swap against the version
+        read; when another writer moved it meanwhile, read again and decide again. False
+        when the origin holds these bytes already, or bytes ``newer`` says are newer."""
+        while True:
+            self.check()
+            try:
+                current = self._retrying(lambda: self.origin.get_tagged(key), key)
+            except NotFound:
+                current = None
+            if current is not None and (current.data == data or newer and newer(key, current.data, data)):
+                return False
+            if self._retrying(lambda: self.origin.put_if_match(key, data, current and current.tag), key):
+                return True
+
+    def _retrying(self, call, what: str, cancellable: bool = True):
         for attempt in range(self.retries + 1):
             try:
                 return call()
@@ -111,5 +149,10 @@ class Uploader:
             with self._lock:
                 self.report.retries += 1
             delay = min(BACKOFF_MAX, BACKOFF * 2 ** attempt)
-            time.sleep(delay / 2 + random.random() * delay / 2)  # jitter: racing publishers spread out
+            pause = delay / 2 + random.random() * delay / 2  # jitter: racing publishers spread out
+            if cancellable:
+                self.cancel.wait(pause)
+                self.check()
+            else:
+                time.sleep(pause)
         raise AssertionError(what)
