@@ -32,6 +32,7 @@ class Settings:
         self.workers: int | None = None
         self.locations = Locations()
         self.keys: str | None = None
+        self.delivery = None  # what this command's events did, once it announced any
 
     @property
     def store(self):
@@ -60,8 +61,10 @@ class Settings:
 
     def announce(self, product: str, version: str, action: str, origins=(), channel: str | None = None):
         """Emit a manifest.updated event per origin (the repository when none) to the sinks
-        of the locations file's [events] table; the delivery report, or None without sinks.
-        An unreachable sink never fails the command: its events wait in the outbox."""
+        of the locations file's [events] table; the delivery report of every event this
+        command announced so far, or None without sinks. An unreachable sink never fails the
+        command: its events wait in the outbox, and one warning line per such sink goes to
+        stderr as the command ends."""
         if not self.locations.events:
             return None
         from pipeline import layout
@@ -70,13 +73,24 @@ class Settings:
         sinks = self.events_sinks()
         key = layout.manifest_key(product, version)
         places = [self.locations.resolve(o) for o in origins] or [self.store.location]
-        delivery = None
+        announced = []
         for loc in places:
             url = f"{loc.public_url.rstrip('/')}/{key}" if loc.public_url else loc.child(key).url
             name = next((n for n, named in self.locations.named if named.url == loc.url), loc.url)
-            delivery = events.emit(sinks, events.manifest_updated(product, version, url, action=action,
-                                                                  channel=channel, origin=name))
-        return delivery.to_dict()
+            announced.append(events.manifest_updated(product, version, url, action=action, channel=channel,
+                                                     origin=name))
+        delivery = events.emit(sinks, *announced)
+        if self.delivery is None:
+            click.get_current_context().call_on_close(self._warn_pending)
+            self.delivery = delivery
+        else:
+            self.delivery = self.delivery.then(delivery)
+        return self.delivery.to_dict()
+
+    def _warn_pending(self) -> None:
+        for name, r in self.delivery.pending:
+            click.echo(f"depot: warning: events: {name}: {r.pending} pending ({r.error}); they wait in the outbox "
+                       f"for `depot events flush`", err=True)
 
     def events_sinks(self):
         from pipeline.publish.events import EventSinks

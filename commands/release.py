@@ -403,3 +403,7 @@ def events_flush(s: Settings):
     d = publish_events.flush(s.events_sinks())
     s.emit(d.to_dict(), "\n".join(f"{name}: {r['delivered']} delivered, {r['pending']} pending"
                                   + (f" ({r['error']})" if r.get("error") else "") for name, r in d.to_dict().items()))
+    if d.pending:  # the report is printed; the exit code says that the outbox is not empty
+        still = "; ".join(f"{name}: {r.pending} ({r.error})" for name, r in d.pending)
+        click.echo(f"depot: error: events still pending after the flush, {still} [{StoreUnavailable.code}]", err=True)
+        click.get_current_context().exit(StoreUnavailable.exit_code)

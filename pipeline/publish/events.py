@@ -154,6 +154,18 @@ class Delivery:
     def ok(self) -> bool:
         return self.outbox == 0
 
+    @property
+    def pending(self) -> tuple[tuple[str, SinkResult], ...]:
+        """The sinks that still lack events, with why."""
+        return tuple((name, result) for name, result in self.sinks if result.pending)
+
+    def then(self, later: "Delivery") -> "Delivery":
+        """This report followed by ``later``'s, as one: per sink, what both delivered, and
+        what is still pending after ``later`` (what a command that emits several times says)."""
+        before = dict(self.sinks)
+        return Delivery(tuple((name, SinkResult((before[name].delivered if name in before else 0) + r.delivered,
+                                                r.pending, r.error)) for name, r in later.sinks), later.outbox)
+
     def to_dict(self) -> dict:
         return {name: dataclasses.asdict(result) for name, result in self.sinks}
 
@@ -161,13 +173,15 @@ class Delivery:
 # -- the outbox -----------------------------------------------------------------------------
 
 
-def emit(sinks: EventSinks, event: dict) -> Delivery:
-    """Write ``event`` to the outbox, then deliver everything pending to every sink. Raises
-    only if the outbox cannot be written (then the event would be lost); a sink that is
+def emit(sinks: EventSinks, *events: dict) -> Delivery:
+    """Write ``events`` to the outbox in order, then deliver everything pending to every
+    sink in one pass (a sink that is down costs one timeout, not one per event). Raises
+    only if the outbox cannot be written (then the events would be lost); a sink that is
     unreachable or failing is reported, and its events stay pending."""
-    body = _encode(event)
+    bodies = [_encode(event) for event in events]  # all or none: a bad event writes nothing
     with _outbox_errors(sinks.outbox):
-        _write(sinks.outbox, body)
+        for body in bodies:
+            _write(sinks.outbox, body)
     return flush(sinks)
 
 

@@ -399,3 +399,103 @@ def test_the_kafka_producer_is_idempotent_and_waits_for_every_replica(tmp_path):
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")
     assert (config["message.timeout.ms"], config["bootstrap.servers"]) == (2000, "127.0.0.1:9092")
     Producer(config)  # librdkafka takes it as it is (it refuses idempotence without acks=all)
+
+
+# -- through the command line: what publish and events flush say --------------------------
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """A repository with two fixture versions chunked (unsigned: nothing to sign)."""
+    from pipeline.testing.fixtures import chunk_fixture_versions
+
+    root = tmp_path_factory.mktemp("events-repo")
+    chunk_fixture_versions(root / "repo", versions=("1.0.0", "1.1.0"))
+    return root / "repo"
+
+
+def depot_with_sinks(tmp_path: Path, repo: Path, webhook: str, *args) -> subprocess.CompletedProcess:
+    """depot --json with a locations file naming three origins and an [events] table (a
+    jsonl file and ``webhook``, an outbox beside it)."""
+    from helpers import DEPOT
+
+    config = tmp_path / "locations.toml"
+    config.write_text("".join(f'[{r}]\nurl = "{tmp_path / r}"\n' for r in ("msk", "spb", "nsk"))
+                      + f'[events]\njsonl = "events.jsonl"\nwebhook = "{webhook}"\noutbox = "outbox"\ntimeout = 2\n')
+    return subprocess.run(DEPOT + ["--json", "--locations", str(config), "--repo", str(repo), *args],
+                          capture_output=True, text=True)
+
+
+PUBLISH = ["publish", "-p", "starfall", "-v", "1.0.0", "-v", "1.1.0", "--origin", "msk", "--origin", "spb",
+           "--origin", "nsk"]
+
+
+def test_publish_reports_every_event_it_delivered(tmp_path, chunked):
+    with Receiver() as hook:
+        p = depot_with_sinks(tmp_path, chunked, hook.url, *PUBLISH)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["events"] == {"jsonl": {"delivered": 6, "pending": 0, "error": None},
+                                              "webhook": {"delivered": 6, "pending": 0, "error": None}}
+    assert p.stderr == ""  # nothing to warn about
+    sent = [json.loads(b) for b in hook.bodies()]
+    assert [(e["data"]["versionId"], e["data"]["origin"]) for e in sent] == \
+        [(v, r) for v in ("1.0.0", "1.1.0") for r in ("msk", "spb", "nsk")]
+    assert (tmp_path / "events.jsonl").read_bytes() == b"".join(b + b"\n" for b in hook.bodies())
+    assert list((tmp_path / "outbox").iterdir()) == []
+
+
+def test_a_sink_that_is_down_is_one_warning_line_and_the_command_succeeds(tmp_path, chunked):
+    hook = f"http://{HOST}:{closed_port()}/hook"
+    p = depot_with_sinks(tmp_path, chunked, hook, *PUBLISH)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)["events"]
+    error = report["webhook"].pop("error")
+    assert report == {"jsonl": {"delivered": 6, "pending": 0, "error": None},
+                      "webhook": {"delivered": 0, "pending": 6}}
+    assert error.startswith(f"{hook}: ") and error.endswith("Connection refused")
+    assert p.stderr == (f"depot: warning: events: webhook: 6 pending ({error}); they wait in the outbox "
+                        "for `depot events flush`\n")
+    assert len(list((tmp_path / "outbox").glob("*.json"))) == 6
+
+
+def test_a_sink_that_answers_an_error_is_a_warning_then_flush_exits_9_until_it_has_them(tmp_path, chunked):
+    # one refusal per pass: publish passes once per version, then each flush once
+    with Receiver(answers=(503, 500, 503)) as hook:
+        p = depot_with_sinks(tmp_path, chunked, hook.url, *PUBLISH)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["events"] == {
+            "jsonl": {"delivered": 6, "pending": 0, "error": None},
+            "webhook": {"delivered": 0, "pending": 6, "error": f"{hook.url}: HTTP 500 Internal Server Error"}}
+        assert p.stderr == (f"depot: warning: events: webhook: 6 pending ({hook.url}: HTTP 500 Internal Server "
+                            "Error); they wait in the outbox for `depot events flush`\n")
+
+        p = depot_with_sinks(tmp_path, chunked, hook.url, "events", "flush")  # refused again: 503
+        assert p.returncode == 9, p.stderr
+        assert json.loads(p.stdout) == {
+            "jsonl": {"delivered": 0, "pending": 0, "error": None},
+            "webhook": {"delivered": 0, "pending": 6, "error": f"{hook.url}: HTTP 503 Service Unavailable"}}
+        assert p.stderr == (f"depot: error: events still pending after the flush, webhook: 6 ({hook.url}: HTTP 503 "
+                            "Service Unavailable) [STORE_UNAVAILABLE]\n")
+        assert len(list((tmp_path / "outbox").glob("*.json"))) == 6
+
+        p = depot_with_sinks(tmp_path, chunked, hook.url, "events", "flush")  # the webhook takes them now
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout) == {"jsonl": {"delivered": 0, "pending": 0, "error": None},
+                                        "webhook": {"delivered": 6, "pending": 0, "error": None}}
+        assert p.stderr == ""
+    assert list((tmp_path / "outbox").iterdir()) == []
+    assert [json.loads(b)["data"]["versionId"] for b in hook.bodies()[3:]] == ["1.0.0"] * 3 + ["1.1.0"] * 3
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 6  # nothing twice
+
+
+def test_a_report_of_several_emits_adds_what_each_delivered(tmp_path):
+    with Receiver(answers=(500,)) as hook:
+        sinks = EventSinks(tmp_path / "outbox", jsonl=str(tmp_path / "events.jsonl"), webhook=hook.url)
+        first = emit(sinks, *events(2))
+        both = first.then(emit(sinks, *events(3)))
+    assert first.to_dict()["webhook"] == {"delivered": 0, "pending": 2, "error": f"{hook.url}: HTTP 500 Internal "
+                                                                                   "Server Error"}
+    assert both.to_dict() == {"jsonl": {"delivered": 5, "pending": 0, "error": None},
+                              "webhook": {"delivered": 5, "pending": 0, "error": None}}
+    assert (both.outbox, both.pending, first.pending[0][0]) == (0, (), "webhook")
+    assert len(hook.bodies()) == 6  # the refused first event, then all five in order
