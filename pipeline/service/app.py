@@ -195,7 +195,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def healthz():
         state, refused = metadata_state(catalog)
         view = catalog._view
-        metadata = {"signed": bool(view and view.expires is not None) or catalog.signed,
+        metadata = {"signed": bool(view and view.expires is not None) or catalog.verifies,
                     "timestampVersion": view.timestamp_version if view else None,
                     "expiresAt": iso_time(view.expires) if view and view.expires is not None else None,
                     "refused": {"code": refused.code, "detail": str(refused)} if refused else None}

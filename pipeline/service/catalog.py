@@ -138,7 +138,7 @@ class Catalog:
                 continue
             return data
         if wrong:
-            raise TargetMismatch(f"{key}: {', '.join(wrong)} serve other bytes than the signed document")
+            raise TargetMismatch(f"{key}: not the signed document on {', '.join(wrong)}")
         if missing is not None:
             raise missing
         raise StoreUnavailable(f"{key}: no origin answered ({last})")
@@ -190,7 +190,7 @@ class Catalog:
         return view
 
     @property
-    def signed(self) -> bool:
+    def verifies(self) -> bool:
         """Whether the service verifies what it serves (it was given a trusted root)."""
         return self._verifier is not None
 

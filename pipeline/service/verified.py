@@ -26,6 +26,7 @@ from ..trust.anchors import Anchor
 from ..trust.checking import TrustedMetadata
 
 ROLE_PREFIX = "product-"
+WHERE = "the origins"  # how messages name what was verified
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Verifier:
             data = fetched.pop(key, None)
             return data if data is not None else self._get(key)
 
-        trusted = TrustedMetadata(get, self.anchor, "the origins")
+        trusted = TrustedMetadata(get, self.anchor, WHERE)
         root, ts, snap, top = (self._persisted(role).signed for role in ("root", "timestamp", "snapshot", "targets"))
         assert isinstance(root, Root) and isinstance(ts, Timestamp)
         assert isinstance(snap, Snapshot) and isinstance(top, Targets)
@@ -126,10 +127,13 @@ class Verifier:
             trusted.target(probe)
         except TargetMismatch as exc:  # the probe itself need not be signed
             refused = exc
+        except DepotError as exc:  # named by the role, not by the path that led to it
+            reason = str(exc).removeprefix(f"{WHERE}: {probe}: ")
+            raise type(exc)(f"{WHERE}: {role} version {version}: {reason}") from None
         found = self._persisted(role)
         md = found.signed if found is not None else None
         if not isinstance(md, Targets) or md.version != version:
-            raise refused or SignatureInvalid(f"the origins: {role} version {version} was not verified")
+            raise refused or SignatureInvalid(f"{WHERE}: {role} version {version} was not verified")
         targets = {path: info.hashes["sha256"] for path, info in md.targets.items()
                    if delegation.is_delegated_path(path)}
         return _Role(version, _seconds(md.expires), targets)
