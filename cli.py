@@ -32,6 +32,7 @@ class Settings:
         self.workers: int | None = None
         self.locations = Locations()
         self.keys: str | None = None
+        self._keyring = None
         self.delivery = None  # what this command's events did, once it announced any
 
     @property
@@ -39,10 +40,27 @@ class Settings:
         return open_store(self.locations.resolve(self.repo))
 
     def keyring(self):
-        """The private keys of --keys DIR, for commands that sign."""
-        from pipeline.trust.keys import Keyring
+        """The private keys of --keys DIR, for commands that sign: never the repository's
+        root keys (left out, with a warning naming their files)."""
+        if self._keyring is None:
+            from pipeline.trust import repository
+            from pipeline.trust.keys import Keyring
 
-        return Keyring(self.keys)
+            self._keyring = Keyring(self.keys, repository.root_keyids(self.store), self.passphrase)
+            for path in self._keyring.skipped:
+                click.echo(f"depot: warning: {path} is a root key of the repository: not used from --keys "
+                           "(keep root keys offline; give them with --root-key where needed)", err=True)
+        return self._keyring
+
+    def passphrase(self, path: Path) -> bytes | None:
+        """The passphrase of an encrypted key: $DEPOT_KEY_PASSPHRASE, else asked for on a terminal."""
+        from pipeline.trust.keys import passphrase_from_env
+
+        found = passphrase_from_env(path)
+        if found is None and sys.stdin.isatty():
+            found = click.prompt(f"Passphrase for {path}", hide_input=True, default="", show_default=False,
+                                 err=True).encode() or None
+        return found
 
     def signer(self, product: str):
         """Checked before any work: in a signed repository, the keys to sign ``product``'s

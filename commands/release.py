@@ -152,13 +152,19 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _lifetimes(expires: tuple[str, ...]) -> dict[str, int]:
     """``ROLE=DURATION`` pairs (``timestamp=12h``, ``root=730d``) as seconds by role."""
+    from pipeline.formats.trust_settings import LONGEST
+
     out = {}
     for item in expires:
         role, _, duration = item.partition("=")
         m = _DURATION.match(duration.strip())
         if not m:
             raise InvalidArgument(f"--expires {item!r}: expected ROLE=DURATION, e.g. timestamp=12h or root=365d")
-        out[role.strip()] = int(m.group(1)) * _SECONDS[m.group(2)]
+        seconds = int(m.group(1)) * _SECONDS[m.group(2)]
+        if not 1 <= seconds <= LONGEST:
+            raise InvalidArgument(f"--expires {item!r}: a lifetime must be at least 1s and at most "
+                                  f"{LONGEST // 86400}d")
+        out[role.strip()] = seconds
     return out
 
 
@@ -173,18 +179,39 @@ def keys():
 
 
 @keys.command(name="generate")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for the key files.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the key files (made with mode 0700).")
+@click.option("--passphrase-env", metavar="VAR", default=None,
+              help="Encrypt the private keys with the passphrase in this environment variable.")
+@click.option("--passphrase", "ask", is_flag=True, help="Encrypt the private keys with a passphrase asked for on "
+              "the terminal.")
 @click.argument("names", nargs=-1, required=True)
 @json_option
 @click.pass_obj
-def keys_generate(s: Settings, out, names):
-    """New Ed25519 keys: OUT/NAME.key (private, owner-only) and OUT/NAME.pub for each NAME."""
+def keys_generate(s: Settings, out, passphrase_env, ask, names):
+    """New Ed25519 keys: OUT/NAME.key (private, mode 0600) and OUT/NAME.pub for each NAME."""
+    import os
+    import sys
+
     from pipeline.trust.keys import generate
 
-    made = generate(out, list(names))
-    s.emit({"keys": [{"name": k.name, "private": str(k.private), "public": str(k.public), "keyid": k.keyid}
-                     for k in made]},
-           "\n".join(f"{k.name}: {k.private} (private), {k.public}, key id {k.keyid}" for k in made))
+    secret = None
+    if passphrase_env and ask:
+        raise click.UsageError("give --passphrase-env VAR or --passphrase, not both")
+    if passphrase_env:
+        if not os.environ.get(passphrase_env):
+            raise InvalidArgument(f"--passphrase-env {passphrase_env}: that environment variable is not set or empty")
+        secret = os.environ[passphrase_env].encode()
+    elif ask:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("--passphrase asks on a terminal, and stdin is not one: use --passphrase-env VAR")
+        secret = click.prompt("Passphrase for the new keys", hide_input=True, confirmation_prompt=True,
+                              err=True).encode()
+    made = generate(out, list(names), secret)
+    s.emit({"keys": [{"name": k.name, "private": str(k.private), "public": str(k.public), "keyid": k.keyid,
+                      "encrypted": k.encrypted} for k in made]},
+           "\n".join(f"{k.name}: {k.private} (private{', encrypted' if k.encrypted else ''}), {k.public}, "
+                     f"key id {k.keyid}" for k in made))
 
 
 @cli.group()
@@ -201,7 +228,8 @@ def _commit_line(what: str, c) -> str:
 
 @trust.command(name="init")
 @click.option("--root-key", "root_keys", multiple=True, required=True, type=click.Path(dir_okay=False, exists=True),
-              help="A root private key (.key); repeat for several. Root keys are used here and kept offline.")
+              help="A root private key (.key); repeat for several. Root keys are used here and kept offline, "
+                   "never in --keys.")
 @click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many root keys must sign a new root.")
 @click.option("--targets-key", required=True, type=click.Path(dir_okay=False, exists=True))
@@ -216,9 +244,9 @@ def trust_init(s: Settings, root_keys, threshold, targets_key, snapshot_key, tim
     from pipeline.trust import repository
     from pipeline.trust.keys import load_signer
 
-    root = repository.init(s.store, [load_signer(k) for k in root_keys], threshold, load_signer(targets_key),
-                           load_signer(snapshot_key), load_signer(timestamp_key),
-                           Lifetimes().with_changes(_lifetimes(expires)))
+    lifetimes = Lifetimes().with_changes(_lifetimes(expires))
+    signers = [load_signer(k, s.passphrase) for k in (*root_keys, targets_key, snapshot_key, timestamp_key)]
+    root = repository.init(s.store, signers[:len(root_keys)], threshold, *signers[len(root_keys):], lifetimes)
     key = layout.metadata_key("root", root.signed.version)
     s.emit({"root": s.store.url_of(key), "version": root.signed.version, "expires": root.signed.expires.isoformat()},
            f"signed: {s.store.url_of(key)} is the root clients trust (give it to them: --trust)")
@@ -239,7 +267,7 @@ def trust_add_key(s: Settings, product, key_file):
     from pipeline.trust import repository
     from pipeline.trust.keys import load_public
 
-    c = repository.set_keys(s.store, s.keyring(), product, add=[load_public(key_file)])
+    c = repository.set_keys(s.store, s.keyring(), product, add=[load_public(key_file, s.passphrase)])
     s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(f"{product}: key added", c))
 
 
@@ -253,7 +281,7 @@ def trust_revoke_key(s: Settings, product, key_file):
     from pipeline.trust import repository
     from pipeline.trust.keys import load_public
 
-    c = repository.set_keys(s.store, s.keyring(), product, revoke=[load_public(key_file).keyid])
+    c = repository.set_keys(s.store, s.keyring(), product, revoke=[load_public(key_file, s.passphrase).keyid])
     s.emit({"product": product, "commit": c and c.to_dict()}, _commit_line(f"{product}: key revoked", c))
 
 
@@ -268,7 +296,7 @@ def trust_rotate_key(s: Settings, product, key_file):
     from pipeline.trust import repository
     from pipeline.trust.keys import load_signer
 
-    signer = load_signer(key_file)
+    signer = load_signer(key_file, s.passphrase)
     ring = s.keyring()
     ring.add(signer)
     c = repository.set_keys(s.store, ring, product, add=[signer.public_key], only=True)

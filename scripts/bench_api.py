@@ -130,7 +130,7 @@ def service_config(origin_dir: str, public_url: str, secret: str, link_rate: flo
 
     loc = Location(str(origin_dir), region="local", priority=0, public_url=public_url)
     return ServiceConfig([Origin(ORIGIN_NAME, open_origin(loc), loc)], link_secret=secret, link_rate=link_rate,
-                         channel=CHANNEL)
+                         channel=CHANNEL, trust=(Path(origin_dir) / "metadata" / "1.root.json").read_bytes())
 
 
 def service_app():
@@ -331,7 +331,7 @@ def run(args, workdir: Path) -> dict:
         # ---- depot serve, one process
         port = free_port()
         cmd = base + ["--locations", str(locations), "serve", "--origin", ORIGIN_NAME, "--port", str(port),
-                      "--link-rate", f"{NO_LIMIT:g}"]
+                      "--link-rate", f"{NO_LIMIT:g}", "--trust", str(origin_dir / "metadata" / "1.root.json")]
         env = dict(denv, DEPOT_LINK_SECRET=SECRET)
         serve = Server("depot-serve", cmd, port, workdir, cwd=dcwd, env=env)
         stack.callback(serve.stop)

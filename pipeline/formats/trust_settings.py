@@ -16,6 +16,7 @@ SCHEMA = "trust-settings-1"
 FORMAT = "depot.trust-settings/1"
 DAY = 86400
 ROLES = ("root", "targets", "product", "snapshot", "timestamp")
+LONGEST = 36500 * DAY  # a hundred years: beyond it, an expiry date is a mistake
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class Lifetimes(Document):
         unknown = sorted(set(changes) - set(ROLES))
         if unknown:
             raise InvalidArgument(f"unknown role {unknown[0]!r} in --expires: use one of {', '.join(ROLES)}")
+        for role, seconds in changes.items():
+            if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= LONGEST:
+                raise InvalidArgument(f"lifetime of {role} in --expires: {seconds!r} seconds; "
+                                      f"it must be at least 1 second and at most {LONGEST // DAY} days")
         return Lifetimes(**{**self.__dict__, **changes})
 
     def to_dict(self) -> dict:

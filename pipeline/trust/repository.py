@@ -61,6 +61,10 @@ def _read(store: WriteStore, role: str, version: int | None = None) -> Metadata:
 
 
 def current_root(store: WriteStore) -> Metadata[Root]:
+    """The newest root of a signed repository (a root without ``timestamp.json`` is left by
+    an init that did not finish: not a root of trust)."""
+    if not store.has(layout.metadata_key(TIMESTAMP)):
+        raise NotFound(f"{store.url} is not signed: run `depot trust init` first")
     versions = [int(k.rsplit("/", 1)[1].split(".", 1)[0]) for k in store.list(layout.METADATA_PREFIX)
                 if k.endswith(".root.json")]
     if not versions:
@@ -74,7 +78,13 @@ def current_root(store: WriteStore) -> Metadata[Root]:
 def init(store: WriteStore, root_signers: list[Signer], threshold: int, targets: Signer, snapshot: Signer,
          timestamp: Signer, lifetimes: Lifetimes | None = None) -> Metadata[Root]:
     """Root version 1 and the first targets, snapshot and timestamp. Refused if the
-    repository is signed already (its root can only be rotated, never replaced)."""
+    repository is signed already (its root can only be rotated, never replaced).
+
+    Everything is checked and signed before anything is written. ``1.root.json`` is
+    claimed first (of inits racing, one wins), then the settings, targets and snapshot are
+    written, and ``timestamp.json`` last: it is the commit, what makes the repository
+    signed. A failure before it removes what was written; files left by an init that was
+    killed are replaced by the next one."""
     lifetimes = lifetimes or Lifetimes()
     if not 1 <= threshold <= len({s.public_key.keyid for s in root_signers}):
         raise InvalidArgument(f"root threshold {threshold} needs at least that many distinct root keys, "
@@ -94,14 +104,53 @@ def init(store: WriteStore, root_signers: list[Signer], threshold: int, targets:
     snap.sign(snapshot)
     ts = Metadata(Timestamp(expires=_expires(lifetimes.of(TIMESTAMP)), snapshot_meta=MetaFile(version=1)))
     ts.sign(timestamp)
-    if not store.put_if_absent(layout.metadata_key(ROOT, 1), root.to_bytes(_SERIALIZER)):
-        raise VersionConflict(f"{store.url} is signed already: its root can be rotated, not created again")
-    store.put(layout.TRUST_SETTINGS_KEY, lifetimes.to_bytes())
-    store.put_if_absent(layout.metadata_key(TARGETS, 1), top.to_bytes(_SERIALIZER))
-    store.put_if_absent(layout.metadata_key(SNAPSHOT, 1), snap.to_bytes(_SERIALIZER))
-    if not store.put_if_match(layout.metadata_key(TIMESTAMP), ts.to_bytes(_SERIALIZER), None):
-        raise VersionConflict(f"{store.url} has a timestamp already: it was initialised by someone else")
+    root_key, ts_key = layout.metadata_key(ROOT, 1), layout.metadata_key(TIMESTAMP)
+    root_bytes, ts_bytes = root.to_bytes(_SERIALIZER), ts.to_bytes(_SERIALIZER)
+    rest = [(layout.TRUST_SETTINGS_KEY, lifetimes.to_bytes()),
+            (layout.metadata_key(TARGETS, 1), top.to_bytes(_SERIALIZER)),
+            (layout.metadata_key(SNAPSHOT, 1), snap.to_bytes(_SERIALIZER))]
+    signed_already = VersionConflict(f"{store.url} is signed already: its root can be rotated, not created again")
+    if store.has(ts_key):
+        raise signed_already
+    if not store.put_if_absent(root_key, root_bytes):
+        try:  # a root without a timestamp: left by an init that did not finish
+            left = store.get_tagged(root_key)
+        except NotFound:
+            left = None
+        if left is None or store.has(ts_key) or not store.put_if_match(root_key, root_bytes, left.tag):
+            raise VersionConflict(f"{store.url}: another trust init is running; try again once it is done")
+    before = {}
+    try:
+        for key, data in rest:
+            try:
+                before[key] = store.get(key)
+            except NotFound:
+                before[key] = None
+            store.put(key, data)
+        if store.get(root_key) != root_bytes:
+            raise VersionConflict(f"{store.url}: another trust init is running; try again once it is done")
+        if not store.put_if_match(ts_key, ts_bytes, None):
+            raise signed_already
+    except BaseException:
+        _undo_init(store, root_key, root_bytes, before)
+        raise
     return root
+
+
+def _undo_init(store: WriteStore, root_key: str, root_bytes: bytes, before: dict[str, bytes | None]) -> None:
+    """Put back what an init that failed before its commit wrote, unless another init
+    has taken over (its root is not ours any more)."""
+    try:
+        if store.get(root_key) != root_bytes:
+            return
+        for key, data in before.items():
+            if data is None:
+                store.delete(key)
+            else:
+                store.put(key, data)
+        store.delete(root_key)
+    except Exception:  # the failure that brought us here is the one to report
+        pass
 
 
 # -- the transaction every change goes through ----------------------------------------------
@@ -358,3 +407,12 @@ def status(store: WriteStore) -> list[RoleStatus]:
         meta = snap.signed.meta.get(f"{name}.json")
         out.append(row(name, _read(store, name, meta.version) if meta else None, r.keyids, r.threshold))
     return out
+
+
+def root_keyids(store: WriteStore) -> frozenset[str]:
+    """The key ids of the current root role (none in an unsigned repository): keys that
+    stay offline, never taken from a keyring."""
+    try:
+        return frozenset(current_root(store).signed.roles[ROOT].keyids)
+    except NotFound:
+        return frozenset()
