@@ -17,6 +17,7 @@ PRODUCT_PREFIX = "products/"
 STAGING_PREFIX = "staging/"
 METADATA_PREFIX = "metadata/"
 TRUST_SETTINGS_KEY = "trust.json"
+STORE_MARKER_KEY = "depot.json"  # says "a depot store": gc deletes nowhere else
 STATS_PREFIX = "stats/"
 PUBLISH_LOG_PREFIX = "logs/publishes/"
 
@@ -166,6 +167,15 @@ def staged_pack_key(product: str, version: str) -> str:
 
 
 # -- reading keys back: the inverse of the builders above --------------------------------
+
+SWEPT_PREFIXES = (CHUNK_PREFIX, PATCH_PREFIX, PRODUCT_PREFIX, STAGING_PREFIX, METADATA_PREFIX)
+
+
+def is_swept(key: str) -> bool:
+    """Whether gc may delete ``key`` once nothing retained needs it: only what depot's own
+    layout names. Anything else in a store (a file someone put there) is never deleted."""
+    return key.startswith(SWEPT_PREFIXES)
+
 
 
 def product_of(key: str) -> str | None:

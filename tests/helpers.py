@@ -374,3 +374,42 @@ def run_together(fn, argument_tuples) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def signed_player(origin, root: bytes, data: Path, locations=None):
+    """A player's fetcher that checks everything against the signed metadata from ``root``,
+    as `depot install --trust` does."""
+    from pipeline.trust.anchors import Anchors
+    from pipeline.trust.checking import TrustedMetadata
+
+    f = fetcher(origin, locations=locations)
+    url = f.origins[0].url
+    f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
+    return f
+
+
+def age_tree(root: Path, days: float) -> None:
+    """Make every file and directory under ``root`` ``days`` old, as a store is after days."""
+    then = time.time() - days * 86400
+    for p in root.rglob("*"):
+        os.utime(p, (then, then), follow_symlinks=False)
+
+
+class PauseBefore:
+    """A store that stops a writer just before it creates a key ``hold(key)`` accepts, until
+    released: a fault point between what a writer found and what it commits."""
+
+    def __init__(self, store, hold):
+        import threading
+
+        self._store, self._hold = store, hold
+        self.reached, self.released = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if self._hold(key):
+            self.reached.set()
+            assert self.released.wait(120), "never released"
+        return self._store.put_if_absent(key, data)

@@ -26,7 +26,7 @@ from ..core.progress import Progress, ignore
 from ..errors import NotFound, SourceChanged, VersionConflict
 from ..formats import inventory, manifest
 from ..formats.manifest import ChunkRef, Manifest
-from ..storage import Location, Locations, WriteStore, open_store
+from ..storage import REFRESH_AGE, Location, Locations, WriteStore, open_store
 from . import products
 from .source_ranges import fingerprint, read_range, read_view, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
@@ -162,8 +162,8 @@ _Stored = tuple[int, int, str, int, bool]  # offset, size, id, stored size, newl
 def _store_chunk(store: WriteStore, data, offset: int) -> _Stored:
     cid = codec.chunk_id(data)
     key = layout.chunk_key(cid)
-    try:
-        return offset, len(data), cid, store.size(key), False
+    try:  # found: made new for gc, which must not take it before the manifest names it
+        return offset, len(data), cid, store.touch(key, REFRESH_AGE), False
     except NotFound:
         pass
     stored = codec.encode(data)

@@ -20,7 +20,7 @@ from ..core.safety import check_tree
 from ..errors import SourceInvalid, VersionConflict
 from ..formats import inventory
 from ..formats.inventory import Entry, Inventory, SourceData
-from ..storage import Location, Locations, WriteStore
+from ..storage import Location, Locations, WriteStore, marker
 from .source_ranges import sha256_range
 from .sources import PACKED_KINDS, Pack, scan_directory, scan_packed, scan_tar_in_place, source_kind
 HASH_BATCH_BYTES = 64 << 20
@@ -104,6 +104,7 @@ def record(store: WriteStore, s: Survey, inv: Inventory) -> IngestResult:
     """Write the inventory if the version has none; refuse other content under it."""
     existing, created = s.existing, False
     if existing is None:
+        marker.mark(store)
         created = store.put_if_absent(layout.inventory_key(inv.product, inv.version), inv.to_bytes())
         if not created:  # another ingest of this version got there first
             existing = inventory.load(store, inv.product, inv.version)

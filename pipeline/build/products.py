@@ -6,7 +6,7 @@ from .. import layout
 from ..core.chunk_params import ChunkParams
 from ..formats import product as product_doc
 from ..formats.product import ProductConfig
-from ..storage import ReadStore, WriteStore
+from ..storage import ReadStore, WriteStore, marker
 
 
 def chunk_params(store: ReadStore, product: str) -> ChunkParams:
@@ -19,5 +19,6 @@ def configure(store: WriteStore, product: str, params: ChunkParams) -> ChunkPara
     keep theirs (each manifest records its own); chunks are shared only between versions
     cut with the same sizes."""
     layout.check_product(product)
+    marker.mark(store)
     store.put(layout.product_config_key(product), ProductConfig(product, params).to_bytes())
     return params

@@ -30,9 +30,9 @@ from ..formats import manifest, plan as plan_doc
 from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
-from ..storage import Location, WriteStore, open_store
+from ..storage import REFRESH_AGE, Location, WriteStore, open_store
 from ..storage.content import read_file_range
-from ..errors import PatchFailed
+from ..errors import NotFound, PatchFailed
 from . import engines
 
 WHOLE_FILE = 64 << 20
@@ -237,7 +237,10 @@ def diff_file(repo: Location, old: FileEntry, new: FileEntry, fetch_cost: int) -
     segments = []
     for offset, size, src_offset, src_size, engine, patch in made:
         pid = codec.chunk_id(patch)
-        store.put_if_absent(layout.patch_key(pid), patch)
+        try:  # found: made new for gc, which must not take it before the plan names it
+            store.touch(layout.patch_key(pid), REFRESH_AGE)
+        except NotFound:
+            store.put_if_absent(layout.patch_key(pid), patch)
         segments.append(PatchSegment(offset, size, src_offset, src_size, engine, pid, len(patch)))
     return FileOp(new.path, "patch", new.hash_sha256, source=old.path, source_sha256=old.hash_sha256,
                   segments=tuple(segments))

@@ -1,31 +1,41 @@
 """gc: reclaim what no retained version needs, in the repository or on an origin.
 
-Mark: the versions retained are, per product, what each channel delivers and delivered in
-its latest moves, the last N chunked versions, and pinned versions; their manifests,
-chunks, the plans between two retained versions and their patches, the product's current
-documents, the current signed metadata (every root, the timestamp, the snapshot it names
-and the roles that snapshot names), and in the repository the inventories and staged
-packs of versions still being built, the stats and the publish records. Sweep: every other object, temporaries of killed
-writes included, but only once it is older than the grace period: whatever a publish or a
-build running right now has written is younger than that, so gc never breaks it.
-A dry run (the default) reports what would go, per product.
+Refuse first: a location without depot's marker (``depot.json``), a grace period that is
+not a finite number of seconds, a pin naming a version the store lacks.
+
+Mark from what players read. In a signed store that is the signed metadata: every root,
+the snapshot the timestamp commits to, each snapshot superseded within the grace period
+(a player or a CDN may still hold its timestamp), the roles those snapshots name, and the
+documents those roles name under their hashes. Versions retained, per product: what each
+channel delivers and delivered in its latest moves (as the pointers in the store and the
+signed pointers say), the last N chunked versions, and pinned versions. Kept: their
+documents (plain and hashed copies), their chunks, the plans between two of them and
+their patches; the product's pointers, plan index and settings; the inventories and
+staged packs of versions still being built; the stats and the publish records.
+
+Sweep only what depot's layout names (a file someone put in the store stays), and only
+once it is older than the grace period, checked again at the moment of deletion
+(``PrunableStore.prune``): a build or publish that reuses an object makes it new
+(``WriteStore.touch``), so gc never takes what a running writer is about to name.
+Documents go first and data last, so an interrupted gc never leaves a manifest without
+its chunks. A dry run (the default) reports what would go, per product.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import math
 import time
 from dataclasses import dataclass, field
 
 from .. import layout
 from ..core.versions import sort_versions
-from ..errors import ManifestInvalid, NotFound
+from ..errors import InvalidArgument, ManifestInvalid, NotFound
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
-from ..storage import ObjectInfo, PrunableStore
-from ..trust import is_signed
-from .metadata import TIMESTAMP, committed_metadata
+from ..storage import ObjectInfo, PrunableStore, marker
+from .metadata import SNAPSHOT, TIMESTAMP, committed_metadata
 
 HOUR = 3600.0
 UNREFERENCED = "(unreferenced)"  # data no version names, temporaries
@@ -39,6 +49,10 @@ class Retention:
     pinned: tuple[tuple[str, str], ...] = ()  # (product, version)
     grace_s: float = 24 * HOUR  # nothing younger is deleted
 
+    def check(self) -> None:
+        if not (math.isfinite(self.grace_s) and self.grace_s >= 0):
+            raise InvalidArgument(f"grace period {self.grace_s / HOUR!r} hours: expected a finite number >= 0")
+
 
 @dataclass
 class GcReport:
@@ -50,7 +64,8 @@ class GcReport:
     by_product: dict[str, dict] = field(default_factory=dict)
     kept_objects: int = 0
     kept_bytes: int = 0
-    too_young: int = 0  # unreferenced, but within the grace period
+    too_young: int = 0  # unreferenced, but within the grace period (or reused since listed)
+    foreign: int = 0  # not depot's: never deleted
     listed: int = 0
     list_s: float = 0.0
     elapsed_s: float = 0.0
@@ -58,82 +73,95 @@ class GcReport:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def freed(self, o: ObjectInfo, product: str) -> None:
+        row = self.by_product.setdefault(product, {"objects": 0, "bytes": 0})
+        row["objects"] += 1
+        row["bytes"] += o.size
+        self.freed_objects += 1
+        self.freed_bytes += o.size
+
 
 def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = False,
        now: float | None = None) -> GcReport:
+    retention.check()
+    marker.require(store)
     started = time.monotonic()
     report = GcReport(store.url, dry_run=not delete)
-    objects = list(store.scan())
+    objects = {o.key: o for o in store.scan()}
     report.listed, report.list_s = len(objects), round(time.monotonic() - started, 3)
-    keys = {o.key for o in objects}
-    marked, owners = _mark(store, keys, retention, report)
     now = time.time() if now is None else now
+    cutoff = now - retention.grace_s
+    marked, owners = _mark(store, objects, retention, cutoff, report)
     doomed: list[ObjectInfo] = []
-    for o in objects:
+    for o in objects.values():
         if o.key in marked:
             report.kept_objects += 1
             report.kept_bytes += o.size
-        elif now - o.modified < retention.grace_s:
+        elif not layout.is_swept(o.key):
+            report.foreign += 1
+        elif o.modified >= cutoff:
             report.too_young += 1
         else:
             doomed.append(o)
-            product = layout.product_of(o.key) or owners.get(o.key) or (
-                METADATA if o.key.startswith(layout.METADATA_PREFIX) else UNREFERENCED)
-            row = report.by_product.setdefault(product, {"objects": 0, "bytes": 0})
-            row["objects"] += 1
-            row["bytes"] += o.size
-            report.freed_objects += 1
-            report.freed_bytes += o.size
-    if delete:
-        # Documents first, data last: an interrupted gc never leaves a manifest without its chunks.
-        for o in sorted(doomed, key=lambda o: o.key.startswith((layout.CHUNK_PREFIX, layout.PATCH_PREFIX))):
-            store.delete(o.key)
+    # Documents first, data last: an interrupted gc never leaves a manifest without its chunks.
+    doomed.sort(key=lambda o: (o.key.startswith((layout.CHUNK_PREFIX, layout.PATCH_PREFIX)), o.key))
+    for o in doomed:
+        if delete and not store.prune(o.key, cutoff):
+            report.too_young += 1  # written again since it was listed: a writer reuses it
+            continue
+        report.freed(o, layout.product_of(o.key) or owners.get(o.key) or (
+            METADATA if o.key.startswith(layout.METADATA_PREFIX) else UNREFERENCED))
     report.elapsed_s = round(time.monotonic() - started, 3)
     return report
 
 
-def _mark(store: PrunableStore, keys: set[str], retention: Retention, report: GcReport) -> tuple[set[str], dict]:
+def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Retention, cutoff: float,
+          report: GcReport) -> tuple[set[str], dict[str, str]]:
     """The keys to keep, and for data no retained version needs, the product that had it."""
-    marked: set[str] = set()
+    keys = set(objects)
+    metadata, signed = _live_metadata(store, objects, cutoff)
+    marked: set[str] = set(metadata) | {layout.TRUST_SETTINGS_KEY, layout.STORE_MARKER_KEY}
+    marked |= {k for k in keys if k.startswith((layout.STATS_PREFIX, layout.PUBLISH_LOG_PREFIX))}  # analysts' history
     owners: dict[str, str] = {}
     documents: dict[str, dict[str, set[str]]] = {}  # product -> version -> document names
     for key in keys:
         found = layout.version_document_of(key)
         if found:
             documents.setdefault(found[0], {}).setdefault(found[1], set()).add(found[2])
-    products = {p for p in map(layout.product_of, keys) if p}
-    for product in sorted(products):
+    for product, version in retention.pinned:
+        if "manifest.json" not in documents.get(product, {}).get(version, ()):
+            raise NotFound(f"--pin {product}={version}: {store.url} has no chunked version {version} of {product}")
+    for product in sorted({p for p in map(layout.product_of, keys) if p}):
         versions = documents.get(product, {})
         chunked = sort_versions(v for v, names in versions.items() if "manifest.json" in names)
+        targets = signed.get(product, {})  # signed path -> the hashed copies players read
         keep = set(chunked[-retention.keep_last:] if retention.keep_last else [])
         keep |= {v for p, v in retention.pinned if p == product}
-        for key in sorted(k for k in keys if layout.channel_of(k) and layout.product_of(k) == product):
+        pointers = [k for k in keys if layout.channel_of(k) and layout.product_of(k) == product]
+        pointers += [h for path, copies in targets.items() if layout.channel_of(path) for h in copies]
+        for key in sorted(pointers):
             pointer = _document(store, key, Channel)
             if pointer is not None:
                 keep.add(pointer.version)
                 keep |= {m.version for m in pointer.history[: retention.keep_history]}
-                marked |= _with_current_copy(store, key, keys)
-        unfinished = {v for v, names in versions.items() if "manifest.json" not in names}
-        for v in unfinished:  # a build in progress: its inventory and staged pack stay
-            marked.add(layout.inventory_key(product, v))
-            marked.add(layout.staged_pack_key(product, v))
+                marked.add(key)
+        for v, names in versions.items():
+            if "manifest.json" not in names:  # a build in progress: its inventory and staged pack stay
+                marked |= {layout.inventory_key(product, v), layout.staged_pack_key(product, v)}
         report.retained[product] = sort_versions(keep & set(chunked))
         for v in chunked:
             m = _document(store, layout.manifest_key(product, v), manifest_doc.Manifest)
-            if m is None:
-                continue
-            ids = {layout.chunk_key(c) for c in m.unique_chunks()}
+            ids = {layout.chunk_key(c) for c in m.unique_chunks()} if m else set()
             if v in keep:
-                marked |= {k for k in keys if layout.version_document_of(k) and k.startswith(
-                    layout.manifest_key(product, v).rsplit("/", 1)[0] + "/")}
+                marked |= {layout.manifest_key(product, v).rsplit("/", 1)[0] + "/" + name for name in versions[v]}
                 marked |= ids
             else:
                 for k in ids:
                     owners.setdefault(k, product)
         for key in keys:
-            pair = layout.plan_pair_of(layout.plain_key_of(key))
+            pair = layout.plan_pair_of(key)
             if pair and layout.product_of(key) == product:
-                plan = _document(store, layout.plan_key(product, *pair), Plan)
+                plan = _document(store, key, Plan)
                 patches = {layout.patch_key(s.id) for op in (plan.files if plan else ()) for s in op.segments}
                 if pair[0] in keep and pair[1] in keep:
                     marked.add(key)
@@ -141,13 +169,53 @@ def _mark(store: PrunableStore, keys: set[str], retention: Retention, report: Gc
                 else:
                     for k in patches:
                         owners.setdefault(k, product)
-        for key in (layout.plan_index_key(product), layout.product_config_key(product)):
-            if key in keys:
-                marked |= _with_current_copy(store, key, keys)
-    marked |= _metadata(store, keys)
-    marked.add(layout.TRUST_SETTINGS_KEY)
-    marked |= {k for k in keys if k.startswith((layout.STATS_PREFIX, layout.PUBLISH_LOG_PREFIX))}  # analysts' history
+        marked |= {layout.plan_index_key(product), layout.product_config_key(product)}
+        for path, copies in targets.items():
+            if _names_retained(path, keep):
+                marked |= copies
     return marked, owners
+
+
+def _names_retained(path: str, keep: set[str]) -> bool:
+    """Whether a signed document is one players of the retained versions need: a pointer,
+    the plan index, a retained version's document, a plan between two retained versions."""
+    found = layout.version_document_of(path)
+    if found:
+        return found[1] in keep
+    pair = layout.plan_pair_of(path)
+    if pair:
+        return pair[0] in keep and pair[1] in keep
+    return True
+
+
+def _live_metadata(store: PrunableStore, objects: dict[str, ObjectInfo],
+                   cutoff: float) -> tuple[set[str], dict[str, dict[str, set[str]]]]:
+    """The signed metadata players may still hold: every root, the timestamp, the snapshot
+    it commits to, and each snapshot superseded after ``cutoff``, with the roles they name.
+    And what those product roles sign: product -> signed path -> its hashed copies here.
+    Nothing for an unsigned store."""
+    timestamp = layout.metadata_key(TIMESTAMP)
+    if timestamp not in objects:
+        return set(), {}
+    roots = [k for k in objects if k.startswith(layout.METADATA_PREFIX) and k.endswith(".root.json")]
+    current, _ = committed_metadata(store, roots)
+    snapshots = sorted((int(k[len(layout.METADATA_PREFIX):].split(".")[0]), k) for k in objects
+                       if k.startswith(layout.METADATA_PREFIX) and k.endswith(f".{SNAPSHOT}.json"))
+    live = set(current) | {timestamp}
+    for (_, older), (_, newer) in zip(snapshots, snapshots[1:]):
+        if objects[newer].modified >= cutoff and older not in live:  # superseded within the grace period
+            live |= set(committed_metadata(store, roots, snapshot=older)[0])
+    signed: dict[str, dict[str, set[str]]] = {}
+    for key in live:
+        role = key.rsplit("/", 1)[1].split(".", 1)[1].removesuffix(".json")
+        if not role.startswith("product-") or key not in objects:
+            continue
+        for path, info in json.loads(store.get(key))["signed"].get("targets", {}).items():
+            hashed = layout.hashed_target_key(path, info["hashes"]["sha256"])
+            product = layout.product_of(path)
+            if product:
+                signed.setdefault(product, {}).setdefault(path, set()).add(hashed)
+    return live, signed
 
 
 def _document(store: PrunableStore, key: str, kind):
@@ -155,20 +223,3 @@ def _document(store: PrunableStore, key: str, kind):
         return kind.from_bytes(store.get(key), store.url_of(key))
     except (NotFound, ManifestInvalid):
         return None
-
-
-def _with_current_copy(store: PrunableStore, key: str, keys: set[str]) -> set[str]:
-    """A document and the copy of its current bytes under their hash (older copies go)."""
-    try:
-        sha = hashlib.sha256(store.get(key)).hexdigest()
-    except NotFound:
-        return set()
-    return {key} | ({layout.hashed_target_key(key, sha)} & keys)
-
-
-def _metadata(store: PrunableStore, keys: set[str]) -> set[str]:
-    """What the timestamp commits to, and the timestamp."""
-    if not is_signed(store):
-        return set()
-    roots = [k for k in keys if k.startswith(layout.METADATA_PREFIX) and k.endswith(".root.json")]
-    return set(committed_metadata(store, roots)[0]) | {layout.metadata_key(TIMESTAMP)}

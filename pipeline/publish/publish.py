@@ -45,7 +45,7 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
-from ..storage import WriteStore
+from ..storage import WriteStore, marker
 from ..trust import is_signed
 from .metadata import TIMESTAMP, committed_metadata
 from .upload import OriginReport, Uploader
@@ -210,6 +210,7 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
                 cancel: threading.Event | None = None) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress, cancel)
+    up._retrying(lambda: marker.mark(origin), layout.STORE_MARKER_KEY)  # a depot origin, for gc
     release = _Release(repo, is_signed(repo))
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..core.progress import Progress, ignore
 from ..core.rate import RateLimiter
 from ..errors import NotFound, StoreUnavailable
-from ..storage import WriteStore
+from ..storage import REFRESH_AGE, PrunableStore, WriteStore
 
 BACKOFF = 0.2  # seconds before the first retry; doubles, with jitter, up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
@@ -50,7 +50,7 @@ class OriginReport:
 
 
 class Uploader:
-    def __init__(self, repo: WriteStore, origin: WriteStore, jobs: int = 16, retries: int = 5,
+    def __init__(self, repo: WriteStore, origin: PrunableStore, jobs: int = 16, retries: int = 5,
                  rate: RateLimiter | None = None, progress: Progress = ignore, cancel: threading.Event | None = None):
         self.repo, self.origin = repo, origin
         self.jobs, self.retries, self.rate, self.progress = jobs, retries, rate, progress
@@ -58,11 +58,14 @@ class Uploader:
         self.report = OriginReport(origin.url)
         self._lock = threading.Lock()
         self._present: dict[str, set[str]] = {}
+        self._modified: dict[str, float] = {}  # when each listed object was written
 
     def present(self, prefix: str) -> set[str]:
         """What the origin has under ``prefix``: one listing, remembered."""
         if prefix not in self._present:
-            found = set(self._retrying(lambda: list(self.origin.list(prefix)), prefix))
+            listed = self._retrying(lambda: list(self.origin.scan(prefix)), prefix)
+            found = {o.key for o in listed if not o.temporary}
+            self._modified.update((o.key, o.modified) for o in listed)
             self._present[prefix] = found
             with self._lock:
                 self.report.listed += len(found)
@@ -100,7 +103,7 @@ class Uploader:
     def _copy_one(self, key: str, replace: bool, size: int | None, newer, contents) -> None:
         self.check()
         prefix = key.split("/", 1)[0] + "/"
-        if not replace and key in self._present.get(prefix, ()):
+        if not replace and key in self._present.get(prefix, ()) and self._kept(key):
             with self._lock:
                 self.report.skipped += 1
                 self.report.skipped_bytes += size or 0
@@ -121,6 +124,17 @@ class Uploader:
                 self.report.skipped += 1
                 self.report.skipped_bytes += len(data)
         self.progress(size if size is not None else len(data))
+
+    def _kept(self, key: str) -> bool:
+        """Whether an object the origin listed is still there, made new for gc if it is
+        old: this publish is about to name it. False if gc took it since the listing."""
+        if time.time() - self._modified.get(key, 0.0) <= REFRESH_AGE:
+            return True
+        try:
+            self._retrying(lambda: self.origin.touch(key, REFRESH_AGE), key)
+            return True
+        except NotFound:
+            return False
 
     def swap(self, key: str, data: bytes, newer=None) -> bool:
         """Replace the origin's ``key`` by ``data`` by compare-and-swap against the version

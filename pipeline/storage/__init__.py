@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 
 from ..errors import InvalidLocation
-from .base import ObjectInfo, PrunableStore, ReadStore, Tagged, WriteStore
+from .base import REFRESH_AGE, ObjectInfo, PrunableStore, ReadStore, Tagged, WriteStore
 from .location import Location, Locations
 
-__all__ = ["Location", "Locations", "ObjectInfo", "PrunableStore", "ReadStore", "Tagged", "WriteStore",
+__all__ = ["REFRESH_AGE", "Location", "Locations", "ObjectInfo", "PrunableStore", "ReadStore", "Tagged", "WriteStore",
            "open_origin", "open_store"]
 
 

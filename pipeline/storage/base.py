@@ -22,6 +22,11 @@ from ..layout import check_key
 from .location import Location, join
 
 
+REFRESH_AGE = 3600.0
+"""Seconds: a writer that reuses an object older than this makes it new again (``touch``).
+gc's grace period must be longer for a build or publish running meanwhile to be safe."""
+
+
 class ReadStore:
     location: Location
 
@@ -102,6 +107,14 @@ class WriteStore(ReadStore):
         """Remove the object; a missing key is not an error."""
         raise NotImplementedError
 
+    def touch(self, key: str, older_than: float = 0.0) -> int:
+        """Keep a reused object from gc: if it was written more than ``older_than`` seconds
+        ago, make it new again, its bytes unchanged. Returns its size; ``NotFound`` if
+        there is none (gc took it: the caller writes it again). A writer that finds an
+        object it will name calls this, since gc deletes only what is older than its grace
+        period, checked again at the moment of deletion (``PrunableStore.prune``)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -115,4 +128,11 @@ class PrunableStore(WriteStore):
     def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` with its size and modification time, temporaries
         included, sorted by key: what gc marks and sweeps from."""
+        raise NotImplementedError
+
+    def prune(self, key: str, written_before: float) -> bool:
+        """Delete the object only if it was last written before ``written_before`` (seconds
+        since the epoch): one that a writer touched since gc listed it stays. True if it
+        was deleted. A local store decides under the lock ``touch`` takes, so the two never
+        cross; an object store checks the age just before deleting."""
         raise NotImplementedError

@@ -68,7 +68,7 @@ class FsspecStore(PrunableStore):
 
     def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for key, info in sorted(self._find(prefix).items()):
-            yield ObjectInfo(key, int(info.get("size") or 0), _modified(info), is_temp(key))
+            yield ObjectInfo(key, int(info.get("size") or 0), modified_of(info), is_temp(key))
 
     def delete(self, key: str) -> None:
         with self._translated(key):
@@ -76,7 +76,7 @@ class FsspecStore(PrunableStore):
                 self.fs.rm_file(self._path(key))
 
 
-def _modified(info: dict) -> float:
+def modified_of(info: dict) -> float:
     for name in ("mtime", "LastModified", "created"):
         value = info.get(name)
         if isinstance(value, datetime.datetime):

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import functools
 import os
+import time
 import uuid
 from typing import BinaryIO, Iterator
 
@@ -93,6 +94,27 @@ class LocalStore(FsspecStore):
                     return False
                 os.replace(tmp, path)
                 return True
+
+    def touch(self, key: str, older_than: float = 0.0) -> int:
+        path = self._path(key)
+        with self._translated(key):
+            st = os.stat(path)
+            if time.time() - st.st_mtime > older_than:
+                with _locked(os.path.dirname(path)):  # not between prune's check and its unlink
+                    os.utime(path)  # gone meanwhile: NotFound, and the caller writes it again
+            return st.st_size
+
+    def prune(self, key: str, written_before: float) -> bool:
+        path = self._path(key)
+        with self._translated(key):
+            try:
+                with _locked(os.path.dirname(path)):
+                    if os.lstat(path).st_mtime >= written_before:
+                        return False
+                    os.unlink(path)
+                    return True
+            except FileNotFoundError:
+                return False
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:

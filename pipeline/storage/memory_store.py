@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
+import time
 from typing import BinaryIO, Iterator
 
 from .base import Tagged, content_tag
-from .fsspec_store import FsspecStore
+from .fsspec_store import FsspecStore, modified_of
 
 _lock = threading.Lock()
 
@@ -30,6 +31,25 @@ class MemoryStore(FsspecStore):
             if current != tag:
                 return False
             self.fs.pipe_file(path, bytes(data))
+            return True
+
+    def touch(self, key: str, older_than: float = 0.0) -> int:
+        path = self._path(key)
+        with _lock, self._translated(key):
+            info = self.fs.info(path)
+            if time.time() - modified_of(info) > older_than:
+                self.fs.pipe_file(path, self.fs.cat_file(path))  # a new file: created now
+            return info["size"]
+
+    def prune(self, key: str, written_before: float) -> bool:
+        path = self._path(key)
+        with _lock, self._translated(key):
+            try:
+                if modified_of(self.fs.info(path)) >= written_before:
+                    return False
+            except FileNotFoundError:
+                return False
+            self.fs.rm_file(path)
             return True
 
     @contextlib.contextmanager

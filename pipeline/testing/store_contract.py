@@ -161,6 +161,26 @@ class WriteStoreContract(ReadStoreContract):
         assert [(o.key, o.size, o.temporary) for o in found] == [("s/a", 5, False), ("s/b/c", 0, False)]
         assert all(before - 5 <= o.modified <= time.time() + 5 for o in found)
 
+    def test_touch_makes_a_reused_object_new_and_prune_spares_it(self, store):
+        """What keeps gc from a chunk a build found: touch after gc listed it, and gc's
+        prune of that listing leaves it."""
+        store.put("t/chunk", b"reused bytes")
+        listed = store.touch("t/chunk", older_than=3600)  # young: nothing to do
+        assert listed == len(b"reused bytes")
+        [before] = list(store.scan("t/"))
+        time.sleep(1.1)  # object stores keep whole seconds
+        gc_listed_at = time.time()
+        assert store.touch("t/chunk") == len(b"reused bytes")
+        [after] = list(store.scan("t/"))
+        assert after.modified > before.modified and store.get("t/chunk") == b"reused bytes"
+        assert store.prune("t/chunk", written_before=before.modified + 1) is False
+        assert store.has("t/chunk")
+        assert store.prune("t/chunk", written_before=gc_listed_at + 3600) is True
+        assert not store.has("t/chunk")
+        assert store.prune("t/chunk", written_before=gc_listed_at + 3600) is False
+        with pytest.raises(NotFound):
+            store.touch("t/chunk")
+
     def test_racing_threads_exactly_one_creates(self, store):
         barrier = threading.Barrier(RACERS)
         results: list[tuple[bytes, bool]] = []

@@ -7,12 +7,14 @@ import concurrent.futures as cf
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-from helpers import DEPOT, assert_installed, dangling, fetcher
+from helpers import DEPOT, ROOT as DEPOT_ROOT, assert_installed, dangling, fetcher
 from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
@@ -118,7 +120,7 @@ def test_rm_drops_a_version_that_was_never_chunked(tmp_path, build_dirs):
         ingest(store, str(zip_of_dir(build_dirs["1.0.0"], tmp_path / "b.zip")), PRODUCT, "9", ex)
         assert store.has(layout.staged_pack_key(PRODUCT, "9"))
         assert retire(store, PRODUCT, "9").state == "ingested"
-        assert list(store.list()) == []
+        assert list(store.list()) == [layout.STORE_MARKER_KEY]
         ingest(store, str(fixture_tar("1.0.0")), PRODUCT, "9", ex)  # the name is free again
         chunk(store, PRODUCT, "9", ex)
 
@@ -169,10 +171,195 @@ def test_gc_defaults_keep_3_versions_3_moves_and_24_hours(repo):
     young = depot_gc("--delete")
     assert young["retained"] == kept and not young["dry_run"]
     assert (young["freed_objects"], keys_of(store)) == (0, before) and young["too_young"] > 0
-    age_everything(25)
+    age_everything(25)  # the snapshots superseded an hour ago were kept: a player may still hold them
     old = depot_gc("--delete")
-    assert old["retained"] == kept and (old["freed_objects"], old["too_young"]) == (young["too_young"], 0)
-    assert len(keys_of(store)) == len(before) - young["too_young"]
+    superseded = young["kept_objects"] - old["kept_objects"]
+    assert old["retained"] == kept and (old["freed_objects"], old["too_young"]) == (young["too_young"] + superseded, 0)
+    assert superseded > 0 and old["by_product"]["(metadata)"]["objects"] > 0
+    assert len(keys_of(store)) == len(before) - old["freed_objects"]
     assert not store.has(layout.manifest_key(PRODUCT, "1.0.0")) and store.has(layout.manifest_key(PRODUCT, "1.1.0"))
     assert not store.has(layout.plan_key(PRODUCT, "1.0.0", "1.3.0"))
     assert dangling(store) == []
+
+
+# -- day two: gc as release engineers run it, on stores days old -----------------------------
+
+
+def depot(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(DEPOT + [str(a) for a in args], capture_output=True, text=True)
+
+
+def gc_json(repo, *args) -> dict:
+    p = depot("--json", "--repo", repo / "repo", "gc", *args)
+    assert p.returncode == 0, p.stderr
+    [report] = json.loads(p.stdout)["gc"]
+    return report
+
+
+def chunk_keys(store, version: str) -> set[str]:
+    from pipeline.formats import manifest
+
+    return {layout.chunk_key(c) for c in manifest.load(store, PRODUCT, version).unique_chunks()}
+
+
+def root_of(repo) -> bytes:
+    return (repo / "repo" / layout.metadata_key("root", 1)).read_bytes()
+
+
+@pytest.mark.parametrize("when", ["two days later", "at once with --grace 0"])
+def test_gc_on_an_origin_keeps_every_signed_copy_players_read(repo, tmp_path, build_dirs, when):
+    from helpers import age_tree, signed_player
+    from pipeline.client.update import update
+    from pipeline.publish.publish import publish
+
+    store, origin_dir = open_store(str(repo / "repo")), tmp_path / "origin"
+    publish(store, [open_store(str(origin_dir))], PRODUCT, list(VERSIONS), channels=["stable"])
+    grace = []
+    if when == "two days later":
+        age_tree(origin_dir, 2)
+    else:
+        grace = ["--grace", "0"]
+    r = gc_json(repo, "--origin", origin_dir, "--keep-last", "2", "--keep-history", "0", "--delete", *grace)
+    assert r["retained"] == {PRODUCT: ["1.2.0", "1.3.0"]} and r["freed_objects"] > 0
+    origin = open_store(str(origin_dir))
+    assert not origin.has(layout.manifest_key(PRODUCT, "1.0.0")) and dangling(origin) == []
+    for v in ("1.2.0", "1.3.0"):  # through the signed paths: <sha256>.manifest.json and the like
+        install(signed_player(origin_dir, root_of(repo), tmp_path / "data"), PRODUCT, v, tmp_path / v)
+        assert_installed(tmp_path / v, build_dirs[v])
+    u = update(signed_player(origin_dir, root_of(repo), tmp_path / "data"), tmp_path / "1.2.0", channel="stable")
+    assert (u.to_version, u.method) == ("1.3.0", "delta")
+    assert_installed(tmp_path / "1.2.0", build_dirs["1.3.0"])
+
+
+def test_gc_of_a_repository_days_old_leaves_it_publishable(repo, tmp_path, build_dirs):
+    from helpers import age_tree, signed_player
+    from pipeline.publish.publish import publish
+
+    age_tree(repo / "repo", 2)
+    r = gc_json(repo, "--keep-last", "1", "--keep-history", "0", "--delete")
+    assert r["retained"] == {PRODUCT: ["1.3.0"]} and r["freed_objects"] > 0
+    store = open_store(str(repo / "repo"))
+    publish(store, [open_store(str(tmp_path / "origin"))], PRODUCT, ["1.3.0"], channels=["stable"])
+    install(signed_player(tmp_path / "origin", root_of(repo), tmp_path / "data"), PRODUCT, "1.3.0", tmp_path / "g")
+    assert_installed(tmp_path / "g", build_dirs["1.3.0"])
+
+
+def test_gc_refuses_what_is_not_a_depot_store_and_bad_values(repo, tmp_path):
+    from helpers import age_tree, tree_snapshot
+
+    photos = tmp_path / "photos"
+    (photos / "2024").mkdir(parents=True)
+    (photos / "2024" / "beach.jpg").write_bytes(b"\xff\xd8 a photo")
+    (photos / "chunks").mkdir()
+    (photos / "chunks" / "ab").write_bytes(b"not a chunk")
+    age_tree(photos, 3)
+    before = tree_snapshot(photos)
+    for where in (photos, tmp_path / "no-such-dir"):
+        p = depot("--json", "gc", "--origin", where, "--grace", "0", "--delete")
+        assert (p.returncode, json.loads(p.stdout)["error"]) == (2, "INVALID_LOCATION")
+        assert f"{where} is not a depot repository or origin" in json.loads(p.stdout)["message"]
+    assert tree_snapshot(photos) == before and not (tmp_path / "no-such-dir").exists()
+    store = open_store(str(repo / "repo"))
+    listed = keys_of(store)
+    for grace in ("nan", "inf", "-inf", "-1"):
+        p = depot("--repo", repo / "repo", "gc", "--grace", grace, "--delete")
+        assert p.returncode == 2 and "--grace" in p.stderr and "Traceback" not in p.stderr
+    p = depot("--json", "--repo", repo / "repo", "gc", "--pin", "nosuch=1.0", "--grace", "0", "--delete")
+    assert (p.returncode, json.loads(p.stdout)["error"]) == (3, "NOT_FOUND") and "--pin nosuch=1.0" in p.stdout
+    p = depot("--json", "--repo", repo / "repo", "gc", "--pin", f"{PRODUCT}=9.9", "--grace", "0", "--delete")
+    assert (p.returncode, json.loads(p.stdout)["error"]) == (3, "NOT_FOUND")
+    assert keys_of(store) == listed
+    (repo / "repo" / "notes.txt").write_text("the release checklist")  # someone's file in a store
+    age_tree(repo / "repo", 3)
+    r = gc_json(repo, "--keep-last", "1", "--keep-history", "0", "--delete")
+    assert r["foreign"] == 1 and (repo / "repo" / "notes.txt").read_text() == "the release checklist"
+
+
+def test_gc_during_a_build_that_reuses_old_chunks_takes_none_of_them(repo, tmp_path, build_dirs):
+    """A version whose content was seen before finds its chunks in the store, days old and
+    named by no retained version; gc runs before its manifest is written."""
+    from helpers import PauseBefore, age_tree
+
+    store = open_store(str(repo / "repo"))
+    reused = chunk_keys(store, "1.0.0") - chunk_keys(store, "1.3.0")
+    assert reused  # what gc would take: 1.0.0 is not retained below
+    age_tree(repo / "repo", 2)
+    paused = PauseBefore(store, lambda key: key == layout.manifest_key(PRODUCT, "2.0.0"))
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(store, str(fixture_tar("1.0.0")), PRODUCT, "2.0.0", ex)
+        building = ex.submit(chunk, paused, PRODUCT, "2.0.0", ex)
+        assert paused.reached.wait(120)  # the chunks are found, the manifest not written
+        r = gc_json(repo, "--keep-last", "1", "--keep-history", "0", "--delete")
+        paused.released.set()
+        building.result()
+    assert r["retained"] == {PRODUCT: ["1.3.0"]} and not store.has(layout.manifest_key(PRODUCT, "1.0.0"))
+    assert reused <= keys_of(store)
+    install(fetcher(repo / "repo"), PRODUCT, "2.0.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.0.0"])
+
+
+def test_gc_during_a_publish_that_reuses_old_chunks_takes_none_of_them(repo, tmp_path, build_dirs):
+    """An origin days old holds 1.0.0's chunks, which no version it retains names; a publish
+    of a version with that content finds them there, and gc runs before its manifest goes."""
+    from helpers import PauseBefore, age_tree, signed_player
+    from pipeline.publish.publish import publish
+
+    store, ring = open_store(str(repo / "repo")), Keyring(repo / "keys")
+    origin_dir = tmp_path / "origin"
+    publish(store, [open_store(str(origin_dir))], PRODUCT, list(VERSIONS), channels=["stable"])
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(store, str(fixture_tar("1.0.0")), PRODUCT, "2.0.0", ex)
+        chunk(store, PRODUCT, "2.0.0", ex)
+    repository.sign_documents(store, ring, PRODUCT)
+    reused = chunk_keys(store, "1.0.0") - chunk_keys(store, "1.3.0")
+    age_tree(origin_dir, 2)
+    origin = PauseBefore(open_store(str(origin_dir)),
+                         lambda key: key.startswith(f"products/{PRODUCT}/versions/2.0.0/"))
+    with cf.ThreadPoolExecutor(1) as ex:
+        publishing = ex.submit(publish, store, [origin], PRODUCT, ["2.0.0"])
+        assert origin.reached.wait(120)  # its data is there, its documents not yet
+        r = gc_json(repo, "--origin", origin_dir, "--keep-last", "1", "--keep-history", "0", "--delete")
+        origin.released.set()
+        publishing.result()
+    assert r["retained"] == {PRODUCT: ["1.3.0"]} and r["freed_objects"] > 0
+    assert reused <= keys_of(open_store(str(origin_dir)))
+    install(signed_player(origin_dir, root_of(repo), tmp_path / "data"), PRODUCT, "2.0.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.0.0"])
+
+
+KILL_AT_PRUNE = """
+import os, signal, sys
+import cli
+from pipeline.storage import local_store
+prune, calls = local_store.LocalStore.prune, []
+def killed_midway(self, key, written_before):
+    calls.append(key)
+    if len(calls) == {at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return prune(self, key, written_before)
+local_store.LocalStore.prune = killed_midway
+sys.exit(cli.main())
+"""
+
+
+def test_gc_killed_midway_then_run_again_loses_nothing_referenced(repo, tmp_path, build_dirs):
+    from helpers import age_tree, signed_player
+    from pipeline.publish.publish import publish
+
+    origin_dir = tmp_path / "origin"
+    store = open_store(str(repo / "repo"))
+    publish(store, [open_store(str(origin_dir))], PRODUCT, list(VERSIONS), channels=["stable"])
+    age_tree(origin_dir, 2)
+    args = ["--repo", str(repo / "repo"), "gc", "--origin", str(origin_dir), "--keep-last", "2",
+            "--keep-history", "0", "--delete"]
+    doomed = gc_json(repo, *args[3:-1])["freed_objects"]  # a dry run
+    for at in (doomed // 3, doomed // 2 + 1):
+        killed = subprocess.run([sys.executable, "-c", KILL_AT_PRUNE.replace("{at}", str(at)), *args],
+                                capture_output=True, text=True, cwd=DEPOT_ROOT)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert dangling(open_store(str(origin_dir))) == []  # documents went first
+    r = gc_json(repo, *args[3:])
+    assert 0 < r["freed_objects"] < doomed and r["retained"] == {PRODUCT: ["1.2.0", "1.3.0"]}
+    for v in ("1.2.0", "1.3.0"):
+        install(signed_player(origin_dir, root_of(repo), tmp_path / "data"), PRODUCT, v, tmp_path / v)
+        assert_installed(tmp_path / v, build_dirs[v])
