@@ -37,11 +37,12 @@ export DEPOT_LOCATIONS=demo-origins/locations.toml
 origins=(--origin msk --origin spb --origin nsk)
 
 echo "== keys and the root of trust"
-depot keys generate --out demo-keys root targets snapshot timestamp "$product"
-depot trust init --root-key demo-keys/root.key --targets-key demo-keys/targets.key \
-                 --snapshot-key demo-keys/snapshot.key --timestamp-key demo-keys/timestamp.key
-export DEPOT_KEYS=demo-keys                                       # the online keys the pipeline signs with
-depot trust add-key --product "$product" --key "demo-keys/$product.pub"
+depot keys generate --out demo-keys/offline root                 # the root key: offline, given by name
+depot keys generate --out demo-keys/online targets snapshot timestamp "$product"
+depot trust init --root-key demo-keys/offline/root.key --targets-key demo-keys/online/targets.key \
+                 --snapshot-key demo-keys/online/snapshot.key --timestamp-key demo-keys/online/timestamp.key
+export DEPOT_KEYS=demo-keys/online                                # the online keys the pipeline signs with
+depot trust add-key --product "$product" --key "demo-keys/online/$product.pub"
 depot trust root -o demo-keys/root.json                           # what players are given
 
 echo "== builds, as upload hooks run them"
