@@ -4,6 +4,7 @@ refresh / status / root). See docs/trust.md."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -384,6 +385,12 @@ def _pin(value: str) -> tuple[str, str]:
     return layout.check_product(product), layout.check_version(version)
 
 
+def _finite(ctx, param, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value}: expected a finite number of hours", ctx, param)
+    return value
+
+
 @cli.command(name="gc")
 @click.option("--origin", "origins", multiple=True,
               help="Collect on this origin instead of the repository (a path, s3://, or a name). Repeatable.")
@@ -392,24 +399,29 @@ def _pin(value: str) -> tuple[str, str]:
 @click.option("--keep-history", type=click.IntRange(min=0), default=3, show_default=True,
               help="Latest moves of each channel whose versions are kept.")
 @click.option("--pin", "pins", multiple=True, metavar="PRODUCT=VERSION", help="Keep this version too. Repeatable.")
-@click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True,
-              help="Hours: nothing younger is deleted, so a publish or build running now is never broken.")
+@click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True, callback=_finite,
+              help="Hours: nothing younger is deleted, so a publish or build running now is never broken "
+                   "(at least 1 while any runs).")
 @click.option("--delete", is_flag=True, help="Delete; without it, only report what would go.")
 @json_option
 @click.pass_obj
 def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
     """Reclaim what no retained version needs (a dry run unless --delete)."""
     from pipeline.publish.gc import Retention, gc
-    from pipeline.storage import open_store
+    from pipeline.storage import marker, open_store
 
     retention = Retention(keep_last, keep_history, tuple(_pin(p) for p in pins), grace * 3600)
     stores = [open_store(s.locations.resolve(o)) for o in origins] or [s.store]
+    for store in stores:  # every location checked before any is collected
+        marker.require(store)
     reports = [gc(store, retention, delete) for store in stores]
     lines = []
     for r in reports:
         verb = "freed" if delete else "would free"
         lines.append(f"{r.store}: {verb} {r.freed_objects} objects, {mib(r.freed_bytes)}; kept {r.kept_objects} "
-                     f"({mib(r.kept_bytes)}), {r.too_young} too young; listed {r.listed} in {r.list_s} s")
+                     f"({mib(r.kept_bytes)}), {r.too_young} too young"
+                     + (f", {r.foreign} not depot's (left alone)" if r.foreign else "")
+                     + f"; listed {r.listed} in {r.list_s} s")
         lines += [f"  {p}: {row['objects']} objects, {mib(row['bytes'])}" for p, row in sorted(r.by_product.items())]
     s.emit({"gc": [r.to_dict() for r in reports]}, "\n".join(lines))
 
