@@ -202,6 +202,11 @@ def test_root_keys_in_the_keys_directory_are_left_out_with_one_warning(repo):
 def test_encrypted_keys_sign_with_the_passphrase_from_the_environment(repo):
     depot(repo, *init_args(repo))
     enc = repo / "enc"
+    for args, names in ((["--passphrase-env", "NOT_SET"], "--passphrase-env NOT_SET"),
+                        (["--passphrase"], "--passphrase asks on a terminal")):  # stdin is not one here
+        p = depot(repo, "keys", "generate", "--out", enc, *args, "k", check=2)
+        assert error(p)[0] == "INVALID_ARGUMENT" and names in error(p)[1]
+    assert not enc.exists()
     made = json.loads(depot(repo, "--json", "keys", "generate", "--out", enc, "--passphrase-env", "MY_PASS",
                             f"{PRODUCT}-2", env={"MY_PASS": "correct horse"}).stdout)["keys"][0]
     assert made["encrypted"] is True
