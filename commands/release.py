@@ -12,18 +12,25 @@ import click
 
 from cli import ByteSize, Settings, cli, json_option, mib, product_option, upload_progress, version_option
 from pipeline import layout
-from pipeline.errors import InvalidArgument, StoreUnavailable
+from pipeline.errors import InvalidArgument, NotFound, StoreUnavailable
 
 channel_option = click.option("--channel", "-c", required=True, help="Channel name, e.g. stable or beta.")
 publish_origin_option = click.option("--origin", "origins", multiple=True,
                                      help="Also push to this CDN origin (a path, s3://, or a location's name). Repeatable.")
 
 
+def _positive_rate(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"{value} is not a rate: give a positive size, e.g. 50MiB (leave it out for no cap)",
+                                 ctx, param)
+    return value
+
+
 def transfer_options(f):
     """How a publish transfers: uploads in flight, retries, bandwidth, read-back."""
     f = click.option("--verify", is_flag=True, help="Read back every object pushed and check it.")(f)
-    f = click.option("--max-rate", type=ByteSize(), default=None, help="Upload at most this many bytes a second, "
-                     "all origins together (e.g. 50MiB).")(f)
+    f = click.option("--max-rate", type=ByteSize(), default=None, callback=_positive_rate,
+                     help="Upload at most this many bytes a second, all origins together (e.g. 50MiB).")(f)
     f = click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
                      help="Retries per object on a transient failure (5xx, timeout, reset), with backoff.")(f)
     f = click.option("--jobs", "-j", type=click.IntRange(1, 256), default=16, show_default=True,
@@ -363,19 +370,43 @@ def trust_root(s: Settings, output):
 @cli.command(name="rm")
 @product_option
 @version_option
+@click.option("--origin", "origins", multiple=True,
+              help="Also stop offering it on this CDN origin (a path, s3://, or a location's name). Repeatable.")
 @json_option
 @click.pass_obj
-def rm_cmd(s: Settings, product, version):
-    """Retire a version (refused while a channel delivers it), or drop an unfinished one."""
+def rm_cmd(s: Settings, product, version, origins):
+    """Retire a version (refused while a channel delivers it), or drop an unfinished one;
+    with --origin, the origins stop offering it too."""
     from pipeline.delta.diff import write_index
-    from pipeline.publish.retire import retire
+    from pipeline.publish.retire import exists, require, retire, withdraw
+    from pipeline.storage import open_store
 
+    stores = [open_store(s.locations.resolve(o)) for o in origins]
+    try:
+        require(s.store, product, version)
+        r = None
+    except NotFound:
+        # Retired here already (an earlier rm stopped before the origins): finish there.
+        if not any(exists(o, product, version) for o in stores):
+            raise
+        r = False
     sign = s.signer(product)
-    r = retire(s.store, product, version)
-    if any(layout.plan_pair_of(k) for k in r.removed):
-        write_index(s.store, product)  # the index lists only plans that are there
-    s.emit({**r.to_dict(), "signed": sign()},
-           f"{product} {version} ({r.state}): {len(r.removed)} documents removed; run `depot gc` to reclaim its data")
+    if r is None:
+        r = retire(s.store, product, version)
+        if any(layout.plan_pair_of(k) for k in r.removed):
+            write_index(s.store, product)  # the index lists only plans that are there
+    signed = sign()
+    withdrawn = []
+    if stores:
+        with upload_progress(f"rm {product} {version}") as advance:
+            withdrawn = withdraw(s.store, stores, product, version, progress=advance)
+    lines = [f"{product} {version} ({r.state}): {len(r.removed)} documents removed from {s.store.url}" if r else
+             f"{product} {version}: retired from {s.store.url} already"]
+    lines += [f"{w.origin}: {len(w.removed)} documents removed" for w in withdrawn]
+    lines.append("its chunks and patches stay until `depot gc` reclaims them"
+                 + ("" if stores else "; the origins offer it until `depot rm --origin` or the next publish there"))
+    s.emit({**(r.to_dict() if r else {"product": product, "version": version, "state": "retired", "removed": []}),
+            "signed": signed, "origins": [w.to_dict() for w in withdrawn]}, "\n".join(lines))
 
 
 def _pin(value: str) -> tuple[str, str]:

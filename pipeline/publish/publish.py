@@ -192,6 +192,14 @@ def _record(repo: WriteStore, result: PublishResult) -> None:
     repo.put_if_absent(layout.publish_record_key(result.product, record.id), record.to_bytes())
 
 
+def push_live(repo: WriteStore, origin: WriteStore, product: str, jobs: int = 16, retries: int = 5,
+              progress: Progress = ignore, cancel: threading.Event | None = None) -> OriginReport:
+    """Bring ``product``'s current documents (pointers, plan index) and, in a signed
+    repository, the signed metadata to ``origin``, in commit order: what retiring a version
+    there needs first."""
+    return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel)
+
+
 def _role_of(metadata_key: str) -> tuple[int, str]:
     """(version, role) of ``metadata/<version>.<role>.json``; (0, role) without a version."""
     head, _, rest = metadata_key.rsplit("/", 1)[-1].removesuffix(".json").partition(".")

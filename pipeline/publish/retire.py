@@ -1,19 +1,29 @@
-"""rm: retire a version from the repository, or drop one that was never finished.
+"""rm: retire a version from the repository, or drop one that was never finished; and
+stop offering it on origins.
 
 A chunked version is refused while a channel delivers it. Its manifest, inventory, the
 plans to and from it (and in a signed repository their copies under their hashes) go;
 chunks and patches stay for gc, which removes those no retained version needs. A version
 that was ingested but never chunked loses its inventory and staged pack.
+
+On an origin, the product's current documents and the signed metadata (which no longer
+name the version) go first, in publish's commit order; then the version's documents are
+deleted there, the manifest last. Its data stays for gc.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import threading
+
 from .. import layout
+from ..core.progress import Progress, ignore
 from ..errors import NotFound, VersionConflict
 from ..storage import WriteStore
 from .channels import channels
+from .publish import on_every_origin, push_live
+from .upload import Cancelled
 
 
 @dataclass(frozen=True)
@@ -27,9 +37,31 @@ class RetireResult:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    origin: str
+    removed: list[str]  # the version's documents deleted there
+    timestamp: str  # what became of the origin's timestamp.json: as publish reports it
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def exists(store: WriteStore, product: str, version: str) -> bool:
+    """Whether ``store`` holds any document of ``version`` of ``product``."""
+    return next(iter(store.list(_version_dir(product, version))), None) is not None
+
+
+def require(store: WriteStore, product: str, version: str) -> None:
+    """``NotFound`` naming the product, or the version, that ``store`` does not hold."""
+    if next(iter(store.list(f"{layout.PRODUCT_PREFIX}{layout.check_product(product)}/")), None) is None:
+        raise NotFound(f"{store.url} has no product {product!r}")
+    if not exists(store, product, version):
+        raise NotFound(f"{store.url} has no version {version} of {product}")
+
+
 def retire(store: WriteStore, product: str, version: str) -> RetireResult:
-    version_dir = layout.manifest_key(product, version).rsplit("/", 1)[0] + "/"
-    documents = list(store.list(version_dir))
+    documents = list(store.list(_version_dir(product, version)))
     if not documents:
         raise NotFound(f"{store.url} has no version {version} of {product}")
     chunked = layout.manifest_key(product, version) in documents
@@ -38,8 +70,7 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
         if live:
             raise VersionConflict(f"{product} {version} is what channel {live[0]} delivers: promote or roll back "
                                   f"{live[0]} to another version first")
-    plans = [k for k in store.list(layout.plans_prefix(product))
-             if version in (layout.plan_pair_of(layout.plain_key_of(k)) or ())]
+    plans = _plans_of(store, product, version)
     doomed = plans + [layout.staged_pack_key(product, version)] + sorted(documents, key=_manifest_last)
     for key in doomed:  # the manifest, the version's commit point, goes last
         store.delete(key)
@@ -47,5 +78,40 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
                                                                                   set(documents) | set(plans)])
 
 
+def withdraw(repo: WriteStore, origins: list[WriteStore], product: str, version: str, jobs: int = 16,
+             retries: int = 5, progress: Progress = ignore) -> list[Withdrawal]:
+    """Once ``version`` is retired in ``repo``: every origin stops offering it, all at once.
+    Refused (``VersionConflict``) on an origin where a channel still delivers it. An origin
+    that carries nothing of the product is left alone."""
+
+    def one(origin: WriteStore, cancel: threading.Event) -> Withdrawal:
+        if next(iter(origin.list(f"{layout.PRODUCT_PREFIX}{product}/")), None) is None:
+            return Withdrawal(origin.url, [], "")
+        report = push_live(repo, origin, product, jobs, retries, progress, cancel)
+        live = [c.channel for c in channels(origin, product) if c.version == version]
+        if live:
+            raise VersionConflict(f"{origin.url}: {product} {version} is what channel {live[0]} delivers there: "
+                                  f"publish the move of {live[0]} to it first")
+        doomed = _plans_of(origin, product, version) + sorted(origin.list(_version_dir(product, version)),
+                                                               key=_manifest_last)
+        for key in doomed:
+            if cancel.is_set():
+                raise Cancelled(origin.url)
+            origin.delete(key)
+        return Withdrawal(origin.url, doomed, report.timestamp)
+
+    return on_every_origin(origins, one)
+
+
+def _version_dir(product: str, version: str) -> str:
+    return layout.manifest_key(product, version).rsplit("/", 1)[0] + "/"
+
+
+def _plans_of(store: WriteStore, product: str, version: str) -> list[str]:
+    """The plans to and from ``version``, with their copies under their hashes."""
+    return [k for k in store.list(layout.plans_prefix(product))
+            if version in (layout.plan_pair_of(layout.plain_key_of(k)) or ())]
+
+
 def _manifest_last(key: str) -> bool:
-    return key.endswith("/manifest.json")
+    return layout.plain_key_of(key).endswith("/manifest.json")

@@ -1,0 +1,105 @@
+"""rm --origin: after the repository retires a version (and re-signs), each origin gets the
+new metadata first, then loses the version's documents: players can no longer install it
+there, and every other version still installs byte-exact through the signed paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import DEPOT, ROOT, assert_installed, dangling, fetcher, tree_snapshot
+from pipeline import layout
+from pipeline.client.install import install
+from pipeline.errors import NotFound
+from pipeline.storage import open_store
+from pipeline.testing.fixtures import PRODUCT, signed_repository
+from pipeline.trust.anchors import Anchors
+from pipeline.trust.checking import TrustedMetadata
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    base = signed_repository(tmp_path_factory.mktemp("signed"), versions=("1.0.0", "1.1.0", "1.2.0"))
+    (base / "keys" / "root.key").unlink()  # kept offline: only the online keys sign here
+    return base
+
+
+@pytest.fixture
+def world(signed, tmp_path):
+    """A copy of the signed repository, all three versions published to one origin."""
+    shutil.copytree(signed, tmp_path / "release")
+    depot(tmp_path, "publish", "-p", PRODUCT, "-v", "1.0.0", "-v", "1.1.0", "-v", "1.2.0",
+          "--origin", tmp_path / "origin")
+    return tmp_path
+
+
+def depot(base, *args, code: int = 0, keys: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DEPOT_KEYS"}
+    if keys:
+        env["DEPOT_KEYS"] = str(base / "release" / "keys")
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(base / "release" / "repo"), *map(str, args)], cwd=ROOT,
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == code, p.stderr
+    return p
+
+
+def player(base, name: str):
+    f = fetcher(base / "origin")
+    url = f.origins[0].url
+    root = (base / "release" / "repo" / layout.metadata_key("root", 1)).read_bytes()
+    f.trust = TrustedMetadata(f.get, Anchors(base / f"data-{name}").trust(root, [url]), url)
+    return f
+
+
+def test_rm_with_an_origin_stops_offering_the_version_there_and_keeps_the_others(world, build_dirs):
+    origin = world / "origin"
+    r = json.loads(depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", origin).stdout)
+    [there] = r["origins"]
+    assert there["origin"] == str(origin) and there["timestamp"] == "updated"
+    assert layout.manifest_key(PRODUCT, "1.1.0") in there["removed"]
+    keys = list(open_store(str(origin)).list(layout.PRODUCT_PREFIX))
+    assert [k for k in keys if "/1.1.0" in k] == []  # manifest, plans to and from it, their hashed copies
+    assert {layout.plan_key(PRODUCT, "1.0.0", "1.2.0"), layout.manifest_key(PRODUCT, "1.0.0")} <= set(keys)
+    assert (origin / layout.metadata_key("timestamp")).read_bytes() == \
+        (world / "release" / "repo" / layout.metadata_key("timestamp")).read_bytes()
+    assert dangling(open_store(str(origin))) == []
+
+    with pytest.raises(NotFound, match="1.1.0"):
+        install(player(world, "gone"), PRODUCT, "1.1.0", world / "gone")
+    assert not (world / "gone").exists()
+    for v in ("1.0.0", "1.2.0"):
+        install(player(world, v), PRODUCT, v, world / f"game-{v}")
+        assert_installed(world / f"game-{v}", build_dirs[v])
+
+
+def test_rm_with_an_origin_is_refused_while_a_channel_delivers_the_version(world):
+    before = tree_snapshot(world / "origin")
+    p = depot(world, "rm", "-p", PRODUCT, "-v", "1.2.0", "--origin", world / "origin", code=6)
+    assert json.loads(p.stdout)["error"] == "VERSION_CONFLICT" and "stable" in p.stderr
+    assert tree_snapshot(world / "origin") == before
+
+
+def test_rm_run_again_after_the_repository_retired_finishes_on_the_origin(world, build_dirs):
+    depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0")  # the repository only, as rm did before
+    assert (world / "origin" / layout.manifest_key(PRODUCT, "1.1.0")).exists()
+    r = json.loads(depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", world / "origin").stdout)
+    assert r["removed"] == [] and layout.manifest_key(PRODUCT, "1.1.0") in r["origins"][0]["removed"]
+    assert not (world / "origin" / layout.manifest_key(PRODUCT, "1.1.0")).exists()
+    install(player(world, "1.2.0"), PRODUCT, "1.2.0", world / "game")
+    assert_installed(world / "game", build_dirs["1.2.0"])
+
+
+@pytest.mark.parametrize("args, names", [
+    (["rm", "-p", "nosuch", "-v", "1.0"], "has no product 'nosuch'"),
+    (["rm", "-p", PRODUCT, "-v", "9.9"], "has no version 9.9 of starfall"),
+    (["channels", "-p", "nosuch"], "has no product 'nosuch'"),
+])
+def test_a_product_or_version_that_does_not_exist_is_not_found_even_without_keys(signed, tmp_path, args, names):
+    shutil.copytree(signed, tmp_path / "release")
+    p = depot(tmp_path, *args, code=3, keys=False)
+    assert json.loads(p.stdout)["error"] == "NOT_FOUND"
+    assert p.stderr.splitlines() == [f"depot: error: {tmp_path / 'release' / 'repo'} {names} [NOT_FOUND]"]
