@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -213,7 +215,19 @@ json_option = click.option("--json", "as_json", is_flag=True, expose_value=False
                            help="Print a JSON result (or error) on stdout.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Interrupted(BaseException):
+    """Ctrl-C on its way to ``main``, past click's own handler (which adds a blank line)."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--repo", envvar="DEPOT_REPO", default="./depot-repo", show_default=True,
               help="Repository: a path, file://, s3://bucket/prefix, memory://, or a location's name (env DEPOT_REPO).")
 @json_option
@@ -260,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = cli.main(args=argv, prog_name="depot", standalone_mode=False, obj=settings)
         return code if isinstance(code, int) else 0
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt, _Interrupted):
+        # One line, whatever else Ctrl-C hits now: the command is over.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if sys.stderr.isatty():
+            click.echo(err=True)  # after the terminal's ^C
         return fail("INTERRUPTED", "interrupted", EXIT_INTERRUPTED)
     except click.ClickException as exc:
         args = sys.argv[1:] if argv is None else argv

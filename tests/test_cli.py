@@ -421,30 +421,103 @@ def test_a_run_on_a_local_cluster_leaves_no_process_behind(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, key: value})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["chunk"]["created"]
-    assert _processes_marked(mark) == []
+    assert _gone(mark) == []
 
 
-def test_ctrl_c_during_a_run_on_a_local_cluster_is_one_line_and_leaves_no_process(tmp_path):
-    """The terminal sends Ctrl-C to the whole process group, workers included: depot
-    alone answers (130, one line), and stops them."""
+def _wait_until(condition, proc: subprocess.Popen, what: str, bound_s: float = 300.0) -> None:
+    """Wait for ``condition()`` while ``proc`` runs: a condition, never a guess at how long
+    a loaded machine takes. The bound only keeps a broken build from hanging the suite."""
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"depot ended before {what}: {proc.communicate()}")
+        assert time.monotonic() < deadline, f"no {what} after {bound_s} s"
+        time.sleep(0.01)
+
+
+def _gone(mark: str, bound_s: float = 60.0) -> list[int]:
+    """The processes still marked once they had ``bound_s`` to end (a process exits a little
+    after its parent does; one left for a minute is left behind)."""
+    deadline = time.monotonic() + bound_s
+    while _processes_marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [(pid, _cmdline(pid)) for pid in _processes_marked(mark)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone meanwhile
+
+
+def _cluster_workers(mark: str) -> list[int]:
+    """The worker processes a local cluster spawned (multiprocessing's spawn entry point)."""
+    return [pid for pid in _processes_marked(mark) if b"spawn_main" in _cmdline(pid)]
+
+
+def _slow_build(path: Path) -> Path:
+    """A build whose chunking takes seconds of CPU and no disk: a sparse file of zeros."""
+    path.mkdir()
+    (path / "readme.txt").write_bytes(b"a big game\n")
+    with open(path / "huge.pak", "wb") as f:
+        f.truncate(1 << 30)
+    return path
+
+
+def _ctrl_c_on_a_cluster(args: list[str], repo: Path, when) -> tuple[int, str, str]:
+    """Run depot with a local cluster of 2 workers in its own process group, wait for
+    ``when(mark)``, then send SIGINT to the whole group as a terminal's Ctrl-C does."""
     import uuid
 
-    build = tmp_path / "build"
-    build.mkdir()
-    with open(build / "huge.pak", "wb") as f:  # sparse: seconds of work, no disk
-        f.truncate(4 << 30)
     mark = f"DEPOT_TEST_RUN={uuid.uuid4().hex}"
     key, value = mark.split("=")
-    proc = subprocess.Popen(DEPOT + ["--repo", str(tmp_path / "repo"), "--workers", "2", "run", str(build), "-p", PRODUCT,
-                                     "-v", "1.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, key: value}, start_new_session=True,
+    proc = subprocess.Popen(DEPOT + ["--repo", str(repo), "--workers", "2", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, key: value},
+                            start_new_session=True,
+                            # as from a terminal: a suite started in the background by a shell
+                            # inherits SIGINT ignored, and so would depot
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    while len(_processes_marked(mark)) < 3:  # depot and its two workers
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    time.sleep(0.5)  # the workers at work
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines() == ["depot: error: interrupted [INTERRUPTED]"]
-    assert _processes_marked(mark) == []
+    try:
+        _wait_until(lambda: when(mark), proc, "the moment to interrupt it")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert _gone(mark) == []
+    return proc.returncode, out, err
+
+
+def _a_chunk_in(repo: Path):
+    return lambda mark: any(p.is_file() for p in (repo / "chunks").rglob("*"))
+
+
+@pytest.mark.parametrize("phase", ["cluster-starting", "workers-working"])
+def test_ctrl_c_during_a_run_on_a_local_cluster_is_one_line_and_leaves_no_process(tmp_path, phase):
+    """The terminal sends Ctrl-C to the whole process group, workers included, whether
+    they are still starting (importing, before any handler of theirs is set) or at work:
+    depot alone answers (130, one line), stops them, and writes no manifest. Running the
+    command again finishes the job with the manifest an uninterrupted run writes."""
+    build = _slow_build(tmp_path / "build")
+    repo = tmp_path / "repo"
+    args = ["run", build, "-p", PRODUCT, "-v", "1.0.0"]
+    when = (lambda mark: _cluster_workers(mark)) if phase == "cluster-starting" else _a_chunk_in(repo)
+    code, out, err = _ctrl_c_on_a_cluster(args, repo, when)
+    assert (code, out, err) == (130, "", "depot: error: interrupted [INTERRUPTED]\n")
+    assert list(repo.rglob("manifest.json")) == []
+    if phase == "workers-working":
+        depot(*args, repo=repo, check=0)
+        depot(*args, repo=tmp_path / "reference", check=0)
+        assert next(repo.rglob("manifest.json")).read_bytes() == \
+            next((tmp_path / "reference").rglob("manifest.json")).read_bytes()
+
+
+def test_ctrl_c_during_chunk_on_a_local_cluster_is_one_line_and_leaves_no_process(tmp_path):
+    repo = tmp_path / "repo"
+    depot("ingest", _slow_build(tmp_path / "build"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0)
+    code, out, err = _ctrl_c_on_a_cluster(["--json", "chunk", "-p", PRODUCT, "-v", "1.0.0"], repo, _a_chunk_in(repo))
+    assert code == 130 and json.loads(out) == {"error": "INTERRUPTED", "message": "interrupted"}
+    assert err == "depot: error: interrupted [INTERRUPTED]\n"
+    assert list(repo.rglob("manifest.json")) == []
