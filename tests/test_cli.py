@@ -521,3 +521,39 @@ def test_ctrl_c_during_chunk_on_a_local_cluster_is_one_line_and_leaves_no_proces
     assert code == 130 and json.loads(out) == {"error": "INTERRUPTED", "message": "interrupted"}
     assert err == "depot: error: interrupted [INTERRUPTED]\n"
     assert list(repo.rglob("manifest.json")) == []
+
+
+def test_ctrl_c_stops_depot_serve_with_one_line(tmp_path):
+    """A server stops on Ctrl-C: uvicorn closes its socket, then depot says so in one line
+    (after the line that said where it served) and exits 130."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    repo = tmp_path / "repo"
+    depot("run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(DEPOT + ["serve", "--origin", str(repo), "--port", str(port), "--link-secret", "s" * 32],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def answers() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        _wait_until(answers, proc, "the service answered")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out) == (130, "")
+    assert err.splitlines() == [f"serving {repo} on http://127.0.0.1:{port}/api/v1/download",
+                                "depot: error: interrupted [INTERRUPTED]"]
+    assert not answers()
