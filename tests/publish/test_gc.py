@@ -327,7 +327,7 @@ def test_gc_during_a_publish_that_reuses_old_chunks_takes_none_of_them(repo, tmp
     assert_installed(tmp_path / "game", build_dirs["1.0.0"])
 
 
-KILL_AT_PRUNE = """
+SIGNAL_AT_PRUNE = """
 import os, signal, sys
 import cli
 from pipeline.storage import local_store
@@ -335,7 +335,7 @@ prune, calls = local_store.LocalStore.prune, []
 def killed_midway(self, key, written_before):
     calls.append(key)
     if len(calls) == {at}:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.{signal})
     return prune(self, key, written_before)
 local_store.LocalStore.prune = killed_midway
 sys.exit(cli.main())
@@ -354,7 +354,8 @@ def test_gc_killed_midway_then_run_again_loses_nothing_referenced(repo, tmp_path
             "--keep-history", "0", "--delete"]
     doomed = gc_json(repo, *args[3:-1])["freed_objects"]  # a dry run
     for at in (doomed // 3, doomed // 2 + 1):
-        killed = subprocess.run([sys.executable, "-c", KILL_AT_PRUNE.replace("{at}", str(at)), *args],
+        code = SIGNAL_AT_PRUNE.replace("{at}", str(at)).replace("{signal}", "SIGKILL")
+        killed = subprocess.run([sys.executable, "-c", code, *args],
                                 capture_output=True, text=True, cwd=DEPOT_ROOT)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         assert dangling(open_store(str(origin_dir))) == []  # documents went first
@@ -363,3 +364,21 @@ def test_gc_killed_midway_then_run_again_loses_nothing_referenced(repo, tmp_path
     for v in ("1.2.0", "1.3.0"):
         install(signed_player(origin_dir, root_of(repo), tmp_path / "data"), PRODUCT, v, tmp_path / v)
         assert_installed(tmp_path / v, build_dirs[v])
+
+
+def test_ctrl_c_during_gc_is_one_line_and_running_it_again_finishes(repo, tmp_path, build_dirs):
+    from helpers import age_tree
+
+    age_tree(repo / "repo", 2)
+    args = ["--repo", str(repo / "repo"), "gc", "--keep-last", "1", "--keep-history", "0", "--delete"]
+    doomed = gc_json(repo, *args[3:-1])["freed_objects"]
+    code = SIGNAL_AT_PRUNE.replace("{at}", str(doomed // 2)).replace("{signal}", "SIGINT")
+    stopped = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=DEPOT_ROOT)
+    assert (stopped.returncode, stopped.stdout) == (130, "")
+    assert stopped.stderr.splitlines() == ["depot: error: interrupted [INTERRUPTED]"]
+    store = open_store(str(repo / "repo"))
+    assert dangling(store) == []
+    r = gc_json(repo, *args[3:])
+    assert r["freed_objects"] == doomed - (doomed // 2 - 1)  # the stop came before the prune it interrupted
+    install(fetcher(repo / "repo"), PRODUCT, "1.3.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.3.0"])
