@@ -408,8 +408,15 @@ class PauseBefore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def _pause(self, key: str) -> None:
         if self._hold(key):
             self.reached.set()
             assert self.released.wait(120), "never released"
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        self._pause(key)
         return self._store.put_if_absent(key, data)
+
+    def put_if_match(self, key: str, data: bytes, tag) -> bool:
+        self._pause(key)
+        return self._store.put_if_match(key, data, tag)

@@ -115,7 +115,7 @@ class Uploader:
         if replace:
             wrote = self.swap(key, data, newer)
         else:
-            wrote = self._retrying(lambda: self.origin.put_if_absent(key, data), key)
+            wrote = self._create(key, data)
         with self._lock:
             if wrote:
                 self.report.uploaded += 1
@@ -124,6 +124,18 @@ class Uploader:
                 self.report.skipped += 1
                 self.report.skipped_bytes += len(data)
         self.progress(size if size is not None else len(data))
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Create the object; one that is there already (metadata a publish killed earlier
+        left, say) is made new for gc like one listed. True if this call created it."""
+        while True:
+            if self._retrying(lambda: self.origin.put_if_absent(key, data), key):
+                return True
+            try:
+                self._retrying(lambda: self.origin.touch(key, REFRESH_AGE), key)
+                return False
+            except NotFound:
+                continue  # gc took it between the two: write it again
 
     def _kept(self, key: str) -> bool:
         """Whether an object the origin listed is still there, made new for gc if it is

@@ -19,7 +19,7 @@ from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest
-from pipeline.client.install import install
+from pipeline.client.install import install, resolve_version
 from pipeline.errors import NotFound, VersionConflict
 from pipeline.publish.channels import promote
 from pipeline.publish.gc import Retention, gc
@@ -325,6 +325,37 @@ def test_gc_during_a_publish_that_reuses_old_chunks_takes_none_of_them(repo, tmp
     assert reused <= keys_of(open_store(str(origin_dir)))
     install(signed_player(origin_dir, root_of(repo), tmp_path / "data"), PRODUCT, "2.0.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.0.0"])
+
+
+def test_gc_during_a_publish_that_reuses_metadata_a_killed_publish_left(repo, tmp_path, build_dirs):
+    """A publish killed before its commit left the new signed metadata on the origin; days
+    later the next publish finds it there, and gc runs before the timestamp commits to it."""
+    from helpers import PauseBefore, age_tree, signed_player
+    from pipeline.publish.metadata import committed_metadata
+    from pipeline.publish.publish import publish
+
+    store, ring = open_store(str(repo / "repo")), Keyring(repo / "keys")
+    origin_dir = tmp_path / "origin"
+    publish(store, [open_store(str(origin_dir))], PRODUCT, ["1.2.0", "1.3.0"], channels=["stable"])
+    promote(store, PRODUCT, "1.2.0", "beta")
+    repository.sign_documents(store, ring, PRODUCT)
+    left = [k for k in committed_metadata(store)[0] if not (origin_dir / k).exists()]
+    assert left  # the new snapshot and product role: what the killed publish had copied
+    for key in left:
+        (origin_dir / key).write_bytes(store.get(key))
+    age_tree(origin_dir, 2)
+    origin = PauseBefore(open_store(str(origin_dir)), lambda key: key == layout.metadata_key("timestamp"))
+    with cf.ThreadPoolExecutor(1) as ex:
+        publishing = ex.submit(publish, store, [origin], PRODUCT, ["1.2.0"], ["beta"])
+        assert origin.reached.wait(120)  # everything is there but the commit
+        gc_json(repo, "--origin", origin_dir, "--delete")
+        origin.released.set()
+        publishing.result()
+    assert all((origin_dir / key).exists() for key in left)
+    player = signed_player(origin_dir, root_of(repo), tmp_path / "data")
+    assert resolve_version(player, PRODUCT, "beta") == "1.2.0"
+    install(player, PRODUCT, "1.2.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.2.0"])
 
 
 SIGNAL_AT_PRUNE = """
