@@ -438,13 +438,14 @@ def _finite(ctx, param, value: float) -> float:
 @click.pass_obj
 def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
     """Reclaim what no retained version needs (a dry run unless --delete)."""
-    from pipeline.publish.gc import Retention, gc
+    from pipeline.publish.gc import Retention, check_pins, gc
     from pipeline.storage import marker, open_store
 
     retention = Retention(keep_last, keep_history, tuple(_pin(p) for p in pins), grace * 3600)
     stores = [open_store(s.locations.resolve(o)) for o in origins] or [s.store]
     for store in stores:  # every location checked before any is collected
         marker.require(store)
+    check_pins(stores, retention.pinned)
     reports = [gc(store, retention, delete) for store in stores]
     lines = []
     for r in reports:

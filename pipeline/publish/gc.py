@@ -1,7 +1,8 @@
 """gc: reclaim what no retained version needs, in the repository or on an origin.
 
 Refuse first: a location without depot's marker (``depot.json``), a grace period that is
-not a finite number of seconds, a pin naming a version the store lacks.
+not a finite number of seconds; and, for a collection of several stores, a pin naming a
+version none of them has (``check_pins``).
 
 Mark from what players read. In a signed store that is the signed metadata: every root,
 the snapshot the timestamp commits to, each snapshot superseded within the grace period
@@ -115,6 +116,15 @@ def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = 
     return report
 
 
+def check_pins(stores: list[PrunableStore], pinned: tuple[tuple[str, str], ...]) -> None:
+    """Refuse a pin that names a version none of ``stores`` has chunked (a typo would
+    otherwise protect nothing, silently). A store without it has nothing more to keep."""
+    for product, version in pinned:
+        if not any(store.has(layout.manifest_key(product, version)) for store in stores):
+            raise NotFound(f"--pin {product}={version}: no chunked version {version} of {product} in "
+                           + ", ".join(store.url for store in stores))
+
+
 def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Retention, cutoff: float,
           report: GcReport) -> tuple[set[str], dict[str, str]]:
     """The keys to keep, and for data no retained version needs, the product that had it."""
@@ -128,9 +138,6 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
         found = layout.version_document_of(key)
         if found:
             documents.setdefault(found[0], {}).setdefault(found[1], set()).add(found[2])
-    for product, version in retention.pinned:
-        if "manifest.json" not in documents.get(product, {}).get(version, ()):
-            raise NotFound(f"--pin {product}={version}: {store.url} has no chunked version {version} of {product}")
     for product in sorted({p for p in map(layout.product_of, keys) if p}):
         versions = documents.get(product, {})
         chunked = sort_versions(v for v, names in versions.items() if "manifest.json" in names)

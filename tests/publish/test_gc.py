@@ -275,6 +275,23 @@ def test_gc_refuses_what_is_not_a_depot_store_and_bad_values(repo, tmp_path):
     assert r["foreign"] == 1 and (repo / "repo" / "notes.txt").read_text() == "the release checklist"
 
 
+def test_a_pin_holds_where_the_version_is_and_is_refused_where_it_is_nowhere(repo, tmp_path):
+    from pipeline.publish.publish import publish
+
+    store = open_store(str(repo / "repo"))
+    publish(store, [open_store(str(tmp_path / "a"))], PRODUCT, ["1.0.0", "1.3.0"], channels=["stable"])
+    publish(store, [open_store(str(tmp_path / "b"))], PRODUCT, ["1.3.0"], channels=["stable"])
+    p = depot("--json", "gc", "--origin", tmp_path / "a", "--origin", tmp_path / "b", "--pin", f"{PRODUCT}=1.1.0",
+              "--keep-last", "1", "--keep-history", "0", "--grace", "0", "--delete")
+    assert (p.returncode, json.loads(p.stdout)["error"]) == (3, "NOT_FOUND")  # 1.1.0 is on neither origin
+    assert (tmp_path / "a" / layout.manifest_key(PRODUCT, "1.0.0")).exists()  # nothing collected anywhere
+    p = depot("--json", "gc", "--origin", tmp_path / "a", "--origin", tmp_path / "b", "--pin", f"{PRODUCT}=1.0.0",
+              "--keep-last", "1", "--keep-history", "0", "--grace", "0", "--delete")
+    assert p.returncode == 0, p.stderr
+    a, b = json.loads(p.stdout)["gc"]
+    assert (a["retained"], b["retained"]) == ({PRODUCT: ["1.0.0", "1.3.0"]}, {PRODUCT: ["1.3.0"]})
+
+
 def test_gc_during_a_build_that_reuses_old_chunks_takes_none_of_them(repo, tmp_path, build_dirs):
     """A version whose content was seen before finds its chunks in the store, days old and
     named by no retained version; gc runs before its manifest is written."""
