@@ -23,7 +23,7 @@ from pipeline.build.ingest import ingest
 from pipeline.delta.diff import diff
 from pipeline.stats.export import export
 from pipeline.stats.query import query
-from pipeline.stats import report as report_module
+from pipeline.stats import charts as charts_module
 from pipeline.stats.report import collect, render, report
 from pipeline.storage import open_store
 
@@ -242,6 +242,6 @@ def test_an_empty_export_still_renders(tmp_path):
 
 def test_every_chart_spec_is_valid_vega_lite(reported, monkeypatch):
     store, result, _ = reported
-    monkeypatch.setattr(report_module, "VALIDATE", True)  # Altair checks each spec against the schema
+    monkeypatch.setattr(charts_module, "VALIDATE", True)  # Altair checks each spec against the schema
     page, charts = render(collect(store))
     assert charts == result.charts and page.count("<svg") == charts
