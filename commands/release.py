@@ -432,7 +432,7 @@ def _finite(ctx, param, value: float) -> float:
 @click.option("--pin", "pins", multiple=True, metavar="PRODUCT=VERSION", help="Keep this version too. Repeatable.")
 @click.option("--grace", type=click.FloatRange(min=0), default=24.0, show_default=True, callback=_finite,
               help="Hours: nothing younger is deleted, so a publish or build running now is never broken "
-                   "(at least 1 while any runs).")
+                   "(while one runs: more than 1 plus its running time).")
 @click.option("--delete", is_flag=True, help="Delete; without it, only report what would go.")
 @json_option
 @click.pass_obj

@@ -24,7 +24,8 @@ from .location import Location, join
 
 REFRESH_AGE = 3600.0
 """Seconds: a writer that reuses an object older than this makes it new again (``touch``).
-gc's grace period must be longer for a build or publish running meanwhile to be safe."""
+A build or publish running while gc does is safe when gc's grace period is longer than
+this plus the writer's running time."""
 
 
 class ReadStore:
