@@ -1,5 +1,5 @@
 """What tests share besides fixtures: the fixture builds, the depot command as a process,
-killing it mid-run, and snapshots of a tree."""
+killing it mid-run, snapshots of a tree, and JSON over HTTP."""
 
 from __future__ import annotations
 
@@ -48,6 +48,36 @@ def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def everything(root: Path) -> dict:
+    """Every entry under ``root``, depot's state included: a directory as ("dir",), a link
+    with its target, a file with its mtime and SHA-256. To prove that nothing changed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def get(url: str, path: str) -> tuple[int, dict]:
+    """GET ``url + path`` from a JSON API: the status and the decoded body, errors included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + path, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def fetcher(*urls, locations=None, timeout: float = 10.0, **kw):
@@ -386,6 +416,14 @@ def signed_player(origin, root: bytes, data: Path, locations=None):
     url = f.origins[0].url
     f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
     return f
+
+
+def root_of(repo_dir: Path) -> bytes:
+    """The first root metadata of the signed repository in ``repo_dir/repo``: what a player
+    is given to trust."""
+    from pipeline import layout
+
+    return (Path(repo_dir) / "repo" / layout.metadata_key("root", 1)).read_bytes()
 
 
 def age_tree(root: Path, days: float) -> None:

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..core.safety import check_entries
+from ..core.safety import STATE_DIR, check_tree
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
 
-STATE_DIR = ".depot"
 PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 hex digits
 
 
@@ -48,10 +47,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def check_manifest(m: Manifest, where: str) -> Manifest:
-    """``m``, if every entry it names is safe to write under a game directory: ingest's
-    rules (pipeline/core/safety.py), and nothing in ``.depot``. A manifest that breaks them
-    was never made by depot's ingest: it is refused before anything is written."""
-    check_entries(m.entries, where, reserved=(STATE_DIR,))
+    """``m``, if every entry it names is safe to write under a game directory: the check
+    ingest runs on a build (pipeline/core/safety.py), which also keeps ``.depot`` out. A
+    manifest that fails it was never made by depot's ingest: it is refused before
+    anything is written."""
+    check_tree(m.entries, where)
     return m
 
 

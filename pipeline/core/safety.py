@@ -2,7 +2,8 @@
 
 A build is installed on players' machines, so anything that could write outside the
 install directory, through a link, or ambiguously is refused at ingest, with the entry
-named, before anything is written.
+named, before anything is written. The client checks every manifest with the same
+function (``check_tree``), so a build that ingests is a build that installs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class TreeEntry(Protocol):
 
 
 E = TypeVar("E", bound=TreeEntry)
+
+STATE_DIR = ".depot"  # the client's own state in a game directory: no build may write there
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -62,9 +65,17 @@ def clean_path(name: str, source: str) -> str | None:
 def check_tree(entries: Iterable[E], source: str) -> list[E]:
     """The build's entries sorted by path, with directories kept only where empty.
 
-    Refuses duplicates, entries below a file or a link (writing through a link is how
-    archives escape), and links whose target is absolute or leads outside the build.
+    Ingest runs it on a build, the client on every manifest it installs. Refuses paths
+    that are not canonical, paths in ``STATE_DIR``, duplicates, entries below a file or a
+    link (writing through a link is how archives escape), and links whose target is
+    absolute or leads outside the build. Raises UnsafeEntry naming the first bad entry.
     """
+    entries = list(entries)
+    for e in entries:
+        if clean_path(e.path, source) != e.path:
+            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
+        if e.path.split("/")[0] == STATE_DIR:
+            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
     by_path: dict[str, E] = {}
     for e in entries:
         if e.path in by_path:
@@ -122,17 +133,3 @@ def _check_link(path: str, links: dict[str, str], source: str) -> None:
             current.pop()
             pending = inner.split("/") + pending
 
-
-def check_entries(entries: Iterable[E], source: str, reserved: Iterable[str] = ()) -> None:
-    """Ingest's rules for entries written elsewhere, such as a manifest a client installs:
-    every path canonical and relative, none below a file or a link, no duplicates, every
-    link resolving inside the tree. A path whose first part is in ``reserved`` (the
-    client's own state) is refused too. Raises UnsafeEntry naming the first bad entry."""
-    entries = list(entries)
-    reserved = set(reserved)
-    for e in entries:
-        if clean_path(e.path, source) != e.path:
-            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
-        if e.path.split("/")[0] in reserved:
-            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
-    check_tree(entries, source)

@@ -4,14 +4,17 @@ with its error and nothing written."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import subprocess
 import tarfile
 
 import pytest
 import zstandard
 
 from archives import tar_member, tar_of_dir, write_tar, zip_of_dir
-from helpers import tree_snapshot
+from helpers import DEPOT, ROOT, tree_snapshot
 from pipeline.testing.fixtures import PRODUCT, VERSIONS, fixture_tar
 from pipeline import layout
 from pipeline.formats import inventory
@@ -182,6 +185,32 @@ def test_unsafe_entries_are_refused(repo, threads, tmp_path, case, compression):
         ingest(repo, str(path), PRODUCT, "1.0.0", threads)
     assert err.value.exit_code == 5 and str(path) in str(err.value)
     assert list(repo.list()) == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "tar", "tar.gz", "zip"])
+def test_a_build_with_a_depot_directory_at_its_top_is_refused_at_ingest(tmp_path, build_dirs, kind):
+    """A top-level ``.depot/`` would land in the client's own state: ingest refuses it as
+    install would, through the depot command, naming the entry, nothing written."""
+    build = tmp_path / "build"
+    shutil.copytree(build_dirs["1.0.0"], build, symlinks=True)
+    (build / ".depot").mkdir()
+    (build / ".depot" / "installed.json").write_bytes(b"{}")
+    if kind == "directory":
+        source = build
+    elif kind == "zip":
+        source = zip_of_dir(build, tmp_path / "build.zip")
+    else:
+        source = tar_of_dir(build, tmp_path / f"build.{kind}", kind.removeprefix("tar").lstrip("."))
+    repo = tmp_path / "repo"
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(repo), "ingest", str(source), "-p", PRODUCT, "-v", "1.0.0"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 5, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    error = json.loads(p.stdout)
+    assert error["error"] == "UNSAFE_ENTRY", error
+    assert f"{source}: unsafe entry '.depot" in error["message"], error
+    assert "kept for depot's own state" in error["message"], error
+    assert not repo.exists() or [q for q in repo.rglob("*") if not q.is_dir()] == []
 
 
 def test_device_files_in_a_directory_are_refused(repo, threads, tmp_path):

@@ -5,7 +5,6 @@ the input, and the directory as it was (not even an empty staging directory)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, ROOT
+from helpers import DEPOT, ROOT, everything
 from pipeline import layout
 from pipeline.testing.fixtures import PRODUCT, signed_repository
 
@@ -43,22 +42,6 @@ def refused(p: subprocess.CompletedProcess, exit_code: int, code: str, names: st
     assert error["error"] == code and names in error["message"], error
     assert names in p.stderr
     return error
-
-
-def everything(root: Path) -> dict:
-    """Every entry under ``root``, depot's state included."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            if p.is_dir() and not p.is_symlink():
-                out[rel] = ("dir",)
-            elif p.is_symlink():
-                out[rel] = ("link", os.readlink(p))
-            else:
-                out[rel] = ("file", p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-    return out
 
 
 def trust(origin: Path) -> list:

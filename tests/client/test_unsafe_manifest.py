@@ -6,16 +6,14 @@ The manifests are crafted in an unsigned repository, as a leaked release key or
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, ROOT
+from helpers import DEPOT, ROOT, everything
 from pipeline import layout
 from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions
 
@@ -59,22 +57,6 @@ def _depot(*args) -> subprocess.CompletedProcess:
     return subprocess.run(DEPOT + ["--json", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
-def _everything(root: Path) -> dict:
-    """Every entry under ``root``, depot's state included, with its bytes or target."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                out[rel] = ("link", os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir",)
-            else:
-                out[rel] = ("file", p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-    return out
-
-
 def _assert_refused(p: subprocess.CompletedProcess, names: str) -> None:
     assert p.returncode == 5, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -94,30 +76,26 @@ def test_install_refuses_an_unsafe_manifest_and_writes_nothing(clean_repo, tmp_p
     assert not (tmp_path / "game").exists()
 
 
+# command: (what follows --dest, the version whose manifest is tampered with)
+COMMANDS = {
+    "update": (["--to", "1.1.0"], "1.1.0"),
+    "repair": ([], "1.0.0"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("add, names", [c[1:] for c in UNSAFE], ids=[c[0] for c in UNSAFE])
-def test_update_refuses_an_unsafe_manifest_and_changes_nothing(clean_repo, tmp_path, add, names):
+def test_update_and_repair_refuse_an_unsafe_manifest_and_change_nothing(clean_repo, tmp_path, add, names, command):
+    more, tampered = COMMANDS[command]
     repo = tmp_path / "repo"
     shutil.copytree(clean_repo, repo)
     game = tmp_path / "game"
     assert _depot("install", "--allow-unsigned", "--origin", repo, "-p", PRODUCT, "-v", "1.0.0",
                   "--dest", game).returncode == 0
-    _tamper(repo, "1.1.0", add)
-    before = _everything(game)
-    p = _depot("update", "--allow-unsigned", "--origin", repo, "--dest", game, "--to", "1.1.0")
+    if command == "repair":
+        (game / "README.txt").unlink()  # something for the repair to do
+    _tamper(repo, tampered, add)
+    before = everything(game)
+    p = _depot(command, "--allow-unsigned", "--origin", repo, "--dest", game, *more)
     _assert_refused(p, names)
-    assert _everything(game) == before  # not even an empty staging directory
-
-
-@pytest.mark.parametrize("add, names", [c[1:] for c in UNSAFE], ids=[c[0] for c in UNSAFE])
-def test_repair_refuses_an_unsafe_manifest_and_changes_nothing(clean_repo, tmp_path, add, names):
-    repo = tmp_path / "repo"
-    shutil.copytree(clean_repo, repo)
-    game = tmp_path / "game"
-    assert _depot("install", "--allow-unsigned", "--origin", repo, "-p", PRODUCT, "-v", "1.0.0",
-                  "--dest", game).returncode == 0
-    (game / "README.txt").unlink()  # something for the repair to do
-    _tamper(repo, "1.0.0", add)
-    before = _everything(game)
-    p = _depot("repair", "--allow-unsigned", "--origin", repo, "--dest", game)
-    _assert_refused(p, names)
-    assert _everything(game) == before
+    assert everything(game) == before  # not even an empty staging directory

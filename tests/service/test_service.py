@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, ROOT, assert_installed
+from helpers import DEPOT, ROOT, assert_installed, get
 from pipeline.testing.fixtures import PRODUCT, signed_repository
 from pipeline import layout
 from pipeline.delta.route import update_route
@@ -58,14 +58,6 @@ def world(tmp_path_factory):
 def root_of(base: Path) -> bytes:
     """The repository's first root: what players and the service are given to trust."""
     return (base / "repo" / layout.metadata_key("root", 1)).read_bytes()
-
-
-def get(url: str, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url + path, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def post(url: str, path: str, body: dict) -> tuple[int, dict]:

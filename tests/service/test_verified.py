@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tuf.api.metadata import Metadata
 
-from helpers import DEPOT, ROOT
+from helpers import DEPOT, ROOT, get
 from pipeline import layout
 from pipeline.errors import MetadataExpired, SignatureInvalid, TargetMismatch
 from pipeline.formats import manifest as manifest_doc
@@ -64,14 +64,6 @@ def service(root: bytes, *origin_dirs: Path):
     app = create_app(ServiceConfig(origins, link_secret="s", refresh_s=0.5, trust=root))
     with uvicorn_server(app) as url:
         yield url
-
-
-def get(url: str, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url + path, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def check(url: str, current: str) -> tuple[int, dict]:
