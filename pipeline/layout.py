@@ -96,16 +96,17 @@ def product_config_key(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/product.json"
 
 
-def _version_dir(product: str, version: str) -> str:
-    return f"{PRODUCT_PREFIX}{check_product(product)}/versions/{check_version(version)}"
+def version_prefix(product: str, version: str) -> str:
+    """Where a version's documents (inventory, manifest, their hashed copies) are."""
+    return f"{PRODUCT_PREFIX}{check_product(product)}/versions/{check_version(version)}/"
 
 
 def inventory_key(product: str, version: str) -> str:
-    return f"{_version_dir(product, version)}/inventory.json"
+    return f"{version_prefix(product, version)}inventory.json"
 
 
 def manifest_key(product: str, version: str) -> str:
-    return f"{_version_dir(product, version)}/manifest.json"
+    return f"{version_prefix(product, version)}manifest.json"
 
 
 def versions_prefix(product: str) -> str:
@@ -176,6 +177,12 @@ def is_swept(key: str) -> bool:
     layout names. Anything else in a store (a file someone put there) is never deleted."""
     return key.startswith(SWEPT_PREFIXES)
 
+
+
+def metadata_role_of(key: str) -> tuple[int, str]:
+    """(version, role) of ``metadata/<version>.<role>.json``; (0, role) without a version."""
+    head, _, rest = key.rsplit("/", 1)[-1].removesuffix(".json").partition(".")
+    return (int(head), rest) if rest and head.isdigit() else (0, head)
 
 
 def product_of(key: str) -> str | None:

@@ -24,7 +24,6 @@ its chunks. A dry run (the default) reports what would go, per product.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import ObjectInfo, PrunableStore, marker
-from .metadata import SNAPSHOT, TIMESTAMP, committed_metadata
+from .metadata import SNAPSHOT, TIMESTAMP, committed_metadata, is_product_role, product_targets
 
 HOUR = 3600.0
 UNREFERENCED = "(unreferenced)"  # data no version names, temporaries
@@ -160,7 +159,7 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
             m = _document(store, layout.manifest_key(product, v), manifest_doc.Manifest)
             ids = {layout.chunk_key(c) for c in m.unique_chunks()} if m else set()
             if v in keep:
-                marked |= {layout.manifest_key(product, v).rsplit("/", 1)[0] + "/" + name for name in versions[v]}
+                marked |= {layout.version_prefix(product, v) + name for name in versions[v]}
                 marked |= ids
             else:
                 for k in ids:
@@ -204,24 +203,20 @@ def _live_metadata(store: PrunableStore, objects: dict[str, ObjectInfo],
     timestamp = layout.metadata_key(TIMESTAMP)
     if timestamp not in objects:
         return set(), {}
-    roots = [k for k in objects if k.startswith(layout.METADATA_PREFIX) and k.endswith(".root.json")]
-    current, _ = committed_metadata(store, roots)
-    snapshots = sorted((int(k[len(layout.METADATA_PREFIX):].split(".")[0]), k) for k in objects
-                       if k.startswith(layout.METADATA_PREFIX) and k.endswith(f".{SNAPSHOT}.json"))
-    live = set(current) | {timestamp}
+    roles = {key: layout.metadata_role_of(key) for key in objects if key.startswith(layout.METADATA_PREFIX)}
+    roots = [key for key, (_, role) in roles.items() if role == "root"]
+    snapshots = sorted((version, key) for key, (version, role) in roles.items() if role == SNAPSHOT)
+    live = set(committed_metadata(store, roots)[0]) | {timestamp}
     for (_, older), (_, newer) in zip(snapshots, snapshots[1:]):
         if objects[newer].modified >= cutoff and older not in live:  # superseded within the grace period
             live |= set(committed_metadata(store, roots, snapshot=older)[0])
     signed: dict[str, dict[str, set[str]]] = {}
-    for key in live:
-        role = key.rsplit("/", 1)[1].split(".", 1)[1].removesuffix(".json")
-        if not role.startswith("product-") or key not in objects:
-            continue
-        for path, info in json.loads(store.get(key))["signed"].get("targets", {}).items():
-            hashed = layout.hashed_target_key(path, info["hashes"]["sha256"])
-            product = layout.product_of(path)
-            if product:
-                signed.setdefault(product, {}).setdefault(path, set()).add(hashed)
+    for key in sorted(live & set(objects)):
+        if is_product_role(key):
+            for path, sha256 in product_targets(store, key).items():
+                product = layout.product_of(path)
+                if product:
+                    signed.setdefault(product, {}).setdefault(path, set()).add(layout.hashed_target_key(path, sha256))
     return live, signed
 
 

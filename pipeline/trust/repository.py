@@ -65,8 +65,8 @@ def current_root(store: WriteStore) -> Metadata[Root]:
     an init that did not finish: not a root of trust)."""
     if not store.has(layout.metadata_key(TIMESTAMP)):
         raise NotFound(f"{store.url} is not signed: run `depot trust init` first")
-    versions = [int(k.rsplit("/", 1)[1].split(".", 1)[0]) for k in store.list(layout.METADATA_PREFIX)
-                if k.endswith(".root.json")]
+    versions = [version for version, role in map(layout.metadata_role_of, store.list(layout.METADATA_PREFIX))
+                if role == ROOT]
     if not versions:
         raise NotFound(f"{store.url} is not signed: run `depot trust init` first")
     return _read(store, ROOT, max(versions))
@@ -76,19 +76,28 @@ def current_root(store: WriteStore) -> Metadata[Root]:
 
 
 def init(store: WriteStore, root_signers: list[Signer], threshold: int, targets: Signer, snapshot: Signer,
-         timestamp: Signer, lifetimes: Lifetimes | None = None) -> Metadata[Root]:
+         timestamp: Signer, lifetimes: Lifetimes | None = None, replace_unfinished: bool = False) -> Metadata[Root]:
     """Root version 1 and the first targets, snapshot and timestamp. Refused if the
-    repository is signed already (its root can only be rotated, never replaced).
+    repository is signed already (its root can only be rotated, never replaced), and if a
+    root key is given for an online role (the root key stays offline).
 
     Everything is checked and signed before anything is written. ``1.root.json`` is
-    claimed first (of inits racing, one wins), then the settings, targets and snapshot are
-    written, and ``timestamp.json`` last: it is the commit, what makes the repository
-    signed. A failure before it removes what was written; files left by an init that was
-    killed are replaced by the next one."""
+    claimed first with a create-if-absent write (of inits racing, one wins, the others stop
+    with nothing written), then the settings, targets and snapshot are written, each by
+    compare-and-swap against what was read, and ``timestamp.json`` last: it is the commit,
+    what makes the repository signed. A failure before it removes what was written. A root
+    left by an init that was killed is replaced only with ``replace_unfinished``, which
+    the operator gives when no other init is running: a running init cannot be told from a
+    killed one."""
     lifetimes = lifetimes or Lifetimes()
-    if not 1 <= threshold <= len({s.public_key.keyid for s in root_signers}):
+    root_ids = {s.public_key.keyid for s in root_signers}
+    if not 1 <= threshold <= len(root_ids):
         raise InvalidArgument(f"root threshold {threshold} needs at least that many distinct root keys, "
                               f"{len(root_signers)} given")
+    for role, s in ((TARGETS, targets), (SNAPSHOT, snapshot), (TIMESTAMP, timestamp)):
+        if s.public_key.keyid in root_ids:
+            raise InvalidArgument(f"--{role}-key is a root key: the root key stays offline, so an online role "
+                                  "needs a key of its own")
     root = Metadata(Root(expires=_expires(lifetimes.of(ROOT)), consistent_snapshot=True))
     for s in root_signers:
         root.signed.add_key(s.public_key, ROOT)
@@ -110,25 +119,38 @@ def init(store: WriteStore, root_signers: list[Signer], threshold: int, targets:
             (layout.metadata_key(TARGETS, 1), top.to_bytes(_SERIALIZER)),
             (layout.metadata_key(SNAPSHOT, 1), snap.to_bytes(_SERIALIZER))]
     signed_already = VersionConflict(f"{store.url} is signed already: its root can be rotated, not created again")
+    taken_over = VersionConflict(f"{store.url}: another trust init took over the root; this one stops and "
+                                 "leaves that init's files")
     if store.has(ts_key):
         raise signed_already
     if not store.put_if_absent(root_key, root_bytes):
-        try:  # a root without a timestamp: left by an init that did not finish
+        if not replace_unfinished:
+            raise VersionConflict(f"{store.url}: another trust init is running, or one was stopped before it "
+                                  f"finished ({root_key} without {ts_key}); once none is running, run trust init "
+                                  "again with --replace-unfinished")
+        try:
             left = store.get_tagged(root_key)
         except NotFound:
             left = None
-        if left is None or store.has(ts_key) or not store.put_if_match(root_key, root_bytes, left.tag):
+        if store.has(ts_key):
+            raise signed_already
+        if left is None or not store.put_if_match(root_key, root_bytes, left.tag):
             raise VersionConflict(f"{store.url}: another trust init is running; try again once it is done")
     before = {}
     try:
         for key, data in rest:
             try:
-                before[key] = store.get(key)
+                found = store.get_tagged(key)
             except NotFound:
-                before[key] = None
-            store.put(key, data)
+                found = None
+            if store.get(root_key) != root_bytes:
+                raise taken_over
+            before[key] = None if found is None else found.data
+            if not store.put_if_match(key, data, None if found is None else found.tag):
+                del before[key]  # not ours to put back
+                raise taken_over
         if store.get(root_key) != root_bytes:
-            raise VersionConflict(f"{store.url}: another trust init is running; try again once it is done")
+            raise taken_over
         if not store.put_if_match(ts_key, ts_bytes, None):
             raise signed_already
     except BaseException:
@@ -275,7 +297,7 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] =
     """Change the release keys of ``product`` (signed with the targets key): add keys,
     revoke key ids, or with ``only`` make ``add`` its only keys (a rotation). The product's
     metadata is re-signed at once with whichever of its keys the keyring holds, so that
-    clients keep working across a rotation."""
+    clients keep working across a rotation. A root key is refused: it stays offline."""
     role = product_role(product)
 
     def change(state: _State) -> dict[str, Metadata[Targets]]:
@@ -290,6 +312,10 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] =
         keyids = [k for k in keyids if k not in revoke] + [k.keyid for k in add if k.keyid not in keyids]
         if delegated is not None and keyids == list(delegated.keyids):
             return {}
+        for key in add:
+            if key.keyid in state.root.roles[ROOT].keyids:
+                raise InvalidArgument(f"key {key.keyid} is a root key: the root key stays offline, so it cannot "
+                                      f"be a release key of {product}")
         for key in add:
             top.signed.delegations.keys[key.keyid] = key
         top.signed.delegations.roles[role] = DelegatedRole(role, keyids, 1, True, product_paths(product))
@@ -409,10 +435,18 @@ def status(store: WriteStore) -> list[RoleStatus]:
     return out
 
 
-def root_keyids(store: WriteStore) -> frozenset[str]:
-    """The key ids of the current root role (none in an unsigned repository): keys that
-    stay offline, never taken from a keyring."""
+def offline_keyids(store: WriteStore) -> frozenset[str]:
+    """The root keys that no online role uses (none in an unsigned repository): keys that
+    stay offline, never taken from a keyring. A root key that also signs for targets,
+    snapshot, timestamp or a product is not one: leaving it out would stop all signing."""
     try:
-        return frozenset(current_root(store).signed.roles[ROOT].keyids)
+        root = current_root(store).signed
+        ts = _read(store, TIMESTAMP)
+        snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
+        top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
     except NotFound:
         return frozenset()
+    online = {k for name in (TARGETS, SNAPSHOT, TIMESTAMP) for k in root.roles[name].keyids}
+    if top.delegations is not None:
+        online.update(k for r in top.delegations.roles.values() for k in r.keyids)
+    return frozenset(set(root.roles[ROOT].keyids) - online)

@@ -275,6 +275,20 @@ def test_gc_refuses_what_is_not_a_depot_store_and_bad_values(repo, tmp_path):
     assert r["foreign"] == 1 and (repo / "repo" / "notes.txt").read_text() == "the release checklist"
 
 
+def test_gc_on_signed_metadata_it_cannot_read_deletes_nothing(repo):
+    from helpers import age_tree, tree_snapshot
+
+    store = open_store(str(repo / "repo"))
+    role = max((k for k in keys_of(store) if layout.metadata_role_of(k)[1] == f"product-{PRODUCT}"),
+               key=layout.metadata_role_of)
+    (repo / "repo" / role).write_bytes(b'{"signed": "cut sh')
+    age_tree(repo / "repo", 2)
+    before = tree_snapshot(repo / "repo")
+    p = depot("--json", "--repo", repo / "repo", "gc", "--keep-last", "1", "--delete")
+    assert (p.returncode, json.loads(p.stdout)["error"]) == (8, "MANIFEST_INVALID")
+    assert role in json.loads(p.stdout)["message"] and tree_snapshot(repo / "repo") == before
+
+
 def test_a_pin_holds_where_the_version_is_and_is_refused_where_it_is_nowhere(repo, tmp_path):
     from pipeline.publish.publish import publish
 
