@@ -43,12 +43,13 @@ class Settings:
 
     def keyring(self):
         """The private keys of --keys DIR, for commands that sign: never the repository's
-        root keys (left out, with a warning naming their files)."""
+        offline root keys (left out, with a warning naming their files). A root key that an
+        online role also uses is kept, or nothing could be signed."""
         if self._keyring is None:
             from pipeline.trust import repository
             from pipeline.trust.keys import Keyring
 
-            self._keyring = Keyring(self.keys, repository.root_keyids(self.store), self.passphrase)
+            self._keyring = Keyring(self.keys, repository.offline_keyids(self.store), self.passphrase)
             for path in self._keyring.skipped:
                 click.echo(f"depot: warning: {path} is a root key of the repository: not used from --keys "
                            "(keep root keys offline; give them with --root-key where needed)", err=True)

@@ -243,10 +243,14 @@ def _commit_line(what: str, c) -> str:
 @click.option("--targets-key", required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--snapshot-key", required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--timestamp-key", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--replace-unfinished", is_flag=True,
+              help="Replace the root left by an init that was stopped before it finished. Only when no other "
+                   "trust init is running.")
 @expires_option
 @json_option
 @click.pass_obj
-def trust_init(s: Settings, root_keys, threshold, targets_key, snapshot_key, timestamp_key, expires):
+def trust_init(s: Settings, root_keys, threshold, targets_key, snapshot_key, timestamp_key, replace_unfinished,
+               expires):
     """Create the repository's root of trust and its first metadata."""
     from pipeline.formats.trust_settings import Lifetimes
     from pipeline.trust import repository
@@ -254,7 +258,8 @@ def trust_init(s: Settings, root_keys, threshold, targets_key, snapshot_key, tim
 
     lifetimes = Lifetimes().with_changes(_lifetimes(expires))
     signers = [load_signer(k, s.passphrase) for k in (*root_keys, targets_key, snapshot_key, timestamp_key)]
-    root = repository.init(s.store, signers[:len(root_keys)], threshold, *signers[len(root_keys):], lifetimes)
+    root = repository.init(s.store, signers[:len(root_keys)], threshold, *signers[len(root_keys):], lifetimes,
+                           replace_unfinished)
     key = layout.metadata_key("root", root.signed.version)
     s.emit({"root": s.store.url_of(key), "version": root.signed.version, "expires": root.signed.expires.isoformat()},
            f"signed: {s.store.url_of(key)} is the root clients trust (give it to them: --trust)")

@@ -5,8 +5,8 @@ mode 0700, created exclusively so that an existing key is never overwritten, opt
 encrypted with a passphrase), and ``NAME.pub``, the public key as TUF writes it in metadata
 (JSON, with its key id, mode 0644). A keyring is the private keys of a directory: a signing
 step takes from it the keys that the metadata names for the role it signs, so file names
-are the operator's own business. A keyring leaves out the repository's root keys: they
-stay offline, and are given by name to the commands that need them.
+are the operator's own business. A keyring leaves out the repository's root keys that no
+online role uses: they stay offline, and are given by name to the commands that need them.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def _keyid_beside(private: Path) -> str | None:
 
 class Keyring:
     """The private keys in a directory (``*.key``), by key id, leaving out those whose key
-    id is in ``exclude`` (the repository's root keys: ``skipped`` lists their files). A
+    id is in ``exclude`` (the repository's offline root keys: ``skipped`` lists their files). A
     key whose ``NAME.pub`` is beside it is read only when a role needs it, so that an
     encrypted key asks for its passphrase only then, and an excluded one is never read."""
 

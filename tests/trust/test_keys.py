@@ -4,6 +4,7 @@ init that either signs the repository or leaves it as it was."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
+from tuf.api.serialization.json import JSONSerializer
 
 from helpers import DEPOT, tree_snapshot
 from pipeline import layout
-from pipeline.errors import SigningKeyMissing, StoreUnavailable
+from pipeline.errors import InvalidArgument, SigningKeyMissing, StoreUnavailable, VersionConflict
+from pipeline.formats.trust_settings import Lifetimes
 from pipeline.storage import open_store
 from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
 from pipeline.trust import is_signed, keys, repository
@@ -127,7 +131,8 @@ def test_an_init_that_fails_at_its_commit_takes_back_what_it_wrote(repo):
 
 def test_what_a_killed_init_left_is_not_a_root_of_trust_and_init_replaces_it(repo, tmp_path_factory):
     """A root written without its timestamp (an init killed before its commit): the
-    repository is unsigned for every command, and the next init signs it."""
+    repository is unsigned for every command, and the next init signs it when told to
+    replace what was left."""
     other = tmp_path_factory.mktemp("other")
     keys.generate(other / "offline", ["root"])
     keys.generate(other / "keys", ["targets", "snapshot", "timestamp"])
@@ -141,7 +146,13 @@ def test_what_a_killed_init_left_is_not_a_root_of_trust_and_init_replaces_it(rep
     assert error(depot(repo, "trust", "status", check=3))[0] == "NOT_FOUND"
     assert "not signed" in error(depot(repo, "trust", "root", "-o", repo / "root.json", check=3))[1]
     assert not (repo / "root.json").exists()
-    depot(repo, *init_args(repo, None, "--expires", "timestamp=2h"))
+    before = listing(repo)
+    assert error(depot(repo, *init_args(repo), check=6)) == (  # it could be an init still running
+        "VERSION_CONFLICT", f"{repo / 'repo'}: another trust init is running, or one was stopped before it finished "
+                            "(metadata/1.root.json without metadata/timestamp.json); once none is running, run "
+                            "trust init again with --replace-unfinished")
+    assert listing(repo) == before
+    depot(repo, *init_args(repo, None, "--expires", "timestamp=2h", "--replace-unfinished"))
     root = json.loads((repo / "repo" / "metadata" / "1.root.json").read_text())
     mine = keys.load_public(repo / "offline" / "root.pub").keyid
     assert root["signed"]["roles"]["root"]["keyids"] == [mine]
@@ -151,6 +162,150 @@ def test_what_a_killed_init_left_is_not_a_root_of_trust_and_init_replaces_it(rep
     depot(repo, "trust", "root", "-o", repo / "root.json")
     depot(repo, "install", "--origin", repo / "repo", "--trust", repo / "root.json", "-p", PRODUCT, "-v", "1.0.0",
           "--dest", repo / "game")
+
+
+class _SecondInitMidway:
+    """The repository's store, running ``then`` once, when init has claimed the root and is
+    about to write ``trust.json``: a second init racing the first one."""
+
+    def __init__(self, store, then):
+        self.store, self.then, self.done = store, then, False
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def _midway(self, key):
+        if key == layout.TRUST_SETTINGS_KEY and not self.done:
+            self.done = True
+            self.then()
+
+    def put(self, key, data):
+        self._midway(key)
+        return self.store.put(key, data)
+
+    def put_if_match(self, key, data, tag):
+        self._midway(key)
+        return self.store.put_if_match(key, data, tag)
+
+
+def _init_keys(base: Path, offline: str = "offline", online: str = "keys") -> list:
+    """init's keys from ``base``: the root key and threshold 1, then the online keys."""
+    root, *rest = [keys.load_signer(base / d / f"{k}.key") for d, k in
+                   ((offline, "root"), (online, "targets"), (online, "snapshot"), (online, "timestamp"))]
+    return [[root], 1, *rest]
+
+
+def _verified_under(store, root_keyid: str) -> dict:
+    """The first metadata, each checked against the root it names; the lifetimes it was set up with."""
+    root = Metadata.from_bytes(store.get(layout.metadata_key("root", 1)))
+    assert root.signed.roles["root"].keyids == [root_keyid]
+    root.verify_delegate("root", root)
+    for role, key in (("targets", layout.metadata_key("targets", 1)), ("snapshot", layout.metadata_key("snapshot", 1)),
+                      ("timestamp", layout.metadata_key("timestamp"))):
+        root.verify_delegate(role, Metadata.from_bytes(store.get(key)))
+    return json.loads(store.get(layout.TRUST_SETTINGS_KEY))["lifetimes"]
+
+
+def test_of_two_racing_inits_the_second_stops_at_the_root_and_writes_nothing(repo, tmp_path):
+    keys.generate(tmp_path / "other", ["root", "targets", "snapshot", "timestamp"])
+    store = open_store(str(repo / "repo"))
+    seen = {}
+
+    def second():
+        seen["before"] = sorted(store.list())
+        with pytest.raises(VersionConflict, match="another trust init is running, or one was stopped") as exc:
+            repository.init(store, *_init_keys(tmp_path, "other", "other"),
+                            Lifetimes().with_changes({"timestamp": 10800}))
+        assert exc.value.exit_code == 6
+        seen["after"] = sorted(store.list())
+
+    repository.init(_SecondInitMidway(store, second), *_init_keys(repo),
+                    Lifetimes().with_changes({"timestamp": 7200}))
+    assert seen["before"] == seen["after"]
+    mine = keys.load_public(repo / "offline" / "root.pub").keyid
+    assert _verified_under(store, mine)["timestamp"] == 7200
+
+
+def test_an_init_whose_root_was_replaced_midway_stops_and_leaves_the_winners_files(repo, tmp_path):
+    """Replacing an unfinished root is for when no init is running; if one is, it finds its
+    root gone before its next write and stops, and the repository is the other init's."""
+    keys.generate(tmp_path / "other", ["root", "targets", "snapshot", "timestamp"])
+    store = open_store(str(repo / "repo"))
+
+    def second():
+        repository.init(store, *_init_keys(tmp_path, "other", "other"),
+                        Lifetimes().with_changes({"timestamp": 10800}), replace_unfinished=True)
+
+    with pytest.raises(VersionConflict, match="another trust init took over the root; this one stops and leaves "
+                                              "that init's files") as exc:
+        repository.init(_SecondInitMidway(store, second), *_init_keys(repo),
+                        Lifetimes().with_changes({"timestamp": 7200}))
+    assert exc.value.exit_code == 6
+    other = keys.load_public(tmp_path / "other" / "root.pub").keyid
+    assert _verified_under(store, other)["timestamp"] == 10800
+    assert is_signed(store)
+
+
+# -- the root key stays offline -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["targets", "snapshot", "timestamp"])
+def test_trust_init_refuses_a_root_key_for_an_online_role_naming_the_option(repo, role):
+    before = listing(repo)
+    args = init_args(repo)
+    args[args.index(f"--{role}-key") + 1] = repo / "offline" / "root.key"
+    assert error(depot(repo, *args, check=2)) == (
+        "INVALID_ARGUMENT", f"--{role}-key is a root key: the root key stays offline, so an online role needs a key "
+                            "of its own")
+    assert listing(repo) == before
+    k = keys.load_signer(repo / "offline" / "root.key")
+    with pytest.raises(InvalidArgument, match="--targets-key is a root key"):
+        repository.init(open_store(str(repo / "repo")), [k], 1, k, k, k)
+    assert listing(repo) == before
+
+
+def _signed_with_one_key_for_every_role(store, k) -> None:
+    """A repository set up before a root key was refused for online roles: one key for all."""
+    expires = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=1)
+    root = Metadata(Root(expires=expires, consistent_snapshot=True))
+    for role in ("root", "targets", "snapshot", "timestamp"):
+        root.signed.add_key(k.public_key, role)
+    snapshot = Metadata(Snapshot(expires=expires))
+    snapshot.signed.meta["targets.json"] = MetaFile(version=1)
+    store.put(layout.TRUST_SETTINGS_KEY, Lifetimes().to_bytes())
+    for key, md in ((layout.metadata_key("root", 1), root), (layout.metadata_key("targets", 1),
+                                                             Metadata(Targets(expires=expires))),
+                    (layout.metadata_key("snapshot", 1), snapshot),
+                    (layout.metadata_key("timestamp"), Metadata(Timestamp(expires=expires,
+                                                                          snapshot_meta=MetaFile(version=1))))):
+        md.sign(k)
+        store.put(key, md.to_bytes(JSONSerializer(compact=True)))
+
+
+def test_a_repository_whose_root_key_also_signs_online_keeps_signing(repo):
+    store = open_store(str(repo / "repo"))
+    _signed_with_one_key_for_every_role(store, keys.load_signer(repo / "offline" / "root.key"))
+    online = repo / "online"
+    online.mkdir(mode=0o700)
+    for name in ("root.key", "root.pub", f"{PRODUCT}.key", f"{PRODUCT}.pub"):
+        shutil.copy2(repo / ("offline" if name.startswith("root") else "keys") / name, online / name)
+    p = depot(repo, "--keys", online, "trust", "add-key", "-p", PRODUCT, "--key", online / f"{PRODUCT}.pub")
+    assert p.stderr == ""
+    r = json.loads(depot(repo, "--json", "--keys", online, "trust", "sign", "-p", PRODUCT).stdout)
+    assert r["commit"]["roles"] == {f"product-{PRODUCT}": 1}
+    assert repository.offline_keyids(store) == frozenset()
+
+
+def test_a_root_key_is_refused_as_a_release_key(repo):
+    depot(repo, *init_args(repo))
+    before = listing(repo)
+    root = keys.load_public(repo / "offline" / "root.pub").keyid
+    p = depot(repo, "--keys", repo / "keys", "trust", "add-key", "-p", PRODUCT, "--key", repo / "offline" / "root.pub",
+              check=2)
+    assert error(p) == ("INVALID_ARGUMENT", f"key {root} is a root key: the root key stays offline, so it cannot be "
+                                            f"a release key of {PRODUCT}")
+    assert listing(repo) == before
+    assert repository.offline_keyids(open_store(str(repo / "repo"))) == {root}
 
 
 # -- keys at rest -------------------------------------------------------------------------------
@@ -191,7 +346,7 @@ def test_root_keys_in_the_keys_directory_are_left_out_with_one_warning(repo):
     assert f"{online / 'root.key'} is a root key" in p.stderr
 
     store = open_store(str(repo / "repo"))
-    root_ids = repository.root_keyids(store)
+    root_ids = repository.offline_keyids(store)
     assert root_ids == {keys.load_public(repo / "offline" / "root.pub").keyid}
     ring = keys.Keyring(online, root_ids)
     with pytest.raises(SigningKeyMissing, match="no key for the root role"):
