@@ -40,9 +40,14 @@ def rollback(store: WriteStore, product: str, channel: str, to: str | None = Non
 def channels(store: WriteStore, product: str) -> list[Channel]:
     """Every channel of ``product``, by name."""
     names = sorted(filter(None, map(layout.channel_of, store.list(layout.channels_prefix(product)))))
-    if not names and next(iter(store.list(f"{layout.PRODUCT_PREFIX}{layout.check_product(product)}/")), None) is None:
+    if not names and not has_product(store, product):
         raise NotFound(f"{store.url} has no product {product!r}")
     return [channel_doc.load(store, product, name) for name in names]
+
+
+def has_product(store: WriteStore, product: str) -> bool:
+    """Whether ``store`` holds anything of ``product``."""
+    return next(iter(store.list(f"{layout.PRODUCT_PREFIX}{layout.check_product(product)}/")), None) is not None
 
 
 def _move(store: WriteStore, product: str, channel: str, version: str, action: str,

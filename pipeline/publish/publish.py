@@ -15,14 +15,17 @@ On every origin, in this order, so that nothing ever names an object that is not
 5. ``timestamp.json``, the commit: replaced only if the origin's is older (a racing
    publisher with newer metadata wins, and nothing goes back).
 
-Pointers and plan indexes are replaced by compare-and-swap and only move forward: a
-pointer never replaces one with a higher serial, and a plan index never replaces one that
-a newer signature of the repository names.
+Pointers and plan indexes are replaced by compare-and-swap. A pointer never replaces one
+with a higher serial. In a signed repository a plan index never replaces one that a newer
+signature names; in an unsigned one it has nothing to be ordered by, and the last
+publisher's index wins.
 
 Every step skips what the origin already has and can be run again: a publish killed
 anywhere finishes when it is run again. A version whose manifest is on an origin has all
 its data there. A publish interrupted (Ctrl-C) stops its uploads within moments; before
-the commit nothing it sent is live, and a commit once begun completes.
+the commit nothing it sent is live, and a commit once begun completes. An origin that
+fails (unreachable, refused) does not stop the others: they finish and commit, and then
+the publish fails with the error of the first origin that failed.
 """
 
 from __future__ import annotations
@@ -167,19 +170,22 @@ def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions:
 
 
 def on_every_origin(origins: list[WriteStore], work) -> list:
-    """``work(origin, cancel)`` on every origin at once, results in order. Interrupted
-    (KeyboardInterrupt in this thread), it raises the cancel flag the uploads check, waits
-    for them to stop, and re-raises."""
+    """``work(origin, cancel)`` on every origin at once, results in order. An origin that
+    fails does not stop the others: each healthy origin gets its commit, and then the
+    first failure, in the order of ``origins``, is raised. Interrupted (KeyboardInterrupt
+    in this thread), it raises the cancel flag the uploads check, waits for them to stop,
+    and re-raises."""
     cancel = threading.Event()
     pool = cf.ThreadPoolExecutor(max(1, len(origins)))
     try:
         futures = [pool.submit(work, o, cancel) for o in origins]
-        return [f.result() for f in futures]
-    except BaseException:
+        cf.wait(futures)
+    except KeyboardInterrupt:
         cancel.set()
         raise
     finally:
         pool.shutdown(wait=True)
+    return [f.result() for f in futures]
 
 
 def _record(repo: WriteStore, result: PublishResult) -> None:

@@ -21,7 +21,7 @@ from .. import layout
 from ..core.progress import Progress, ignore
 from ..errors import NotFound, VersionConflict
 from ..storage import WriteStore
-from .channels import channels
+from .channels import channels, has_product
 from .publish import on_every_origin, push_live
 from .upload import Cancelled
 
@@ -54,7 +54,7 @@ def exists(store: WriteStore, product: str, version: str) -> bool:
 
 def require(store: WriteStore, product: str, version: str) -> None:
     """``NotFound`` naming the product, or the version, that ``store`` does not hold."""
-    if next(iter(store.list(f"{layout.PRODUCT_PREFIX}{layout.check_product(product)}/")), None) is None:
+    if not has_product(store, product):
         raise NotFound(f"{store.url} has no product {product!r}")
     if not exists(store, product, version):
         raise NotFound(f"{store.url} has no version {version} of {product}")
@@ -81,11 +81,11 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
 def withdraw(repo: WriteStore, origins: list[WriteStore], product: str, version: str, jobs: int = 16,
              retries: int = 5, progress: Progress = ignore) -> list[Withdrawal]:
     """Once ``version`` is retired in ``repo``: every origin stops offering it, all at once.
-    Refused (``VersionConflict``) on an origin where a channel still delivers it. An origin
-    that carries nothing of the product is left alone."""
+    Refused (``VersionConflict``) on an origin where a channel still delivers it; the other
+    origins still finish. An origin that carries nothing of the product is left alone."""
 
     def one(origin: WriteStore, cancel: threading.Event) -> Withdrawal:
-        if next(iter(origin.list(f"{layout.PRODUCT_PREFIX}{product}/")), None) is None:
+        if not has_product(origin, product):
             return Withdrawal(origin.url, [], "")
         report = push_live(repo, origin, product, jobs, retries, progress, cancel)
         live = [c.channel for c in channels(origin, product) if c.version == version]

@@ -11,13 +11,11 @@ import time
 
 import pytest
 
-from helpers import DEPOT, ROOT, assert_installed, dangling, fetcher
+from helpers import DEPOT, ROOT, assert_installed, dangling, root_of, signed_player
 from pipeline import layout
 from pipeline.client.install import install
 from pipeline.storage import open_store
 from pipeline.testing.fixtures import PRODUCT, signed_repository
-from pipeline.trust.anchors import Anchors
-from pipeline.trust.checking import TrustedMetadata
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +57,6 @@ def test_ctrl_c_stops_a_publish_before_anything_goes_live_and_a_rerun_finishes(s
     assert again.returncode == 0, again.stderr
     assert (origin / layout.metadata_key("timestamp")).read_bytes() == \
         (repo / layout.metadata_key("timestamp")).read_bytes()
-    client = fetcher(origin)
-    url = client.origins[0].url
-    client.trust = TrustedMetadata(client.get, Anchors(tmp_path / "data").trust(
-        (repo / layout.metadata_key("root", 1)).read_bytes(), [url]), url)
+    client = signed_player(origin, root_of(tmp_path / "release"), tmp_path / "data")
     install(client, PRODUCT, "1.1.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.1.0"])

@@ -20,22 +20,7 @@ from pipeline.testing.fixtures import PRODUCT, signed_repository
 from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 
-from helpers import fetcher
-
-
-def player(origin, data, root: bytes):
-    """A player's client of ``origin`` that checks everything against ``root``."""
-    from pipeline.trust.anchors import Anchors
-    from pipeline.trust.checking import TrustedMetadata
-
-    f = fetcher(origin)
-    url = f.origins[0].url
-    f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
-    return f
-
-
-def root_of(base) -> bytes:
-    return (base / "repo" / layout.metadata_key("root", 1)).read_bytes()
+from helpers import root_of, signed_player
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +49,7 @@ def test_an_older_publisher_never_moves_a_signed_origin_back(signed, tmp_path):
                 layout.metadata_key("timestamp")):
         assert origin.get(key) == new.get(key), key
     assert channel.load(origin, PRODUCT, "stable").serial == 2
-    client = player(tmp_path / "origin", data=tmp_path / "data", root=root_of(tmp_path / "new"))
+    client = signed_player(tmp_path / "origin", root_of(tmp_path / "new"), tmp_path / "data")
     assert resolve_version(client, PRODUCT, "stable") == "1.0.0"
 
 

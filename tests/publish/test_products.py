@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_installed, fetcher
+from helpers import assert_installed, root_of, signed_player
 from pipeline import layout
 from pipeline.build import products
 from pipeline.build.chunk import chunk
@@ -23,8 +23,6 @@ from pipeline.publish.publish import publish
 from pipeline.storage import open_store
 from pipeline.testing.fixtures import PRODUCT, fixture_params, signed_repository
 from pipeline.trust import keys, repository
-from pipeline.trust.anchors import Anchors
-from pipeline.trust.checking import TrustedMetadata
 from pipeline.trust.keys import Keyring
 
 OTHER = "nebula"
@@ -67,14 +65,6 @@ def repo(two_products, tmp_path):
     return tmp_path / "release"
 
 
-def player(origin: Path, data: Path, base: Path):
-    f = fetcher(origin)
-    url = f.origins[0].url
-    root = (base / "repo" / layout.metadata_key("root", 1)).read_bytes()
-    f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
-    return f
-
-
 def test_publishing_a_product_to_a_new_origin_pushes_no_other_product(repo, tmp_path, build_dirs):
     store = open_store(str(repo / "repo"))
     origin = tmp_path / "origin"
@@ -84,7 +74,7 @@ def test_publishing_a_product_to_a_new_origin_pushes_no_other_product(repo, tmp_
     theirs = {layout.chunk_key(c) for c in manifest_doc.load(store, OTHER, "1.0").unique_chunks()}
     held = {str(p.relative_to(origin)) for p in (origin / "chunks").rglob("*") if p.is_file()}
     assert theirs and not theirs & held
-    install(player(origin, tmp_path / "data", repo), PRODUCT, "1.0.0", tmp_path / "game")
+    install(signed_player(origin, root_of(repo), tmp_path / "data"), PRODUCT, "1.0.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.0.0"])
 
 
@@ -95,7 +85,7 @@ def test_a_product_the_origin_carries_keeps_its_players_when_another_is_publishe
     add_other_version(repo, "2.0")  # the other product's stable moves in the repository only
     r = publish(store, [open_store(str(origin))], PRODUCT, ["1.1.0"]).origins[0]
     assert sorted(r.versions) == [f"{OTHER} 2.0", f"{PRODUCT} 1.1.0"]
-    client = player(origin, tmp_path / "data", repo)
+    client = signed_player(origin, root_of(repo), tmp_path / "data")
     assert resolve_version(client, OTHER, "stable") == "2.0"
     install(client, OTHER, "2.0", tmp_path / "game")
     assert_installed(tmp_path / "game", other_build(tmp_path / "expected", "2.0"))

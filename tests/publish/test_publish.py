@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, assert_installed, dangling, fetcher, kill_while_running
+from helpers import DEPOT, assert_installed, dangling, kill_while_running, root_of, signed_player
 from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.client.install import install, resolve_version
@@ -27,8 +27,6 @@ from pipeline.publish.publish import publish
 from pipeline.storage import Location, open_store
 from pipeline.testing.faulty_proxy import FaultyProxy
 from pipeline.trust import repository
-from pipeline.trust.anchors import Anchors
-from pipeline.trust.checking import TrustedMetadata
 from pipeline.trust.keys import Keyring
 
 REGIONS = ("msk", "spb", "nsk")
@@ -44,17 +42,6 @@ def repo(signed, tmp_path):
     """A private copy of the signed repository (tests move its channels)."""
     shutil.copytree(signed, tmp_path / "release")
     return tmp_path / "release"
-
-
-def player(origin, locations=None, data: Path | None = None, root: bytes = b""):
-    f = fetcher(origin, locations=locations)
-    url = f.origins[0].url
-    f.trust = TrustedMetadata(f.get, Anchors(data).trust(root, [url]), url)
-    return f
-
-
-def root_of(repo: Path) -> bytes:
-    return (repo / "repo" / layout.metadata_key("root", 1)).read_bytes()
 
 
 def test_publish_to_three_regions_then_players_install_from_each(repo, s3, s3_endpoint, tmp_path, build_dirs):
@@ -75,7 +62,7 @@ def test_publish_to_three_regions_then_players_install_from_each(repo, s3, s3_en
         assert dangling(open_store(s3.resolve(report.origin))) == []
     for i, origin in enumerate(origins):
         dest = tmp_path / f"game-{i}"
-        install(player(origin.url, s3, tmp_path / f"data-{i}", root_of(repo)), PRODUCT, "1.0.0", dest)
+        install(signed_player(origin.url, root_of(repo), tmp_path / f"data-{i}", s3), PRODUCT, "1.0.0", dest)
         assert_installed(dest, build_dirs["1.0.0"])
 
     again = publish(store, origins, PRODUCT, ["1.0.0"], channels=["stable"])
@@ -85,7 +72,7 @@ def test_publish_to_three_regions_then_players_install_from_each(repo, s3, s3_en
     promote(store, PRODUCT, "1.2.0", "stable")
     repository.sign_documents(store, ring, PRODUCT)
     publish(store, origins, PRODUCT, ["1.2.0"], channels=["stable"])
-    client = player(origins[1].url, s3, tmp_path / "data-0", root_of(repo))
+    client = signed_player(origins[1].url, root_of(repo), tmp_path / "data-0", s3)
     r = update(client, tmp_path / "game-0", channel="stable")
     assert (r.to_version, r.method) == ("1.2.0", "delta")
     assert_installed(tmp_path / "game-0", build_dirs["1.2.0"])
@@ -99,7 +86,7 @@ def test_every_channel_target_goes_out_before_the_metadata_that_names_it(repo, t
     r = publish(store, [origin], PRODUCT, ["1.0.0"])
     assert sorted(r.origins[0].versions) == [f"{PRODUCT} 1.0.0", f"{PRODUCT} 1.2.0"]
     assert dangling(origin) == []
-    install(player(tmp_path / "origin", data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.2.0", tmp_path / "g")
+    install(signed_player(tmp_path / "origin", root_of(repo), tmp_path / "data"), PRODUCT, "1.2.0", tmp_path / "g")
     assert_installed(tmp_path / "g", build_dirs["1.2.0"])
 
 
@@ -114,7 +101,7 @@ def test_a_publish_through_faults_completes_and_verifies(repo, s3, s3_endpoint, 
     assert r.verified > 0 and r.timestamp == "updated"
     direct = open_store(s3.resolve(f"{s3_bucket}/flaky"))
     assert dangling(direct) == []
-    install(player(direct.url, s3, tmp_path / "data", root_of(repo)), PRODUCT, "1.1.0", tmp_path / "g")
+    install(signed_player(direct.url, root_of(repo), tmp_path / "data", s3), PRODUCT, "1.1.0", tmp_path / "g")
     assert_installed(tmp_path / "g", build_dirs["1.1.0"])
 
 
@@ -138,7 +125,35 @@ def test_a_publish_killed_anywhere_and_run_again_is_consistent(repo, tmp_path, b
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert dangling(open_store(str(origin))) == []
-    install(player(origin, data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.1.0", tmp_path / "g")
+    install(signed_player(origin, root_of(repo), tmp_path / "data"), PRODUCT, "1.1.0", tmp_path / "g")
+    assert_installed(tmp_path / "g", build_dirs["1.1.0"])
+
+
+def test_an_origin_that_fails_does_not_stop_the_others(repo, tmp_path, build_dirs):
+    """One origin refuses every write (an immutable directory, as a full or read-only mount
+    would): the other still gets every version and its commit, and the command fails with
+    the refusing origin's error, naming it."""
+    stuck, healthy = tmp_path / "stuck", tmp_path / "healthy"
+    stuck.mkdir()
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+        pytest.fail("this test makes a directory immutable with chattr +i: run the suite as root on ext4 (CI does)")
+    try:
+        # The refusal comes at the first write (no retries); the healthy origin, on a
+        # slow link, is still sending data then.
+        p = subprocess.run(DEPOT + ["--json", "--repo", str(repo / "repo"), "publish", "-p", PRODUCT, "-v", "1.0.0",
+                                    "-v", "1.1.0", "--origin", str(stuck), "--origin", str(healthy),
+                                    "--retries", "0", "--max-rate", "1MiB"], capture_output=True, text=True)
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    assert p.returncode == 9, p.stderr
+    assert json.loads(p.stdout)["error"] == "STORE_UNAVAILABLE"
+    assert p.stderr.splitlines() == [f"depot: error: {stuck}/{layout.STORE_MARKER_KEY}: PermissionError: [Errno 1] "
+                                     f"Operation not permitted: '{stuck}' [STORE_UNAVAILABLE]"]
+    assert list(stuck.iterdir()) == []
+    key = layout.metadata_key("timestamp")
+    assert (healthy / key).read_bytes() == (repo / "repo" / key).read_bytes()
+    assert dangling(open_store(str(healthy))) == []
+    install(signed_player(healthy, root_of(repo), tmp_path / "data"), PRODUCT, "1.1.0", tmp_path / "g")
     assert_installed(tmp_path / "g", build_dirs["1.1.0"])
 
 
@@ -161,7 +176,7 @@ def test_two_publishers_racing_on_one_origin_both_finish_correct(repo, tmp_path,
     assert errors == [] and len(results) == 3
     assert dangling(origin) == []
     for v in ("1.0.0", "1.1.0"):
-        install(player(tmp_path / "origin", data=tmp_path / f"d{v}", root=root_of(repo)), PRODUCT, v, tmp_path / v)
+        install(signed_player(tmp_path / "origin", root_of(repo), tmp_path / f"d{v}"), PRODUCT, v, tmp_path / v)
         assert_installed(tmp_path / v, build_dirs[v])
 
 
@@ -226,7 +241,7 @@ def test_run_with_an_origin_publishes_the_new_version_in_the_same_command(repo, 
                 layout.metadata_key("timestamp")):
         assert (origin / key).read_bytes() == (repo / "repo" / key).read_bytes()
     assert dangling(open_store(str(origin))) == []
-    install(player(origin, data=tmp_path / "data", root=root_of(repo)), PRODUCT, "1.3.0", tmp_path / "game")
+    install(signed_player(origin, root_of(repo), tmp_path / "data"), PRODUCT, "1.3.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.3.0"])
 
 
@@ -243,7 +258,7 @@ def test_publish_with_a_channel_points_it_at_the_last_version_here_and_there(rep
     for i, origin in enumerate(origins):
         assert (origin / key).read_bytes() == store.get(key)
         assert dangling(open_store(str(origin))) == []
-        assert resolve_version(player(origin, data=tmp_path / f"data-{i}", root=root_of(repo)), PRODUCT, "beta") == \
+        assert resolve_version(signed_player(origin, root_of(repo), tmp_path / f"data-{i}"), PRODUCT, "beta") == \
             "1.1.0"
 
 

@@ -11,14 +11,14 @@ import subprocess
 
 import pytest
 
-from helpers import DEPOT, ROOT, assert_installed, dangling, fetcher, tree_snapshot
+from helpers import DEPOT, ROOT, assert_installed, dangling, root_of, signed_player, tree_snapshot
 from pipeline import layout
 from pipeline.client.install import install
 from pipeline.errors import NotFound
+from pipeline.publish.channels import promote
+from pipeline.publish.publish import publish
 from pipeline.storage import open_store
 from pipeline.testing.fixtures import PRODUCT, signed_repository
-from pipeline.trust.anchors import Anchors
-from pipeline.trust.checking import TrustedMetadata
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +47,6 @@ def depot(base, *args, code: int = 0, keys: bool = True) -> subprocess.Completed
     return p
 
 
-def player(base, name: str):
-    f = fetcher(base / "origin")
-    url = f.origins[0].url
-    root = (base / "release" / "repo" / layout.metadata_key("root", 1)).read_bytes()
-    f.trust = TrustedMetadata(f.get, Anchors(base / f"data-{name}").trust(root, [url]), url)
-    return f
-
-
 def test_rm_with_an_origin_stops_offering_the_version_there_and_keeps_the_others(world, build_dirs):
     origin = world / "origin"
     r = json.loads(depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", origin).stdout)
@@ -68,11 +60,12 @@ def test_rm_with_an_origin_stops_offering_the_version_there_and_keeps_the_others
         (world / "release" / "repo" / layout.metadata_key("timestamp")).read_bytes()
     assert dangling(open_store(str(origin))) == []
 
+    root = root_of(world / "release")
     with pytest.raises(NotFound, match="1.1.0"):
-        install(player(world, "gone"), PRODUCT, "1.1.0", world / "gone")
+        install(signed_player(origin, root, world / "data-gone"), PRODUCT, "1.1.0", world / "gone")
     assert not (world / "gone").exists()
     for v in ("1.0.0", "1.2.0"):
-        install(player(world, v), PRODUCT, v, world / f"game-{v}")
+        install(signed_player(origin, root, world / f"data-{v}"), PRODUCT, v, world / f"game-{v}")
         assert_installed(world / f"game-{v}", build_dirs[v])
 
 
@@ -89,8 +82,34 @@ def test_rm_run_again_after_the_repository_retired_finishes_on_the_origin(world,
     r = json.loads(depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", world / "origin").stdout)
     assert r["removed"] == [] and layout.manifest_key(PRODUCT, "1.1.0") in r["origins"][0]["removed"]
     assert not (world / "origin" / layout.manifest_key(PRODUCT, "1.1.0")).exists()
-    install(player(world, "1.2.0"), PRODUCT, "1.2.0", world / "game")
+    install(signed_player(world / "origin", root_of(world / "release"), world / "data-1.2.0"), PRODUCT, "1.2.0",
+            world / "game")
     assert_installed(world / "game", build_dirs["1.2.0"])
+
+
+def test_rm_with_origins_finishes_on_the_others_when_one_refuses(published, tmp_path):
+    """On one origin a newer pointer, from a publisher ahead of this repository, still has
+    stable deliver the version: that origin refuses, and the other stops offering it."""
+    shutil.copytree(published, tmp_path / "repo")
+    shutil.copytree(published, tmp_path / "ahead")
+    refusing, healthy = tmp_path / "refusing", tmp_path / "healthy"
+    repo, ahead = open_store(str(tmp_path / "repo")), open_store(str(tmp_path / "ahead"))
+    publish(repo, [open_store(str(refusing)), open_store(str(healthy))], PRODUCT, ["1.0.0", "1.1.0"],
+            channels=["stable"])
+    promote(ahead, PRODUCT, "1.1.0", "stable")
+    publish(ahead, [open_store(str(refusing))], PRODUCT, ["1.1.0"], channels=["stable"])
+
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(tmp_path / "repo"), "rm", "-p", PRODUCT, "-v", "1.1.0",
+                                "--origin", str(refusing), "--origin", str(healthy)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 6, p.stderr
+    assert json.loads(p.stdout)["error"] == "VERSION_CONFLICT"
+    assert p.stderr.splitlines() == [f"depot: error: {refusing}: {PRODUCT} 1.1.0 is what channel stable delivers "
+                                     "there: publish the move of stable to it first [VERSION_CONFLICT]"]
+    assert (refusing / layout.manifest_key(PRODUCT, "1.1.0")).exists()
+    assert not (healthy / layout.manifest_key(PRODUCT, "1.1.0")).exists()
+    assert (healthy / layout.manifest_key(PRODUCT, "1.0.0")).exists()
+    assert dangling(open_store(str(healthy))) == []
 
 
 @pytest.mark.parametrize("args, names", [
