@@ -50,7 +50,7 @@ from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
 from ..storage import WriteStore, marker
 from ..trust import is_signed
-from .metadata import TIMESTAMP, committed_metadata
+from .metadata import TIMESTAMP, committed_metadata, is_product_role, product_targets
 from .upload import OriginReport, Uploader
 
 
@@ -101,16 +101,14 @@ class _Release:
         indexes) as the signed metadata in ``metadata_keys`` names them: those exact bytes,
         taken from their copies under their hashes, so that the metadata an origin gets
         never names a copy its players lack. Returns the versions the pointers deliver."""
-        from tuf.api.metadata import Metadata
-
         delivered = set()
         for key in metadata_keys:
-            _, role = _role_of(key)
-            if not role.startswith("product-") or role.removeprefix("product-") not in products:
+            _, role = layout.metadata_role_of(key)
+            if not is_product_role(key) or role.removeprefix("product-") not in products:
                 continue
-            for path, info in Metadata.from_bytes(self.repo.get(key)).signed.targets.items():
+            for path, sha256 in product_targets(self.repo, key).items():
                 if layout.channel_of(path) or path.endswith("/plans/index.json"):
-                    hashed = layout.hashed_target_key(path, info.hashes["sha256"])
+                    hashed = layout.hashed_target_key(path, sha256)
                     data = self.repo.get(hashed)
                     self.documents[hashed] = self.mutable[path] = data
                     if layout.channel_of(path):
@@ -127,22 +125,19 @@ class _Release:
         """The SHA-256 of every pointer and plan index named by a product role newer than
         the one in ``metadata_keys``, as the repository or the origin holds it: documents
         newer than ours (a publisher that read the repository earlier, or a copy of it)."""
-        from tuf.api.serialization import DeserializationError
-        from tuf.api.metadata import Metadata
-
-        ours = dict(_role_of(k)[::-1] for k in metadata_keys)
+        ours = dict(layout.metadata_role_of(k)[::-1] for k in metadata_keys)
         found = set()
         newer = {}
         for store in (self.repo, origin):
             for key in store.list(layout.METADATA_PREFIX):
-                version, role = _role_of(key)
+                version, role = layout.metadata_role_of(key)
                 if role.startswith("product-") and role in ours and version > ours[role]:
                     newer.setdefault(key, store)
         for key, store in newer.items():
-            with contextlib.suppress(DepotError, DeserializationError):  # unreadable: names nothing newer
-                for path, info in Metadata.from_bytes(store.get(key)).signed.targets.items():
+            with contextlib.suppress(DepotError):  # unreadable: names nothing newer
+                for path, sha256 in product_targets(store, key).items():
                     if layout.channel_of(path) or path.endswith("/plans/index.json"):
-                        found.add(info.hashes["sha256"])
+                        found.add(sha256)
         return found
 
     def _document(self, key: str, mutable: bool = False) -> bytes:
@@ -204,12 +199,6 @@ def push_live(repo: WriteStore, origin: WriteStore, product: str, jobs: int = 16
     repository, the signed metadata to ``origin``, in commit order: what retiring a version
     there needs first."""
     return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel)
-
-
-def _role_of(metadata_key: str) -> tuple[int, str]:
-    """(version, role) of ``metadata/<version>.<role>.json``; (0, role) without a version."""
-    head, _, rest = metadata_key.rsplit("/", 1)[-1].removesuffix(".json").partition(".")
-    return (int(head), rest) if rest and head.isdigit() else (0, head)
 
 
 def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:

@@ -4,8 +4,9 @@ retried with exponential backoff and jitter, within a bandwidth limit shared by 
 origin of a publish.
 
 Documents replaced under one name (channel pointers, plan indexes) are written only by
-compare-and-swap against the version read, and never over a newer one: the caller says
-which is newer. A cancel flag, checked before every object, every retry and every slice
+compare-and-swap against the version read, and never over one the caller says is newer: a
+pointer with a higher serial, or in a signed repository a plan index a newer signature
+names (an unsigned plan index has no order: the last writer wins). A cancel flag, checked before every object, every retry and every slice
 of the bandwidth limit, stops the copy within moments.
 """
 
