@@ -40,6 +40,7 @@ def world(tmp_path_factory):
     (base / "a-file").write_text("not a directory")
     (base / "not-root.json").write_text('{"signed": {"_type": "timestamp"}}')
     (base / "not-a-key.key").write_text("hello")
+    (base / "url-number.toml").write_text("[msk]\nurl = 5\n")
     return base
 
 
@@ -90,6 +91,9 @@ CASES = [
      "INVALID_LOCATION", "https://cdn.example/x"),
     ("query", ["stats", "query", "SELECT nosuch FROM versions"], 2, "INVALID_ARGUMENT", "nosuch"),
     ("key-name", ["keys", "generate", "--out", "{base}/k", "bad name!"], 2, "INVALID_ARGUMENT", "bad name!"),
+    ("key-name-twice", ["keys", "generate", "--out", "{base}/k3", "a", "a"], 2, "INVALID_ARGUMENT", "'a' given twice"),
+    ("locations-url-number", ["--locations", "{base}/url-number.toml", "ls"], 2, "INVALID_LOCATION",
+     "url-number.toml: [msk]: url must be a string"),
     ("not-a-key", ["trust", "init", "--root-key", "{base}/not-a-key.key", "--targets-key", "{base}/not-a-key.key",
                    "--snapshot-key", "{base}/not-a-key.key", "--timestamp-key", "{base}/not-a-key.key"], 2,
      "INVALID_ARGUMENT", "not-a-key.key"),

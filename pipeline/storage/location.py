@@ -130,7 +130,9 @@ def join(url: str, key: str) -> str:
 
 
 def _checked_url(url: str) -> str:
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str):
+        raise InvalidLocation(f"a location must be a string (a path or a URL), got {url!r}")
+    if not url.strip():
         raise InvalidLocation("empty location: give a path or a URL (s3://bucket/prefix, https://...)")
     m = _SCHEME.match(url)
     if "://" in url:
@@ -210,6 +212,9 @@ class Locations:
             if unknown or "url" not in table:
                 raise InvalidLocation(f"{path}: [{name}] " + (f"has unknown keys {unknown}; known: {sorted(fields)}"
                                                               if unknown else "has no url"))
+            if not isinstance(table["url"], str):
+                raise InvalidLocation(f"{path}: [{name}]: url must be a string (a path or a URL), "
+                                      f"got {table['url']!r}")
             try:
                 named.append((name, Location(**table)))
             except (TypeError, InvalidLocation) as exc:

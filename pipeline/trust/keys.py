@@ -11,6 +11,7 @@ online role uses: they stay offline, and are given by name to the commands that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,8 +52,11 @@ class KeyFiles:
 def generate(out: Path, names: list[str], passphrase: bytes | None = None) -> list[KeyFiles]:
     """New Ed25519 keys ``out/NAME.key`` (0600) and ``out/NAME.pub`` (0644), ``out`` made
     0700 if new; refuses to overwrite a key. With ``passphrase``, the private keys are
-    encrypted with it. On a failure, the files this call made are removed."""
+    encrypted with it. On a failure, the files and directories this call made are removed."""
     out = Path(out)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # the second file of a name would find the first and fail half-way
+        raise InvalidArgument(f"key name {twice[0]!r} given twice: each key needs a name of its own")
     for name in names:
         if not _NAME.fullmatch(name):
             raise InvalidArgument(f"invalid key name {name!r}: letters, digits, '.', '_', '-'")
@@ -64,6 +68,7 @@ def generate(out: Path, names: list[str], passphrase: bytes | None = None) -> li
     encryption = BestAvailableEncryption(passphrase) if passphrase else NoEncryption()
     made: list[KeyFiles] = []
     written: list[Path] = []
+    new_dirs = [d for d in (out, *out.parents) if not d.exists()]  # innermost first, removed on a failure
     try:
         if not out.is_dir():
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +85,9 @@ def generate(out: Path, names: list[str], passphrase: bytes | None = None) -> li
     except OSError as exc:
         for path in written:
             path.unlink(missing_ok=True)
+        for d in new_dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise StoreUnavailable(f"{out}: cannot write keys there ({exc.strerror})") from None
     return made
 

@@ -120,6 +120,8 @@ def test_a_locations_file_that_is_not_utf8_is_refused_naming_it(tmp_path):
     ("[msk]\nurl = 's3://b'\nendpoint = 'htps://x'\n", "endpoint 'htps://x' is not an http:// or https:// URL"),
     ("[msk]\nurl = 's3://b'\ntimeout = true\n", "timeout must be a positive number of seconds, got True"),
     ("[msk]\nurl = 's3://b'\ntimeout = '10'\n", "timeout must be a positive number of seconds, got '10'"),
+    ("[msk]\nurl = 5\n", "url must be a string (a path or a URL), got 5"),
+    ("[msk]\nurl = ['s3://b']\n", "url must be a string (a path or a URL), got ['s3://b']"),
 ])
 def test_settings_of_the_wrong_type_are_refused_naming_the_file(tmp_path, text, why):
     f = write(tmp_path / "locations.toml", text)

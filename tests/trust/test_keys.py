@@ -5,6 +5,7 @@ init that either signs the repository or leaves it as it was."""
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import shutil
@@ -439,3 +440,26 @@ def test_keys_generate_into_a_directory_it_cannot_write_is_a_clear_error(tmp_pat
         assert list(out.iterdir()) == []
     finally:
         subprocess.run(["chattr", "-i", str(out)])
+
+
+def test_keys_generate_with_a_name_given_twice_names_it_and_creates_nothing(tmp_path):
+    p = depot(tmp_path, "keys", "generate", "--out", tmp_path / "k3", "a", "b", "a", check=2)
+    code, message = error(p)
+    assert code == "INVALID_ARGUMENT" and "'a' given twice" in message
+    assert not (tmp_path / "k3").exists()
+
+
+def test_keys_generate_that_fails_midway_removes_the_files_and_directories_it_made(tmp_path, monkeypatch):
+    create, calls = keys._create, []
+
+    def disk_full_at_the_third_file(path, data, mode, written):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        create(path, data, mode, written)
+
+    monkeypatch.setattr(keys, "_create", disk_full_at_the_third_file)
+    with pytest.raises(StoreUnavailable) as err:
+        keys.generate(tmp_path / "new" / "k", ["a", "b"])
+    assert str(err.value) == f"{tmp_path / 'new' / 'k'}: cannot write keys there (No space left on device)"
+    assert list(tmp_path.iterdir()) == []
