@@ -169,14 +169,37 @@ def staged_pack_key(product: str, version: str) -> str:
 
 # -- reading keys back: the inverse of the builders above --------------------------------
 
-SWEPT_PREFIXES = (CHUNK_PREFIX, PATCH_PREFIX, PRODUCT_PREFIX, STAGING_PREFIX, METADATA_PREFIX)
+_TEMPORARY = re.compile(r"\.(.+)\.[^.]+\.tmp")  # a write in progress beside its key: .NAME.UNIQUE.tmp
+_VERSION_DOCUMENTS = ("manifest.json", "inventory.json")
 
 
-def is_swept(key: str) -> bool:
-    """Whether gc may delete ``key`` once nothing retained needs it: only what depot's own
-    layout names. Anything else in a store (a file someone put there) is never deleted."""
-    return key.startswith(SWEPT_PREFIXES)
-
+def is_depot_key(key: str) -> bool:
+    """Whether ``key`` is one that depot's layout names (or a temporary of one): the only
+    keys gc may delete. Anything else in a store (a file someone put there, even under
+    ``chunks/``) is never deleted."""
+    head, _, name = key.rpartition("/")
+    temporary = _TEMPORARY.fullmatch(name)
+    if temporary:
+        key = f"{head}/{temporary.group(1)}" if head else temporary.group(1)
+    try:
+        if key.startswith((CHUNK_PREFIX, PATCH_PREFIX)):
+            build = chunk_key if key.startswith(CHUNK_PREFIX) else patch_key
+            return build(key.rsplit("/", 1)[-1]) == key
+        if key.startswith(METADATA_PREFIX):
+            version, role = metadata_role_of(key)
+            return (version > 0 or role == "timestamp") and metadata_key(role, version or None) == key
+        if key.startswith(STAGING_PREFIX):
+            parts = key.split("/")
+            return len(parts) == 4 and staged_pack_key(parts[1], parts[2]) == key
+        plain = plain_key_of(key)
+        product = product_of(plain)
+        if product is None or plain.count("/") < 2:
+            return False
+        document = version_document_of(plain)
+        return bool(plain in (product_config_key(product), plan_index_key(product)) or channel_of(plain)
+                    or plan_pair_of(plain) or (document and document[2] in _VERSION_DOCUMENTS))
+    except InvalidKey:
+        return False
 
 
 def metadata_role_of(key: str) -> tuple[int, str]:

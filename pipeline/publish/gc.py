@@ -97,7 +97,7 @@ def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = 
         if o.key in marked:
             report.kept_objects += 1
             report.kept_bytes += o.size
-        elif not layout.is_swept(o.key):
+        elif not layout.is_depot_key(o.key):
             report.foreign += 1
         elif o.modified >= cutoff:
             report.too_young += 1
@@ -137,7 +137,7 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
         found = layout.version_document_of(key)
         if found:
             documents.setdefault(found[0], {}).setdefault(found[1], set()).add(found[2])
-    for product in sorted({p for p in map(layout.product_of, keys) if p}):
+    for product in sorted({layout.product_of(k) for k in keys if k.startswith(layout.PRODUCT_PREFIX) and layout.is_depot_key(k)}):
         versions = documents.get(product, {})
         chunked = sort_versions(v for v, names in versions.items() if "manifest.json" in names)
         targets = signed.get(product, {})  # signed path -> the hashed copies players read
@@ -203,7 +203,8 @@ def _live_metadata(store: PrunableStore, objects: dict[str, ObjectInfo],
     timestamp = layout.metadata_key(TIMESTAMP)
     if timestamp not in objects:
         return set(), {}
-    roles = {key: layout.metadata_role_of(key) for key in objects if key.startswith(layout.METADATA_PREFIX)}
+    roles = {key: layout.metadata_role_of(key) for key in objects
+             if key.startswith(layout.METADATA_PREFIX) and layout.is_depot_key(key)}
     roots = [key for key, (_, role) in roles.items() if role == "root"]
     snapshots = sorted((version, key) for key, (version, role) in roles.items() if role == SNAPSHOT)
     live = set(committed_metadata(store, roots)[0]) | {timestamp}

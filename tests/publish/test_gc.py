@@ -269,10 +269,15 @@ def test_gc_refuses_what_is_not_a_depot_store_and_bad_values(repo, tmp_path):
     p = depot("--json", "--repo", repo / "repo", "gc", "--pin", f"{PRODUCT}=9.9", "--grace", "0", "--delete")
     assert (p.returncode, json.loads(p.stdout)["error"]) == (3, "NOT_FOUND")
     assert keys_of(store) == listed
-    (repo / "repo" / "notes.txt").write_text("the release checklist")  # someone's file in a store
+    theirs = ["notes.txt", "chunks/README.txt", "chunks/zz", "products/index.html", "metadata/root.json",
+              "staging/x.jpg", f"products/{PRODUCT}/versions/1.0.0/notes.txt"]  # someone's files in a store
+    for name in theirs:
+        (repo / "repo" / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "repo" / name).write_text(f"not depot's: {name}")
     age_tree(repo / "repo", 3)
     r = gc_json(repo, "--keep-last", "1", "--keep-history", "0", "--delete")
-    assert r["foreign"] == 1 and (repo / "repo" / "notes.txt").read_text() == "the release checklist"
+    assert r["foreign"] == len(theirs) and set(r["by_product"]) == {PRODUCT, "(metadata)"}
+    assert all((repo / "repo" / name).read_text() == f"not depot's: {name}" for name in theirs)
 
 
 def test_gc_on_signed_metadata_it_cannot_read_deletes_nothing(repo):
