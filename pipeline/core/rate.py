@@ -16,12 +16,18 @@ class RateLimiter:
         self._last = time.monotonic()
         self._lock = threading.Lock()
 
-    def acquire(self, n: int) -> None:
+    def acquire(self, n: int, cancel: threading.Event | None = None) -> bool:
+        """Take ``n`` bytes and wait their share. The wait can be long (many threads in
+        debt to a low rate), so it ends at once when ``cancel`` is set: then False."""
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= n
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait:
+        if not wait:
+            return cancel is None or not cancel.is_set()
+        if cancel is None:
             time.sleep(wait)
+            return True
+        return not cancel.wait(wait)

@@ -169,15 +169,20 @@ def on_every_origin(origins: list[WriteStore], work) -> list:
     fails does not stop the others: each healthy origin gets its commit, and then the
     first failure, in the order of ``origins``, is raised. Interrupted (KeyboardInterrupt
     in this thread), it raises the cancel flag the uploads check, waits for them to stop,
-    and re-raises."""
+    and re-raises, unless every origin got its work done all the same: then the interrupt
+    came too late to stop anything (a commit once begun completes), and the results stand."""
     cancel = threading.Event()
     pool = cf.ThreadPoolExecutor(max(1, len(origins)))
+    futures: list[cf.Future] = []
     try:
-        futures = [pool.submit(work, o, cancel) for o in origins]
+        for o in origins:
+            futures.append(pool.submit(work, o, cancel))
         cf.wait(futures)
     except KeyboardInterrupt:
         cancel.set()
-        raise
+        pool.shutdown(wait=True)
+        if len(futures) < len(origins) or any(f.exception() for f in futures):
+            raise
     finally:
         pool.shutdown(wait=True)
     return [f.result() for f in futures]
@@ -281,7 +286,8 @@ def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
         except NotFound:
             tag = None
         if up.rate is not None:  # the commit's bytes count against the cap like every other upload
-            up.rate.acquire(len(timestamp))
+            up.rate.acquire(len(timestamp), up.cancel)
+            up.check()  # nothing written yet: a wait for the cap may still be cut short
         if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key, cancellable=False):
             up.report.uploaded += 1
             up.report.uploaded_bytes += len(timestamp)

@@ -7,7 +7,8 @@ Documents replaced under one name (channel pointers, plan indexes) are written o
 compare-and-swap against the version read, and never over one the caller says is newer: a
 pointer with a higher serial, or in a signed repository a plan index a newer signature
 names (an unsigned plan index has no order: the last writer wins). A cancel flag, checked before every object, every retry and every slice
-of the bandwidth limit, stops the copy within moments.
+of the bandwidth limit, and ending any wait for the limit, stops the copy within moments
+whatever the rate.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ class Uploader:
         if self.rate is None:
             return
         while n > 0:
+            self.rate.acquire(min(n, RATE_SLICE), self.cancel)
             self.check()
-            self.rate.acquire(min(n, RATE_SLICE))
             n -= RATE_SLICE
 
     def copy(self, keys, replace: bool = False, sizes: dict[str, int] | None = None, newer=None,

@@ -60,3 +60,31 @@ def test_ctrl_c_stops_a_publish_before_anything_goes_live_and_a_rerun_finishes(s
     client = signed_player(origin, root_of(tmp_path / "release"), tmp_path / "data")
     install(client, PRODUCT, "1.1.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.1.0"])
+
+
+def test_ctrl_c_stops_a_publish_waiting_on_a_low_max_rate(signed, tmp_path):
+    """Three origins at 16 KiB/s together: 8 MB to send, and as soon as the first chunk
+    lands, 48 uploads owe the limit minutes. Ctrl-C still ends the publish at once, not
+    once that debt is paid."""
+    shutil.copytree(signed, tmp_path / "release")
+    (tmp_path / "release" / "keys" / "root.key").unlink()
+    origins = [tmp_path / name for name in ("ma", "mb", "mc")]
+    args = DEPOT + ["--repo", str(tmp_path / "release" / "repo"), "publish", "-p", PRODUCT, "-v", "1.0.0",
+                    "-v", "1.1.0", "--max-rate", "16KiB"]
+    for origin in origins:
+        args += ["--origin", str(origin)]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "DEPOT_KEYS": str(tmp_path / "release" / "keys")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(p.is_file() for o in origins for p in (o / "chunks").rglob("*")), proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # far less than the debt to the limit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["depot: error: interrupted [INTERRUPTED]"]
+    for origin in origins:
+        assert not (origin / layout.metadata_key("timestamp")).exists()
+        assert dangling(open_store(str(origin))) == []
