@@ -25,9 +25,12 @@ class RateLimiter:
             self._last = now
             self._tokens -= n
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if not wait:
-            return cancel is None or not cancel.is_set()
-        if cancel is None:
-            time.sleep(wait)
-            return True
-        return not cancel.wait(wait)
+        return pause(wait, cancel) if wait else cancel is None or not cancel.is_set()
+
+
+def pause(seconds: float, cancel: threading.Event | None = None) -> bool:
+    """Wait ``seconds``, or less if ``cancel`` is set meanwhile: then False."""
+    if cancel is None:
+        time.sleep(seconds)
+        return True
+    return not cancel.wait(seconds)

@@ -270,7 +270,8 @@ def test_max_rate_caps_every_origin_together(repo, tmp_path, monkeypatch, capsys
     from pipeline.core import rate as rate_module
 
     waits = []
-    monkeypatch.setattr(rate_module, "time", types.SimpleNamespace(monotonic=lambda: 0.0, sleep=waits.append))
+    monkeypatch.setattr(rate_module, "time", types.SimpleNamespace(monotonic=lambda: 0.0))
+    monkeypatch.setattr(rate_module, "pause", lambda seconds, cancel=None: waits.append(seconds) or True)
     origins = [tmp_path / r for r in REGIONS]
     assert cli.main(["--json", "--repo", str(repo / "repo"), "publish", "-p", PRODUCT, "-v", "1.0.0",
                      "--max-rate", "256KiB", *[a for o in origins for a in ("--origin", str(o))]]) == 0
