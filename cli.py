@@ -36,6 +36,7 @@ class Settings:
         self.keys: str | None = None
         self._keyring = None
         self.delivery = None  # what this command's events did, once it announced any
+        self.commit: str | None = None  # what the command has made final, once it has
 
     @property
     def store(self):
@@ -129,11 +130,24 @@ class Settings:
         in_process = self.store.location.scheme == "memory"
         return dask_cluster.executor_for(self.scheduler, self.workers, in_process)
 
+    def committed(self, what: str) -> None:
+        """Say that the command's commit is done: an interrupt from now until the result is
+        printed says so, not just "interrupted"."""
+        self.commit = what
+
     def emit(self, result: dict, human: str) -> None:
+        # The work is done: Ctrl-C from here on is too late to stop anything, and must not
+        # turn the result into an interrupt (the command ends with its own exit code).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _too_late)
         if self.as_json:
             click.echo(json.dumps(result, sort_keys=True))
         else:
             click.echo(human)
+
+
+def _too_late(signum, frame) -> None:
+    """Ctrl-C once the result is out: nothing left to stop."""
 
 
 class _NoBar(contextlib.nullcontext):
@@ -264,6 +278,23 @@ def mib(n: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv``; the exit code. Without ``argv``, main is the program
+    (its command line is ``sys.argv``) and the process ends once it returns: Ctrl-C is then
+    ignored, so that one pressed while the interpreter shuts down (Dask's exit hooks
+    included) cannot turn the exit code into a death by signal. Called with ``argv``, it
+    leaves Ctrl-C handled as it found it."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if on_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if on_main_thread and argv is None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        elif on_main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     settings = Settings()
 
     def fail(code: str, message: str, exit_code: int) -> int:
@@ -281,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         if sys.stderr.isatty():
             click.echo(err=True)  # after the terminal's ^C
+        if settings.commit:
+            return fail("INTERRUPTED", f"interrupted after the commit: {settings.commit}; "
+                                       "run the command again for the rest", EXIT_INTERRUPTED)
         return fail("INTERRUPTED", "interrupted", EXIT_INTERRUPTED)
     except click.ClickException as exc:
         args = sys.argv[1:] if argv is None else argv

@@ -51,6 +51,7 @@ def push(s: Settings, product: str, versions: list[str], origins, channels=(), j
     with upload_progress(f"publish {product}") as advance:
         r = publish(s.store, stores, product, versions, list(channels), jobs, retries,
                     RateLimiter(max_rate) if max_rate else None, advance, verify)
+    s.committed(f"{product} {', '.join(versions)} is live on {', '.join(map(str, origins))}")
     return r.to_dict()
 
 

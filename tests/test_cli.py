@@ -15,6 +15,7 @@ import pytest
 
 from archives import tar_member, write_tar
 from helpers import DEPOT, ROOT, kill_while_running
+from pipeline.layout import metadata_key
 from pipeline.testing.fixtures import PRODUCT, fixture_tar
 from pipeline.testing.http_origins import StaticOrigin
 
@@ -557,3 +558,124 @@ def test_ctrl_c_stops_depot_serve_with_one_line(tmp_path):
     assert err.splitlines() == [f"serving {repo} on http://127.0.0.1:{port}/api/v1/download",
                                 "depot: error: interrupted [INTERRUPTED]"]
     assert not answers()
+
+
+# A depot process that presses Ctrl-C on itself at one precise point: the moment is
+# planted in the code, not guessed with a timer.
+CTRL_C_AT = """
+import os, signal, sys, threading
+import cli
+{plant}
+sys.exit(cli.main())
+"""
+
+PLANTS = {
+    # Just after the result is printed, before the command returns.
+    "after-the-result": """
+emit = cli.Settings.emit
+def emit_then_ctrl_c(self, result, human):
+    emit(self, result, human)
+    os.kill(os.getpid(), signal.SIGINT)
+cli.Settings.emit = emit_then_ctrl_c
+""",
+    # In an exit hook, after main returned (Dask's exit hooks run there too).
+    "exit-hook": """
+import atexit
+atexit.register(os.kill, os.getpid(), signal.SIGINT)
+""",
+    # While the interpreter frees its modules, once Python's own SIGINT handler is gone.
+    "interpreter-shutdown": """
+class Late:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+late = Late()
+""",
+}
+
+
+def _with_ctrl_c_at(plant: str, args: list, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CTRL_C_AT.replace("{plant}", plant), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, env=env,
+                          # as from a terminal: a suite started in the background by a shell
+                          # inherits SIGINT ignored, and so would depot
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.parametrize("point, workers", [("after-the-result", []), ("exit-hook", ["--workers", "2"]),
+                                            ("interpreter-shutdown", [])])
+def test_ctrl_c_once_the_result_is_printed_leaves_the_exit_code_as_it_was(tmp_path, point, workers):
+    """The work is done and said: a Ctrl-C now, while depot returns or the interpreter
+    shuts down, is too late to stop anything. Exit 0, the result alone on stdout, nothing
+    on stderr; never a death by signal."""
+    p = _with_ctrl_c_at(PLANTS[point], ["--repo", tmp_path / "repo", *workers, "--json", "run",
+                                        fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0"])
+    assert (p.returncode, p.stderr) == (0, "")
+    assert json.loads(p.stdout)["chunk"]["created"]
+
+
+def test_ctrl_c_after_the_result_leaves_a_failing_exit_code_as_it_was(tmp_path, published):
+    """A command whose result says something is wrong (verify: exit 7) keeps its code."""
+    from helpers import fetcher
+    from pipeline.client.install import install
+
+    install(fetcher(published), PRODUCT, "1.0.0", tmp_path / "game")
+    victim = next(p for p in sorted((tmp_path / "game").rglob("*")) if p.is_file() and ".depot" not in p.parts)
+    victim.write_bytes(b"damaged")
+    p = _with_ctrl_c_at(PLANTS["after-the-result"], ["--json", "verify", "--dest", tmp_path / "game"])
+    assert p.returncode == 7, p.stderr
+    assert json.loads(p.stdout)["damaged"] and "interrupted" not in p.stderr
+
+
+@pytest.fixture(scope="module")
+def signed_release(tmp_path_factory) -> Path:
+    """A signed repository with 1.0.0 chunked; its keys without the root key (kept offline)."""
+    from pipeline.testing.fixtures import signed_repository
+
+    base = signed_repository(tmp_path_factory.mktemp("signed"), versions=("1.0.0",))
+    (base / "keys" / "root.key").unlink()
+    return base
+
+
+def _publish_with_ctrl_c_at(plant: str, release: Path, origin: Path) -> subprocess.CompletedProcess:
+    return _with_ctrl_c_at(plant, ["--repo", release / "repo", "--json", "publish", "-p", PRODUCT, "-v", "1.0.0",
+                                   "--origin", origin], env={**os.environ, "DEPOT_KEYS": str(release / "keys")})
+
+
+def test_ctrl_c_while_a_publish_commits_lets_the_commit_finish_and_the_publish_succeed(signed_release, tmp_path):
+    """Ctrl-C lands as the timestamp (the commit) goes to the origin: a commit once begun
+    completes, and then nothing was stopped, so the publish says what it did and exits 0."""
+    plant = """
+import pipeline.publish.publish
+publish = sys.modules["pipeline.publish.publish"]  # the module: the package names a function so
+commit, main = publish._commit_timestamp, threading.main_thread().ident
+def ctrl_c_then_commit(*args, **kw):
+    signal.pthread_kill(main, signal.SIGINT)  # the main thread waits for this origin
+    return commit(*args, **kw)
+publish._commit_timestamp = ctrl_c_then_commit
+"""
+    origin = tmp_path / "origin"
+    p = _publish_with_ctrl_c_at(plant, signed_release, origin)
+    assert (p.returncode, p.stderr) == (0, "")
+    assert json.loads(p.stdout)["origins"][0]["timestamp"] == "updated"
+    assert (origin / metadata_key("timestamp")).read_bytes() == \
+        (signed_release / "repo" / metadata_key("timestamp")).read_bytes()
+
+
+def test_ctrl_c_after_a_publish_committed_says_the_commit_is_done(signed_release, tmp_path):
+    """Ctrl-C once every origin committed, before the result is printed: exit 130, and the
+    one line says the version is live, not just "interrupted"."""
+    plant = """
+announce = cli.Settings.announce
+def ctrl_c_then_announce(self, *args, **kw):
+    os.kill(os.getpid(), signal.SIGINT)
+    return announce(self, *args, **kw)
+cli.Settings.announce = ctrl_c_then_announce
+"""
+    origin = tmp_path / "origin"
+    p = _publish_with_ctrl_c_at(plant, signed_release, origin)
+    message = f"interrupted after the commit: {PRODUCT} 1.0.0 is live on {origin}; run the command again for the rest"
+    assert p.returncode == 130
+    assert json.loads(p.stdout) == {"error": "INTERRUPTED", "message": message}
+    assert p.stderr.splitlines() == [f"depot: error: {message} [INTERRUPTED]"]
+    assert (origin / metadata_key("timestamp")).read_bytes() == \
+        (signed_release / "repo" / metadata_key("timestamp")).read_bytes()
