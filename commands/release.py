@@ -384,6 +384,7 @@ def rm_cmd(s: Settings, product, version, origins):
     """Retire a version (refused while a channel delivers it), or drop an unfinished one;
     with --origin, the origins stop offering it too."""
     from pipeline.delta.diff import write_index
+    from pipeline.publish.channels import has_product
     from pipeline.publish.retire import exists, require, retire, withdraw
     from pipeline.storage import open_store
 
@@ -393,8 +394,13 @@ def rm_cmd(s: Settings, product, version, origins):
         r = None
     except NotFound:
         # Retired here already (an earlier rm stopped before the origins): finish there.
-        if not any(exists(o, product, version) for o in stores):
+        if not stores or not has_product(s.store, product):
             raise
+        if not any(exists(o, product, version) for o in stores):  # an earlier rm finished: a retry is a no-op
+            s.emit({"product": product, "version": version, "state": "retired", "removed": [], "signed": None,
+                    "origins": []},
+                   f"{product} {version}: neither {s.store.url} nor the origins hold it: nothing left to do")
+            return
         r = False
     sign = s.signer(product)
     if r is None:

@@ -13,7 +13,13 @@ On every origin, in this order, so that nothing ever names an object that is not
    is not pushed there by another product's publish;
 4. signed metadata: every root, the current snapshot and the roles it names;
 5. ``timestamp.json``, the commit: replaced only if the origin's is older (a racing
-   publisher with newer metadata wins, and nothing goes back).
+   publisher with newer metadata wins, and nothing goes back), or if this repository's
+   timestamp key did not sign it (forged: players never trusted it).
+
+An origin mirrors one repository: one holding another repository's roots is refused
+(``VersionConflict``) before anything is written there. Signed metadata the origin holds
+under our names with other bytes is not "already there": ours replaces it before our
+timestamp names it.
 
 Pointers and plan indexes are replaced by compare-and-swap. A pointer never replaces one
 with a higher serial. In a signed repository a plan index never replaces one that a newer
@@ -43,14 +49,14 @@ from .. import layout
 from ..core import codec
 from ..core.progress import Progress, ignore
 from ..core.rate import RateLimiter
-from ..errors import DepotError, IntegrityError, NotFound
+from ..errors import DepotError, IntegrityError, NotFound, VersionConflict
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
 from ..storage import WriteStore, marker
 from ..trust import is_signed
-from .metadata import TIMESTAMP, committed_metadata, is_product_role, product_targets
+from .metadata import TIMESTAMP, committed_metadata, is_product_role, product_targets, read
 from .upload import OriginReport, Uploader
 
 
@@ -202,8 +208,29 @@ def push_live(repo: WriteStore, origin: WriteStore, product: str, jobs: int = 16
               progress: Progress = ignore, cancel: threading.Event | None = None) -> OriginReport:
     """Bring ``product``'s current documents (pointers, plan index) and, in a signed
     repository, the signed metadata to ``origin``, in commit order: what retiring a version
-    there needs first."""
-    return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel)
+    there needs first. It moves no channel there: where the repository's pointer would
+    make a channel deliver another version, ``VersionConflict`` before anything is written."""
+    return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel,
+                       moves_channels=False)
+
+
+def _refuse_moves(up: Uploader, release: _Release) -> None:
+    """``VersionConflict`` naming the first channel the pointers of ``release`` would point
+    at another version on the origin (one there with a higher serial is never replaced)."""
+    for key, ours in sorted(release.mutable.items()):
+        if layout.channel_of(key) is None:
+            continue
+        pointer = Channel.from_bytes(ours, key)
+        try:
+            theirs = Channel.from_bytes(up._retrying(lambda: up.origin.get(key), key), up.origin.url_of(key))
+        except NotFound:
+            theirs = None
+        if theirs is None or theirs.version != pointer.version and theirs.serial < pointer.serial:
+            there = f"{theirs.version} there" if theirs else "nothing there"
+            raise VersionConflict(
+                f"{up.origin.url}: {pointer.product} {pointer.channel} delivers {there} and {pointer.version} in the "
+                f"repository: publish that move there first (depot publish -p {pointer.product} -v "
+                f"{pointer.version} --origin {up.origin.url})")
 
 
 def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
@@ -215,22 +242,24 @@ def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
 
 def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: list[str], channels: list[str],
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool,
-                cancel: threading.Event | None = None) -> OriginReport:
+                cancel: threading.Event | None = None, moves_channels: bool = True) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress, cancel)
-    up._retrying(lambda: marker.mark(origin), layout.STORE_MARKER_KEY)  # a depot origin, for gc
     release = _Release(repo, is_signed(repo))
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}
     if release.signed:
         # Read once: what this publish commits to, whatever the repository does meanwhile.
         keys, timestamp = committed_metadata(repo)
+        root = _trusted_root(up, keys)  # another repository's origin is refused before anything is written
         carried = {layout.product_of(k) for k in on_origin} - {None}
         wanted |= release.add_live_documents(keys, {product} | carried)
     else:
         release.add_plan_index(product)
     for c in channels:
         wanted.add((product, release.add_pointer(product, c)))
+    if not moves_channels:
+        _refuse_moves(up, release)
     for p, v in sorted(wanted):
         if p == product and v in versions or layout.manifest_key(p, v) not in on_origin:
             release.add_version(p, v)
@@ -246,6 +275,7 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
             newer_hashes.append(release.newer_hashes(keys, origin))
         return hashlib.sha256(theirs).hexdigest() in newer_hashes[0]
 
+    up._retrying(lambda: marker.mark(origin), layout.STORE_MARKER_KEY)  # a depot origin, for gc
     up.present(layout.CHUNK_PREFIX)
     up.present(layout.PATCH_PREFIX)
     up.copy(release.data, sizes=release.data)  # 1. data
@@ -255,9 +285,10 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True, **live)  # 3. pointers
     report = up.report
     if release.signed:
-        up.copy(keys)  # 4. signed metadata
+        replaced = [] if _ahead(up, root, timestamp) else _replace_differing(up, keys)
+        up.copy([k for k in keys if k not in replaced])  # 4. signed metadata
         up.check()  # the last moment to stop: once the commit begins, it completes
-        report.timestamp = _commit_timestamp(up, timestamp)  # 5. the commit
+        report.timestamp = _commit_timestamp(up, timestamp, root)  # 5. the commit
     if verify:
         report.verified = _verify(repo, origin, release, up)
     report.versions = [f"{p} {v}" for p, v in release.versions]
@@ -265,24 +296,107 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     return report
 
 
-def _version_of(timestamp: bytes) -> int:
-    from tuf.api.metadata import Metadata
+def _foreign(origin: WriteStore, key: str, why: str) -> VersionConflict:
+    return VersionConflict(f"{origin.url}: holds another repository's signed metadata ({key} {why}): publish "
+                           f"there only from that repository, or use another origin")
 
-    return Metadata.from_bytes(timestamp).signed.version
+
+def _trusted_root(up: Uploader, keys: list[str]):
+    """The newest root the origin holds that this repository's roots lead to. Every root
+    both hold must be the same bytes, and every newer root on the origin must be signed
+    onward from ours (a publisher ahead rotated keys): else the origin's metadata is
+    another repository's, and ``VersionConflict`` names the origin."""
+    from tuf.api.exceptions import UnsignedMetadataError
+    from tuf.api.metadata import Root
+
+    ours = sorted((k for k in keys if layout.metadata_role_of(k)[1] == Root.type), key=layout.metadata_role_of)
+    theirs = sorted((k for k in up.present(layout.METADATA_PREFIX) if layout.metadata_role_of(k)[1] == Root.type),
+                    key=layout.metadata_role_of)
+    for key in set(ours) & set(theirs):
+        if up._retrying(lambda: up.origin.get(key), key) != up.repo.get(key):
+            raise _foreign(up.origin, key, f"differs from {up.repo.url}'s")
+    trusted = read(up.repo, ours[-1])
+    for key in theirs:
+        version = layout.metadata_role_of(key)[0]
+        if version <= trusted.signed.version:
+            continue
+        new = read(up.origin, key, up._retrying(lambda: up.origin.get(key), key))
+        try:
+            if new.signed.type != Root.type or version != trusted.signed.version + 1:
+                raise UnsignedMetadataError(key)
+            trusted.verify_delegate(Root.type, new)
+            new.verify_delegate(Root.type, new)
+        except UnsignedMetadataError:
+            raise _foreign(up.origin, key, f"is not signed onward from {up.repo.url}'s roots") from None
+        trusted = new
+    return trusted
 
 
-def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
-    """Replace the origin's timestamp by the repository's unless the origin's is as new."""
+def _signed_timestamp(root, data: bytes):
+    """The timestamp in ``data`` if ``root``'s timestamp key signed it, else None (forged,
+    or another repository's: players never trusted it)."""
+    from tuf.api.exceptions import UnsignedMetadataError
+    from tuf.api.metadata import Metadata, Timestamp
+    from tuf.api.serialization import DeserializationError
+
+    try:
+        md = Metadata.from_bytes(data)
+        root.verify_delegate(Timestamp.type, md)
+    except (DeserializationError, UnsignedMetadataError, ValueError):
+        return None
+    return md if md.signed.type == Timestamp.type else None
+
+
+def _ahead(up: Uploader, root, timestamp: bytes) -> bool:
+    """Whether the origin's timestamp is ours or newer, and signed with our timestamp key."""
     key = layout.metadata_key(TIMESTAMP)
-    ours = _version_of(timestamp)
+    try:
+        theirs = _signed_timestamp(root, up._retrying(lambda: up.origin.get(key), key))
+    except NotFound:
+        return False
+    return theirs is not None and theirs.signed.version >= read(up.repo, key, timestamp).signed.version
+
+
+def _replace_differing(up: Uploader, keys: list[str]) -> list[str]:
+    """Metadata the origin holds under our names with other bytes (a forgery, or what a
+    foreign timestamp named) is not there: ours replaces it, before our timestamp names it.
+    Returns the keys replaced."""
+    present = up.present(layout.METADATA_PREFIX)
+
+    def differs(key: str) -> bool:
+        try:
+            return up._retrying(lambda: up.origin.get(key), key) != up.repo.get(key)
+        except NotFound:  # gone since the listing: copied like any missing object
+            return False
+
+    found = [k for k in keys if k in present and layout.metadata_role_of(k)[1] != "root"]
+    with cf.ThreadPoolExecutor(max(1, min(up.jobs, len(found) or 1))) as pool:
+        replaced = [k for k, d in zip(found, pool.map(differs, found)) if d]
+    for key in replaced:
+        data = up.repo.get(key)
+        up.throttle(len(data))
+        if up.swap(key, data):
+            up.report.uploaded += 1
+            up.report.uploaded_bytes += len(data)
+    return replaced
+
+
+def _commit_timestamp(up: Uploader, timestamp: bytes, root) -> str:
+    """Replace the origin's timestamp by the repository's unless the origin's is as new and
+    signed with our timestamp key. One that does not verify (forged, or another
+    repository's) is replaced whatever its version: players never trusted it."""
+    key = layout.metadata_key(TIMESTAMP)
+    ours = read(up.repo, key, timestamp).signed.version
     while True:
+        forged = False
         try:
             current = up._retrying(lambda: up.origin.get_tagged(key), key, cancellable=False)
-            if _version_of(current.data) >= ours:
+            theirs = _signed_timestamp(root, current.data)
+            if theirs is not None and theirs.signed.version >= ours:
                 up.report.skipped += 1
                 up.report.skipped_bytes += len(timestamp)
                 return "unchanged" if current.data == timestamp else "newer-there"
-            tag = current.tag
+            tag, forged = current.tag, theirs is None
         except NotFound:
             tag = None
         if up.rate is not None:  # the commit's bytes count against the cap like every other upload
@@ -291,7 +405,7 @@ def _commit_timestamp(up: Uploader, timestamp: bytes) -> str:
         if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key, cancellable=False):
             up.report.uploaded += 1
             up.report.uploaded_bytes += len(timestamp)
-            return "updated"
+            return "replaced" if forged else "updated"
 
 
 def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploader) -> int:

@@ -8,7 +8,9 @@ that was ingested but never chunked loses its inventory and staged pack.
 
 On an origin, the product's current documents and the signed metadata (which no longer
 name the version) go first, in publish's commit order; then the version's documents are
-deleted there, the manifest last. Its data stays for gc.
+deleted there, the manifest last. Its data stays for gc. rm never moves a channel on an
+origin: where a channel there delivers the version, or where the new metadata would
+point a channel elsewhere, that origin is refused until the move is published there.
 """
 
 from __future__ import annotations
@@ -81,17 +83,23 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
 def withdraw(repo: WriteStore, origins: list[WriteStore], product: str, version: str, jobs: int = 16,
              retries: int = 5, progress: Progress = ignore) -> list[Withdrawal]:
     """Once ``version`` is retired in ``repo``: every origin stops offering it, all at once.
-    Refused (``VersionConflict``) on an origin where a channel still delivers it; the other
-    origins still finish. An origin that carries nothing of the product is left alone."""
+    No channel moves on an origin: refused (``VersionConflict``), before anything is
+    written there, on an origin where a channel still delivers the version, or where the
+    new metadata would move a channel (a move not published there yet); the other origins
+    still finish. An origin that carries nothing of the product is left alone."""
 
-    def one(origin: WriteStore, cancel: threading.Event) -> Withdrawal:
-        if not has_product(origin, product):
-            return Withdrawal(origin.url, [], "")
-        report = push_live(repo, origin, product, jobs, retries, progress, cancel)
+    def refuse_if_delivered(origin: WriteStore) -> None:
         live = [c.channel for c in channels(origin, product) if c.version == version]
         if live:
             raise VersionConflict(f"{origin.url}: {product} {version} is what channel {live[0]} delivers there: "
                                   f"publish the move of {live[0]} to it first")
+
+    def one(origin: WriteStore, cancel: threading.Event) -> Withdrawal:
+        if not has_product(origin, product):
+            return Withdrawal(origin.url, [], "")
+        refuse_if_delivered(origin)  # before anything is written there
+        report = push_live(repo, origin, product, jobs, retries, progress, cancel)
+        refuse_if_delivered(origin)  # moved there meanwhile
         doomed = _plans_of(origin, product, version) + sorted(origin.list(_version_dir(product, version)),
                                                                key=_manifest_last)
         for key in doomed:

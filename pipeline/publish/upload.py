@@ -45,7 +45,7 @@ class OriginReport:
     verified: int = 0
     elapsed_s: float = 0.0
     versions: list[str] = field(default_factory=list)
-    timestamp: str = ""  # "updated", "unchanged" or "newer-there" (signed repositories)
+    timestamp: str = ""  # "updated", "unchanged", "newer-there" or "replaced" (signed repositories)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, assert_installed, dangling, kill_while_running, root_of, signed_player
+from helpers import DEPOT, assert_installed, dangling, kill_while_running, root_of, signed_player, tree_snapshot
 from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.client.install import install, resolve_version
@@ -281,3 +281,39 @@ def test_max_rate_caps_every_origin_together(repo, tmp_path, monkeypatch, capsys
                if p.is_file() and str(p.relative_to(o)) != layout.STORE_MARKER_KEY)
     assert [o["origin"] for o in report["origins"]] == [str(o) for o in origins]
     assert max(waits) == (sent - 256 * 1024) / (256 * 1024)
+
+
+def test_an_origin_holding_another_repositorys_metadata_is_refused_and_left_as_it_was(repo, tmp_path):
+    other = signed_repository(tmp_path / "other", versions=("1.0.0",))
+    origin = tmp_path / "origin"
+    _depot_json(other, "publish", "-p", PRODUCT, "-v", "1.0.0", "--origin", origin)
+    before = tree_snapshot(origin)
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(repo / "repo"), "publish", "-p", PRODUCT, "-v", "1.2.0",
+                                "--origin", str(origin)], capture_output=True, text=True,
+                       env={**os.environ, "DEPOT_KEYS": str(repo / "keys")})
+    assert p.returncode == 6, p.stderr
+    assert json.loads(p.stdout)["error"] == "VERSION_CONFLICT"
+    assert p.stderr.splitlines() == [
+        f"depot: error: {origin}: holds another repository's signed metadata ({layout.metadata_key('root', 1)} "
+        f"differs from {repo / 'repo'}'s): publish there only from that repository, or use another origin "
+        "[VERSION_CONFLICT]"]
+    assert tree_snapshot(origin) == before
+
+
+def test_a_forged_timestamp_and_metadata_under_our_names_on_an_origin_are_replaced(repo, tmp_path, build_dirs):
+    """A timestamp with a higher version that this repository's key did not sign, and a
+    snapshot under our name with other bytes: players never trusted them, ours replace them."""
+    origin = tmp_path / "origin"
+    _depot_json(repo, "publish", "-p", PRODUCT, "-v", "1.2.0", "--origin", origin)
+    ts_key = layout.metadata_key("timestamp")
+    forged = json.loads((origin / ts_key).read_bytes())
+    forged["signed"]["version"] += 100  # the signature no longer matches
+    (origin / ts_key).write_text(json.dumps(forged))
+    [snapshot] = origin.glob("metadata/*.snapshot.json")
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"version"', b'"version" ', 1))
+    r = _depot_json(repo, "publish", "-p", PRODUCT, "-v", "1.2.0", "--origin", origin)
+    assert [o["timestamp"] for o in r["origins"]] == ["replaced"]
+    for key in (ts_key, f"metadata/{snapshot.name}"):
+        assert (origin / key).read_bytes() == (repo / "repo" / key).read_bytes()
+    install(signed_player(origin, root_of(repo), tmp_path / "data"), PRODUCT, "1.2.0", tmp_path / "game")
+    assert_installed(tmp_path / "game", build_dirs["1.2.0"])

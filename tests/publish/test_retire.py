@@ -122,3 +122,38 @@ def test_a_product_or_version_that_does_not_exist_is_not_found_even_without_keys
     p = depot(tmp_path, *args, code=3, keys=False)
     assert json.loads(p.stdout)["error"] == "NOT_FOUND"
     assert p.stderr.splitlines() == [f"depot: error: {tmp_path / 'release' / 'repo'} {names} [NOT_FOUND]"]
+
+
+def test_rm_moves_no_channel_on_an_origin_where_the_move_was_not_published(world):
+    """stable moved to 1.1.0 and was published to msk only: on nsk it still delivers 1.2.0.
+    rm 1.2.0 finishes on msk and refuses nsk, which is left as it was."""
+    msk, nsk = world / "msk", world / "origin"
+    depot(world, "publish", "-p", PRODUCT, "-v", "1.2.0", "--origin", msk)
+    depot(world, "promote", "-p", PRODUCT, "-v", "1.1.0", "-c", "stable", "--origin", msk)
+    before = tree_snapshot(nsk)
+    p = depot(world, "rm", "-p", PRODUCT, "-v", "1.2.0", "--origin", msk, "--origin", nsk, code=6)
+    assert json.loads(p.stdout)["error"] == "VERSION_CONFLICT"
+    assert p.stderr.splitlines() == [f"depot: error: {nsk}: {PRODUCT} 1.2.0 is what channel stable delivers there: "
+                                     "publish the move of stable to it first [VERSION_CONFLICT]"]
+    assert tree_snapshot(nsk) == before
+    assert not (msk / layout.manifest_key(PRODUCT, "1.2.0")).exists()
+
+    # Nor does it make a channel the origin lacks deliver anything there.
+    depot(world, "promote", "-p", PRODUCT, "-v", "1.1.0", "-c", "beta")
+    p = depot(world, "rm", "-p", PRODUCT, "-v", "1.0.0", "--origin", nsk, code=6)
+    assert p.stderr.splitlines() == [
+        f"depot: error: {nsk}: {PRODUCT} beta delivers nothing there and 1.1.0 in the repository: publish that "
+        f"move there first (depot publish -p {PRODUCT} -v 1.1.0 --origin {nsk}) [VERSION_CONFLICT]"]
+    assert tree_snapshot(nsk) == before
+
+
+def test_rm_with_an_origin_run_again_after_it_finished_has_nothing_left_to_do(world):
+    depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", world / "origin")
+    before = tree_snapshot(world / "origin")
+    p = subprocess.run(DEPOT + ["--repo", str(world / "release" / "repo"), "rm", "-p", PRODUCT, "-v", "1.1.0",
+                                "--origin", str(world / "origin")], cwd=ROOT, capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k != "DEPOT_KEYS"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [f"{PRODUCT} 1.1.0: neither {world / 'release' / 'repo'} nor the origins hold "
+                                     "it: nothing left to do"]
+    assert tree_snapshot(world / "origin") == before
