@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -10,6 +11,13 @@ import click
 
 from cli import ByteSize, Settings, cli
 from pipeline.errors import InvalidArgument, StoreUnavailable
+
+
+def _finite(ctx, param, value: float) -> float:
+    """A range lets NaN through (it compares false with any bound): refuse it here."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value}: expected a finite number", ctx, param)
+    return value
 
 
 @cli.command()
@@ -28,11 +36,11 @@ from pipeline.errors import InvalidArgument, StoreUnavailable
 @click.option("--link-keys", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Token keys, KEY_ID=SECRET per line: the first signs, the others still verify (rotation).")
 @click.option("--link-ttl", type=click.IntRange(min=1), default=300, show_default=True, help="Seconds a link is good for.")
-@click.option("--link-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
+@click.option("--link-rate", type=click.FloatRange(min=0.1), default=50.0, show_default=True, callback=_finite,
               help="Link requests a client may make, per second (each of up to 1000 keys).")
 @click.option("--channel", default="stable", show_default=True, help="The channel update checks compare with.")
-@click.option("--refresh", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
-              help="Seconds between looks at the origins' timestamp and health.")
+@click.option("--refresh", type=click.FloatRange(min=0.5, max=86400), default=5.0, show_default=True, callback=_finite,
+              help="Seconds between looks at the origins' timestamp and health (at most a day).")
 @click.option("--cache", "cache_bytes", type=ByteSize(), default="1GiB", show_default=True,
               help="Documents kept parsed, by their size as published (parsed, a manifest takes 2-3x that); "
                    "the least recently used make room.")

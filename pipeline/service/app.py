@@ -97,12 +97,14 @@ class BackgroundRefresh(threading.Thread):
 
 
 def refresh(catalog: Catalog, metrics: dict) -> None:
-    """One look at the origins, counted; a refusal keeps the state read last (until it expires)."""
+    """One look at the origins, counted; a refusal keeps the state read last (until it
+    expires). Each refusal counts: a mirror passed over for the next is one too."""
     try:
         if catalog.refresh():
             metrics["refreshes"].inc()
-    except DepotError as exc:
+    except DepotError:
         metrics["refresh_errors"].inc()
+    for _, exc in catalog.refused:
         if exc.code.startswith(("METADATA_", "TARGET_", "TRUST_")):
             metrics["refusals"].labels(exc.code).inc()
 
@@ -122,11 +124,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         "refreshes": Counter("depot_cache_refreshes", "Metadata re-read after the timestamp changed",
                              registry=registry),
         "refresh_errors": Counter("depot_cache_refresh_errors", "Refreshes that failed", registry=registry),
-        "refusals": Counter("depot_metadata_refusals", "Refreshes refused: metadata or documents that do not verify",
-                            ["code"], registry=registry),
+        "refusals": Counter("depot_metadata_refusals", "Metadata that does not verify: one per mirror refused at "
+                            "each refresh", ["code"], registry=registry),
     }
-    Gauge("depot_metadata_ok", "1 while answers come from metadata that verified and has not expired",
-          registry=registry).set_function(lambda: 1.0 if metadata_state(catalog)[0] == "ok" else 0.0)
+    Gauge("depot_metadata_ok", "1 while answers are served from verified, unexpired metadata (status ok or "
+          "stale); 0 while they are refused (503)",
+          registry=registry).set_function(lambda: 1.0 if metadata_state(catalog)[0] != "refused" else 0.0)
+    Gauge("depot_metadata_refused_origins", "Mirrors whose newer metadata the last refresh refused",
+          registry=registry).set_function(lambda: len({name for name, _ in catalog.refused if name is not None}))
     Gauge("depot_metadata_expires_timestamp_seconds", "When the signed metadata answered from expires (0: unsigned)",
           registry=registry).set_function(lambda: (catalog._view.expires or 0.0) if catalog._view else 0.0)
     refresh(catalog, metrics)  # a refusal now is answered with 503 until a refresh verifies
@@ -198,7 +203,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         metadata = {"signed": bool(view and view.expires is not None) or catalog.verifies,
                     "timestampVersion": view.timestamp_version if view else None,
                     "expiresAt": iso_time(view.expires) if view and view.expires is not None else None,
-                    "refused": {"code": refused.code, "detail": str(refused)} if refused else None}
+                    "refused": [{"origin": name, "code": exc.code, "detail": str(exc)} for name, exc in refused]}
         if not any(o.healthy for o in catalog.origins):
             state = "no healthy origin"
         return JSONResponse({"status": state, "metadata": metadata},
@@ -335,14 +340,19 @@ def _error(status: int, code: str, title: str, detail: str, headers: dict | None
                         status_code=status, headers=headers)
 
 
-def metadata_state(catalog: Catalog) -> tuple[str, DepotError | None]:
-    """"ok"; "stale" (the newest metadata was refused: the state verified last is
-    answered from); or "refused" (nothing to answer from: none verified, or it expired)."""
+def metadata_state(catalog: Catalog) -> tuple[str, list[tuple[str | None, DepotError]]]:
+    """The state of the metadata answered from, and what is refused (each with the mirror
+    that serves it, or None): "ok"; "stale" (a mirror's newer metadata was refused: the
+    newest that verified is answered from); or "refused" (nothing to answer from: none
+    verified, or it expired; first, the refusal answers carry)."""
+    refused = list(catalog.refused)
     try:
         catalog.view()
     except DepotError as exc:
-        return "refused", exc
-    return ("stale", catalog.refused) if catalog.refused is not None else ("ok", None)
+        if not any(e.code == exc.code and str(e) == str(exc) for _, e in refused):
+            refused.insert(0, (None, exc))
+        return "refused", refused
+    return ("stale" if refused else "ok"), refused
 
 
 def _check_names(product: str | None = None, version: str | None = None, channel: str | None = None) -> None:

@@ -6,8 +6,10 @@ Origins are mirrors: documents are read from the healthiest by priority, the nex
 failure. On a signed origin the metadata is verified from the trusted root first, as
 players' clients verify it (``verified``), and a document is read as the verified metadata
 names it (its copy under its hash, checked), so the service answers only from what clients
-will accept. Metadata that does not verify is never used: the last verified state is
-answered from until it expires, then nothing is.
+will accept. Each mirror's timestamp is looked at: the newest that verifies is answered
+from, and a mirror whose metadata does not verify is passed over for the next. Metadata
+that does not verify is never used: the last verified state is answered from until it
+expires, then nothing is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime
 import hashlib
+import json
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -97,8 +101,10 @@ class Catalog:
         if trust is not None:
             from .verified import Verifier  # python-tuf: only when trust is used
 
-            self._verifier = Verifier(trust, self._get, _in_parallel)
-        self.refused: DepotError | None = None  # why the newest metadata was not used
+            self._verifier = Verifier(trust, _in_parallel)
+        # What the last refresh refused: (the mirror, or None for the origins as a whole,
+        # and why). Mirrors whose metadata claims to be newer than the state answered from.
+        self.refused: list[tuple[str | None, DepotError]] = []
         # Parsed documents, least recently used first: (key, sha or stamp) -> (parsed, bytes
         # as published). Bounded by the published size, which the parsed form is a few
         # times: manifests of many versions would otherwise take all of the memory.
@@ -116,15 +122,15 @@ class Catalog:
     def ordered(self) -> list[Origin]:
         return sorted(self.origins, key=lambda o: (not o.healthy, o.priority))
 
-    def _get(self, key: str, sha256: str = "") -> bytes:
-        """From the first origin that has it: a mirror behind the others (a publish under
-        way) lacks what they have. NOT_FOUND if no origin that answered has it. With
-        ``sha256``, only those bytes: an origin serving others is passed over, and
-        TARGET_MISMATCH if every origin that has it does."""
+    def _get(self, key: str, sha256: str = "", first: tuple[Origin, ...] = ()) -> bytes:
+        """From the first origin that has it (those in ``first`` before the others): a
+        mirror behind the others (a publish under way) lacks what they have. NOT_FOUND if
+        no origin that answered has it. With ``sha256``, only those bytes: an origin
+        serving others is passed over, and TARGET_MISMATCH if every origin that has it does."""
         last: Exception | None = None
         missing: NotFound | None = None
         wrong: list[str] = []
-        for origin in self.ordered():
+        for origin in [*first, *(o for o in self.ordered() if all(o is not f for f in first))]:
             try:
                 data = origin.store.get(key)
             except NotFound as exc:
@@ -178,15 +184,15 @@ class Catalog:
         the metadata it was read from has expired."""
         view = self._view
         if view is None:
-            if self.refused is None:
+            if not self.refused:
                 self.refresh()
                 view = self._view
             else:
-                raise _again(self.refused)
+                raise _again(self.refused[0][1])
         if view.expires is not None and time.time() >= view.expires:
             raise MetadataExpired(f"the origins' signed metadata expired at {iso_time(view.expires)} and nothing newer "
                                   "verifies (a frozen origin, or one not re-signed)"
-                                  + (f"; the newest was refused: {self.refused}" if self.refused else ""))
+                                  + "".join(f"; refused: {exc}" for _, exc in self.refused))
         return view
 
     @property
@@ -198,38 +204,62 @@ class Catalog:
         if self._verifier is not None:
             self._verifier.close()
 
-    def check_trust(self) -> None:
+    def check_trust(self, stamps: dict[bytes, list[Origin]] | None = None) -> None:
         """Refuse to serve a signed origin without a trusted root to verify it from."""
-        if self._verifier is None and self._stamp():
-            raise TrustMissing(f"{self.origins[0].location.url} is signed: give `depot serve --trust ROOT.json` "
+        if self._verifier is not None:
+            return
+        signed = [origins[0] for origins in (self._stamps() if stamps is None else stamps).values()]
+        if signed:
+            raise TrustMissing(f"{signed[0].location.url} is signed: give `depot serve --trust ROOT.json` "
                                "(the repository's root metadata, as players install with) to verify what it serves")
 
     def refresh(self) -> bool:
-        """Read the origins' state again if their timestamp changed; True if it did. What
-        does not verify is refused (and kept in ``refused``); the state read last stays."""
+        """Read the origins' state again if a timestamp changed; True if the state answered
+        from did. What does not verify is refused (and kept in ``refused``); the state read
+        last stays. Raises the first refusal when nothing newer verified."""
         with self._refreshing:
             try:
-                changed = self._refresh()
+                changed, refused = self._refresh()
             except DepotError as exc:
-                self.refused = exc
+                self.refused = [(None, exc)]
                 raise
-            self.refused = None
+            self.refused = refused
+            if refused and not changed:
+                raise _again(refused[0][1])
             return changed
 
-    def _refresh(self) -> bool:
-        stamp = self._stamp()
-        if self._view is not None and stamp and stamp == self._view.stamp:
-            return False
-        if stamp and self._verifier is None:
-            self.check_trust()
-        if not stamp and self._verifier is not None:
-            raise TrustMissing("the origins serve no signed metadata (no metadata/timestamp.json), but the service "
-                               "was given a trusted root: an unsigned origin is never served in its place")
-        view = _View(stamp)
-        if stamp:
-            self._read_signed(view)
-        else:
+    def _refresh(self) -> tuple[bool, list[tuple[str | None, DepotError]]]:
+        stamps = self._stamps()
+        self.check_trust(stamps)
+        if not stamps:
+            if self._verifier is not None:
+                raise TrustMissing("the origins serve no signed metadata (no metadata/timestamp.json), but the "
+                                   "service was given a trusted root: an unsigned origin is never served in its place")
+            view = _View(b"")
             self._read_listing(view)
+            self._use(view)
+            return True, []
+        # Newest first, by the version each timestamp claims (verified only when read), each
+        # mirror's metadata read from that mirror first: one that does not verify is passed
+        # over for the next. A mirror at or behind the state answered from is not looked at.
+        current = self._view
+        newer = [(stamp, origin) for stamp, origins in stamps.items() for origin in origins
+                 if current is None or stamp != current.stamp and _claimed_version(stamp) > current.timestamp_version]
+        newer.sort(key=lambda found: -_claimed_version(found[0]))
+        refused: list[tuple[str | None, DepotError]] = []
+        for stamp, origin in newer:
+            view = _View(stamp)
+            try:
+                self._read_signed(view, origin)
+                self._use(view)
+            except DepotError as exc:
+                refused.append((origin.name, exc))
+                continue
+            return True, refused
+        return False, refused
+
+    def _use(self, view: _View) -> None:
+        """Read the plan indexes ``view`` names, then answer from it."""
         for product in view.versions:
             view.versions[product] = sort_versions(view.versions[product])
             index_key = layout.plan_index_key(product)
@@ -239,16 +269,33 @@ class Catalog:
                 view.indexes[product] = None
         self._view = view  # whole, then in use: a request sees the old state or the new
         self.refreshes += 1
-        return True
 
-    def _stamp(self) -> bytes:
-        try:
-            return self._get(layout.metadata_key("timestamp"))
-        except NotFound:
-            return b""  # an unsigned origin
+    def _stamps(self) -> dict[bytes, list[Origin]]:
+        """The timestamps the origins serve, each with the origins serving it (in order);
+        none from unsigned origins. STORE_UNAVAILABLE if no origin answers."""
+        key = layout.metadata_key("timestamp")
 
-    def _read_signed(self, view: _View) -> None:
-        verified = self._verifier.read(view.stamp)  # only the roles signed since are read
+        def read(origin: Origin) -> bytes | DepotError:
+            try:
+                return origin.store.get(key)
+            except DepotError as exc:
+                return exc
+
+        found: dict[bytes, list[Origin]] = {}
+        origins = self.ordered()
+        answers = _in_parallel(read, origins)
+        for origin, answer in zip(origins, answers):
+            if isinstance(answer, bytes):
+                found.setdefault(answer, []).append(origin)
+        if not found and not any(isinstance(a, NotFound) for a in answers):
+            raise StoreUnavailable(f"{key}: no origin answered ({answers[-1]})")
+        return found
+
+    def _read_signed(self, view: _View, origin: Origin) -> None:
+        """Verify the metadata of the mirror that serves ``view.stamp``, read from it first
+        (then from the others: a document it lacks)."""
+        # only the roles signed since are read
+        verified = self._verifier.read(view.stamp, origin.name, lambda key: self._get(key, first=(origin,)))
         view.targets.update(verified.targets)
         view.expires, view.timestamp_version = verified.expires, verified.timestamp_version
         self._held &= {layout.hashed_target_key(k, sha) for k, sha in view.targets.items()}
@@ -345,6 +392,16 @@ class Catalog:
         by priority."""
         healthy = [o for o in self.origins if o.healthy] or self.origins
         return min(healthy, key=lambda o: (o.region != (region or o.region), o.priority))
+
+
+def _claimed_version(stamp: bytes) -> float:
+    """The version a timestamp claims, before it is verified: only the order mirrors are
+    tried in (one that cannot be read is tried first, and refused)."""
+    try:
+        version = json.loads(stamp)["signed"]["version"]
+    except (ValueError, TypeError, KeyError):
+        return math.inf
+    return version if isinstance(version, int) else math.inf
 
 
 def _again(exc: DepotError) -> DepotError:

@@ -26,7 +26,6 @@ from ..trust.anchors import Anchor
 from ..trust.checking import TrustedMetadata
 
 ROLE_PREFIX = "product-"
-WHERE = "the origins"  # how messages name what was verified
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,7 @@ def _seconds(when: datetime.datetime) -> float:
 class Verifier:
     """Checks the origins' metadata from one trusted root, for one service process."""
 
-    def __init__(self, root: bytes, get: Callable[[str], bytes], read_many: Callable[[Callable, list], list]):
-        self._get = get
+    def __init__(self, root: bytes, read_many: Callable[[Callable, list], list]):
         self._read_many = read_many
         self._dir = Path(tempfile.mkdtemp(prefix="depot-serve-trust-"))
         (self._dir / "metadata").mkdir()
@@ -72,27 +70,29 @@ class Verifier:
         except FileNotFoundError:
             return None
 
-    def _try_get(self, key: str) -> bytes | None:
-        """Read ahead: a failure is left for python-tuf to meet and name."""
-        try:
-            return self._get(key)
-        except DepotError:
-            return None
-
-    def read(self, stamp: bytes) -> Verified:
-        """Verify the origins' metadata, ``stamp`` being the timestamp they serve now.
-        Raises the trust errors a client would (METADATA_EXPIRED, METADATA_SIGNATURE_INVALID,
-        METADATA_ROLLBACK, TARGET_MISMATCH, TRUST_MISSING)."""
+    def read(self, stamp: bytes, where: str, get_key: Callable[[str], bytes]) -> Verified:
+        """Verify the metadata of the mirror named ``where``, ``stamp`` being the timestamp
+        it serves now and ``get_key`` reading the rest (that mirror first). Raises the trust
+        errors a client would (METADATA_EXPIRED, METADATA_SIGNATURE_INVALID,
+        METADATA_ROLLBACK, TARGET_MISMATCH, TRUST_MISSING), their message starting with
+        ``where``."""
         timestamp_key = layout.metadata_key("timestamp")
         fetched: dict[str, bytes] = {}
+
+        def try_get(key: str) -> bytes | None:
+            """Read ahead: a failure is left for python-tuf to meet and name."""
+            try:
+                return get_key(key)
+            except DepotError:
+                return None
 
         def get(key: str, absent_if_any_says_so: bool = False) -> bytes:
             if key == timestamp_key:
                 return stamp  # the bytes this refresh looked at, not a newer copy
             data = fetched.pop(key, None)
-            return data if data is not None else self._get(key)
+            return data if data is not None else get_key(key)
 
-        trusted = TrustedMetadata(get, self.anchor, WHERE)
+        trusted = TrustedMetadata(get, self.anchor, where)
         root, ts, snap, top = (self._persisted(role).signed for role in ("root", "timestamp", "snapshot", "targets"))
         assert isinstance(root, Root) and isinstance(ts, Timestamp)
         assert isinstance(snap, Snapshot) and isinstance(top, Targets)
@@ -104,10 +104,10 @@ class Verifier:
         stale = [role for role, version in wanted.items()
                  if role not in self._roles or self._roles[role].version != version]
         keys = [layout.metadata_key(role, wanted[role]) for role in stale]
-        fetched.update((k, data) for k, data in zip(keys, self._read_many(self._try_get, keys)) if data is not None)
+        fetched.update((k, data) for k, data in zip(keys, self._read_many(try_get, keys)) if data is not None)
         roles = {role: self._roles[role] for role in wanted if role not in stale}
         for role in stale:
-            roles[role] = self._verify_role(trusted, role, wanted[role], delegated[role])
+            roles[role] = self._verify_role(trusted, where, role, wanted[role], delegated[role])
         self._roles = roles
 
         out = Verified(ts.version, min(_seconds(md.expires) for md in (root, ts, snap, top)))
@@ -118,7 +118,7 @@ class Verifier:
                 out.targets.setdefault(path, sha)
         return out
 
-    def _verify_role(self, trusted: TrustedMetadata, role: str, version: int, delegation) -> _Role:
+    def _verify_role(self, trusted: TrustedMetadata, where: str, role: str, version: int, delegation) -> _Role:
         """python-tuf loads and verifies ``role`` on the way to one of its paths."""
         product = role.removeprefix(ROLE_PREFIX)
         probe = layout.plan_index_key(product)
@@ -128,12 +128,12 @@ class Verifier:
         except TargetMismatch as exc:  # the probe itself need not be signed
             refused = exc
         except DepotError as exc:  # named by the role, not by the path that led to it
-            reason = str(exc).removeprefix(f"{WHERE}: {probe}: ")
-            raise type(exc)(f"{WHERE}: {role} version {version}: {reason}") from None
+            reason = str(exc).removeprefix(f"{where}: {probe}: ")
+            raise type(exc)(f"{where}: {role} version {version}: {reason}") from None
         found = self._persisted(role)
         md = found.signed if found is not None else None
         if not isinstance(md, Targets) or md.version != version:
-            raise refused or SignatureInvalid(f"{WHERE}: {role} version {version} was not verified")
+            raise refused or SignatureInvalid(f"{where}: {role} version {version} was not verified")
         targets = {path: info.hashes["sha256"] for path, info in md.targets.items()
                    if delegation.is_delegated_path(path)}
         return _Role(version, _seconds(md.expires), targets)

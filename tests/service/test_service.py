@@ -177,7 +177,7 @@ def served_metadata(origin: Path) -> dict:
                                               .read_bytes()).signed for name, meta in snap.meta.items()]
     roots = sorted(origin.glob("metadata/*.root.json"), key=lambda p: int(p.name.split(".")[0]))
     roles.append(Metadata.from_bytes(roots[-1].read_bytes()).signed)
-    return {"signed": True, "timestampVersion": ts.version, "refused": None,
+    return {"signed": True, "timestampVersion": ts.version, "refused": [],
             "expiresAt": min(r.expires for r in roles).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
@@ -464,6 +464,26 @@ def test_depot_serve_on_an_address_in_use_says_so(world):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert json.loads(p.stdout) == {"error": "INVALID_ARGUMENT", "message": f"--host 127.0.0.1 --port {port}: "
                                     "cannot listen there (Address already in use)"}
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--refresh", "nan", "Invalid value for '--refresh': nan: expected a finite number"),
+    ("--refresh", "inf", "Invalid value for '--refresh': inf is not in the range 0.5<=x<=86400."),
+    ("--refresh", "0", "Invalid value for '--refresh': 0.0 is not in the range 0.5<=x<=86400."),
+    ("--link-rate", "nan", "Invalid value for '--link-rate': nan: expected a finite number"),
+    ("--link-rate", "inf", "Invalid value for '--link-rate': inf: expected a finite number"),
+    ("--link-rate", "0", "Invalid value for '--link-rate': 0.0 is not in the range x>=0.1."),
+])
+def test_depot_serve_refuses_a_number_option_that_is_not_finite_and_positive(world, option, value, message):
+    """NaN passes a range check (it compares false with any bound): a refresh of NaN
+    seconds would spin, one of infinity would stop the refresh, a link rate of NaN would
+    refuse or allow at random. Each is a usage error before the service starts."""
+    p = subprocess.run(DEPOT + ["--json", "serve", "--origin", str(world["origin"]), "--port", "0",
+                                "--trust", str(world["base"] / "repo" / layout.metadata_key("root", 1)), option, value],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "DEPOT_LINK_SECRET": SECRET},
+                       timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert json.loads(p.stdout) == {"error": "USAGE", "message": message}
 
 
 def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_first(world):

@@ -125,14 +125,14 @@ def test_a_product_role_altered_after_signing_is_refused_until_the_origin_is_rep
     good = role.read_bytes()
     tamper_role(role)
     role_version = int(role.name.split(".")[0])
-    detail = f"the origins: product-{PRODUCT} version {role_version}: product-{PRODUCT} was signed by 0/1 keys"
+    detail = f"origin: product-{PRODUCT} version {role_version}: product-{PRODUCT} was signed by 0/1 keys"
     with service(world["root"], world["origin"]) as url:
         assert get(url, f"{API}/products") == (503, refused(SignatureInvalid, detail))
         assert get(url, f"{API}/products/{PRODUCT}/channels") == (503, refused(SignatureInvalid, detail))
         assert check(url, "1.0.0") == (503, refused(SignatureInvalid, detail))
         assert health(url) == (503, {"status": "refused", "metadata": {
             "signed": True, "timestampVersion": None, "expiresAt": None,
-            "refused": {"code": "METADATA_SIGNATURE_INVALID", "detail": detail}}})
+            "refused": [{"origin": "origin", "code": "METADATA_SIGNATURE_INVALID", "detail": detail}]}})
         text = metrics(url)
         assert "depot_metadata_ok 0.0" in text
         assert 'depot_metadata_refusals_total{code="METADATA_SIGNATURE_INVALID"}' in text
@@ -180,13 +180,15 @@ def test_new_metadata_that_does_not_verify_leaves_the_last_verified_state_answer
             n for n in names if Path(d, n) == staged / ts_key])
         shutil.copy(staged / ts_key, world["origin"] / ts_key)  # the commit, last
         role_version = int(product_role_file(staged).name.split(".")[0])
-        detail = f"the origins: product-{PRODUCT} version {role_version}: product-{PRODUCT} was signed by 0/1 keys"
+        detail = f"origin: product-{PRODUCT} version {role_version}: product-{PRODUCT} was signed by 0/1 keys"
         assert until(lambda: health(url)[1]["status"] == "stale")
         assert health(url) == (200, {"status": "stale", "metadata": {
-            **healthy["metadata"], "refused": {"code": "METADATA_SIGNATURE_INVALID", "detail": detail}}})
+            **healthy["metadata"], "refused": [{"origin": "origin", "code": "METADATA_SIGNATURE_INVALID",
+                                                "detail": detail}]}})
         assert get(url, f"{API}/products") == before
         assert before[1]["data"][0]["attributes"]["channels"] == {"stable": "1.1.0"}
-        assert "depot_metadata_ok 0.0" in metrics(url)
+        text = metrics(url)  # answers are still served
+        assert "depot_metadata_ok 1.0" in text and "depot_metadata_refused_origins 1.0" in text
 
 
 def test_a_frozen_origin_is_refused_once_its_timestamp_expires(world):
@@ -206,7 +208,7 @@ def test_a_frozen_origin_is_refused_once_its_timestamp_expires(world):
         assert check(url, "1.0.0") == (503, refused(MetadataExpired, detail))
         status, body = health(url)
         assert (status, body["status"], body["metadata"]["refused"]) == (
-            503, "refused", {"code": "METADATA_EXPIRED", "detail": detail})
+            503, "refused", [{"origin": None, "code": "METADATA_EXPIRED", "detail": detail}])
         assert "depot_metadata_ok 0.0" in metrics(url)
         repository.refresh(world["repo"], ring, Lifetimes())
         publish(world["repo"], [open_store(str(world["origin"]))], PRODUCT, VERSIONS, channels=["stable"])
@@ -225,12 +227,13 @@ def test_a_timestamp_signed_with_a_past_expiry_is_refused(world):
     ts.signatures.clear()
     for signer in ring.signers(root.roles["timestamp"].keyids, "timestamp"):
         ts.sign(signer, append=True)
-    detail = "the origins: timestamp.json is expired (a frozen or stale origin)"
+    detail = "origin: timestamp.json is expired (a frozen or stale origin)"
     with service(world["root"], world["origin"]) as url:
         before = get(url, f"{API}/products")
         (world["origin"] / layout.metadata_key("timestamp")).write_bytes(ts.to_bytes())
         assert until(lambda: health(url)[1]["status"] == "stale")
-        assert health(url)[1]["metadata"]["refused"] == {"code": "METADATA_EXPIRED", "detail": detail}
+        assert health(url)[1]["metadata"]["refused"] == [
+            {"origin": "origin", "code": "METADATA_EXPIRED", "detail": detail}]
         assert get(url, f"{API}/products") == before and before[0] == 200
     with service(world["root"], world["origin"]) as url:
         assert get(url, f"{API}/products") == (503, refused(MetadataExpired, detail))
@@ -253,3 +256,61 @@ def test_with_a_trusted_root_an_origin_without_metadata_is_never_served_unsigned
     with service(world["root"], world["origin"]) as url:
         status, body = get(url, f"{API}/products")
         assert (status, body["errors"][0]["code"], body["errors"][0]["detail"]) == (503, "TRUST_MISSING", detail)
+
+
+def test_a_mirror_whose_metadata_does_not_verify_is_passed_over_for_the_next(world):
+    """msk serves a timestamp altered after signing (its version raised, so its signature
+    no longer verifies); spb is then published newer metadata, signed. The service answers
+    from spb's, /healthz names msk and why, and answers count as served."""
+    ring = Keyring(world["keys"])
+    msk, spb = world["tmp"] / "msk", world["tmp"] / "spb"
+    shutil.copytree(world["origin"], msk)
+    shutil.copytree(world["origin"], spb)
+    ts_path = msk / layout.metadata_key("timestamp")
+    first = timestamp(msk).signed.version
+    forged = json.loads(ts_path.read_bytes())
+    forged["signed"]["version"] += 5
+    detail = "msk: timestamp was signed by 0/1 keys"
+    with service(world["root"], msk, spb) as url:
+        _, healthy = health(url)
+        assert (healthy["status"], healthy["metadata"]["timestampVersion"]) == ("ok", first)
+        ts_path.write_text(json.dumps(forged))
+        assert until(lambda: health(url)[1]["status"] == "stale")
+        assert health(url) == (200, {"status": "stale", "metadata": {**healthy["metadata"], "refused": [
+            {"origin": "msk", "code": "METADATA_SIGNATURE_INVALID", "detail": detail}]}})
+        promote(world["repo"], PRODUCT, "1.0.0", "beta")
+        repository.sign_documents(world["repo"], ring, PRODUCT)
+        repository.refresh(world["repo"], ring, Lifetimes())
+        publish(world["repo"], [open_store(str(spb))], PRODUCT, VERSIONS, channels=["stable", "beta"])
+        newer = timestamp(spb).signed.version
+        assert first < newer < forged["signed"]["version"]  # msk claims to be newer still
+        assert until(lambda: health(url)[1]["metadata"]["timestampVersion"] == newer)
+        status, body = health(url)
+        assert (status, body["status"], body["metadata"]["refused"]) == (200, "stale", [
+            {"origin": "msk", "code": "METADATA_SIGNATURE_INVALID", "detail": detail}])
+        assert body["metadata"]["expiresAt"] > healthy["metadata"]["expiresAt"]
+        assert get(url, f"{API}/products")[1]["data"][0]["attributes"]["channels"] == {
+            "beta": "1.0.0", "stable": "1.1.0"}
+        text = metrics(url)
+        assert "depot_metadata_ok 1.0" in text and "depot_metadata_refused_origins 1.0" in text
+        assert 'depot_metadata_refusals_total{code="METADATA_SIGNATURE_INVALID"}' in text
+        shutil.copytree(spb, msk, dirs_exist_ok=True)  # msk repaired: nothing is refused
+        assert until(lambda: health(url)[1]["status"] == "ok")
+        assert health(url)[1]["metadata"] == {**body["metadata"], "refused": []}
+        assert "depot_metadata_refused_origins 0.0" in metrics(url)
+
+
+def test_a_service_started_on_a_refused_mirror_answers_from_the_next(world):
+    """The first mirror's product role was altered after signing, its timestamp the same
+    as the second's: from the start, answers come from the second's metadata. Once the
+    state answered from is that timestamp's, the first is not looked at again."""
+    bad = world["tmp"] / "bad"
+    shutil.copytree(world["origin"], bad)
+    tamper_role(product_role_file(bad))
+    with service(world["root"], bad, world["origin"]) as url:
+        assert get(url, f"{API}/products")[1]["data"][0]["attributes"] == {
+            "versions": VERSIONS, "channels": {"stable": "1.1.0"}}
+        assert until(lambda: health(url)[1]["status"] == "ok")
+        status, body = health(url)
+        assert (status, body["metadata"]["timestampVersion"], body["metadata"]["refused"]) == (
+            200, timestamp(world["origin"]).signed.version, [])
