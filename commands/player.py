@@ -7,6 +7,7 @@ root trusted once (``--trust ROOT.json``, then remembered for the origin); only
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import click
@@ -37,12 +38,26 @@ def trust_options(f):
     return f
 
 
+def _finite(ctx, param, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: expected a finite number of seconds", ctx, param)
+    return value
+
+
+def _positive(ctx, param, value: int | None) -> int | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"{value} is not a rate: give a positive size, e.g. 10MiB (leave it out for no cap)",
+                                 ctx, param)
+    return value
+
+
 def network_options(f):
-    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
+    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=None, callback=_finite,
                      help="Seconds without data before a request is retried [default: the location's, else 10].")(f)
     f = click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
                      help="Retries per origin before moving to the next one.")(f)
-    f = click.option("--max-rate", type=ByteSize(), default=None, help="Download at most this many bytes a second (e.g. 10MiB).")(f)
+    f = click.option("--max-rate", type=ByteSize(), default=None, callback=_positive,
+                     help="Download at most this many bytes a second (e.g. 10MiB).")(f)
     return f
 
 
@@ -79,7 +94,7 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
     if allow_unsigned:
         return fetcher
     from pipeline.trust.anchors import Anchors
-    from pipeline.trust.checking import TrustedMetadata, read_root
+    from pipeline.trust.checking import read_root
 
     urls = [loc.url for loc in locations]
     anchors = Anchors()
@@ -90,7 +105,7 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
 
         record = GameDir(Path(dest)).record() if dest else None
         anchor = anchors.find(urls, record.trust if record else "")
-    fetcher.trust = TrustedMetadata(fetcher.get, anchor, urls[0])
+    fetcher.check_with(anchor)
     return fetcher
 
 

@@ -10,6 +10,7 @@ answered with wrong bytes, ``NOT_FOUND`` when none has the object.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ..storage.content import check_patch
 from ..storage.location import join
 
 if TYPE_CHECKING:  # python-tuf takes a quarter of a second to import: only when trust is used
+    from ..trust.anchors import Anchor
     from ..trust.checking import TrustedMetadata
 
 T = TypeVar("T")
@@ -74,13 +76,15 @@ class Fetcher:
                 s.failures += 1
                 s.consecutive_failures += 1
 
-    def get(self, key: str, check=None, budget: int = 0, absent_if_any_says_so: bool = False) -> bytes:
-        """The object at ``key`` from the first origin that delivers it; ``check(bytes)``
-        raises IntegrityError for bytes that must not be used. An object some origins do
-        not have while others cannot be reached is CDN_UNREACHABLE (a lagging mirror), or
-        NOT_FOUND with ``absent_if_any_says_so``."""
+    def get(self, key: str, check=None, budget: int = 0, absent_if_any_says_so: bool = False,
+            only: int | None = None) -> bytes:
+        """The object at ``key`` from the first origin that delivers it (or from
+        ``origins[only]`` alone); ``check(bytes)`` raises IntegrityError for bytes that
+        must not be used. An object some origins do not have while others cannot be
+        reached is CDN_UNREACHABLE (a lagging mirror), or NOT_FOUND with
+        ``absent_if_any_says_so``."""
         unreachable, wrong, missing = [], [], []
-        for i in self._order():
+        for i in self._order() if only is None else [only]:
             origin = self.origins[i]
             for attempt in range(self.retries + 1):
                 if attempt:
@@ -110,6 +114,16 @@ class Fetcher:
         if unreachable and not (missing and absent_if_any_says_so):
             raise CdnUnreachable(f"{key}: no origin could deliver it ({unreachable[-1]})")
         raise NotFound(f"{key}: not found on any origin ({', '.join(missing)})")
+
+    def check_with(self, anchor: Anchor) -> None:
+        """Check every document against the signed metadata, from the trusted root of
+        ``anchor``. Each origin's metadata is read from that origin alone: one a mirror
+        serves that is refused (stale, tampered, expired, unreadable) is passed over for
+        the next origin's, in order."""
+        from ..trust.checking import TrustedMetadata
+
+        self.trust = TrustedMetadata.of_mirrors(
+            [(o.url, functools.partial(self.get, only=i)) for i, o in enumerate(self.origins)], anchor)
 
     def chunk(self, ref: ChunkRef) -> bytes:
         """A chunk's bytes, verified against its id."""

@@ -39,11 +39,16 @@ PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 he
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a temporary is never left behind
+        raise
 
 
 def check_manifest(m: Manifest, where: str) -> Manifest:
@@ -167,12 +172,20 @@ class GameDir:
                 trust: str = "") -> None:
         """Replace ``remove`` and the paths of ``staged`` (all verified in staging) with
         the new files, then links and empty directories, then record ``m`` as installed.
-        Any failure before the record puts the previous version back."""
-        shutil.rmtree(self.backup, ignore_errors=True)
-        self.backup.mkdir()
+        Any failure before the record puts the previous version back, and removes the
+        directories the swap made."""
         self._intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
-                        "staged": [e.path for e in staged], "created": []}
-        self._write_intent()
+                        "staged": [e.path for e in staged], "created": [], "dirs": self._new_dirs(m, staged)}
+        try:
+            shutil.rmtree(self.backup, ignore_errors=True)
+            self.backup.mkdir()
+            self._write_intent()
+        except OSError as exc:
+            self._intent = None
+            shutil.rmtree(self.backup, ignore_errors=True)
+            raise StoreUnavailable(f"{exc.filename or self.state}: cannot be written ({exc.strerror}); {self.dest} "
+                                   f"still holds the version it held, and what was downloaded is kept for the next "
+                                   f"try") from None
         try:
             for rel in remove:
                 self._set_aside(rel)
@@ -198,6 +211,15 @@ class GameDir:
         os.unlink(self.state / "swap.json")
         shutil.rmtree(self.backup, ignore_errors=True)
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _new_dirs(self, m: Manifest, staged: list[FileEntry]) -> list[str]:
+        """The directories a swap of ``m`` may make that are not directories now: named
+        before the swap begins, so that putting the previous version back removes them."""
+        wanted: set[str] = set()
+        for e in staged + [e for e in m.entries if e.type in ("symlink", "dir")]:
+            parts = e.path.split("/")
+            wanted.update("/".join(parts[:i]) for i in range(1, len(parts) + (e.type == "dir")))
+        return sorted(d for d in wanted if os.path.islink(self.dest / d) or not os.path.isdir(self.dest / d))
 
     def _write_intent(self) -> None:
         _atomic_write(self.state / "swap.json", json.dumps(self._intent).encode())
@@ -238,6 +260,11 @@ class GameDir:
                         _remove(target)
                     self._make_parents(rel)
                     os.replace(saved, target)
+            for rel in sorted(intent.get("dirs", []), key=lambda d: -d.count("/")):
+                path = self.dest / rel
+                if os.path.isdir(path) and not os.path.islink(path):
+                    with contextlib.suppress(OSError):  # not empty: something else lives there now
+                        os.rmdir(path)
             if _exists(self.backup / PREVIOUS_MANIFEST):
                 os.replace(self.backup / PREVIOUS_MANIFEST, self.state / "manifest.json")
         os.unlink(intent_path)

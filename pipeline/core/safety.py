@@ -26,6 +26,8 @@ E = TypeVar("E", bound=TreeEntry)
 STATE_DIR = ".depot"  # the client's own state in a game directory: no build may write there
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Code points HFS+ leaves out of a name when it compares names: ".de\u200cpot" is ".depot" there.
+_IGNORED_BY_HFS = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -62,19 +64,26 @@ def clean_path(name: str, source: str) -> str | None:
     return path
 
 
+def is_state_dir(name: str) -> bool:
+    """Whether a file system may take ``name`` for ``STATE_DIR``: in any letter case (NTFS,
+    APFS and HFS+ ignore it), with the trailing dots and spaces Windows drops, or with the
+    code points HFS+ ignores."""
+    return _IGNORED_BY_HFS.sub("", name).rstrip(". ").casefold() == STATE_DIR
+
+
 def check_tree(entries: Iterable[E], source: str) -> list[E]:
     """The build's entries sorted by path, with directories kept only where empty.
 
     Ingest runs it on a build, the client on every manifest it installs. Refuses paths
-    that are not canonical, paths in ``STATE_DIR``, duplicates, entries below a file or a
-    link (writing through a link is how archives escape), and links whose target is
-    absolute or leads outside the build. Raises UnsafeEntry naming the first bad entry.
+    that are not canonical, paths in ``STATE_DIR`` (in any letter case: see
+    ``is_state_dir``), duplicates, entries below a file or a link (writing through a link
+    is how archives escape), and links whose target is absolute or leads outside the build. Raises UnsafeEntry naming the first bad entry.
     """
     entries = list(entries)
     for e in entries:
         if clean_path(e.path, source) != e.path:
             raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
-        if e.path.split("/")[0] == STATE_DIR:
+        if is_state_dir(e.path.split("/")[0]):
             raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
     by_path: dict[str, E] = {}
     for e in entries:

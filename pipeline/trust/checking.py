@@ -5,6 +5,7 @@ refuses becomes depot's own errors, one per attack (see docs/trust.md)."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -14,8 +15,8 @@ from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
 from .. import layout
-from ..errors import (DepotError, MetadataExpired, MetadataRollback, NotFound, SignatureInvalid, StoreUnavailable,
-                      TargetMismatch, TrustMissing)
+from ..errors import (DepotError, IntegrityError, MetadataExpired, MetadataRollback, NotFound, SignatureInvalid,
+                      StoreUnavailable, TargetMismatch, TrustError, TrustMissing)
 from .anchors import Anchor
 
 _BASE = "depot:/"  # ngclient speaks in URLs; this one is a key in whichever origin answers
@@ -37,7 +38,8 @@ class _OriginFetcher(FetcherInterface):
 
 @contextlib.contextmanager
 def _refused(where: str) -> Iterator[None]:
-    """python-tuf's refusals as depot's errors."""
+    """python-tuf's refusals as depot's errors. An OSError is the player's own disk, not
+    the origin's doing: it is left for the caller."""
     try:
         yield
     except exceptions.ExpiredMetadataError as exc:
@@ -60,8 +62,38 @@ def _refused(where: str) -> Iterator[None]:
         raise StoreUnavailable(f"{where}: {exc}") from None
     except exceptions.RepositoryError as exc:
         raise SignatureInvalid(f"{where}: metadata refused: {exc}") from None
+
+
+@contextlib.contextmanager
+def _local_disk(anchor: Anchor) -> Iterator[None]:
+    """The player's own disk failing: no other origin would help, so it is not failed over."""
+    try:
+        yield
     except OSError as exc:
-        raise StoreUnavailable(f"{where}: cannot keep trusted metadata ({exc})") from None
+        raise _LocalFailure(f"{anchor.metadata_dir}: cannot keep trusted metadata ({exc.strerror or exc})") from None
+
+
+class _LocalFailure(StoreUnavailable):
+    """The trusted metadata cannot be kept on the player's disk: no origin can help."""
+
+
+def _most_telling(refusals: list[DepotError]) -> DepotError:
+    """The error to fail with when no origin gives metadata that verifies: a refusal
+    (tampered, rolled back, expired, unsigned) says more than an origin that could not be
+    reached, which says more than one that has no metadata; among equals, the last. With
+    several origins, its message names each origin and why it was passed over."""
+    def rank(e: DepotError) -> int:
+        if isinstance(e, TrustMissing):
+            return 1
+        if isinstance(e, (TrustError, IntegrityError)):
+            return 3
+        return 2 if not isinstance(e, NotFound) else 0
+
+    chosen = max(reversed(refusals), key=rank)
+    if len(refusals) == 1:
+        return chosen
+    return type(chosen)("no origin gives metadata that verifies: "
+                        + "; ".join(f"{e} ({e.code})" for e in refusals))
 
 
 @dataclass(frozen=True)
@@ -90,18 +122,74 @@ class SignedTarget:
 
 class TrustedMetadata:
     """An origin's metadata, refreshed and checked from ``anchor`` once, then asked for
-    the signed description of each document."""
+    the signed description of each document.
 
-    def __init__(self, get: Callable[[str], bytes], anchor: Anchor, where: str):
+    With mirrors (``TrustedMetadata.of_mirrors``), each is a source of its own: metadata
+    one refuses (a rollback, a bad signature, expired, unreadable) is passed over for the
+    next, in order, the way documents and chunks fail over. Nothing refused is used, and
+    python-tuf's cache keeps the highest versions verified, so a mirror can never take the
+    trusted state back. The one that verified answers from then on; a document its
+    metadata does not list, or a role of it that is refused, sends the client on to the
+    next mirror's metadata too."""
+
+    def __init__(self, get: Callable[..., bytes], anchor: Anchor, where: str):
+        self._init([(where, get)], anchor)
+
+    @classmethod
+    def of_mirrors(cls, sources: list[tuple[str, Callable[..., bytes]]], anchor: Anchor) -> "TrustedMetadata":
+        """``sources``: (origin, a reader of that origin alone), in the order to try them."""
+        self = cls.__new__(cls)
+        self._init(list(sources), anchor)
+        return self
+
+    def _init(self, sources: list[tuple[str, Callable[..., bytes]]], anchor: Anchor) -> None:
         self.anchor = anchor
-        self.where = where
-        with _refused(where):
-            self._updater = Updater(str(anchor.metadata_dir), f"{_BASE}metadata/", None, _BASE,
-                                    fetcher=_OriginFetcher(get), bootstrap=anchor.root)
-            self._updater.refresh()
+        self._sources = sources
+        self._refusals: list[DepotError] = []
+        self._next = 0
+        self._lock = threading.Lock()
+        self._advance()
+
+    def _advance(self) -> None:
+        """Refresh from the next source whose metadata verifies; fail, naming each source,
+        when none is left."""
+        while self._next < len(self._sources):
+            where, get = self._sources[self._next]
+            self._next += 1
+            try:
+                with _local_disk(self.anchor), _refused(where):
+                    updater = Updater(str(self.anchor.metadata_dir), f"{_BASE}metadata/", None, _BASE,
+                                      fetcher=_OriginFetcher(get), bootstrap=self.anchor.root)
+                    updater.refresh()
+            except _LocalFailure:
+                raise
+            except DepotError as exc:
+                self._refusals.append(exc)
+                continue
+            self._updater, self.where = updater, where
+            return
+        raise _most_telling(self._refusals)
 
     def target(self, key: str) -> SignedTarget:
-        with _refused(f"{self.where}: {key}"):
+        with self._lock:
+            first: DepotError | None = None
+            while True:
+                try:
+                    return self._target(key)
+                except _LocalFailure:
+                    raise
+                except DepotError as exc:
+                    if self._next >= len(self._sources):
+                        raise first or exc from None
+                    first = first or exc
+                    self._refusals.append(exc)
+                try:
+                    self._advance()
+                except DepotError:
+                    raise first from None  # what the metadata that verified said
+
+    def _target(self, key: str) -> SignedTarget:
+        with _local_disk(self.anchor), _refused(f"{self.where}: {key}"):
             try:
                 info = self._updater.get_targetinfo(key)
             except exceptions.RepositoryError as exc:

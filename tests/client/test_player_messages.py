@@ -105,3 +105,90 @@ def test_an_unwritable_dest_is_a_clear_error_naming_it(origin, tmp_path, where):
         refused(p, 9, "STORE_UNAVAILABLE", str(game))
         assert [p.name for p in parent.iterdir()] == (["game"] if where == "dest" else [])
         assert where == "parent" or list(game.iterdir()) == []
+
+
+def _installed_1_0_0(planned: Path, tmp_path: Path) -> Path:
+    game = tmp_path / "game"
+    p = depot(tmp_path, "install", "--allow-unsigned", "--origin", planned, "-p", PRODUCT, "-v", "1.0.0", "--dest", game)
+    assert p.returncode == 0, p.stderr
+    return game
+
+
+def _outside_staging(game: Path) -> dict:
+    """The directory and depot's state, but not the staged files kept for the next try."""
+    return {k: v for k, v in everything(game).items() if not k.startswith(".depot/staging")}
+
+
+def test_an_update_that_cannot_write_depots_state_fails_cleanly_and_keeps_the_version(planned, tmp_path):
+    """A first update fails on an immutable `bin` (exit 9, staging kept); the retry meets a
+    `.depot/` that cannot be written: STORE_UNAVAILABLE naming the path, no traceback, and
+    the directory still holds 1.0.0."""
+    game = _installed_1_0_0(planned, tmp_path)
+    update = ["update", "--allow-unsigned", "--origin", planned, "--dest", game, "--to", "1.3.0"]
+    with immutable(game / "bin"):
+        refused(depot(tmp_path, *update), 9, "STORE_UNAVAILABLE", str(game / "bin"))
+    assert (game / ".depot" / "staging").is_dir()
+    before = _outside_staging(game)
+    with immutable(game / ".depot"):
+        refused(depot(tmp_path, *update), 9, "STORE_UNAVAILABLE", str(game / ".depot" / "backup"))
+    assert _outside_staging(game) == before
+    p = depot(tmp_path, "verify", "--dest", game)
+    assert p.returncode == 0 and json.loads(p.stdout)["version"] == "1.0.0", p.stdout
+    assert depot(tmp_path, *update).returncode == 0  # writable again: the update goes through
+
+
+def test_a_failed_swap_leaves_the_directory_exactly_as_it_was(planned, tmp_path):
+    """The record cannot be written, at the very end of the swap: the previous version comes
+    back whole, without the new version's empty directories or any temporary."""
+    game = _installed_1_0_0(planned, tmp_path)
+    before = _outside_staging(game)
+    with immutable(game / ".depot" / "installed.json"):
+        p = depot(tmp_path, "update", "--allow-unsigned", "--origin", planned, "--dest", game, "--to", "1.3.0")
+        refused(p, 9, "STORE_UNAVAILABLE", "installed.json")
+    assert _outside_staging(game) == before
+    verified = depot(tmp_path, "verify", "--dest", game)
+    assert verified.returncode == 0, verified.stdout
+    report = json.loads(verified.stdout)
+    assert (report["version"], report["missing"], report["damaged"], report["unexpected"]) == ("1.0.0", [], [], [])
+
+
+@pytest.mark.parametrize("command", ["install", "update", "repair"])
+@pytest.mark.parametrize("option, value", [("--max-rate", "0"), ("--timeout", "nan"), ("--timeout", "inf"),
+                                           ("--timeout", "-inf"), ("--timeout", "0")])
+def test_a_numeric_option_that_is_not_finite_and_positive_is_a_usage_error(tmp_path, command, option, value):
+    args = {"install": ["-p", PRODUCT, "-v", "1.0.0"], "update": ["--to", "1.0.0"], "repair": []}[command]
+    p = depot(tmp_path, command, "--origin", tmp_path / "repo", "--dest", tmp_path / "game", *args, option, value)
+    assert p.returncode == 2, p.stderr
+    error = json.loads(p.stdout)
+    assert error["error"] == "USAGE" and f"'{option}'" in error["message"], error
+    assert not (tmp_path / "game").exists()
+
+
+def _break_timestamp_signature(repo: Path) -> None:
+    path = repo / layout.metadata_key("timestamp")
+    doc = json.loads(path.read_bytes())
+    doc["signed"]["version"] += 5
+    path.write_bytes(json.dumps(doc).encode())
+
+
+def test_install_passes_over_an_origin_whose_metadata_is_refused(signed, origin, tmp_path):
+    """The first --origin's timestamp no longer matches its signature: the second origin's
+    metadata is used and the install succeeds; with both broken, the command fails with
+    METADATA_SIGNATURE_INVALID (13), one line naming each origin."""
+    from pipeline.testing.http_origins import StaticOrigin
+
+    bad = tmp_path / "bad"
+    shutil.copytree(origin, bad)
+    _break_timestamp_signature(bad)
+    root = origin / "metadata" / "1.root.json"
+    with StaticOrigin(bad) as http:
+        p = depot(tmp_path, "install", "--trust", root, "--origin", http.url, "--origin", origin, "-p", PRODUCT,
+                  "-c", "stable", "--dest", tmp_path / "game")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["version"] == "1.1.0"
+        _break_timestamp_signature(origin)
+        p = depot(tmp_path, "install", "--origin", http.url, "--origin", origin, "-p", PRODUCT, "-c", "stable",
+                  "--dest", tmp_path / "other")
+        error = refused(p, 13, "METADATA_SIGNATURE_INVALID", f"{http.url}: ")
+        assert f"{origin}: " in error["message"]
+    assert not (tmp_path / "other").exists()

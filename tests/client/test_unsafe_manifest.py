@@ -1,5 +1,6 @@
 """A manifest that names an entry ingest would refuse (a link to an absolute path or out of
-the game directory, an entry below a link, a path into depot's own state) is refused by
+the game directory, an entry below a link, a path into depot's own state, in any letter
+case) is refused by
 install, update and repair before anything is written: UNSAFE_ENTRY, the entry named.
 The manifests are crafted in an unsigned repository, as a leaked release key or
 ``--allow-unsigned`` would let an origin serve them."""
@@ -35,6 +36,9 @@ UNSAFE = [
     ("link-through-link", lambda es: [_link("here", "."), _link("out", "here/..")], "'out' -> 'here/..'"),
     ("below-a-link", lambda es: [_file_at(es, "starfall.sh/x")], "'starfall.sh/x'"),
     ("depot-state", lambda es: [_file_at(es, ".depot/installed.json")], "'.depot/installed.json'"),
+    # a case-insensitive file system (NTFS, APFS) takes these for .depot/
+    ("depot-state-upper-case", lambda es: [_file_at(es, ".DEPOT/x")], "'.DEPOT/x'"),
+    ("depot-state-trailing-dot", lambda es: [_file_at(es, ".Depot./x")], "'.Depot./x'"),
 ]
 
 
@@ -99,3 +103,21 @@ def test_update_and_repair_refuse_an_unsafe_manifest_and_change_nothing(clean_re
     p = _depot(command, "--allow-unsigned", "--origin", repo, "--dest", game, *more)
     _assert_refused(p, names)
     assert everything(game) == before  # not even an empty staging directory
+
+
+@pytest.mark.parametrize("name", [".DEPOT", ".Depot", ".depot."])
+def test_ingest_refuses_depots_state_name_in_any_letter_case(tmp_path, name):
+    """The check the client runs is ingest's: a build with such an entry is never stored."""
+    import io
+    import tarfile
+
+    build = tmp_path / "build.tar"
+    with tarfile.open(build, "w") as tf:
+        info = tarfile.TarInfo(f"{name}/x")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    p = _depot("--repo", tmp_path / "repo", "ingest", build, "-p", PRODUCT, "-v", "1.0.0")
+    assert p.returncode == 5, p.stderr
+    error = json.loads(p.stdout)
+    assert error["error"] == "UNSAFE_ENTRY" and f"'{name}/x'" in error["message"], error
+    assert not (tmp_path / "repo" / "products").exists()

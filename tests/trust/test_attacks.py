@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import hashlib
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -368,3 +369,106 @@ def test_two_publishers_signing_at_once_both_end_up_in_the_metadata(signed, tmp_
         (files / layout.metadata_key("root", 1)).read_bytes(), [str(files)]), str(files))
     assert resolve_version(client, PRODUCT, "beta") == "1.0.0"
     assert resolve_version(client, "moonrise", "stable") == "1.0.0"
+
+
+# -- metadata failover: one mirror's metadata refused, the next one's used --------------------
+
+
+def _mirror_copies(signed: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two mirrors of the repository: ``first`` and ``second``, the same files for now."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(signed / "repo", first)
+    shutil.copytree(signed / "repo", second)
+    return first, second
+
+
+def _timestamp_version(path: Path) -> int:
+    return json.loads(path.read_bytes())["signed"]["version"]
+
+
+def _player(data: Path, root: bytes, *urls):
+    f = fetcher(*urls, retries=0)
+    f.check_with(Anchors(data).trust(root, [str(u) for u in urls]))
+    return f
+
+
+@pytest.mark.parametrize("refusal", ["rollback", "bad signature", "expired"])
+def test_metadata_refused_on_the_first_origin_is_passed_over_for_the_next(signed, tmp_path, build_dirs, refusal):
+    """The first origin (HTTP) serves metadata the client must refuse; the second (a
+    directory) serves good metadata: the install uses the second's, byte for byte, and the
+    trusted state keeps the highest versions seen."""
+    first, second = _mirror_copies(signed, tmp_path)
+    root = (second / layout.metadata_key("root", 1)).read_bytes()
+    data = tmp_path / "data"
+    ring = Keyring(signed / "keys")
+    timestamp = layout.metadata_key("timestamp")
+    if refusal == "rollback":  # the second mirror got a newer publish, which the player has seen
+        repository.refresh(open_store(str(second)), ring)
+        _player(data, root, second)
+    elif refusal == "bad signature":  # a version raised by hand: the signature no longer holds
+        doc = json.loads((first / timestamp).read_bytes())
+        doc["signed"]["version"] += 5
+        (first / timestamp).write_bytes(json.dumps(doc).encode())
+    else:  # the first mirror froze on a timestamp that has expired since; the second moved on
+        repository.refresh(open_store(str(second)), ring, dataclasses.replace(Lifetimes(), timestamp=-60))
+        shutil.rmtree(first)
+        shutil.copytree(second, first)
+        repository.refresh(open_store(str(second)), ring)
+    cache = data / "trust" / hashlib.sha256(root).hexdigest()[:16] / "metadata" / "timestamp.json"
+    seen = _timestamp_version(cache) if cache.exists() else 0
+    with StaticOrigin(first) as http:
+        player = _player(data, root, http.url, second)
+        assert player.trust.where == str(second)
+        r = install(player, PRODUCT, "1.1.0", tmp_path / "game")
+    assert r.files_written == r.files
+    assert_installed(tmp_path / "game", build_dirs["1.1.0"])
+    assert _timestamp_version(cache) == _timestamp_version(second / timestamp) >= seen
+
+
+@pytest.mark.parametrize("refusal, error, code", [
+    ("rollback", MetadataRollback, "METADATA_ROLLBACK"),
+    ("bad signature", SignatureInvalid, "METADATA_SIGNATURE_INVALID"),
+])
+def test_no_origin_with_metadata_that_verifies_fails_naming_each(signed, tmp_path, refusal, error, code):
+    """Every origin's metadata refused: the command fails with the documented code, its
+    message naming each origin and why; nothing is written and the trusted state stays."""
+    first, second = _mirror_copies(signed, tmp_path)
+    root = (first / layout.metadata_key("root", 1)).read_bytes()
+    data = tmp_path / "data"
+    timestamp = layout.metadata_key("timestamp")
+    if refusal == "rollback":
+        ahead = tmp_path / "ahead"
+        shutil.copytree(first, ahead)
+        repository.refresh(open_store(str(ahead)), Keyring(signed / "keys"))
+        _player(data, root, ahead)
+    else:
+        for mirror in (first, second):
+            doc = json.loads((mirror / timestamp).read_bytes())
+            doc["signed"]["version"] += 5
+            (mirror / timestamp).write_bytes(json.dumps(doc).encode())
+    cache = data / "trust" / hashlib.sha256(root).hexdigest()[:16] / "metadata" / "timestamp.json"
+    before = cache.read_bytes() if cache.exists() else None
+    with StaticOrigin(first) as http:
+        with pytest.raises(error) as refused:
+            _player(data, root, http.url, second)
+    message = str(refused.value)
+    assert refused.value.code == code
+    assert message.startswith("no origin gives metadata that verifies: ")
+    assert f"{http.url}: " in message and f"{second}: " in message and message.count(f"({code})") == 2
+    assert (cache.read_bytes() if cache.exists() else None) == before  # the highest version seen stays
+
+
+def test_a_document_a_lagging_mirrors_metadata_does_not_list_is_looked_for_in_the_next(signed, tmp_path):
+    """A fresh player: the first mirror's metadata verifies but is older and does not list
+    the new channel; the second's, newer, does. The pointer comes from the second's."""
+    first, second = _mirror_copies(signed, tmp_path)
+    store = open_store(str(second))
+    promote(store, PRODUCT, "1.0.0", "beta")
+    repository.sign_documents(store, Keyring(signed / "keys"), PRODUCT)
+    root = (first / layout.metadata_key("root", 1)).read_bytes()
+    player = _player(tmp_path / "data", root, first, second)
+    assert player.trust.where == str(first)
+    assert resolve_version(player, PRODUCT, "beta") == "1.0.0"
+    assert player.trust.where == str(second)
+    with pytest.raises(NotFound, match=f"{second}: .*channels/gamma.json not found"):
+        resolve_version(player, PRODUCT, "gamma")  # listed by none: the answer of the one in use
