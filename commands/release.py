@@ -396,11 +396,9 @@ def rm_cmd(s: Settings, product, version, origins):
         # Retired here already (an earlier rm stopped before the origins): finish there.
         if not stores or not has_product(s.store, product):
             raise
-        if not any(exists(o, product, version) for o in stores):  # an earlier rm finished: a retry is a no-op
-            s.emit({"product": product, "version": version, "state": "retired", "removed": [], "signed": None,
-                    "origins": []},
-                   f"{product} {version}: neither {s.store.url} nor the origins hold it: nothing left to do")
-            return
+        if not any(exists(o, product, version) for o in stores):  # a typo, or an earlier rm that finished
+            raise NotFound(f"{s.store.url} has no version {version} of {product}, and neither do the origins "
+                           "(after an rm that finished, there is nothing left to do)") from None
         r = False
     sign = s.signer(product)
     if r is None:

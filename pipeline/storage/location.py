@@ -151,7 +151,10 @@ def _checked_url(url: str) -> str:
         return f"{scheme}://{rest}"
     if m and len(m.group(1)) > 1:  # "s3:/bucket", "https:host": a URL missing a slash, not a file name
         raise InvalidLocation(f"{url}: not a valid URL (did you mean {m.group(1)}://...?)")
-    return url.rstrip("/") or "/"
+    path = url.rstrip("/") or "/"
+    if not path.strip():  # " /": a directory whose name is blank, surely a typo
+        raise InvalidLocation(f"{url!r}: a blank directory name; give a path or a URL")
+    return path
 
 
 @dataclass(frozen=True)

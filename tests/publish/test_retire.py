@@ -147,13 +147,14 @@ def test_rm_moves_no_channel_on_an_origin_where_the_move_was_not_published(world
     assert tree_snapshot(nsk) == before
 
 
-def test_rm_with_an_origin_run_again_after_it_finished_has_nothing_left_to_do(world):
+def test_rm_with_an_origin_run_again_after_it_finished_is_not_found_and_changes_nothing(world):
     depot(world, "rm", "-p", PRODUCT, "-v", "1.1.0", "--origin", world / "origin")
     before = tree_snapshot(world / "origin")
     p = subprocess.run(DEPOT + ["--repo", str(world / "release" / "repo"), "rm", "-p", PRODUCT, "-v", "1.1.0",
                                 "--origin", str(world / "origin")], cwd=ROOT, capture_output=True, text=True,
                        env={k: v for k, v in os.environ.items() if k != "DEPOT_KEYS"})
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines() == [f"{PRODUCT} 1.1.0: neither {world / 'release' / 'repo'} nor the origins hold "
-                                     "it: nothing left to do"]
+    assert p.returncode == 3, p.stderr  # the same answer as a version that never was: nothing to do either way
+    assert p.stderr.splitlines() == [f"depot: error: {world / 'release' / 'repo'} has no version 1.1.0 of {PRODUCT}, "
+                                     "and neither do the origins (after an rm that finished, there is nothing left "
+                                     "to do) [NOT_FOUND]"]
     assert tree_snapshot(world / "origin") == before
