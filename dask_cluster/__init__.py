@@ -143,6 +143,11 @@ class LazyDaskExecutor(cf.Executor):
         return self._executor.submit(fn, *args, **kwargs)
 
     def _close(self) -> None:
+        # Tasks cancelled by the close end their callbacks with "CANCELLED" errors that the
+        # event loop logs (tornado.application, asyncio): noise once the command is ending.
+        # A close that fails still raises, on the caller's thread.
+        for name in ("tornado.application", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             if self._client is not None:
                 self._client.close(timeout=CLOSE_TIMEOUT_S)
