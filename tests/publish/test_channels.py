@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -14,6 +15,13 @@ from pipeline.errors import NotFound, VersionConflict
 from pipeline.formats import channel
 from pipeline.publish.channels import promote
 from pipeline.storage import open_store
+
+
+@pytest.fixture
+def published(published, tmp_path):
+    """A copy of the session's repository: these tests move its channels."""
+    shutil.copytree(published, tmp_path / "repo")
+    return tmp_path / "repo"
 
 
 def test_promote_points_the_channel_and_moves_it(published):
