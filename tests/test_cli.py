@@ -645,13 +645,12 @@ def test_ctrl_c_while_a_publish_commits_lets_the_commit_finish_and_the_publish_s
     """Ctrl-C lands as the timestamp (the commit) goes to the origin: a commit once begun
     completes, and then nothing was stopped, so the publish says what it did and exits 0."""
     plant = """
-import pipeline.publish.publish
-publish = sys.modules["pipeline.publish.publish"]  # the module: the package names a function so
-commit, main = publish._commit_timestamp, threading.main_thread().ident
+from pipeline.publish import origin_metadata
+commit, main = origin_metadata.commit_timestamp, threading.main_thread().ident
 def ctrl_c_then_commit(*args, **kw):
     signal.pthread_kill(main, signal.SIGINT)  # the main thread waits for this origin
     return commit(*args, **kw)
-publish._commit_timestamp = ctrl_c_then_commit
+origin_metadata.commit_timestamp = ctrl_c_then_commit
 """
     origin = tmp_path / "origin"
     p = _publish_with_ctrl_c_at(plant, signed_release, origin)
