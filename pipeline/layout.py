@@ -64,14 +64,6 @@ def chunk_key(chunk_id: str) -> str:
     return f"{CHUNK_PREFIX}{chunk_id[:2]}/{chunk_id}"
 
 
-def chunk_id_of(key: str) -> str:
-    """The chunk id named by a chunk key (the inverse of chunk_key)."""
-    chunk_id = key.rsplit("/", 1)[-1]
-    if chunk_key(chunk_id) != key:
-        raise InvalidKey(f"not a chunk key: {key!r}")
-    return chunk_id
-
-
 def patch_key(patch_id: str) -> str:
     """Patches are content-addressed like chunks: BLAKE3 of the patch bytes."""
     check_chunk_id(patch_id)

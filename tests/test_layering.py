@@ -4,6 +4,7 @@ allows (the same table is in docs/decisions.md), and nothing in it is CLI or clu
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,13 @@ def test_only_dask_cluster_talks_to_dask_distributed():
         assert not any(n.split(".")[0] == "distributed" for n in imports(path)), path
 
 
+def test_the_commands_never_import_cli():
+    """cli.py imports the command modules; were they to import it back, each would need
+    cli.py loaded first. What they share is in commands/shared.py."""
+    for path in sorted((ROOT / "commands").glob("*.py")):
+        assert "cli" not in {n.split(".")[0] for n in imports(path)}, f"{path.relative_to(ROOT)} imports cli"
+
+
 def test_the_table_catches_a_forbidden_import(tmp_path, monkeypatch):
     """The check itself: a client module importing a patch engine is refused."""
     fake = PIPELINE / "client" / "fetch.py"
@@ -110,3 +118,14 @@ def test_importing_a_module_loads_only_what_it_needs():
     layout_only, client_extra = out.splitlines()
     assert layout_only == "['pipeline.errors', 'pipeline.layout']"
     assert client_extra == "[]"
+
+
+def test_each_package_says_what_it_may_import():
+    """Each package's opening docstring ends with "May import: ...", naming the rooms the
+    table allows it, so a reader sees the rule where the code is."""
+    packages = sorted(p for p in PIPELINE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert {p.name for p in packages} == set(ALLOWED) - BASE
+    for package in packages:
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        said = doc.rpartition("May import:")[2].strip().removesuffix(".")
+        assert "May import:" in doc and set(re.split(r"[,\s]+", said)) == ALLOWED[package.name], package.name

@@ -1,2 +1,7 @@
-"""The publisher's side of a build: read its source, ingest it, cut it into chunks, keep
-per-product settings, and list what the repository holds."""
+"""The publisher's side of a build.
+
+Read its source, ingest it and cut it into chunks. Keep per-product settings. List what
+the repository holds.
+
+May import: errors, layout, core, formats, storage.
+"""

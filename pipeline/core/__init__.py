@@ -1,3 +1,8 @@
-"""The pure parts every stage stands on: content-defined chunking, the chunk codec, hashing,
-build-entry safety, version order and the helpers for spreading work. No storage, no I/O
-beyond the files and buffers handed in."""
+"""The pure parts every stage stands on.
+
+Content-defined chunking, the chunk codec, hashing, applying patches, build-entry safety,
+version order, a shared bandwidth limit and helpers that spread work. No storage here. No
+I/O beyond the files and buffers handed in.
+
+May import: errors.
+"""

@@ -115,7 +115,6 @@ class Catalog:
         # (named by their content, never rewritten). The verifier keeps the product roles.
         self._held: set[str] = set()
         self._view: _View | None = None
-        self.refreshes = 0
 
     # -- reading from the mirrors --------------------------------------------------------
 
@@ -268,7 +267,6 @@ class Catalog:
             except NotFound:
                 view.indexes[product] = None
         self._view = view  # whole, then in use: a request sees the old state or the new
-        self.refreshes += 1
 
     def _stamps(self) -> dict[bytes, list[Origin]]:
         """The timestamps the origins serve, each with the origins serving it (in order);

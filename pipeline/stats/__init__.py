@@ -1,3 +1,8 @@
-"""Stats for analysts: per-version parquet (export), DuckDB views and queries over it
-(query), and a self-contained HTML report with charts (report: its figures from collect,
-its page from render, the charts in charts, the HTML pieces in markup)."""
+"""Stats for analysts.
+
+Export writes per-version parquet. Query runs DuckDB over it. Report writes one HTML page
+with charts: collect gives its figures, render its page, charts the charts, markup the
+HTML pieces.
+
+May import: errors, layout, core, formats, storage.
+"""

@@ -1,8 +1,10 @@
-"""Stores by capability over locations with their own settings (see base and location).
+"""Stores by capability, over locations that carry their own settings.
 
-``open_store(location)`` gives the repository-capable store for a path, ``file://``,
-``s3://`` or ``memory://`` location; ``open_origin(location)`` any store a client can read,
-``http(s)://`` included.
+base says what each kind of store can do; location says where one is. ``open_store``
+gives a store a repository can live in: a path, ``file://``, ``s3://`` or ``memory://``.
+``open_origin`` gives any store a client can read, ``http(s)://`` included.
+
+May import: errors, layout, core.
 """
 
 from __future__ import annotations

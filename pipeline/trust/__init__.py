@@ -1,5 +1,10 @@
-"""Trust, with TUF (python-tuf): the publisher's signed metadata (repository), its keys
-(keys), and the client's checking of it from a trusted root (checking, anchors)."""
+"""Trust, with TUF (python-tuf).
+
+The publisher signs its metadata with its keys: repository, keys. The client checks
+that metadata from a trusted root: checking, anchors.
+
+May import: errors, layout, core, formats, storage.
+"""
 
 from .. import layout
 from ..storage import ReadStore
