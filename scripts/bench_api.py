@@ -82,7 +82,6 @@ NO_LIMIT = 1e9  # --link-rate: links a second per client, far beyond what wrk as
 ENV = "DEPOT_BENCH_API_"
 
 
-# --------------------------------------------------------------------------
 # the repository and its origin
 
 
@@ -119,7 +118,6 @@ def check_body(current: str) -> dict:
                       "attributes": {"productId": PRODUCT, "currentVersionId": current}}]}
 
 
-# --------------------------------------------------------------------------
 # the application, as depot serve builds it (and as uvicorn --factory imports it)
 
 
@@ -158,7 +156,6 @@ def answer_bytes(origin_dir: Path, public_url: str, current: str) -> bytes:
     return JSONResponse({"data": [{"type": "updateInfo", "attributes": info}]}).body
 
 
-# --------------------------------------------------------------------------
 # HTTP checks before loading
 
 
@@ -199,7 +196,6 @@ def check_service(url: str, body: bytes, expected_answer: bytes, key: str, origi
     return problems
 
 
-# --------------------------------------------------------------------------
 # the goal
 
 
@@ -221,7 +217,6 @@ def goal_met_at_rate(full: dict | None, paced: dict | None, rate: float) -> bool
             and paced["p99_ms"] < GOAL_P99_MS and clean(full) and clean(paced))
 
 
-# --------------------------------------------------------------------------
 # report
 
 
@@ -271,8 +266,6 @@ def print_report(r: dict) -> None:
     for name, p in r.get("profiles", {}).items():
         print()
         print_profile(f"depot serve under {name}", p)
-
-# --------------------------------------------------------------------------
 
 
 def run(args, workdir: Path) -> dict:

@@ -87,7 +87,6 @@ SUB_DIRS = ("Textures", "Meshes", "Audio", "Maps", "UI", "Shaders", "Anim",
             "Localization", "Scripts", "Movies", "Fonts", "Characters")
 
 
-# --------------------------------------------------------------------------
 # random sources
 
 
@@ -153,7 +152,6 @@ def _tile(pattern: bytes, offset: int, n: int) -> bytes:
     return (pattern * reps)[offset:offset + n]
 
 
-# --------------------------------------------------------------------------
 # content kinds
 
 
@@ -373,7 +371,6 @@ def iter_mixed_blocks(src: Source, n: int, lib: AssetLibrary) -> Iterator[tuple[
         left -= k
 
 
-# --------------------------------------------------------------------------
 # layout
 
 
@@ -417,7 +414,6 @@ def plan_single(total: int) -> list[FileSpec]:
     return [FileSpec("single.bin", total, "mixed")]
 
 
-# --------------------------------------------------------------------------
 # generation
 
 

@@ -78,7 +78,6 @@ DIFF_TOOLS = ("bsdiff", "xdelta3", "zstd")
 XDELTA_DEFAULT_WINDOW = 64 * MiB
 
 
-# --------------------------------------------------------------------------
 # tools
 
 
@@ -134,7 +133,6 @@ def apply_command(tool: str, old: str, patch: str, out: str) -> list[str]:
     raise ValueError(tool)
 
 
-# --------------------------------------------------------------------------
 # comparing the two trees
 
 
@@ -180,7 +178,6 @@ def symlink_count(entries: dict[str, tuple]) -> int:
     return sum(1 for e in entries.values() if e[0] == "symlink")
 
 
-# --------------------------------------------------------------------------
 # per-file tools
 
 
@@ -277,7 +274,6 @@ def per_file_tools(pair, tree: dict, workdir: str, interval: float, verify: bool
             "totals": totals, "failures": failures, "files": rows}
 
 
-# --------------------------------------------------------------------------
 # depot
 
 
@@ -393,7 +389,6 @@ def depot_diff(pair, base, cwd, env, repo: str, workdir: str, interval: float) -
     return out
 
 
-# --------------------------------------------------------------------------
 # one pair
 
 
@@ -514,7 +509,6 @@ def ratios_and_goals(row: dict) -> tuple[dict, dict]:
     return r, g
 
 
-# --------------------------------------------------------------------------
 # report
 
 
@@ -598,9 +592,6 @@ def print_report(report: dict) -> None:
           "bsdiff's largest run)")
     for n in report["notes"]:
         print(f"note: {n}")
-
-
-# --------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,68 +1,21 @@
 #!/usr/bin/env python3
-"""Compare ``depot publish`` with ``rclone copy`` of the same objects, to a directory
-origin and to an S3 origin (moto's server on loopback), on one corpus.
+"""Publishing to origins: ``rclone copy`` against ``depot publish`` of the same objects, to
+a directory and to an S3 bucket (moto's server in this process, on loopback).
 
-Usage::
+The repository is made from the corpus with ``depot run`` first (untimed). One publish
+into a scratch directory lists what depot publishes; rclone gets every other file of the
+repository in an exclude file, so both copy the same objects. Each tool writes into an
+empty origin of its own, between two syncs; then both run again (everything is there),
+and ``depot gc --origin`` runs as a dry run. Every origin is checked object by object
+(files by SHA-256, buckets by ETag). Goals, in wall time: depot at most rclone's, the
+second publish under 0.1 of the first. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_publish.py [--corpus DIR] [--size-gb 1.0] [--jobs 16]
-                                    [--checkers N] [--rclone-args '...'] [--signed]
-                                    [--skip-s3] [--skip-rclone] [--workers N] [--keep]
-                                    [--json] [--workdir DIR] [--check]
+    python scripts/bench_publish.py [--corpus DIR | --size-gb 1.0] [--jobs 16] [--checkers N]
+        [--rclone-args '...'] [--signed] [--skip-s3] [--skip-rclone] [--workers N]
+        [--workdir DIR] [--keep] [--json] [--check]
 
-Steps:
-
-1. Make sure ``rclone`` and ``/usr/bin/time`` are installed (as in the other scripts:
-   ``apt-get install -y``, with a retry after ``apt-get update``).
-2. Make or take the corpus, exactly as ``bench_ingest.py`` does (a generated corpus is
-   cached under ``$TMPDIR/depot-bench-corpus/``; ``--corpus DIR`` takes an existing one).
-3. Prepare, untimed (the times are printed): ``depot --repo REPO --json run CORPUS
-   --product bench --version 1``; with ``--signed`` first ``depot keys generate``,
-   ``depot trust init`` and ``depot trust add-key`` into the same working directory, and
-   the keys in ``DEPOT_KEYS``.  Then one ``depot publish`` of the version into a scratch
-   directory, which is listed and removed: that listing is the set of objects depot
-   publishes (chunks, patches, the manifest, plans and pointers, in a signed repository
-   the metadata and the documents' hashed copies), and every other file of the
-   repository (the inventory, ``staging/``, ``trust.json``, ...) is written to an
-   exclude file (``--exclude-from``, one anchored path a line), so that ``rclone copy``
-   walks the repository and copies the same objects.
-4. Start moto's S3 server in this process (``pipeline.testing.s3.moto_server()``, an
-   endpoint on 127.0.0.1, any credentials accepted) and create two buckets with boto3,
-   one per tool.  depot gets ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
-   ``AWS_DEFAULT_REGION`` in its environment and the endpoint as ``--s3-endpoint``;
-   rclone gets a remote in a temporary ``rclone.conf`` (``type = s3``, ``provider =
-   Other``, the endpoint over plain HTTP, the same keys), and an environment without
-   ``AWS_CA_BUNDLE`` (rclone's S3 SDK refuses a custom CA bundle with its own HTTP
-   transport, even for an http:// endpoint).
-5. Time, each run between two syncs (``timed_run`` of benchlib: the sync after it is
-   reported apart, not included), in this order:
-
-   * for the directory origin, then the S3 origin: ``rclone copy REPO DEST --transfers
-     J --checkers C --exclude-from FILE``, then ``depot --repo REPO --json publish
-     --product bench --version 1 --origin DEST --jobs J`` into an empty origin of its
-     own (J = ``--jobs``, default 16 as depot's; C = ``--checkers``, default J; rclone
-     otherwise with its defaults, or with ``--rclone-args``: by default it HEADs every
-     object it uploaded, and on a copy to a bucket that has the object, HEADs it to
-     compare modification times: ``--s3-no-head --size-only`` spares both);
-   * ``depot publish`` again to both origins: everything is there, all of it skipped;
-   * ``rclone copy`` again to both (its own no-op, for reference);
-   * ``depot --json gc --origin ORIGIN``, a dry run, over both of depot's origins.
-
-6. Check every origin against the repository: the directories have exactly the
-   published set, every file with the repository's SHA-256; the buckets the same keys
-   and sizes, every ETag the MD5 of the repository's file.
-7. Print a table: wall seconds, MiB/s (bytes uploaded / wall time), objects uploaded,
-   skipped and listed (depot: from its ``--json`` output; rclone: from its final stats,
-   ``--use-json-log``), depot's own elapsed time (without the process start), peak RSS
-   of the tool's process tree, its CPU time, and for the S3 runs the CPU time of this
-   script's process, which is where moto serves (plus the memory sampler); then the
-   ratios: depot / rclone wall time per origin (goal <= 1.0) and second / first publish
-   (goal < 0.1).  ``--json`` prints the same as JSON.
-
-Exit status: 0 when everything ran and verified, 1 when an origin does not match the
-repository or rclone failed (and with ``--check`` when a goal is missed), 2 when a depot
-command failed (its stderr is printed).
-
-Units are binary: MiB = 2**20 bytes, GiB = 2**30 bytes.
+Exit status: 1 when an origin differs from the repository, rclone failed, or (with
+``--check``) a goal is missed; 2 when depot failed.
 """
 
 from __future__ import annotations
@@ -80,12 +33,12 @@ import sys
 import tempfile
 import time
 
-from benchlib import (MiB, add_corpus_options, add_run_options, compare_trees,
-                      corpus_line, depot_base_command, ensure_time_binary, ensure_tools, fmt,
-                      hash_tree, log, log_depot_failure, machine_info, machine_line,
-                      noisy_notes, parse_json_output, prepare_corpus, print_header,
+from benchlib import (MiB, add_corpus_options, add_run_options, col, compare_trees, corpus_line,
+                      depot_base_command, ensure_time_binary, ensure_tools, failure, finish, fmt,
+                      hash_tree, log, log_failure, machine_info, machine_line, mismatch, noisy_notes,
+                      parse_json_output, prepare_corpus, print_mismatches, print_table,
                       regular_files, remove_workdir, run_depot, run_measured, scan_tree,
-                      summarize, timed_run, tool_version, verdict)
+                      timed_row, timed_run, tool_version, verdict)
 
 GOAL_DEPOT_OVER_RCLONE = 1.0  # wall time, at most
 GOAL_SECOND_OVER_FIRST = 0.1  # wall time, below
@@ -104,7 +57,6 @@ RCLONE_REMOTE = "bench-s3"
 ORIGIN_LABELS = {"dir": "directory", "s3": "S3"}
 
 
-# --------------------------------------------------------------------------
 # environments and commands
 
 
@@ -158,7 +110,6 @@ def rclone_stats(stderr: str) -> dict | None:
     return None
 
 
-# --------------------------------------------------------------------------
 # S3 on loopback
 
 
@@ -189,7 +140,6 @@ class S3:
         return out
 
 
-# --------------------------------------------------------------------------
 # preparation
 
 
@@ -233,7 +183,7 @@ def published_set(base: list[str], cwd: str | None, env: dict | None, repo: str,
     cmd = depot_cmd(base, repo, None, *publish_args(scratch, jobs))
     res = run_measured("prepare-publish", cmd, workdir, interval, cwd=cwd, env=env)
     if res["returncode"] != 0:
-        log_depot_failure("depot publish (preparation)", res, shlex.join(cmd))
+        log_failure(failure("depot publish (preparation)", cmd, res))
         raise SystemExit(2)
     entries = scan_tree(scratch)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -243,56 +193,31 @@ def published_set(base: list[str], cwd: str | None, env: dict | None, repo: str,
     return res, entries
 
 
-# --------------------------------------------------------------------------
-# rows
-
-
-def row_of(tool: str, key: str, origin: str, res: dict, uploaded_bytes: int | None,
-           **extra) -> dict:
+def row_of(tool: str, key: str, origin: str, res: dict, uploaded_bytes: int | None, **extra) -> dict:
     """A report row of a timed_run result; MiB/s = bytes uploaded / wall time."""
-    row = summarize(tool, res, uploaded_bytes or 0, None, key=key, origin=origin, **extra)
-    for k in ("stored_bytes", "stored_mib"):
-        row.pop(k, None)
+    row = timed_row(tool, res, uploaded_bytes or 0, key=key, origin=origin, **extra)
+    row.update(uploaded_bytes=uploaded_bytes, cpu_s=round(res["cpu_user_s"] + res["cpu_sys_s"], 3),
+               own_cpu_s=res.get("own_cpu_s"))
     if not uploaded_bytes:
         row["mib_per_s"] = None
-    row["uploaded_bytes"] = uploaded_bytes
-    row["cpu_s"] = round(res["cpu_user_s"] + res["cpu_sys_s"], 3)
-    row["own_cpu_s"] = res.get("own_cpu_s")
-    row["sync_after_s"] = res.get("sync_after_s")
-    row["other_cpu_s"] = res.get("other_cpu_s")
     return row
-
-
-def depot_failure(res: dict, cmd: list[str], step: str) -> dict:
-    return {"step": step, "command": shlex.join(cmd), "returncode": res.get("returncode"),
-            "error": res.get("error"), "stdout": res.get("stdout", ""),
-            "stderr": res.get("stderr", "")}
 
 
 class DepotFailed(Exception):
     pass
 
 
-# --------------------------------------------------------------------------
 # verification
 
 
 def md5_file(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(4 * MiB)
-        view = memoryview(buf)
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return h.hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def compare_bucket(ref: dict[str, tuple], ref_md5: dict[str, str],
-                   got: dict[str, tuple[int, str]], limit: int = 20) -> dict:
+def compare_bucket(ref: dict[str, tuple], ref_md5: dict[str, str], got: dict[str, tuple[int, str]]) -> dict:
     """A bucket's listing against the published set: same keys, sizes, and every ETag
     the MD5 of the repository's file (single-part uploads, as both tools make here)."""
-    missing = sorted(set(ref) - set(got))
-    extra = sorted(set(got) - set(ref))
     differ = []
     for key in sorted(set(ref) & set(got)):
         size, etag = got[key]
@@ -300,13 +225,9 @@ def compare_bucket(ref: dict[str, tuple], ref_md5: dict[str, str],
             differ.append({"path": key, "expected": ref[key][1], "got": size})
         elif etag != ref_md5[key]:
             differ.append({"path": key, "expected": f"etag {ref_md5[key]}", "got": f"etag {etag}"})
-    return {"ok": not (missing or extra or differ), "files_checked": len(set(ref) & set(got)),
-            "missing": len(missing), "extra": len(extra), "different": len(differ),
-            "missing_paths": missing[:limit], "extra_paths": extra[:limit],
-            "different_paths": differ[:limit]}
+    return mismatch(ref, got, differ, len(set(ref) & set(got)))
 
 
-# --------------------------------------------------------------------------
 # ratios and goals
 
 
@@ -335,7 +256,6 @@ def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
     return ratios, goals
 
 
-# --------------------------------------------------------------------------
 # report
 
 
@@ -355,19 +275,14 @@ def print_report(report: dict) -> None:
     for name, cmd in report["commands"].items():
         print(f"{name}: {cmd}")
     print()
-    hdr = (f"{'run':<34} {'seconds':>8} {'MiB/s':>7} {'uploaded':>9} {'skipped':>8} "
-           f"{'listed':>7} {'depot s':>8} {'peak RSS MiB':>13} {'CPU s':>7} "
-           f"{'S3 srv CPU s':>13} {'sync after s':>13}")
-    print_header(hdr)
-    for row in report["results"]:
-        srv = row["own_cpu_s"] if row["origin"] == "s3" else None
-        print(f"{row['tool']:<34} {fmt(row['seconds'], '.2f'):>8} {fmt(row['mib_per_s'], '.1f'):>7} "
-              f"{fmt(row.get('uploaded'), 'd'):>9} {fmt(row.get('skipped'), 'd'):>8} "
-              f"{fmt(row.get('listed'), 'd'):>7} {fmt(row.get('depot_elapsed_s'), '.2f'):>8} "
-              f"{fmt(row['peak_rss_mib'], '.1f'):>13} {fmt(row['cpu_s'], '.2f'):>7} "
-              f"{fmt(srv, '.2f'):>13} {fmt(row['sync_after_s'], '.2f'):>13}")
-    for key in ("depot_error", "rclone_error"):
-        e = report.get(key)
+    print_table([col("run", 34, "tool", "s"), col("seconds", 8, "seconds", ".2f"),
+                 col("MiB/s", 7, "mib_per_s", ".1f"), col("uploaded", 9, "uploaded", "d"),
+                 col("skipped", 8, "skipped", "d"), col("listed", 7, "listed", "d"),
+                 col("depot s", 8, "depot_elapsed_s", ".2f"), col("peak RSS MiB", 13, "peak_rss_mib", ".1f"),
+                 col("CPU s", 7, "cpu_s", ".2f"),
+                 ("S3 srv CPU s", 13, lambda row: fmt(row["own_cpu_s"] if row["origin"] == "s3" else None, ".2f")),
+                 col("sync after s", 13, "sync_after_s", ".2f")], report["results"])
+    for e in (report.get("depot_error"), report.get("rclone_error")):
         if e:
             print(f"{e['step']:<34} FAILED (exit {e['returncode']}); its stderr follows the report")
     print()
@@ -396,23 +311,9 @@ def print_report(report: dict) -> None:
             print(f"{row['tool']}: listed {gc['listed']} objects in {gc['list_s']} s, kept "
                   f"{gc['kept_objects']}, would free {gc['freed_objects']}, "
                   f"{gc['too_young']} too young")
-    for key, v in report["verification"].items():
-        if v["ok"]:
-            print(f"verified {key}: {v['files_checked']} objects match the repository")
-            continue
-        print(f"MISMATCH {key}: {v['missing']} missing, {v['extra']} extra, "
-              f"{v['different']} different")
-        for p in v["missing_paths"]:
-            print(f"  missing: {p}")
-        for p in v["extra_paths"]:
-            print(f"  extra: {p}")
-        for d in v["different_paths"]:
-            print(f"  different: {d['path']} (expected {d['expected']}, got {d['got']})")
+    print_mismatches(report["verification"], matches=True)
     for note in report["notes"]:
         print(f"note: {note}")
-
-
-# --------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         res, cmd, _, repo = run_depot(corpus, workdir, interval, args.workers, args.depot_cmd)
         commands["prepare"] = shlex.join(cmd)
         if res["returncode"] != 0:
-            log_depot_failure("depot run", res, shlex.join(cmd))
+            log_failure(failure("depot run", cmd, res))
             return 2
         prep.append({"tool": "depot run", "seconds": round(res["seconds"], 3)})
         log(f"depot run: {res['seconds']:.2f}s")
@@ -518,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 commands.setdefault(f"depot {sub[0]} ({ORIGIN_LABELS[o]})", shlex.join(cmd))
                 if res["returncode"] != 0:
                     nonlocal depot_failed
-                    depot_failed = depot_failure(res, cmd, label)
+                    depot_failed = failure(label, cmd, res)
                     raise DepotFailed(label)
                 return res
 
@@ -541,8 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = timed_run(key, cmd, workdir, interval, env=rclone_env())
                 commands.setdefault(f"rclone copy ({ORIGIN_LABELS[o]})", shlex.join(cmd))
                 if res["returncode"] != 0:
-                    rclone_failed = {"step": label, "command": shlex.join(cmd),
-                                     "returncode": res["returncode"], "stderr": res["stderr"]}
+                    rclone_failed = failure(label, cmd, res)
                     return False
                 st = rclone_stats(res["stderr"]) or {}
                 row = row_of(label, key, o, res, st.get("bytes"), uploaded=st.get("transfers"),
@@ -595,9 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                         verification["rclone directory origin"] = compare_trees(
                             ref_entries, sha, origins["dir"]["rclone"], pool)
                     if s3 is not None:
-                        rels = sorted(ref)
-                        md5 = dict(zip(rels, pool.map(
-                            lambda rel: md5_file(os.path.join(repo, *rel.split("/"))), rels)))
+                        md5 = hash_tree(repo, ref_entries, pool, md5_file)
                         verification["depot S3 origin"] = compare_bucket(
                             ref_entries, md5, s3.objects(DEPOT_BUCKET))
                         if rclone_ok["s3"]:
@@ -615,7 +513,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if r.get("retries"):
             notes.append(f"{r['tool']}: {r['retries']} retries")
-    mismatched = [k for k, v in verification.items() if not v["ok"]]
 
     report = {
         "corpus": corpus_info,
@@ -638,30 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
         "kept_workdir": workdir if args.keep else None,
     }
-    if depot_failed is not None:
-        report["depot_error"] = depot_failed
-    if rclone_failed is not None:
-        report["rclone_error"] = rclone_failed
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
-
-    if rclone_failed is not None:
-        log(f"{rclone_failed['step']} failed (exit {rclone_failed['returncode']}): "
-            f"{rclone_failed['command']}")
-        log(rclone_failed["stderr"].rstrip())
-    if mismatched:
-        log(f"MISMATCH: {', '.join(mismatched)} differ from the repository")
-    if depot_failed is not None:
-        log_depot_failure(depot_failed["step"], depot_failed, depot_failed["command"])
-        return 2
-    if mismatched or rclone_failed is not None:
-        return 1
-    if args.check and any(v is False for v in goals.values()):
-        return 1
-    return 0
-
+    report["depot_error"], report["rclone_error"] = depot_failed, rclone_failed
+    return finish(report, args, print_report, ("rclone_error",), against="the repository")
 
 if __name__ == "__main__":
     sys.exit(main())

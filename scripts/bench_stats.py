@@ -58,7 +58,6 @@ KiB = 1 << 10
 BACK = 5
 
 
-# --------------------------------------------------------------------------
 # synthetic builds
 
 
@@ -180,7 +179,6 @@ class Catalogue:
         return sum(len(p.versions) for p in self.products)
 
 
-# --------------------------------------------------------------------------
 # measurements
 
 
@@ -244,7 +242,6 @@ def measure_report(store, workdir: str, repeat: int) -> dict:
             "charts": r.charts, "products": len(r.products), "path": path}
 
 
-# --------------------------------------------------------------------------
 # the run
 
 

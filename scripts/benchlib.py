@@ -1,15 +1,7 @@
-"""Measuring and reporting shared by the benchmark scripts.
+"""The benchmarks' harness: peers, measured runs, rows, ratios and tables.
 
-``bench_ingest.py``, ``bench_install.py``, ``bench_delta.py``, ``bench_publish.py`` and
-``release_pairs.py`` take from here: installing the peer tools, running a command while
-sampling its process tree's memory (between syncs, with the other load it met), the depot
-command and its JSON, the casync and depot runs that make a store from the corpus,
-scanning, hashing and comparing trees, the common options and the report's formatting.
-Each script keeps its own runs and its own table.
-
-psutil is imported by the measuring functions only, so that ``release_pairs.py``, which
-measures nothing, runs without it.
-
+Each ``bench_*`` script says what it compares and takes the rest from here.
+psutil is imported only where something is measured: ``release_pairs.py`` runs without it.
 Units are binary: MiB = 2**20 bytes.
 """
 
@@ -35,7 +27,7 @@ MiB = 1 << 20
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# depot's default chunk sizes; casync gets the same so that the stores compare
+# depot's default chunk sizes; casync gets the same, so that the stores compare
 CHUNK_MIN = 256 * 1024
 CHUNK_AVG = 1024 * 1024
 CHUNK_MAX = 4 * 1024 * 1024
@@ -48,67 +40,57 @@ def log(msg: str) -> None:
 
 
 def remove_workdir(workdir: str, keep: bool) -> None:
-    """End of a run: remove the temporary directory, or say where it was kept."""
     if keep:
         log(f"kept {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------
 # peer tools and the machine
 
 
-def apt_install(*packages: str) -> str | None:
-    """apt-get install -y the packages, after an apt-get update if the first
-    try fails.  None on success, else apt-get's stderr."""
+def apt_get(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """apt-get with the arguments; after a failure, apt-get update and once more."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL,
-                      stderr=subprocess.PIPE).returncode == 0:
-        return None
-    log(f"apt-get install {' '.join(packages)} failed; running apt-get update and retrying")
-    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    res = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return None if res.returncode == 0 else res.stderr.decode(errors="replace").strip()
+    for attempt in (1, 2):
+        res = subprocess.run(["apt-get", *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        if res.returncode == 0 or attempt == 2:
+            return res
+        log(f"apt-get {' '.join(args)} failed; running apt-get update and retrying")
+        subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
 
 def have(binary: str) -> bool:
-    """Whether binary (a name on PATH, or an absolute path) can run."""
     if binary.startswith("/"):
         return os.access(binary, os.X_OK)
     return shutil.which(binary) is not None
 
 
 def ensure_tools(tools: dict[str, str]) -> None:
-    """Install the Debian packages of the missing tools ({binary: package}) with
-    apt-get; exits when that is impossible."""
+    """Install the Debian packages of the missing tools ({binary: package}); exit if that fails."""
     missing = sorted({pkg for binary, pkg in tools.items() if not have(binary)})
     if not missing:
         return
     if shutil.which("apt-get") is None:
         raise SystemExit(f"missing Debian packages {' '.join(missing)} and no apt-get")
     log(f"installing Debian packages: {' '.join(missing)}")
-    err = apt_install(*missing)
-    if err is not None or not all(have(binary) for binary in tools):
+    res = apt_get("install", "-y", "--no-install-recommends", *missing)
+    if res.returncode != 0 or not all(have(binary) for binary in tools):
         raise SystemExit(f"could not install {' '.join(missing)} (needs root and apt):\n"
-                         + (err or ""))
+                         + res.stderr.decode(errors="replace").strip())
 
 
 def time_binary() -> str | None:
-    """GNU time, used for the exact peak RSS of the largest single process.
+    """GNU time, for the exact peak RSS of the largest process.
 
-    (``ru_maxrss`` from our own wait4 is useless here: a child forked from this
-    Python process starts with the parent's resident set, and the kernel keeps
-    that high-water mark across exec.  /usr/bin/time is a small C program, so
-    the rusage it reports for its own child is accurate.)"""
+    Our own wait4 cannot give it: a child forked from this process starts with our
+    resident set, and the kernel keeps that high-water mark across exec."""
     return TIME_BINARY if have(TIME_BINARY) else None
 
 
 def ensure_time_binary() -> None:
-    """Install GNU time if missing; without it the peak RSS of the largest
-    process is sampled only."""
     try:
         ensure_tools({TIME_BINARY: "time"})
     except SystemExit as e:
@@ -118,8 +100,7 @@ def ensure_time_binary() -> None:
 def tool_version(cmd: list[str]) -> str:
     """The first line a tool prints about its version, or ""."""
     try:
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             timeout=30)
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
         lines = res.stdout.decode(errors="replace").strip().splitlines()
         return lines[0].strip() if lines else ""
     except Exception:
@@ -127,14 +108,12 @@ def tool_version(cmd: list[str]) -> str:
 
 
 def machine_info() -> dict:
-    """The machine a report was made on."""
     import psutil
 
     return {"cpus": os.cpu_count(), "mem_total_mib": psutil.virtual_memory().total / MiB,
             "python": platform.python_version()}
 
 
-# --------------------------------------------------------------------------
 # trees
 
 
@@ -173,73 +152,62 @@ def regular_files(entries: dict[str, tuple]) -> dict[str, int]:
     return {rel: e[1] for rel, e in entries.items() if e[0] == "file"}
 
 
-def hash_tree(root: str, entries: dict[str, tuple], pool) -> dict[str, str]:
-    """SHA-256 of every regular file of entries (a scan_tree result), on pool's threads."""
+def hash_tree(root: str, entries: dict[str, tuple], pool, digest=sha256_file) -> dict[str, str]:
+    """The digest of every regular file of entries, on pool's threads."""
     files = list(regular_files(entries))
-    # largest first, so the pool does not end with one big file on one thread
-    files.sort(key=lambda rel: -entries[rel][1])
-    digests = pool.map(lambda rel: sha256_file(os.path.join(root, *rel.split("/"))), files)
-    return dict(zip(files, digests))
+    files.sort(key=lambda rel: -entries[rel][1])  # largest first: no big file left for the end
+    return dict(zip(files, pool.map(lambda rel: digest(os.path.join(root, *rel.split("/"))), files)))
+
+
+def mismatch(ref: dict, got: dict, differ: list[dict], checked: int, limit: int = 20) -> dict:
+    """What a comparison found: keys missing and extra, entries that differ."""
+    missing = sorted(set(ref) - set(got))
+    extra = sorted(set(got) - set(ref))
+    differ.sort(key=lambda d: d["path"])
+    return {"ok": not (missing or extra or differ), "files_checked": checked,
+            "missing": len(missing), "extra": len(extra), "different": len(differ),
+            "missing_paths": missing[:limit], "extra_paths": extra[:limit],
+            "different_paths": differ[:limit]}
 
 
 def compare_trees(ref: dict[str, tuple], ref_hashes: dict[str, str], dest: str,
                   pool, ignore_top: tuple[str, ...] = (), limit: int = 20) -> dict:
-    """Compare dest with the reference; entries under a top-level directory named
-    in ignore_top (a tool's own state, e.g. depot's ``.depot/``) are left out."""
+    """dest against the reference; what is under a top-level directory named in ignore_top
+    (a tool's own state, such as depot's ``.depot/``) is left out."""
     got = scan_tree(dest)
-    ignored = sorted(rel for rel in got
-                     if rel.split("/", 1)[0] in ignore_top and rel not in ref)
+    ignored = sorted(rel for rel in got if rel.split("/", 1)[0] in ignore_top and rel not in ref)
     for rel in ignored:
         del got[rel]
-    missing = sorted(set(ref) - set(got))
-    extra = sorted(set(got) - set(ref))
-    differ = []
-    common = sorted(set(ref) & set(got))
-    same_kind = []
-    for rel in common:
+    differ, same = [], []
+    for rel in sorted(set(ref) & set(got)):
         if ref[rel] != got[rel]:
             differ.append({"path": rel, "expected": list(ref[rel]), "got": list(got[rel])})
         elif ref[rel][0] == "file":
-            same_kind.append(rel)
-    hashes = hash_tree(dest, {rel: got[rel] for rel in same_kind}, pool)
-    for rel in same_kind:
-        if hashes[rel] != ref_hashes[rel]:
-            differ.append({"path": rel, "expected": ref_hashes[rel], "got": hashes[rel]})
-    differ.sort(key=lambda d: d["path"])
-    return {
-        "ok": not (missing or extra or differ),
-        "files_checked": len(hashes),
-        "bytes_checked": sum(got[rel][1] for rel in same_kind),
-        "missing": len(missing), "extra": len(extra), "different": len(differ),
-        "ignored": ignored[:limit], "ignored_count": len(ignored),
-        "missing_paths": missing[:limit], "extra_paths": extra[:limit],
-        "different_paths": differ[:limit],
-    }
+            same.append(rel)
+    hashes = hash_tree(dest, {rel: got[rel] for rel in same}, pool)
+    differ += [{"path": rel, "expected": ref_hashes[rel], "got": hashes[rel]}
+               for rel in same if hashes[rel] != ref_hashes[rel]]
+    out = mismatch(ref, got, differ, len(hashes), limit)
+    out.update(bytes_checked=sum(got[rel][1] for rel in same), ignored=ignored[:limit],
+               ignored_count=len(ignored))
+    return out
 
 
-# --------------------------------------------------------------------------
 # measurement
 
 
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS/PSS of a process and all its descendants.
+    """Samples the summed RSS and PSS of a process and its descendants.
 
-    With ``skip_root`` the root process itself (a ``/usr/bin/time`` wrapper)
-    is not counted, only its descendants."""
+    With ``skip_root`` the root itself (a ``/usr/bin/time`` wrapper) is not counted."""
 
     def __init__(self, pid: int, interval: float, skip_root: bool = False):
         super().__init__(daemon=True)
-        self.pid = pid
-        self.interval = interval
-        self.skip_root = skip_root
+        self.pid, self.interval, self.skip_root = pid, interval, skip_root
         self.stop_event = threading.Event()
-        self.peak_rss = 0
-        self.peak_pss = 0
-        self.max_single_rss = 0
-        self.max_procs = 0
-        self.samples = 0
+        self.peak_rss = self.peak_pss = self.max_single_rss = self.max_procs = self.samples = 0
         self.pss_ok = True
-        self._procs: dict = {}  # pid -> psutil.Process
+        self._procs: dict = {}  # pid -> psutil.Process: cheaper, and safe from pid reuse
 
     def _tree(self) -> list:
         import psutil
@@ -250,10 +218,7 @@ class TreeSampler(threading.Thread):
             kids = root.children(recursive=True)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return []
-        procs = [] if self.skip_root else [root]
-        for k in kids:  # reuse Process objects: cheaper, and pid-reuse safe
-            procs.append(self._procs.setdefault(k.pid, k))
-        return procs
+        return ([] if self.skip_root else [root]) + [self._procs.setdefault(k.pid, k) for k in kids]
 
     def sample(self) -> None:
         import psutil
@@ -289,10 +254,9 @@ class TreeSampler(threading.Thread):
 
 def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
                  cwd: str | None = None, env: dict | None = None) -> dict:
-    """Run cmd, return wall time, exit code, memory peaks, stdout and stderr."""
-    out_path = os.path.join(workdir, f"{name}.stdout")
-    err_path = os.path.join(workdir, f"{name}.stderr")
-    time_path = os.path.join(workdir, f"{name}.maxrss")
+    """Run cmd: its wall time, exit code, memory peaks, CPU, stdout and stderr."""
+    out_path, err_path, time_path = (os.path.join(workdir, f"{name}.{ext}")
+                                     for ext in ("stdout", "stderr", "maxrss"))
     timebin = time_binary()
     full = ([timebin, "-f", "%M", "-o", time_path, "-q", "--"] + cmd) if timebin else cmd
     free_before = free_memory_mib()
@@ -320,8 +284,7 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
         stdout = f.read().decode(errors="replace")
     with open(err_path, "rb") as f:
         stderr = f.read().decode(errors="replace")
-    max_single = sampler.max_single_rss
-    exact = False
+    max_single, exact = sampler.max_single_rss, False
     if timebin:
         try:
             with open(time_path) as f:
@@ -332,7 +295,7 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
     return {
         "returncode": proc.returncode,
         "seconds": wall,
-        # the tree's peak is at least the peak of its largest single process
+        # the tree's peak is at least the peak of its largest process
         "peak_rss_bytes": max(sampler.peak_rss, max_single),
         "peak_rss_sampled_bytes": sampler.peak_rss,
         "peak_pss_bytes": sampler.peak_pss if sampler.pss_ok else None,
@@ -350,22 +313,18 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
 
 def busy_cpu_seconds(t0, t1) -> float:
     """CPU seconds the whole machine was busy between two psutil.cpu_times() readings."""
-    idle = ("idle", "iowait")
-    busy = sum(getattr(t1, f) - getattr(t0, f) for f in t1._fields if f not in idle
-               and f not in ("guest", "guest_nice"))  # guest time is inside user
-    return round(busy, 3)
+    skip = ("idle", "iowait", "guest", "guest_nice")  # guest time is inside user
+    return round(sum(getattr(t1, f) - getattr(t0, f) for f in t1._fields if f not in skip), 3)
 
 
 def timed_run(name: str, cmd: list[str], workdir: str, interval: float,
               cwd: str | None = None, env: dict | None = None) -> dict:
-    """run_measured between two syncs: ``sync`` first, so that writeback of the previous
-    step does not land in this measurement, then the time of the ``sync`` right after it
-    (the writeback it left behind) is recorded apart (``sync_after_s``), not included.
+    """run_measured between two syncs.
 
-    Also records the CPU time the whole machine spent outside the measured process tree
-    and this script while it ran (``other_cpu_s``: other load, which makes figures noisy;
-    kernel writeback threads count there too), and this script's own CPU time
-    (``own_cpu_s``: the memory sampler, and any server the script runs in its threads)."""
+    The sync before keeps the last step's writeback out of this run. The sync after is
+    timed apart (``sync_after_s``). ``other_cpu_s`` is the CPU the rest of the machine
+    used meanwhile (other load makes figures noisy); ``own_cpu_s`` is this script's own
+    (the sampler, and any server it runs in its threads)."""
     import psutil
 
     t0 = time.perf_counter()
@@ -388,24 +347,20 @@ def timed_run(name: str, cmd: list[str], workdir: str, interval: float,
 
 
 def noisy_notes(rows: list[dict]) -> list[str]:
-    """A note for each report row (with ``tool``, ``seconds`` and ``other_cpu_s``, as
-    timed_run measures it) during which other load took more than a tenth of the CPUs."""
+    """A note for each row during which other load took more than a tenth of the CPUs."""
     ncpu = os.cpu_count() or 1
-    notes = []
-    for row in rows:
-        other = row.get("other_cpu_s")
-        if other is not None and row.get("seconds") and other > 0.1 * ncpu * row["seconds"]:
-            notes.append(f"during {row['tool']} other processes kept the machine busy "
-                         f"({other:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
-                         f"its figures are noisy, repeat the benchmark on an idle machine")
-    return notes
+    return [f"during {row['tool']} other processes kept the machine busy "
+            f"({row['other_cpu_s']:.1f} CPU-s of {ncpu * row['seconds']:.1f} available): "
+            f"its figures are noisy, repeat the benchmark on an idle machine"
+            for row in rows if row.get("other_cpu_s") is not None and row.get("seconds")
+            and row["other_cpu_s"] > 0.1 * ncpu * row["seconds"]]
 
 
 def free_memory_mib() -> int:
-    """Memory the kernel has never had to reclaim from the page cache. On this kind of
-    virtual machine, writing into such memory costs several times more (the host backs
-    each page on first touch) than into memory recycled from the page cache, so each run
-    records it: a tool that starts with gigabytes free pays more for the same writes."""
+    """Memory the kernel has never reclaimed from the page cache.
+
+    On this kind of virtual machine a first write into such memory costs several times
+    more (the host backs each page on first touch), so each run records it."""
     import psutil
 
     return round(psutil.virtual_memory().free / MiB)
@@ -433,12 +388,35 @@ def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **ext
     return row
 
 
+def timed_row(name: str, res: dict, nbytes: int, **extra) -> dict:
+    """A report row of a timed_run result: nothing stored, the sync after and the other load."""
+    row = summarize(name, res, nbytes, None, **extra)
+    del row["stored_bytes"], row["stored_mib"]
+    row.update(sync_after_s=res.get("sync_after_s"), other_cpu_s=res.get("other_cpu_s"))
+    return row
+
+
 def throughput_ratio(a: dict, b: dict) -> float:
-    """Throughput of row a over that of row b (rows from summarize)."""
     return round(a["mib_per_s"] / b["mib_per_s"], 3)
 
 
-# --------------------------------------------------------------------------
+def failure(step: str, cmd: list[str], res: dict) -> dict:
+    """A failed step, for the report and the log."""
+    return {"step": step, "command": shlex.join(cmd), "returncode": res.get("returncode"),
+            "error": res.get("error"), "stdout": res.get("stdout", ""),
+            "stderr": res.get("stderr", "")}
+
+
+def log_failure(failed: dict) -> None:
+    log(f"{failed['step']} failed (exit {failed['returncode']}): {failed.get('command')}")
+    if failed.get("error"):
+        log(failed["error"])
+    for stream in ("stderr", "stdout"):
+        if failed.get(stream, "").strip():
+            log(f"--- {stream} ---")
+            log(failed[stream].rstrip())
+
+
 # depot and casync
 
 
@@ -451,8 +429,7 @@ def depot_base_command(override: str | None) -> tuple[list[str], str | None, dic
     if path:
         return [path], None, None
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"]
-                                     if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return [sys.executable, "-m", "cli"], REPO_ROOT, env
 
 
@@ -468,40 +445,25 @@ def option_listed(base: list[str], sub: str, option: str, cwd: str | None,
 
 
 def parse_json_output(text: str) -> dict | None:
-    """The JSON summary printed by depot: the whole stdout, or its last object."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        obj = json.loads(text)
-        return obj if isinstance(obj, dict) else None
-    except ValueError:
-        pass
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-                if isinstance(obj, dict):
-                    return obj
-            except ValueError:
-                continue
-    start = text.rfind("\n{")
-    while start != -1:
+    """The JSON object depot printed: the whole stdout, else its last object."""
+    lines = text.strip().splitlines()
+    candidates = ["\n".join(lines)]
+    for i in reversed(range(len(lines))):
+        if lines[i].startswith("{"):
+            candidates += [lines[i], "\n".join(lines[i:])]
+    for candidate in candidates:
         try:
-            obj = json.loads(text[start + 1:])
-            if isinstance(obj, dict):
-                return obj
+            obj = json.loads(candidate)
         except ValueError:
-            pass
-        start = text.rfind("\n{", 0, start)
+            continue
+        if isinstance(obj, dict):
+            return obj
     return None
 
 
 def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
               depot_cmd: str | None) -> tuple[dict, list[str], dict | None, str]:
-    """``depot run`` of the corpus into a new repository in workdir:
-    (result, command, depot's JSON summary, repository)."""
+    """``depot run`` of the corpus into a new repository: (result, command, JSON, repository)."""
     repo = os.path.join(workdir, "depot-repo")
     base, cwd, env = depot_base_command(depot_cmd)
     glob = ["--repo", repo, "--json"]
@@ -518,8 +480,8 @@ def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
 
 
 def depot_stored_bytes(repo: str, summary: dict | None = None) -> tuple[int, int | None, str]:
-    """(bytes, chunk files, source) that depot stored in repo: REPO/chunks,
-    else the stored_bytes of depot's JSON summary (if given), else the whole repo."""
+    """(bytes, chunk files, source) depot stored: REPO/chunks, else the JSON's
+    stored_bytes, else the whole repository."""
     chunks_dir = os.path.join(repo, "chunks")
     if os.path.isdir(chunks_dir):
         return (*tree_bytes(chunks_dir), "measured REPO/chunks")
@@ -528,34 +490,18 @@ def depot_stored_bytes(repo: str, summary: dict | None = None) -> tuple[int, int
     return (*tree_bytes(repo), "measured whole repo")
 
 
-def log_depot_failure(step: str, failed: dict, command: str | None) -> None:
-    """A failed depot command: exit code, command, error, stderr and stdout."""
-    log(f"{step} failed (exit {failed['returncode']}): {command}")
-    if failed.get("error"):
-        log(failed["error"])
-    log("--- depot stderr ---")
-    log(failed.get("stderr", "").rstrip())
-    out = failed.get("stdout", "").rstrip()
-    if out:
-        log("--- depot stdout ---")
-        log(out)
-
-
-def run_casync(corpus: str, workdir: str,
-               interval: float) -> tuple[dict, list[str], str, str]:
-    """casync make into workdir, with depot's chunk sizes: (result, command, store, index)."""
+def run_casync(corpus: str, workdir: str, interval: float) -> tuple[dict, list[str], str, str]:
+    """casync make with depot's chunk sizes: (result, command, store, index)."""
     store = os.path.join(workdir, "casync-store")
     index = os.path.join(workdir, "casync.caidx")
     cmd = ["casync", "make", f"--store={store}",
-           f"--chunk-size={CHUNK_MIN}:{CHUNK_AVG}:{CHUNK_MAX}",
-           "--compression=zstd", index, corpus]
+           f"--chunk-size={CHUNK_MIN}:{CHUNK_AVG}:{CHUNK_MAX}", "--compression=zstd", index, corpus]
     res = run_measured("casync", cmd, workdir, interval)
     if res["returncode"] != 0:
         raise SystemExit(f"casync failed (exit {res['returncode']}):\n{res['stderr']}")
     return res, cmd, store, index
 
 
-# --------------------------------------------------------------------------
 # corpus and options
 
 
@@ -567,19 +513,14 @@ def default_corpus_dir(args) -> str:
 
 
 def game_corpus(package: str) -> str:
-    """A real game's shipped data: Debian's ``package`` (``redeclipse-data``,
-    ``warzone2100-data``, ...) downloaded with ``apt-get download`` and unpacked with
-    ``dpkg -x`` under ``$TMPDIR/depot-bench-games/``, once; the directory holding its
-    files (``usr/share/games/<name>`` when there is one)."""
+    """A real game's data: Debian's ``package`` unpacked with ``dpkg -x`` once, under
+    ``$TMPDIR/depot-bench-games/``; its ``usr/share/games/<name>`` when there is one."""
     base = os.path.join(tempfile.gettempdir(), "depot-bench-games", package)
     tree = os.path.join(base, "tree")
     if not os.path.isdir(tree):
         os.makedirs(base, exist_ok=True)
         log(f"downloading and unpacking Debian's {package} ...")
-        got = subprocess.run(["apt-get", "download", package], cwd=base, stderr=subprocess.PIPE)
-        if got.returncode != 0:
-            subprocess.run(["apt-get", "update"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            got = subprocess.run(["apt-get", "download", package], cwd=base, stderr=subprocess.PIPE)
+        got = apt_get("download", package, cwd=base)
         debs = [f for f in os.listdir(base) if f.endswith(".deb")]
         if got.returncode != 0 or not debs:
             raise SystemExit(f"apt-get download {package} failed: {got.stderr.decode(errors='replace')}")
@@ -593,8 +534,7 @@ def game_corpus(package: str) -> str:
 
 
 def prepare_corpus(args) -> tuple[str, dict]:
-    """The corpus (options of add_corpus_options) and its description; exits
-    if it holds no bytes."""
+    """The corpus the options name, and its description; exits if it is empty."""
     if getattr(args, "game", None):
         args.corpus = game_corpus(args.game)
     path = os.path.abspath(args.corpus) if args.corpus else default_corpus_dir(args)
@@ -613,7 +553,8 @@ def prepare_corpus(args) -> tuple[str, dict]:
     return path, corpus_info
 
 
-def add_corpus_options(ap: argparse.ArgumentParser, single_file_help: str) -> None:
+def add_corpus_options(ap: argparse.ArgumentParser,
+                       single_file_help: str = "generate a single-file corpus of this many GiB instead") -> None:
     ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
                     "as is; otherwise a corpus is generated there)")
     ap.add_argument("--size-gb", type=float, default=1.0,
@@ -624,22 +565,22 @@ def add_corpus_options(ap: argparse.ArgumentParser, single_file_help: str) -> No
                     "(redeclipse-data, warzone2100-data), downloaded and unpacked with dpkg -x once")
 
 
-def add_run_options(ap: argparse.ArgumentParser, workdir_help: str, keep_help: str) -> None:
-    """The options of every benchmark: depot's command, the temporary directory,
-    the report's form and goals, the memory sampling."""
+def add_run_options(ap: argparse.ArgumentParser, workdir_help: str, keep_help: str,
+                    check_help: str = "exit 1 if a goal is not met", sampling: bool = True) -> None:
+    """The options of every benchmark: depot's command, the working directory, the report."""
     ap.add_argument("--depot-cmd", default=None,
                     help="command that runs depot (default: 'depot' on PATH, else "
                     "'python -m cli' from the repository root)")
     ap.add_argument("--workdir", default=None, help=workdir_help)
     ap.add_argument("--keep", action="store_true", help=keep_help)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a goal is not met")
-    ap.add_argument("--sample-interval", type=float, default=0.1,
-                    help="memory sampling interval in seconds (default 0.1)")
+    ap.add_argument("--check", action="store_true", help=check_help)
+    if sampling:
+        ap.add_argument("--sample-interval", type=float, default=0.1,
+                        help="memory sampling interval in seconds (default 0.1)")
 
 
-# --------------------------------------------------------------------------
-# report
+# the report
 
 
 def fmt(v, spec: str) -> str:
@@ -657,9 +598,42 @@ def verdict(ok) -> str:
 
 
 def print_header(hdr: str) -> None:
-    """A table's header line, underlined."""
     print(hdr)
     print("-" * len(hdr))
+
+
+def col(header: str, width: int, key: str, spec: str = "") -> tuple:
+    """A table column showing row[key] formatted with spec (n/a when missing)."""
+    return header, width, lambda row: fmt(row.get(key), spec)
+
+
+CPU = ("CPU user+sys", 13, lambda row: f"{row['cpu_user_s']:>6.2f}+{row['cpu_sys_s']:<6.2f}")
+
+
+def print_table(columns: list[tuple], rows: list[dict]) -> None:
+    """A table: the first column left-aligned, the others right-aligned."""
+    def line(cells):
+        return " ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, (_, w, _)) in enumerate(zip(cells, columns)))
+    print_header(line([header for header, _, _ in columns]))
+    for row in rows:
+        print(line([cell(row) for _, _, cell in columns]))
+
+
+def print_mismatches(verification: dict, matches: bool = False) -> None:
+    """What each failed comparison found; with ``matches`` a line for each that matched."""
+    for key, v in verification.items():
+        if v["ok"]:
+            if matches:
+                print(f"verified {key}: {v['files_checked']} objects match the repository")
+            continue
+        print(f"MISMATCH {key}: {v['missing']} missing, {v['extra']} extra, {v['different']} different")
+        for p in v["missing_paths"]:
+            print(f"  missing: {p}")
+        for p in v["extra_paths"]:
+            print(f"  extra: {p}")
+        for d in v["different_paths"]:
+            print(f"  different: {d['path']} (expected {d['expected']}, got {d['got']})")
 
 
 def corpus_line(c: dict) -> str:
@@ -668,3 +642,27 @@ def corpus_line(c: dict) -> str:
 
 def machine_line(m: dict) -> str:
     return f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM"
+
+
+def finish(report: dict, args, print_report, failures: tuple[str, ...] = (),
+           against: str = "the corpus") -> int:
+    """Print the report (or its JSON), log what failed, and return the exit status.
+
+    2 when a depot command failed (``report["depot_error"]``); 1 when another step in
+    ``failures`` failed, a comparison did not match, or (with ``--check``) a goal was missed."""
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_report(report)
+    failed = [report[k] for k in failures if report.get(k)]
+    for f in failed:
+        log_failure(f) if isinstance(f, dict) else log(f)
+    mismatched = [k for k, v in report.get("verification", {}).items() if not v["ok"]]
+    if mismatched:
+        log(f"MISMATCH: {', '.join(mismatched)} differ from {against}")
+    if report.get("depot_error"):
+        log_failure(report["depot_error"])
+        return 2
+    if failed or mismatched:
+        return 1
+    return 1 if args.check and any(v is False for v in report.get("goals", {}).values()) else 0

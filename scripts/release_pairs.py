@@ -139,7 +139,6 @@ def select(only: list[str] | None) -> list[PairSpec]:
     return chosen
 
 
-# --------------------------------------------------------------------------
 # unpacking
 
 
@@ -239,9 +238,6 @@ def prepare(out_dir: str | None = None, only: list[str] | None = None) -> list[P
         pairs.append(Pair(spec.name, spec.kind, spec.software, spec.old, spec.new,
                           old_dir, new_dir, spec.note))
     return pairs
-
-
-# --------------------------------------------------------------------------
 
 
 def tree_stats(path: str) -> dict:
