@@ -1,52 +1,22 @@
 #!/usr/bin/env python3
-"""Load the lookup service with ``wrk`` on loopback: update checks, signed links, and nginx
-serving a static file of the same size as an update-check answer (the machine's ceiling).
+"""The lookup service under ``wrk`` on loopback: update checks, signed links, and nginx
+serving a static file the size of an update check's answer (the machine's ceiling).
 
-Usage::
+A small signed repository of the fixture builds is published to an origin directory,
+nginx serves it with ``secure_link``, and ``depot serve`` (then ``uvicorn --workers N``
+with the same application) answers at full load and paced at ``--paced-rate``. py-spy
+profiles ``depot serve`` (``profiles.py``); the service's own steps are timed in process
+(``service_costs.py``). Goal: 3,000 requests/s on update checks and on single links with
+p99 under 20 ms. The method in full is in docs/benchmarks.md, "The lookup service".
 
     python scripts/bench_api.py [--seconds 30] [--connections 64] [--threads 2] [--warmup 2]
-                                [--current 1.1.0] [--batch-keys 100] [--paced-rate 3000]
-                                [--uvicorn-workers 2] [--nginx-workers 1]
-                                [--profile-seconds 10] [--synthetic-chunks 100000]
-                                [--depot-cmd CMD] [--workdir DIR] [--keep] [--json] [--check]
+        [--current 1.1.0] [--batch-keys 100] [--paced-rate 3000] [--uvicorn-workers 2]
+        [--nginx-workers 1] [--profile-seconds 10] [--synthetic-chunks 100000]
+        [--depot-cmd CMD] [--workdir DIR] [--keep] [--json] [--check]
 
-Steps (the method in full is in docs/benchmarks.md, "The lookup service"):
-
-1. ``wrk`` is installed if missing (Debian's package); py-spy is used when found.
-2. A small signed repository of the fixture builds (starfall 1.0.0, 1.1.0, 1.2.0, every
-   pair planned, ``stable`` -> 1.2.0), built in process as the service's tests build it,
-   is published to an origin directory.
-3. nginx serves the origin with ``secure_link`` and, at ``/static``, a file the size of
-   the service's update-check answer: the machine's ceiling for that answer.
-4. ``depot --locations FILE serve --origin bench --link-rate 1e9`` runs as its own process
-   (the origin's ``public_url`` is nginx, so links point there; the link rate is raised
-   so that the per-client limit, which every wrk connection shares, never refuses). One
-   request of each kind is checked before loading, a link down to nginx's bytes.
-5. wrk (``--latency``; ``--threads``, ``--connections``, ``--seconds`` each after
-   ``--warmup`` seconds not counted) loads the update check (the service documents' body,
-   starfall at ``--current``), single links (the chunk keys in turn), batches of
-   ``--batch-keys`` links, and nginx's ``/static``; then the update check and single links
-   again paced at about ``--paced-rate`` requests/s (wrk's ``delay()``, calibrated to the
-   server's latency first). The CPU time of the server's processes, of wrk and of the rest
-   of the machine is read around each run.
-6. The same runs against ``uvicorn --factory bench_api:service_app --workers N``
-   (``--uvicorn-workers``; 0 skips them).
-7. py-spy samples ``depot serve`` under each load for ``--profile-seconds`` (not during
-   the measured runs), summarized by function and by layer (``profiles.py``).
-8. The service's own steps are timed in process, and an update check's and a chunks page's
-   work on synthetic manifests of ``--synthetic-chunks`` chunks (``service_costs.py``).
-
-The report: requests/s, p50 and p99 latency, non-2xx/3xx responses, socket errors, CPU,
-each endpoint's requests/s over nginx's, and the goal (at least 3,000 requests/s on update
-checks and on single links with p99 under 20 ms, server and wrk sharing the cores), MET or
-NOT MET read two ways: both at full load, or the rate at full load and the p99 at about
-that rate. ``--json`` prints the same as JSON. Exit status 0 when everything ran (with
-``--check``: 1 when ``depot serve`` misses the goal both ways), 2 when a server did not
-start or a check before loading failed.
-
-``service_app`` is also what ``uvicorn --factory`` imports: it reads its configuration
-from ``DEPOT_BENCH_API_ORIGIN``, ``DEPOT_BENCH_API_PUBLIC_URL``, ``DEPOT_BENCH_API_SECRET``
-and ``DEPOT_BENCH_API_LINK_RATE``.
+Exit status: 1 when ``depot serve`` misses the goal both ways with ``--check``, 2 when a
+server did not start or a check before loading failed. ``uvicorn --factory`` imports
+``service_app``, configured by the ``DEPOT_BENCH_API_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -63,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchlib import (REPO_ROOT, depot_base_command, ensure_tools, fmt, log, machine_info, machine_line,
+from benchlib import (REPO_ROOT, add_run_options, depot_base_command, ensure_tools, fmt, log, machine_info, machine_line,
                       print_header, remove_workdir, tool_version, verdict)
 from loadgen import Server, calibrated, lua_cycle, lua_post, measure, nginx_pid
 from profiles import print_profile, profile, py_spy
@@ -452,13 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes (default 1)")
     ap.add_argument("--profile-seconds", type=float, default=10,
                     help="py-spy sampling of depot serve under each load (default 10; 0: none)")
-    ap.add_argument("--depot-cmd", default=None,
-                    help="command that runs depot (default: 'depot' on PATH, else 'python -m cli' from the "
-                    "repository root)")
-    ap.add_argument("--workdir", default=None, help="where the repository, origin and logs go (default: $TMPDIR)")
-    ap.add_argument("--keep", action="store_true", help="keep the working directory")
-    ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    ap.add_argument("--check", action="store_true", help="exit 1 if depot serve misses the goal")
+    add_run_options(ap, workdir_help="where the repository, origin and logs go (default: $TMPDIR)",
+                    keep_help="keep the working directory", check_help="exit 1 if depot serve misses the goal",
+                    sampling=False)
     args = ap.parse_args(argv)
     if args.batch_keys < 0 or args.batch_keys > 1000:
         ap.error("--batch-keys: 0 to 1000 (the service's limit)")

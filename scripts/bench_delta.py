@@ -1,48 +1,17 @@
 #!/usr/bin/env python3
-"""What a player who has the old version downloads: depot's update plan against
-chunk reuse alone and the best classic delta tool per file, on real release pairs.
+"""Delta updates: what a player with the old version downloads with depot's plan, with
+chunk reuse alone, and with the best of bsdiff, xdelta3 and zstd per changed file.
 
-Usage::
+The pairs are real releases and the fixture builds (``release_pairs.py`` pins,
+downloads and caches them). A file only in the new version counts as ``zstd -19`` of it.
+depot diff's and bsdiff's time and peak memory are measured over the same files. Goals,
+per pair: depot's plan at most 1.05 of the best per-file tool, depot diff's time at most
+0.2 of bsdiff's. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_delta.py [--pairs-dir DIR] [--only NAME]... [--json] [--keep]
-                                  [--verify] [--check] [--skip-tools] [--skip-depot]
+    python scripts/bench_delta.py [--pairs-dir DIR] [--only NAME]... [--verify]
+        [--skip-tools] [--skip-depot] [--workdir DIR] [--keep] [--json] [--check]
 
-The pairs come from ``release_pairs.py`` (two consecutive versions, unpacked;
-downloaded and unpacked on first use, cached in ``--pairs-dir``, default
-``$TMPDIR/depot-release-pairs/``).  ``--only`` takes a pair name, a software
-name (``duckdb``, ``starfall``) or a kind (``pypi``, ``fixture``).
-
-For each pair (OLD, NEW):
-
-1. Best per-file tool.  Every regular file of NEW that differs from the file at
-   the same relative path in OLD is diffed with ``bsdiff OLD NEW PATCH``,
-   ``xdelta3 -9 -e -s OLD NEW PATCH`` and ``zstd -19 --long=31
-   --patch-from=OLD NEW -o PATCH``; the smallest patch counts.  A file only in
-   NEW counts as ``zstd -19`` of the whole file (also when an old file under
-   another path has the same content: the classic tools know nothing of
-   renames; such files are listed in the notes).  The sum is "best per-file
-   tool".  bsdiff's time is the sum over all files, its memory the largest
-   peak RSS of one run (``/usr/bin/time -f %M``).  Symbolic links, empty
-   directories and file modes are not counted by any column.
-2. Chunk reuse alone.  A fresh depot repository with the default chunk sizes
-   (``configure --chunk-min 256KiB --chunk-avg 1MiB --chunk-max 4MiB``), then
-   ``run OLD --version old`` and ``run NEW --version new``: ``stored_bytes_new``
-   of the second run is what a client holding OLD downloads with chunk reuse
-   alone, ``stored_bytes`` of NEW is the full download.
-3. depot's plan.  ``depot --json --repo R diff --product p --from old --to new``:
-   ``delta_download_bytes`` of its JSON is the plan's download; its wall time
-   and the peak RSS of its process tree are measured (as in
-   ``bench_ingest.py``: psutil sampling of the whole tree, plus the exact peak
-   of the largest process from ``/usr/bin/time``).  If the command is missing
-   or its JSON lacks the key, the other columns are still reported.
-
-Goals, per pair: depot plan / best per-file tool <= 1.05, and depot diff wall
-time / bsdiff time <= 0.2.  ``--check`` makes the exit status 1 when a goal
-is missed.  ``bsdiff``, ``xdelta3``, ``zstd`` and GNU ``time`` are installed
-with apt-get when missing.  Everything temporary goes to one directory
-(``--workdir``, default ``$TMPDIR``), removed at the end unless ``--keep``.
-
-Units are binary: MiB = 2**20 bytes.
+Exit status: 1 when a goal is missed with ``--check``, 2 when depot failed.
 """
 
 from __future__ import annotations
@@ -60,7 +29,7 @@ import time
 import release_pairs
 from benchlib import (TIME_BINARY, MiB, add_run_options, depot_base_command, ensure_tools,
                       fmt, log, machine_info, machine_line, mib, parse_json_output,
-                      print_header, regular_files, remove_workdir, run_measured, scan_tree,
+                      print_table, regular_files, remove_workdir, run_measured, scan_tree,
                       time_binary, tool_version)
 from pipeline.core.hashing import sha256_file
 
@@ -572,22 +541,20 @@ def print_report(report: dict) -> None:
             print(f"  note: {n}")
 
     print()
-    hdr = (f"{'pair':<24} {'chg':>4} {'new MiB':>8} {'full':>8} {'reuse':>8} {'best':>8} "
-           f"{'depot':>8} {'d/best':>7} {'diff s':>7} {'bsdiff s':>8} {'t ratio':>7} "
-           f"{'diff RSS':>8} {'bsd RSS':>8}")
-    print_header(hdr)
-    for p in report["pairs"]:
-        ch = p.get("chunk") or {}
-        dd = p.get("depot_diff") or {}
-        bs = p.get("bsdiff") or {}
-        r = p["ratios"]
-        print(f"{p['name']:<24} {p['files']['changed'] + p['files']['added']:>4} "
-              f"{mib(p['new_bytes']):>8} {mib(ch.get('full_download_bytes')):>8} "
-              f"{mib(ch.get('chunk_reuse_bytes')):>8} {mib(p.get('best_per_file_bytes')):>8} "
-              f"{mib(dd.get('delta_download_bytes')):>8} "
-              f"{fmt(r.get('depot_over_best'), '.3f'):>7} {fmt(dd.get('wall_s'), '.1f'):>7} "
-              f"{fmt(bs.get('seconds'), '.1f'):>8} {fmt(r.get('diff_time_over_bsdiff'), '.3f'):>7} "
-              f"{mib(dd.get('peak_rss_bytes')):>8} {mib(bs.get('max_rss_bytes')):>8}")
+    def part(name: str, key: str, show=mib):
+        return lambda p: show((p.get(name) or {}).get(key))
+
+    print_table([("pair", 24, lambda p: p["name"]),
+                 ("chg", 4, lambda p: str(p["files"]["changed"] + p["files"]["added"])),
+                 ("new MiB", 8, lambda p: mib(p["new_bytes"])), ("full", 8, part("chunk", "full_download_bytes")),
+                 ("reuse", 8, part("chunk", "chunk_reuse_bytes")), ("best", 8, lambda p: mib(p.get("best_per_file_bytes"))),
+                 ("depot", 8, part("depot_diff", "delta_download_bytes")),
+                 ("d/best", 7, part("ratios", "depot_over_best", lambda v: fmt(v, ".3f"))),
+                 ("diff s", 7, part("depot_diff", "wall_s", lambda v: fmt(v, ".1f"))),
+                 ("bsdiff s", 8, part("bsdiff", "seconds", lambda v: fmt(v, ".1f"))),
+                 ("t ratio", 7, part("ratios", "diff_time_over_bsdiff", lambda v: fmt(v, ".3f"))),
+                 ("diff RSS", 8, part("depot_diff", "peak_rss_bytes")), ("bsd RSS", 8, part("bsdiff", "max_rss_bytes"))],
+                report["pairs"])
     print("(sizes in MiB; chg = changed + added files; RSS in MiB: depot diff's process tree, "
           "bsdiff's largest run)")
     for n in report["notes"]:

@@ -1,22 +1,13 @@
 #!/usr/bin/env python3
 """Run one of the benchmarks several times and print each ratio's median and range.
 
-Usage::
+    python scripts/bench_rounds.py [--rounds 3] [--workdir DIR] [--clean-each-round] SCRIPT [ARGS...]
 
-    python scripts/bench_rounds.py [--rounds 3] SCRIPT [ARGS...]
-
-    python scripts/bench_rounds.py bench_ingest.py --game redeclipse-data
-    python scripts/bench_rounds.py --rounds 5 bench_install.py --size-gb 1.0
-    python scripts/bench_rounds.py --workdir /dev/shm bench_ingest.py --game redeclipse-data
-
-SCRIPT is a benchmark in ``scripts/`` that takes ``--json`` (bench_ingest.py,
-bench_install.py). Each round runs it whole (peers and depot, in its own order) with
-``--json`` added; this script then prints, for every ratio the benchmark reports, the
-median over the rounds, the lowest and highest, and each round's value, and for every
-tool its median seconds and CPU (user + system). On a machine whose file system costs
-vary from run to run (docs/benchmarks.md: creating files right after deleting many, the
-first touch of memory), one run's ratio says little; the median of several, run
-back to back, says more. Exit status: 0, or the first failing round's.
+SCRIPT is a benchmark that takes ``--json`` (bench_ingest.py, bench_install.py). Each
+round runs it whole. Then come each ratio's median, lowest, highest and each round's
+value, and each tool's median seconds and CPU. One run's ratio says little on this
+machine (docs/benchmarks.md); the median of several says more. Exit status: 0, or the
+first failing round's.
 """
 
 from __future__ import annotations

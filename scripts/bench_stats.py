@@ -1,40 +1,18 @@
 #!/usr/bin/env python3
-"""Measure the stats: the export of a whole repository, the export of one new version
-(which must not grow with the catalogue), the report's queries and the whole report.
+"""The stats: the export of a whole repository, the export of one new version (which must
+not grow with the catalogue), the report's queries and the whole report.
 
-Usage::
+A repository of ``--products`` x ``--versions`` small synthetic builds is made in process
+(content from ``bench_corpus.py``'s generators; each version planned from the one before
+it and, unless ``--no-back``, from five back). One new version's export is timed at half
+and at the full catalogue. Timings are medians of ``--repeat`` runs, wall time in this
+process. The method in full is in docs/benchmarks.md.
 
     python scripts/bench_stats.py [--products 4] [--versions 30] [--files 40] [--seed 0]
-                                  [--repeat 3] [--no-back] [--workdir DIR] [--keep] [--json]
+        [--repeat 3] [--no-back] [--workdir DIR] [--keep] [--json]
 
-Steps:
-
-1. Build a repository of ``--products`` x ``--versions`` small synthetic builds, in process
-   (ingest, chunk and diff of the library on a pool of 2 threads, no Dask cluster, so the
-   building stays cheap). Each product starts from ``--files`` files of 8-512 KiB
-   (log-uniform sizes; content from ``bench_corpus.py``'s generators: incompressible,
-   structured binary, text), cut with the fixture product's small chunk sizes (16 / 64 /
-   256 KiB); each next version edits a few files in place, sometimes inserts bytes, adds,
-   removes or renames a file, and every tenth version replaces a large one. Versions are
-   named 1.0, 1.1, ... 1.10 ... (natural order matters) and added round-robin across the
-   products, so their ``created`` times interleave as in a real store. Every version is
-   planned from the one before it and (unless ``--no-back``) from five versions back, as
-   ``depot run --diff-last`` would; the report's "five versions back" line needs those.
-2. At half the catalogue: export what is new, then add ``--repeat`` versions one at a time
-   (with their plans) and time the export of each: the cost of one new version at N/2.
-   Before them, an export with nothing new: what listing the repository and the stats costs.
-3. At the full catalogue: the same; plus the export of the whole repository into an empty
-   location (what a first ``depot stats export`` costs).
-   ExportResult.read_documents says what each export read (manifests, plans, records).
-4. The report's queries (``stats.report.collect``: DuckDB over the parquet, through
-   ``stats.query.connect``), a count over each view, and the whole report
-   (``stats.report.report``: queries, charts rendered to SVG by vl-convert, the HTML
-   written), each ``--repeat`` times; the first report is shown apart (it starts
-   vl-convert's JavaScript engine).
-
-Timings are medians over the repeats (wall time, this process). Exit status 1 when a check
-fails: every version in the stats, and each single version's export reading exactly its
-manifest, the previous version's and its plans. Units are binary: MiB = 2**20.
+Exit status 1 when a check fails: every version in the stats, and each single version's
+export reading exactly its manifest, the previous version's and its plans.
 """
 
 from __future__ import annotations
