@@ -60,20 +60,12 @@ class Wheel:
 #   pyarrow 14.0.1 / 14.0.2: 121.0 MiB, 741 files (libarrow.so.1400 58.5 MiB,
 #                            libarrow_flight.so.1400 18.4 MiB, libparquet.so.1400 10.4 MiB)
 _TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
-WHEELS = {
-    ("duckdb", "1.1.2"): Wheel(
-        "duckdb", "1.1.2", f"duckdb-1.1.2-{_TAG}.whl",
-        "9a6b73e70b73c8df85da383f6e557c03cad5c877868b9a7e41715761e8166c1e"),
-    ("duckdb", "1.1.3"): Wheel(
-        "duckdb", "1.1.3", f"duckdb-1.1.3-{_TAG}.whl",
-        "9d0767ada9f06faa5afcf63eb7ba1befaccfbcfdac5ff86f0168c673dd1f47aa"),
-    ("pyarrow", "14.0.1"): Wheel(
-        "pyarrow", "14.0.1", f"pyarrow-14.0.1-{_TAG}.whl",
-        "30d8494870d9916bb53b2a4384948491444741cb9a38253c590e21f836b01222"),
-    ("pyarrow", "14.0.2"): Wheel(
-        "pyarrow", "14.0.2", f"pyarrow-14.0.2-{_TAG}.whl",
-        "06ff1264fe4448e8d02073f5ce45a9f934c0f3db0a04460d0b01ff28befc3696"),
-}
+WHEELS = {(name, version): Wheel(name, version, f"{name}-{version}-{_TAG}.whl", sha256)
+          for name, version, sha256 in (
+              ("duckdb", "1.1.2", "9a6b73e70b73c8df85da383f6e557c03cad5c877868b9a7e41715761e8166c1e"),
+              ("duckdb", "1.1.3", "9d0767ada9f06faa5afcf63eb7ba1befaccfbcfdac5ff86f0168c673dd1f47aa"),
+              ("pyarrow", "14.0.1", "30d8494870d9916bb53b2a4384948491444741cb9a38253c590e21f836b01222"),
+              ("pyarrow", "14.0.2", "06ff1264fe4448e8d02073f5ce45a9f934c0f3db0a04460d0b01ff28befc3696"))}
 
 
 @dataclasses.dataclass(frozen=True)
