@@ -52,6 +52,26 @@ def kill_while_running(args: list[str], delays, after_each) -> int:
     return killed
 
 
+def kill_when(args: list[str], conditions, after_each) -> int:
+    """Start ``args`` (a real process group) once per condition. SIGKILL it as soon as
+    ``condition()`` holds while it runs: a point in its work, not a time. Then call
+    ``after_each()`` to inspect what it left; stop early if that returns True. Returns how
+    many runs were killed."""
+    killed = 0
+    for ready in conditions:
+        proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not ready():
+            time.sleep(0.005)  # how often to look, not when to kill
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        if after_each():
+            break
+    return killed
+
+
 def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` with its size and mtime: to prove that nothing was written."""
     return {

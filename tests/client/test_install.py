@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, ROOT, assert_installed, fetcher, kill_while_running, tree
+from helpers import DEPOT, ROOT, assert_installed, fetcher, kill_when, tree
 from pipeline.testing.fixtures import PRODUCT, VERSIONS
 from pipeline.client.install import install
 from pipeline.client.repair import repair
@@ -264,8 +264,14 @@ def test_a_killed_install_resumes_to_a_byte_exact_directory(published, build_dir
         args = DEPOT + ["--json", "install", "--allow-unsigned", "--origin", origin.url, "-p", PRODUCT, "-v", "1.3.0", "--dest", str(dest),
                         "--jobs", str(jobs)]
         m = manifest.load(open_store(str(published)), PRODUCT, "1.3.0")
-        kills = kill_while_running(args + ["--max-rate", "512KiB"], (0.4, 0.8, 1.2),
-                                   lambda: _only_correct_files(dest, m))
+        unique = len(m.unique_chunks())
+
+        def fetched(share: float):
+            return lambda: sum(n for p, n in origin.requests_by_path.items() if p.startswith("/chunks/")) >= share * unique
+
+        # killed once a fifth, then nearly half, then 70% of the chunks were asked for
+        kills = kill_when(args + ["--max-rate", "512KiB"], [fetched(f) for f in (0.2, 0.45, 0.7)],
+                          lambda: _only_correct_files(dest, m))
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         chunk_requests = sum(n for p, n in origin.requests_by_path.items() if p.startswith("/chunks/"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEPOT, assert_installed, dangling, kill_while_running, root_of, signed_player, tree_snapshot
+from helpers import DEPOT, assert_installed, dangling, kill_when, root_of, signed_player, tree_snapshot
 from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.client.install import install, resolve_version
@@ -117,8 +116,11 @@ def test_a_publish_killed_anywhere_and_run_again_is_consistent(repo, tmp_path, b
             assert dangling(open_store(str(origin))) == []
         return False
 
-    rnd = random.Random(5)
-    killed = kill_while_running(args, [rnd.uniform(0.8, 2.0) for _ in range(4)], consistent)
+    def holds(n: int):
+        return lambda: origin.exists() and sum(p.is_file() for p in origin.rglob("*")) >= n
+
+    # killed once the origin holds 2, 6, 12 then 24 files: each run resumes the last
+    killed = kill_when(args, [holds(n) for n in (2, 6, 12, 24)], consistent)
     assert killed >= 2 and any(seen)
     import subprocess
 
