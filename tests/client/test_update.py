@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from helpers import DEPOT, PAIRS, ROOT, assert_installed, fetcher, kill_while_running, load_plan, tree
+from helpers import DEPOT, PAIRS, ROOT, assert_installed, fetcher, kill_when, load_plan, tree
 from pipeline.testing.fixtures import PRODUCT, fixture_params
 from pipeline import layout
 from pipeline.client.install import install
@@ -147,7 +147,11 @@ def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
         def one_version_or_the_other() -> None:
             assert tree(dest) in before_or_after
 
-        killed = kill_while_running(args + ["--max-rate", "256KiB"], (0.5, 1.0, 1.5), one_version_or_the_other)
+        def fetched(n: int):
+            return lambda: sum(c for p, c in origin.requests_by_path.items() if p.startswith(("/chunks/", "/patches/"))) >= n
+
+        # killed once 1, 2 then 4 chunks or patches were asked for: mid-download
+        killed = kill_when(args + ["--max-rate", "256KiB"], [fetched(n) for n in (1, 2, 4)], one_version_or_the_other)
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert killed >= 1
