@@ -8,8 +8,9 @@ import time
 
 import click
 
-from cli import (ByteSize, Settings, cli, install_progress, json_option, mib, product_option, progress_bar,
-                 version_option)
+from .shared import (ByteSize, Settings, install_progress, json_option, mib, product_option, progress_bar,
+                     version_option)
+
 
 
 def _ingest(s: Settings, source: str, product: str, version: str) -> dict:
@@ -41,7 +42,7 @@ def _describe_chunk(r: dict) -> str:
             f"{mib(r['stored_bytes_new'])} newly stored, dedup {r['dedup_ratio']}x, {r['elapsed_s']} s")
 
 
-@cli.command()
+@click.command()
 @click.argument("source")
 @product_option
 @version_option
@@ -53,7 +54,7 @@ def ingest(s: Settings, source, product, version):
     s.emit(r, _describe_ingest(r))
 
 
-@cli.command()
+@click.command()
 @product_option
 @version_option
 @json_option
@@ -66,7 +67,7 @@ def chunk(s: Settings, product, version):
     s.emit(r, _describe_chunk(r))
 
 
-@cli.command()
+@click.command()
 @click.argument("source")
 @product_option
 @version_option
@@ -94,7 +95,7 @@ def run(s: Settings, source, product, version, diff_last, origins):
         before = earlier(chunked_versions(s.store, product), version)
         plans = _diff_pairs(s, product, [(a, version) for a in before[-diff_last:]])
     signed = sign()
-    from commands.release import describe_push, push
+    from .release import describe_push, push
 
     pushed = push(s, product, [version], origins)
     events = s.announce(product, version, "publish", origins) if origins else None
@@ -105,7 +106,7 @@ def run(s: Settings, source, product, version, diff_last, origins):
                      + describe_push(pushed)))
 
 
-@cli.command()
+@click.command()
 @product_option
 @click.option("--chunk-min", type=ByteSize(), default=None, help="[default: as configured, else 256KiB]")
 @click.option("--chunk-avg", type=ByteSize(), default=None, help="[default: as configured, else 1MiB]")
@@ -127,7 +128,7 @@ def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_siz
            f"{product}: chunks of {params.min_size} / {params.avg_size} / {params.max_size} bytes (min / avg / max)")
 
 
-@cli.command()
+@click.command()
 @product_option
 @version_option
 @click.argument("path")
@@ -146,7 +147,7 @@ def cat(s: Settings, product, version, path, output):
            f"{product} {version} {path}: {written} bytes written to {output}")
 
 
-@cli.command(name="ls")
+@click.command(name="ls")
 @click.option("--product", "-p", default=None, help="List this product's versions.")
 @json_option
 @click.pass_obj
@@ -166,7 +167,7 @@ def ls(s: Settings, product):
 # -- delta: diff ------------------------------------------------------------------------------
 
 
-@cli.command(name="diff")
+@click.command(name="diff")
 @product_option
 @click.option("--from", "from_version", default=None, help="Old version.")
 @click.option("--to", "to_version", default=None, help="New version [default: the newest chunked one].")
@@ -206,3 +207,4 @@ def _describe_plan(r: dict) -> str:
             f"(chunks alone {mib(r['chunk_download_bytes'])}, full {mib(r['full_download_bytes'])})")
 
 
+COMMANDS = (ingest, chunk, run, configure, cat, ls, diff_cmd)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import click
 
-from cli import ByteSize, Settings, cli, install_progress, json_option, mib, product_option
 from pipeline import errors
 from pipeline.storage import open_origin
+
+from .shared import ByteSize, Settings, install_progress, json_option, mib, product_option
 
 
 origin_option = click.option("--origin", "origins", multiple=True,
@@ -115,7 +116,7 @@ def _describe_install(r: dict) -> str:
             f"({r['chunks_fetched']} chunks, {r['retries']} retries), {mib(r['bytes_reused'])} reused, {r['elapsed_s']} s")
 
 
-@cli.command()
+@click.command()
 @product_option
 @click.option("--version", "-v", "version", default=None, help="Version to install.")
 @click.option("--channel", "-c", default=None, help="Install the version this channel points at.")
@@ -137,7 +138,7 @@ def install(s: Settings, product, version, channel, dest, **download):
     s.emit(r.to_dict(), _describe_install(r.to_dict()))
 
 
-@cli.command()
+@click.command()
 @dest_option
 @click.option("--to", "to_version", default=None, help="Version to update to.")
 @click.option("--channel", "-c", default=None, help="Update to the version this channel points at.")
@@ -161,7 +162,7 @@ def update(s: Settings, dest, to_version, channel, **download):
                         f"{r.patches_applied} patches applied, {len(r.fallbacks)} fell back to chunks")
 
 
-@cli.command()
+@click.command()
 @dest_option
 @click.option("--fast", is_flag=True, help="Sizes, modes and mtimes only (no hashing).")
 @json_option
@@ -182,7 +183,7 @@ def verify(s: Settings, dest, fast):
         click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
-@cli.command()
+@click.command()
 @dest_option
 @download_options
 @json_option
@@ -205,3 +206,4 @@ def repair(s: Settings, dest, **download):
         click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
+COMMANDS = (install, update, verify, repair)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from cli import ByteSize, Settings, cli, json_option, mib, product_option, upload_progress, version_option
 from pipeline import layout
 from pipeline.errors import InvalidArgument, NotFound, StoreUnavailable
+
+from .shared import ByteSize, Settings, json_option, mib, product_option, upload_progress, version_option
 
 channel_option = click.option("--channel", "-c", required=True, help="Channel name, e.g. stable or beta.")
 publish_origin_option = click.option("--origin", "origins", multiple=True,
@@ -67,7 +68,7 @@ def _describe_pointer(p) -> str:
     return f"{p.product} {p.channel} -> {p.version} (serial {p.serial})"
 
 
-@cli.command()
+@click.command()
 @product_option
 @version_option
 @channel_option
@@ -89,7 +90,7 @@ def promote(s: Settings, product, version, channel, origins, **transfer):
            "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
 
 
-@cli.command()
+@click.command()
 @product_option
 @channel_option
 @click.option("--to", "to_version", default=None, help="Version to go back to [default: the one before the current].")
@@ -110,7 +111,7 @@ def rollback(s: Settings, product, channel, to_version, origins, **transfer):
            "\n".join([_describe_pointer(pointer)] + describe_push(pushed)))
 
 
-@cli.command(name="publish")
+@click.command(name="publish")
 @product_option
 @click.option("--version", "-v", "versions", multiple=True, required=True, help="Version to publish. Repeatable.")
 @click.option("--origin", "origins", multiple=True, required=True,
@@ -137,7 +138,7 @@ def publish_cmd(s: Settings, product, versions, origins, channel, **transfer):
     s.emit({**r, "signed": signed, "events": events}, "\n".join(describe_push(r)))
 
 
-@cli.command(name="channels")
+@click.command(name="channels")
 @product_option
 @json_option
 @click.pass_obj
@@ -182,7 +183,7 @@ expires_option = click.option("--expires", multiple=True, metavar="ROLE=DURATION
                                    "s, m, h or d), e.g. timestamp=12h. Repeatable.")
 
 
-@cli.group()
+@click.group()
 def keys():
     """Signing keys."""
 
@@ -223,7 +224,7 @@ def keys_generate(s: Settings, out, passphrase_env, ask, names):
                      f"key id {k.keyid}" for k in made))
 
 
-@cli.group()
+@click.group()
 def trust():
     """The repository's signed metadata (TUF): roles, keys, re-signing."""
 
@@ -373,7 +374,7 @@ def trust_root(s: Settings, output):
 # -- retiring versions and reclaiming space ----------------------------------------------------
 
 
-@cli.command(name="rm")
+@click.command(name="rm")
 @product_option
 @version_option
 @click.option("--origin", "origins", multiple=True,
@@ -432,7 +433,7 @@ def _finite(ctx, param, value: float) -> float:
     return value
 
 
-@cli.command(name="gc")
+@click.command(name="gc")
 @click.option("--origin", "origins", multiple=True,
               help="Collect on this origin instead of the repository (a path, s3://, or a name). Repeatable.")
 @click.option("--keep-last", type=click.IntRange(min=0), default=3, show_default=True,
@@ -468,7 +469,7 @@ def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
     s.emit({"gc": [r.to_dict() for r in reports]}, "\n".join(lines))
 
 
-@cli.group()
+@click.group()
 def events():
     """Publish events (the [events] table of the locations file)."""
 
@@ -482,10 +483,13 @@ def events_flush(s: Settings):
 
     if not s.locations.events:
         raise InvalidArgument("no [events] table in the locations file (--locations FILE): nothing to flush")
-    d = publish_events.flush(s.events_sinks())
+    d = publish_events.flush(publish_events.sinks_of(s.locations))
     s.emit(d.to_dict(), "\n".join(f"{name}: {r['delivered']} delivered, {r['pending']} pending"
                                   + (f" ({r['error']})" if r.get("error") else "") for name, r in d.to_dict().items()))
     if d.pending:  # the report is printed; the exit code says that the outbox is not empty
         still = "; ".join(f"{name}: {r.pending} ({r.error})" for name, r in d.pending)
         click.echo(f"depot: error: events still pending after the flush, {still} [{StoreUnavailable.code}]", err=True)
         click.get_current_context().exit(StoreUnavailable.exit_code)
+
+
+COMMANDS = (promote, rollback, publish_cmd, channels_cmd, keys, trust, rm_cmd, gc_cmd, events)

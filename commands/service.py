@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli import ByteSize, Settings, cli
 from pipeline.errors import InvalidArgument, StoreUnavailable
+
+from .shared import ByteSize, Settings
+
+if TYPE_CHECKING:
+    import socket
 
 
 def _finite(ctx, param, value: float) -> float:
@@ -20,7 +24,7 @@ def _finite(ctx, param, value: float) -> float:
     return value
 
 
-@cli.command()
+@click.command()
 @click.option("--origin", "origins", multiple=True, required=True,
               help="A published origin to serve from: a path, s3://, http(s)://, or a location's name (with its "
                    "region, priority and public_url). Repeatable: mirrors.")
@@ -81,9 +85,14 @@ def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret,
 def _listen(host: str, port: int) -> socket.socket:
     """The service's socket, bound here so that an address in use is a clear error (and
     ``--port 0`` says which port it got) before the server starts."""
+    import socket
+
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise InvalidArgument(f"--host {host} --port {port}: cannot listen there ({reason})") from None
+
+
+COMMANDS = (serve,)

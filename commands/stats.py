@@ -3,13 +3,12 @@ HTML report. See docs/stats.md."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import click
 
-from cli import Settings, cli, json_option
+from .shared import Settings, json_option
+
 
 stats_option = click.option("--stats", "stats_at", default=None,
                             help="Where the stats were exported [default: the repository]: a path, s3://, or a name.")
@@ -21,7 +20,7 @@ def _stats_store(s: Settings, at: str | None):
     return open_store(s.locations.resolve(at)) if at else s.store
 
 
-@cli.group()
+@click.group()
 def stats():
     """Per-version stats for analysts: parquet, DuckDB, an HTML report."""
 
@@ -54,6 +53,9 @@ def stats_query(s: Settings, sql, stats_at, fmt):
     if s.as_json or fmt == "json":
         click.echo(json.dumps(r.to_dicts(), default=str, sort_keys=False))
     elif fmt == "csv":
+        import csv
+        import io
+
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(r.columns)
@@ -86,3 +88,6 @@ def stats_report(s: Settings, out_path, stats_at):
 
     r = report(_stats_store(s, stats_at), out_path)
     s.emit(r.to_dict(), f"{out_path}: {r.charts} charts for {len(r.products)} product{'' if len(r.products) == 1 else 's'}, {r.bytes} bytes")
+
+
+COMMANDS = (stats,)

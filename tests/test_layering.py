@@ -88,6 +88,13 @@ def test_only_dask_cluster_talks_to_dask_distributed():
         assert not any(n.split(".")[0] == "distributed" for n in imports(path)), path
 
 
+def test_the_commands_never_import_cli():
+    """cli.py imports the command modules; were they to import it back, each would need
+    cli.py loaded first. What they share is in commands/shared.py."""
+    for path in sorted((ROOT / "commands").glob("*.py")):
+        assert "cli" not in {n.split(".")[0] for n in imports(path)}, f"{path.relative_to(ROOT)} imports cli"
+
+
 def test_the_table_catches_a_forbidden_import(tmp_path, monkeypatch):
     """The check itself: a client module importing a patch engine is refused."""
     fake = PIPELINE / "client" / "fetch.py"

@@ -30,7 +30,9 @@ from typing import Callable, Iterator
 
 import urllib3
 
+from .. import layout
 from ..errors import InvalidArgument, InvalidLocation, StoreUnavailable
+from ..storage import Location, Locations
 
 TOPIC = "com.platform.download.events.v1"
 MANIFEST_UPDATED = "com.platform.download.manifest.updated.v1"
@@ -192,6 +194,39 @@ def flush(sinks: EventSinks) -> Delivery:
         results = tuple((name, _deliver(sinks, name, events)) for name in sinks.names())
         _retire(events, sinks.names())
         return Delivery(results, outbox=len(_pending(sinks.outbox)))
+
+
+# -- announcing what a command did ----------------------------------------------------------
+
+
+def sinks_of(locations: Locations) -> EventSinks:
+    """The sinks of the locations file's [events] table. Its relative paths are relative to
+    the file, like the file's other paths. The outbox defaults to the user's data folder."""
+    from ..trust.anchors import default_data_dir
+
+    table = dict(locations.events)
+    base = Path(locations.path).parent if locations.path else Path(".")
+    for key in ("jsonl", "outbox"):
+        if isinstance(table.get(key), str) and not Path(table[key]).is_absolute():
+            table[key] = str(base / table[key])
+    return EventSinks.from_table(table, default_data_dir() / "outbox")
+
+
+def announce(locations: Locations, repository: Location, product: str, version: str, action: str, origins=(),
+             channel: str | None = None) -> Delivery | None:
+    """Emit a manifest.updated event for each origin (for the repository when there are
+    none) to the sinks of the [events] table. Returns the delivery report, or None when
+    the table names no sinks. An unreachable sink is reported, never raised."""
+    if not locations.events:
+        return None
+    sinks = sinks_of(locations)
+    key = layout.manifest_key(product, version)
+    announced = []
+    for loc in [locations.resolve(o) for o in origins] or [repository]:
+        url = f"{loc.public_url.rstrip('/')}/{key}" if loc.public_url else loc.child(key).url
+        name = next((n for n, named in locations.named if named.url == loc.url), loc.url)
+        announced.append(manifest_updated(product, version, url, action=action, channel=channel, origin=name))
+    return emit(sinks, *announced)
 
 
 @contextmanager

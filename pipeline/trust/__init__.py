@@ -1,7 +1,8 @@
 """Trust, with TUF (python-tuf).
 
-The publisher signs its metadata with its keys: repository, keys. The client checks
-that metadata from a trusted root: checking, anchors.
+The publisher signs its metadata with its keys: repository, keys. A command signs the
+documents it writes through signing. The client checks that metadata from a trusted
+root: checking, anchors.
 
 May import: errors, layout, core, formats, storage.
 """
