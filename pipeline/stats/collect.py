@@ -22,6 +22,7 @@ class ProductStats:
     versions: list[dict]  # rows of ``versions``, plus removed/new/changed/moved counts and running sums
     updates: list[dict]  # rows of ``updates``, oldest target first
     largest: list[dict] = field(default_factory=list)  # the largest new or changed files
+    last_publish: str | None = None  # when it was last published (UTC, ISO 8601), if ever
 
     def update(self, from_version: str | None, to_version: str) -> dict | None:
         return self._pairs.get((from_version, to_version)) if from_version else None
@@ -64,6 +65,8 @@ def collect(store: WriteStore) -> ReportData:
             FROM files f JOIN v ON v.product = f.product AND v.version = f.version
             WHERE f.change IN ('new', 'changed') AND v.previous_version IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY f.product ORDER BY f.size DESC, f.version, f.path) <= {LARGEST}""")
+        published = dict(con.execute(
+            "SELECT product::VARCHAR, max(published_at) FROM publishes GROUP BY ALL").fetchall())
         total = con.execute("SELECT coalesce(sum(stored_size), 0) FROM chunks").fetchone()[0]
     finally:
         con.close()
@@ -88,7 +91,7 @@ def collect(store: WriteStore) -> ReportData:
                                                           {u["from_version"] for u in plans}))}
         plans.sort(key=lambda u: (order[u["to_version"]], order[u["from_version"]]))
         big = sorted((r for r in largest if r["product"] == name), key=lambda r: (-r["size"], r["version"], r["path"]))
-        products.append(ProductStats(name, ordered, plans, big))
+        products.append(ProductStats(name, ordered, plans, big, published.get(name)))
     return ReportData(store.url, products, int(total), round(time.monotonic() - started, 3))
 
 

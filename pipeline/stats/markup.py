@@ -23,11 +23,12 @@ def fmt_int(n) -> str:
     return "" if n is None else f"{n:,}"
 
 
-def table(head: list[str], rows: list[list], numeric: set[int], cls: str = "") -> str:
+def table(head: list[str], rows: list[list], numeric: set[int], cls: str = "", markup: set[int] = frozenset()) -> str:
+    """Cells are escaped, except in the ``markup`` columns: HTML the caller escaped."""
     out = [f'<table class="{e(cls)}"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for row in rows:
-        out.append("<tr>" + "".join(f'<td class="n">{e(c)}</td>' if i in numeric else f"<td>{e(c)}</td>"
-                                    for i, c in enumerate(row)) + "</tr>")
+        out.append("<tr>" + "".join(("<td class=\"n\">" if i in numeric else "<td>") + (c if i in markup else e(c))
+                                    + "</td>" for i, c in enumerate(row)) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 

@@ -1,6 +1,7 @@
-"""The report page: per product, the charts and the tables with the exact figures, in one
-HTML document with its style inline and a Content-Security-Policy that allows nothing from
-elsewhere. Every string that goes into it is escaped."""
+"""The report page, one HTML document. First a summary table, a row per product, and the
+contents: a link to each product's section and its parts. Then per product the charts and
+the tables with the exact figures. The style is inline, and a Content-Security-Policy
+allows nothing from elsewhere. Every string that goes into it is escaped."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ main{max-width:1120px;margin:0 auto;padding:24px 32px 64px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:21px;margin:40px 0 8px;padding-top:16px;border-top:2px solid #ddd}
 h3{font-size:16px;margin:0 0 6px}
 .meta,.note{color:#555}.note{font-size:13px;margin:4px 0 8px}
-nav a{margin-right:14px}
+nav.contents ol{margin:8px 0 0;padding-left:20px}nav.contents li{margin:2px 0}
+nav.contents li a:first-child{font-weight:600}nav.contents .parts a{margin-left:10px;font-size:13px}
+.top{font-size:13px}
 figure.chart{margin:18px 0;padding:14px 16px;background:#fff;border:1px solid #e3e3e3;border-radius:6px;overflow-x:auto}
 figure.chart svg{display:block;max-width:100%;height:auto}
 .empty{margin:18px 0;padding:14px 16px;background:#fff;border:1px dashed #bbb;border-radius:6px;color:#555}
@@ -60,45 +63,77 @@ def render(data: ReportData) -> tuple[str, int]:
                      "then the report again.</p>")
     else:
         parts.append(_summary(data))
+        parts.append(_contents(data))
         for p in data.products:
             parts.append(_product(p, charts))
     parts.append("</main></body></html>")
     return "\n".join(parts), charts.count
 
 
-def _anchor(product: str) -> str:
-    return "product-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in product)
+# A product's section in parts, each a link in the contents: (name, anchor suffix).
+PARTS = (("Sizes", "sizes"), ("Updates", "updates"), ("Store and dedup", "store"), ("Files", "files"),
+         ("Patches and disk", "patches"))
+
+
+def _anchor(product: str, part: str = "") -> str:
+    """A product's id, or its part's: the part comes first, so no product name makes another's part."""
+    return (f"{part}-" if part else "") + "product-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in product)
 
 
 def _summary(data: ReportData) -> str:
+    """One row per product: the first thing on the page."""
     rows = []
     for p in data.products:
         last = p.versions[-1] if p.versions else {}
-        rows.append([p.product, len(p.versions), len(p.updates), last.get("version", ""), fmt_mib(last.get("bytes")),
-                     fmt_mib(last.get("stored_bytes")), fmt_mib(last.get("store_stored_bytes"))])
-    links = " ".join(f'<a href="#{e(_anchor(p.product))}">{e(p.product)}</a>' for p in data.products)
-    return (f"<nav>{links}</nav>"
-            + table(["product", "versions", "update plans", "latest version", "its build MiB", "its full download MiB",
-                      "stored by the product MiB"], rows, {1, 2, 4, 5, 6}, "summary")
+        built, stored = sum(v["bytes"] for v in p.versions), last.get("store_stored_bytes")
+        rows.append([f'<a href="#{e(_anchor(p.product))}">{e(p.product)}</a>', len(p.versions), len(p.updates),
+                     last.get("version", ""), fmt_mib(last.get("bytes")), fmt_mib(last.get("stored_bytes")),
+                     fmt_mib(stored), f"{built / stored:.2f}" if stored else "", _when(p.last_publish)])
+    return (table(["product", "versions", "update plans", "latest version", "its build MiB", "its full download MiB",
+                   "stored by the product MiB", "dedup ×", "last publish"], rows, {1, 2, 4, 5, 6, 7}, "summary",
+                  markup={0})
+            + '<p class="note">Dedup: the bytes of every version built, per byte the product stored.</p>'
             + f'<p class="note">The store holds {fmt_mib(data.store_stored_bytes)} MiB of chunks, every product '
               "together (a chunk two products share is stored and counted once, for the one that brought it "
               "first).</p>")
+
+
+def _when(at: str | None) -> str:
+    """An ISO 8601 UTC time to the minute: "2025-03-01 14:05 UTC"."""
+    return "never" if not at else f"{at.replace('T', ' ')[:16]} UTC"
+
+
+def _contents(data: ReportData) -> str:
+    """By product: a link to its section, then to each of its parts."""
+    items = [f'<li class="product"><a href="#{e(_anchor(p.product))}">{e(p.product)}</a><span class="parts">'
+             + "".join(f'<a href="#{e(_anchor(p.product, key))}">{e(name)}</a>' for name, key in PARTS)
+             + "</span></li>" for p in data.products]
+    return f'<nav class="contents" id="contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
+
+
+def _part(p: ProductStats, key: str) -> str:
+    return f'<div class="part" id="{e(_anchor(p.product, key))}">'
 
 
 def _product(p: ProductStats, charts: Charts) -> str:
     order = [v["version"] for v in p.versions]
     out = [f'<section class="product" id="{e(_anchor(p.product))}"><h2>{e(p.product)}</h2>',
            f'<p class="meta">{len(order)} version{"s" if len(order) != 1 else ""}, '
-           f"{len(p.updates)} update plan{'s' if len(p.updates) != 1 else ''}.</p>"]
+           f"{len(p.updates)} update plan{'s' if len(p.updates) != 1 else ''}. "
+           '<a class="top" href="#contents">Contents</a></p>']
 
     # sizes
+    out.append(_part(p, "sizes"))
     rows = [{"version": v["version"], "series": s, "value": mib(v[k])} for v in p.versions
             for s, k in (("build size (files' bytes)", "bytes"), ("full download (stored)", "stored_bytes"))]
     out.append(charts.lines("Build size and full download per version", rows, order, "MiB",
                             note="What a player has on disk, and what a fresh install downloads.",
                             empty="No version chunked yet."))
 
+    out.append("</div>")
+
     # update paths
+    out.append(_part(p, "updates"))
     path_rows, by_path = [], []
     for i, v in enumerate(p.versions):
         prev = order[i - 1] if i >= 1 else None
@@ -123,7 +158,10 @@ def _product(p: ProductStats, charts: Charts) -> str:
             ["version", "previous", "update MiB", "chunk reuse only MiB", "five back", "update from five back MiB",
              "fresh install MiB", "update % of fresh"], by_path, {2, 3, 5, 6, 7}), len(by_path)))
 
+    out.append("</div>")
+
     # what each version added; the store; dedup
+    out.append(_part(p, "store"))
     out.append(charts.bars("New unique bytes per version",
                            [{"version": v["version"], "series": "new unique bytes",
                              "value": mib(v["new_bytes_vs_store"])}
@@ -150,7 +188,10 @@ def _product(p: ProductStats, charts: Charts) -> str:
           "" if v["dedup_cumulative"] is None else f"{v['dedup_cumulative']:.2f}", f"{v['dedup_ratio']:.2f}"]
          for v in p.versions], set(range(1, 10)), "versions"), len(p.versions)))
 
+    out.append("</div>")
+
     # files
+    out.append(_part(p, "files"))
     out.append(charts.bars("Files new, changed, moved and removed per version",
                            [{"version": v["version"], "series": c, "value": v[c]} for v in p.versions for c in CHANGES
                             if v[c]], order, "files", stack=True, domain=CHANGES, colours=CHANGE_COLOURS,
@@ -171,7 +212,10 @@ def _product(p: ProductStats, charts: Charts) -> str:
     else:
         out.append('<p class="empty">No new or changed file after the first version.</p>')
 
+    out.append("</div>")
+
     # patch engines and what patches save
+    out.append(_part(p, "patches"))
     out.append(_engines(p, charts))
     saved, disk = [], []
     for i, v in enumerate(p.versions):
@@ -201,7 +245,7 @@ def _product(p: ProductStats, charts: Charts) -> str:
               f"{100 * u['delta_download_bytes'] / u['full_download_bytes']:.1f}" if u["full_download_bytes"] else "",
               fmt_mib(u["required_disk_space_bytes"]), *(fmt_int(u[_col("patches", n)]) for n in ENGINES)]
              for u in p.updates], set(range(2, 8 + len(ENGINES))), "updates"), len(p.updates)))
-    out.append("</section>")
+    out.append("</div></section>")
     return "\n".join(out)
 
 

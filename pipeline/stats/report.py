@@ -1,13 +1,14 @@
 """stats report: one self-contained HTML file from the exported stats (docs/stats.md).
 
-Per product: build size against full download per version; what an update downloads
-from the previous version, from five versions back and as a fresh install; what each
-version added to the store, the store's cumulative size and dedup; files new, changed,
-moved and removed per version with the largest changes; the patch engines' share and the
-bytes patches save; the disk space each update needs. Charts are Vega-Lite specs (built
-with Altair) rendered to SVG by vl-convert and inlined, so the file needs no network, no
-script and no font from elsewhere (a Content-Security-Policy in it says so to the
-browser); tables carry the exact figures. Every string that goes into the HTML is escaped.
+First a summary table, a row per product, and the contents by product. Then per product:
+build size against full download per version; what an update downloads from the previous
+version, from five versions back and as a fresh install; what each version added to the
+store, the store's cumulative size and dedup; files new, changed, moved and removed per
+version, with the largest changes; the patch engines' share and the bytes patches save; the
+disk space each update needs. Charts are page wide: Vega-Lite specs (built with Altair),
+rendered to SVG by vl-convert and inlined. So the file needs no network, no script and no
+font from elsewhere, and a Content-Security-Policy in it says so to the browser. Tables
+carry the exact figures. Every string that goes into the HTML is escaped.
 
 ``collect(store)`` runs the queries (``stats.collect``); ``render(data)`` makes the HTML
 (``stats.render``, its charts in ``stats.charts``); ``report(store, out_path)`` does both

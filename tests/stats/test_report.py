@@ -2,8 +2,8 @@
 a pipe): every chart drawn, titled, the exact figures in the tables, version order natural,
 every string escaped, no console error, nothing fetched, and a screenshot that shows it.
 
-The repository: the fixture builds (four versions, every pair planned), a product with one
-version and no plan, and one whose versions sort only naturally (1.9 before 1.10) with a
+The repository: the fixture builds (four versions, every pair planned, the last one
+published), a product with one version and no plan, and one whose versions sort only naturally (1.9 before 1.10) with a
 file whose name is HTML."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.build import products
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest
 from pipeline.delta.diff import diff
+from pipeline.publish.publish import publish
 from pipeline.stats.export import export
 from pipeline.stats.query import query
 from pipeline.stats import charts as charts_module
@@ -66,6 +67,7 @@ def reported(tmp_path_factory):
     add_version(store, "oddnames", "1.9", write_build(base / "odd-1.9", {"a.txt": b"a" * 5000, "b.bin": blob}))
     add_version(store, "oddnames", "1.10",
                 write_build(base / "odd-1.10", {"b.bin": blob[:100_000] + os.urandom(50_000), HOSTILE: b"x" * 3000}))
+    publish(store, [open_store(str(base / "origin"))], PRODUCT, ["1.3.0"])
     export(store)
     out = base / "out" / "report.html"
     result = report(store, out)
@@ -82,13 +84,20 @@ def chromium_binary():
 
 READ_PAGE = r"""(() => {
   const text = el => el ? el.textContent.trim() : null;
+  const pageBox = el => { const b = el.getBoundingClientRect();
+    return {x: b.left + scrollX, y: b.top + scrollY, width: b.width, height: b.height}; };
+  const main = document.querySelector('main'), style = getComputedStyle(main);
+  const order = [...document.querySelectorAll('table.summary, nav.contents, section.product')];
   const figures = [...document.querySelectorAll('figure.chart')].map(f => {
     const svg = f.querySelector('svg');
     const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    const inner = f.getBoundingClientRect();
     const marks = svg ? [...svg.querySelectorAll('.role-mark > *')] : [];
     const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
     return {product: text(f.closest('section.product').querySelector('h2')), title: text(f.querySelector('h3')),
             svgs: f.querySelectorAll('svg').length, width: box.width, height: box.height,
+            left: box.left - inner.left, right: inner.right - box.right,
+            points: svg ? [...svg.querySelectorAll('.mark-symbol.role-mark path')].map(pageBox) : [],
             marks: marks.length, drawn: drawn.length,
             bars: svg ? svg.querySelectorAll('.mark-rect.role-mark path').length : 0,
             xLabels: svg ? [...svg.querySelectorAll('.role-axis-label text')].map(text) : []};
@@ -104,7 +113,18 @@ READ_PAGE = r"""(() => {
   return {figures, products, h1: text(document.querySelector('h1')),
           svgs: document.querySelectorAll('svg').length, images: document.images.length,
           scripts: document.scripts.length, iframes: document.querySelectorAll('iframe, object, embed').length,
-          summary: [...document.querySelector('table.summary').rows].map(r => [...r.cells].map(text))};
+          summary: [...document.querySelector('table.summary').rows].map(r => [...r.cells].map(text)),
+          column: main.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+          page: document.documentElement.scrollHeight, viewport: innerHeight,
+          order: order.map(el => el.matches('section.product') ? text(el.querySelector('h2')) : el.className),
+          top: Object.fromEntries(order.slice(0, 2).map(el => [el.className, pageBox(el)])),
+          contents: [...document.querySelectorAll('nav.contents li.product')].map(li =>
+            [...li.querySelectorAll('a')].map(a => {
+              const target = document.getElementById(decodeURIComponent(a.hash.slice(1)));
+              const section = target && target.closest('section.product');
+              return {text: text(a), product: section && text(section.querySelector('h2')),
+                      heading: target && text(target.querySelector('h2, h3'))};
+            }))};
 })()"""
 
 
@@ -218,8 +238,13 @@ def test_no_console_error_and_nothing_fetched(page):
     assert page["requests"] == [page["url"]]
 
 
-def test_the_screenshot_shows_the_charts(page):
-    width, height, channels, lines = png_pixels(page["png"])
+@pytest.fixture(scope="module")
+def pixels(page):
+    return png_pixels(page["png"])
+
+
+def test_the_screenshot_shows_the_charts(pixels):
+    width, height, channels, lines = pixels
     assert width == 1280 and height > 3000
     colours, painted, seen = set(), 0, 0
     for line in lines[::4]:
@@ -231,6 +256,65 @@ def test_the_screenshot_shows_the_charts(page):
     assert len(colours) > 50 and painted / seen > 0.02
     # the charts' own colours were painted: the bars' blue, the changed files' orange
     assert (0x4C, 0x78, 0xA8) in colours and (0xF5, 0x85, 0x18) in colours
+
+
+def test_the_summary_and_the_contents_come_first(reported, page):
+    store, _, _ = reported
+    dom = page["dom"]
+    assert dom["order"] == ["summary", "contents", "moonlight", "oddnames", PRODUCT]
+    # both fit the first screen: the reader sees every product before scrolling
+    assert dom["top"]["contents"]["y"] + dom["top"]["contents"]["height"] < dom["viewport"]
+    head, *body = dom["summary"]
+    assert head == ["product", "versions", "update plans", "latest version", "its build MiB",
+                    "its full download MiB", "stored by the product MiB", "dedup ×", "last publish"]
+    shown = {r[0]: dict(zip(head, r)) for r in body}
+    assert list(shown) == ["moonlight", "oddnames", PRODUCT]
+    for r in rows(store, """SELECT product, count(*) AS n, sum(bytes) / sum(new_stored_bytes_vs_store) AS dedup,
+                                   sum(new_stored_bytes_vs_store) AS stored FROM versions GROUP BY product"""):
+        s = shown[r["product"]]
+        assert (s["versions"], s["dedup ×"], s["stored by the product MiB"]) == \
+            (str(r["n"]), f"{r['dedup']:.2f}", mib(r["stored"]))
+    latest = rows(store, f"SELECT bytes, stored_bytes FROM versions WHERE product = '{PRODUCT}' AND version = '1.3.0'")[0]
+    assert (shown[PRODUCT]["its build MiB"], shown[PRODUCT]["its full download MiB"]) == \
+        (mib(latest["bytes"]), mib(latest["stored_bytes"]))
+    (published,) = {r["published_at"] for r in rows(store, "SELECT published_at FROM publishes")}
+    assert shown[PRODUCT]["last publish"] == published.replace("T", " ")[:16] + " UTC"
+    assert shown["moonlight"]["last publish"] == shown["oddnames"]["last publish"] == "never"
+
+
+def test_the_contents_link_to_each_product_and_its_parts(page):
+    contents = page["dom"]["contents"]
+    assert [links[0]["text"] for links in contents] == ["moonlight", "oddnames", PRODUCT]
+    for links in contents:
+        product = links[0]["text"]
+        assert links[0]["product"] == links[0]["heading"] == product  # the product's own section
+        assert [link["text"] for link in links[1:]] == ["Sizes", "Updates", "Store and dedup", "Files", "Patches and disk"]
+        for link in links[1:]:  # each part's link lands on its first chart, inside the product's section
+            assert link["product"] == product and link["heading"] in [t.format(p=product) for t in CHARTS], link
+
+
+def test_charts_use_the_full_width_of_the_page(page):
+    dom = page["dom"]
+    for f in dom["figures"]:
+        assert f["width"] > 0.9 * dom["column"], f  # the page's column, less the card's padding
+        assert f["left"] >= 0 and f["right"] >= 0, f  # inside its card: no sideways scrolling
+
+
+def test_a_one_version_product_shows_both_of_its_sizes(page, pixels):
+    """moonlight's one version is incompressible: its build size and full download are the
+    same number, drawn at the same spot. Both series' colours must be painted there."""
+    width, _, channels, lines = pixels
+    sizes = next(f for f in page["dom"]["figures"] if (f["product"], f["title"]) ==
+                 ("moonlight", "Build size and full download per version"))
+    assert len(sizes["points"]) == 2
+    x0 = int(min(p["x"] for p in sizes["points"])) - 2
+    x1 = int(max(p["x"] + p["width"] for p in sizes["points"])) + 2
+    y0 = int(min(p["y"] for p in sizes["points"])) - 2
+    y1 = int(max(p["y"] + p["height"] for p in sizes["points"])) + 2
+    painted = [tuple(lines[y][x * channels:x * channels + 3]) for y in range(y0, y1) for x in range(x0, min(x1, width))]
+    for colour in ((0x4C, 0x78, 0xA8), (0xF5, 0x85, 0x18)):  # build size, full download
+        near = sum(1 for px in painted if sum(abs(a - b) for a, b in zip(px, colour)) < 60)
+        assert near >= 6, f"{colour} is hidden"
 
 
 def test_an_empty_export_still_renders(tmp_path):
