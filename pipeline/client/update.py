@@ -163,8 +163,9 @@ class _Step:
 
     def _stage(self, entry: FileEntry, op: FileOp) -> None:
         staged = self.inst.staging_path(entry)
-        if sha256_or_none(staged) == entry.hash_sha256:
-            return  # staged by an interrupted run
+        if sha256_or_none(staged) == entry.hash_sha256:  # staged by an interrupted run,
+            os.chmod(staged, file_mode(entry))  # which may have died before its mode was set
+            return
         source = self.inst.dest / op.source
         if op.op == "copy":
             shutil.copyfile(source, staged)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -155,6 +156,24 @@ def test_a_killed_update_resumes(planned, build_dirs, tmp_path):
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert killed >= 1
+    assert_installed(dest, build_dirs["1.3.0"])
+
+
+def test_a_file_an_interrupted_update_staged_before_its_mode_was_set_gets_its_mode(planned, build_dirs, tmp_path):
+    """Killed between writing a staged file and setting its mode: the bytes are right, the
+    exec bit is not. The next run reuses the bytes and sets the mode."""
+    from pipeline.client.game_dir import GameDir
+    from pipeline.formats import manifest
+
+    dest = tmp_path / "game"
+    install(fetcher(planned), PRODUCT, "1.0.0", dest)
+    [entry] = [e for e in manifest.load(open_store(str(planned)), PRODUCT, "1.3.0").files if e.path == "bin/starfall"]
+    assert entry.executable
+    staged = GameDir(dest).staging_path(entry)
+    os.makedirs(os.path.dirname(staged), exist_ok=True)
+    shutil.copyfile(build_dirs["1.3.0"] / "bin" / "starfall", staged)
+    os.chmod(staged, 0o644)
+    update(fetcher(planned), dest, "1.3.0")
     assert_installed(dest, build_dirs["1.3.0"])
 
 
