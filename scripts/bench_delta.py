@@ -28,9 +28,9 @@ import time
 
 import release_pairs
 from benchlib import (TIME_BINARY, MiB, add_run_options, depot_base_command, ensure_tools,
-                      fmt, log, machine_info, machine_line, mib, parse_json_output,
+                      fmt, log, machine_info, machine_line, mib, option_listed, parse_json_output,
                       print_table, regular_files, remove_workdir, run_measured, scan_tree,
-                      time_binary, tool_version)
+                      time_binary, tool_version, verdict)
 from pipeline.core.hashing import sha256_file
 
 PRODUCT = "p"
@@ -53,53 +53,28 @@ XDELTA_DEFAULT_WINDOW = 64 * MiB
 def tool_versions() -> dict:
     zs = re.search(r"v(\d+(?:\.\d+)+)", tool_version(["zstd", "--version"]))
     xd = re.search(r"version (\d+(?:\.\d+)+)", tool_version(["xdelta3", "-V"]))
-    return {
-        "zstd": f"zstd {zs.group(1)}" if zs else "zstd",
-        "xdelta3": f"xdelta3 {xd.group(1)}" if xd else "xdelta3",
-        "bsdiff": dpkg_version("bsdiff"),
-    }
-
-
-def dpkg_version(pkg: str) -> str:
-    """bsdiff prints no version: the Debian package's."""
-    try:
-        res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
-        return f"{pkg} {res.stdout.decode().strip()}" if res.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
+    bs = tool_version(["dpkg-query", "-W", "-f", "${Version}", "bsdiff"])  # bsdiff prints none
+    return {"zstd": f"zstd {zs.group(1)}" if zs else "zstd",
+            "xdelta3": f"xdelta3 {xd.group(1)}" if xd else "xdelta3",
+            "bsdiff": f"bsdiff {bs}" if bs else ""}
 
 
 def patch_command(tool: str, old: str, new: str, patch: str) -> list[str]:
-    if tool == "bsdiff":
-        return ["bsdiff", old, new, patch]
-    if tool == "xdelta3":
-        cmd = ["xdelta3", "-9", "-e", "-f"]
-        size = os.path.getsize(old)
-        if size > XDELTA_DEFAULT_WINDOW:
-            # the source window (default 64 MiB) must cover the whole old file
-            cmd += ["-B", str(-(-size // MiB) * MiB)]
-        return cmd + ["-s", old, new, patch]
-    if tool == "zstd":
-        # --patch-from raises zstd's own memory limit to the reference's size;
-        # --long=31 allows a window that spans the whole old file.
-        return ["zstd", "-19", "--long=31", "-q", "-f", f"--patch-from={old}", new,
-                "-o", patch]
-    if tool == "zstd-full":
-        return ["zstd", "-19", "-q", "-f", new, "-o", patch]
-    raise ValueError(tool)
+    # xdelta3's source window (default 64 MiB) must cover the whole old file;
+    # zstd's --long=31 allows a window that spans it, and --patch-from raises its memory limit
+    size = os.path.getsize(old) if old else 0
+    window = ["-B", str(-(-size // MiB) * MiB)] if size > XDELTA_DEFAULT_WINDOW else []
+    return {"bsdiff": ["bsdiff", old, new, patch],
+            "xdelta3": ["xdelta3", "-9", "-e", "-f", *window, "-s", old, new, patch],
+            "zstd": ["zstd", "-19", "--long=31", "-q", "-f", f"--patch-from={old}", new, "-o", patch],
+            "zstd-full": ["zstd", "-19", "-q", "-f", new, "-o", patch]}[tool]
 
 
 def apply_command(tool: str, old: str, patch: str, out: str) -> list[str]:
-    if tool == "bsdiff":
-        return ["bspatch", old, out, patch]
-    if tool == "xdelta3":
-        return ["xdelta3", "-d", "-f", "-s", old, patch, out]
-    if tool == "zstd":
-        return ["zstd", "-d", "--long=31", "-q", "-f", f"--patch-from={old}", patch, "-o", out]
-    if tool == "zstd-full":
-        return ["zstd", "-d", "-q", "-f", patch, "-o", out]
-    raise ValueError(tool)
+    return {"bsdiff": ["bspatch", old, out, patch],
+            "xdelta3": ["xdelta3", "-d", "-f", "-s", old, patch, out],
+            "zstd": ["zstd", "-d", "--long=31", "-q", "-f", f"--patch-from={old}", patch, "-o", out],
+            "zstd-full": ["zstd", "-d", "-q", "-f", patch, "-o", out]}[tool]
 
 
 # comparing the two trees
@@ -306,20 +281,9 @@ class DepotFailed(Exception):
 
 def diff_available(base, cwd, env) -> tuple[bool, str]:
     """(usable, message): depot diff exists and takes --product/--from/--to."""
-    try:
-        res = subprocess.run(base + ["diff", "--help"], cwd=cwd, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, f"depot diff --help could not run: {e}"
-    text = res.stdout.decode(errors="replace")
-    if res.returncode != 0:
-        last = text.strip().splitlines()[-1] if text.strip() else f"exit {res.returncode}"
-        return False, f"depot diff is not available yet ({last.strip()})"
-    missing = [o for o in ("--product", "--from", "--to") if o not in text]
-    if missing:
-        return False, (f"depot diff has no {', '.join(missing)} option; its help:\n"
-                       + text.strip())
-    return True, ""
+    if all(option_listed(base, "diff", o, cwd, env) for o in ("--product", "--from", "--to")):
+        return True, ""
+    return False, "depot diff with --product, --from and --to is not available"
 
 
 def depot_diff(pair, base, cwd, env, repo: str, workdir: str, interval: float) -> dict:
@@ -496,43 +460,21 @@ def print_report(report: dict) -> None:
         print(f"  new version: {mib(p['new_bytes'])} MiB; changed/added files "
               f"{mib(p['changed_new_bytes'])} MiB"
               + (f"; largest {lc['path']} {mib(lc['bytes'])} MiB" if lc else ""))
-        ch = p.get("chunk") or {}
-        dd = p.get("depot_diff") or {}
-        bs = p.get("bsdiff") or {}
-        print(f"  full download (depot stored_bytes):       {mib(ch.get('full_download_bytes')):>10} MiB")
-        print(f"  chunk reuse alone (stored_bytes_new):     {mib(ch.get('chunk_reuse_bytes')):>10} MiB")
-        print(f"  best per-file tool:                       {mib(p.get('best_per_file_bytes')):>10} MiB")
-        print(f"  depot plan (delta_download_bytes):        {mib(dd.get('delta_download_bytes')):>10} MiB")
-        bp = p.get("best_per_file")
+        bp, r, g = p.get("best_per_file"), p["ratios"], p["goals"]
         if bp:
             tot = bp["totals"]
-            print("  per tool alone (changed files; bytes / seconds / max RSS): " + "; ".join(
-                f"{t} {mib(tot[t]['bytes'])} MiB / {tot[t]['seconds']:.1f}s / "
-                f"{mib(tot[t]['max_rss_bytes'])} MiB" for t in DIFF_TOOLS if tot[t]["files"]))
-            if tot["zstd-full"]["files"]:
-                print(f"  added files, zstd -19: {mib(tot['zstd-full']['bytes'])} MiB "
-                      f"({tot['zstd-full']['files']} files)")
+            print("  per tool alone (changed files; MiB / s / max RSS MiB): " + "; ".join(
+                f"{t} {mib(tot[t]['bytes'])} / {tot[t]['seconds']:.1f} / {mib(tot[t]['max_rss_bytes'])}"
+                for t in (*DIFF_TOOLS, "zstd-full") if tot[t]["files"]))
             print(f"  smallest per file: {', '.join(f'{k} {v}' for k, v in bp['wins'].items())}")
-        r, g = p["ratios"], p["goals"]
-
-        def mark(k):
-            return "" if k not in g else ("  MET" if g[k] else "  NOT MET")
-        print(f"  depot / best per-file tool: {fmt(r.get('depot_over_best'), '.3f')} "
-              f"(goal <= {GOAL_SIZE_RATIO}){mark('size')}")
+        for k, name, key, goal in (("size", "depot / best per-file tool", "depot_over_best", GOAL_SIZE_RATIO),
+                                   ("time", "depot diff / bsdiff time", "diff_time_over_bsdiff", GOAL_TIME_RATIO)):
+            print(f"  {name}: {fmt(r.get(key), '.3f')} (goal <= {goal}) {verdict(g.get(k))}")
         print(f"  chunk reuse / best: {fmt(r.get('chunk_reuse_over_best'), '.2f')}; "
               f"depot / chunk reuse: {fmt(r.get('depot_over_chunk_reuse'), '.3f')}; "
-              f"depot / full: {fmt(r.get('depot_over_full'), '.3f')}")
-        el = dd.get("elapsed_s")
-        print(f"  depot diff time: {fmt(dd.get('wall_s'), '.2f')}s wall"
-              + (f" ({el:.2f}s reported elapsed_s)" if isinstance(el, (int, float)) else "")
-              + f"; bsdiff: {fmt(bs.get('seconds'), '.2f')}s over {bs.get('files', 0)} files")
-        print(f"  depot diff / bsdiff time: {fmt(r.get('diff_time_over_bsdiff'), '.3f')} "
-              f"(goal <= {GOAL_TIME_RATIO}){mark('time')}"
-              + (f"; by elapsed_s {r['diff_elapsed_over_bsdiff']:.3f}"
-                 if "diff_elapsed_over_bsdiff" in r else ""))
-        print(f"  peak memory: depot diff {mib(dd.get('peak_rss_bytes'))} MiB (tree RSS; "
-              f"largest process {mib(dd.get('max_process_rss_bytes'))} MiB), "
-              f"bsdiff {mib(bs.get('max_rss_bytes'))} MiB")
+              f"depot / full: {fmt(r.get('depot_over_full'), '.3f')}; "
+              f"by elapsed_s: {fmt(r.get('diff_elapsed_over_bsdiff'), '.3f')}")
+        dd = p.get("depot_diff") or {}
         if dd.get("error"):
             print(f"  depot diff: {dd['error']}")
         if p.get("depot_error"):
