@@ -1,5 +1,5 @@
-"""The bandwidth limit: a token bucket, checked on a clock the test turns (no wall time);
-its wait ends when cancelled."""
+"""The bandwidth limit: a token bucket, checked on a clock the test hands it and turns (no
+wall time); its wait ends when cancelled."""
 
 import threading
 
@@ -13,16 +13,15 @@ class Clock:
     def monotonic(self):
         return self.now
 
-    def sleep(self, s):
+    def sleep(self, s, cancel=None):
         self.slept.append(round(s, 6))
         self.now += s
+        return True
 
 
-def test_bytes_beyond_the_rate_wait_their_share(monkeypatch):
+def test_bytes_beyond_the_rate_wait_their_share():
     clock = Clock()
-    monkeypatch.setattr(rate.time, "monotonic", clock.monotonic)
-    monkeypatch.setattr(rate.time, "sleep", clock.sleep)
-    limiter = rate.RateLimiter(1000)  # bytes a second, one second of burst
+    limiter = rate.RateLimiter(1000, clock=clock.monotonic, sleep=clock.sleep)  # bytes a second, one second of burst
     limiter.acquire(1000)  # the burst: no wait
     limiter.acquire(500)  # half a second's worth more
     limiter.acquire(500)
