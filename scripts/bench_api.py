@@ -2,19 +2,13 @@
 """The lookup service under ``wrk`` on loopback: update checks, signed links, and nginx
 serving a static file the size of an update check's answer (the machine's ceiling).
 
-A small signed repository of the fixture builds is published to an origin directory,
-nginx serves it with ``secure_link``, and ``depot serve`` (then ``uvicorn --workers N``
-with the same application) answers at full load and paced at ``--paced-rate``. py-spy
-profiles ``depot serve`` (``profiles.py``); the service's own steps are timed in process
-(``service_costs.py``). Goal: 3,000 requests/s on update checks and on single links with
-p99 under 20 ms. The method in full is in docs/benchmarks.md, "The lookup service".
+The fixture builds are signed and published to an origin directory; nginx serves it with
+``secure_link``. ``depot serve``, then ``uvicorn --workers N``, answer at full load and
+paced at ``--paced-rate``. ``apilib.py`` profiles ``depot serve`` and times the service's
+own steps. Goal: 3,000 requests/s on update checks and on single links, p99 under 20 ms.
+The method is in docs/benchmarks.md, "The lookup service".
 
-    python scripts/bench_api.py [--seconds 30] [--connections 64] [--threads 2] [--warmup 2]
-        [--current 1.1.0] [--batch-keys 100] [--paced-rate 3000] [--uvicorn-workers 2]
-        [--nginx-workers 1] [--profile-seconds 10] [--synthetic-chunks 100000]
-        [--depot-cmd CMD] [--workdir DIR] [--keep] [--json] [--check]
-
-Exit status: 1 when ``depot serve`` misses the goal both ways with ``--check``, 2 when a
+Exit status: 1 when ``depot serve`` misses the goal both ways with ``--check``; 2 when a
 server did not start or a check before loading failed. ``uvicorn --factory`` imports
 ``service_app``, configured by the ``DEPOT_BENCH_API_*`` environment variables.
 """
@@ -33,11 +27,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchlib import (REPO_ROOT, add_run_options, depot_base_command, ensure_tools, fmt, log, machine_info, machine_line,
-                      print_header, remove_workdir, tool_version, verdict)
-from loadgen import Server, calibrated, lua_cycle, lua_post, measure, nginx_pid
-from profiles import print_profile, profile, py_spy
-from service_costs import own_code_us, print_costs, synthetic_costs
+from apilib import (Server, calibrated, lua_cycle, lua_post, measure, nginx_pid, own_code_us, print_costs,
+                    print_profile, profile, py_spy, synthetic_costs)
+from benchlib import (REPO_ROOT, add_run_options, depot_base_command, ensure_tools, fmt, log, machine_info,
+                      machine_line, col, print_table, remove_workdir, tool_version, verdict)
 
 GOAL_RPS = 3000.0  # requests/s on each endpoint, at least
 GOAL_P99_MS = 20.0  # p99 latency, below
@@ -121,7 +114,8 @@ def answer_bytes(origin_dir: Path, public_url: str, current: str) -> bytes:
     from pipeline.service.catalog import Catalog
     from pipeline.service.updates import check
 
-    catalog = Catalog(service_config(str(origin_dir), public_url, SECRET, NO_LIMIT).origins)
+    config = service_config(str(origin_dir), public_url, SECRET, NO_LIMIT)
+    catalog = Catalog(config.origins, trust=config.trust)
     info = check(catalog, PRODUCT, current, CHANNEL)
     return JSONResponse({"data": [{"type": "updateInfo", "attributes": info}]}).body
 
@@ -207,20 +201,17 @@ def print_report(r: dict) -> None:
     print("depot serve runs one uvicorn worker (httptools, uvloop); --link-rate is raised to "
           f"{NO_LIMIT:g} so that the rate limit never refuses (this measures throughput)")
     print()
-    hdr = (f"{'server':<28} {'endpoint':<22} {'load':<12} {'req/s':>8} {'links/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-           f"{'non-2xx':>8} {'sock err':>8} {'srv CPU s':>9} {'us CPU/req':>10} {'wrk CPU s':>9} "
-           f"{'other CPU s':>11} {'/ nginx':>8}")
-    print_header(hdr)
+    errors = lambda row: fmt(sum(row["socket_errors"].values()) if row.get("socket_errors") else None, "d")
+    print_table([col("server", 28, "server"), col("endpoint", 22, "endpoint"), col("load", 12, "load"),
+                 col("req/s", 8, "requests_per_s", ".0f"), col("links/s", 8, "links_per_s", ".0f"),
+                 col("p50 ms", 7, "p50_ms", ".2f"), col("p99 ms", 7, "p99_ms", ".2f"),
+                 col("non-2xx", 8, "non_2xx_3xx", "d"), ("sock err", 8, errors),
+                 col("srv CPU s", 9, "server_cpu_s", ".1f"), col("us CPU/req", 10, "server_cpu_us_per_request", ".0f"),
+                 col("wrk CPU s", 9, "wrk_cpu_s", ".1f"), col("other CPU s", 11, "other_cpu_s", ".1f"),
+                 col("/ nginx", 8, "over_nginx", ".3f")], r["results"])
     for row in r["results"]:
-        errs = sum(row["socket_errors"].values()) if row.get("socket_errors") else None
-        print(f"{row['server']:<28} {row['endpoint']:<22} {row['load']:<12} {fmt(row['requests_per_s'], '.0f'):>8} "
-              f"{fmt(row.get('links_per_s'), '.0f'):>8} {fmt(row['p50_ms'], '.2f'):>7} "
-              f"{fmt(row['p99_ms'], '.2f'):>7} {fmt(row['non_2xx_3xx'], 'd'):>8} {fmt(errs, 'd'):>8} "
-              f"{fmt(row['server_cpu_s'], '.1f'):>9} {fmt(row['server_cpu_us_per_request'], '.0f'):>10} "
-              f"{fmt(row['wrk_cpu_s'], '.1f'):>9} {fmt(row.get('other_cpu_s'), '.1f'):>11} "
-              f"{fmt(row.get('over_nginx'), '.3f'):>8}")
         if row.get("error"):
-            print(f"  wrk failed: {row['error'].strip()[:300]}")
+            print(f"{row['server']}, {row['endpoint']}: wrk failed: {row['error'].strip()[:300]}")
     print()
     print(f"goal: at least {GOAL_RPS:,.0f} req/s on update checks and on single links with p99 under "
           f"{GOAL_P99_MS:g} ms, server and wrk sharing the {r['machine']['cpus']} cores; read two ways: "

@@ -1,21 +1,28 @@
-"""HTTP load on loopback with wrk: the servers under load as processes of their own, wrk's
-Lua scripts (a POST body, a cycle of paths, a paced delay), its runs and their parsed
-figures, and the CPU time a server's processes spent meanwhile. Used by ``bench_api.py``."""
+"""The lookup service benchmark's parts: servers under wrk's load and their CPU time,
+py-spy profiles of a server, and the service's own steps timed in process."""
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
+import gc
+import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+import timeit
+import tracemalloc
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchlib import busy_cpu_seconds, fmt, log
+from benchlib import REPO_ROOT, busy_cpu_seconds, fmt, log, print_header
 
 
 class Server:
@@ -207,7 +214,7 @@ def process_tree_cpu(pid: int) -> dict[int, float]:
     return out
 
 
-# -- measured runs -------------------------------------------------------------
+# measured runs
 
 
 def measure(label: str, server_name: str, endpoint: str, url: str, args, script: str | None,
@@ -271,3 +278,226 @@ def calibrated(make_script, url: str, args, pace_ms: float, steps: int = 2) -> t
         if delay <= 0.5:
             return make_script(None), None
     return make_script(delay), round(delay, 2)
+
+
+# where a server's CPU goes: py-spy samples under load
+
+
+def py_spy() -> str | None:
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else None
+
+
+def profile(pid: int, url: str, script: str | None, args, out: Path) -> dict:
+    """py-spy samples of pid while wrk loads url: the top functions, inclusive and own."""
+    spy = py_spy()
+    if spy is None:
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    load = cf.ThreadPoolExecutor(1).submit(run_wrk, url, args.profile_seconds + 3, args.connections, args.threads,
+                                           script)
+    time.sleep(1)
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(args.profile_seconds))),
+           "--rate", "250", "--nonblocking", "--full-filenames", "--format", "raw", "--output", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wrk = load.result()
+    if res.returncode != 0 or not out.exists():
+        return {"skipped": f"py-spy failed: {res.stderr.strip()[-500:]}"}
+    return summarize_profile(out.read_text(), wrk.get("requests_per_s"))
+
+
+def frame_name(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> ``func (file.py)``, paths shortened to the package."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", REPO_ROOT + "/", "lib/python3"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where})" if where else name
+
+
+IDLE_LEAVES = ("Condition.wait (threading.py)", "Event.wait (threading.py)", "Queue.get (queue.py)",
+               "_wait_for_tstate_lock (threading.py)")
+LAYERS = (  # the leaf frame's file -> where the time goes
+    ("starlette/middleware/base.py", "starlette BaseHTTPMiddleware"),
+    ("fastapi/encoders.py", "fastapi jsonable_encoder"),
+    ("fastapi/", "fastapi routing, dependencies, body"),
+    ("starlette/", "starlette routing, requests, responses"),
+    ("anyio/", "anyio (thread hand-off, task groups)"),
+    ("threading.py", "threads (hand-off to the worker pool)"),
+    ("queue.py", "threads (hand-off to the worker pool)"),
+    ("uvicorn/", "uvicorn (HTTP protocol, socket writes)"),
+    ("asyncio/", "asyncio / uvloop (the event loop)"),
+    ("pydantic", "pydantic (validation)"),
+    ("prometheus_client/", "prometheus_client (metrics)"),
+    ("pipeline/", "depot's own code (pipeline/)"),
+    ("json/", "json (rendering)"),
+)
+NOT_INTERESTING = ("click/", "runpy", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
+                   "uvicorn/__main__.py", "asyncio/runners.py", "asyncio/base_events.py", "(depot)", "(cli.py)",
+                   "commands/", "(threading.py)", "(queue.py)")
+
+
+def layer_of(frame: str) -> str:
+    for marker, layer in LAYERS:
+        if marker in frame:
+            return layer
+    return "other"
+
+
+def summarize_profile(raw: str, rps: float | None, top: int = 25) -> dict:
+    """Shares of the busy samples (raw collapsed stacks: ``frame;frame;... count``): the
+    functions with the most inclusive and own samples, and own samples by layer. Samples
+    of threads waiting (the idle worker pool: py-spy --nonblocking does not tell them
+    apart) are left out and counted apart."""
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    layers: collections.Counter = collections.Counter()
+    total = waiting = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [frame_name(f) for f in stack.split(";")]
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
+        if frames[-1] in IDLE_LEAVES:
+            waiting += n
+            continue
+        total += n
+        own[frames[-1]] += n
+        layers[layer_of(frames[-1])] += n
+        for f in set(frames):
+            if not any(m in f for m in NOT_INTERESTING):
+                inclusive[f] += n
+    share = lambda c, k: [{"function": f, "share": round(n / total, 3)} for f, n in c.most_common(k)]
+    return {"samples": total, "waiting_samples": waiting, "requests_per_s_while_sampled": rps,
+            "inclusive": share(inclusive, top), "own": share(own, top),
+            "layers": [{"layer": f, "share": round(n / total, 3)} for f, n in layers.most_common()]}
+
+
+def print_profile(name: str, p: dict) -> None:
+    if p.get("skipped"):
+        print(f"profile of {name}: skipped: {p['skipped']}")
+        return
+    print(f"profile of {name} (py-spy --nonblocking, {p['samples']} samples of busy "
+          f"threads, {p['waiting_samples']} of waiting ones left out; "
+          f"{fmt(p['requests_per_s_while_sampled'], '.0f')} req/s while sampled)")
+    for head, items, what in (("inclusive", p["inclusive"], "function"), ("own", p["own"][:15], "function"),
+                              ("own", p["layers"], "by layer (the leaf frame's package)")):
+        print_header(f"{head:>9}  {what}")
+        for f in items:
+            print(f"{f['share'] * 100:>8.1f}%  {f.get('function') or f.get('layer')}")
+
+
+# the service's own work, in process and without HTTP
+
+
+def own_code_us(config, product: str, channel: str, current: str, key: str, body: bytes) -> dict:
+    """Microseconds per call of the service's own steps (a ``ServiceConfig``'s service), in
+    this process, no HTTP."""
+    from starlette.responses import JSONResponse
+
+    from pipeline import layout
+    from pipeline.service.app import UpdateCheck
+    from pipeline.service.catalog import Catalog
+    from pipeline.service.links import LinkSigner
+    from pipeline.service.updates import check
+
+    catalog = Catalog(config.origins, trust=config.trust)
+    check(catalog, product, current, channel)  # documents read and parsed once, as in the service
+
+    def one_link():
+        origin = catalog.preferred(None)
+        return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl,
+                          config.link_style).link(key)
+
+    url, expires = one_link()
+    check_answer = {"data": [{"type": "updateInfo", "attributes": check(catalog, product, current, channel)}]}
+    link_answer = {"data": [{"type": "link", "id": key, "attributes": {"href": url, "expiresAt": expires}}]}
+    steps = {
+        "updates.check (the route, chunk costs, plans)": lambda: check(catalog, product, current, channel),
+        "UpdateCheck.model_validate_json (the body)": lambda: UpdateCheck.model_validate_json(body),
+        "JSONResponse render (update-check answer)": lambda: JSONResponse(check_answer).body,
+        "layout.check_key": lambda: layout.check_key(key),
+        "a link: catalog.preferred + LinkSigner(...) + link()": one_link,
+        "JSONResponse render (one-link answer)": lambda: JSONResponse(link_answer).body,
+    }
+    out = {}
+    for name, fn in steps.items():
+        timer = timeit.Timer(fn)
+        n, _ = timer.autorange()
+        best = min(timer.repeat(3, n)) / n
+        out[name] = round(best * 1e6, 2)
+    return out
+
+
+def synthetic_costs(n_chunks: int, changed: float = 0.05) -> dict:
+    """What the service's per-request work costs on a large version, in this process: two
+    synthetic manifests of ``n_chunks`` 1 MiB chunks in files of 10 chunks each, the newer
+    with ``changed`` of its chunks new. Milliseconds (best of 3), and the manifest's size."""
+    from pipeline.core.chunk_params import ChunkParams
+    from pipeline.formats.manifest import ChunkRef, FileEntry, Manifest
+
+    def manifest(version: str, new_every: int) -> Manifest:
+        entries = []
+        for f in range(max(1, n_chunks // 10)):
+            chunks = []
+            for i in range(10):
+                n = f * 10 + i
+                tag = f"{version}-{n}" if new_every and n % new_every == 0 else f"base-{n}"
+                cid = hashlib.blake2b(tag.encode(), digest_size=32).hexdigest()
+                chunks.append(ChunkRef(i << 20, 1 << 20, cid, 700_000))
+            entries.append(FileEntry(f"data/d{f // 1000:03d}/f{f:06d}.pak", "file", 10 << 20, False,
+                                     hashlib.sha256(f"{version}-{f}".encode()).hexdigest(), chunks=tuple(chunks)))
+        return Manifest("big", version, ChunkParams(256 << 10, 1 << 20, 4 << 20), tuple(entries))
+
+    installed, target = manifest("1", 0), manifest("2", round(1 / changed) if changed else 0)
+    data = target.to_bytes()
+    gc.collect()
+    tracemalloc.start()
+    parsed = Manifest.from_bytes(data, "big.json")
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del parsed
+
+    def best(fn, repeat=3) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(min(times) * 1000, 2)
+
+    return {
+        "chunks": n_chunks, "files": max(1, n_chunks // 10), "changed": changed,
+        "manifest_bytes": len(data), "parsed_bytes": held,
+        "ms": {
+            "Manifest.from_bytes (parse and validate, once per version)": best(
+                lambda: Manifest.from_bytes(data, "big.json"), 1),
+            "Manifest.unique_chunks": best(target.unique_chunks),
+            "chunk_cost_from (every update check, the two manifests)": best(
+                lambda: target.chunk_cost_from(installed)),
+            "sorted(unique_chunks()) (every chunks page request)": best(
+                lambda: sorted(target.unique_chunks().values(), key=lambda c: c.id)),
+            "Manifest.totals (an update check from an unknown version)": best(target.totals),
+        },
+    }
+
+
+def print_costs(own: dict | None, syn: dict | None) -> None:
+    if own:
+        print()
+        print_header(f"{'the service own steps, in process, no HTTP':<56} {'us/call':>8}")
+        for name, us in own.items():
+            print(f"{name:<56} {us:>8.1f}")
+    if syn:
+        print()
+        print_header(f"{'per-request work on a large version (synthetic manifests, in process)':<64} {'ms':>8}")
+        for name, ms in syn["ms"].items():
+            print(f"{name:<64} {ms:>8.1f}")
+        print(f"({syn['chunks']} chunks of 1 MiB in {syn['files']} files, {syn['changed'] * 100:g}% new in the "
+              f"newer version; its manifest: {syn['manifest_bytes'] / (1 << 20):.1f} MiB of JSON, "
+              f"{syn['parsed_bytes'] / (1 << 20):.0f} MiB once parsed)")
