@@ -1,42 +1,18 @@
 #!/usr/bin/env python3
-"""Deterministic synthetic "game build" corpus for ingest benchmarks.
+"""A deterministic synthetic game build, gigabytes in seconds, for the ingest benchmarks.
 
-Its purpose is volume: gigabytes whose mix of content (compressible or not,
-duplicated or not) is what a chunking pipeline's throughput and stored bytes
-depend on, generated in seconds.  The small, versioned test builds with pinned
-chunk boundaries are another thing: ``make_fixtures.py`` makes those, and the
-two share no generator, so that changing one never changes the other's bytes.
+Its mix is what chunking speed and stored bytes depend on: about 35% incompressible
+(textures, audio), 30% compressible binary records, 10% text, 25% copies of shared
+assets (half lightly patched). By default a few pak-like files of 100-250 MiB hold 55%
+of the bytes in mixed 1-8 MiB blocks; hundreds of small files of one kind each sit in
+nested directories. ``--single-file-gb N`` makes one file of mixed blocks instead.
 
-The corpus mimics what a game build looks like to a chunking pipeline:
+Every file's seed comes from ``--seed`` and its path. A file already there with its
+planned size is kept, so a second run is nearly free. Random bytes come from numpy's
+SFC64 when numpy is installed, else from ``random``. ``make_fixtures.py`` makes the
+small pinned test builds; the two share no generator. Sizes are binary (GB = GiB).
 
-* ~35% incompressible bytes (already-compressed textures, audio, video),
-* ~30% compressible binary (tables of structured records and repeated
-  patterns with small variations; zstd -3 gets roughly 2-4x on it),
-* ~10% text (log and config files),
-* ~25% duplicated content: copies of a small library of shared "assets"
-  (the same texture or mesh packed into several archives), half of them with
-  small in-place patches.  Content-defined chunking dedups most of these.
-
-Layout (default): a few very large files (pak-like archives, 100-250 MiB each
-for a 1 GiB corpus; about 55% of the bytes, mixed content in 1-8 MiB blocks)
-plus hundreds of small files (4 KiB - 2 MiB, log-uniform, one content kind per
-file) in nested directories.  With ``--single-file-gb N`` the corpus is a
-single file of N GiB with mixed content in blocks instead.
-
-Everything is derived from ``--seed``: every file has its own seed derived
-from the corpus seed and its relative path, so files can be generated
-independently.  A file that already exists with the planned size is left
-alone, which makes re-runs nearly free.  Random bytes come from numpy's PCG64
-when numpy is installed (SFC64, faster) and from ``random.Random`` otherwise; all the
-structure is built with C-level bytes operations (translate, extended slice
-assignment), so generating 1 GiB takes a few seconds.
-
-Sizes are binary: 1 GB here means 1 GiB (2**30 bytes), 1 MB means 1 MiB.
-
-CLI::
-
-    python scripts/bench_corpus.py --out DIR --size-gb 1.0
-    python scripts/bench_corpus.py --out DIR --single-file-gb 4
+    python scripts/bench_corpus.py --out DIR [--size-gb 1.0 | --single-file-gb 4]
 """
 
 from __future__ import annotations
