@@ -1,30 +1,16 @@
 #!/usr/bin/env python3
-"""Generate the deterministic "Starfall" build fixtures.
+"""The deterministic "Starfall" build fixtures: <out>/starfall/{1.0.0,1.1.0,1.2.0,1.3.0}.tar.
 
-Writes four uncompressed POSIX tar archives, one per game version:
+Uncompressed POSIX tar archives shaped like a small game: ELF-like executables, a mostly
+incompressible asset pack, levels of mixed content, text configuration, an empty file,
+empty directories and symlinks. Each version edits the one before as real patches do:
+scattered byte edits, shifting insertions, renames, deletions, mode changes, replaced
+and appended assets. All bytes come from fixed string seeds and all tar metadata is
+fixed, so two runs write identical files (standard library only).
 
-    <out>/starfall/1.0.0.tar
-    <out>/starfall/1.1.0.tar
-    <out>/starfall/1.2.0.tar
-    <out>/starfall/1.3.0.tar
+The tests pin these archives' chunk boundaries (``fixtures/builds/starfall/chunks.json``,
+from ``pin_fixture_chunks.py``): a changed byte here is a change of the fixtures.
 
-The content imitates a small game build: ELF-like executables, a packed asset
-file that is mostly incompressible, level files with mixed content, text
-configuration, an empty file, empty directories and symlinks.  Each version is
-derived from the previous one with the kind of edits real patches contain
-(scattered byte edits, insertions that shift content, renames, deletions,
-mode changes, replaced and appended asset blobs).
-
-Everything is derived from fixed string seeds fed to ``random.Random``; the
-archives use fixed metadata, so running the script twice produces
-byte-identical files.  Python 3.11 standard library only.
-
-Its purpose is realism at a small size: the tests pin these archives' chunk
-boundaries (``fixtures/builds/starfall/chunks.json``, written by
-``pin_fixture_chunks.py``), so any change here that changes a byte is a change
-of the fixtures.  The large benchmark corpus is ``bench_corpus.py``'s.
-
-Usage:
     python scripts/make_fixtures.py [--out DIR]
 """
 
@@ -52,9 +38,7 @@ def rng_for(*parts: object) -> random.Random:
     return random.Random("/".join(str(p) for p in parts))
 
 
-# ---------------------------------------------------------------------------
 # Build model
-# ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -97,9 +81,7 @@ class Build:
         self.models.pop(path, None)
 
 
-# ---------------------------------------------------------------------------
 # ELF-like binaries
-# ---------------------------------------------------------------------------
 
 NAMESPACES = [
     "Render", "Audio", "Physics", "Net", "UI", "Input", "Script", "Save",
@@ -376,9 +358,7 @@ def fresh_code(seed: str, size: int, at_addr: int) -> bytes:
     return bytes(out)
 
 
-# ---------------------------------------------------------------------------
 # Packed asset file
-# ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -473,9 +453,7 @@ def initial_pak() -> list[Blob]:
     return blobs
 
 
-# ---------------------------------------------------------------------------
 # Levels
-# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -542,9 +520,7 @@ def level_bytes(m: LevelModel) -> bytes:
     return head + b"".join(sections)
 
 
-# ---------------------------------------------------------------------------
 # Text files
-# ---------------------------------------------------------------------------
 
 
 def settings_ini(version: str, overrides: dict[tuple[str, str], str] | None = None,
@@ -733,9 +709,7 @@ def lang_txt(lang: str) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-# ---------------------------------------------------------------------------
 # Versions
-# ---------------------------------------------------------------------------
 
 
 def build_100() -> Build:
@@ -873,9 +847,7 @@ def all_builds() -> dict[str, Build]:
     return {"1.0.0": v100, "1.1.0": v110, "1.2.0": v120, "1.3.0": v130}
 
 
-# ---------------------------------------------------------------------------
 # Tar output
-# ---------------------------------------------------------------------------
 
 
 def tar_bytes(build: Build) -> bytes:
