@@ -8,9 +8,6 @@ depot diff's and bsdiff's time and peak memory are measured over the same files.
 per pair: depot's plan at most 1.05 of the best per-file tool, depot diff's time at most
 0.2 of bsdiff's. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_delta.py [--pairs-dir DIR] [--only NAME]... [--verify]
-        [--skip-tools] [--skip-depot] [--workdir DIR] [--keep] [--json] [--check]
-
 Exit status: 1 when a goal is missed with ``--check``, 2 when depot failed.
 """
 

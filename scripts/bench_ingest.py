@@ -8,9 +8,6 @@ tools. A row gives wall time, MiB/s (corpus bytes over wall time), stored bytes 
 process tree's memory. Goals: depot at least 4x casync's throughput, depot's peak RSS
 under 1 GiB. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_ingest.py [--corpus DIR | --game PACKAGE | --size-gb 1.0]
-        [--single-file-gb 0] [--workers N] [--workdir DIR] [--keep] [--json] [--check]
-
 Exit status: 1 when a goal is missed with ``--check``, 2 when depot failed.
 """
 

@@ -9,9 +9,6 @@ file by file with the corpus (sizes and SHA-256; depot's own ``.depot/`` left ou
 Goals, in throughput: depot local at least 2x casync extract, HTTP at least 0.8 of
 local (judged from nginx where it ran). The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_install.py [--corpus DIR | --game PACKAGE | --size-gb 1.0]
-        [--workers N] [--jobs N] [--no-nginx] [--workdir DIR] [--keep] [--json] [--check]
-
 Exit status: 1 when a destination differs from the corpus, casync extract failed, the
 HTTP origin did not start, or (with ``--check``) a goal is missed; 2 when depot failed.
 """

@@ -10,10 +10,6 @@ and ``depot gc --origin`` runs as a dry run. Every origin is checked object by o
 (files by SHA-256, buckets by ETag). Goals, in wall time: depot at most rclone's, the
 second publish under 0.1 of the first. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_publish.py [--corpus DIR | --size-gb 1.0] [--jobs 16] [--checkers N]
-        [--rclone-args '...'] [--signed] [--skip-s3] [--skip-rclone] [--workers N]
-        [--workdir DIR] [--keep] [--json] [--check]
-
 Exit status: 1 when an origin differs from the repository, rclone failed, or (with
 ``--check``) a goal is missed; 2 when depot failed.
 """

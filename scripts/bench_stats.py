@@ -8,9 +8,6 @@ it and, unless ``--no-back``, from five back). One new version's export is timed
 and at the full catalogue. Timings are medians of ``--repeat`` runs, wall time in this
 process. The method in full is in docs/benchmarks.md.
 
-    python scripts/bench_stats.py [--products 4] [--versions 30] [--files 40] [--seed 0]
-        [--repeat 3] [--no-back] [--workdir DIR] [--keep] [--json]
-
 Exit status 1 when a check fails: every version in the stats, and each single version's
 export reading exactly its manifest, the previous version's and its plans.
 """
