@@ -1,28 +1,13 @@
 #!/usr/bin/env python3
 """Real release pairs for the delta benchmarks: two consecutive versions, unpacked.
 
-Usage::
-
-    python scripts/release_pairs.py [--out DIR] [--only NAME]... [--json] [--list]
-
-Each pair is two consecutive versions of the same software as unpacked
-directories, ``DIR/<name>/<version>/``:
-
-* Python wheels from PyPI with a large native library that changes between
-  patch releases.  They are fetched with ``pip download --no-deps
-  --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64``
-  (exact versions and the SHA-256 of every wheel are pinned below) and unzipped
-  (file modes from the zip are kept).
-* The project's fixture builds ``fixtures/builds/starfall/*.tar``, extracted
-  with ``tarfile`` (``filter="tar"``).
-
-A version directory that already exists is reused as is (no download, no
-unpacking); a version is unpacked into a temporary sibling and renamed into
-place only when complete, so an interrupted run leaves no half-filled version.
-
-Without ``--out`` the pairs go to ``$TMPDIR/depot-release-pairs/``.
-``--only NAME`` (repeatable) selects pairs by exact name, by software name
-(``duckdb``, ``starfall``) or by kind (``pypi``, ``fixture``).
+A pair is two versions as directories, ``DIR/<name>/<version>/``. Python wheels with a
+large native library come from PyPI (``pip download``, versions and SHA-256 pinned
+below) and are unzipped with their file modes. The fixture builds
+(``fixtures/builds/starfall/*.tar``) are extracted with ``tarfile``. A version directory
+already there is reused. A version is unpacked beside its place and renamed into it when
+complete, so an interrupted run leaves nothing half-filled. ``DIR`` defaults to
+``$TMPDIR/depot-release-pairs/``.
 """
 
 from __future__ import annotations
