@@ -283,24 +283,17 @@ def print_report(report: dict) -> None:
             print(f"{e['step']:<34} FAILED (exit {e['returncode']}); its stderr follows the report")
     print()
     r, g = report["ratios"], report["goals"]
-    for o in ("dir", "s3"):
-        if f"depot_over_rclone_{o}" in r:
-            print(f"depot / rclone, {ORIGIN_LABELS[o]} origin (wall time): "
-                  f"{r[f'depot_over_rclone_{o}']:.2f} -- goal <= {GOAL_DEPOT_OVER_RCLONE:g}: "
-                  f"{verdict(g.get(f'depot_over_rclone_{o}'))}")
-    for o in ("dir", "s3"):
-        if f"second_over_first_{o}" in r:
-            extra = ""
-            if f"second_over_first_{o}_depot_elapsed" in r:
-                extra = (f" (on depot's own elapsed time, without the process start: "
-                         f"{r[f'second_over_first_{o}_depot_elapsed']:.3f})")
-            print(f"second / first publish, {ORIGIN_LABELS[o]} origin (wall time): "
-                  f"{r[f'second_over_first_{o}']:.3f} -- goal < {GOAL_SECOND_OVER_FIRST:g}: "
-                  f"{verdict(g.get(f'second_over_first_{o}'))}{extra}")
-    for o in ("dir", "s3"):
-        if f"rclone_second_over_first_{o}" in r:
-            print(f"rclone second / first copy, {ORIGIN_LABELS[o]} origin: "
-                  f"{r[f'rclone_second_over_first_{o}']:.3f}")
+    lines = (("depot_over_rclone_{}", "depot / rclone, {} origin (wall time)", f"goal <= {GOAL_DEPOT_OVER_RCLONE:g}"),
+             ("second_over_first_{}", "second / first publish, {} origin (wall time)",
+              f"goal < {GOAL_SECOND_OVER_FIRST:g}"),
+             ("second_over_first_{}_depot_elapsed", "second / first publish, {} origin, on depot's own "
+              "elapsed time (without the process start)", None),
+             ("rclone_second_over_first_{}", "rclone second / first copy, {} origin", None))
+    for key, label, goal in lines:
+        for o in ("dir", "s3"):
+            if key.format(o) in r:
+                print(f"{label.format(ORIGIN_LABELS[o])}: {r[key.format(o)]:.3f}"
+                      + (f" -- {goal}: {verdict(g.get(key.format(o)))}" if goal else ""))
     for row in report["results"]:
         if row.get("gc"):
             gc = row["gc"]
@@ -387,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         exclude_file = os.path.join(workdir, "rclone-exclude.txt")
         with open(exclude_file, "w") as f:
             f.writelines(f"/{rel}\n" for rel in excluded)
+            f.write("/logs/publishes/**\n")  # the records of the publishes still to run
         published = {"objects": len(ref), "bytes": sum(e[1] for e in ref.values()),
                      "excluded": len(excluded), "excluded_sample": excluded[:10]}
         log(f"published set: {len(ref)} objects, {published['bytes'] / MiB:.1f} MiB; "
@@ -511,28 +505,19 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{r['tool']}: {r['retries']} retries")
 
     report = {
-        "corpus": corpus_info,
-        "machine": machine_info(),
-        "jobs": jobs,
-        "checkers": checkers,
-        "rclone_args": rclone_extra,
-        "signed": args.signed,
-        "published": published,
-        "page_cache": "nothing dropped; sync before each timed run",
-        "preparation": prep,
-        "commands": commands,
-        "results": results,
-        "verification": verification,
-        "ratios": ratios,
-        "goals": goals,
+        "corpus": corpus_info, "machine": machine_info(), "jobs": jobs, "checkers": checkers,
+        "rclone_args": rclone_extra, "signed": args.signed, "published": published,
+        "page_cache": "nothing dropped; sync before each timed run", "preparation": prep,
+        "commands": commands, "results": results, "verification": verification,
+        "ratios": ratios, "goals": goals,
         "goal_thresholds": {"depot_over_rclone_time": GOAL_DEPOT_OVER_RCLONE,
                             "second_over_first_publish_time": GOAL_SECOND_OVER_FIRST},
         "versions": {"rclone": tool_version(["rclone", "version"])} if not args.skip_rclone else {},
-        "notes": notes,
-        "kept_workdir": workdir if args.keep else None,
+        "notes": notes, "kept_workdir": workdir if args.keep else None,
     }
     report["depot_error"], report["rclone_error"] = depot_failed, rclone_failed
     return finish(report, args, print_report, ("rclone_error",), against="the repository")
+
 
 if __name__ == "__main__":
     sys.exit(main())
