@@ -12,6 +12,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from .. import layout
 from ..core.parallel import as_completed, batches
@@ -194,6 +195,6 @@ def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progres
     calls = [(hash_files, batch) for batch in batches(files, lambda f: f[3], HASH_BATCH_BYTES, HASH_BATCH_FILES)]
     digests: dict[str, str] = {}
     for (_, batch), result in as_completed(executor, calls):
-        digests.update(result)
+        digests.update(cast("dict[str, str]", result))
         progress(sum(f[3] for f in batch))
     return digests

@@ -185,7 +185,7 @@ def candidates(inst: GameDir, m: Manifest, todo: list[FileEntry], seeds: Iterabl
 
 
 def _walk_files(root: Path, skip: str = "") -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         if dirpath == str(root) and skip in dirnames:
             dirnames.remove(skip)

@@ -21,7 +21,7 @@ def window_log(old: bytes, new_size: int) -> int:
 def _zstd_apply(old: bytes, patch: bytes, new_size: int) -> bytes:
     import pyzstd
 
-    option = {pyzstd.DParameter.windowLogMax: window_log(old, new_size)}
+    option: dict[int, int] = {pyzstd.DParameter.windowLogMax: window_log(old, new_size)}
     return pyzstd.decompress(patch, zstd_dict=pyzstd.ZstdDict(old, is_raw=True).as_prefix, option=option)
 
 

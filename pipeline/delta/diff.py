@@ -21,6 +21,7 @@ import bisect
 import concurrent.futures as cf
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from .. import layout
 from ..core import codec
@@ -142,7 +143,7 @@ def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Exec
             if cost and source is not None and source.size >= MIN_SOURCE and f.size:
                 calls.append((diff_file, store.location, source, f, cost))
     for (_, _, _, new_entry, _), op in as_completed(executor, calls):
-        ops[new_entry.path] = op
+        ops[new_entry.path] = cast(FileOp, op)
         progress(new_entry.size)
 
     files = tuple(ops[f.path] for f in new.files)

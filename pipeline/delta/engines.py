@@ -31,7 +31,7 @@ HDIFF_ZSTD_LEVEL = 17  # compression of HDiffPatch's output: 19 costs 15% more t
 
 
 def _zstd_make(old: bytes, new: bytes, level: int = ZSTD_LEVEL) -> bytes:
-    options = {
+    options: dict[int, int] = {
         CParameter.compressionLevel: level,
         CParameter.windowLog: window_log(old, len(new)),
         CParameter.enableLongDistanceMatching: 1,
@@ -48,7 +48,7 @@ def _bsdiff_make(old: bytes, new: bytes) -> bytes:
     return bsdiff4.diff(old, new)
 
 
-MAKE: dict[str, Callable[[bytes, bytes], bytes]] = {
+MAKE: dict[str, Callable[..., bytes]] = {  # (old, new); zstd-prefix also takes a level
     "zstd-prefix": _zstd_make,
     "hdiffpatch": _hdiff_make,
     "bsdiff4": _bsdiff_make,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from abc import ABC, abstractmethod
 from importlib import resources
 from typing import Callable, ClassVar, Protocol, TypeVar
 
@@ -63,18 +64,20 @@ def loads(data: bytes, schema: str, where: str) -> dict:
 D = TypeVar("D", bound="Document")
 
 
-class Document:
+class Document(ABC):
     """A repository document: the subclass (a frozen dataclass) gives its schema,
     ``to_dict`` and ``from_dict``; its bytes, validated both ways, come from here."""
 
     SCHEMA: ClassVar[str]
 
+    @abstractmethod
     def to_dict(self) -> dict:
-        raise NotImplementedError
+        """The document as plain JSON values."""
 
     @classmethod
+    @abstractmethod
     def from_dict(cls: type[D], d: dict) -> D:
-        raise NotImplementedError
+        """The document from plain JSON values that passed its schema."""
 
     def describe(self) -> str:
         """What to call this document in an error."""

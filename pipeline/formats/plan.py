@@ -48,7 +48,7 @@ class FileOp:
         return sum(s.patch_size for s in self.segments)
 
     def to_dict(self) -> dict:
-        d = {"path": self.path, "op": self.op, "hash_sha256": self.hash_sha256}
+        d: dict[str, object] = {"path": self.path, "op": self.op, "hash_sha256": self.hash_sha256}
         if self.op in ("copy", "patch"):
             d["source"] = self.source
         if self.op == "patch":

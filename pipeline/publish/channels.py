@@ -34,7 +34,14 @@ def rollback(store: WriteStore, product: str, channel: str, to: str | None = Non
         to = next((m.version for m in current.history if m.version != current.version), None)
         if to is None:
             raise NotFound(f"{product} {channel} has delivered only {current.version}: give --to VERSION")
-    return _move(store, product, channel, to, "rollback", lambda c: c.moved(to, "rollback", _now()))
+    target = to
+
+    def rolled_back(latest: Channel | None) -> Channel:
+        if latest is None:  # removed since it was read above
+            raise NotFound(f"{product} has no channel {channel!r} to roll back")
+        return latest.moved(target, "rollback", _now())
+
+    return _move(store, product, channel, target, "rollback", rolled_back)
 
 
 def channels(store: WriteStore, product: str) -> list[Channel]:

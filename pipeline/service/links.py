@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import LinkRefused
@@ -57,7 +58,7 @@ class LinkSigner:
     keys: tuple[tuple[str, bytes], ...] = ()  # (key id, HMAC key), the first signs
     ttl: int = 300  # seconds a link is good for
     style: str = "nginx"  # or "token"
-    _clock: object = field(default=time.time, compare=False, repr=False)
+    _clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     def expires(self) -> int:
         return int(self._clock()) + self.ttl

@@ -30,7 +30,7 @@ from ..formats import manifest as manifest_doc
 from ..formats import plan as plan_doc
 from ..formats.manifest import Manifest
 from ..formats.publish_record import PublishRecord
-from ..storage import WriteStore
+from ..storage import PrunableStore, WriteStore
 
 STATS_PREFIX = layout.STATS_PREFIX
 TABLES = ("versions", "files", "chunk_uses", "updates", "publishes")
@@ -55,7 +55,7 @@ class ExportResult:
         return dict(self.__dict__)
 
 
-def export(repo: WriteStore, out: WriteStore | None = None) -> ExportResult:
+def export(repo: PrunableStore, out: WriteStore | None = None) -> ExportResult:
     """Export what is new since the last export into ``out`` (default: the repository)."""
     started = time.monotonic()
     out = out or repo
@@ -79,8 +79,8 @@ def export(repo: WriteStore, out: WriteStore | None = None) -> ExportResult:
                 result.read_documents += 1
                 result.plans += 1
     for key in repo.list(layout.PUBLISH_LOG_PREFIX):
-        found = layout.publish_record_of(key)
-        if found is None or table_key("publishes", *found) in done:
+        record_of = layout.publish_record_of(key)
+        if record_of is None or table_key("publishes", *record_of) in done:
             continue
         record = PublishRecord.from_bytes(repo.get(key), repo.url_of(key))
         _write(out, table_key("publishes", record.product, record.id), record.rows(), result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import AbstractSet
 
 MiB = 1 << 20
 
@@ -23,7 +24,7 @@ def fmt_int(n) -> str:
     return "" if n is None else f"{n:,}"
 
 
-def table(head: list[str], rows: list[list], numeric: set[int], cls: str = "", markup: set[int] = frozenset()) -> str:
+def table(head: list[str], rows: list[list], numeric: AbstractSet[int], cls: str = "", markup: AbstractSet[int] = frozenset()) -> str:
     """Cells are escaped, except in the ``markup`` columns: HTML the caller escaped."""
     out = [f'<table class="{e(cls)}"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for row in rows:

@@ -9,12 +9,15 @@ pointers that must never go back.
 
 Keys are relative POSIX paths checked by ``layout.check_key``. Only "not found" becomes
 ``NotFound``; every other failure is ``StoreUnavailable`` naming the location.
+
+Each interface is an ``abc.ABC``: a backend that leaves a method out cannot be created.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -28,7 +31,7 @@ A build or publish running while gc does is safe when gc's grace period is longe
 this plus the writer's running time."""
 
 
-class ReadStore:
+class ReadStore(ABC):
     location: Location
 
     @property
@@ -41,16 +44,17 @@ class ReadStore:
     def url_of(self, key: str) -> str:
         return join(self.url, check_key(key))
 
+    @abstractmethod
     def get(self, key: str) -> bytes:
         """The whole object; ``NotFound`` if there is none."""
-        raise NotImplementedError
 
+    @abstractmethod
     def has(self, key: str) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def size(self, key: str) -> int:
         """The object's size in bytes; ``NotFound`` if there is none."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -71,19 +75,20 @@ class WriteStore(ReadStore):
     """No reader ever sees part of an object: local files are written beside their key and
     renamed into place; object stores publish an object when its upload completes."""
 
+    @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Create or replace the object."""
-        raise NotImplementedError
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create the object only if the key is free; True if this call created it. Atomic:
         of any number of racing writers, on any backend, exactly one gets True."""
         return self.put_if_match(key, data, None)
 
+    @abstractmethod
     def get_tagged(self, key: str) -> Tagged:
         """The object with a tag that changes whenever it is replaced by other bytes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
         """Compare and swap: replace the object only if it is still the version ``tag``
         names (``None``: only if there is none); True if this call replaced it. A stale
@@ -93,28 +98,27 @@ class WriteStore(ReadStore):
         write of the bytes already there leaves the tag as it was. Only compare-and-swap
         is ordered against compare-and-swap: a plain ``put`` is not, so what must never go
         back (channel pointers, plan indexes on origins) is written this way only."""
-        raise NotImplementedError
 
+    @abstractmethod
     def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         """``put`` by streaming, for objects too large to hold in memory; nothing is
         published if the block raises."""
-        raise NotImplementedError
 
+    @abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under ``prefix``, sorted; temporaries of unfinished writes are not keys."""
-        raise NotImplementedError
 
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
-        raise NotImplementedError
 
+    @abstractmethod
     def touch(self, key: str, older_than: float = 0.0) -> int:
         """Keep a reused object from gc: if it was written more than ``older_than`` seconds
         ago, make it new again, its bytes unchanged. Returns its size; ``NotFound`` if
         there is none (gc took it: the caller writes it again). A writer that finds an
         object it will name calls this, since gc deletes only what is older than its grace
         period, checked again at the moment of deletion (``PrunableStore.prune``)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -126,14 +130,14 @@ class ObjectInfo:
 
 
 class PrunableStore(WriteStore):
+    @abstractmethod
     def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` with its size and modification time, temporaries
         included, sorted by key: what gc marks and sweeps from."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prune(self, key: str, written_before: float) -> bool:
         """Delete the object only if it was last written before ``written_before`` (seconds
         since the epoch): one that a writer touched since gc listed it stays. True if it
         was deleted. A local store decides under the lock ``touch`` takes, so the two never
         cross; an object store checks the age just before deleting."""
-        raise NotImplementedError

@@ -12,9 +12,14 @@ from .base import ReadStore
 
 
 class ChunkSpan(Protocol):
-    offset: int
-    size: int
-    id: str
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def id(self) -> str: ...
 
 
 def get_chunk(store: ReadStore, chunk_id: str, size: int) -> bytes:

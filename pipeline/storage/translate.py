@@ -38,7 +38,7 @@ def translated(where: str) -> Iterator[None]:
         raise
     except FileNotFoundError as exc:
         raise NotFound(f"{where}: not found") from exc
-    except (*backend_errors(), ValueError) as exc:
+    except backend_errors() + (ValueError,) as exc:
         raise StoreUnavailable(f"{where}: {describe(exc)}") from exc
 
 
