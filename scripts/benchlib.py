@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import bench_corpus
 from pipeline.core.hashing import sha256_file
@@ -83,10 +84,8 @@ def ensure_tools(tools: dict[str, str]) -> None:
 
 
 def time_binary() -> str | None:
-    """GNU time, for the exact peak RSS of the largest process.
-
-    Our own wait4 cannot give it: a child forked from this process starts with our
-    resident set, and the kernel keeps that high-water mark across exec."""
+    """GNU time, for the exact peak RSS of the largest process (wait4 cannot give it: a
+    forked child starts with this process's resident set, kept across exec)."""
     return TIME_BINARY if have(TIME_BINARY) else None
 
 
@@ -227,15 +226,11 @@ class TreeSampler(threading.Thread):
         procs = self._tree()
         for p in procs:
             try:
-                if self.pss_ok:
-                    try:
-                        mi = p.memory_full_info()
-                        one, one_pss = mi.rss, getattr(mi, "pss", mi.rss)
-                    except psutil.AccessDenied:
-                        self.pss_ok = False
-                        one = one_pss = p.memory_info().rss
-                else:
-                    one = one_pss = p.memory_info().rss
+                try:
+                    mi = p.memory_full_info() if self.pss_ok else p.memory_info()
+                except psutil.AccessDenied:
+                    self.pss_ok, mi = False, p.memory_info()
+                one, one_pss = mi.rss, getattr(mi, "pss", mi.rss)
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
             rss += one
@@ -280,10 +275,7 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop_event.set()
         sampler.join()
-    with open(out_path, "rb") as f:
-        stdout = f.read().decode(errors="replace")
-    with open(err_path, "rb") as f:
-        stderr = f.read().decode(errors="replace")
+    stdout, stderr = (Path(p).read_bytes().decode(errors="replace") for p in (out_path, err_path))
     max_single, exact = sampler.max_single_rss, False
     if timebin:
         try:
@@ -292,23 +284,14 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
             exact = True
         except (OSError, ValueError, IndexError):
             pass
-    return {
-        "returncode": proc.returncode,
-        "seconds": wall,
-        # the tree's peak is at least the peak of its largest process
-        "peak_rss_bytes": max(sampler.peak_rss, max_single),
-        "peak_rss_sampled_bytes": sampler.peak_rss,
-        "peak_pss_bytes": sampler.peak_pss if sampler.pss_ok else None,
-        "max_process_rss_bytes": max_single,
-        "max_process_rss_exact": exact,
-        "max_processes": sampler.max_procs,
-        "samples": sampler.samples,
-        "cpu_user_s": round(usage.ru_utime, 3),
-        "cpu_sys_s": round(usage.ru_stime, 3),
-        "free_mib_before": free_before,
-        "stdout": stdout,
-        "stderr": stderr,
-    }
+    return {"returncode": proc.returncode, "seconds": wall,
+            # the tree's peak is at least the peak of its largest process
+            "peak_rss_bytes": max(sampler.peak_rss, max_single), "peak_rss_sampled_bytes": sampler.peak_rss,
+            "peak_pss_bytes": sampler.peak_pss if sampler.pss_ok else None,
+            "max_process_rss_bytes": max_single, "max_process_rss_exact": exact,
+            "max_processes": sampler.max_procs, "samples": sampler.samples,
+            "cpu_user_s": round(usage.ru_utime, 3), "cpu_sys_s": round(usage.ru_stime, 3),
+            "free_mib_before": free_before, "stdout": stdout, "stderr": stderr}
 
 
 def busy_cpu_seconds(t0, t1) -> float:
@@ -319,12 +302,8 @@ def busy_cpu_seconds(t0, t1) -> float:
 
 def timed_run(name: str, cmd: list[str], workdir: str, interval: float,
               cwd: str | None = None, env: dict | None = None) -> dict:
-    """run_measured between two syncs.
-
-    The sync before keeps the last step's writeback out of this run. The sync after is
-    timed apart (``sync_after_s``). ``other_cpu_s`` is the CPU the rest of the machine
-    used meanwhile (other load makes figures noisy); ``own_cpu_s`` is this script's own
-    (the sampler, and any server it runs in its threads)."""
+    """run_measured between two syncs (the one after timed apart), with the CPU that this
+    script (``own_cpu_s``) and the rest of the machine (``other_cpu_s``) used meanwhile."""
     import psutil
 
     t0 = time.perf_counter()
@@ -357,10 +336,8 @@ def noisy_notes(rows: list[dict]) -> list[str]:
 
 
 def free_memory_mib() -> int:
-    """Memory the kernel has never reclaimed from the page cache.
-
-    On this kind of virtual machine a first write into such memory costs several times
-    more (the host backs each page on first touch), so each run records it."""
+    """Free memory: on this virtual machine a first write into it costs more (the host
+    backs each page on first touch), so each run records it."""
     import psutil
 
     return round(psutil.virtual_memory().free / MiB)
@@ -369,23 +346,14 @@ def free_memory_mib() -> int:
 def summarize(name: str, res: dict, corpus_bytes: int, stored: int | None, **extra) -> dict:
     """A report row of a run_measured result over the corpus."""
     sec = res["seconds"]
-    row = {
-        "tool": name,
-        "seconds": round(sec, 3),
-        "mib_per_s": round(corpus_bytes / MiB / sec, 2) if sec > 0 else None,
-        "stored_bytes": stored,
-        "stored_mib": round(stored / MiB, 2) if stored is not None else None,
-        "peak_rss_mib": round(res["peak_rss_bytes"] / MiB, 1),
-        "peak_pss_mib": (round(res["peak_pss_bytes"] / MiB, 1)
-                         if res.get("peak_pss_bytes") is not None else None),
-        "max_process_rss_mib": round(res["max_process_rss_bytes"] / MiB, 1),
-        "max_processes": res["max_processes"],
-        "cpu_user_s": res["cpu_user_s"],
-        "cpu_sys_s": res["cpu_sys_s"],
-        "free_mib_before": res.get("free_mib_before"),
-    }
-    row.update(extra)
-    return row
+    in_mib = lambda v: None if v is None else round(v / MiB, 1)  # noqa: E731
+    return {"tool": name, "seconds": round(sec, 3),
+            "mib_per_s": round(corpus_bytes / MiB / sec, 2) if sec > 0 else None,
+            "stored_bytes": stored, "stored_mib": None if stored is None else round(stored / MiB, 2),
+            "peak_rss_mib": in_mib(res["peak_rss_bytes"]), "peak_pss_mib": in_mib(res.get("peak_pss_bytes")),
+            "max_process_rss_mib": in_mib(res["max_process_rss_bytes"]), "max_processes": res["max_processes"],
+            "cpu_user_s": res["cpu_user_s"], "cpu_sys_s": res["cpu_sys_s"],
+            "free_mib_before": res.get("free_mib_before"), **extra}
 
 
 def timed_row(name: str, res: dict, nbytes: int, **extra) -> dict:
@@ -409,10 +377,8 @@ def failure(step: str, cmd: list[str], res: dict) -> dict:
 
 def log_failure(failed: dict) -> None:
     log(f"{failed['step']} failed (exit {failed['returncode']}): {failed.get('command')}")
-    if failed.get("error"):
-        log(failed["error"])
-    for stream in ("stderr", "stdout"):
-        if failed.get(stream, "").strip():
+    for stream in ("error", "stderr", "stdout"):
+        if (failed.get(stream) or "").strip():
             log(f"--- {stream} ---")
             log(failed[stream].rstrip())
 
@@ -628,10 +594,9 @@ def print_mismatches(verification: dict, matches: bool = False) -> None:
                 print(f"verified {key}: {v['files_checked']} objects match the repository")
             continue
         print(f"MISMATCH {key}: {v['missing']} missing, {v['extra']} extra, {v['different']} different")
-        for p in v["missing_paths"]:
-            print(f"  missing: {p}")
-        for p in v["extra_paths"]:
-            print(f"  extra: {p}")
+        for what in ("missing", "extra"):
+            for p in v[f"{what}_paths"]:
+                print(f"  {what}: {p}")
         for d in v["different_paths"]:
             print(f"  different: {d['path']} (expected {d['expected']}, got {d['got']})")
 
@@ -646,10 +611,9 @@ def machine_line(m: dict) -> str:
 
 def finish(report: dict, args, print_report, failures: tuple[str, ...] = (),
            against: str = "the corpus") -> int:
-    """Print the report (or its JSON), log what failed, and return the exit status.
-
-    2 when a depot command failed (``report["depot_error"]``); 1 when another step in
-    ``failures`` failed, a comparison did not match, or (with ``--check``) a goal was missed."""
+    """Print the report (or its JSON), log what failed, and return the exit status: 2 when
+    depot failed, 1 when a step in ``failures`` failed, a comparison did not match, or
+    (with ``--check``) a goal was missed."""
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
