@@ -37,6 +37,10 @@ from ..formats.manifest import FileEntry, Manifest
 PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 hex digits
 
 
+def fault_point(step: str) -> None:
+    """A named step of a swap ("place" a staged file, "record" the install), where a test makes it die."""
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -193,6 +197,7 @@ class GameDir:
             for e in staged:
                 self._make_parents(e.path, known)
                 self._set_aside(e.path)
+                fault_point("place")
                 os.replace(self.staging_path(e), os.path.join(self.dest, e.path))
             for e in m.entries:
                 if e.type == "symlink":
@@ -282,6 +287,7 @@ class GameDir:
             st = os.stat(os.path.join(self.dest, f.path))
             files[f.path] = FileStamp(st.st_size, st.st_mtime_ns)
         record = InstallRecord(m.product, m.version, tuple(origins), files, trust)
+        fault_point("record")
         _atomic_write(self.state / "installed.json", record.to_bytes())
 
     def _make_parents(self, rel: str, known: set[str] | None = None) -> None:

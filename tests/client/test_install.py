@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -316,28 +318,45 @@ def test_a_failing_swap_puts_the_previous_version_back(published, build_dirs, tm
     assert_installed(dest, build_dirs["1.1.0"])
 
 
-def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_dirs, tmp_path, monkeypatch):
-    """The process dies half-way through swapping 1.1.0 in (no chance to clean up): the
+KILLED_AT = """
+import os, signal, sys
+from pathlib import Path
+from helpers import fetcher
+from pipeline.client import game_dir
+from pipeline.client.install import install
+
+origin, product, version, dest, step, nth = sys.argv[1:]
+reached = []
+
+def die(at):
+    if at == step:
+        reached.append(at)
+        if len(reached) == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)  # no except or finally block runs
+
+game_dir.fault_point = die
+install(fetcher(origin), product, version, Path(dest))
+"""
+
+
+def install_killed_at(origin: Path, version: str, dest: Path, step: str, nth: int = 1) -> None:
+    """Install ``version`` in a process SIGKILLed the ``nth`` time its swap reaches ``step``."""
+    p = subprocess.run([sys.executable, "-c", KILLED_AT, str(origin), PRODUCT, version, str(dest), step, str(nth)],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"},
+                       capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr  # it died there, it did not finish
+
+
+def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_dirs, tmp_path):
+    """The process is killed half-way through swapping 1.3.0 in (no chance to clean up): the
     next depot command on the directory finds the intent and puts 1.0.0 back."""
     from pipeline.client import game_dir
 
     dest = tmp_path / "game"
     install(fetcher(published), PRODUCT, "1.0.0", dest)
     (dest / "mods").write_bytes(b"a user's file where 1.3.0 needs a directory")
-    real_replace, placed = os.replace, []
-
-    def dying_replace(src, dst):
-        if "/.depot/staging/" in str(src) and "/.depot/" not in str(dst):
-            placed.append(dst)  # a verified new file moving into the game directory
-            if len(placed) == 3:  # half-way: old entries set aside, some new ones in place
-                raise SystemExit("killed")  # stands for SIGKILL: no except block runs
-        real_replace(src, dst)
-
-    monkeypatch.setattr(game_dir.os, "replace", dying_replace)
-    monkeypatch.setattr(game_dir.GameDir, "recover", lambda self: None)
-    with pytest.raises(SystemExit):
-        install(fetcher(published), PRODUCT, "1.3.0", dest)
-    monkeypatch.undo()
+    # half-way: old entries set aside, two verified new files in place, the third about to move in
+    install_killed_at(published, "1.3.0", dest, "place", 3)
     assert (dest / ".depot" / "swap.json").exists()
 
     with game_dir.GameDir(dest).locked():
@@ -349,24 +368,13 @@ def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_
     assert verify(dest).intact
 
 
-def test_a_crash_between_the_manifest_and_the_record_leaves_the_previous_version(published, build_dirs, tmp_path,
-                                                                                 monkeypatch):
+def test_a_crash_between_the_manifest_and_the_record_leaves_the_previous_version(published, build_dirs, tmp_path):
     from pipeline.client import game_dir
 
     dest = tmp_path / "game"
     install(fetcher(published), PRODUCT, "1.0.0", dest)
-    real_write = game_dir._atomic_write
-
-    def dying_write(path, data):
-        if path.name == "installed.json":
-            raise SystemExit("killed")  # the new manifest is written, the record is not
-        real_write(path, data)
-
-    monkeypatch.setattr(game_dir, "_atomic_write", dying_write)
-    monkeypatch.setattr(game_dir.GameDir, "recover", lambda self: None)
-    with pytest.raises(SystemExit):
-        install(fetcher(published), PRODUCT, "1.3.0", dest)
-    monkeypatch.undo()
+    install_killed_at(published, "1.3.0", dest, "record")  # the new manifest is written, the record is not
+    assert game_dir.GameDir(dest).manifest().version == "1.3.0"
     with game_dir.GameDir(dest).locked():
         pass  # taking the lock recovers
     assert game_dir.GameDir(dest).manifest().version == "1.0.0"
@@ -488,21 +496,17 @@ def test_the_clients_defaults_reach_the_fetcher(published, tmp_path, monkeypatch
     """--jobs 8, --timeout 10, --retries 3 with backoff doubling from 0.1 s: the values the
     command hands to the download, and a dead origin asked exactly 1 + 3 times."""
     import cli
-    from pipeline.client import fetch, install as install_module
+    from pipeline.client import install as install_module
 
     passed, slept = {}, []
-    real_install, real_sleep = install_module.install, fetch.time.sleep
+    real_install = install_module.install
 
     def install_spy(fetcher, product, version, dest, **kw):
         passed.update(fetcher=fetcher, jobs=kw["jobs"])
+        fetcher.sleep = slept.append  # the backoff waits on the test's record, not the wall clock
         return real_install(fetcher, product, version, dest, **kw)
 
-    def sleep_spy(seconds):
-        slept.append(seconds)
-        real_sleep(seconds)
-
     monkeypatch.setattr(install_module, "install", install_spy)
-    monkeypatch.setattr(fetch.time, "sleep", sleep_spy)
     with FaultyOrigin(published) as dead:
         dead.fail_all = True
         code = cli.main(["--json", "install", "--allow-unsigned", "--origin", dead.url, "-p", PRODUCT, "-v", "1.0.0",
