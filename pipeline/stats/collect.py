@@ -67,7 +67,9 @@ def collect(store: WriteStore) -> ReportData:
             QUALIFY row_number() OVER (PARTITION BY f.product ORDER BY f.size DESC, f.version, f.path) <= {LARGEST}""")
         published = dict(con.execute(
             "SELECT product::VARCHAR, max(published_at) FROM publishes GROUP BY ALL").fetchall())
-        total = con.execute("SELECT coalesce(sum(stored_size), 0) FROM chunks").fetchone()[0]
+        row = con.execute("SELECT coalesce(sum(stored_size), 0) FROM chunks").fetchone()
+        assert row is not None  # an aggregate without GROUP BY always gives one row
+        total = row[0]
     finally:
         con.close()
 

@@ -42,6 +42,7 @@ def moto_server_process() -> Iterator[str]:
 
     proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None  # both are pipes
     try:
         endpoint = proc.stdout.readline().decode().strip()
         if not endpoint.startswith("http://"):
