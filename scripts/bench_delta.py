@@ -256,15 +256,9 @@ def depot_chunk_reuse(pair, base, cwd, env, repo: str, workdir: str, interval: f
                               r.get("stderr", "") or r.get("error", ""))
         summary = parse_json_output(r["stdout"]) or {}
         chunk = summary.get("chunk") if isinstance(summary.get("chunk"), dict) else summary
-        out[label] = {"seconds": round(r["seconds"], 3),
-                      "peak_rss_bytes": r["peak_rss_bytes"],
-                      "bytes": chunk.get("bytes", summary.get("bytes")),
-                      "stored_bytes": chunk.get("stored_bytes", summary.get("stored_bytes")),
-                      "stored_bytes_new": chunk.get("stored_bytes_new",
-                                                    summary.get("stored_bytes_new")),
-                      "chunks": chunk.get("chunks"),
-                      "chunks_new": chunk.get("chunks_new"),
-                      "chunks_reused": chunk.get("chunks_reused")}
+        out[label] = {"seconds": round(r["seconds"], 3), "peak_rss_bytes": r["peak_rss_bytes"],
+                      **{k: chunk.get(k, summary.get(k)) for k in ("bytes", "stored_bytes", "stored_bytes_new")},
+                      **{k: chunk.get(k) for k in ("chunks", "chunks_new", "chunks_reused")}}
     out["full_download_bytes"] = out["new"]["stored_bytes"]
     out["chunk_reuse_bytes"] = out["new"]["stored_bytes_new"]
     return out
@@ -288,34 +282,21 @@ def depot_diff(pair, base, cwd, env, repo: str, workdir: str, interval: float) -
                     json_out=True)
     log(f"  {pair.name}: depot diff ...")
     r = run_measured("depot-diff", cmd, workdir, interval, cwd=cwd, env=env)
-    out = {"command": " ".join(cmd), "returncode": r["returncode"],
-           "wall_s": round(r.get("seconds", 0.0), 3),
-           "peak_rss_bytes": r.get("peak_rss_bytes"),
-           "peak_pss_bytes": r.get("peak_pss_bytes"),
-           "max_process_rss_bytes": r.get("max_process_rss_bytes"),
-           "max_processes": r.get("max_processes"),
-           "cpu_user_s": r.get("cpu_user_s"), "cpu_sys_s": r.get("cpu_sys_s")}
-    if r["returncode"] != 0:
-        out["error"] = (f"depot diff failed (exit {r['returncode']}): "
-                        + (r.get("stderr") or r.get("error") or "").strip()[-2000:])
-        return out
-    summary = parse_json_output(r["stdout"])
-    out["reported"] = summary
+    out = {"command": " ".join(cmd), "returncode": r["returncode"], "wall_s": round(r.get("seconds", 0.0), 3),
+           **{k: r.get(k) for k in ("peak_rss_bytes", "peak_pss_bytes", "max_process_rss_bytes",
+                                    "max_processes", "cpu_user_s", "cpu_sys_s")}}
+    summary = parse_json_output(r["stdout"]) if r["returncode"] == 0 else None
     if summary is None:
-        out["error"] = "depot diff printed no parsable JSON: " + r["stdout"].strip()[-500:]
+        out["error"] = (f"depot diff failed (exit {r['returncode']}) or printed no JSON: "
+                        + (r.get("stderr") or r.get("error") or r["stdout"]).strip()[-2000:])
         return out
-    size = find_key(summary, "delta_download_bytes")
-    elapsed = find_key(summary, "elapsed_s")
-    out["delta_download_bytes"] = size if isinstance(size, int) else None
-    out["elapsed_s"] = elapsed if isinstance(elapsed, (int, float)) else None
-    for k in ("chunk_download_bytes", "full_download_bytes", "files_patched",
-              "files_copied", "files_fetched", "files_kept", "created"):
-        v = find_key(summary, k)
-        if v is not None:
-            out[k] = v
-    if out["delta_download_bytes"] is None:
-        out["error"] = ("depot diff JSON has no integer 'delta_download_bytes'; its keys: "
-                        + ", ".join(sorted(summary)))
+    out["reported"] = summary
+    for k in ("delta_download_bytes", "elapsed_s", "chunk_download_bytes", "full_download_bytes",
+              "files_patched", "files_copied", "files_fetched", "files_kept", "created"):
+        if find_key(summary, k) is not None:
+            out[k] = find_key(summary, k)
+    if not isinstance(out.get("delta_download_bytes"), int):
+        out["error"] = "depot diff JSON has no integer 'delta_download_bytes'; its keys: " + ", ".join(sorted(summary))
     return out
 
 
@@ -328,23 +309,15 @@ def bench_pair(pair, args, base, cwd, env, diff_ok: bool, diff_msg: str,
     notes: list[str] = []
     log(f"{pair.name}: comparing {pair.old_dir} and {pair.new_dir}")
     tree = classify_files(pair.old_dir, pair.new_dir)
-    new_bytes = sum(tree["new"].values())
-    old_bytes = sum(tree["old"].values())
     diffs = tree["changed"] + tree["added"]
     largest = max(diffs, key=lambda r: tree["new"][r], default=None)
     row: dict = {
-        "name": pair.name, "kind": pair.kind, "software": pair.software,
-        "old_version": pair.old_version, "new_version": pair.new_version,
-        "old_dir": pair.old_dir, "new_dir": pair.new_dir,
-        "old_bytes": old_bytes, "new_bytes": new_bytes,
-        "files": {"new": len(tree["new"]), "changed": len(tree["changed"]),
-                  "added": len(tree["added"]), "removed": len(tree["removed"]),
-                  "unchanged": len(tree["unchanged"]),
-                  "renamed_identical": len(tree["renamed"]),
-                  "symlinks_new": tree["symlinks_new"]},
+        **pair.as_dict(), "old_bytes": sum(tree["old"].values()), "new_bytes": sum(tree["new"].values()),
+        "files": {"new": len(tree["new"]), "renamed_identical": len(tree["renamed"]),
+                  "symlinks_new": tree["symlinks_new"],
+                  **{k: len(tree[k]) for k in ("changed", "added", "removed", "unchanged")}},
         "changed_new_bytes": sum(tree["new"][r] for r in diffs),
-        "largest_changed": ({"path": largest, "bytes": tree["new"][largest]}
-                            if largest else None),
+        "largest_changed": {"path": largest, "bytes": tree["new"][largest]} if largest else None,
     }
     if tree["renamed"]:
         notes.append("files only in the new version with the content of an old file "
