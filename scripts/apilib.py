@@ -70,10 +70,8 @@ def nginx_pid(state: Path) -> int:
 
 
 def lua_pace(pace_ms: float | None) -> str:
-    """A wrk ``delay()``: each connection waits between 0 and 2 x pace_ms (uniform, mean
-    pace_ms, whole milliseconds) before its next request, so C connections send about
-    C / (pace_ms + latency) requests a millisecond (a closed loop: a server that falls
-    behind gets fewer)."""
+    """A wrk ``delay()`` of 0 to 2 x pace_ms before each request: C connections then send
+    about C / (pace_ms + latency) requests a millisecond."""
     return (f"function delay() return math.floor(math.random() * {2 * pace_ms:.3f} + 0.5) end\n"
             if pace_ms else "")
 
@@ -107,16 +105,13 @@ WRK_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_00
 
 
 def wrk_duration_ms(text: str) -> float | None:
-    """A duration as wrk prints it (``812.00us``, ``1.23ms``, ``2.01s``, ``1.00m``) in
-    milliseconds; None if it is not one."""
+    """A duration as wrk prints it (``812.00us``, ``2.01s``) in milliseconds, or None."""
     m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
     return float(m.group(1)) * WRK_UNITS_MS[m.group(2)] if m else None
 
 
 def parse_wrk(text: str) -> dict:
-    """What ``wrk --latency`` printed: requests, seconds, requests/s, the latency
-    percentiles it lists (ms), responses that were not 2xx or 3xx (wrk counts a status
-    >= 400 there), socket errors, bytes read."""
+    """The figures ``wrk --latency`` printed (latencies in ms)."""
     out: dict = {"latency_ms": {}, "non_2xx_3xx": 0,
                  "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0}}
     in_dist = False
@@ -163,9 +158,7 @@ def wrk_command(url: str, seconds: float, connections: int, threads: int,
 
 def run_wrk(url: str, seconds: float, connections: int, threads: int,
             script: str | None = None) -> dict:
-    """Run wrk and parse what it printed (parse_wrk), with its command, its own CPU
-    time (``wrk_cpu_s``, from wait4: the load generator's share of the machine) and its
-    output."""
+    """Run wrk: its figures, its command, output and own CPU time (``wrk_cpu_s``)."""
     cmd = wrk_command(url, seconds, connections, threads, script)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -195,8 +188,7 @@ def run_wrk(url: str, seconds: float, connections: int, threads: int,
 
 
 def process_tree_cpu(pid: int) -> dict[int, float]:
-    """User + system CPU seconds of a process and of each of its live descendants, by pid
-    (psutil)."""
+    """CPU seconds of a process and of each of its live descendants, by pid."""
     import psutil
 
     try:
@@ -259,12 +251,9 @@ def measure(label: str, server_name: str, endpoint: str, url: str, args, script:
 
 
 def calibrated(make_script, url: str, args, pace_ms: float, steps: int = 2) -> tuple[str, float | None]:
-    """The paced script for url. A run of max(3, --warmup) seconds with a mean delay d
-    gives the server's latency at about that load (the connections' cycle time, connections
-    / requests a second, less d); the next d is connections / rate less that latency, so
-    that the measured run offers about the rate. Starts from d = connections / rate, two
-    steps. (script, the mean delay in ms), or (an unpaced script, None) when the server
-    cannot keep up even without a delay."""
+    """(The paced script for url, its mean delay in ms). A short run with delay d gives
+    the server's latency at that load; the next d is connections / rate less it. (An
+    unpaced script, None) when the server cannot keep up even without a delay."""
     delay = pace_ms
     for _ in range(steps):
         res = run_wrk(url, max(3.0, args.warmup), args.connections, args.threads, make_script(delay))
@@ -348,10 +337,8 @@ def layer_of(frame: str) -> str:
 
 
 def summarize_profile(raw: str, rps: float | None, top: int = 25) -> dict:
-    """Shares of the busy samples (raw collapsed stacks: ``frame;frame;... count``): the
-    functions with the most inclusive and own samples, and own samples by layer. Samples
-    of threads waiting (the idle worker pool: py-spy --nonblocking does not tell them
-    apart) are left out and counted apart."""
+    """Shares of the busy samples (collapsed stacks) by function, inclusive and own, and by
+    layer. Samples of waiting threads are counted apart."""
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     layers: collections.Counter = collections.Counter()
@@ -396,8 +383,7 @@ def print_profile(name: str, p: dict) -> None:
 
 
 def own_code_us(config, product: str, channel: str, current: str, key: str, body: bytes) -> dict:
-    """Microseconds per call of the service's own steps (a ``ServiceConfig``'s service), in
-    this process, no HTTP."""
+    """Microseconds per call of the service's own steps, in this process, no HTTP."""
     from starlette.responses import JSONResponse
 
     from pipeline import layout
@@ -435,9 +421,8 @@ def own_code_us(config, product: str, channel: str, current: str, key: str, body
 
 
 def synthetic_costs(n_chunks: int, changed: float = 0.05) -> dict:
-    """What the service's per-request work costs on a large version, in this process: two
-    synthetic manifests of ``n_chunks`` 1 MiB chunks in files of 10 chunks each, the newer
-    with ``changed`` of its chunks new. Milliseconds (best of 3), and the manifest's size."""
+    """Milliseconds (best of 3) of the per-request work on two synthetic manifests of
+    ``n_chunks`` 1 MiB chunks, 10 a file, ``changed`` of the newer one's chunks new."""
     from pipeline.core.chunk_params import ChunkParams
     from pipeline.formats.manifest import ChunkRef, FileEntry, Manifest
 
