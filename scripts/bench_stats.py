@@ -27,7 +27,7 @@ import time
 
 import bench_corpus
 from pipeline.layout import CHUNK_PREFIX
-from benchlib import MiB, log, machine_info, machine_line, print_header, remove_workdir
+from benchlib import MiB, log, machine_info, machine_line, print_table, remove_workdir
 
 KiB = 1 << 10
 BACK = 5
@@ -309,31 +309,26 @@ def print_report(r: dict) -> None:
           f"files a build at first, chunk store {c['chunk_store_mib']} MiB; built in {c['build_s']} s, "
           f"planned in {c['plan_s']} s")
     print()
-    hdr = f"{'measurement':<52} {'seconds':>9} {'read docs':>9}  what"
-    print_header(hdr)
-    w = r["export_whole"]
-    print(f"{'export, whole repository (empty output)':<52} {w['median_s']:>9.3f} {w['read_documents']:>9}  "
-          f"{w['versions']} versions, {w['plans']} plans, {sum(w['rows'].values())} rows")
+    w, q, rep = r["export_whole"], r["queries"], r["report"]
+    rows = [("export, whole repository (empty output)", f"{w['median_s']:.3f}", w["read_documents"],
+             f"{w['versions']} versions, {w['plans']} plans, {sum(w['rows'].values())} rows")]
     for key, label in (("export_one_at_half", "half"), ("export_one_at_full", "full")):
-        e = r[key]
-        run = e["runs"][-1]
-        print(f"{'export, one new version at ' + label + ' catalogue':<52} {e['median_s']:>9.4f} "
-              f"{run['read_documents']:>9}  after {e['catalogue_versions']} versions ({e['stats_files']} stats "
-              f"files); {run['versions']} version, {run['plans']} plans, {sum(run['rows'].values())} rows")
-    for key, label in (("export_one_at_half", "half"), ("export_one_at_full", "full")):
-        e = r[key]
-        print(f"{'export, nothing new at ' + label + ' catalogue':<52} {e['nothing_new_s']:>9.4f} "
-              f"{e['nothing_new_read_documents']:>9}  listing the repository and the stats")
-    q = r["queries"]
-    for name in ("connect", "collect", "versions", "files", "chunks", "updates", "chunk_uses"):
-        label = {"connect": "connect (views over the parquet)", "collect": "report's queries (collect)"}.get(
-            name, f"SELECT count(*) FROM {name}")
-        rows = f"{q['rows'][name]} rows" if name in q["rows"] else ""
-        print(f"{label:<52} {q['median_s'][name]:>9.4f} {'':>9}  {rows}")
-    rep = r["report"]
-    print(f"{'report, first (starts vl-convert)':<52} {rep['first_s']:>9.3f}")
-    print(f"{'report, whole':<52} {rep['median_s']:>9.3f} {'':>9}  {rep['charts']} charts, {rep['products']} "
-          f"products, {rep['bytes'] / MiB:.2f} MiB of HTML")
+        e, run = r[key], r[key]["runs"][-1]
+        rows.append((f"export, one new version at {label} catalogue", f"{e['median_s']:.4f}", run["read_documents"],
+                     f"after {e['catalogue_versions']} versions ({e['stats_files']} stats files); {run['versions']} "
+                     f"version, {run['plans']} plans, {sum(run['rows'].values())} rows"))
+    rows += [(f"export, nothing new at {label} catalogue", f"{r[key]['nothing_new_s']:.4f}",
+              r[key]["nothing_new_read_documents"], "listing the repository and the stats")
+             for key, label in (("export_one_at_half", "half"), ("export_one_at_full", "full"))]
+    labels = {"connect": "connect (views over the parquet)", "collect": "report's queries (collect)"}
+    rows += [(labels.get(name, f"SELECT count(*) FROM {name}"), f"{q['median_s'][name]:.4f}", "",
+              f"{q['rows'][name]} rows" if name in q["rows"] else "")
+             for name in ("connect", "collect", "versions", "files", "chunks", "updates", "chunk_uses")]
+    rows += [("report, first (starts vl-convert)", f"{rep['first_s']:.3f}", "", ""),
+             ("report, whole", f"{rep['median_s']:.3f}", "",
+              f"{rep['charts']} charts, {rep['products']} products, {rep['bytes'] / MiB:.2f} MiB of HTML")]
+    print_table([("measurement", 52, lambda t: t[0]), ("seconds", 9, lambda t: t[1]),
+                 ("read docs", 9, lambda t: str(t[2])), ("  what", 0, lambda t: "  " + t[3])], rows)
     print()
     for k, v in ratios(r).items():
         print(f"{k}: {v}")
