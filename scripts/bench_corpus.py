@@ -326,15 +326,9 @@ def gen_dup(src: Source, n: int, lib: AssetLibrary) -> bytes:
 
 
 def gen_kind(kind: str, src: Source, n: int, lib: AssetLibrary) -> bytes:
-    if kind == "random":
-        return gen_random(src, n)
-    if kind == "binary":
-        return gen_binary(src, n)
-    if kind == "text":
-        return gen_text(src, n)
     if kind == "dup":
         return gen_dup(src, n, lib)
-    raise ValueError(kind)
+    return {"random": gen_random, "binary": gen_binary, "text": gen_text}[kind](src, n)
 
 
 def iter_mixed_blocks(src: Source, n: int, lib: AssetLibrary) -> Iterator[tuple[str, bytes]]:
@@ -386,10 +380,6 @@ def plan_tree(total: int, seed: int) -> list[FileSpec]:
     return specs
 
 
-def plan_single(total: int) -> list[FileSpec]:
-    return [FileSpec("single.bin", total, "mixed")]
-
-
 # generation
 
 
@@ -409,18 +399,12 @@ def write_file(root: str, spec: FileSpec, seed: int, lib: AssetLibrary) -> None:
 
 def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
              seed: int = 0, verbose: bool = True, stream: TextIO | None = None) -> dict:
-    """Create (or complete) the corpus in ``out``; returns a summary dict.
-
-    Files that already exist with their planned size are not rewritten.
-    Progress goes to ``stream`` (default stdout) when ``verbose``."""
+    """Create (or complete) the corpus in ``out``; its summary. Progress goes to ``stream``."""
     log = stream or sys.stdout
     t0 = time.perf_counter()
-    if single_file_gb and single_file_gb > 0:
-        total = int(single_file_gb * GiB)
-        specs = plan_single(total)
-    else:
-        total = int(size_gb * GiB)
-        specs = plan_tree(total, seed)
+    single = bool(single_file_gb and single_file_gb > 0)
+    total = int((single_file_gb if single else size_gb) * GiB)
+    specs = [FileSpec("single.bin", total, "mixed")] if single else plan_tree(total, seed)
     os.makedirs(out, exist_ok=True)
     lib = AssetLibrary(seed)
     made = kept = made_bytes = 0
@@ -438,29 +422,15 @@ def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
         made += 1
         made_bytes += spec.size
     planned = {s.path for s in specs}
-    extra = 0
-    for dirpath, _, files in os.walk(out):
-        for fn in files:
-            rel = os.path.relpath(os.path.join(dirpath, fn), out).replace(os.sep, "/")
-            if rel not in planned:
-                extra += 1
+    extra = sum(os.path.relpath(os.path.join(d, fn), out).replace(os.sep, "/") not in planned
+                for d, _, files in os.walk(out) for fn in files)
     elapsed = time.perf_counter() - t0
-    summary = {
-        "out": os.path.abspath(out),
-        "mode": "single-file" if len(specs) == 1 and specs[0].path == "single.bin" else "tree",
-        "seed": seed,
-        "files": len(specs),
-        "bytes": total,
-        "large_files": sum(1 for s in specs if s.kind == "mixed"),
-        "small_files": sum(1 for s in specs if s.kind != "mixed"),
-        "kind_bytes": kind_bytes,
-        "written_files": made,
-        "written_bytes": made_bytes,
-        "kept_files": kept,
-        "extra_files": extra,
-        "elapsed_s": round(elapsed, 3),
-        "random_source": "numpy-sfc64" if _np is not None else "python-random",
-    }
+    large = sum(1 for s in specs if s.kind == "mixed")
+    summary = {"out": os.path.abspath(out), "mode": "single-file" if single else "tree", "seed": seed,
+               "files": len(specs), "bytes": total, "large_files": large, "small_files": len(specs) - large,
+               "kind_bytes": kind_bytes, "written_files": made, "written_bytes": made_bytes, "kept_files": kept,
+               "extra_files": extra, "elapsed_s": round(elapsed, 3),
+               "random_source": "numpy-sfc64" if _np is not None else "python-random"}
     if verbose:
         mb_s = made_bytes / MiB / elapsed if elapsed > 0 else 0.0
         print(f"corpus {summary['out']}: {summary['mode']}, {len(specs)} files "
