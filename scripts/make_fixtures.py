@@ -83,21 +83,13 @@ class Build:
 
 # ELF-like binaries
 
-NAMESPACES = [
-    "Render", "Audio", "Physics", "Net", "UI", "Input", "Script", "Save",
-    "AI", "Anim", "Terrain", "Particles", "Camera", "Assets", "Config",
-]
-VERBS = [
-    "Update", "Init", "Shutdown", "Load", "Parse", "Apply", "Compute", "Flush",
-    "Resolve", "Spawn", "Destroy", "Query", "Bind", "Unbind", "Submit",
-    "Reset", "Tick", "Blend", "Sample", "Encode", "Decode", "Validate",
-]
-NOUNS = [
-    "Frame", "Mesh", "Texture", "Buffer", "Entity", "Collider", "Packet",
-    "Widget", "Shader", "Voice", "Channel", "Node", "Track", "State", "Queue",
-    "Path", "Light", "Shadow", "Material", "Socket", "Emitter", "Bone",
-    "Clip", "Sector", "Slot", "Handle", "Cache", "Pool",
-]
+NAMESPACES = ("Render Audio Physics Net UI Input Script Save AI Anim Terrain Particles Camera Assets "
+              "Config").split()
+VERBS = ("Update Init Shutdown Load Parse Apply Compute Flush Resolve Spawn Destroy Query Bind "
+         "Unbind Submit Reset Tick Blend Sample Encode Decode Validate").split()
+NOUNS = ("Frame Mesh Texture Buffer Entity Collider Packet Widget Shader Voice Channel Node Track "
+         "State Queue Path Light Shadow Material Socket Emitter Bone Clip Sector Slot Handle Cache "
+         "Pool").split()
 ARG_CODES = ["v", "i", "f", "PKc", "RK7Vector3", "P6Entity", "j", "b", "d", "m"]
 
 
