@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import release_pairs
 from benchlib import (TIME_BINARY, MiB, add_run_options, depot_base_command, ensure_tools,
@@ -111,32 +112,21 @@ def classify_files(old_dir: str, new_dir: str) -> dict:
                     break
     return {"old": old, "new": new, "changed": changed, "added": added,
             "unchanged": unchanged, "removed": removed, "renamed": renamed,
-            "symlinks_old": symlink_count(old_entries),
-            "symlinks_new": symlink_count(new_entries)}
-
-
-def symlink_count(entries: dict[str, tuple]) -> int:
-    return sum(1 for e in entries.values() if e[0] == "symlink")
+            "symlinks_old": sum(e[0] == "symlink" for e in old_entries.values()),
+            "symlinks_new": sum(e[0] == "symlink" for e in new_entries.values())}
 
 
 # per-file tools
 
 
-def run_tool(tool: str, old: str | None, new: str, patch: str, workdir: str,
-             interval: float) -> dict:
-    cmd = patch_command(tool, old or "", new, patch)
-    try:
-        os.unlink(patch)
-    except FileNotFoundError:
-        pass
-    res = run_measured(tool, cmd, workdir, interval)
-    row = {"seconds": round(res.get("seconds", 0.0), 3),
-           "max_rss_bytes": res.get("max_process_rss_bytes"),
-           "returncode": res["returncode"]}
+def run_tool(tool: str, old: str | None, new: str, patch: str, workdir: str, interval: float) -> dict:
+    Path(patch).unlink(missing_ok=True)
+    res = run_measured(tool, patch_command(tool, old or "", new, patch), workdir, interval)
+    row = {"seconds": round(res.get("seconds", 0.0), 3), "max_rss_bytes": res.get("max_process_rss_bytes"),
+           "returncode": res["returncode"], "bytes": None}
     if res["returncode"] == 0 and os.path.isfile(patch):
         row["bytes"] = os.path.getsize(patch)
     else:
-        row["bytes"] = None
         row["error"] = (res.get("error") or res.get("stderr", "")).strip()[-500:]
     return row
 
@@ -146,10 +136,7 @@ def verify_patch(tool: str, old: str | None, new: str, patch: str, workdir: str)
     cmd = apply_command(tool, old or "", patch, out)
     res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ok = res.returncode == 0 and filecmp.cmp(out, new, shallow=False)
-    try:
-        os.unlink(out)
-    except FileNotFoundError:
-        pass
+    Path(out).unlink(missing_ok=True)
     return ok
 
 
@@ -170,8 +157,6 @@ def per_file_tools(pair, tree: dict, workdir: str, interval: float, verify: bool
         old = os.path.join(pair.old_dir, rel) if has_old else None
         new = os.path.join(pair.new_dir, rel)
         size = tree["new"][rel]
-        if size >= 8 * MiB:
-            log(f"  {pair.name}: {rel} ({size / MiB:.1f} MiB) ...")
         tools = DIFF_TOOLS if has_old else ("zstd-full",)
         row = {"path": rel, "old_bytes": tree["old"].get(rel), "new_bytes": size,
                "status": "changed" if has_old else "added"}
@@ -224,19 +209,12 @@ def depot_cmd(base: list[str], repo: str, *args: str, json_out: bool = False) ->
 
 def find_key(obj, key: str):
     """The value of key in a JSON document: top level first, then nested."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for v in obj.values():
-            if isinstance(v, (dict, list)):
-                found = find_key(v, key)
-                if found is not None:
-                    return found
-    elif isinstance(obj, list):
-        for v in obj:
-            found = find_key(v, key)
-            if found is not None:
-                return found
+    if isinstance(obj, dict) and key in obj:
+        return obj[key]
+    for v in obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ():
+        found = find_key(v, key)
+        if found is not None:
+            return found
     return None
 
 
@@ -515,15 +493,13 @@ def main(argv: list[str] | None = None) -> int:
         "pairs_dir": os.path.abspath(args.pairs_dir or release_pairs.default_out_dir()),
         "tool_versions": tool_versions(),
         "commands": {
-            "bsdiff": "bsdiff OLD NEW PATCH",
-            "xdelta3": "xdelta3 -9 -e -f -s OLD NEW PATCH",
+            "bsdiff": "bsdiff OLD NEW PATCH", "xdelta3": "xdelta3 -9 -e -f -s OLD NEW PATCH",
             "zstd": "zstd -19 --long=31 -f --patch-from=OLD NEW -o PATCH",
             "zstd-full": "zstd -19 -f NEW -o PATCH (files only in the new version)",
             "depot": ("depot --repo R configure --product p " + " ".join(CHUNK_ARGS)
                       + "; depot --json --repo R run DIR --product p --version old|new"
                       + "; depot --json --repo R diff --product p --from old --to new"),
-            "max_rss": "/usr/bin/time -f %M" if time_binary() else "psutil sampling",
-        },
+            "max_rss": "/usr/bin/time -f %M" if time_binary() else "psutil sampling"},
         "goal_thresholds": {"depot_over_best": GOAL_SIZE_RATIO,
                             "diff_time_over_bsdiff": GOAL_TIME_RATIO},
         "pairs": rows,
