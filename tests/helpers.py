@@ -35,21 +35,17 @@ DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
 
 
 def kill_while_running(args: list[str], delays, after_each) -> int:
-    """Start ``args`` (a real process group) once per delay, SIGKILL it that many seconds
-    later if it is still running, and call ``after_each()`` to inspect what it left; stop
-    early if ``after_each()`` returns True. Returns how many runs were killed."""
-    killed = 0
-    for delay in delays:
-        proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.wait()
-        if after_each():
-            break
-    return killed
+    """``kill_when`` with each kill ``delay`` seconds after the start, for work that has no
+    point to watch from outside."""
+    def after(delay: float):
+        started: list[float] = []
+
+        def ready() -> bool:
+            started[:] = started or [time.monotonic()]  # the first look comes right after the start
+            return time.monotonic() - started[0] >= delay
+        return ready
+
+    return kill_when(args, [after(d) for d in delays], after_each)
 
 
 def kill_when(args: list[str], conditions, after_each) -> int:
