@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar, overload
 
 from .. import layout
 from ..core import codec
@@ -77,8 +77,16 @@ class Fetcher:
                 s.failures += 1
                 s.consecutive_failures += 1
 
-    def get(self, key: str, check=None, budget: int = 0, absent_if_any_says_so: bool = False,
-            only: int | None = None) -> bytes:
+    @overload
+    def get(self, key: str, check: None = None, budget: int = 0, absent_if_any_says_so: bool = False,
+            only: int | None = None) -> bytes: ...
+
+    @overload
+    def get(self, key: str, check: Callable[[bytes], T], budget: int = 0, absent_if_any_says_so: bool = False,
+            only: int | None = None) -> T: ...
+
+    def get(self, key: str, check: Callable[[bytes], T] | None = None, budget: int = 0,
+            absent_if_any_says_so: bool = False, only: int | None = None) -> bytes | T:
         """The object at ``key`` from the first origin that delivers it (or from
         ``origins[only]`` alone); ``check(bytes)`` raises IntegrityError for bytes that
         must not be used. An object some origins do not have while others cannot be
