@@ -12,7 +12,6 @@
     publish/   channels, publish to origins, upload, rm, gc, events
     stats/     export, query, report
     service/   the lookup service: its app, catalog, links and update check
-    testing/   the store contract suite and test origins: tests and benchmarks only
 
 Stages take stores, names and an executor. They return small frozen results. They never
 print, parse arguments or start clusters: that is cli.py and dask_cluster/. Each

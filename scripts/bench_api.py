@@ -52,7 +52,7 @@ def build_repository(base: Path, versions=VERSIONS):
     """``base/repo``: the fixture versions chunked, every pair planned, signed with TUF
     (one root key), stable -> the last version (as the service's tests build it)."""
     from pipeline.storage import open_store
-    from pipeline.testing.fixtures import signed_repository
+    from depot_testing.fixtures import signed_repository
 
     return open_store(str(signed_repository(base, versions) / "repo"))
 
@@ -229,7 +229,7 @@ def print_report(r: dict) -> None:
 
 
 def run(args, workdir: Path) -> dict:
-    from pipeline.testing.servers import free_port, nginx
+    from depot_testing.servers import free_port, nginx
 
     report: dict = {"machine": machine_info(), "versions": list(VERSIONS), "seconds": args.seconds,
                     "paced_rate": args.paced_rate, "warmup": args.warmup, "connections": args.connections,

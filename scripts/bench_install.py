@@ -59,8 +59,8 @@ class OriginProcess:
     stdin closes, that is when this script ends, however it ends."""
 
     def __init__(self, directory: str):
-        # cwd: the repository root, where `pipeline` is importable without installing it
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.testing.http_origins", directory],
+        # cwd: the repository root, where depot_testing (not installed) is importable
+        self.proc = subprocess.Popen([sys.executable, "-m", "depot_testing.http_origins", directory],
                                      cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.url = self.proc.stdout.readline().decode().strip()
         if not self.url.startswith("http://"):
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, RuntimeError) as e:
                 report["origin_error"] = f"HTTP origin: {e}"
         if not report.get("depot_error") and not args.no_nginx:
-            from pipeline.testing.servers import nginx
+            from depot_testing.servers import nginx
 
             state = os.path.join(workdir, "nginx")
             try:

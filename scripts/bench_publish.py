@@ -113,7 +113,7 @@ class S3:
     """moto's server in this process (as the test suite runs it) and a client of it."""
 
     def __init__(self, stack: contextlib.ExitStack):
-        from pipeline.testing.s3 import moto_server
+        from depot_testing.s3 import moto_server
 
         # the server logs every request on stderr; only errors are of interest
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

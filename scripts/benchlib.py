@@ -27,6 +27,7 @@ from pipeline.core.hashing import sha256_file
 MiB = 1 << 20
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(REPO_ROOT)  # depot_testing/ (servers, fixtures) is not installed: take it from the checkout
 
 # depot's default chunk sizes; casync gets the same, so that the stores compare
 CHUNK_MIN = 256 * 1024

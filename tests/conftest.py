@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import PAIRS
-from pipeline.testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
+from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def s3_endpoint():
     """A moto S3 server over real HTTP on loopback. Credentials go in the environment, the
     way AWS tools find them (set before any Dask worker starts, so the workers see them
     too); the endpoint goes in DEPOT_S3_ENDPOINT for the depot commands tests run."""
-    from pipeline.testing.s3 import moto_server
+    from depot_testing.s3 import moto_server
 
     names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED",
              "DEPOT_S3_ENDPOINT")

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.testing.fixtures import VERSIONS
+from depot_testing.fixtures import VERSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [(a, b) for i, b in enumerate(VERSIONS) for a in VERSIONS[:i]]  # every (older, newer)
@@ -203,7 +203,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def ensure_chromium() -> str:
     """The chromium binary (Debian's package, installed now if missing)."""
-    from pipeline.testing.debian import ensure_binary
+    from depot_testing.debian import ensure_binary
 
     return ensure_binary("chromium")
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from archives import tar_member, write_tar
 from helpers import DEPOT, tree_snapshot
-from pipeline.testing.fixtures import PRODUCT, fixture_tar
+from depot_testing.fixtures import PRODUCT, fixture_tar
 
 
 @pytest.fixture(scope="module")

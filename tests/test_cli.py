@@ -16,8 +16,8 @@ import pytest
 from archives import tar_member, write_tar
 from helpers import DEPOT, ROOT, kill_while_running
 from pipeline.layout import metadata_key
-from pipeline.testing.fixtures import PRODUCT, fixture_tar
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.fixtures import PRODUCT, fixture_tar
+from depot_testing.http_origins import StaticOrigin
 
 
 
@@ -207,7 +207,7 @@ def test_each_location_reaches_its_own_endpoint(tmp_path, s3_endpoint, s3_bucket
     workers get the endpoints from the locations they are given."""
     import boto3
 
-    from pipeline.testing.s3 import moto_server_process
+    from depot_testing.s3 import moto_server_process
 
     boto3.client("s3", endpoint_url=s3_endpoint).upload_file(str(fixture_tar("1.1.0")), s3_bucket[5:], "b.tar")
     with moto_server_process() as other:
@@ -274,7 +274,7 @@ def test_local_run_and_install_import_no_remote_or_trust_library(tmp_path):
 
 
 def test_depot_trust_and_depot_allow_unsigned_stand_for_their_options(published, tmp_path):
-    from pipeline.testing.fixtures import signed_repository
+    from depot_testing.fixtures import signed_repository
     from pipeline.client.verify import verify
 
     signed = signed_repository(tmp_path / "signed", versions=("1.0.0",)) / "repo"
@@ -629,7 +629,7 @@ def test_ctrl_c_after_the_result_leaves_a_failing_exit_code_as_it_was(tmp_path, 
 @pytest.fixture(scope="module")
 def signed_release(tmp_path_factory) -> Path:
     """A signed repository with 1.0.0 chunked; its keys without the root key (kept offline)."""
-    from pipeline.testing.fixtures import signed_repository
+    from depot_testing.fixtures import signed_repository
 
     base = signed_repository(tmp_path_factory.mktemp("signed"), versions=("1.0.0",))
     (base / "keys" / "root.key").unlink()

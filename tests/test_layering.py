@@ -1,5 +1,6 @@
 """The library stays layered: each package of pipeline/ imports only the rooms the table
-allows (the same table is in docs/decisions.md), and nothing in it is CLI or cluster code."""
+allows (the same table is in docs/decisions.md), and nothing in it is CLI, cluster or
+test-support code."""
 
 from __future__ import annotations
 
@@ -27,9 +28,8 @@ ALLOWED = {
     "trust": BASE | {"core", "formats", "storage"},
     "stats": BASE | {"core", "formats", "storage"},
     "service": BASE | {"core", "formats", "storage", "trust", "delta.route"},
-    "testing": BASE | {"core", "formats", "storage", "build", "delta", "client", "publish", "trust", "stats", "service"},
 }
-NEVER_IN_PIPELINE = {"click", "distributed", "dask_cluster", "cli"}
+NEVER_IN_PIPELINE = {"click", "distributed", "dask_cluster", "cli", "depot_testing"}
 
 
 def imports(path: Path, source: str | None = None) -> set[str]:
@@ -83,10 +83,23 @@ def check_rooms(path: Path, source: str | None = None) -> None:
         assert False, f"pipeline/{path.relative_to(PIPELINE)} imports {name}: {own} may import only {sorted(allowed)}"
 
 
-def test_pipeline_imports_neither_click_nor_the_cluster():
+def test_pipeline_imports_neither_click_nor_the_cluster_nor_the_test_support():
     for path in MODULES:
         for name in imports(path):
             assert name.split(".")[0] not in NEVER_IN_PIPELINE, f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_the_test_support_is_not_installed():
+    """depot_testing/ needs pytest, moto and apt-get: no package pattern of pyproject.toml
+    takes it in, so it ships neither in a wheel nor with an editable install."""
+    import fnmatch
+    import tomllib
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert (ROOT / "depot_testing" / "__init__.py").exists()
+    assert not any(fnmatch.fnmatch(name, pattern) for pattern in find["include"]
+                   for name in ("depot_testing", "depot_testing.servers"))
+    assert not (PIPELINE / "testing").exists()
 
 
 def test_only_dask_cluster_talks_to_dask_distributed():

@@ -1,5 +1,5 @@
 """The store interfaces, by capability: what every backend promises (the contract suite in
-``pipeline.testing.store_contract`` checks each promise against every backend).
+``depot_testing.store_contract`` checks each promise against every backend).
 
 ``ReadStore``: what a player's client and a lookup service need from an origin.
 ``WriteStore``: what the pipeline needs from a repository, and a publisher from a CDN

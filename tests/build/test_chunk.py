@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from helpers import DEPOT, PAIRS, ROOT, tree_snapshot
-from pipeline.testing.fixtures import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar
+from depot_testing.fixtures import FIXTURES, PRODUCT, VERSIONS, fixture_params, fixture_tar
 from pipeline import layout
 from pipeline.build import products
 from pipeline.core import codec

@@ -18,7 +18,7 @@ import zstandard
 
 from archives import tar_member, tar_of_dir, write_tar, zip_of_dir
 from helpers import DEPOT, ROOT, tree_snapshot
-from pipeline.testing.fixtures import PRODUCT, VERSIONS, fixture_tar
+from depot_testing.fixtures import PRODUCT, VERSIONS, fixture_tar
 from pipeline import layout
 from pipeline.formats import inventory
 from pipeline.errors import InvalidKey, SourceInvalid, UnsafeEntry, VersionConflict

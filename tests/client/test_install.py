@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from helpers import DEPOT, ROOT, assert_installed, fetcher, kill_when, tree
-from pipeline.testing.fixtures import PRODUCT, VERSIONS
+from depot_testing.fixtures import PRODUCT, VERSIONS
 from pipeline.client.install import install
 from pipeline.client.repair import repair
 from pipeline.client.verify import verify
 from pipeline.errors import CdnUnreachable, FileHashMismatch, InsufficientDiskSpace, NotFound, StoreUnavailable
 from pipeline.formats import manifest
 from pipeline.storage import open_store
-from pipeline.testing.faulty_origin import FaultyOrigin
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.faulty_origin import FaultyOrigin
+from depot_testing.http_origins import StaticOrigin
 
 
 @pytest.mark.parametrize("version", VERSIONS)

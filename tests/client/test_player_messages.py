@@ -15,7 +15,7 @@ import pytest
 
 from helpers import DEPOT, ROOT, everything, unavailable
 from pipeline import layout
-from pipeline.testing.fixtures import PRODUCT, signed_repository
+from depot_testing.fixtures import PRODUCT, signed_repository
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_install_passes_over_an_origin_whose_metadata_is_refused(signed, origin,
     """The first --origin's timestamp no longer matches its signature: the second origin's
     metadata is used and the install succeeds; with both broken, the command fails with
     METADATA_SIGNATURE_INVALID (13), one line naming each origin."""
-    from pipeline.testing.http_origins import StaticOrigin
+    from depot_testing.http_origins import StaticOrigin
 
     bad = tmp_path / "bad"
     shutil.copytree(origin, bad)

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import DEPOT, ROOT, everything
 from pipeline import layout
-from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions
+from depot_testing.fixtures import PRODUCT, chunk_fixture_versions
 
 
 def _link(path: str, target: str) -> dict:

@@ -15,14 +15,14 @@ import subprocess
 import pytest
 
 from helpers import DEPOT, PAIRS, ROOT, assert_installed, fetcher, kill_when, load_plan, tree
-from pipeline.testing.fixtures import PRODUCT, fixture_params
+from depot_testing.fixtures import PRODUCT, fixture_params
 from pipeline import layout
 from pipeline.client.install import install
 from pipeline.client.update import update
 from pipeline.client.verify import verify
 from pipeline.errors import InsufficientDiskSpace, StoreUnavailable
 from pipeline.storage import open_store
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.http_origins import StaticOrigin
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from helpers import DEPOT, PAIRS, ROOT, fetcher, load_plan, tree_snapshot
-from pipeline.testing.fixtures import PRODUCT, VERSIONS, fixture_params, fixture_tar
+from depot_testing.fixtures import PRODUCT, VERSIONS, fixture_params, fixture_tar
 from pipeline import layout
 from pipeline.build import products
 from pipeline.build.chunk import chunk

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.testing.fixtures import PRODUCT
+from depot_testing.fixtures import PRODUCT
 from pipeline.core.chunk_params import ChunkParams
 from pipeline.errors import ManifestInvalid
 from pipeline.formats.channel import Channel

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from helpers import run_together
-from pipeline.testing.fixtures import PRODUCT, VERSIONS
+from depot_testing.fixtures import PRODUCT, VERSIONS
 from pipeline import layout
 from pipeline.errors import NotFound, VersionConflict
 from pipeline.formats import channel

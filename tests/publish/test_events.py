@@ -420,7 +420,7 @@ def test_the_kafka_producer_is_idempotent_and_waits_for_every_replica(tmp_path):
 @pytest.fixture(scope="module")
 def chunked(tmp_path_factory):
     """A repository with two fixture versions chunked (unsigned: nothing to sign)."""
-    from pipeline.testing.fixtures import chunk_fixture_versions
+    from depot_testing.fixtures import chunk_fixture_versions
 
     root = tmp_path_factory.mktemp("events-repo")
     chunk_fixture_versions(root / "repo", versions=("1.0.0", "1.1.0"))

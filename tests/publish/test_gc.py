@@ -15,7 +15,7 @@ import time
 import pytest
 
 from helpers import DEPOT, ROOT as DEPOT_ROOT, assert_installed, dangling, fetcher
-from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
+from depot_testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest

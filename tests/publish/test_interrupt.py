@@ -15,7 +15,7 @@ from helpers import DEPOT, ROOT, assert_installed, dangling, root_of, signed_pla
 from pipeline import layout
 from pipeline.client.install import install
 from pipeline.storage import open_store
-from pipeline.testing.fixtures import PRODUCT, signed_repository
+from depot_testing.fixtures import PRODUCT, signed_repository
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.publish.retire import retire
 from pipeline.storage import open_store
-from pipeline.testing.fixtures import PRODUCT, signed_repository
+from depot_testing.fixtures import PRODUCT, signed_repository
 from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 

@@ -21,7 +21,7 @@ from pipeline.formats import manifest as manifest_doc
 from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.storage import open_store
-from pipeline.testing.fixtures import PRODUCT, fixture_params, signed_repository
+from depot_testing.fixtures import PRODUCT, fixture_params, signed_repository
 from pipeline.trust import keys, repository
 from pipeline.trust.keys import Keyring
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DEPOT, assert_installed, dangling, kill_when, root_of, signed_player, tree_snapshot
-from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
+from depot_testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.client.install import install, resolve_version
 from pipeline.client.update import update
@@ -24,7 +24,7 @@ from pipeline.formats import channel
 from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.storage import Location, open_store
-from pipeline.testing.faulty_proxy import FaultyProxy
+from depot_testing.faulty_proxy import FaultyProxy
 from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 

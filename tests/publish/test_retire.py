@@ -18,7 +18,7 @@ from pipeline.errors import NotFound
 from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.storage import open_store
-from pipeline.testing.fixtures import PRODUCT, signed_repository
+from depot_testing.fixtures import PRODUCT, signed_repository
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ ODD_KEYS = [
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     """A real nginx with secure_link serving an origin directory that holds ODD_KEYS."""
-    from pipeline.testing.servers import nginx
+    from depot_testing.servers import nginx
 
     base = tmp_path_factory.mktemp("edge")
     for i, key in enumerate(ODD_KEYS):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DEPOT, ROOT, assert_installed, get
-from pipeline.testing.fixtures import PRODUCT, signed_repository
+from depot_testing.fixtures import PRODUCT, signed_repository
 from pipeline import layout
 from pipeline.delta.route import update_route
 from pipeline.formats import manifest as manifest_doc, plan_index
@@ -29,7 +29,7 @@ from pipeline.publish.publish import publish
 from pipeline.service.app import ServiceConfig, create_app
 from pipeline.service.catalog import Origin
 from pipeline.storage import Location, open_origin, open_store
-from pipeline.testing.servers import nginx, uvicorn_server
+from depot_testing.servers import nginx, uvicorn_server
 from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 
@@ -354,7 +354,7 @@ def test_depot_serve_takes_its_link_secret_from_depot_link_secret(world, tmp_pat
     """`depot serve` as a user starts it, the nginx secret only in the environment: its links
     are the ones nginx's secure_link accepts for that secret."""
     from pipeline.service.links import verify_nginx
-    from pipeline.testing.servers import free_port
+    from depot_testing.servers import free_port
 
     port = free_port()
     env = {**os.environ, "DEPOT_LINK_SECRET": SECRET}

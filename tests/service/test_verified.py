@@ -28,8 +28,8 @@ from pipeline.publish.publish import publish
 from pipeline.service.app import ServiceConfig, create_app
 from pipeline.service.catalog import Origin
 from pipeline.storage import Location, open_origin, open_store
-from pipeline.testing.fixtures import PRODUCT, signed_repository
-from pipeline.testing.servers import uvicorn_server
+from depot_testing.fixtures import PRODUCT, signed_repository
+from depot_testing.servers import uvicorn_server
 from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 

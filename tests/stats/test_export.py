@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from helpers import DEPOT, PAIRS, ROOT
-from pipeline.testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions
+from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions
 from pipeline import layout
 from pipeline.delta.diff import diff
 from pipeline.formats import manifest, plan as plan_doc
@@ -70,7 +70,7 @@ def test_a_second_export_reads_nothing_and_a_new_version_reads_only_its_own(repo
     again = export(repo)
     assert (again.read_documents, again.versions, again.rows) == (0, 0, {})
     # a new version of another product: its manifest only (no previous version), nothing else re-read
-    from pipeline.testing.fixtures import fixture_params, fixture_tar
+    from depot_testing.fixtures import fixture_params, fixture_tar
     from pipeline.build import products
     from pipeline.build.chunk import chunk
     from pipeline.build.ingest import ingest
@@ -138,7 +138,7 @@ def test_product_names_that_look_like_numbers_stay_text(tmp_path):
     from pipeline.build import products
     from pipeline.build.chunk import chunk
     from pipeline.build.ingest import ingest
-    from pipeline.testing.fixtures import fixture_params, fixture_tar
+    from depot_testing.fixtures import fixture_params, fixture_tar
 
     store = open_store(str(tmp_path / "repo"))
     products.configure(store, "2024", fixture_params())

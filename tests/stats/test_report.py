@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import PAIRS, Chromium, ensure_chromium, png_pixels
-from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_params
+from depot_testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_params
 from pipeline.build import products
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DEPOT, unavailable
-from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions
+from depot_testing.fixtures import PRODUCT, chunk_fixture_versions
 
 
 def depot(*args) -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@ HTTP origin is a ReadStore and nothing more: it has no way to write."""
 import pytest
 
 from pipeline.storage import ReadStore, WriteStore, open_origin
-from pipeline.testing.http_origins import StaticOrigin
-from pipeline.testing.store_contract import ReadStoreContract
+from depot_testing.http_origins import StaticOrigin
+from depot_testing.store_contract import ReadStoreContract
 
 
 class TestHttpStore(ReadStoreContract):

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pipeline.storage import local_store, open_store
-from pipeline.testing.store_contract import WriteStoreContract
+from depot_testing.store_contract import WriteStoreContract
 
 
 class TestLocalStore(WriteStoreContract):

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from pipeline.storage import open_store
-from pipeline.testing.store_contract import WriteStoreContract
+from depot_testing.store_contract import WriteStoreContract
 
 
 class TestMemoryStore(WriteStoreContract):

@@ -5,7 +5,7 @@ conditional writes, not a check followed by a write."""
 import pytest
 
 from pipeline.storage import open_store
-from pipeline.testing.store_contract import WriteStoreContract
+from depot_testing.store_contract import WriteStoreContract
 
 
 class TestS3Store(WriteStoreContract):

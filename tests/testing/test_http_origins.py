@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.testing.faulty_origin import FaultyOrigin
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.faulty_origin import FaultyOrigin
+from depot_testing.http_origins import StaticOrigin
 
 BIG = bytes(range(256)) * 40  # 10240 bytes
 ONE = b"chunk one " * 100

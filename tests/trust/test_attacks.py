@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_installed, fetcher, run_together
-from pipeline.testing.fixtures import PRODUCT, fixture_tar, signed_repository
+from depot_testing.fixtures import PRODUCT, fixture_tar, signed_repository
 from pipeline import layout
 from pipeline.build.chunk import chunk
 from pipeline.build.ingest import ingest
@@ -27,7 +27,7 @@ from pipeline.formats.channel import Channel
 from pipeline.formats.trust_settings import Lifetimes
 from pipeline.publish.channels import promote
 from pipeline.storage import Locations, open_store
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.http_origins import StaticOrigin
 from pipeline.trust import keys, repository
 from pipeline.trust.anchors import Anchors
 from pipeline.trust.checking import TrustedMetadata

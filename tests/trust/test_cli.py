@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from helpers import DEPOT, tree_snapshot
-from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
+from depot_testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
 from pipeline import layout
-from pipeline.testing.http_origins import StaticOrigin
+from depot_testing.http_origins import StaticOrigin
 from pipeline.trust.keys import generate, load_signer
 
 

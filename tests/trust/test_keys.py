@@ -23,7 +23,7 @@ from pipeline import layout
 from pipeline.errors import InvalidArgument, SigningKeyMissing, StoreUnavailable, VersionConflict
 from pipeline.formats.trust_settings import Lifetimes
 from pipeline.storage import open_store
-from pipeline.testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
+from depot_testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
 from pipeline.trust import is_signed, keys, repository
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "builds"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "builds"
 PRODUCT = "starfall"
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
 

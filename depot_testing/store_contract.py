@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from ..errors import InvalidKey, NotFound
-from ..storage import ReadStore, WriteStore, open_store
+from pipeline.errors import InvalidKey, NotFound
+from pipeline.storage import ReadStore, WriteStore, open_store
 
 OBJECTS = {"a/b/obj": b"first", "e/empty": b"", "chunks/ab/" + "ab" * 32: bytes(range(256)) * 64}
 BAD_KEYS = ["", "/abs", "a/../b", "a//b", "./a", "a/.", "a b"]

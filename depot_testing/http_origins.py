@@ -314,11 +314,11 @@ class StaticOrigin:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.testing.http_origins ROOT``: serve ROOT, print the URL, and stop
+    """``python -m depot_testing.http_origins ROOT``: serve ROOT, print the URL, and stop
     when standard input closes (so a benchmark's origin dies with the benchmark)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m pipeline.testing.http_origins ROOT", file=sys.stderr)
+        print("usage: python -m depot_testing.http_origins ROOT", file=sys.stderr)
         return 2
     with StaticOrigin(args[0]) as origin:
         print(origin.url, flush=True)
