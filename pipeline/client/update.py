@@ -68,7 +68,12 @@ def update(
     with inst.locked():
         current = inst.manifest()
     product = current.product
-    target = to_version or resolve_version(fetcher, product, channel)
+    if to_version:
+        target = to_version
+    elif channel is not None:
+        target = resolve_version(fetcher, product, channel)
+    else:
+        raise ValueError("update: give the version to update to or a channel")
     if target == current.version:
         return UpdateResult(product, current.version, target, "none", [target], 0, 0, 0, 0, 0,
                             elapsed_s=round(time.monotonic() - started, 3))

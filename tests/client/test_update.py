@@ -238,3 +238,10 @@ def test_a_players_files_stay_and_only_empty_directories_go(dropping_dirs, tmp_p
     report = verify(dest)
     assert report.intact and report.unexpected == ["addons/", "levels/custom.map", "mods/", "old/", "saves/slot1.sav",
                                                    "screenshots/"]
+
+
+def test_update_needs_a_version_or_a_channel(planned, tmp_path):
+    dest = tmp_path / "game"
+    install(fetcher(planned), PRODUCT, "1.0.0", dest)
+    with pytest.raises(ValueError, match="give the version to update to or a channel"):
+        update(fetcher(planned), dest)
