@@ -93,7 +93,8 @@ class Verifier:
             return data if data is not None else get_key(key)
 
         trusted = TrustedMetadata(get, self.anchor, where)
-        root, ts, snap, top = (self._persisted(role).signed for role in ("root", "timestamp", "snapshot", "targets"))
+        persisted = (self._persisted(role) for role in ("root", "timestamp", "snapshot", "targets"))
+        root, ts, snap, top = (md.signed if md is not None else None for md in persisted)  # written by the refresh
         assert isinstance(root, Root) and isinstance(ts, Timestamp)
         assert isinstance(snap, Snapshot) and isinstance(top, Targets)
         if top.version != self._targets_version:  # keys or delegations may have changed
