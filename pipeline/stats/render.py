@@ -139,8 +139,8 @@ def _product(p: ProductStats, charts: Charts) -> str:
         prev = order[i - 1] if i >= 1 else None
         back = order[i - BACK] if i >= BACK else None
         u, b = p.update(prev, v["version"]), p.update(back, v["version"])
-        figures = (u and u["delta_download_bytes"], u and u["chunk_download_bytes"], b and b["delta_download_bytes"],
-                   v["stored_bytes"])
+        figures = (u["delta_download_bytes"] if u else None, u["chunk_download_bytes"] if u else None,
+                   b["delta_download_bytes"] if b else None, v["stored_bytes"])
         path_rows += [{"version": v["version"], "series": s, "value": mib(n)} for s, n in zip(PATHS, figures)
                       if n is not None]
         by_path.append([v["version"], prev or "", fmt_mib(figures[0]), fmt_mib(figures[1]), back or "",
