@@ -183,11 +183,11 @@ class Catalog:
         the metadata it was read from has expired."""
         view = self._view
         if view is None:
-            if not self.refused:
-                self.refresh()
-                view = self._view
-            else:
+            if self.refused:
                 raise _again(self.refused[0][1])
+            self.refresh()
+            view = self._view
+            assert view is not None, "a refresh reads a state or raises"
         if view.expires is not None and time.time() >= view.expires:
             raise MetadataExpired(f"the origins' signed metadata expired at {iso_time(view.expires)} and nothing newer "
                                   "verifies (a frozen origin, or one not re-signed)"
@@ -242,8 +242,10 @@ class Catalog:
         # mirror's metadata read from that mirror first: one that does not verify is passed
         # over for the next. A mirror at or behind the state answered from is not looked at.
         current = self._view
+        behind = current.timestamp_version if current is not None else None  # None: no signed state read yet
         newer = [(stamp, origin) for stamp, origins in stamps.items() for origin in origins
-                 if current is None or stamp != current.stamp and _claimed_version(stamp) > current.timestamp_version]
+                 if current is None or behind is None
+                 or stamp != current.stamp and _claimed_version(stamp) > behind]
         newer.sort(key=lambda found: -_claimed_version(found[0]))
         refused: list[tuple[str | None, DepotError]] = []
         for stamp, origin in newer:
@@ -292,6 +294,7 @@ class Catalog:
     def _read_signed(self, view: _View, origin: Origin) -> None:
         """Verify the metadata of the mirror that serves ``view.stamp``, read from it first
         (then from the others: a document it lacks)."""
+        assert self._verifier is not None, "check_trust refuses a signed origin without a trusted root"
         # only the roles signed since are read
         verified = self._verifier.read(view.stamp, origin.name, lambda key: self._get(key, first=(origin,)))
         view.targets.update(verified.targets)
