@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict, cast
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from .. import layout
 from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRateLimited, NotFound
+from ..formats.manifest import ChunkRef
 from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
 from .updates import check
@@ -84,8 +86,18 @@ class _Buckets:
                 self.tokens.clear()
 
 
+class _Metrics(TypedDict):
+    requests: Counter
+    latency: Histogram
+    link_errors: Counter
+    links: Counter
+    refreshes: Counter
+    refresh_errors: Counter
+    refusals: Counter
+
+
 class BackgroundRefresh(threading.Thread):
-    def __init__(self, catalog: Catalog, interval: float, metrics: dict):
+    def __init__(self, catalog: Catalog, interval: float, metrics: _Metrics):
         super().__init__(name="depot-refresh", daemon=True)
         self.catalog, self.interval, self.metrics = catalog, interval, metrics
         self.stopping = threading.Event()
@@ -96,7 +108,7 @@ class BackgroundRefresh(threading.Thread):
             refresh(self.catalog, self.metrics)
 
 
-def refresh(catalog: Catalog, metrics: dict) -> None:
+def refresh(catalog: Catalog, metrics: _Metrics) -> None:
     """One look at the origins, counted; a refusal keeps the state read last (until it
     expires). Each refusal counts: a mirror passed over for the next is one too."""
     try:
@@ -115,7 +127,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     catalog.probe()
     buckets = _Buckets(config.link_rate)
     registry = CollectorRegistry()
-    metrics = {
+    metrics: _Metrics = {
         "requests": Counter("depot_requests", "Requests by route and status", ["route", "status"], registry=registry),
         "latency": Histogram("depot_request_seconds", "Request latency by route", ["route"], registry=registry,
                              buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
@@ -157,7 +169,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         if exc.code.startswith("CDN_LINK"):
             metrics["link_errors"].labels(exc.code).inc()
         retry = getattr(exc, "retry_after", None)
-        return _error(status, exc.code, type(exc).__doc__.strip(), str(exc),
+        return _error(status, exc.code, (type(exc).__doc__ or exc.code).strip(), str(exc),
                       {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None)
 
     @app.exception_handler(StarletteHTTPException)
@@ -246,7 +258,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
         _check_names(product, version)
         what = ("chunks", product, version)
-        refs = catalog.view().answers.get(what)
+        refs = cast("list[ChunkRef] | None", catalog.view().answers.get(what))  # as remembered below
         if refs is None:
             refs = remember(what, sorted(catalog.manifest(product, version).unique_chunks().values(),
                                          key=lambda c: c.id))
@@ -311,7 +323,7 @@ class Measure:
     runs each request through a task and memory streams, which costs more than most
     answers here."""
 
-    def __init__(self, app, metrics: dict):
+    def __init__(self, app, metrics: _Metrics):
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope, receive, send):
