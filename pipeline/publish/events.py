@@ -101,7 +101,7 @@ class EventSinks:
 
 def _is_host_port(server: str) -> bool:
     m = _HOST_PORT.fullmatch(server.strip())
-    return bool(m) and 0 < int(m.group(2)) < 65536
+    return m is not None and 0 < int(m.group(2)) < 65536
 
 
 # -- the event ------------------------------------------------------------------------------
@@ -207,8 +207,9 @@ def sinks_of(locations: Locations) -> EventSinks:
     table = dict(locations.events)
     base = Path(locations.path).parent if locations.path else Path(".")
     for key in ("jsonl", "outbox"):
-        if isinstance(table.get(key), str) and not Path(table[key]).is_absolute():
-            table[key] = str(base / table[key])
+        value = table.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            table[key] = str(base / value)
     return EventSinks.from_table(table, default_data_dir() / "outbox")
 
 
@@ -293,7 +294,8 @@ def _deliver(sinks: EventSinks, name: str, events: list[Path]) -> SinkResult:
         _marker(event, name).touch()
         delivered.append(event)
 
-    error = _DELIVER[name](sinks, [(e, e.read_bytes()) for e in todo], sent) if todo else None
+    to = getattr(sinks, name)  # configured: names() lists no other
+    error = _DELIVER[name](sinks, to, [(e, e.read_bytes()) for e in todo], sent) if todo else None
     return SinkResult(len(delivered), len(todo) - len(delivered), error)
 
 
@@ -307,42 +309,42 @@ def _retire(events: list[Path], names: list[str]) -> None:
                 _marker(event, name).unlink()
 
 
-# -- the sinks: each sends a batch in order, calls sent(event) per acknowledged event and
-#    returns None, or the error that stopped it -------------------------------------------
+# -- the sinks: each sends a batch in order to where it is configured to, calls sent(event)
+#    per acknowledged event and returns None, or the error that stopped it -----------------
 
 Batch = list[tuple[Path, bytes]]
 Sent = Callable[[Path], None]
 
 
-def _to_jsonl(sinks: EventSinks, batch: Batch, sent: Sent) -> str | None:
+def _to_jsonl(sinks: EventSinks, path: str, batch: Batch, sent: Sent) -> str | None:
     # O_APPEND with one write per line: concurrent writers never interleave inside a line.
     try:
-        fd = os.open(sinks.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
-        return f"{sinks.jsonl}: {exc.strerror or exc}"
+        return f"{path}: {exc.strerror or exc}"
     try:
         for event, body in batch:
             os.write(fd, body + b"\n")
             sent(event)
     except OSError as exc:
-        return f"{sinks.jsonl}: {exc.strerror or exc}"
+        return f"{path}: {exc.strerror or exc}"
     finally:
         os.close(fd)
     return None
 
 
-def _to_webhook(sinks: EventSinks, batch: Batch, sent: Sent) -> str | None:
+def _to_webhook(sinks: EventSinks, url: str, batch: Batch, sent: Sent) -> str | None:
     # No retries and no redirects: the outbox is the retry, and a POST must not turn into a GET.
     http = urllib3.PoolManager(timeout=urllib3.Timeout(total=sinks.timeout), retries=False)
     try:
         for event, body in batch:
             try:
-                response = http.request("POST", sinks.webhook, body=body, headers={"Content-Type": CONTENT_TYPE},
+                response = http.request("POST", url, body=body, headers={"Content-Type": CONTENT_TYPE},
                                         redirect=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                return f"{sinks.webhook}: {_reason(exc)}"
+                return f"{url}: {_reason(exc)}"
             if not 200 <= response.status < 300:
-                return f"{sinks.webhook}: HTTP {response.status} {response.reason or ''}".rstrip()
+                return f"{url}: HTTP {response.status} {response.reason or ''}".rstrip()
             sent(event)
     finally:
         http.clear()
@@ -354,7 +356,7 @@ def _reason(exc: Exception) -> str:
     return str(getattr(exc, "reason", None) or exc)
 
 
-def _to_kafka(sinks: EventSinks, batch: Batch, sent: Sent) -> str | None:
+def _to_kafka(sinks: EventSinks, servers: str, batch: Batch, sent: Sent) -> str | None:
     try:
         from confluent_kafka import KafkaException, Producer  # only when a kafka sink is configured
     except ImportError:
@@ -373,7 +375,7 @@ def _to_kafka(sinks: EventSinks, batch: Batch, sent: Sent) -> str | None:
         return on_delivery
 
     try:
-        producer = Producer(_producer_config(sinks, problems))
+        producer = Producer(_producer_config(sinks, problems))  # to sinks.kafka, the servers named
         for event, body in batch:
             producer.produce(sinks.topic, value=body, key=_partition_key(body),
                              headers=[("content-type", CONTENT_TYPE.encode())], on_delivery=acknowledgement(event))
@@ -418,7 +420,7 @@ def _partition_key(body: bytes) -> bytes | None:
     return str(key).encode() if key else None
 
 
-_DELIVER: dict[str, Callable[[EventSinks, Batch, Sent], str | None]] = {
+_DELIVER: dict[str, Callable[[EventSinks, str, Batch, Sent], str | None]] = {
     "jsonl": _to_jsonl,
     "webhook": _to_webhook,
     "kafka": _to_kafka,
