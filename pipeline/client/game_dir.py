@@ -25,9 +25,9 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypedDict
 
 from ..core.safety import STATE_DIR, check_tree
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
@@ -72,13 +72,24 @@ def _key(rel: str) -> str:
     return hashlib.sha256(rel.encode()).hexdigest()[:32]
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: str | os.PathLike[str]) -> bool:
     return os.path.lexists(path)
+
+
+class _Intent(TypedDict):
+    """What a swap under way touches (``.depot/swap.json``), for a crash to put back."""
+
+    version: str
+    paths: list[str]
+    staged: list[str]
+    created: list[str]
+    dirs: list[str]
 
 
 @dataclass
 class GameDir:
     dest: Path
+    _intent: _Intent | None = field(default=None, init=False, repr=False, compare=False)  # during a swap
 
     @property
     def state(self) -> Path:
@@ -226,6 +237,10 @@ class GameDir:
             wanted.update("/".join(parts[:i]) for i in range(1, len(parts) + (e.type == "dir")))
         return sorted(d for d in wanted if os.path.islink(self.dest / d) or not os.path.isdir(self.dest / d))
 
+    def _swapping(self) -> _Intent:
+        assert self._intent is not None, "only a swap sets things aside"
+        return self._intent
+
     def _write_intent(self) -> None:
         _atomic_write(self.state / "swap.json", json.dumps(self._intent).encode())
 
@@ -234,8 +249,9 @@ class GameDir:
         that whatever a swap touches, a crash can put back."""
         target = os.path.join(self.dest, rel)
         if _exists(target):
-            if rel not in self._intent["paths"]:
-                self._intent["paths"].append(rel)
+            intent = self._swapping()
+            if rel not in intent["paths"]:
+                intent["paths"].append(rel)
                 self._write_intent()
             os.replace(target, os.path.join(self.backup, _key(rel)))
 
@@ -301,7 +317,7 @@ class GameDir:
                 continue
             current = os.path.join(self.dest, parent)
             if os.path.islink(current) or (_exists(current) and not os.path.isdir(current)):
-                if getattr(self, "_intent", None):
+                if self._intent is not None:
                     self._set_aside(parent)  # during a swap: kept for a rollback
                 else:
                     _remove(Path(current))
@@ -320,7 +336,7 @@ class GameDir:
             tmp.unlink()
         os.symlink(entry.target, tmp)
         self._set_aside(entry.path)
-        self._intent["created"].append(entry.path)
+        self._swapping()["created"].append(entry.path)
         self._write_intent()
         os.replace(tmp, target)
 

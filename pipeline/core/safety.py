@@ -16,9 +16,14 @@ from ..errors import UnsafeEntry
 
 
 class TreeEntry(Protocol):
-    path: str
-    type: str  # "file" | "dir" | "symlink"
-    target: str
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...  # "file" | "dir" | "symlink"
+
+    @property
+    def target(self) -> str: ...
 
 
 E = TypeVar("E", bound=TreeEntry)
