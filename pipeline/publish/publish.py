@@ -44,6 +44,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from .. import layout
 from ..core import codec
@@ -54,7 +55,7 @@ from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
-from ..storage import WriteStore, marker
+from ..storage import PrunableStore, WriteStore, marker
 from ..trust import is_signed
 from .metadata import committed_metadata, is_product_role, product_targets
 from . import origin_metadata
@@ -134,7 +135,7 @@ class _Release:
         newer than ours (a publisher that read the repository earlier, or a copy of it)."""
         ours = dict(layout.metadata_role_of(k)[::-1] for k in metadata_keys)
         found = set()
-        newer = {}
+        newer: dict[str, WriteStore] = {}
         for store in (self.repo, origin):
             for key in store.list(layout.METADATA_PREFIX):
                 version, role = layout.metadata_role_of(key)
@@ -155,8 +156,8 @@ class _Release:
         return data
 
 
-def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions: list[str],
-            channels: list[str] = (), jobs: int = 16, retries: int = 5, rate: RateLimiter | None = None,
+def publish(repo: WriteStore, origins: list[PrunableStore], product: str, versions: list[str],
+            channels: Sequence[str] = (), jobs: int = 16, retries: int = 5, rate: RateLimiter | None = None,
             progress: Progress = ignore, verify: bool = False) -> PublishResult:
     """Push ``versions`` of ``product`` (and the channel pointers ``channels``) to every
     origin, all origins at once; see the module docstring for the order."""
@@ -171,7 +172,7 @@ def publish(repo: WriteStore, origins: list[WriteStore], product: str, versions:
     return result
 
 
-def on_every_origin(origins: list[WriteStore], work) -> list:
+def on_every_origin(origins: list[PrunableStore], work) -> list:
     """``work(origin, cancel)`` on every origin at once, results in order. An origin that
     fails does not stop the others: each healthy origin gets its commit, and then the
     first failure, in the order of ``origins``, is raised. Interrupted (KeyboardInterrupt
@@ -205,7 +206,7 @@ def _record(repo: WriteStore, result: PublishResult) -> None:
     repo.put_if_absent(layout.publish_record_key(result.product, record.id), record.to_bytes())
 
 
-def push_live(repo: WriteStore, origin: WriteStore, product: str, jobs: int = 16, retries: int = 5,
+def push_live(repo: WriteStore, origin: PrunableStore, product: str, jobs: int = 16, retries: int = 5,
               progress: Progress = ignore, cancel: threading.Event | None = None) -> OriginReport:
     """Bring ``product``'s current documents (pointers, plan index) and, in a signed
     repository, the signed metadata to ``origin``, in commit order: what retiring a version
@@ -241,7 +242,7 @@ def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
         return False
 
 
-def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: list[str], channels: list[str],
+def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions: list[str], channels: list[str],
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool,
                 cancel: threading.Event | None = None, moves_channels: bool = True) -> OriginReport:
     started = time.monotonic()
@@ -253,7 +254,7 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
         # Read once: what this publish commits to, whatever the repository does meanwhile.
         keys, timestamp = committed_metadata(repo)
         root = origin_metadata.trusted_root(up, keys)  # another repository's origin is refused before anything is written
-        carried = {layout.product_of(k) for k in on_origin} - {None}
+        carried = {p for p in map(layout.product_of, on_origin) if p is not None}
         wanted |= release.add_live_documents(keys, {product} | carried)
     else:
         release.add_plan_index(product)
@@ -281,9 +282,10 @@ def _publish_to(repo: WriteStore, origin: WriteStore, product: str, versions: li
     up.present(layout.PATCH_PREFIX)
     up.copy(release.data, sizes=release.data)  # 1. data
     up.copy(release.documents, sizes={k: len(v) for k, v in release.documents.items()})  # 2. documents ...
-    live = dict(newer=newer, contents=release.mutable)  # the bytes the metadata being published names
-    up.copy([k for k in release.mutable if layout.channel_of(k) is None], replace=True, **live)  # ... plan indexes
-    up.copy([k for k in release.mutable if layout.channel_of(k) is not None], replace=True, **live)  # 3. pointers
+    live = release.mutable  # the bytes the metadata being published names
+    indexes = [k for k in live if layout.channel_of(k) is None]
+    up.copy(indexes, replace=True, newer=newer, contents=live)  # ... plan indexes
+    up.copy([k for k in live if k not in indexes], replace=True, newer=newer, contents=live)  # 3. pointers
     report = up.report
     if release.signed:
         replaced = [] if origin_metadata.ahead(up, root, timestamp) else origin_metadata.replace_differing(up, keys)

@@ -22,7 +22,7 @@ import threading
 from .. import layout
 from ..core.progress import Progress, ignore
 from ..errors import NotFound, VersionConflict
-from ..storage import WriteStore
+from ..storage import PrunableStore, WriteStore
 from .channels import channels, has_product
 from .publish import on_every_origin, push_live
 from .upload import Cancelled
@@ -80,7 +80,7 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
                                                                                   set(documents) | set(plans)])
 
 
-def withdraw(repo: WriteStore, origins: list[WriteStore], product: str, version: str, jobs: int = 16,
+def withdraw(repo: WriteStore, origins: list[PrunableStore], product: str, version: str, jobs: int = 16,
              retries: int = 5, progress: Progress = ignore) -> list[Withdrawal]:
     """Once ``version`` is retired in ``repo``: every origin stops offering it, all at once.
     No channel moves on an origin: refused (``VersionConflict``), before anything is
@@ -88,13 +88,13 @@ def withdraw(repo: WriteStore, origins: list[WriteStore], product: str, version:
     new metadata would move a channel (a move not published there yet); the other origins
     still finish. An origin that carries nothing of the product is left alone."""
 
-    def refuse_if_delivered(origin: WriteStore) -> None:
+    def refuse_if_delivered(origin: PrunableStore) -> None:
         live = [c.channel for c in channels(origin, product) if c.version == version]
         if live:
             raise VersionConflict(f"{origin.url}: {product} {version} is what channel {live[0]} delivers there: "
                                   f"publish the move of {live[0]} to it first")
 
-    def one(origin: WriteStore, cancel: threading.Event) -> Withdrawal:
+    def one(origin: PrunableStore, cancel: threading.Event) -> Withdrawal:
         if not has_product(origin, product):
             return Withdrawal(origin.url, [], "")
         refuse_if_delivered(origin)  # before anything is written there
