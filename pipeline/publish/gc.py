@@ -137,7 +137,8 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
         found = layout.version_document_of(key)
         if found:
             documents.setdefault(found[0], {}).setdefault(found[1], set()).add(found[2])
-    for product in sorted({layout.product_of(k) for k in keys if k.startswith(layout.PRODUCT_PREFIX) and layout.is_depot_key(k)}):
+    products = {p for k in keys if (p := layout.product_of(k)) is not None and layout.is_depot_key(k)}
+    for product in sorted(products):
         versions = documents.get(product, {})
         chunked = sort_versions(v for v, names in versions.items() if "manifest.json" in names)
         targets = signed.get(product, {})  # signed path -> the hashed copies players read
