@@ -8,11 +8,12 @@ are copied, in one streaming pass, into a *pack* in the repository, and hashed o
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import tarfile
 import zipfile
-from typing import BinaryIO, Callable, Iterator
+from typing import IO, BinaryIO, Callable, Iterator, Protocol
 
 from ..core.hashing import BLOCK
 from ..core.safety import clean_path
@@ -84,6 +85,8 @@ def scan_directory(loc: Location) -> Iterator[Entry]:
         if info.get("type") != "file" or not path.startswith(root + "/"):
             continue
         rel = clean_path(path[len(root) + 1 :], url)
+        if rel is None:
+            continue  # the build root itself
         yield Entry(path=rel, type="file", size=int(info["size"]))
 
 
@@ -99,6 +102,7 @@ def _scan_local(url: str, root: str) -> Iterator[Entry]:
         for item in items:
             raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
             rel = clean_path(raw, url)
+            assert rel is not None  # only the root itself ("", ".") has no path, and a listed name never is
             st = item.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 yield Entry(path=rel, type="symlink", target=os.readlink(item.path))
@@ -177,12 +181,18 @@ def _tar_entries(url: str, members, locate: Callable) -> Iterator[Entry]:
             raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or other special entry")
 
 
+class _Readable(Protocol):
+    """What a decompressor gives: GzipFile is a BufferedIOBase, not an IO[bytes]."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _TailReader:
     """Counts what passes through and keeps the last bytes, to check a tar's end marker."""
 
     TAIL = 64 << 10
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: _Readable):
         self.raw = raw
         self.pos = 0
         self.tail = bytearray()
@@ -198,8 +208,23 @@ class _TailReader:
         while self.read(BLOCK):
             pass
 
+    # The rest of the file-object interface tarfile.open(fileobj=...) takes; a stream ("r|")
+    # only reads, so nothing here is called.
 
-def _decompressed(kind: str, f: BinaryIO) -> BinaryIO:
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, /) -> int:
+        raise io.UnsupportedOperation("a decompressed stream cannot seek")
+
+    def write(self, b: bytes, /) -> int:
+        raise io.UnsupportedOperation("a decompressed stream is read-only")
+
+    def close(self) -> None:
+        pass  # the caller closes the source
+
+
+def _decompressed(kind: str, f: IO[bytes]) -> _Readable:
     if kind == "tar.gz":
         import gzip
 
@@ -249,10 +274,12 @@ def _decompressor_errors() -> tuple[type[BaseException], ...]:
     return (zstandard.ZstdError, lzma.LZMAError, zlib.error)  # gzip and bz2 raise OSError subclasses
 
 
-_DECOMPRESSOR_ERRORS = _decompressor_errors()
+# What a truncated or corrupt archive raises while it is read.
+_ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError,
+                                                    *_decompressor_errors())
 
 
-def _blocks(f: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+def _blocks(f: IO[bytes], size: int | None = None) -> Iterator[bytes]:
     left = size
     while left is None or left > 0:
         block = f.read(BLOCK if left is None else min(BLOCK, left))
@@ -275,7 +302,7 @@ def scan_packed(loc: Location, kind: str, pack: Pack) -> list[Entry]:
             return list(_scan_tar_stream(url, kind, f, pack))
     except DepotError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError, *_DECOMPRESSOR_ERRORS) as exc:
+    except _ARCHIVE_ERRORS as exc:
         raise SourceInvalid(f"{url}: truncated or corrupt {kind} archive ({exc})") from exc
     except backend_errors() as exc:
         raise source_error(url, f"cannot read the {kind} archive", exc) from exc
@@ -288,7 +315,9 @@ def _scan_tar_stream(url: str, kind: str, f: BinaryIO, pack: Pack) -> Iterator[E
     members = []
     for m in tar:
         if m.isreg():
-            offset, _, digest = pack.add(_blocks(tar.extractfile(m), m.size))
+            member = tar.extractfile(m)
+            assert member is not None  # None only for a member that is not a regular file or a link
+            offset, _, digest = pack.add(_blocks(member, m.size))
             located[id(m)] = (offset, digest)
         members.append(m)
     end = tar.offset
