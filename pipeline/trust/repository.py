@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import datetime
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (DelegatedRole, Delegations, Metadata, MetaFile, Root, Snapshot, TargetFile, Targets,
@@ -28,6 +28,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from .. import layout
 from ..errors import InvalidArgument, NotFound, StoreUnavailable, VersionConflict
+from ..formats.canonical import Document
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
 from ..formats.plan import Plan
@@ -50,14 +51,40 @@ def _expires(lifetime: datetime.timedelta) -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + lifetime
 
 
-def _read(store: WriteStore, role: str, version: int | None = None) -> Metadata:
+def _get(store: WriteStore, role: str, version: int | None = None) -> bytes:
     key = layout.metadata_key(role, version)
     try:
-        return Metadata.from_bytes(store.get(key))
+        return store.get(key)
     except NotFound:
         if role == TIMESTAMP:
             raise NotFound(f"{store.url} is not signed (no {key}): run `depot trust init` first") from None
         raise
+
+
+def _read_root(store: WriteStore, version: int) -> Metadata[Root]:
+    return Metadata[Root].from_bytes(_get(store, ROOT, version))
+
+
+def _read_timestamp(store: WriteStore) -> Metadata[Timestamp]:
+    return Metadata[Timestamp].from_bytes(_get(store, TIMESTAMP))
+
+
+def _read_snapshot(store: WriteStore, version: int) -> Metadata[Snapshot]:
+    return Metadata[Snapshot].from_bytes(_get(store, SNAPSHOT, version))
+
+
+def _read_targets(store: WriteStore, role: str, version: int) -> Metadata[Targets]:
+    """``targets`` or a product's delegated role."""
+    return Metadata[Targets].from_bytes(_get(store, role, version))
+
+
+def _delegated_roles(top: Targets) -> dict[str, DelegatedRole]:
+    """The roles ``top`` delegates to by name (none if it delegates nothing)."""
+    if top.delegations is None:
+        return {}
+    roles = top.delegations.roles
+    assert roles is not None, "delegations here are always by name, never succinct"
+    return roles
 
 
 def current_root(store: WriteStore) -> Metadata[Root]:
@@ -69,7 +96,7 @@ def current_root(store: WriteStore) -> Metadata[Root]:
                 if role == ROOT]
     if not versions:
         raise NotFound(f"{store.url} is not signed: run `depot trust init` first")
-    return _read(store, ROOT, max(versions))
+    return _read_root(store, max(versions))
 
 
 # -- creating the repository's trust ---------------------------------------------------------
@@ -185,7 +212,7 @@ class _State:
     store: WriteStore
     root: Root
     snapshot: Metadata[Snapshot]
-    _roles: dict[str, Metadata] = field(default_factory=dict)
+    _roles: dict[str, Metadata[Targets]] = field(default_factory=dict)
 
     def role(self, name: str) -> Metadata[Targets] | None:
         """A targets role as committed, or None if it has no metadata yet."""
@@ -193,11 +220,13 @@ class _State:
         if meta is None:
             return None
         if name not in self._roles:
-            self._roles[name] = _read(self.store, name, meta.version)
+            self._roles[name] = _read_targets(self.store, name, meta.version)
         return copy.deepcopy(self._roles[name])
 
     def targets(self) -> Metadata[Targets]:
-        return self.role(TARGETS)
+        top = self.role(TARGETS)
+        assert top is not None, "every snapshot names targets.json (init writes it)"
+        return top
 
 
 @dataclass(frozen=True)
@@ -224,16 +253,16 @@ def commit(store: WriteStore, keyring: Keyring, change: Change, lifetimes: Lifet
     for _ in range(COMMIT_ATTEMPTS):
         ts_key = layout.metadata_key(TIMESTAMP)
         tagged = store.get_tagged(ts_key)
-        ts = Metadata.from_bytes(tagged.data)
-        state = _State(store, root, _read(store, SNAPSHOT, ts.signed.snapshot_meta.version))
+        ts = Metadata[Timestamp].from_bytes(tagged.data)
+        state = _State(store, root, _read_snapshot(store, ts.signed.snapshot_meta.version))
         roles = change(state)
         if not roles and not always:
             return None
-        delegations = (roles.get(TARGETS) or state.targets()).signed.delegations
+        top = (roles.get(TARGETS) or state.targets()).signed
         snap = copy.deepcopy(state.snapshot)
-        written = {}
+        written: dict[str, int] = {}
         for name, md in roles.items():
-            keyids = root.roles[TARGETS].keyids if name == TARGETS else delegations.roles[name].keyids
+            keyids = root.roles[TARGETS].keyids if name == TARGETS else _delegated_roles(top)[name].keyids
             md.signed.expires = _expires(lifetimes.of(name))
             committed = snap.signed.meta.get(f"{name}.json")
             written[name] = _create(store, name, md, (committed.version if committed else 0) + 1,
@@ -252,13 +281,13 @@ def commit(store: WriteStore, keyring: Keyring, change: Change, lifetimes: Lifet
                            "try again")
 
 
-def _sign(md: Metadata, signers: list[Signer]) -> None:
+def _sign(md: Metadata, signers: Sequence[Signer]) -> None:
     md.signatures.clear()
     for s in signers:
         md.sign(s, append=True)
 
 
-def _create(store: WriteStore, role: str, md: Metadata, version: int, signers: list[Signer]) -> int:
+def _create(store: WriteStore, role: str, md: Metadata, version: int, signers: Sequence[Signer]) -> int:
     """Write ``md`` as the first free version from ``version`` on; the version written.
     A taken version was left by a publisher whose commit lost: never reused."""
     for v in range(version, version + 1000):
@@ -275,14 +304,15 @@ def _create(store: WriteStore, role: str, md: Metadata, version: int, signers: l
 def check_can_sign(store: WriteStore, keyring: Keyring, product: str) -> None:
     """Refuse, before any work, a keyring that could not sign ``product``'s documents."""
     root = current_root(store).signed
-    ts = _read(store, TIMESTAMP)
-    snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
-    top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
+    ts = _read_timestamp(store)
+    snap = _read_snapshot(store, ts.signed.snapshot_meta.version)
+    top = _read_targets(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
     role = product_role(product)
-    if top.delegations is None or role not in top.delegations.roles:
+    delegated = _delegated_roles(top)
+    if role not in delegated:
         raise NotFound(f"{product} has no release key in {store.url}: run "
                        f"`depot trust add-key --product {product} --key FILE` first")
-    for name, keyids in ((role, top.delegations.roles[role].keyids), (SNAPSHOT, root.roles[SNAPSHOT].keyids),
+    for name, keyids in ((role, delegated[role].keyids), (SNAPSHOT, root.roles[SNAPSHOT].keyids),
                          (TIMESTAMP, root.roles[TIMESTAMP].keyids)):
         keyring.signers(keyids, name)
 
@@ -292,7 +322,7 @@ def product_paths(product: str) -> list[str]:
     return [f"products/{product}/*/*", f"products/{product}/*/*/*"]
 
 
-def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] = (), revoke: list[str] = (),
+def set_keys(store: WriteStore, keyring: Keyring, product: str, add: Sequence[Key] = (), revoke: Sequence[str] = (),
              only: bool = False, lifetimes: Lifetimes | None = None) -> Commit | None:
     """Change the release keys of ``product`` (signed with the targets key): add keys,
     revoke key ids, or with ``only`` make ``add`` its only keys (a rotation). The product's
@@ -304,7 +334,9 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] =
         top = state.targets()
         if top.signed.delegations is None:
             top.signed.delegations = Delegations(keys={}, roles={})
-        delegated = top.signed.delegations.roles.get(role)
+        delegations = top.signed.delegations
+        roles = _delegated_roles(top.signed)
+        delegated = roles.get(role)
         keyids = [] if delegated is None or only else list(delegated.keyids)
         unknown = [k for k in revoke if k not in keyids]
         if unknown:
@@ -317,12 +349,12 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] =
                 raise InvalidArgument(f"key {key.keyid} is a root key: the root key stays offline, so it cannot "
                                       f"be a release key of {product}")
         for key in add:
-            top.signed.delegations.keys[key.keyid] = key
-        top.signed.delegations.roles[role] = DelegatedRole(role, keyids, 1, True, product_paths(product))
-        used = {k for r in top.signed.delegations.roles.values() for k in r.keyids}
-        for keyid in list(top.signed.delegations.keys):
+            delegations.keys[key.keyid] = key
+        roles[role] = DelegatedRole(role, keyids, 1, True, product_paths(product))
+        used = {k for r in roles.values() for k in r.keyids}
+        for keyid in list(delegations.keys):
             if keyid not in used:
-                del top.signed.delegations.keys[keyid]
+                del delegations.keys[keyid]
         changed = {TARGETS: top}
         current = state.role(role)
         if current is not None and keyring.has_any(keyids):
@@ -332,7 +364,7 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: list[Key] =
     return commit(store, keyring, change, lifetimes)
 
 
-_DOCUMENTS = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel}
+_DOCUMENTS: dict[str, type[Document]] = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel}
 
 
 def _document_kind(product: str, key: str) -> str | None:
@@ -356,8 +388,7 @@ def sign_documents(store: WriteStore, keyring: Keyring, product: str,
     role = product_role(product)
 
     def change(state: _State) -> dict[str, Metadata[Targets]]:
-        top = state.targets().signed
-        if top.delegations is None or role not in top.delegations.roles:
+        if role not in _delegated_roles(state.targets().signed):
             raise NotFound(f"{product} has no release key: run `depot trust add-key --product {product} --key FILE`")
         md = state.role(role) or Metadata(Targets())
         signed = md.signed.targets
@@ -389,18 +420,21 @@ def refresh(store: WriteStore, keyring: Keyring, lifetimes: Lifetimes | None = N
     lifetimes = lifetimes or trust_settings.load(store)
 
     def change(state: _State) -> dict[str, Metadata[Targets]]:
-        due = {}
+        due: dict[str, Metadata[Targets]] = {}
         soon = datetime.datetime.now(datetime.timezone.utc)
         for meta_name in state.snapshot.signed.meta:
             name = meta_name.removesuffix(".json")
             md = state.role(name)
+            assert md is not None, "the snapshot names it, so it has metadata"
             keyids = (state.root.roles[TARGETS].keyids if name == TARGETS
-                      else state.targets().signed.delegations.roles[name].keyids)
+                      else _delegated_roles(state.targets().signed)[name].keyids)
             if md.signed.expires < soon + lifetimes.of(name) / 2 and keyring.has_any(keyids):
                 due[name] = md
         return due
 
-    return commit(store, keyring, change, lifetimes, always=True)
+    done = commit(store, keyring, change, lifetimes, always=True)
+    assert done is not None, "always: a new snapshot and timestamp are signed even with no role due"
+    return done
 
 
 @dataclass(frozen=True)
@@ -418,9 +452,9 @@ class RoleStatus:
 def status(store: WriteStore) -> list[RoleStatus]:
     """Every role as committed: version (0: no metadata signed yet), expiry, keys."""
     root = current_root(store)
-    ts = _read(store, TIMESTAMP)
-    snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
-    top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version)
+    ts = _read_timestamp(store)
+    snap = _read_snapshot(store, ts.signed.snapshot_meta.version)
+    top = _read_targets(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version)
 
     def row(name: str, md: Metadata | None, keyids, threshold: int) -> RoleStatus:
         return RoleStatus(name, md.signed.version if md else 0, md.signed.expires.isoformat() if md else "",
@@ -428,10 +462,9 @@ def status(store: WriteStore) -> list[RoleStatus]:
 
     out = [row(name, md, root.signed.roles[name].keyids, root.signed.roles[name].threshold)
            for name, md in ((ROOT, root), (TARGETS, top), (SNAPSHOT, snap), (TIMESTAMP, ts))]
-    delegated = top.signed.delegations.roles if top.signed.delegations else {}
-    for name, r in sorted(delegated.items()):
+    for name, r in sorted(_delegated_roles(top.signed).items()):
         meta = snap.signed.meta.get(f"{name}.json")
-        out.append(row(name, _read(store, name, meta.version) if meta else None, r.keyids, r.threshold))
+        out.append(row(name, _read_targets(store, name, meta.version) if meta else None, r.keyids, r.threshold))
     return out
 
 
@@ -441,12 +474,11 @@ def offline_keyids(store: WriteStore) -> frozenset[str]:
     snapshot, timestamp or a product is not one: leaving it out would stop all signing."""
     try:
         root = current_root(store).signed
-        ts = _read(store, TIMESTAMP)
-        snap = _read(store, SNAPSHOT, ts.signed.snapshot_meta.version)
-        top = _read(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
+        ts = _read_timestamp(store)
+        snap = _read_snapshot(store, ts.signed.snapshot_meta.version)
+        top = _read_targets(store, TARGETS, snap.signed.meta[f"{TARGETS}.json"].version).signed
     except NotFound:
         return frozenset()
     online = {k for name in (TARGETS, SNAPSHOT, TIMESTAMP) for k in root.roles[name].keyids}
-    if top.delegations is not None:
-        online.update(k for r in top.delegations.roles.values() for k in r.keyids)
+    online.update(k for r in _delegated_roles(top).values() for k in r.keyids)
     return frozenset(set(root.roles[ROOT].keyids) - online)
