@@ -22,12 +22,39 @@ SCHEMA = "manifest-1"
 FORMAT = "depot.manifest/1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A chunk of the store: ``size`` bytes, whose object is ``stored_size`` bytes long."""
+
+    id: str
+    size: int
+    stored_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkRef:
+    """A slice of a file: its ``size`` bytes at ``offset`` are the bytes at
+    ``chunk_offset`` of chunk ``id`` (``chunk_size`` bytes, an object of ``stored_size``).
+    A file cut on its own holds whole chunks: ``chunk_offset`` 0, ``chunk_size == size``."""
+
     offset: int
     size: int
     id: str
     stored_size: int
+    chunk_offset: int = 0
+    chunk_size: int = -1  # -1: the whole chunk, ``size`` bytes
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 0:
+            object.__setattr__(self, "chunk_size", self.size)
+
+    @property
+    def whole(self) -> bool:
+        return self.chunk_offset == 0 and self.size == self.chunk_size
+
+    @property
+    def chunk(self) -> Chunk:
+        return Chunk(self.id, self.chunk_size, self.stored_size)
 
     def to_dict(self) -> dict:
         return {"offset": self.offset, "size": self.size, "id": self.id, "stored_size": self.stored_size}
@@ -71,11 +98,13 @@ class Manifest(Document):
         except KeyError:
             raise NotFound(f"{self.product} {self.version} has no entry {path!r}") from None
 
-    def unique_chunks(self) -> dict[str, ChunkRef]:
-        unique: dict[str, ChunkRef] = {}
+    def unique_chunks(self) -> dict[str, Chunk]:
+        """Every chunk the version's files hold, once, by id."""
+        unique: dict[str, Chunk] = {}
         for f in self.files:
             for c in f.chunks:
-                unique.setdefault(c.id, c)
+                if c.id not in unique:
+                    unique[c.id] = c.chunk
         return unique
 
     def totals(self) -> dict:

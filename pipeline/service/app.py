@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from .. import layout
 from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRateLimited, NotFound
-from ..formats.manifest import ChunkRef
+from ..formats.manifest import Chunk
 from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
 from .updates import check
@@ -258,7 +258,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                size: int = Query(100, alias="page[size]", ge=1, le=1000), region: str | None = None):
         _check_names(product, version)
         what = ("chunks", product, version)
-        refs = cast("list[ChunkRef] | None", catalog.view().answers.get(what))  # as remembered below
+        refs = cast("list[Chunk] | None", catalog.view().answers.get(what))  # as remembered below
         if refs is None:
             refs = remember(what, sorted(catalog.manifest(product, version).unique_chunks().values(),
                                          key=lambda c: c.id))
