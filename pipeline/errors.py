@@ -224,3 +224,21 @@ class LinkRateLimited(DepotError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the client's next request is taken
+
+
+# -- download tasks: the player's side -------------------------------------------------------
+
+
+class DownloadPaused(DepotError):
+    """The download task was paused (through the service, from another terminal): what was
+    downloaded is kept; run the command again once the task is resumed."""
+
+    code = "DOWNLOAD_PAUSED"
+    exit_code = 18
+
+
+class DownloadCancelled(DepotError):
+    """The download task was cancelled: the partly downloaded files were removed."""
+
+    code = "DOWNLOAD_CANCELLED"
+    exit_code = 19
