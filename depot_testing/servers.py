@@ -28,7 +28,7 @@ pid {state}/nginx.pid;
 error_log {state}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    access_log {access_log};
     sendfile on;
     keepalive_requests 100000;
     client_body_temp_path {state}/body;
@@ -64,9 +64,10 @@ def ensure_nginx() -> str:
 
 @contextlib.contextmanager
 def nginx(root: Path, secret: str | None, state: Path, prefix: str = "/depot", workers: int = 1,
-          static: bytes = b"") -> Iterator[str]:
+          static: bytes = b"", access_log: bool = False) -> Iterator[str]:
     """nginx serving ``root`` under ``prefix`` with secure_link (or, without a ``secret``,
-    as a plain CDN edge); yields its base URL."""
+    as a plain CDN edge); yields its base URL. With ``access_log`` it logs each request to
+    ``state/access.log`` (nginx's combined format)."""
     binary = ensure_nginx()
     state.mkdir(parents=True, exist_ok=True)
     (state / "static").write_bytes(static)
@@ -76,7 +77,8 @@ def nginx(root: Path, secret: str | None, state: Path, prefix: str = "/depot", w
     user = "user root;" if os.geteuid() == 0 else ""
     guard = SECURE_LINK.format(secret=secret) if secret is not None else ""
     conf.write_text(NGINX_CONF.format(user=user, workers=workers, state=state, port=port, prefix=prefix,
-                                      root=Path(root).resolve(), guard=guard))
+                                      root=Path(root).resolve(), guard=guard,
+                                      access_log=f"{state}/access.log" if access_log else "off"))
     proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(state)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

@@ -5,14 +5,16 @@ Its mix is what chunking speed and stored bytes depend on: about 35% incompressi
 (textures, audio), 30% compressible binary records, 10% text, 25% copies of shared
 assets (half lightly patched). By default a few pak-like files of 100-250 MiB hold 55%
 of the bytes in mixed 1-8 MiB blocks; hundreds of small files of one kind each sit in
-nested directories. ``--single-file-gb N`` makes one file of mixed blocks instead.
+nested directories. ``--single-file-gb N`` makes one file of mixed blocks instead;
+``--small-files N`` makes N files of 100 B to 100 KiB (``--max-file-size``), a third random,
+two thirds text, about 50 to a directory in nested directories.
 
 Every file's seed comes from ``--seed`` and its path. A file already there with its
 planned size is kept, so a second run is nearly free. Random bytes come from numpy's
 SFC64 when numpy is installed, else from ``random``. ``make_fixtures.py`` makes the
 small pinned test builds; the two share no generator. Sizes are binary (GB = GiB).
 
-    python scripts/bench_corpus.py --out DIR [--size-gb 1.0 | --single-file-gb 4]
+    python scripts/bench_corpus.py --out DIR [--size-gb 1.0 | --single-file-gb 4 | --small-files 100000]
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ BLOCK_MAX = 8 * MiB
 LARGE_SHARE = 0.55          # fraction of the bytes that go into large files
 LARGE_TARGET = 200 * MiB    # preferred size of one large file
 LARGE_MAX = 250 * MiB
+
+SMALL_FILES_MIN = 100       # the small-files tree (--small-files N)
+SMALL_FILES_MAX = 100 * KiB
+FILES_PER_DIR = 50
 
 N_ASSETS = 24               # size of the shared asset library ("dup" kind)
 ASSET_MIN = 256 * KiB
@@ -267,10 +273,11 @@ def _config_text(src: Source, pools: _TextPools, n: int) -> str:
     return "".join(lines)[:n]
 
 
-def gen_text(src: Source, n: int) -> bytes:
-    """Mostly log files, some ini-style config (ASCII only)."""
+def gen_text(src: Source, n: int, pools: _TextPools | None = None) -> bytes:
+    """Mostly log files, some ini-style config (ASCII only); the lines come from ``pools``,
+    else from pools of the file's own."""
     rnd = src.rnd
-    pools = _TextPools(rnd)
+    pools = pools or _TextPools(rnd)
     parts, size = [], 0
     while size < n:
         k = min(n - size, rnd.randint(64 * KiB, 1 * MiB))
@@ -325,10 +332,12 @@ def gen_dup(src: Source, n: int, lib: AssetLibrary) -> bytes:
     return b"".join(parts)
 
 
-def gen_kind(kind: str, src: Source, n: int, lib: AssetLibrary) -> bytes:
+def gen_kind(kind: str, src: Source, n: int, lib: AssetLibrary, pools: _TextPools | None = None) -> bytes:
     if kind == "dup":
         return gen_dup(src, n, lib)
-    return {"random": gen_random, "binary": gen_binary, "text": gen_text}[kind](src, n)
+    if kind == "text":
+        return gen_text(src, n, pools)
+    return {"random": gen_random, "binary": gen_binary}[kind](src, n)
 
 
 def iter_mixed_blocks(src: Source, n: int, lib: AssetLibrary) -> Iterator[tuple[str, bytes]]:
@@ -380,10 +389,35 @@ def plan_tree(total: int, seed: int) -> list[FileSpec]:
     return specs
 
 
+def small_files_dir(k: int) -> str:
+    """The k-th directory of a small-files tree: deeper as k grows (48 subdirectories a level)."""
+    parts = [TOP_DIRS[k % len(TOP_DIRS)]]
+    k //= len(TOP_DIRS)
+    while True:
+        parts.append(f"{SUB_DIRS[k % len(SUB_DIRS)]}{k // len(SUB_DIRS) % 4}")
+        k //= 4 * len(SUB_DIRS)
+        if not k:
+            return "/".join(parts)
+
+
+def plan_small_files(n: int, seed: int, max_size: int = SMALL_FILES_MAX) -> list[FileSpec]:
+    """n files of SMALL_FILES_MIN..max_size bytes (log-uniform), a third random, two thirds
+    text, about FILES_PER_DIR to a directory."""
+    rnd = random.Random(derive_seed(seed, "small-files", n, max_size))
+    lo, hi = math.log(SMALL_FILES_MIN), math.log(max_size)
+    ndirs = max(1, n // FILES_PER_DIR)
+    specs = []
+    for i in range(n):
+        kind = "random" if rnd.random() < 1 / 3 else "text"
+        name = f"{small_files_dir(rnd.randrange(ndirs))}/{kind[0]}{i:07d}.{rnd.choice(EXT[kind])}"
+        specs.append(FileSpec(name, int(math.exp(rnd.uniform(lo, hi))), kind))
+    return specs
+
+
 # generation
 
 
-def write_file(root: str, spec: FileSpec, seed: int, lib: AssetLibrary) -> None:
+def write_file(root: str, spec: FileSpec, seed: int, lib: AssetLibrary, pools: _TextPools | None = None) -> None:
     path = os.path.join(root, *spec.path.split("/"))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".partial"
@@ -393,18 +427,27 @@ def write_file(root: str, spec: FileSpec, seed: int, lib: AssetLibrary) -> None:
             for _, block in iter_mixed_blocks(src, spec.size, lib):
                 f.write(block)
         else:
-            f.write(gen_kind(spec.kind, src, spec.size, lib))
+            f.write(gen_kind(spec.kind, src, spec.size, lib, pools))
     os.replace(tmp, path)
 
 
 def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
-             seed: int = 0, verbose: bool = True, stream: TextIO | None = None) -> dict:
-    """Create (or complete) the corpus in ``out``; its summary. Progress goes to ``stream``."""
+             seed: int = 0, verbose: bool = True, stream: TextIO | None = None,
+             small_files: int = 0, max_file_size: int = SMALL_FILES_MAX) -> dict:
+    """Create (or complete) the corpus in ``out``; its summary. Progress goes to ``stream``.
+    With ``small_files`` N: N files of 100 B..``max_file_size`` (plan_small_files), whose
+    text shares one pool of lines (a pool per file would cost more than writing the file)."""
     log = stream or sys.stdout
     t0 = time.perf_counter()
     single = bool(single_file_gb and single_file_gb > 0)
     total = int((single_file_gb if single else size_gb) * GiB)
-    specs = [FileSpec("single.bin", total, "mixed")] if single else plan_tree(total, seed)
+    pools = None
+    if small_files:
+        specs = plan_small_files(small_files, seed, max_file_size)
+        total = sum(s.size for s in specs)
+        pools = _TextPools(random.Random(derive_seed(seed, "text-pools")))
+    else:
+        specs = [FileSpec("single.bin", total, "mixed")] if single else plan_tree(total, seed)
     os.makedirs(out, exist_ok=True)
     lib = AssetLibrary(seed)
     made = kept = made_bytes = 0
@@ -418,7 +461,7 @@ def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
                 continue
         except FileNotFoundError:
             pass
-        write_file(out, spec, seed, lib)
+        write_file(out, spec, seed, lib, pools)
         made += 1
         made_bytes += spec.size
     planned = {s.path for s in specs}
@@ -426,7 +469,7 @@ def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
                 for d, _, files in os.walk(out) for fn in files)
     elapsed = time.perf_counter() - t0
     large = sum(1 for s in specs if s.kind == "mixed")
-    summary = {"out": os.path.abspath(out), "mode": "single-file" if single else "tree", "seed": seed,
+    summary = {"out": os.path.abspath(out), "mode": "small-files" if small_files else "single-file" if single else "tree", "seed": seed,
                "files": len(specs), "bytes": total, "large_files": large, "small_files": len(specs) - large,
                "kind_bytes": kind_bytes, "written_files": made, "written_bytes": made_bytes, "kept_files": kept,
                "extra_files": extra, "elapsed_s": round(elapsed, 3),
@@ -441,18 +484,32 @@ def generate(out: str, size_gb: float = 1.0, single_file_gb: float = 0.0,
     return summary
 
 
+def add_options(ap: argparse.ArgumentParser,
+                single_file_help: str = "instead make one file of this many GiB (mixed content)") -> None:
+    """The options that shape a generated corpus (the benchmarks take them too)."""
+    ap.add_argument("--size-gb", type=float, default=1.0, help="total corpus size in GiB (default 1.0)")
+    ap.add_argument("--single-file-gb", type=float, default=0.0, help=single_file_help)
+    ap.add_argument("--small-files", type=int, default=0, metavar="N",
+                    help=f"instead make N small files ({SMALL_FILES_MIN} B to --max-file-size, "
+                    "a third random, two thirds text, in nested directories)")
+    ap.add_argument("--max-file-size", type=int, default=SMALL_FILES_MAX,
+                    help=f"the largest of the small files, in bytes (default {SMALL_FILES_MAX})")
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+
+
+def generate_from(args, out: str, **kwargs) -> dict:
+    """generate() with the options of add_options."""
+    return generate(out, args.size_gb, args.single_file_gb, args.seed, small_files=args.small_files,
+                    max_file_size=args.max_file_size, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="corpus directory")
-    ap.add_argument("--size-gb", type=float, default=1.0,
-                    help="total corpus size in GiB (default 1.0)")
-    ap.add_argument("--single-file-gb", type=float, default=0.0,
-                    help="instead make one file of this many GiB (mixed content)")
-    ap.add_argument("--seed", type=int, default=0)
+    add_options(ap)
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = ap.parse_args(argv)
-    summary = generate(args.out, args.size_gb, args.single_file_gb, args.seed,
-                       verbose=not args.json)
+    summary = generate_from(args, args.out, verbose=not args.json)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

@@ -4,9 +4,11 @@
 
 casync gets depot's chunk sizes (256 KiB / 1 MiB / 4 MiB) and zstd chunks. Before each
 tool the corpus is read once, so each reads it from the page cache; ``sync`` runs between
-tools. A row gives wall time, MiB/s (corpus bytes over wall time), stored bytes and the
-process tree's memory. Goals: depot at least 4x casync's throughput, depot's peak RSS
-under 1 GiB. The method in full is in docs/benchmarks.md.
+tools. A row gives wall time, MiB/s (corpus bytes over wall time), stored bytes, disk
+usage (du) and the process tree's memory. Goals: depot at least 4x casync's throughput,
+depot's peak RSS under 1 GiB; on ``--small-files N`` (issue 19) at least 2x casync, stored
+bytes and disk usage no more than casync's, peak RSS under 100 MiB, and at most 60 bytes
+of documents (manifest, inventory) per file. The method in full is in docs/benchmarks.md.
 
 Exit status: 1 when a goal is missed with ``--check``, 2 when depot failed.
 """
@@ -23,14 +25,23 @@ import time
 import psutil
 
 from benchlib import (CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CPU, MiB, add_corpus_options,
-                      add_run_options, col, corpus_line, depot_stored_bytes, ensure_time_binary,
-                      ensure_tools, failure, finish, fmt, log, machine_info, machine_line,
-                      prepare_corpus, print_table, remove_workdir, run_casync, run_depot,
-                      run_measured, summarize, throughput_ratio, tool_version, tree_bytes,
-                      verdict)
+                      add_run_options, col, corpus_line, depot_documents, depot_stored_bytes,
+                      disk_usage, ensure_time_binary, ensure_tools, failure, finish, judge, log,
+                      machine_info, machine_line, prepare_corpus, print_figures, print_table,
+                      remove_workdir, run_casync, run_depot, run_measured, summarize,
+                      throughput_ratio, tool_version, tree_bytes)
 
-GOAL_THROUGHPUT_RATIO = 4.0
-GOAL_PEAK_RSS_MIB = 1024
+# goals: {figure: (operator, threshold)}; the small-files corpus has goals of its own (issue 19)
+GOALS = {"throughput_depot_over_casync": (">=", 4.0), "depot_peak_rss_mib": ("<", 1024.0)}
+SMALL_FILES_GOALS = {"throughput_depot_over_casync": (">=", 2.0), "stored_depot_over_casync": ("<=", 1.0),
+                     "disk_depot_over_casync": ("<=", 1.0), "depot_peak_rss_mib": ("<", 100.0),
+                     "document_bytes_per_file": ("<=", 60.0)}
+FIGURES = {"throughput_depot_over_casync": "depot run / casync make (throughput)",
+           "throughput_depot_over_zstd": "depot run / tar | zstd (throughput)",
+           "stored_depot_over_casync": "depot / casync stored bytes (chunks)",
+           "disk_depot_over_casync": "depot / casync disk usage (du: repository / store and index)",
+           "depot_peak_rss_mib": "depot peak RSS, MiB",
+           "document_bytes_per_file": "depot documents (manifest and the rest but chunks), bytes per file"}
 
 COLUMNS = [col("tool", 18, "tool", "s"), col("seconds", 9, "seconds", ".2f"),
            col("MiB/s", 9, "mib_per_s", ".1f"), col("stored MiB", 11, "stored_mib", ".1f"),
@@ -66,22 +77,19 @@ def run_zstd(corpus: str, workdir: str, interval: float) -> tuple[dict, int | No
         return res, None
 
 
-def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
-    ratios: dict[str, float | None] = {}
-    goals: dict[str, bool | None] = {}
+def figures(rows: dict[str, dict], files: int) -> dict:
     d, c, z = rows.get("depot"), rows.get("casync"), rows.get("zstd")
-    if d and c:
-        ratios["throughput_depot_over_casync"] = throughput_ratio(d, c)
-        ratios["stored_depot_over_casync"] = (
-            round(d["stored_bytes"] / c["stored_bytes"], 4)
-            if d["stored_bytes"] is not None and c["stored_bytes"] else None)
-        goals["throughput"] = ratios["throughput_depot_over_casync"] >= GOAL_THROUGHPUT_RATIO
-    if d and z:
-        ratios["throughput_depot_over_zstd"] = throughput_ratio(d, z)
+    out: dict[str, float | None] = {}
     if d:
-        goals["peak_rss"] = d["peak_rss_mib"] < GOAL_PEAK_RSS_MIB
-        goals.setdefault("throughput", None)
-    return ratios, goals
+        out["depot_peak_rss_mib"] = d["peak_rss_mib"]
+        out["document_bytes_per_file"] = round(sum(d["documents"].values()) / files, 1)
+    if d and c:
+        out["throughput_depot_over_casync"] = throughput_ratio(d, c)
+        out["stored_depot_over_casync"] = round(d["stored_bytes"] / c["stored_bytes"], 4)
+        out["disk_depot_over_casync"] = round(d["disk_bytes"] / c["disk_bytes"], 4)
+    if d and z:
+        out["throughput_depot_over_zstd"] = throughput_ratio(d, z)
+    return out
 
 
 def print_report(report: dict) -> None:
@@ -96,15 +104,14 @@ def print_report(report: dict) -> None:
     print()
     print_table(COLUMNS, report["results"])
     print()
-    r, g = report["ratios"], report["goals"]
-    tc = r.get("throughput_depot_over_casync")
-    print(f"depot/casync throughput: {fmt(tc, '.2f')}" + ("x" if tc is not None else ""))
-    print(f"depot/casync stored bytes: {fmt(r.get('stored_depot_over_casync'), '.3f')}")
-    if r.get("throughput_depot_over_zstd") is not None:
-        print(f"depot/zstd throughput: {r['throughput_depot_over_zstd']:.2f}x")
-    if g:
-        print(f"goal depot throughput >= {GOAL_THROUGHPUT_RATIO:g}x casync: {verdict(g.get('throughput'))}")
-        print(f"goal depot peak RSS < {GOAL_PEAK_RSS_MIB} MiB: {verdict(g.get('peak_rss'))}")
+    rows = {row["tool"]: row for row in report["results"]}
+    for row in rows.values():
+        if row.get("disk_bytes") is not None:
+            print(f"{row['tool']}: {row['objects']} objects, {row['stored_bytes']} bytes stored, "
+                  f"{row['disk_bytes']} on disk (du)")
+    if "depot" in rows:
+        print("depot documents: " + ", ".join(f"{k} {v} B" for k, v in rows["depot"]["documents"].items()))
+    print_figures(FIGURES, report["ratios"], report["goal_thresholds"])
     for note in report["notes"]:
         print(f"note: {note}")
 
@@ -135,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             res, cmd, store, index = run_casync(corpus, workdir, interval)
             stored, nchunks = tree_bytes(store)
             commands["casync"] = shlex.join(cmd)
-            rows["casync"] = summarize("casync make", res, size, stored, chunks=nchunks,
-                                       index_bytes=os.path.getsize(index),
+            rows["casync"] = summarize("casync make", res, size, stored, objects=nchunks,
+                                       index_bytes=os.path.getsize(index), disk_bytes=disk_usage(store, index),
                                        version=tool_version(["casync", "--version"]))
         if not args.skip_depot:
             warm_cache(corpus)
@@ -157,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                     if isinstance(rb, int) and rb != size:
                         notes.append(f"depot reports {rb} input bytes, corpus has {size}")
                 rows["depot"] = summarize("depot", res, size, stored, stored_source=source,
-                                          chunk_files=nchunks, repo_bytes=tree_bytes(repo)[0],
+                                          objects=nchunks, repo_bytes=tree_bytes(repo)[0],
+                                          disk_bytes=disk_usage(repo), documents=depot_documents(repo),
                                           reported=summary)
         if not args.skip_zstd and depot_failed is None:
             warm_cache(corpus)
@@ -169,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         remove_workdir(workdir, args.keep)
 
-    ratios, goals = ratios_and_goals(rows)
+    ratios = figures(rows, corpus_info["files"])
+    thresholds = SMALL_FILES_GOALS if args.small_files else GOALS
     if "casync" in rows:
         notes.append("casync make is single-threaded")
     report = {
@@ -177,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "page_cache": "warm (corpus read once before each tool)",
         "page_cache_fits": size < 0.8 * psutil.virtual_memory().total,
         "chunk_sizes": {"min": CHUNK_MIN, "avg": CHUNK_AVG, "max": CHUNK_MAX},
-        "commands": commands, "results": list(rows.values()), "ratios": ratios, "goals": goals,
-        "goal_thresholds": {"throughput_ratio": GOAL_THROUGHPUT_RATIO, "peak_rss_mib": GOAL_PEAK_RSS_MIB},
+        "commands": commands, "results": list(rows.values()), "ratios": ratios,
+        "goals": judge(thresholds, ratios), "goal_thresholds": thresholds,
         "notes": notes, "kept_workdir": workdir if args.keep else None, "depot_error": depot_failed,
     }
     return finish(report, args, print_report)

@@ -130,6 +130,24 @@ def tree_bytes(path: str) -> tuple[int, int]:
     return total, count
 
 
+def disk_usage(*paths: str) -> int:
+    """What ``du`` counts for paths: whole blocks, directories included."""
+    out = subprocess.run(["du", "-scB1", *paths], stdout=subprocess.PIPE, check=True).stdout
+    return int(out.split()[-2])
+
+
+def depot_documents(repo: str) -> dict[str, int]:
+    """{relative path: size} of what a depot repository holds besides chunks: the manifests,
+    inventories and settings."""
+    out = {}
+    for d, dirs, files in os.walk(repo):
+        if d == repo:
+            dirs[:] = [name for name in dirs if name != "chunks"]
+        out.update((os.path.relpath(os.path.join(d, fn), repo), os.path.getsize(os.path.join(d, fn)))
+                   for fn in files)
+    return out
+
+
 def scan_tree(root: str) -> dict[str, tuple]:
     """{relative path: ("file", size) | ("symlink", target) | ("other", mode)}."""
     out: dict[str, tuple] = {}
@@ -474,6 +492,8 @@ def run_casync(corpus: str, workdir: str, interval: float) -> tuple[dict, list[s
 
 def default_corpus_dir(args) -> str:
     base = os.path.join(tempfile.gettempdir(), "depot-bench-corpus")
+    if args.small_files:
+        return os.path.join(base, f"small-{args.small_files}x{args.max_file_size}-seed{args.seed}")
     if args.single_file_gb and args.single_file_gb > 0:
         return os.path.join(base, f"single-{args.single_file_gb:g}gib-seed{args.seed}")
     return os.path.join(base, f"tree-{args.size_gb:g}gib-seed{args.seed}")
@@ -510,8 +530,7 @@ def prepare_corpus(args) -> tuple[str, dict]:
         log(f"using existing corpus {path}: {files} files, {size / MiB:.1f} MiB")
         corpus_info = {"path": path, "mode": "existing", "files": files, "bytes": size}
     else:
-        info = bench_corpus.generate(path, args.size_gb, args.single_file_gb, args.seed,
-                                     verbose=True, stream=sys.stderr)
+        info = bench_corpus.generate_from(args, path, stream=sys.stderr)
         size, files = tree_bytes(path)
         corpus_info = {"path": path, "mode": info["mode"], "files": files, "bytes": size,
                        "seed": args.seed, "generated": info}
@@ -524,10 +543,7 @@ def add_corpus_options(ap: argparse.ArgumentParser,
                        single_file_help: str = "generate a single-file corpus of this many GiB instead") -> None:
     ap.add_argument("--corpus", help="corpus directory (existing and non-empty: used "
                     "as is; otherwise a corpus is generated there)")
-    ap.add_argument("--size-gb", type=float, default=1.0,
-                    help="size of a generated corpus in GiB (default 1.0)")
-    ap.add_argument("--single-file-gb", type=float, default=0.0, help=single_file_help)
-    ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    bench_corpus.add_options(ap, single_file_help)
     ap.add_argument("--game", metavar="PACKAGE", help="a real game's data instead: a Debian package "
                     "(redeclipse-data, warzone2100-data), downloaded and unpacked with dpkg -x once")
 
@@ -538,7 +554,7 @@ def add_run_options(ap: argparse.ArgumentParser, workdir_help: str, keep_help: s
     ap.add_argument("--depot-cmd", default=None,
                     help="command that runs depot (default: 'depot' on PATH, else "
                     "'python -m cli' from the repository root)")
-    ap.add_argument("--workdir", default=None, help=workdir_help)
+    ap.add_argument("--workdir", "--dir", default=None, help=workdir_help + "; /dev/shm: on tmpfs")
     ap.add_argument("--keep", action="store_true", help=keep_help)
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--check", action="store_true", help=check_help)
@@ -562,6 +578,26 @@ def mib(v) -> str:
 def verdict(ok) -> str:
     """A goal's outcome: True, False or None (not measured)."""
     return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+
+OPERATORS = {">=": float.__ge__, "<=": float.__le__, "<": float.__lt__}
+
+
+def judge(goals: dict[str, tuple[str, float]], figures: dict) -> dict[str, bool | None]:
+    """Each goal, {figure: (operator, threshold)}, judged on figures (None: not measured)."""
+    return {key: None if figures.get(key) is None else OPERATORS[op](float(figures[key]), threshold)
+            for key, (op, threshold) in goals.items()}
+
+
+def print_figures(labels: dict[str, str], figures: dict, goals: dict[str, tuple[str, float]]) -> None:
+    """A line for each figure in labels: its value, and its goal and verdict where it has one."""
+    judged = judge(goals, figures)
+    for key, label in labels.items():
+        v = figures.get(key)
+        line = f"{label}: {fmt(v, '.2f' if v is not None and abs(v) < 100 else '.0f')}"
+        if key in goals:
+            line += f" -- goal {goals[key][0]} {goals[key][1]:g}: {verdict(judged[key])}"
+        print(line)
 
 
 def print_header(hdr: str) -> None:
