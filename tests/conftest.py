@@ -107,3 +107,39 @@ def planned(tmp_path_factory):
         for a, b in PAIRS:
             diff(store, PRODUCT, a, b, ex)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL (Debian's) in a temporary directory: the URL of its first database."""
+    from depot_testing.databases import postgres
+
+    with postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL: its URL."""
+    from depot_testing.databases import create_database
+
+    return create_database(postgres_server, f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url():
+    """A real Redis (Debian's) in a temporary directory: its URL."""
+    from depot_testing.databases import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url):
+    """The session's Redis, emptied first."""
+    import redis
+
+    with redis.Redis.from_url(redis_server_url) as r:
+        r.flushall()
+    return redis_server_url
