@@ -2,7 +2,8 @@
 
 base says what each kind of store can do; location says where one is. ``open_store``
 gives a store a repository can live in: a path, ``file://``, ``s3://`` or ``memory://``.
-``open_origin`` gives any store a client can read, ``http(s)://`` included.
+``open_origin`` gives any store a client can read, ``http(s)://`` included. outbox keeps
+events on disk until each of their sinks (a JSON-lines file, a webhook, Kafka) has them.
 
 May import: errors, layout, core.
 """

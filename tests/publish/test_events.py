@@ -406,7 +406,7 @@ def test_one_sender_at_a_time_delivery_holds_a_flock_on_the_outbox(tmp_path):
 def test_the_kafka_producer_is_idempotent_and_waits_for_every_replica(tmp_path):
     from confluent_kafka import Producer
 
-    from pipeline.publish.events import _producer_config
+    from pipeline.storage.outbox import _producer_config
 
     config = _producer_config(EventSinks(tmp_path / "outbox", kafka="127.0.0.1:9092", timeout=2), [])
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")
