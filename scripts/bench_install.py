@@ -31,10 +31,10 @@ from pathlib import Path
 import psutil
 
 from benchlib import (CHUNK_AVG, CPU, REPO_ROOT, add_corpus_options, add_run_options, col,
-                      compare_trees, corpus_line, depot_base_command, depot_stored_bytes,
+                      compare_trees, corpus_line, depot_base_command, depot_install_command, depot_stored_bytes,
                       disk_usage, ensure_time_binary, ensure_tools, failure, finish, fmt,
                       hash_tree, judge, log, machine_info, machine_line, mib, noisy_notes,
-                      option_listed, parse_json_output, prepare_corpus, print_figures,
+                      parse_json_output, prepare_corpus, print_figures,
                       print_mismatches, print_table, remove_workdir, run_casync, run_depot,
                       scan_tree, summarize, throughput_ratio, timed_row, timed_run,
                       tool_version, tree_bytes)
@@ -261,13 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             dest = os.path.join(workdir, f"dest-{key}")
             os.makedirs(dest)
-            glob, sub = ["--json"], ["install", *(["--allow-unsigned"] if unsigned else []), "--origin", origin,
-                                     "--product", "bench", "--version", "1", "--dest", dest]
-            if args.jobs:
-                sub += ["--jobs", str(args.jobs)]
-            if args.workers:
-                (sub if workers_after else glob).extend(["--workers", str(args.workers)])
-            cmd = base + glob + sub
+            cmd = depot_install_command(args.depot_cmd, origin, dest, args.jobs, args.workers)
             commands[label] = shlex.join(cmd)
             cpu0 = cpu_seconds() if cpu_seconds else None
             res = timed_run(key, cmd, workdir, interval, cwd=dcwd, env=denv)
@@ -284,9 +278,6 @@ def main(argv: list[str] | None = None) -> int:
                     row["other_cpu_s"] = round(max(0.0, row["other_cpu_s"] - (cpu1 - cpu0)), 3)
                 notes.append(f"{server} (not counted in depot's memory) used {cpu1 - cpu0:.2f}s CPU during {label}")
 
-        workers_after = bool(args.workers) and option_listed(base, "install", "--workers", dcwd, denv)
-        # the benchmark repository is not signed (depot install needs to be told so)
-        unsigned = option_listed(base, "install", "--allow-unsigned", dcwd, denv)
         install("depot-local", "depot install (local)", repo)
         if "depot-local" in rows and not args.no_python_origin:
             try:

@@ -418,15 +418,21 @@ def depot_base_command(override: str | None) -> tuple[list[str], str | None, dic
     return [sys.executable, "-m", "cli"], REPO_ROOT, env
 
 
+_HELP: dict[tuple, str | None] = {}
+
+
 def option_listed(base: list[str], sub: str, option: str, cwd: str | None,
                   env: dict | None, default: bool = False) -> bool:
     """Whether ``depot SUB --help`` lists option; default if the help cannot run."""
-    try:
-        res = subprocess.run(base + [sub, "--help"], cwd=cwd, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return default
-    return option in res.stdout.decode(errors="replace")
+    key = (*base, sub)
+    if key not in _HELP:
+        try:
+            res = subprocess.run(base + [sub, "--help"], cwd=cwd, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            _HELP[key] = res.stdout.decode(errors="replace")
+        except (OSError, subprocess.TimeoutExpired):
+            _HELP[key] = None
+    return default if _HELP[key] is None else option in _HELP[key]
 
 
 def parse_json_output(text: str) -> dict | None:
@@ -462,6 +468,21 @@ def run_depot(corpus: str, workdir: str, interval: float, workers: int | None,
     cmd = base + glob + run
     res = run_measured("depot", cmd, workdir, interval, cwd=cwd, env=env)
     return res, cmd, parse_json_output(res.get("stdout", "")), repo
+
+
+def depot_install_command(depot_cmd: str | None, origin: str, dest: str, jobs: int | None = None,
+                          workers: int | None = None) -> list[str]:
+    """``depot install`` of the benchmark's version (unsigned) from origin into dest."""
+    base, cwd, env = depot_base_command(depot_cmd)
+    glob = ["--json"]
+    sub = ["install", "--origin", origin, "--product", "bench", "--version", "1", "--dest", dest]
+    if option_listed(base, "install", "--allow-unsigned", cwd, env):
+        sub.insert(1, "--allow-unsigned")  # the benchmark repository is not signed
+    if jobs:
+        sub += ["--jobs", str(jobs)]
+    if workers:
+        (sub if option_listed(base, "install", "--workers", cwd, env) else glob).extend(["--workers", str(workers)])
+    return base + glob + sub
 
 
 def depot_stored_bytes(repo: str, summary: dict | None = None) -> tuple[int, int | None, str]:
