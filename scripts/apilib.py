@@ -301,9 +301,10 @@ def frame_name(frame: str) -> str:
     """``func (path/to/file.py:12)`` -> ``func (file.py)``, paths shortened to the package."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", REPO_ROOT + "/", "lib/python3"):
+    for marker in ("site-packages/", REPO_ROOT + "/"):
         if marker in where:
             where = where.split(marker, 1)[1]
+    where = re.sub(r"^.*/lib/python3[.\d]*/", "", where)
     return f"{name} ({where})" if where else name
 
 
@@ -326,7 +327,8 @@ LAYERS = (  # the leaf frame's file -> where the time goes
 )
 NOT_INTERESTING = ("click/", "runpy", "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
                    "uvicorn/__main__.py", "asyncio/runners.py", "asyncio/base_events.py", "(depot)", "(cli.py)",
-                   "commands/", "(threading.py)", "(queue.py)")
+                   "commands/", "(threading.py)", "(queue.py)", "(concurrent/futures/thread.py)", "<frozen",
+                   "bin/depot)")
 
 
 def layer_of(frame: str) -> str:
@@ -369,9 +371,9 @@ def print_profile(name: str, p: dict) -> None:
     if p.get("skipped"):
         print(f"profile of {name}: skipped: {p['skipped']}")
         return
-    print(f"profile of {name} (py-spy --nonblocking, {p['samples']} samples of busy "
-          f"threads, {p['waiting_samples']} of waiting ones left out; "
-          f"{fmt(p['requests_per_s_while_sampled'], '.0f')} req/s while sampled)")
+    rps = p["requests_per_s_while_sampled"]
+    print(f"profile of {name} (py-spy, {p['samples']} samples of busy threads, {p['waiting_samples']} "
+          f"of waiting ones left out" + (f"; {rps:.0f} req/s while sampled)" if rps is not None else ")"))
     for head, items, what in (("inclusive", p["inclusive"], "function"), ("own", p["own"][:15], "function"),
                               ("own", p["layers"], "by layer (the leaf frame's package)")):
         print_header(f"{head:>9}  {what}")

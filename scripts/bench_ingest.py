@@ -24,10 +24,11 @@ import time
 
 import psutil
 
+from apilib import print_profile
 from benchlib import (CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CPU, MiB, add_corpus_options,
-                      add_run_options, col, corpus_line, depot_documents, depot_stored_bytes,
+                      add_run_options, col, corpus_line, depot_base_command, depot_documents, depot_stored_bytes,
                       disk_usage, ensure_time_binary, ensure_tools, failure, finish, judge, log,
-                      machine_info, machine_line, prepare_corpus, print_figures, print_table,
+                      machine_info, machine_line, prepare_corpus, print_figures, print_table, profile_run,
                       remove_workdir, run_casync, run_depot, run_measured, summarize,
                       throughput_ratio, tool_version, tree_bytes)
 
@@ -114,6 +115,8 @@ def print_report(report: dict) -> None:
     print_figures(FIGURES, report["ratios"], report["goal_thresholds"])
     for note in report["notes"]:
         print(f"note: {note}")
+    if report["profile"]:
+        print_profile("depot run", report["profile"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     keep_help="keep the casync store and depot repo")
     for tool in ("casync", "depot", "zstd"):
         ap.add_argument(f"--skip-{tool}", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="then run depot once more under py-spy: where its time goes")
     args = ap.parse_args(argv)
 
     ensure_tools({**({} if args.skip_casync else {"casync": "casync"}),
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, str] = {}
     notes: list[str] = []
     rows: dict[str, dict] = {}
-    depot_failed = None
+    depot_failed = profile = None
     try:
         if not args.skip_casync:
             warm_cache(corpus)
@@ -163,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                                      f"time incl. process start-up: {res['seconds']:.2f}s)")
                     if isinstance(rb, int) and rb != size:
                         notes.append(f"depot reports {rb} input bytes, corpus has {size}")
+                if args.profile:
+                    profile = profile_run("depot run", [c.replace(repo, repo + "-profile") for c in cmd], workdir,
+                                          *depot_base_command(args.depot_cmd)[1:])
                 rows["depot"] = summarize("depot", res, size, stored, stored_source=source,
                                           objects=nchunks, repo_bytes=tree_bytes(repo)[0],
                                           disk_bytes=disk_usage(repo), documents=depot_documents(repo),
@@ -189,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "commands": commands, "results": list(rows.values()), "ratios": ratios,
         "goals": judge(thresholds, ratios), "goal_thresholds": thresholds,
         "notes": notes, "kept_workdir": workdir if args.keep else None, "depot_error": depot_failed,
+        "profile": profile,
     }
     return finish(report, args, print_report)
 

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import psutil
 
+from apilib import print_profile
 from benchlib import (CHUNK_AVG, CPU, REPO_ROOT, add_corpus_options, add_run_options, col,
                       compare_trees, corpus_line, depot_base_command, depot_install_command, depot_stored_bytes,
                       disk_usage, ensure_time_binary, ensure_tools, failure, finish, fmt,
                       hash_tree, judge, log, machine_info, machine_line, mib, noisy_notes,
                       parse_json_output, prepare_corpus, print_figures,
-                      print_mismatches, print_table, remove_workdir, run_casync, run_depot,
+                      print_mismatches, print_table, profile_run, remove_workdir, run_casync, run_depot,
                       scan_tree, summarize, throughput_ratio, timed_row, timed_run,
                       tool_version, tree_bytes)
 
@@ -200,6 +201,8 @@ def print_report(report: dict) -> None:
     print_mismatches(report["verification"])
     for note in report["notes"]:
         print(f"note: {note}")
+    for label, p in report["profiles"].items():
+        print_profile(label, p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     add_corpus_options(ap)
     ap.add_argument("--workers", type=int, default=None, help="depot --workers N (depot run, and depot install)")
     ap.add_argument("--jobs", type=int, default=None, help="depot install --jobs N")
+    ap.add_argument("--profile", action="store_true",
+                    help="then run each depot install once more under py-spy: where its time goes")
     ap.add_argument("--no-python-origin", action="store_true", help="skip the install from the Python test origin")
     ap.add_argument("--no-nginx", action="store_true",
                     help="skip the install from nginx (Debian's, installed with apt-get when missing)")
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
               "page_cache": "nothing dropped; sync before each timed run", "preparation": [],
               "commands": {}, "results": [], "verification": {}, "notes": [],
               "goal_thresholds": SMALL_FILES_GOALS if args.small_files else GOALS,
-              "kept_workdir": workdir if args.keep else None}
+              "kept_workdir": workdir if args.keep else None, "profiles": {}}
     commands, notes, prep = report["commands"], report["notes"], report["preparation"]
     rows: dict[str, dict] = {}
     dests: dict[str, str] = {}
@@ -278,7 +283,14 @@ def main(argv: list[str] | None = None) -> int:
                     row["other_cpu_s"] = round(max(0.0, row["other_cpu_s"] - (cpu1 - cpu0)), 3)
                 notes.append(f"{server} (not counted in depot's memory) used {cpu1 - cpu0:.2f}s CPU during {label}")
 
+        def profile(key: str, label: str, origin: str) -> None:
+            if args.profile and key in rows:
+                cmd = depot_install_command(args.depot_cmd, origin, os.path.join(workdir, f"profile-{key}"),
+                                            args.jobs, args.workers)
+                report["profiles"][label] = profile_run(label, cmd, workdir, dcwd, denv)
+
         install("depot-local", "depot install (local)", repo)
+        profile("depot-local", "depot install (local)", repo)
         if "depot-local" in rows and not args.no_python_origin:
             try:
                 with OriginProcess(repo) as server:
@@ -296,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"nginx {url} serves {repo}")
                     install("depot-nginx", "depot install (nginx)", url,
                             lambda: process_tree_cpu(os.path.join(state, "nginx.pid")), "nginx")
-                if "depot-nginx" in rows:
-                    report["nginx_served"] = read_access_log(os.path.join(state, "access.log"))
+                    if "depot-nginx" in rows:  # before the profile's requests
+                        report["nginx_served"] = read_access_log(os.path.join(state, "access.log"))
+                    profile("depot-nginx", "depot install (nginx)", url)
             except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
                 notes.append(f"nginx did not run ({e}): no nginx row")
 

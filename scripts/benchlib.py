@@ -313,6 +313,22 @@ def run_measured(name: str, cmd: list[str], workdir: str, interval: float,
             "free_mib_before": free_before, "stdout": stdout, "stderr": stderr}
 
 
+def profile_run(name: str, cmd: list[str], workdir: str, cwd: str | None = None, env: dict | None = None) -> dict:
+    """Where cmd's time goes: py-spy's samples of every thread over one more run, untimed
+    (apilib.summarize_profile: the busiest functions, inclusive and own)."""
+    import apilib
+
+    spy, out = apilib.py_spy(), os.path.join(workdir, f"{name}.profile")
+    if spy is None:
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    log(f"profiling {name}: {shlex.join(cmd)}")
+    res = subprocess.run([spy, "record", "--rate", "250", "--full-filenames", "--format", "raw", "--output", out,
+                          "--", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    if res.returncode != 0 or not os.path.exists(out):
+        return {"skipped": f"py-spy failed: {res.stderr.strip()[-500:]}"}
+    return apilib.summarize_profile(Path(out).read_text(), None)
+
+
 def busy_cpu_seconds(t0, t1) -> float:
     """CPU seconds the whole machine was busy between two psutil.cpu_times() readings."""
     skip = ("idle", "iowait", "guest", "guest_nice")  # guest time is inside user
