@@ -48,9 +48,28 @@ def _finite(ctx, param, value: float) -> float:
 @click.option("--cache", "cache_bytes", type=ByteSize(), default="1GiB", show_default=True,
               help="Documents kept parsed, by their size as published (parsed, a manifest takes 2-3x that); "
                    "the least recently used make room.")
+@click.option("--tasks-db", envvar="DEPOT_TASKS_DB", default=None,
+              help="Download tasks' database: a path or sqlite:///PATH (one instance), or postgresql://... "
+                   "(several); env DEPOT_TASKS_DB. Tasks are on with this or a --jwt-key/--jwks "
+                   "(default ./depot-tasks.db).")
+@click.option("--jwt-key", "jwt_keys", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A PEM public key bearer tokens are signed with (RSA, EC, Ed25519). Repeatable.")
+@click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="A JWKS file of the token keys, read again when a token names a key it lacks.")
+@click.option("--jwt-audience", default=None, help="The aud tokens must carry.")
+@click.option("--jwt-issuer", default=None, help="The iss tokens must carry.")
+@click.option("--max-active-tasks", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Unfinished download tasks a user may have; one more is DOWNLOAD_QUEUE_FULL.")
+@click.option("--max-concurrent-downloads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Of a user's tasks, how many download at once (the first in queue order).")
+@click.option("--library-url", default=None,
+              help="The Library Service, asked whether a user owns a product when the token has no products claim.")
+@click.option("--redis", "redis_url", envvar="DEPOT_REDIS_URL", default=None,
+              help="Redis for the tasks' hot state shared by instances (env DEPOT_REDIS_URL); without: in process.")
 @click.pass_obj
 def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
-          refresh, cache_bytes):
+          refresh, cache_bytes, tasks_db, jwt_keys, jwks_file, jwt_audience, jwt_issuer, max_active_tasks,
+          max_concurrent_downloads, library_url, redis_url):
     """Serve the read-only lookup API: products, manifests, update checks, signed CDN links."""
     import uvicorn
 
@@ -73,8 +92,17 @@ def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret,
         raise InvalidArgument("--link-style token needs --link-keys FILE")
     if link_style == "nginx" and not link_secret:
         raise InvalidArgument("--link-style nginx needs --link-secret (or env DEPOT_LINK_SECRET)")
+    tasks = None
+    if tasks_db or jwt_keys or jwks_file:
+        from pipeline.service.tasks.settings import DEFAULT_DATABASE, TaskSettings
+
+        if not jwt_keys and not jwks_file:
+            raise InvalidArgument("--tasks-db: download tasks need the keys tokens are signed with: --jwt-key or --jwks")
+        tasks = TaskSettings(tasks_db or DEFAULT_DATABASE, redis_url, tuple(k.read_bytes() for k in jwt_keys),
+                             jwks_file, jwt_audience, jwt_issuer, max_active_tasks, max_concurrent_downloads,
+                             library_url, channel=channel)
     app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh,
-                                   cache_bytes=cache_bytes, trust=trust))
+                                   cache_bytes=cache_bytes, trust=trust, tasks=tasks))
     sock = _listen(host, port)
     url_host = f"[{host}]" if ":" in host else host
     click.echo(f"serving {', '.join(o.name for o in found)} on http://{url_host}:{sock.getsockname()[1]}"

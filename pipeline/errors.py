@@ -242,3 +242,41 @@ class DownloadCancelled(DepotError):
 
     code = "DOWNLOAD_CANCELLED"
     exit_code = 19
+
+
+# -- download tasks: the service's side ------------------------------------------------------
+
+
+class Unauthorized(DepotError):
+    """No valid bearer token: missing, malformed, forged, expired or not for this service."""
+
+    code = "UNAUTHORIZED"
+    exit_code = 20
+
+
+class Forbidden(DepotError):
+    """The user is not entitled to download this product."""
+
+    code = "FORBIDDEN"
+    exit_code = 20
+
+
+class EntitlementUnavailable(DepotError):
+    """The Library Service, asked whether the user owns the product, did not answer."""
+
+    code = "ENTITLEMENT_UNAVAILABLE"
+    exit_code = 9
+
+
+class QueueFull(DepotError):
+    """The user's download queue is full: finish, cancel or wait for a task first."""
+
+    code = "DOWNLOAD_QUEUE_FULL"
+    exit_code = 21
+
+
+class TaskStateConflict(DepotError):
+    """The task's status does not allow this (pausing a completed task, resuming a running one)."""
+
+    code = "INVALID_TASK_STATE"
+    exit_code = 21

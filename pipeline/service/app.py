@@ -25,11 +25,13 @@ from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRate
 from ..formats.manifest import Chunk
 from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
+from .tasks.settings import TaskSettings
 from .updates import check
 
 PREFIX = "/api/v1/download"
 STATUS = {"NOT_FOUND": 404, "INVALID_NAME": 400, "INVALID_ARGUMENT": 400, "CDN_LINK_GENERATION_FAILED": 503,
-          "CDN_LINK_RATE_LIMITED": 429}
+          "CDN_LINK_RATE_LIMITED": 429, "UNAUTHORIZED": 401, "FORBIDDEN": 403, "DOWNLOAD_QUEUE_FULL": 409,
+          "INVALID_TASK_STATE": 409}
 
 
 @dataclass
@@ -45,6 +47,7 @@ class ServiceConfig:
     page_size: int = 500
     cache_bytes: int = DEFAULT_CACHE_BYTES  # parsed documents kept, by their published size
     trust: bytes | None = None  # the repository's root metadata: required to serve a signed origin
+    tasks: TaskSettings | None = None  # download tasks (tasks/): off without
 
 
 class InstalledProductAttributes(BaseModel):
@@ -155,6 +158,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         yield
         refresher.stopping.set()
         catalog.close()
+        if tasks is not None:
+            tasks.close()
 
     app = FastAPI(title="depot lookup service", version="1", lifespan=lifespan,
                   description="Read-only: products, versions, channels, manifests, update checks and signed "
@@ -170,7 +175,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             metrics["link_errors"].labels(exc.code).inc()
         retry = getattr(exc, "retry_after", None)
         return _error(status, exc.code, (type(exc).__doc__ or exc.code).strip(), str(exc),
-                      {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None)
+                      {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None
+                      else getattr(exc, "headers", None))  # a bearer challenge
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -190,6 +196,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         if config.link_style == "token" and not config.link_keys or config.link_style == "nginx" and not config.link_secret:
             raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
         return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
+
+    tasks = None
+    if config.tasks is not None:
+        from .tasks.api import mount
+
+        tasks = mount(app, config.tasks, catalog, signer_for)
 
     def remember(what: tuple, answer):
         """Keep an answer computed from the published state with the reading it came from

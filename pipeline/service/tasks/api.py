@@ -1,0 +1,373 @@
+"""The download tasks' REST routes under ``/api/v1/download`` (spec section 3.1): JSON:API
+bodies with the documents' field names, statuses and codes; every route needs a bearer
+token, and a user sees only their own tasks (another's is NOT_FOUND, never FORBIDDEN).
+
+Routes are plain functions: FastAPI runs them in its thread pool, where the database and
+the catalogue are read."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from fastapi import APIRouter, FastAPI, Query, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, model_validator
+
+from ... import layout
+from ...errors import InvalidArgument
+from ..catalog import Catalog
+from ..links import LinkSigner
+from .auth import Authenticator, Entitlements, User, unauthorized
+from .listener import Listeners
+from .models import TASK_STATUSES
+from .queue import ItemReport, Queue, Report
+from .repository import Repository
+from .settings import TaskSettings
+from .task import Item, Task
+from .work import download_work, latest, update_work
+
+PREFIX = "/api/v1/download"
+STATUS = {"UNAUTHORIZED": 401, "FORBIDDEN": 403, "DOWNLOAD_QUEUE_FULL": 409, "INVALID_TASK_STATE": 409}
+VERIFICATION_STATUS = {"queued": "pending", "preparing": "pending", "verifying": "in_progress",
+                       "downloading": "in_progress", "completed": "completed", "error": "failed",
+                       "cancelled": "cancelled", "paused": "paused"}
+TEXT = r"^[^\x00]*$"  # what a database text column holds (PostgreSQL refuses NUL)
+
+
+@dataclass
+class Tasks:
+    """Download tasks as mounted on the app (``app.state.tasks``): what the service's other
+    parts plug into (listeners, the queue, token verification)."""
+
+    settings: TaskSettings
+    repository: Repository
+    queue: Queue
+    listeners: Listeners
+    auth: Authenticator
+    entitlements: Entitlements
+
+    def close(self) -> None:
+        self.repository.close()
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+
+class TaskRequestAttributes(BaseModel):
+    productId: str = Field(min_length=1, max_length=255)
+    versionId: str | None = Field(None, min_length=1, max_length=255)
+    targetPath: str = Field(min_length=1, max_length=4096, pattern=TEXT)
+    priority: int = Field(0, ge=0, le=100)
+
+
+class TaskRequestData(BaseModel):
+    type: Literal["downloadTaskRequest"]
+    attributes: TaskRequestAttributes
+
+
+class TaskRequest(BaseModel):
+    data: TaskRequestData
+
+
+class UpdateInitiateAttributes(BaseModel):
+    productId: str = Field(min_length=1, max_length=255)
+    targetVersionId: str | None = Field(None, min_length=1, max_length=255)
+    currentVersionId: str | None = Field(None, min_length=1, max_length=255)  # else: the user's last completed task
+    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT)
+    priority: int = Field(0, ge=0, le=100)
+
+
+class UpdateInitiateData(BaseModel):
+    type: Literal["updateInitiateRequest"]
+    attributes: UpdateInitiateAttributes
+
+
+class UpdateInitiate(BaseModel):
+    data: UpdateInitiateData
+
+
+class VerificationAttributes(BaseModel):
+    productId: str = Field(min_length=1, max_length=255)
+    installedVersionId: str = Field(min_length=1, max_length=255)
+    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT)
+
+
+class VerificationData(BaseModel):
+    type: Literal["integrityVerificationRequest"]
+    attributes: VerificationAttributes
+
+
+class VerificationRequest(BaseModel):
+    data: VerificationData
+
+
+class QueuePlace(BaseModel):
+    taskId: str = Field(max_length=64)
+    order: int = Field(ge=0, le=1_000_000)
+
+
+class Reorder(BaseModel):
+    data: list[QueuePlace] = Field(min_length=1, max_length=1000)
+
+
+class ErrorDetails(BaseModel):
+    errorCode: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9_]+$")
+    errorMessage: str | None = Field(None, max_length=4096, pattern=TEXT)
+
+
+class ItemProgress(BaseModel):
+    itemId: str | None = Field(None, max_length=64)
+    relativePath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT)
+    downloadedBytes: int = Field(ge=0, le=2**62)
+    status: Literal["downloading", "paused", "completed", "error", "verifying"] | None = None
+    errorCode: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Z0-9_]+$")
+
+    @model_validator(mode="after")
+    def named_once(self) -> "ItemProgress":
+        if (self.itemId is None) == (self.relativePath is None):
+            raise ValueError("name the item by itemId or by relativePath (one of them)")
+        return self
+
+
+class ProgressAttributes(BaseModel):
+    items: list[ItemProgress] = Field([], max_length=10_000)
+    downloadedBytes: int | None = Field(None, ge=0, le=2**62)
+    status: Literal["downloading", "verifying", "completed", "error"] | None = None
+    errorDetails: ErrorDetails | None = None
+
+
+class ProgressData(BaseModel):
+    type: Literal["downloadProgressReport"]
+    attributes: ProgressAttributes
+
+
+class ProgressReport(BaseModel):
+    data: ProgressData
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def _time(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(task: Task) -> dict | None:
+    if task.error_code is None:
+        return None
+    return {"errorCode": task.error_code, "errorMessage": task.error_message}
+
+
+def item_resource(item: Item, with_operation: bool) -> dict:
+    out = {"itemId": item.id, "relativePath": item.relative_path, "status": item.status,
+           "downloadedBytes": item.downloaded_bytes, "totalFileSizeBytes": item.total_size_bytes,
+           "expectedHashSha256": item.expected_hash_sha256, "retryCount": item.retry_count,
+           "errorCode": item.error_code}
+    if with_operation:
+        out["operation"] = item.operation
+    return out
+
+
+def task_resource(task: Task, links: dict | None = None) -> dict:
+    """The documents' ``DownloadTask``."""
+    attributes: dict[str, object] = {
+        "taskType": task.kind, "productId": task.product_id, "versionId": task.version_id,
+        "targetPath": task.target_path, "status": task.status, "priority": task.priority,
+        "queuePosition": task.queue_position, "totalSizeBytes": task.total_size_bytes,
+        "downloadedBytes": task.downloaded_bytes, "totalProgressPercentage": task.progress_percentage,
+        "errorDetails": _error(task), "createdAt": _time(task.created_at), "updatedAt": _time(task.updated_at)}
+    if task.kind == "update":
+        attributes["fromVersionId"] = task.from_version_id
+    if task.items is not None:
+        attributes["items"] = [item_resource(i, task.kind == "update") for i in task.items]
+    return {"type": "downloadTask", "id": task.id, "attributes": attributes,
+            "links": {"self": f"{PREFIX}/tasks/{task.id}", **(links or {})}}
+
+
+def verification_resource(task: Task) -> dict:
+    """The documents' ``VerificationTask``: its files checked, those found corrupted."""
+    attributes: dict[str, object] = {"productId": task.product_id, "installedVersionId": task.version_id,
+                  "targetPath": task.target_path, "status": VERIFICATION_STATUS[task.status],
+                  "errorDetails": _error(task), "createdAt": _time(task.created_at), "updatedAt": _time(task.updated_at)}
+    if task.items is not None:
+        attributes.update({
+            "totalFiles": len(task.items),
+            "checkedFiles": sum(i.status in ("completed", "error") for i in task.items),
+            "corruptedFiles": [{"relativePath": i.relative_path, "errorCode": i.error_code}
+                               for i in task.items if i.status == "error"],
+            "items": [item_resource(i, False) for i in task.items]})
+    return {"type": "verificationTask", "id": task.id, "attributes": attributes,
+            "links": {"self": f"{PREFIX}/integrity/verify/{task.id}"}}
+
+
+def _report(body: ProgressReport) -> Report:
+    a = body.data.attributes
+    if a.status == "error" and a.errorDetails is None:
+        raise InvalidArgument("a report of status error needs errorDetails (errorCode, errorMessage)")
+    return Report(items=tuple(ItemReport(i.downloadedBytes, i.itemId, i.relativePath, i.status, i.errorCode)
+                              for i in a.items),
+                  downloaded_bytes=a.downloadedBytes, status=a.status,
+                  error_code=a.errorDetails.errorCode if a.errorDetails else None,
+                  error_message=a.errorDetails.errorMessage if a.errorDetails else None)
+
+
+def _names(product: str, *versions: str | None) -> None:
+    layout.check_product(product)
+    for v in versions:
+        if v is not None:
+            layout.check_version(v)
+
+
+# -- the routes ------------------------------------------------------------------------------
+
+
+def mount(app: FastAPI, settings: TaskSettings, catalog: Catalog, signer_for: Callable[[str | None], LinkSigner]
+          ) -> Tasks:
+    """Open (and migrate) the database and add the task routes to ``app``."""
+    auth = Authenticator(settings)
+    repository = Repository(settings.database_url)
+    repository.migrate()
+    listeners = Listeners()
+    queue = Queue(repository, listeners, settings.max_active_tasks, settings.max_concurrent_downloads)
+    tasks = Tasks(settings, repository, queue, listeners, auth, Entitlements(settings.library_url,
+                                                                             settings.library_timeout_s))
+    app.include_router(router(tasks, catalog, signer_for))
+    app.state.tasks = tasks
+    return tasks
+
+
+def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], LinkSigner]) -> APIRouter:
+    queue, settings = tasks.queue, tasks.settings
+    bearer = HTTPBearer(auto_error=False, description="A JWT whose sub is the user")
+    api = APIRouter(prefix=PREFIX, tags=["download tasks"])
+
+    def user(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> User:
+        if credentials is None:
+            raise unauthorized("no bearer token: send Authorization: Bearer <JWT>", error=None)
+        return tasks.auth.verify(credentials.credentials)
+
+    def links(task: Task) -> dict:
+        """Signed links to the documents the client reads for ``task``."""
+        if task.kind == "update":
+            keys = update_work(catalog, task.product_id, task.from_version_id, task.version_id).documents
+        else:
+            keys = download_work(catalog, task.product_id, task.version_id).documents
+        signer = signer_for(None)
+        signed = []
+        for key in keys:
+            where = catalog.signed(key)
+            signed.append(signer.link(where["path"] if where else key)[0])
+        return {"manifest": signed[0], "plans": signed[1:],
+                "chunks": f"{PREFIX}/products/{task.product_id}/versions/{task.version_id}/chunks"}
+
+    def accepted(task: Task, created: bool) -> JSONResponse:
+        return JSONResponse({"data": task_resource(task, links(task)), "meta": {"created": created}},
+                            status_code=202 if created else 200)
+
+    @api.post("/tasks", status_code=202)
+    def create_task(body: TaskRequest, who: User = Security(user)):
+        """Queue a download of a product's version (the channel's, without one)."""
+        a = body.data.attributes
+        _names(a.productId, a.versionId)
+        tasks.entitlements.check(who, a.productId)
+        version = a.versionId or latest(catalog, a.productId, settings.channel)
+        work = download_work(catalog, a.productId, version)
+        task, created = queue.create(who.id, "download", a.productId, version, a.targetPath, a.priority, work.items)
+        return accepted(task, created)
+
+    @api.get("/tasks")
+    def list_tasks(who: User = Security(user), status: list[Literal[TASK_STATUSES]] | None = Query(None),  # type: ignore[valid-type]
+                   page: int = Query(1, ge=1, le=1_000_000), limit: int = Query(20, ge=1, le=100)):
+        found, total = queue.page(who.id, status or (), page, limit)
+        pages = max(1, -(-total // limit))
+        base = f"{PREFIX}/tasks?limit={limit}" + "".join(f"&status={s}" for s in status or ())
+        return JSONResponse({"data": [task_resource(t) for t in found],
+                             "meta": {"total": total, "page": page, "limit": limit, "pages": pages},
+                             "links": {"self": f"{base}&page={page}",
+                                       "next": f"{base}&page={page + 1}" if page < pages else None}})
+
+    @api.get("/tasks/queue")
+    def user_queue(who: User = Security(user)):
+        return JSONResponse({"data": [task_resource(t) for t in queue.queue(who.id)]})
+
+    @api.post("/tasks/queue/reorder")
+    def reorder(body: Reorder, who: User = Security(user)):
+        now = queue.reorder(who.id, [(p.taskId, p.order) for p in body.data])
+        return JSONResponse({"data": [task_resource(t) for t in now]})
+
+    @api.get("/tasks/{taskId}")
+    def get_task(taskId: str, who: User = Security(user)):
+        task = queue.get(who.id, taskId)
+        return JSONResponse({"data": task_resource(task, links(task) if task.status != "cancelled" else None)})
+
+    @api.post("/tasks/{taskId}/pause")
+    def pause(taskId: str, who: User = Security(user)):
+        return JSONResponse({"data": task_resource(queue.pause(who.id, taskId))})
+
+    @api.post("/tasks/{taskId}/resume")
+    def resume(taskId: str, who: User = Security(user)):
+        return JSONResponse({"data": task_resource(queue.resume(who.id, taskId))})
+
+    @api.delete("/tasks/{taskId}", status_code=204)
+    def cancel(taskId: str, who: User = Security(user)):
+        queue.cancel(who.id, taskId)
+        return Response(status_code=204)
+
+    @api.post("/tasks/{taskId}/progress")
+    def progress(taskId: str, body: ProgressReport, who: User = Security(user)):
+        """The client that runs the task reports; the answer is the task as it is now
+        (``paused``, ``cancelled`` or ``queued``: stop; ``downloading``: go on)."""
+        return JSONResponse({"data": task_resource(queue.report(who.id, taskId, _report(body)))})
+
+    @api.post("/updates/initiate", status_code=202)
+    def initiate_update(body: UpdateInitiate, who: User = Security(user)):
+        """Queue an update of an installed product: the plan's operations, or its chunks."""
+        a = body.data.attributes
+        _names(a.productId, a.targetVersionId, a.currentVersionId)
+        tasks.entitlements.check(who, a.productId)
+        target = a.targetVersionId or latest(catalog, a.productId, settings.channel)
+        installed = queue.installed(who.id, a.productId)
+        current = a.currentVersionId or (installed[0] if installed else None)
+        path = a.targetPath or (installed[1] if installed else None)
+        if path is None:
+            raise InvalidArgument(f"no completed task installed {a.productId} for this user: give targetPath "
+                                  "and currentVersionId")
+        if current == target:
+            raise InvalidArgument(f"{a.productId} {target} is the version installed: there is nothing to update")
+        work = update_work(catalog, a.productId, current, target)
+        task, created = queue.create(who.id, "update", a.productId, target, path, a.priority, work.items,
+                                     from_version_id=current)
+        return accepted(task, created)
+
+    @api.post("/integrity/verify", status_code=202)
+    def verify(body: VerificationRequest, who: User = Security(user)):
+        """Start an integrity check of an installed version: its files, sizes and hashes."""
+        a = body.data.attributes
+        _names(a.productId, a.installedVersionId)
+        tasks.entitlements.check(who, a.productId)
+        installed = queue.installed(who.id, a.productId)
+        path = a.targetPath or (installed[1] if installed else None)
+        if path is None:
+            raise InvalidArgument(f"no completed task installed {a.productId} for this user: give targetPath")
+        work = download_work(catalog, a.productId, a.installedVersionId)
+        task, created = queue.create(who.id, "verify", a.productId, a.installedVersionId, path, 0, work.items)
+        task = queue.get(who.id, task.id, ("verify",))
+        return JSONResponse({"data": verification_resource(task), "meta": {"created": created}},
+                            status_code=202 if created else 200)
+
+    @api.get("/integrity/verify/{taskId}")
+    def verification(taskId: str, who: User = Security(user)):
+        return JSONResponse({"data": verification_resource(queue.get(who.id, taskId, ("verify",)))})
+
+    @api.post("/integrity/verify/{taskId}/progress")
+    def verification_progress(taskId: str, body: ProgressReport, who: User = Security(user)):
+        """The client checking the files reports each one: ``completed`` (intact) or
+        ``error`` with its code (``FILE_HASH_MISMATCH``, ``NOT_FOUND``)."""
+        queue.report(who.id, taskId, _report(body), ("verify",))
+        return JSONResponse({"data": verification_resource(queue.get(who.id, taskId, ("verify",)))})
+
+    return api
+

@@ -1,0 +1,1 @@
+"""Alembic migrations of the tasks' database, applied by ``repository.migrate`` on start."""

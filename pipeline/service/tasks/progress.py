@@ -1,0 +1,299 @@
+"""Progress over WebSocket: ``/ws/download/progress`` (the service documents' section 3.3).
+
+A client connects with its bearer token (the ``token`` query parameter, as the documents
+suggest, or an ``Authorization: Bearer`` header) and hears about its own tasks only:
+
+- ``downloadTaskStatusUpdate`` when a task is created or changes status, and after each
+  progress report, with the speed and the time left the service computes from the recent
+  reports (hot state, so whichever instance they reached);
+- ``downloadItemProgressUpdate`` for each item a report changed;
+- ``downloadError`` when a task or an item fails.
+
+On connecting it is sent a ``downloadTaskStatusUpdate`` for each of its unfinished tasks.
+Nothing is expected from the client. A connection refused (no token, a bad one) is an HTTP
+401 with the REST API's error body.
+
+``ProgressPublisher`` is the queue's listener: it turns committed changes into messages, in
+a thread of its own (one hot-state round trip for all the reports that arrived meanwhile),
+and publishes them on the user's channel. ``ProgressHub`` holds this instance's sockets and
+its one subscription, and hands each message to the user's sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+
+from ...errors import DepotError
+from .auth import unauthorized
+from .hot import HotState, Subscription
+from .listener import TaskListener
+from .task import Item, Task, TaskChange
+
+log = logging.getLogger(__name__)
+
+PATH = "/ws/download/progress"
+SPEED_WINDOW_S = 20.0  # speed is measured over the reports of this long
+STOPPED = frozenset({"paused", "completed", "error", "cancelled", "queued"})  # a later start measures afresh
+SOCKET_BACKLOG = 256  # payloads waiting for a slow socket before it is closed (1013: come back)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """A task's speed over its recent reports, and the time left at that speed (None while
+    there is no speed to go by)."""
+
+    bytes_per_second: int
+    eta_seconds: int | None
+
+
+def speed_of(samples: Sequence[tuple[float, int]], downloaded: int, total: int) -> Speed:
+    """The speed between the oldest and the newest sample within ``SPEED_WINDOW_S`` of the
+    newest, and the seconds left for ``total - downloaded`` bytes at it."""
+    if not samples:
+        return Speed(0, None)
+    samples = sorted(samples)
+    newest_at, newest_bytes = samples[-1]
+    oldest_at, oldest_bytes = next(s for s in samples if s[0] >= newest_at - SPEED_WINDOW_S)
+    if newest_at <= oldest_at or newest_bytes <= oldest_bytes:
+        return Speed(0, None)
+    bps = (newest_bytes - oldest_bytes) / (newest_at - oldest_at)
+    return Speed(round(bps), math.ceil(max(0, total - downloaded) / bps))
+
+
+# -- the messages -----------------------------------------------------------------------------
+
+
+def task_status(task: Task, speed: Speed) -> dict:
+    if task.status == "completed":
+        speed = Speed(0, 0)
+    error = {"errorCode": task.error_code, "errorMessage": task.error_message} if task.status == "error" else None
+    return {"type": "downloadTaskStatusUpdate", "payload": {
+        "taskId": task.id, "status": task.status, "totalProgressPercentage": task.progress_percentage,
+        "downloadSpeedBps": speed.bytes_per_second, "estimatedTimeLeftSeconds": speed.eta_seconds,
+        "downloadedBytes": task.downloaded_bytes, "totalSizeBytes": task.total_size_bytes, "errorDetails": error}}
+
+
+def item_progress(task: Task, item: Item) -> dict:
+    return {"type": "downloadItemProgressUpdate", "payload": {
+        "taskId": task.id, "itemId": item.id, "relativePath": item.relative_path, "status": item.status,
+        "downloadedBytes": item.downloaded_bytes, "totalFileSizeBytes": item.total_size_bytes}}
+
+
+def download_error(task: Task, item: Item | None = None) -> dict:
+    code = (item.error_code if item else task.error_code) or "DOWNLOAD_FAILED"
+    message = task.error_message if item is None and task.error_message else f"{code}: " + (
+        f"{item.relative_path} failed" if item else "the download failed")
+    payload = {"taskId": task.id, "itemId": item.id if item else None, "errorCode": code, "errorMessage": message}
+    return {"type": "downloadError", "payload": payload}
+
+
+def encode(messages: Sequence[dict]) -> bytes:
+    """Messages as one payload: compact JSON, one a line (JSON text has no raw newline)."""
+    return b"\n".join(json.dumps(m, separators=(",", ":"), ensure_ascii=False).encode() for m in messages)
+
+
+# -- the publishing side ------------------------------------------------------------------------
+
+
+class ProgressPublisher(TaskListener):
+    """Turns the queue's committed changes into messages on the users' channels, in a
+    thread of its own, in the order they were told."""
+
+    def __init__(self, hot: HotState, clock: Callable[[], float] = time.time):
+        self.hot, self.clock = hot, clock
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._run, name="depot-progress", daemon=True)
+        self._thread.start()
+
+    def task_changed(self, change: TaskChange) -> None:
+        self._put(("status", change.task, None, 0.0))
+
+    def items_progressed(self, task: Task, items: Sequence[Item]) -> None:
+        self._put(("progress", task, tuple(items), self.clock()))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything told so far is published; False if it took longer."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self) -> None:
+        self._put(None)
+        self._thread.join(timeout=10)
+
+    def _put(self, entry) -> None:
+        with self._idle:
+            self._pending += 1
+        self._todo.put(entry)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._todo.get()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._todo.get_nowait())
+                except queue.Empty:
+                    break
+            work = [e for e in batch if e is not None]
+            try:
+                if work:
+                    self._publish(work)
+            except Exception:  # Redis away: these messages are lost, the next ones may pass
+                log.exception("progress: %d messages not published", len(work))
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()
+            if len(work) < len(batch):
+                return
+
+    def _publish(self, work: list) -> None:
+        samples = [(task.id, at, task.downloaded_bytes) for kind, task, _, at in work if kind == "progress"]
+        kept = iter(self.hot.record(samples) if samples else [])
+        out: list[tuple[str, bytes]] = []
+        for kind, task, items, _ in work:
+            if kind == "progress":
+                messages = [task_status(task, speed_of(next(kept), task.downloaded_bytes, task.total_size_bytes))]
+                messages += [item_progress(task, i) for i in items]
+                messages += [download_error(task, i) for i in items if i.status == "error"]
+            else:
+                messages = [task_status(task, Speed(0, None))]
+                if task.status == "error":
+                    messages.append(download_error(task))
+                if task.status in STOPPED:
+                    self.hot.forget(task.id)
+            out.append((task.user_id, encode(messages)))
+        self.hot.publish(out)
+
+
+# -- the receiving side -------------------------------------------------------------------------
+
+
+class _Socket:
+    def __init__(self, ws: WebSocket, user: str):
+        self.ws, self.user = ws, user
+        self.backlog: asyncio.Queue[bytes | None] = asyncio.Queue(SOCKET_BACKLOG)
+
+
+class ProgressHub:
+    """This instance's WebSockets, by user, and its one subscription to their channels."""
+
+    def __init__(self, hot: HotState, authenticate: Callable[[str], str],
+                 unfinished: Callable[[str], Sequence[Task]] | None = None):
+        self.hot = hot
+        self.authenticate = authenticate  # a bearer token's user; DepotError (UNAUTHORIZED) if none
+        self.unfinished = unfinished  # the user's unfinished tasks, told on connecting
+        self.sockets: dict[str, set[_Socket]] = {}
+        self._watching: dict[str, asyncio.Future] = {}  # by user: the subscription's watch, once done
+        self.subscription: Subscription | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.subscription = await self.hot.subscribe(self._deliver)
+        self._reader = asyncio.create_task(self.subscription.run())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.subscription is not None:
+            await self.subscription.close()
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_websocket_route(PATH, self.serve)
+        return router
+
+    def _deliver(self, user: str, payload: bytes) -> None:
+        for s in self.sockets.get(user, ()):
+            try:
+                s.backlog.put_nowait(payload)
+            except asyncio.QueueFull:  # too slow: it is closed, and comes back for the state
+                while not s.backlog.empty():
+                    s.backlog.get_nowait()
+                s.backlog.put_nowait(None)
+
+    async def serve(self, ws: WebSocket) -> None:
+        token = ws.query_params.get("token") or _bearer(ws.headers.get("authorization", ""))
+        try:
+            if not token:
+                raise unauthorized("no bearer token: connect with ?token=JWT or an Authorization header", None)
+            user = self.authenticate(token)
+        except DepotError as exc:
+            await _refuse(ws, exc)
+            return
+        assert self.subscription is not None, "ProgressHub.start() was not awaited"
+        s = _Socket(ws, user)
+        if user not in self.sockets:
+            self.sockets[user] = set()
+            self._watching[user] = asyncio.ensure_future(self.subscription.watch(user))
+        self.sockets[user].add(s)
+        try:
+            await asyncio.shield(self._watching[user])  # before the handshake ends: nothing after it is missed
+            await ws.accept()
+            if self.unfinished is not None:
+                tasks = await asyncio.to_thread(self.unfinished, user)
+                s.backlog.put_nowait(encode([task_status(t, Speed(0, None)) for t in tasks]))
+            await _until_either(self._send(s), self._drain(ws))
+        finally:
+            self.sockets[user].discard(s)
+            if not self.sockets[user]:
+                del self.sockets[user], self._watching[user]
+                await self.subscription.unwatch(user)
+
+    @staticmethod
+    async def _send(s: _Socket) -> None:
+        while True:
+            payload = await s.backlog.get()
+            if payload is None:
+                await s.ws.close(code=1013, reason="too slow: connect again for the current state")
+                return
+            if payload:
+                for line in payload.split(b"\n"):
+                    await s.ws.send_text(line.decode())
+
+    @staticmethod
+    async def _drain(ws: WebSocket) -> None:
+        """Read (and ignore) what the client sends, until it goes."""
+        try:
+            while True:
+                await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+
+async def _until_either(*coroutines) -> None:
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+    for t in done:
+        if not t.cancelled():
+            t.exception()  # a socket that went away ends its connection, nothing more
+
+
+def _bearer(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _refuse(ws: WebSocket, exc: DepotError) -> None:
+    """The REST API's answer to the same token: 401 and its error body."""
+    body = {"errors": [{"status": "401", "code": exc.code, "title": (type(exc).__doc__ or exc.code).strip(),
+                        "detail": str(exc)}]}
+    try:
+        await ws.send_denial_response(JSONResponse(body, status_code=401, headers=getattr(exc, "headers", None)))
+    except RuntimeError:  # the server cannot answer a WebSocket handshake with HTTP
+        await ws.close(code=1008, reason=exc.code)
