@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +27,9 @@ from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
 from .tasks.settings import TaskSettings
 from .updates import check
+
+if TYPE_CHECKING:
+    from .tasks.integrations import IntegrationSettings
 
 PREFIX = "/api/v1/download"
 STATUS = {"NOT_FOUND": 404, "INVALID_NAME": 400, "INVALID_ARGUMENT": 400, "CDN_LINK_GENERATION_FAILED": 503,
@@ -48,6 +51,7 @@ class ServiceConfig:
     cache_bytes: int = DEFAULT_CACHE_BYTES  # parsed documents kept, by their published size
     trust: bytes | None = None  # the repository's root metadata: required to serve a signed origin
     tasks: TaskSettings | None = None  # download tasks (tasks/): off without
+    integrations: IntegrationSettings | None = None  # the tasks' events and gRPC port (metrics: always)
 
 
 class InstalledProductAttributes(BaseModel):
@@ -155,9 +159,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         refresher.start()
+        if integrations is not None:
+            integrations.start()
         yield
         refresher.stopping.set()
         catalog.close()
+        if integrations is not None:
+            integrations.stop()
         if tasks is not None:
             tasks.close()
 
@@ -197,11 +205,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
         return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
 
-    tasks = None
+    tasks = integrations = None
     if config.tasks is not None:
         from .tasks.api import mount
 
         tasks = mount(app, config.tasks, catalog, signer_for)
+        from .tasks.integrations import IntegrationSettings, Integrations
+
+        integrations = Integrations(tasks, catalog, registry, config.integrations or IntegrationSettings(),
+                                    lambda: refresh(catalog, metrics))
+        app.state.integrations = integrations
 
     def remember(what: tuple, answer):
         """Keep an answer computed from the published state with the reading it came from

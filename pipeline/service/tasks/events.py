@@ -32,7 +32,7 @@ from ...storage.outbox import EventSinks, cloud_event
 from ..catalog import Catalog
 from ..updates import check
 from .listener import TaskListener
-from .models import DownloadTask
+from .models import UserDownloadHistory
 from .repository import Repository
 from .task import Item, Task, TaskChange
 
@@ -222,13 +222,14 @@ class UpdateNotices:
 
 
 def installed_versions(repository: Repository, product: str) -> dict[str, str]:
-    """Per user, the version their latest completed download or update of ``product`` left."""
+    """Per user, the version their last completed download or update of ``product`` left
+    (the download history, as the queue's ``installed`` reads it for one user)."""
+    history = UserDownloadHistory
     with repository.reading() as s:
-        rows = s.execute(select(DownloadTask.user_id, DownloadTask.version_id)
-                         .where(DownloadTask.product_id == product, DownloadTask.status == "completed",
-                                DownloadTask.kind.in_(("download", "update")))
-                         .order_by(DownloadTask.updated_at, DownloadTask.id))
-        return {user: version for user, version in rows}  # the latest wins
+        rows = s.execute(select(history.user_id, history.version_id)
+                         .where(history.product_id == product, history.status == "completed")
+                         .order_by(history.completed_at, history.id))
+        return {user: version for user, version in rows}  # the last wins
 
 
 # -- reading the catalogue's events from Kafka ----------------------------------------------
