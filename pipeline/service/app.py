@@ -9,7 +9,7 @@ import math
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from fastapi import FastAPI, Query, Request
@@ -25,6 +25,7 @@ from ..errors import DepotError, InvalidArgument, LinkGenerationFailed, LinkRate
 from ..formats.manifest import Chunk
 from .catalog import DEFAULT_CACHE_BYTES, Catalog, Origin, iso_time
 from .links import LinkSigner
+from .tasks.hot import open_hot_state
 from .tasks.settings import TaskSettings
 from .updates import check
 
@@ -70,29 +71,6 @@ class UpdateCheck(BaseModel):
     data: list[InstalledProduct] = Field(..., max_length=1000)
 
 
-@dataclass
-class _Buckets:
-    """A token bucket per client."""
-
-    rate: float
-    tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # client -> (tokens, at)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self, client: str, n: int = 1) -> None:
-        now = time.monotonic()
-        with self.lock:
-            tokens, at = self.tokens.get(client, (self.rate, now))
-            tokens = min(self.rate, tokens + (now - at) * self.rate)
-            if tokens < n:
-                self.tokens[client] = (tokens, now)
-                wait = (n - tokens) / self.rate
-                raise LinkRateLimited(f"{client}: more than {self.rate:g} link requests a second; "
-                                      f"retry in {wait:.2f} s", retry_after=wait)
-            self.tokens[client] = (tokens - n, now)
-            if len(self.tokens) > 100_000:  # forget idle clients
-                self.tokens.clear()
-
-
 class _Metrics(TypedDict):
     requests: Counter
     latency: Histogram
@@ -132,7 +110,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     catalog = Catalog(config.origins, config.cache_bytes, config.trust)
     catalog.check_trust()
     catalog.probe()
-    buckets = _Buckets(config.link_rate)
+    hot = open_hot_state(config.tasks.redis_url if config.tasks else None)  # shared by instances with Redis
     registry = CollectorRegistry()
     metrics: _Metrics = {
         "requests": Counter("depot_requests", "Requests by route and status", ["route", "status"], registry=registry),
@@ -164,10 +142,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         yield
         refresher.stopping.set()
         catalog.close()
+        if progress is not None:
+            await progress.stop()
         if integrations is not None:
             integrations.stop()
         if tasks is not None:
             tasks.close()
+        hot.close()
 
     app = FastAPI(title="depot lookup service", version="1", lifespan=lifespan,
                   description="Read-only: products, versions, channels, manifests, update checks and signed "
@@ -205,8 +186,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise LinkGenerationFailed("the service has no link key: start it with --link-secret or --link-key")
         return LinkSigner(origin.public_url, config.link_secret, config.link_keys, config.link_ttl, config.link_style)
 
-    tasks = integrations = None
+    tasks = progress = integrations = None
     if config.tasks is not None:
+        from .tasks import progress as ws
         from .tasks.api import mount
 
         tasks = mount(app, config.tasks, catalog, signer_for)
@@ -215,6 +197,22 @@ def create_app(config: ServiceConfig) -> FastAPI:
         integrations = Integrations(tasks, catalog, registry, config.integrations or IntegrationSettings(),
                                     lambda: refresh(catalog, metrics))
         app.state.integrations = integrations
+        progress = ws.mount(app, tasks, hot)
+
+    def take_link(request: Request) -> None:
+        """A link request from the caller's bucket: the user's when a task token comes
+        with it, else the client address's."""
+        subject = f"client:{_client(request)}"
+        bearer = request.headers.get("authorization", "")
+        if tasks is not None and bearer[:7].lower() == "bearer ":
+            try:
+                subject = f"user:{tasks.auth.verify(bearer[7:].strip()).id}"
+            except DepotError:
+                pass  # a bad token does not change whose bucket it is
+        wait = hot.take(subject, config.link_rate)
+        if wait:
+            raise LinkRateLimited(f"{subject}: more than {config.link_rate:g} link requests a second; "
+                                  f"retry in {wait:.2f} s", retry_after=wait)
 
     def remember(what: tuple, answer):
         """Keep an answer computed from the published state with the reading it came from
@@ -288,7 +286,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             refs = remember(what, sorted(catalog.manifest(product, version).unique_chunks().values(),
                                          key=lambda c: c.id))
         page = refs[(number - 1) * size: number * size]
-        buckets.take(_client(request))  # a request, however many links it carries
+        take_link(request)  # a request, however many links it carries
         signer = signer_for(region)
         data = []
         for c in page:
@@ -307,7 +305,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """Signed links for objects by key (a chunk, a patch, a document), many at once."""
         for k in key:
             layout.check_key(k)
-        buckets.take(_client(request))
+        take_link(request)
         signer = signer_for(region)
         data = []
         for k in key:

@@ -29,9 +29,9 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from ...errors import DepotError
@@ -39,6 +39,9 @@ from .auth import unauthorized
 from .hot import HotState, Subscription
 from .listener import TaskListener
 from .task import Item, Task, TaskChange
+
+if TYPE_CHECKING:
+    from .api import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -198,16 +201,23 @@ class ProgressHub:
         self._watching: dict[str, asyncio.Future] = {}  # by user: the subscription's watch, once done
         self.subscription: Subscription | None = None
         self._reader: asyncio.Task | None = None
+        self._starting = asyncio.Lock()
 
-    async def start(self) -> None:
-        self.subscription = await self.hot.subscribe(self._deliver)
-        self._reader = asyncio.create_task(self.subscription.run())
+    async def start(self) -> Subscription:
+        """Subscribe (once: the first socket does it, in the server's event loop)."""
+        async with self._starting:
+            if self.subscription is None:
+                subscription = await self.hot.subscribe(self._deliver)
+                self._reader = asyncio.create_task(subscription.run())
+                self.subscription = subscription
+        return self.subscription
 
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
         if self.subscription is not None:
             await self.subscription.close()
+        self.subscription = self._reader = None
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -232,11 +242,11 @@ class ProgressHub:
         except DepotError as exc:
             await _refuse(ws, exc)
             return
-        assert self.subscription is not None, "ProgressHub.start() was not awaited"
+        subscription = await self.start()
         s = _Socket(ws, user)
         if user not in self.sockets:
             self.sockets[user] = set()
-            self._watching[user] = asyncio.ensure_future(self.subscription.watch(user))
+            self._watching[user] = asyncio.ensure_future(subscription.watch(user))
         self.sockets[user].add(s)
         try:
             await asyncio.shield(self._watching[user])  # before the handshake ends: nothing after it is missed
@@ -249,7 +259,7 @@ class ProgressHub:
             self.sockets[user].discard(s)
             if not self.sockets[user]:
                 del self.sockets[user], self._watching[user]
-                await self.subscription.unwatch(user)
+                await subscription.unwatch(user)
 
     @staticmethod
     async def _send(s: _Socket) -> None:
@@ -297,3 +307,24 @@ async def _refuse(ws: WebSocket, exc: DepotError) -> None:
         await ws.send_denial_response(JSONResponse(body, status_code=401, headers=getattr(exc, "headers", None)))
     except RuntimeError:  # the server cannot answer a WebSocket handshake with HTTP
         await ws.close(code=1008, reason=exc.code)
+
+
+class Progress:
+    """The WebSocket progress of download tasks as mounted on the app (``app.state.progress``)."""
+
+    def __init__(self, tasks: Tasks, hot: HotState, clock: Callable[[], float] = time.time):
+        self.publisher = ProgressPublisher(hot, clock)
+        tasks.listeners.add(self.publisher)
+        self.hub = ProgressHub(hot, lambda token: tasks.auth.verify(token).id, tasks.queue.queue)
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        self.publisher.close()
+
+
+def mount(app: FastAPI, tasks: Tasks, hot: HotState) -> Progress:
+    """Add ``/ws/download/progress`` to ``app``, told by ``tasks``' queue."""
+    progress = Progress(tasks, hot)
+    app.include_router(progress.hub.router())
+    app.state.progress = progress
+    return progress
