@@ -9,6 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from typing import Iterator
 
@@ -63,7 +64,7 @@ class Client:
     def __init__(self, url: str, token: str | None):
         self.url, self.token = url, token
 
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None, dict]:
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None, Message]:
         headers = {"Content-Type": "application/json"}
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -72,13 +73,13 @@ class Client:
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 raw = r.read()
-                return r.status, json.loads(raw) if raw else None, dict(r.headers)
+                return r.status, json.loads(raw) if raw else None, r.headers
         except urllib.error.HTTPError as e:
             raw = e.read()
-            return e.code, json.loads(raw) if raw else None, dict(e.headers)
+            return e.code, json.loads(raw) if raw else None, e.headers
 
     def create(self, target: str = "/games/starfall", version: str | None = "1.2.0", priority: int = 0,
-               product: str = PRODUCT) -> tuple[int, dict | None, dict]:
+               product: str = PRODUCT) -> tuple[int, dict | None, Message]:
         attributes: dict = {"productId": product, "targetPath": target, "priority": priority}
         if version is not None:
             attributes["versionId"] = version
@@ -86,7 +87,7 @@ class Client:
 
     def report(self, task_id: str, status: str | None = None, items: list | None = None,
                downloaded: int | None = None, error: dict | None = None, path: str = "tasks"
-               ) -> tuple[int, dict | None, dict]:
+               ) -> tuple[int, dict | None, Message]:
         attributes: dict = {"items": items or []}
         if status is not None:
             attributes["status"] = status
