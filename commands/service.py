@@ -66,10 +66,13 @@ def _finite(ctx, param, value: float) -> float:
               help="The Library Service, asked whether a user owns a product when the token has no products claim.")
 @click.option("--redis", "redis_url", envvar="DEPOT_REDIS_URL", default=None,
               help="Redis for the tasks' hot state shared by instances (env DEPOT_REDIS_URL); without: in process.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), envvar="DEPOT_GRPC_PORT", default=None,
+              help="Serve the internal gRPC API (download.v1) on --host at this port (env DEPOT_GRPC_PORT); "
+                   "needs download tasks on.")
 @click.pass_obj
 def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret, link_keys, link_ttl, link_rate, channel,
           refresh, cache_bytes, tasks_db, jwt_keys, jwks_file, jwt_audience, jwt_issuer, max_active_tasks,
-          max_concurrent_downloads, library_url, redis_url):
+          max_concurrent_downloads, library_url, redis_url, grpc_port):
     """Serve the read-only lookup API: products, manifests, update checks, signed CDN links."""
     import uvicorn
 
@@ -101,13 +104,30 @@ def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret,
         tasks = TaskSettings(tasks_db or DEFAULT_DATABASE, redis_url, tuple(k.read_bytes() for k in jwt_keys),
                              jwks_file, jwt_audience, jwt_issuer, max_active_tasks, max_concurrent_downloads,
                              library_url, channel=channel)
+    integrations = _integrations(s, tasks is not None, host, grpc_port)
     app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh,
-                                   cache_bytes=cache_bytes, trust=trust, tasks=tasks))
+                                   cache_bytes=cache_bytes, trust=trust, tasks=tasks, integrations=integrations))
     sock = _listen(host, port)
     url_host = f"[{host}]" if ":" in host else host
     click.echo(f"serving {', '.join(o.name for o in found)} on http://{url_host}:{sock.getsockname()[1]}"
                "/api/v1/download", err=True)
+    if grpc_port is not None:
+        click.echo(f"gRPC download.v1 on {url_host}:{app.state.integrations.grpc_port}", err=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+
+
+def _integrations(s: Settings, tasks: bool, host: str, grpc_port: int | None):
+    """Events to the sinks of the locations file's [events] table (catalogue events read
+    from its Kafka), and the gRPC port: both serve download tasks."""
+    if not tasks:
+        if grpc_port is not None:
+            raise InvalidArgument("--grpc-port serves download tasks: turn them on with --tasks-db, --jwt-key or "
+                                  "--jwks")
+        return None
+    from pipeline.publish.events import sinks_of
+    from pipeline.service.tasks.integrations import IntegrationSettings
+
+    return IntegrationSettings(sinks_of(s.locations) if s.locations.events else None, host, grpc_port)
 
 
 def _listen(host: str, port: int) -> socket.socket:

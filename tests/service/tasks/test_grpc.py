@@ -16,7 +16,7 @@ import pytest
 from depot_testing.fixtures import PRODUCT
 from depot_testing.integrations import jsonl_events, service, until
 from depot_testing.tasks import Client, database_in
-from helpers import ROOT, unavailable
+from helpers import DEPOT, ROOT, unavailable
 from pipeline.errors import InvalidArgument
 from pipeline.formats import manifest as manifest_doc
 from pipeline.service.tasks import grpc_api
@@ -159,3 +159,30 @@ def test_the_checked_in_code_is_what_protoc_makes_of_the_proto(tmp_path):
     assert [m.name for m in made.service[0].method] == ["AuthorizeDownload", "NotifyNewVersionAvailable"]
     servicer = download_pb2_grpc.DownloadInternalServiceServicer
     assert all(callable(getattr(servicer, m.name, None)) for m in made.service[0].method)
+
+
+def test_depot_serve_answers_grpc_on_a_port_of_its_own(published, signer, tmp_path):
+    (tmp_path / "jwt.pem").write_bytes(signer.pem)
+    (tmp_path / "root.json").write_bytes(published["root"])
+    proc = subprocess.Popen(DEPOT + ["serve", "--origin", str(published["origin"]), "--trust", str(tmp_path / "root.json"),
+                                     "--link-secret", "s", "--port", "0", "--tasks-db", str(tmp_path / "tasks.db"),
+                                     "--jwt-key", str(tmp_path / "jwt.pem"), "--grpc-port", "0"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stderr.readline(), proc.stderr.readline()]
+        assert lines[0].startswith("serving ") and lines[1].startswith("gRPC download.v1 on 127.0.0.1:"), lines
+        with grpc.insecure_channel(lines[1].split()[-1]) as channel:
+            answer = download_pb2_grpc.DownloadInternalServiceStub(channel).AuthorizeDownload(
+                pb.AuthorizeDownloadRequest(user_id="cli-user", product_id=PRODUCT, version_id="1.0.0"), timeout=30)
+        assert (answer.authorized, answer.manifest.version_id) == (True, "1.0.0")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_depot_serve_refuses_a_grpc_port_without_tasks(published):
+    done = subprocess.run(DEPOT + ["serve", "--origin", str(published["origin"]), "--link-secret", "s",
+                                   "--grpc-port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--grpc-port serves download tasks: turn them on with --tasks-db, --jwt-key or --jwks" in done.stderr
+    assert "Traceback" not in done.stderr
