@@ -67,11 +67,41 @@ service_option = click.option("--service", default=None, metavar="URL",
                                    "(with or instead of --origin).")
 
 
+token_option = click.option("--token", envvar="DEPOT_TOKEN", default=None, metavar="JWT",
+                            help="With --service: run as the user's download task there, which the service's API "
+                                 "or another terminal can watch, pause, resume or cancel. A bearer token (JWT) "
+                                 "naming the user (env DEPOT_TOKEN).")
+
+
 def download_options(f):
     """What every command that downloads takes: origins, seeds, jobs, network, trust."""
     for option in (trust_options, network_options, jobs_option, seed_option, service_option, origin_option):
         f = option(f)
     return f
+
+
+def _task_api(s: Settings, service: str | None, token: str | None, timeout: float | None = None):
+    """The service's tasks API as the user of ``token``; None without a token."""
+    if token is None:
+        return None
+    if not service:
+        raise click.UsageError("--token runs the download as a task of a service: give --service URL too")
+    from pipeline.client.task_session import TaskApi
+
+    return TaskApi(s.locations.resolve(service).url, token, timeout or 10.0)
+
+
+def _notice(message: str) -> None:
+    click.echo(f"depot: {message}", err=True)
+
+
+def _as_task(session, desc: str, work, dest: Path):
+    """``work(progress, on_total)`` with a progress bar, run as ``session``'s task when
+    there is one."""
+    with install_progress(desc) as (advance, on_total):
+        if session is None:
+            return work(advance, on_total)
+        return session.run(lambda: work(session.progress(advance), session.on_total(on_total)), dest)
 
 
 def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate: int | None, jobs: int,
@@ -122,20 +152,30 @@ def _describe_install(r: dict) -> str:
 @click.option("--channel", "-c", default=None, help="Install the version this channel points at.")
 @dest_option
 @download_options
+@token_option
 @json_option
 @click.pass_obj
-def install(s: Settings, product, version, channel, dest, **download):
+def install(s: Settings, product, version, channel, dest, token, **download):
     """Install a version into a directory: resumable, reusing what is on disk."""
     from pipeline.client.install import install as install_version, resolve_version
 
     if (version is None) == (channel is None):
         raise click.UsageError("give exactly one of --version and --channel")
+    api = _task_api(s, download["service"], token, download["timeout"])
     fetcher = _fetcher(s, **download)
     version = version or resolve_version(fetcher, product, channel)
-    with install_progress(f"install {product} {version}") as (advance, on_total):
-        r = install_version(fetcher, product, version, dest, seeds=download["seeds"], jobs=download["jobs"],
-                            progress=advance, on_total=on_total)
-    s.emit(r.to_dict(), _describe_install(r.to_dict()))
+    session = None
+    if api is not None:
+        from pipeline.client.task_session import download_task
+
+        session = download_task(api, product, version, dest, _notice)
+        fetcher.rate = session.guard(fetcher.rate)
+    r = _as_task(session, f"install {product} {version}", lambda progress, on_total: install_version(
+        fetcher, product, version, dest, seeds=download["seeds"], jobs=download["jobs"], progress=progress,
+        on_total=on_total), dest).to_dict()
+    if session is not None:
+        r["taskId"] = session.id
+    s.emit(r, _describe_install(r))
 
 
 @click.command()
@@ -143,21 +183,35 @@ def install(s: Settings, product, version, channel, dest, **download):
 @click.option("--to", "to_version", default=None, help="Version to update to.")
 @click.option("--channel", "-c", default=None, help="Update to the version this channel points at.")
 @download_options
+@token_option
 @json_option
 @click.pass_obj
-def update(s: Settings, dest, to_version, channel, **download):
+def update(s: Settings, dest, to_version, channel, token, **download):
     """Update an installed directory: patches, a chain of plans or chunks, whichever downloads least."""
     from pipeline.client.update import update as update_dir
 
     if (to_version is None) == (channel is None):
         raise click.UsageError("give exactly one of --to and --channel")
+    api = _task_api(s, download["service"], token, download["timeout"])
     fetcher = _fetcher(s, **download, dest=dest)
-    with install_progress(f"update {dest}") as (advance, on_total):
-        r = update_dir(fetcher, dest, to_version, channel, seeds=download["seeds"], jobs=download["jobs"],
-                       progress=advance, on_total=on_total)
+    session = None
+    if api is not None:
+        from pipeline.client.game_dir import GameDir
+        from pipeline.client.install import resolve_version
+        from pipeline.client.task_session import update_task
+
+        installed = GameDir(dest).manifest()
+        to_version, channel = to_version or resolve_version(fetcher, installed.product, channel), None
+        if to_version != installed.version:  # else nothing to download: no task
+            session = update_task(api, dest, to_version, _notice)
+            fetcher.rate = session.guard(fetcher.rate)
+    r = _as_task(session, f"update {dest}", lambda progress, on_total: update_dir(
+        fetcher, dest, to_version, channel, seeds=download["seeds"], jobs=download["jobs"], progress=progress,
+        on_total=on_total), dest)
     for f in r.fallbacks:
         click.echo(f"depot: warning: {f['path']}: {f['error']}: {f['message']} (fetched by chunks instead)", err=True)
-    s.emit(r.to_dict(), f"{r.product}: {r.from_version} -> {r.to_version} by {r.method} via {' -> '.join(r.route)}: "
+    d = r.to_dict() | ({"taskId": session.id} if session is not None else {})
+    s.emit(d, f"{r.product}: {r.from_version} -> {r.to_version} by {r.method} via {' -> '.join(r.route)}: "
                         f"{mib(r.bytes_downloaded)} downloaded, {r.files_written} files written, "
                         f"{r.patches_applied} patches applied, {len(r.fallbacks)} fell back to chunks")
 
@@ -165,19 +219,28 @@ def update(s: Settings, dest, to_version, channel, **download):
 @click.command()
 @dest_option
 @click.option("--fast", is_flag=True, help="Sizes, modes and mtimes only (no hashing).")
+@token_option
+@service_option
 @json_option
 @click.pass_obj
-def verify(s: Settings, dest, fast):
+def verify(s: Settings, dest, fast, service, token):
     """Check a game directory against its installed version; exit 7 if anything is wrong."""
     from pipeline.client.verify import verify as verify_dir
 
-    r = verify_dir(dest, fast=fast)
+    api = _task_api(s, service, token)
+    task_id = None
+    if api is not None:
+        from pipeline.client.task_session import verify_task
+
+        r, task_id = verify_task(api, dest, fast=fast)
+    else:
+        r = verify_dir(dest, fast=fast)
     lines = [f"{r.product} {r.version} in {r.dest}: {r.checked} entries checked, "
              f"{len(r.missing)} missing, {len(r.damaged)} damaged, {len(r.unexpected)} unexpected"]
     lines += [f"missing\t{p}" for p in r.missing]
     lines += [f"damaged\t{d['path']}\t{d['reason']}" for d in r.damaged]
     lines += [f"unexpected\t{p}" for p in r.unexpected]
-    s.emit(r.to_dict(), "\n".join(lines))
+    s.emit(r.to_dict() | ({"taskId": task_id} if task_id else {}), "\n".join(lines))
     if not r.intact:
         click.echo(f"depot: {r.dest}: {len(r.missing)} missing and {len(r.damaged)} damaged entries", err=True)
         click.get_current_context().exit(errors.FileHashMismatch.exit_code)

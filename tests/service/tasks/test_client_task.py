@@ -1,0 +1,230 @@
+"""The reference client as a task participant: `depot install --service URL --token T` as a
+real process, against the service with tasks on (a real uvicorn, SQLite) and a CDN origin
+that holds chunk requests past a point until the test lets them go, so that a pause, a
+cancel or a service restart lands mid-download by construction, not by timing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from depot_testing.fixtures import PRODUCT
+from depot_testing.http_origins import StaticOrigin, _request_path
+from depot_testing.servers import free_port, uvicorn_server
+from depot_testing.tasks import SECRET, Client
+from helpers import DEPOT, ROOT, assert_installed
+from pipeline import layout
+from pipeline.formats import manifest as manifest_doc
+from pipeline.service.app import ServiceConfig, create_app
+from pipeline.service.catalog import Origin
+from pipeline.service.tasks.settings import TaskSettings
+from pipeline.storage import Location, open_origin
+
+VERSION = "1.2.0"
+HOLD_AFTER = 6  # chunks served before the origin holds the rest
+
+
+class GatedOrigin(StaticOrigin):
+    """An origin that serves ``after`` chunk requests, then holds every other one until
+    ``released`` is set (``reached`` says one is held): a point in a download to act at."""
+
+    def __init__(self, root: Path, after: int):
+        self.after, self.served = after, 0
+        self.reached, self.released = threading.Event(), threading.Event()
+        super().__init__(root)
+
+    def _dispatch(self, handler, head: bool) -> None:
+        if _request_path(handler.path).startswith("/" + layout.CHUNK_PREFIX):
+            with self._lock:
+                self.served += 1
+                held = self.served > self.after
+            if held:
+                self.reached.set()
+                assert self.released.wait(120), "never released"
+        super()._dispatch(handler, head)
+
+    def chunk_requests(self) -> dict[str, int]:
+        with self._lock:
+            return {p: n for p, n in self.requests_by_path.items() if p.startswith("/" + layout.CHUNK_PREFIX)}
+
+
+class Service:
+    """The service with tasks on, over the gated origin; stopped and started again on the
+    same port and database, as a restart."""
+
+    def __init__(self, published: dict, signer, cdn: GatedOrigin, database: Path):
+        where = Location(str(published["origin"]), region="ru-msk", public_url=cdn.url)
+        self.config = lambda: ServiceConfig([Origin("msk", open_origin(where), where)], link_secret=SECRET,
+                                            refresh_s=60, trust=published["root"],
+                                            tasks=TaskSettings(f"sqlite:///{database}", jwt_keys=(signer.pem,)))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._running: contextlib.ExitStack | None = None
+
+    def start(self) -> None:
+        self._running = contextlib.ExitStack()
+        self._running.enter_context(uvicorn_server(create_app(self.config()), self.port))
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+
+class Player:
+    """`depot install --service --token` as a real process, its stderr read line by line."""
+
+    def __init__(self, service: Service, token: str, published: dict, dest: Path, data: Path):
+        root = published["base"] / "repo" / layout.metadata_key("root", 1)
+        args = ["--json", "install", "--service", service.url, "--token", token, "--trust", str(root),
+                "-p", PRODUCT, "-v", VERSION, "--dest", str(dest), "-j", "2", "--timeout", "60"]
+        self.proc = subprocess.Popen(DEPOT + args, cwd=ROOT, env={**os.environ, "DEPOT_DATA_DIR": str(data)},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.lines.append("")  # the end
+            self._seen.notify_all()
+
+    def says(self, text: str) -> None:
+        """Wait until the player has printed ``text`` (a point in its work, not a time)."""
+        with self._seen:
+            self._seen.wait_for(lambda: any(text in line for line in self.lines) or "" in self.lines, 120)
+            assert any(text in line for line in self.lines), "".join(self.lines)
+
+    def result(self) -> tuple[int, dict]:
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        code = self.proc.wait(120)
+        self._reader.join(10)
+        return code, json.loads(out)
+
+
+@pytest.fixture
+def world(published, signer, tmp_path):
+    cdn = GatedOrigin(published["origin"], HOLD_AFTER)
+    service = Service(published, signer, cdn, tmp_path / "tasks.db")
+    service.start()
+    user = f"player-{tmp_path.name}"
+    yield {"cdn": cdn, "service": service, "token": signer.token(user, [PRODUCT]), "dest": tmp_path / "game",
+           "data": tmp_path / "data", "published": published}
+    cdn.released.set()
+    service.stop()
+    cdn.stop()
+
+
+def play(world) -> Player:
+    return Player(world["service"], world["token"], world["published"], world["dest"], world["data"])
+
+
+def api(world) -> Client:
+    return Client(world["service"].url, world["token"])
+
+
+def only_task(world) -> dict:
+    status, body, _ = api(world).call("GET", "/tasks")
+    assert status == 200 and len(body["data"]) == 1, body
+    status, body, _ = api(world).call("GET", f"/tasks/{body['data'][0]['id']}")
+    return body["data"]
+
+
+def reported(world) -> dict:
+    """The task once the service has heard of bytes downloaded (looked at until then)."""
+    deadline = time.monotonic() + 120
+    while (task := only_task(world))["attributes"]["downloadedBytes"] == 0:
+        assert time.monotonic() < deadline, task
+        time.sleep(0.02)  # how often to look, not how long to wait
+    return task
+
+
+def distinct_chunks(world) -> int:
+    return len(manifest_doc.load(world["published"]["repo"], PRODUCT, VERSION).unique_chunks())
+
+
+def test_paused_through_the_api_the_player_stops_and_a_resume_downloads_only_what_is_missing(world, build_dirs):
+    cdn = world["cdn"]
+    player = play(world)
+    assert cdn.reached.wait(120)  # mid-download: chunks held at the origin
+    task = reported(world)
+    status, body, _ = api(world).call("POST", f"/tasks/{task['id']}/pause")
+    assert (status, body["data"]["attributes"]["status"]) == (200, "paused")
+    player.says(f"task {task['id']} was paused at the service")
+    cdn.released.set()
+    code, out = player.result()
+    assert (code, out["error"]) == (18, "DOWNLOAD_PAUSED"), player.lines
+    assert f"resume the task (POST {world['service'].url}/api/v1/download/tasks/{task['id']}/resume)" in out["message"]
+    first = cdn.chunk_requests()
+    assert set(first.values()) == {1} and HOLD_AFTER < len(first) < distinct_chunks(world)
+    paused = only_task(world)["attributes"]
+    assert paused["status"] == "paused" and 0 < paused["downloadedBytes"] < paused["totalSizeBytes"]
+
+    # another run while the task is paused stops at once, downloading nothing
+    code, out = play(world).result()
+    assert (code, out["error"]) == (18, "DOWNLOAD_PAUSED")
+    assert cdn.chunk_requests() == first
+
+    status, body, _ = api(world).call("POST", f"/tasks/{task['id']}/resume")
+    assert status == 200
+    code, out = play(world).result()
+    assert code == 0, out
+    assert out["taskId"] == task["id"] and out["chunks_fetched"] == distinct_chunks(world) - len(first)
+    every = cdn.chunk_requests()
+    assert set(every.values()) == {1} and len(every) == distinct_chunks(world)  # each chunk downloaded once
+    assert_installed(world["dest"], build_dirs[VERSION])
+    done = only_task(world)["attributes"]
+    assert (done["status"], done["downloadedBytes"]) == ("completed", done["totalSizeBytes"])
+    assert {i["status"] for i in done["items"]} == {"completed"}
+
+
+def test_cancelled_from_another_process_the_player_stops_and_removes_what_it_downloaded(world):
+    cdn = world["cdn"]
+    player = play(world)
+    assert cdn.reached.wait(120)
+    task = only_task(world)
+    cancel = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
+                             "-H", f"Authorization: Bearer {world['token']}",
+                             f"{world['service'].url}/api/v1/download/tasks/{task['id']}"],
+                            capture_output=True, text=True)
+    assert cancel.stdout == "204", cancel.stderr
+    player.says(f"task {task['id']} was cancelled at the service")
+    cdn.released.set()
+    code, out = player.result()
+    assert (code, out["error"]) == (19, "DOWNLOAD_CANCELLED"), player.lines
+    assert sorted(p.relative_to(world["dest"]).as_posix() for p in world["dest"].rglob("*")) == [".depot", ".depot/lock"]
+    assert only_task(world)["attributes"]["status"] == "cancelled"
+
+
+def test_a_service_restart_mid_task_loses_nothing_and_the_player_goes_on(world, build_dirs):
+    cdn, service = world["cdn"], world["service"]
+    player = play(world)
+    assert cdn.reached.wait(120)
+    task = only_task(world)
+    service.stop()
+    player.says("progress not reported")
+    service.start()
+    player.says("the service answers again")
+    cdn.released.set()
+    code, out = player.result()
+    assert code == 0, player.lines
+    assert out["taskId"] == task["id"] and out["chunks_fetched"] == distinct_chunks(world)
+    assert set(cdn.chunk_requests().values()) == {1}
+    assert_installed(world["dest"], build_dirs[VERSION])
+    done = only_task(world)["attributes"]
+    assert (done["status"], done["downloadedBytes"]) == ("completed", done["totalSizeBytes"])
