@@ -80,13 +80,10 @@ class Service:
 
 
 class Player:
-    """`depot install --service --token` as a real process, its stderr read line by line."""
+    """A depot command as a real process, its stderr read line by line."""
 
-    def __init__(self, service: Service, token: str, published: dict, dest: Path, data: Path):
-        root = published["base"] / "repo" / layout.metadata_key("root", 1)
-        args = ["--json", "install", "--service", service.url, "--token", token, "--trust", str(root),
-                "-p", PRODUCT, "-v", VERSION, "--dest", str(dest), "-j", "2", "--timeout", "60"]
-        self.proc = subprocess.Popen(DEPOT + args, cwd=ROOT, env={**os.environ, "DEPOT_DATA_DIR": str(data)},
+    def __init__(self, args: list[str], data: Path):
+        self.proc = subprocess.Popen(DEPOT + ["--json"] + args, cwd=ROOT, env={**os.environ, "DEPOT_DATA_DIR": str(data)},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._seen = threading.Condition()
@@ -130,8 +127,14 @@ def world(published, signer, tmp_path):
     cdn.stop()
 
 
-def play(world) -> Player:
-    return Player(world["service"], world["token"], world["published"], world["dest"], world["data"])
+def play(world, command: str = "install", *args: str, token: bool = True) -> Player:
+    """`depot COMMAND --service URL --token T` (by default, installing VERSION into the world's DIR)."""
+    root = world["published"]["base"] / "repo" / layout.metadata_key("root", 1)
+    args = args or (("-p", PRODUCT, "-v", VERSION) if command == "install" else ())
+    return Player([command, "--service", world["service"].url, *(["--token", world["token"]] if token else []),
+                   "--dest", str(world["dest"]), *args]
+                  + ([] if command == "verify" else ["--trust", str(root), "-j", "2", "--timeout", "60"]),
+                  world["data"])
 
 
 def api(world) -> Client:
@@ -228,3 +231,34 @@ def test_a_service_restart_mid_task_loses_nothing_and_the_player_goes_on(world, 
     assert_installed(world["dest"], build_dirs[VERSION])
     done = only_task(world)["attributes"]
     assert (done["status"], done["downloadedBytes"]) == ("completed", done["totalSizeBytes"])
+
+
+def test_an_update_runs_as_an_update_task_and_a_verify_as_an_integrity_task(world, build_dirs):
+    world["cdn"].released.set()
+    code, out = play(world, "install", "-p", PRODUCT, "-v", "1.1.0", token=False).result()
+    assert code == 0 and "taskId" not in out
+    code, out = play(world, "update", "--to", VERSION).result()
+    assert code == 0, out
+    assert_installed(world["dest"], build_dirs[VERSION])
+    status, body, _ = api(world).call("GET", f"/tasks/{out['taskId']}")
+    a = body["data"]["attributes"]
+    assert (a["taskType"], a["fromVersionId"], a["versionId"], a["status"], a["downloadedBytes"]) == \
+        ("update", "1.1.0", VERSION, "completed", a["totalSizeBytes"])
+
+    code, out = play(world, "verify").result()
+    assert (code, out.get("intact")) == (0, True), out
+    status, body, _ = api(world).call("GET", f"/integrity/verify/{out['taskId']}")
+    a = body["data"]["attributes"]
+    files = manifest_doc.load(world["published"]["repo"], PRODUCT, VERSION).files
+    assert (a["status"], a["totalFiles"], a["checkedFiles"], a["corruptedFiles"]) == \
+        ("completed", len(files), len(files), [])
+
+    damaged = world["dest"] / files[-1].path
+    damaged.write_bytes(b"not the file" + damaged.read_bytes())
+    code, out = play(world, "verify").result()
+    assert (code, [d["path"] for d in out["damaged"]]) == (7, [files[-1].path])
+    status, body, _ = api(world).call("GET", f"/integrity/verify/{out['taskId']}")
+    a = body["data"]["attributes"]
+    assert (a["status"], a["checkedFiles"], a["corruptedFiles"], a["errorDetails"]["errorCode"]) == \
+        ("failed", len(files), [{"relativePath": files[-1].path, "errorCode": "FILE_HASH_MISMATCH"}],
+         "FILE_HASH_MISMATCH")
