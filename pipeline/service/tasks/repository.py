@@ -138,8 +138,9 @@ class Repository:
 
     @staticmethod
     def item_bytes(session: Session, task: DownloadTask) -> int:
-        return session.scalar(select(func.coalesce(func.sum(DownloadItem.downloaded_bytes), 0))
-                              .where(DownloadItem.download_task_id == task.id)) or 0
+        # PostgreSQL's sum of bigints is a numeric, which comes back as a Decimal
+        return int(session.scalar(select(func.coalesce(func.sum(DownloadItem.downloaded_bytes), 0))
+                                  .where(DownloadItem.download_task_id == task.id)) or 0)
 
 
 def snapshot(row: DownloadTask, position: int | None = None, with_items: bool = False) -> Task:
