@@ -262,3 +262,16 @@ def test_an_update_runs_as_an_update_task_and_a_verify_as_an_integrity_task(worl
     assert (a["status"], a["checkedFiles"], a["corruptedFiles"], a["errorDetails"]["errorCode"]) == \
         ("failed", len(files), [{"relativePath": files[-1].path, "errorCode": "FILE_HASH_MISMATCH"}],
          "FILE_HASH_MISMATCH")
+
+
+def test_a_refusal_of_the_service_is_its_code_and_nothing_is_written(world, signer):
+    for token, error in [(signer.token("late", [PRODUCT], ttl=-60), "UNAUTHORIZED"),
+                         (signer.token("no-game", []), "FORBIDDEN")]:
+        world["token"] = token
+        code, out = play(world).result()
+        assert (code, out["error"]) == (20, error) and world["service"].url in out["message"], out
+        assert not world["dest"].exists()
+    code, out = Player(["install", "--token", token, "-p", PRODUCT, "-v", VERSION, "--dest", str(world["dest"])],
+                       world["data"]).result()
+    assert (code, out["error"]) == (2, "USAGE") and "give --service URL too" in out["message"]
+    assert world["cdn"].chunk_requests() == {}
