@@ -15,6 +15,7 @@ import pytest
 
 from archives import tar_member, write_tar
 from helpers import DEPOT, ROOT, kill_while_running
+from pipeline.formats import manifest
 from pipeline.layout import metadata_key
 from depot_testing.fixtures import PRODUCT, fixture_tar
 from depot_testing.http_origins import StaticOrigin
@@ -81,14 +82,14 @@ def test_version_conflict_and_damage_exit_codes(repo, tmp_path):
     victim = max((c for c in chunks if c.is_file()), key=lambda c: c.stat().st_size)
     damaged = victim.read_bytes()
     victim.write_bytes(damaged[:-1] + bytes([damaged[-1] ^ 1]))  # its last byte, whatever it was, changed
-    manifest = json.loads(next(repo.rglob("manifest.json")).read_text())
-    path = next(f["path"] for f in manifest["file_entries"] if any(c["id"] == victim.name for c in f.get("chunks", [])))
+    m = manifest.Manifest.from_bytes(next(repo.rglob("manifest.json")).read_bytes(), "manifest.json")
+    path = next(f.path for f in m.files if any(c.id == victim.name for c in f.chunks))
     out = tmp_path / "out.bin"
     p = depot("cat", "-p", PRODUCT, "-v", "1", path, "-o", out, repo=repo, check=7)
     assert "CHUNK_INVALID" in p.stderr and not out.exists() and not list(tmp_path.glob("out.bin*"))
 
     mpath = next(repo.rglob("manifest.json"))
-    mpath.write_text(mpath.read_text().replace('"format":"depot.manifest/1"', '"format":"other"'))
+    mpath.write_bytes(manifest.encode({**manifest.decode(mpath.read_bytes()), "format": "other"}))
     assert "MANIFEST_INVALID" in depot("cat", "-p", PRODUCT, "-v", "1", path, repo=repo, check=8).stderr
 
 
@@ -115,8 +116,10 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
     repo = tmp_path / "repo"
     depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=repo, check=0)
     def whole_or_absent() -> bool:
-        for doc in list(repo.rglob("manifest.json")) + list(repo.rglob("inventory.json")):
-            json.loads(doc.read_text())  # whole, or not there at all
+        for doc in repo.rglob("manifest.json"):
+            manifest.decode(doc.read_bytes())  # whole, or not there at all
+        for doc in repo.rglob("inventory.json"):
+            json.loads(doc.read_text())
         assert _chunks_named_but_missing(repo) == []  # a manifest is written after its chunks
         return bool(list(repo.rglob("manifest.json")))
 
@@ -133,9 +136,9 @@ def _chunks_named_but_missing(repo: Path) -> list[str]:
     docs/format.md lays them out: chunks/<first 2 hex of id>/<id>."""
     missing = []
     for doc in repo.glob("products/*/versions/*/manifest.json"):
-        for entry in json.loads(doc.read_text())["file_entries"]:
-            missing += [f"{doc.relative_to(repo)} -> {c['id']}" for c in entry.get("chunks", [])
-                        if not (repo / "chunks" / c["id"][:2] / c["id"]).is_file()]
+        ids = manifest.decode(doc.read_bytes())["chunks"]["id"]
+        missing += [f"{doc.relative_to(repo)} -> {i}" for i in (ids[k:k + 64] for k in range(0, len(ids), 64))
+                    if not (repo / "chunks" / i[:2] / i).is_file()]
     return missing
 
 

@@ -14,7 +14,7 @@ SCHEMA = "inventory-1"
 FORMAT = "depot.inventory/1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuildEntry:
     """What inventory and manifest entries share: a file, a link or an empty directory."""
 
@@ -38,7 +38,7 @@ class BuildEntry:
         return {"path": self.path, "type": "dir"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry(BuildEntry):
     """An inventory entry; ``offset`` says where a file's bytes start in the source data."""
 

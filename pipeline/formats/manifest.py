@@ -1,25 +1,41 @@
 """The version manifest: the commit point of a version (see docs/format.md).
 
-Written once, after every chunk it names is in the store; validated against
-manifests/schema/manifest-1.json when written and when read; canonical JSON, so the same
-build gives the same bytes whatever did the work.
+Written once, after every chunk it names is in the store. Format 2 (what builds write) is
+canonical JSON in columns inside one zstd frame: a chunk table, the entries' columns, and
+the pack stream, the chunks whose bytes end to end are the small files' bytes end to end.
+A file's slices are not listed: they follow from the sizes. Format 1 (one JSON object per
+entry) is still read. Readers tell the two apart by the first bytes: a zstd frame's magic
+number, or "{".
+
+A manifest read from format 2 keeps its columns and makes entry objects only when asked:
+the service reads chunk lists and totals from the columns alone.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
+import json
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterable
+
+import zstandard
 
 from .. import layout
 from ..core.chunk_params import ChunkParams
-from ..errors import NotFound
+from ..errors import DepotError, ManifestInvalid, NotFound
 from . import canonical
 from .canonical import Document, Reader
 from .inventory import BuildEntry, Inventory
 
-SCHEMA = "manifest-1"
-FORMAT = "depot.manifest/1"
+SCHEMA = "manifest-2"
+FORMAT = "depot.manifest/2"
+SCHEMA_1 = "manifest-1"
+FORMAT_1 = "depot.manifest/1"
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_LEVEL = 3  # fixed: the same build must give the same bytes; higher levels save little on digests
+MAX_JSON = 1 << 30  # a frame declaring more is refused before it is decompressed
+HEX = 64  # hex digits of a chunk id or a SHA-256
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +73,12 @@ class ChunkRef:
         return Chunk(self.id, self.chunk_size, self.stored_size)
 
     def to_dict(self) -> dict:
+        if not self.whole:
+            raise ValueError(f"a slice of chunk {self.id} has no form in {FORMAT_1}")
         return {"offset": self.offset, "size": self.size, "id": self.id, "stored_size": self.stored_size}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileEntry(BuildEntry):
     """A manifest entry; a file's ``chunks`` tile it in order."""
 
@@ -75,24 +93,46 @@ class FileEntry(BuildEntry):
         return cls(**{**d, "chunks": chunks})
 
 
-@dataclass(frozen=True)
 class Manifest(Document):
-    SCHEMA: ClassVar[str] = SCHEMA
+    """A version's entries and chunking. ``pack_below``: files of 1 to ``pack_below - 1``
+    bytes are packed (their slices continue one stream); ``format``: what ``to_bytes``
+    writes, the format it was read in (a manifest read is written back as it was)."""
 
-    product: str
-    version: str
-    params: ChunkParams
-    entries: tuple[FileEntry, ...]
+    SCHEMA: ClassVar[str] = SCHEMA
+    __slots__ = ("product", "version", "params", "pack_below", "format", "_entries", "_columns", "_by_path")
+
+    def __init__(self, product: str, version: str, params: ChunkParams, entries: Iterable[FileEntry] = (),
+                 pack_below: int = 0, format: int = 2):
+        self.product = product
+        self.version = version
+        self.params = params
+        self.pack_below = pack_below
+        self.format = format
+        self._entries: tuple[FileEntry, ...] | None = tuple(entries)
+        self._columns: _Columns | None = None
+        self._by_path: dict[str, FileEntry] | None = None
+
+    @classmethod
+    def _of_columns(cls, product: str, version: str, params: ChunkParams, pack_below: int,
+                    columns: "_Columns") -> "Manifest":
+        m = cls(product, version, params, (), pack_below, 2)
+        m._entries, m._columns = None, columns
+        return m
+
+    @property
+    def entries(self) -> tuple[FileEntry, ...]:
+        if self._entries is None:
+            assert self._columns is not None
+            self._entries = self._columns.entries()
+        return self._entries
 
     @property
     def files(self) -> list[FileEntry]:
         return [e for e in self.entries if e.type == "file"]
 
-    @functools.cached_property
-    def _by_path(self) -> dict[str, FileEntry]:
-        return {e.path: e for e in self.entries}
-
     def entry(self, path: str) -> FileEntry:
+        if self._by_path is None:
+            self._by_path = {e.path: e for e in self.entries}
         try:
             return self._by_path[path]
         except KeyError:
@@ -100,6 +140,8 @@ class Manifest(Document):
 
     def unique_chunks(self) -> dict[str, Chunk]:
         """Every chunk the version's files hold, once, by id."""
+        if self._columns is not None:
+            return self._columns.unique_chunks()
         unique: dict[str, Chunk] = {}
         for f in self.files:
             for c in f.chunks:
@@ -108,12 +150,16 @@ class Manifest(Document):
         return unique
 
     def totals(self) -> dict:
-        files = self.files
+        if self._columns is not None:
+            files, size, refs = self._columns.file_totals()
+        else:
+            fs = self.files
+            files, size, refs = len(fs), sum(f.size for f in fs), sum(len(f.chunks) for f in fs)
         unique = self.unique_chunks()
         return {
-            "files": len(files),
-            "bytes": sum(f.size for f in files),
-            "chunks": sum(len(f.chunks) for f in files),
+            "files": files,
+            "bytes": size,
+            "chunks": refs,
             "unique_chunks": len(unique),
             "unique_bytes": sum(c.size for c in unique.values()),
             "stored_bytes": sum(c.stored_size for c in unique.values()),
@@ -125,36 +171,303 @@ class Manifest(Document):
         have = installed.unique_chunks()
         return sum(c.stored_size for i, c in self.unique_chunks().items() if i not in have)
 
+    def with_format(self, fmt: int) -> "Manifest":
+        """The same manifest, written in format ``fmt`` (1 cannot hold slices)."""
+        return Manifest(self.product, self.version, self.params, self.entries, self.pack_below, fmt)
+
     def describe(self) -> str:
         return f"manifest of {self.product} {self.version}"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return (self.product, self.version, self.params, self.pack_below, self.format, self.entries) == \
+            (other.product, other.version, other.params, other.pack_below, other.format, other.entries)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.product!r}, {self.version!r}, format {self.format})"
+
+    # -- documents ------------------------------------------------------------------
+
+    def _chunking(self) -> dict:
+        return {"algorithm": "fastcdc-2020", **self.params.to_dict(), "chunk_id": "blake3", "compression": "zstd"}
+
     def to_dict(self) -> dict:
-        return {
-            "format": FORMAT,
-            "product": self.product,
-            "version": self.version,
-            "chunking": {
-                "algorithm": "fastcdc-2020",
-                **self.params.to_dict(),
-                "chunk_id": "blake3",
-                "compression": "zstd",
-            },
-            "file_entries": [e.to_dict() for e in self.entries],
-            "totals": self.totals(),
-        }
+        if self.format == 1:
+            return {
+                "format": FORMAT_1,
+                "product": self.product,
+                "version": self.version,
+                "chunking": self._chunking(),
+                "file_entries": [e.to_dict() for e in self.entries],
+                "totals": self.totals(),
+            }
+        columns = self._columns.doc if self._columns is not None else _encode(self.entries, self.pack_below)
+        return {"format": FORMAT, "product": self.product, "version": self.version,
+                "chunking": {**self._chunking(), "pack_below": self.pack_below}, **columns}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
         c = d["chunking"]
-        return cls(
-            product=d["product"],
-            version=d["version"],
-            params=ChunkParams(c["min_size"], c["avg_size"], c["max_size"]),
-            entries=tuple(FileEntry.from_dict(e) for e in d["file_entries"]),
-        )
+        params = ChunkParams(c["min_size"], c["avg_size"], c["max_size"])
+        if d["format"] == FORMAT_1:
+            entries = tuple(FileEntry.from_dict(e) for e in d["file_entries"])
+            return cls(d["product"], d["version"], params, entries, 0, 1)
+        columns = _Columns({k: d[k] for k in ("chunks", "entries", "pack")})
+        return cls._of_columns(d["product"], d["version"], params, c["pack_below"], columns)
+
+    def to_bytes(self) -> bytes:
+        if self.format == 1:
+            return canonical.dumps(self.to_dict(), SCHEMA_1, self.describe())
+        doc = self.to_dict()
+        try:
+            _Columns(doc)
+        except ValueError as exc:
+            raise ManifestInvalid(f"{self.describe()}: not a valid {SCHEMA} document: {exc}") from None
+        return _compress(canonical.dumps(doc, SCHEMA, self.describe()))
+
+    def to_bytes_known_valid(self) -> bytes:
+        text = canonical.canonical(self.to_dict())
+        return text if self.format == 1 else _compress(text)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> "Manifest":
+        schema = SCHEMA if data[:4] == ZSTD_MAGIC else SCHEMA_1
+        doc = canonical.loads(_decompress(data, where) if schema == SCHEMA else data, schema, where)
+        try:
+            return cls.from_dict(doc)
+        except (DepotError, KeyError, TypeError, ValueError) as exc:  # valid JSON Schema, impossible values
+            raise ManifestInvalid(f"{where}: not a valid {schema} document: {exc}") from None
 
 
-def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]]) -> Manifest:
+def decode(data: bytes) -> dict:
+    """The JSON document of a manifest's stored bytes, in either format, unchecked."""
+    return json.loads(_decompress(data, "manifest") if data[:4] == ZSTD_MAGIC else data)
+
+
+def encode(doc: dict) -> bytes:
+    """The stored bytes of a manifest's JSON document, unchecked (tests craft bad ones)."""
+    text = canonical.canonical(doc)
+    return _compress(text) if doc.get("format") != FORMAT_1 else text
+
+
+def _compress(text: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(text)
+
+
+def _decompress(data: bytes, where: str) -> bytes:
+    try:
+        size = zstandard.frame_content_size(data)
+        if not 0 <= size <= MAX_JSON:
+            raise ManifestInvalid(f"{where}: a manifest's zstd frame must declare its size, at most {MAX_JSON} bytes")
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        text = frame.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise ManifestInvalid(f"{where}: not a whole zstd frame ({exc})") from None
+    if not frame.eof or frame.unused_data:
+        raise ManifestInvalid(f"{where}: not one whole zstd frame")
+    return text
+
+
+# -- format 2: columns -------------------------------------------------------------
+
+
+def _hex_ok(s: str) -> bool:
+    try:
+        return bytes.fromhex(s).hex() == s
+    except ValueError:
+        return False
+
+
+def _split(s: str) -> list[str]:
+    return [s[i : i + HEX] for i in range(0, len(s), HEX)]
+
+
+# With paths joined by "/" and framed by "/", what a path of format 1's pattern cannot
+# hold: an empty, absolute or trailing-slash path or an empty part make "//".
+_BAD_IN_PATHS = ("//", "/./", "/../", "\\", "\x00")
+
+
+def _paths_ok(paths: list) -> bool:
+    joined = "/" + "/".join(paths) + "/"  # TypeError if an item is not a string
+    return not any(bad in joined for bad in _BAD_IN_PATHS)
+
+
+class _Columns:
+    """A format 2 manifest's columns (``doc``: chunks, entries, pack), checked for what its
+    schema cannot say: columns of equal lengths, indices in range, every chunk used,
+    files tiled by their chunks and the packed files by the pack stream."""
+
+    __slots__ = ("doc", "paths", "types", "sizes", "executable", "hashes", "own", "targets", "pack", "ids",
+                 "chunk_sizes", "stored_sizes")
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+        ch, en = doc["chunks"], doc["entries"]
+        self.paths: list[str] = en["path"]
+        self.types: str = en["type"]
+        self.sizes: list[int] = en["size"]
+        self.executable: str = en["executable"]
+        self.hashes: str = en["hash_sha256"]
+        self.own: list[list[int]] = en["chunks"]
+        self.targets: list[str] = en["target"]
+        self.pack: list[int] = doc["pack"]
+        self.chunk_sizes: list[int] = ch["size"]
+        self.stored_sizes: list[int] = ch["stored_size"]
+        if len(ch["id"]) % HEX or not _hex_ok(ch["id"]):
+            raise ValueError("chunks/id is not 64 lowercase hex digits per chunk")
+        self.ids = _split(ch["id"])
+        self._check()
+
+    def _check(self) -> None:
+        types, sizes, paths = self.types, self.sizes, self.paths
+        file_types = types.replace("d", "").replace("l", "")
+        files, chunks = len(file_types), len(self.ids)
+        lengths = {
+            "entries/path": (len(paths), len(types)),
+            "entries/size": (len(sizes), files),
+            "entries/executable": (len(self.executable), files),
+            "entries/hash_sha256": (len(self.hashes), HEX * files),
+            "entries/chunks": (len(self.own), file_types.count("f")),
+            "entries/target": (len(self.targets), types.count("l")),
+            "chunks/size": (len(self.chunk_sizes), chunks),
+            "chunks/stored_size": (len(self.stored_sizes), chunks),
+        }
+        for name, (got, expected) in lengths.items():
+            if got != expected:
+                raise ValueError(f"{name} has {got} items where the entries call for {expected}")
+        if len(set(self.ids)) != chunks:
+            raise ValueError("chunks/id lists a chunk twice")
+        if not _hex_ok(self.hashes):
+            raise ValueError("entries/hash_sha256 is not 64 lowercase hex digits per file")
+        try:
+            if not _paths_ok(paths):
+                raise ValueError("entries/path holds a path that is empty, absolute, or has an empty, . or .. part")
+        except TypeError:
+            raise ValueError("entries/path holds an item that is not a string") from None
+        if not all(map(str.__lt__, paths, itertools.islice(paths, 1, None))):
+            raise ValueError("entries/path is not in strictly increasing order")
+        if set(map(type, sizes)) - {int} or (sizes and min(sizes) < 0):
+            raise ValueError("entries/size holds an item that is not a non-negative integer")
+        used = set(self.pack).union(*self.own)
+        if used != set(range(chunks)):
+            raise ValueError("a chunk index is out of range, or a chunk of chunks/id is held by no file")
+        csz = self.chunk_sizes
+        own_sizes = [s for s, t in zip(sizes, file_types) if t == "f"]
+        for i, (indices, size) in enumerate(zip(self.own, own_sizes)):
+            if sum(csz[k] for k in indices) != size:
+                raise ValueError(f"entries/chunks/{i}: the chunks do not add up to the file's size")
+        if sum(csz[k] for k in self.pack) != sum(sizes) - sum(own_sizes):
+            raise ValueError("pack: the chunks do not add up to the packed files' sizes")
+
+    def entries(self) -> tuple[FileEntry, ...]:
+        ids, csz, ssz, hashes, pack = self.ids, self.chunk_sizes, self.stored_sizes, self.hashes, self.pack
+        out: list[FileEntry] = []
+        links = iter(self.targets)
+        own = iter(self.own)
+        fi = pi = pos = 0  # file number; pack stream: chunk number, offset in that chunk
+        for path, t in zip(self.paths, self.types):
+            if t == "d":
+                out.append(FileEntry(path, "dir"))
+                continue
+            if t == "l":
+                out.append(FileEntry(path, "symlink", target=next(links)))
+                continue
+            size = self.sizes[fi]
+            refs: list[ChunkRef] = []
+            off = 0
+            if t == "f":
+                for k in next(own):
+                    refs.append(ChunkRef(off, csz[k], ids[k], ssz[k]))
+                    off += csz[k]
+            else:
+                while off < size:
+                    k = pack[pi]
+                    n = min(csz[k] - pos, size - off)
+                    refs.append(ChunkRef(off, n, ids[k], ssz[k], pos, csz[k]))
+                    off += n
+                    pos += n
+                    if pos == csz[k]:
+                        pi, pos = pi + 1, 0
+            out.append(FileEntry(path, "file", size, self.executable[fi] == "1", hashes[HEX * fi : HEX * fi + HEX],
+                                 chunks=tuple(refs)))
+            fi += 1
+        return tuple(out)
+
+    def unique_chunks(self) -> dict[str, Chunk]:
+        return {i: Chunk(i, n, s) for i, n, s in zip(self.ids, self.chunk_sizes, self.stored_sizes)}
+
+    def file_totals(self) -> tuple[int, int, int]:
+        """Files, their bytes, and the slices that make them: every slice of a packed
+        file ends where a file or a chunk of the pack stream ends."""
+        file_types = self.types.replace("d", "").replace("l", "")
+        packed = [s for s, t in zip(self.sizes, file_types) if t == "p" and s]
+        ends = set(itertools.accumulate(packed)) | set(itertools.accumulate(self.chunk_sizes[k] for k in self.pack))
+        return len(file_types), sum(self.sizes), sum(map(len, self.own)) + len(ends)
+
+
+def _encode(entries: Iterable[FileEntry], pack_below: int) -> dict:
+    """The columns of ``entries`` (in path order). The slices of files of 1 to
+    ``pack_below - 1`` bytes must continue one another (the pack stream); the chunks of
+    other files must be whole."""
+    table: dict[str, int] = {}
+    ids: list[str] = []
+    sizes: list[int] = []
+    stored: list[int] = []
+    paths, types, file_sizes, executable, hashes, own, targets, pack = [], [], [], [], [], [], [], []  # type: ignore[var-annotated]
+    left = 0  # bytes of the pack stream's last chunk not yet given to a file
+
+    def index(c: ChunkRef) -> int:
+        k = table.get(c.id)
+        if k is None:
+            k = table[c.id] = len(ids)
+            ids.append(c.id)
+            sizes.append(c.chunk_size)
+            stored.append(c.stored_size)
+        return k
+
+    for e in entries:
+        paths.append(e.path)
+        if e.type != "file":
+            types.append("d" if e.type == "dir" else "l")
+            if e.type == "symlink":
+                targets.append(e.target)
+            continue
+        file_sizes.append(e.size)
+        executable.append("1" if e.executable else "0")
+        hashes.append(e.hash_sha256)
+        if list(itertools.accumulate((c.size for c in e.chunks), initial=0)) != [c.offset for c in e.chunks] + [e.size]:
+            raise ValueError(f"the chunks of {e.path!r} do not tile it")
+        if not 0 < e.size < pack_below:
+            if not all(c.whole for c in e.chunks):
+                raise ValueError(f"{e.path!r} is not packed, yet holds a slice of a chunk")
+            types.append("f")
+            own.append([index(c) for c in e.chunks])
+            continue
+        types.append("p")
+        for c in e.chunks:
+            if left:
+                if c.id != ids[pack[-1]] or c.chunk_offset != sizes[pack[-1]] - left:
+                    raise ValueError(f"the slices of {e.path!r} do not continue the pack stream")
+            else:
+                if c.chunk_offset:
+                    raise ValueError(f"{e.path!r} starts a chunk of the pack stream at its offset {c.chunk_offset}")
+                pack.append(index(c))
+                left = c.chunk_size
+            left -= c.size
+    if left:
+        raise ValueError("the packed files end within a chunk of the pack stream")
+    return {
+        "chunks": {"id": "".join(ids), "size": sizes, "stored_size": stored},
+        "entries": {"path": paths, "type": "".join(types), "size": file_sizes, "executable": "".join(executable),
+                    "hash_sha256": "".join(hashes), "chunks": own, "target": targets},
+        "pack": pack,
+    }
+
+
+def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]], pack_below: int = 0) -> Manifest:
     """The manifest of an inventoried build whose files were cut into ``chunks`` (by path)."""
     entries = []
     for e in inv.entries:
@@ -164,7 +477,7 @@ def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]]
             )
         else:
             entries.append(FileEntry(e.path, e.type, target=e.target))
-    return Manifest(inv.product, inv.version, params, tuple(entries))
+    return Manifest(inv.product, inv.version, params, tuple(entries), pack_below)
 
 
 def load(reader: Reader, product: str, version: str) -> Manifest:

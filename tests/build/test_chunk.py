@@ -98,15 +98,19 @@ def test_a_chunk_object_is_a_level_3_zstd_frame_with_its_content_size(planned):
     import zstandard
 
     files = tar_files("1.0.0")
-    m = json.loads((planned / "products" / PRODUCT / "versions" / "1.0.0" / "manifest.json").read_text())
-    entry = next(f for f in m["file_entries"] if f["path"] == "bin/starfall")  # compressible: stored as zstd
-    for c in entry["chunks"]:
-        content = files["bin/starfall"][c["offset"]:c["offset"] + c["size"]]
-        stored = (planned / "chunks" / c["id"][:2] / c["id"]).read_bytes()
-        assert zstandard.get_frame_parameters(stored).content_size == c["size"] == len(content)
+    m = _manifest_at(planned, "1.0.0")
+    for c in m.entry("bin/starfall").chunks:  # compressible: stored as zstd
+        content = files["bin/starfall"][c.offset:c.offset + c.size]
+        stored = (planned / "chunks" / c.id[:2] / c.id).read_bytes()
+        assert zstandard.get_frame_parameters(stored).content_size == c.size == len(content)
         assert stored == zstandard.ZstdCompressor(level=3).compress(content)
         assert stored != zstandard.ZstdCompressor(level=4).compress(content)  # the data tells the levels apart
-        assert c["stored_size"] == len(stored)
+        assert c.stored_size == len(stored)
+
+
+def _manifest_at(repo_dir, version: str) -> manifest.Manifest:
+    path = repo_dir / "products" / PRODUCT / "versions" / version / "manifest.json"
+    return manifest.Manifest.from_bytes(path.read_bytes(), str(path))
 
 
 def test_chunks_and_patches_are_stored_under_the_first_two_hex_digits_of_their_id(planned):
@@ -116,9 +120,7 @@ def test_chunks_and_patches_are_stored_under_the_first_two_hex_digits_of_their_i
     def objects(prefix: str) -> set[str]:
         return {p.relative_to(planned).as_posix() for p in (planned / prefix).rglob("*") if p.is_file()}
 
-    chunk_ids = {c["id"] for v in VERSIONS
-                 for f in json.loads((planned / "products" / PRODUCT / "versions" / v / "manifest.json").read_text())
-                 ["file_entries"] for c in f.get("chunks", [])}
+    chunk_ids = {i for v in VERSIONS for i in _manifest_at(planned, v).unique_chunks()}
     patch_ids = {s["id"] for a, b in PAIRS
                  for op in json.loads((planned / "products" / PRODUCT / "plans" / a / f"{b}.json").read_text())["files"]
                  for s in op.get("segments", [])}
@@ -143,13 +145,12 @@ def test_default_chunk_sizes_apply_without_product_settings(repo, threads, tmp_p
     ingest(repo, str(fixture_tar("1.0.0")), PRODUCT, "1.0.0", threads)
     chunk(repo, PRODUCT, "1.0.0", threads)
     assert not (tmp_path / "repo" / "products" / PRODUCT / "product.json").exists()
-    m = json.loads((tmp_path / "repo" / "products" / PRODUCT / "versions" / "1.0.0" / "manifest.json").read_text())
-    assert {k: m["chunking"][k] for k in defaults} == defaults
+    m = _manifest_at(tmp_path / "repo", "1.0.0")
+    assert m.params.to_dict() == defaults
     assert {k: PINS["default"][k] for k in defaults} == defaults
     pinned = PINS["default"]["versions"]["1.0.0"]
-    for f in m["file_entries"]:
-        if f["type"] == "file":
-            assert [[c["offset"], c["size"], c["id"]] for c in f["chunks"]] == pinned[f["path"]]
+    for f in m.files:
+        assert [[c.offset, c.size, c.id] for c in f.chunks] == pinned[f.path]
 
 
 def test_staged_pack_is_removed_once_the_manifest_exists(repo, threads, build_dirs, tmp_path):
@@ -229,12 +230,12 @@ def test_a_damaged_chunk_is_refused_never_used(repo, threads, tmp_path):
 def test_a_tampered_manifest_is_refused(repo, threads, tmp_path):
     publish(repo, threads, versions=["1.0.0"])
     path = tmp_path / "repo" / layout.manifest_key(PRODUCT, "1.0.0")
-    doc = json.loads(path.read_text())
-    doc["file_entries"][0]["path"] = "../escape"
-    path.write_text(json.dumps(doc))
+    doc = manifest.decode(path.read_bytes())
+    doc["entries"]["path"][0] = "../escape"
+    path.write_bytes(manifest.encode(doc))
     with pytest.raises(ManifestInvalid) as err:
         manifest.load(repo, PRODUCT, "1.0.0")
-    assert err.value.exit_code == 8 and "file_entries/0" in str(err.value)
+    assert err.value.exit_code == 8 and "entries/path holds a path that is empty, absolute" in str(err.value)
 
 
 def test_a_build_changed_after_ingest_is_refused(repo, threads, tmp_path, build_dirs):

@@ -98,7 +98,7 @@ def test_another_product_is_not_installed_over_an_installed_one(published, tmp_p
     shutil.copytree(published, other)
     (other / "products" / PRODUCT).rename(other / "products" / "moonfall")
     for m in (other / "products" / "moonfall" / "versions").glob("*/manifest.json"):
-        m.write_text(m.read_text().replace('"product":"starfall"', '"product":"moonfall"'))
+        m.write_bytes(manifest.encode({**manifest.decode(m.read_bytes()), "product": "moonfall"}))
     dest = tmp_path / "game"
     install(fetcher(published), PRODUCT, "1.0.0", dest)
     with pytest.raises(DestinationConflict) as err:

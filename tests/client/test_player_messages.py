@@ -15,6 +15,7 @@ import pytest
 
 from helpers import DEPOT, ROOT, everything, unavailable
 from pipeline import layout
+from pipeline.formats import manifest
 from depot_testing.fixtures import PRODUCT, signed_repository
 
 
@@ -73,7 +74,9 @@ def test_a_refused_update_leaves_the_directory_as_it_was(origin, tmp_path):
 
     key = layout.manifest_key(PRODUCT, "1.1.0")
     for f in (origin / key).parent.glob("*manifest.json"):  # the plain and the hashed copy
-        f.write_bytes(f.read_bytes().replace(b'"executable":true', b'"executable":false', 1))
+        doc = manifest.decode(f.read_bytes())  # a file's executable bit dropped: valid, but not what was signed
+        doc["entries"]["executable"] = doc["entries"]["executable"].replace("1", "0", 1)
+        f.write_bytes(manifest.encode(doc))
     refused(depot(tmp_path, "update", "--origin", origin, "--dest", game, "--to", "1.1.0"), 16, "TARGET_MISMATCH",
             key)
     assert everything(game) == before

@@ -7,6 +7,7 @@ The manifests are crafted in an unsigned repository, as a leaked release key or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,17 +17,17 @@ import pytest
 
 from helpers import DEPOT, ROOT, everything
 from pipeline import layout
+from pipeline.formats.manifest import FileEntry, Manifest
 from depot_testing.fixtures import PRODUCT, chunk_fixture_versions
 
 
-def _link(path: str, target: str) -> dict:
-    return {"path": path, "type": "symlink", "target": target}
+def _link(path: str, target: str) -> FileEntry:
+    return FileEntry(path, "symlink", target=target)
 
 
-def _file_at(entries: list[dict], path: str) -> dict:
-    """A copy of the manifest's first file entry, at ``path``."""
-    first = next(e for e in entries if e["type"] == "file")
-    return {**first, "path": path}
+def _file_at(entries: tuple[FileEntry, ...], path: str) -> FileEntry:
+    """An empty file at ``path``."""
+    return FileEntry(path, "file", 0, False, hashlib.sha256(b"").hexdigest())
 
 
 # (id, entries to add, what the message must name)
@@ -52,9 +53,9 @@ def clean_repo(tmp_path_factory) -> Path:
 def _tamper(repo: Path, version: str, add) -> None:
     """Rewrite a version's manifest with the entries ``add`` makes."""
     path = repo / layout.manifest_key(PRODUCT, version)
-    doc = json.loads(path.read_text())
-    doc["file_entries"] = sorted(doc["file_entries"] + add(doc["file_entries"]), key=lambda e: e["path"])
-    path.write_text(json.dumps(doc))
+    m = Manifest.from_bytes(path.read_bytes(), str(path))
+    entries = sorted([*m.entries, *add(m.entries)], key=lambda e: e.path)
+    path.write_bytes(Manifest(m.product, m.version, m.params, entries, m.pack_below).to_bytes())
 
 
 def _depot(*args) -> subprocess.CompletedProcess:

@@ -17,6 +17,7 @@ import pytest
 from helpers import DEPOT, tree_snapshot
 from depot_testing.fixtures import PRODUCT, chunk_fixture_versions, fixture_tar
 from pipeline import layout
+from pipeline.formats import manifest
 from depot_testing.http_origins import StaticOrigin
 from pipeline.trust.keys import generate, load_signer
 
@@ -114,7 +115,9 @@ def test_tampering_and_expiry_exit_with_their_codes(release, tmp_path):
     origin = tmp_path / "repo"
     key = layout.manifest_key(PRODUCT, "1.0.0")
     for f in origin.glob(f"products/{PRODUCT}/versions/1.0.0/*manifest.json"):
-        f.write_bytes(f.read_bytes().replace(b'"executable":true', b'"executable":false', 1))
+        doc = manifest.decode(f.read_bytes())  # a file's executable bit dropped: valid, but not what was signed
+        doc["entries"]["executable"] = doc["entries"]["executable"].replace("1", "0", 1)
+        f.write_bytes(manifest.encode(doc))
     r = release.json("install", "--origin", origin, "-p", PRODUCT, "-v", "1.0.0", "--dest", tmp_path / "game",
                      "--trust", tmp_path / "root.json", check=16)
     assert r["error"] == "TARGET_MISMATCH" and key in r["message"]
