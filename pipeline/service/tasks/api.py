@@ -57,9 +57,9 @@ class Tasks:
 
 
 class TaskRequestAttributes(BaseModel):
-    productId: str = Field(min_length=1, max_length=255)
-    versionId: str | None = Field(None, min_length=1, max_length=255)
-    targetPath: str = Field(min_length=1, max_length=4096, pattern=TEXT)
+    productId: str = Field(min_length=1, max_length=255, examples=["starfall"])
+    versionId: str | None = Field(None, min_length=1, max_length=255, examples=["1.2.0"])
+    targetPath: str = Field(min_length=1, max_length=4096, pattern=TEXT, examples=["/games/starfall"])
     priority: int = Field(0, ge=0, le=100)
 
 
@@ -73,10 +73,11 @@ class TaskRequest(BaseModel):
 
 
 class UpdateInitiateAttributes(BaseModel):
-    productId: str = Field(min_length=1, max_length=255)
-    targetVersionId: str | None = Field(None, min_length=1, max_length=255)
-    currentVersionId: str | None = Field(None, min_length=1, max_length=255)  # else: the user's last completed task
-    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT)
+    productId: str = Field(min_length=1, max_length=255, examples=["starfall"])
+    targetVersionId: str | None = Field(None, min_length=1, max_length=255, examples=["1.2.0"])
+    # else: the user's last completed task of the product
+    currentVersionId: str | None = Field(None, min_length=1, max_length=255, examples=["1.0.0"])
+    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT, examples=["/games/starfall"])
     priority: int = Field(0, ge=0, le=100)
 
 
@@ -90,9 +91,9 @@ class UpdateInitiate(BaseModel):
 
 
 class VerificationAttributes(BaseModel):
-    productId: str = Field(min_length=1, max_length=255)
-    installedVersionId: str = Field(min_length=1, max_length=255)
-    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT)
+    productId: str = Field(min_length=1, max_length=255, examples=["starfall"])
+    installedVersionId: str = Field(min_length=1, max_length=255, examples=["1.1.0"])
+    targetPath: str | None = Field(None, min_length=1, max_length=4096, pattern=TEXT, examples=["/games/starfall"])
 
 
 class VerificationData(BaseModel):
@@ -221,6 +222,18 @@ def _names(product: str, *versions: str | None) -> None:
             layout.check_version(v)
 
 
+def _created(get: str) -> dict:
+    """OpenAPI links from a creation's answer to the routes that take its id."""
+    by_id = {"operationId": get, "parameters": {"taskId": "$response.body#/data/id"}}
+    follow = {get: by_id}
+    if get == "getDownloadTask":
+        follow.update({op: {**by_id, "operationId": op} for op in (
+            "pauseDownloadTask", "resumeDownloadTask", "cancelDownloadTask", "reportDownloadProgress")})
+    else:
+        follow["reportIntegrityProgress"] = {**by_id, "operationId": "reportIntegrityProgress"}
+    return {202: {"description": "Accepted: queued (or, 200, the same task already there)", "links": follow}}
+
+
 # -- the routes ------------------------------------------------------------------------------
 
 
@@ -267,7 +280,8 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         return JSONResponse({"data": task_resource(task, links(task)), "meta": {"created": created}},
                             status_code=202 if created else 200)
 
-    @api.post("/tasks", status_code=202)
+    @api.post("/tasks", status_code=202, operation_id="createDownloadTask",
+              responses=_created("getDownloadTask"))
     def create_task(body: TaskRequest, who: User = Security(user)):
         """Queue a download of a product's version (the channel's, without one)."""
         a = body.data.attributes
@@ -278,7 +292,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         task, created = queue.create(who.id, "download", a.productId, version, a.targetPath, a.priority, work.items)
         return accepted(task, created)
 
-    @api.get("/tasks")
+    @api.get("/tasks", operation_id="listDownloadTasks")
     def list_tasks(who: User = Security(user), status: list[Literal[TASK_STATUSES]] | None = Query(None),  # type: ignore[valid-type]
                    page: int = Query(1, ge=1, le=1_000_000), limit: int = Query(20, ge=1, le=100)):
         found, total = queue.page(who.id, status or (), page, limit)
@@ -289,40 +303,41 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
                              "links": {"self": f"{base}&page={page}",
                                        "next": f"{base}&page={page + 1}" if page < pages else None}})
 
-    @api.get("/tasks/queue")
+    @api.get("/tasks/queue", operation_id="getDownloadQueue")
     def user_queue(who: User = Security(user)):
         return JSONResponse({"data": [task_resource(t) for t in queue.queue(who.id)]})
 
-    @api.post("/tasks/queue/reorder")
+    @api.post("/tasks/queue/reorder", operation_id="reorderDownloadQueue")
     def reorder(body: Reorder, who: User = Security(user)):
         now = queue.reorder(who.id, [(p.taskId, p.order) for p in body.data])
         return JSONResponse({"data": [task_resource(t) for t in now]})
 
-    @api.get("/tasks/{taskId}")
+    @api.get("/tasks/{taskId}", operation_id="getDownloadTask")
     def get_task(taskId: str, who: User = Security(user)):
         task = queue.get(who.id, taskId)
         return JSONResponse({"data": task_resource(task, links(task) if task.status != "cancelled" else None)})
 
-    @api.post("/tasks/{taskId}/pause")
+    @api.post("/tasks/{taskId}/pause", operation_id="pauseDownloadTask")
     def pause(taskId: str, who: User = Security(user)):
         return JSONResponse({"data": task_resource(queue.pause(who.id, taskId))})
 
-    @api.post("/tasks/{taskId}/resume")
+    @api.post("/tasks/{taskId}/resume", operation_id="resumeDownloadTask")
     def resume(taskId: str, who: User = Security(user)):
         return JSONResponse({"data": task_resource(queue.resume(who.id, taskId))})
 
-    @api.delete("/tasks/{taskId}", status_code=204)
+    @api.delete("/tasks/{taskId}", status_code=204, operation_id="cancelDownloadTask")
     def cancel(taskId: str, who: User = Security(user)):
         queue.cancel(who.id, taskId)
         return Response(status_code=204)
 
-    @api.post("/tasks/{taskId}/progress")
+    @api.post("/tasks/{taskId}/progress", operation_id="reportDownloadProgress")
     def progress(taskId: str, body: ProgressReport, who: User = Security(user)):
         """The client that runs the task reports; the answer is the task as it is now
         (``paused``, ``cancelled`` or ``queued``: stop; ``downloading``: go on)."""
         return JSONResponse({"data": task_resource(queue.report(who.id, taskId, _report(body)))})
 
-    @api.post("/updates/initiate", status_code=202)
+    @api.post("/updates/initiate", status_code=202, operation_id="initiateUpdate",
+              responses=_created("getDownloadTask"))
     def initiate_update(body: UpdateInitiate, who: User = Security(user)):
         """Queue an update of an installed product: the plan's operations, or its chunks."""
         a = body.data.attributes
@@ -342,7 +357,8 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
                                      from_version_id=current)
         return accepted(task, created)
 
-    @api.post("/integrity/verify", status_code=202)
+    @api.post("/integrity/verify", status_code=202, operation_id="startIntegrityVerification",
+              responses=_created("getIntegrityVerification"))
     def verify(body: VerificationRequest, who: User = Security(user)):
         """Start an integrity check of an installed version: its files, sizes and hashes."""
         a = body.data.attributes
@@ -358,11 +374,11 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         return JSONResponse({"data": verification_resource(task), "meta": {"created": created}},
                             status_code=202 if created else 200)
 
-    @api.get("/integrity/verify/{taskId}")
+    @api.get("/integrity/verify/{taskId}", operation_id="getIntegrityVerification")
     def verification(taskId: str, who: User = Security(user)):
         return JSONResponse({"data": verification_resource(queue.get(who.id, taskId, ("verify",)))})
 
-    @api.post("/integrity/verify/{taskId}/progress")
+    @api.post("/integrity/verify/{taskId}/progress", operation_id="reportIntegrityProgress")
     def verification_progress(taskId: str, body: ProgressReport, who: User = Security(user)):
         """The client checking the files reports each one: ``completed`` (intact) or
         ``error`` with its code (``FILE_HASH_MISMATCH``, ``NOT_FOUND``)."""
