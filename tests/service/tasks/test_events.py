@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from depot_testing.fixtures import PRODUCT
 from depot_testing.integrations import jsonl_events, service, until
 from depot_testing.kafka import read_topic
 from depot_testing.tasks import VERSIONS, Client, database_in
-from helpers import unavailable
+from helpers import DEPOT, ROOT, unavailable
 from pipeline.publish.channels import promote, rollback
 from pipeline.publish.publish import publish
 from pipeline.service.tasks.events import (ITEM_STATUS_CHANGED, TASK_STATUS_CHANGED, UPDATE_AVAILABLE,
@@ -199,3 +200,24 @@ def check(url: str, installed: str) -> dict:
     _, body, _ = Client(url, None).call("POST", "/updates/check", {"data": [
         {"type": "installedProduct", "attributes": {"productId": PRODUCT, "currentVersionId": installed}}]})
     return body["data"][0]["attributes"]
+
+
+def test_depot_serve_sends_task_events_to_the_locations_files_sinks(published, signer, tmp_path):
+    (tmp_path / "jwt.pem").write_bytes(signer.pem)
+    (tmp_path / "root.json").write_bytes(published["root"])
+    (tmp_path / "locations.toml").write_text('[events]\njsonl = "events.jsonl"\noutbox = "outbox"\n')
+    proc = subprocess.Popen(DEPOT + ["--locations", str(tmp_path / "locations.toml"), "serve", "--origin",
+                                     str(published["origin"]), "--trust", str(tmp_path / "root.json"),
+                                     "--link-secret", "s", "--port", "0", "--tasks-db", str(tmp_path / "tasks.db"),
+                                     "--jwt-key", str(tmp_path / "jwt.pem")],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        url = re.search(r"on (http://\S+)/api/v1/download", line).group(1)
+        _, created, _ = Client(url, signer.token("cli-events", [PRODUCT])).create("/games/cli", "1.0.0")
+        events = until(lambda: jsonl_events(tmp_path / "events.jsonl"), message="the task's event")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert [(e["type"], e["data"]["taskId"], e["data"]["newStatus"]) for e in events] == [
+        (TASK_STATUS_CHANGED, created["data"]["id"], "queued")]
