@@ -245,7 +245,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                             status_code=200 if state in ("ok", "stale") else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus():
+    def prometheus():  # in the thread pool: the download tasks' counts are read from the database
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(f"{PREFIX}/products")
