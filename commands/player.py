@@ -81,10 +81,13 @@ def download_options(f):
 
 
 def _task_api(s: Settings, service: str | None, token: str | None, timeout: float | None = None):
-    """The service's tasks API as the user of ``token``; None without a token."""
+    """The service's tasks API as the user of ``token``; None without a token, or without
+    a service when the token comes from $DEPOT_TOKEN (it is for the commands that have one)."""
     if token is None:
         return None
     if not service:
+        if click.get_current_context().get_parameter_source("token") is click.core.ParameterSource.ENVIRONMENT:
+            return None
         raise click.UsageError("--token runs the download as a task of a service: give --service URL too")
     from pipeline.client.task_session import TaskApi
 

@@ -169,6 +169,7 @@ class TaskSession:
         ``on_total``) run as the task: started once it holds a download slot, reported on
         as it goes, and its end reported (completed, or error with the code)."""
         self._set(self.api.report(self.task, {})["attributes"]["status"])
+        self.notice(f"task {self.id} ({self.status}): {self.api.url}{API}/tasks/{self.id}")
         if self.status in WAITING:
             position = self.task["attributes"].get("queuePosition")
             self.notice(f"task {self.id} is queued (place {position} in the queue): waiting for its turn")
