@@ -22,9 +22,9 @@ def reassemble(store: ReadStore, entry: FileEntry, out: BinaryIO) -> int:
         raise NotFound(f"{entry.path} is a {entry.type}, not a file")
     h = hashlib.sha256()
     written = 0
-    for c in entry.chunks:
+    for c in entry.chunks:  # slices: a chunk may be shared with other files
         try:
-            data = get_chunk(store, c.id, c.size)
+            data = memoryview(get_chunk(store, c.id, c.chunk_size))[c.chunk_offset:c.chunk_offset + c.size]
         except NotFound as exc:
             raise NotFound(f"{entry.path}: {exc}") from None
         h.update(data)

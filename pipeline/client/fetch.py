@@ -22,7 +22,7 @@ from ..core import codec
 from ..core.rate import RateLimiter
 from ..errors import (CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable,
                       TargetMismatch)
-from ..formats.manifest import ChunkRef
+from ..formats.manifest import Chunk
 from ..storage import ReadStore
 from ..storage.content import check_patch
 from ..storage.location import join
@@ -134,9 +134,10 @@ class Fetcher:
         self.trust = TrustedMetadata.of_mirrors(
             [(o.url, functools.partial(self.get, only=i)) for i, o in enumerate(self.origins)], anchor)
 
-    def chunk(self, ref: ChunkRef) -> bytes:
-        """A chunk's bytes, verified against its id."""
-        return self.get(layout.chunk_key(ref.id), lambda stored: codec.decode(ref.id, stored, ref.size), ref.stored_size)
+    def chunk(self, chunk: Chunk) -> bytes:
+        """A whole chunk's bytes (``chunk.size`` of them), verified against its id."""
+        return self.get(layout.chunk_key(chunk.id), lambda stored: codec.decode(chunk.id, stored, chunk.size),
+                        chunk.stored_size)
 
     def patch(self, patch_id: str, size: int) -> bytes:
         """A patch's bytes, verified against its id."""

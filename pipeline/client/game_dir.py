@@ -4,16 +4,18 @@
 .depot/lock            held (flock) by the process working on the directory
 .depot/manifest.json   the installed version's manifest, as published
 .depot/installed.json  what is installed, and each file's size and mtime after install
-.depot/staging/        files being assembled; moved into place only once verified
+.depot/staging/PATH    files being assembled, at their paths; moved into place once whole
 .depot/swap.json       present only while files are being swapped into place
 .depot/backup/         what the swap replaced, until the new version is recorded
 ```
 
-A new version is assembled and verified entirely in staging, then swapped in: every
-replaced or removed entry goes to ``backup/`` first. If the swap fails, or the process
-dies in the middle of it, the old entries are put back (at once, or by the next depot
-run on the directory) and the new ones return to staging. ``installed.json`` is written
-last: until then the directory holds the previous version, untouched.
+A new version is assembled entirely in staging, then swapped in: every replaced or
+removed entry goes to ``backup/`` first. A directory the game directory does not have yet
+is moved in whole, one rename for all the files below it; other files are moved one by
+one. If the swap fails, or the process dies in the middle of it, the old entries are put
+back (at once, or by the next depot run on the directory) and the new ones return to
+staging. ``installed.json`` is written last: until then the directory holds the previous
+version, untouched.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, TypedDict
+from typing import Iterable, Iterator, TypedDict
 
 from ..core.safety import STATE_DIR, check_tree
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats.install_record import FileStamp, InstallRecord
 from ..formats.manifest import FileEntry, Manifest
+from .disk import sync_filesystem
 
 PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 hex digits
 
@@ -80,10 +83,11 @@ class _Intent(TypedDict):
     """What a swap under way touches (``.depot/swap.json``), for a crash to put back."""
 
     version: str
-    paths: list[str]
-    staged: list[str]
-    created: list[str]
-    dirs: list[str]
+    paths: list[str]  # entries set aside or replaced
+    staged: list[str]  # files moved in one by one
+    moved: list[str]  # directories moved in whole
+    created: list[str]  # links made
+    dirs: list[str]  # directories the swap may make
 
 
 @dataclass
@@ -104,13 +108,12 @@ class GameDir:
         return self.state / "backup"
 
     def staging_path(self, entry: FileEntry) -> str:
-        # Named by path, so two entries with the same content are still two files.
-        return os.path.join(self.dest, STATE_DIR, "staging", _key(entry.path))
+        return os.path.join(self.dest, STATE_DIR, "staging", entry.path)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["GameDir"]:
         """Hold the directory's lock. Only ``.depot/lock`` is created here: staging comes
-        when there is something to stage (see ``make_staging``)."""
+        when there is something to stage (see ``stage``)."""
         try:
             self.state.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.state / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -128,10 +131,15 @@ class GameDir:
         finally:
             os.close(fd)
 
-    def make_staging(self) -> None:
-        """The staging directory, made once the version to stage has passed every check."""
+    def stage(self, paths: Iterable[str]) -> set[str]:
+        """Make the staging directory, once the version to stage has passed every check,
+        holding nothing but files at ``paths`` (what an interrupted run staged for them is
+        kept); returns the paths whose files it holds."""
         try:
             self.staging.mkdir(exist_ok=True)
+            if not any(os.scandir(self.staging)):
+                return set()
+            return _keep_only(str(self.staging), set(paths))
         except OSError as exc:
             raise StoreUnavailable(f"{self.dest}: cannot write the game directory ({exc.strerror})") from None
 
@@ -184,14 +192,17 @@ class GameDir:
     # -- swapping a staged version in -------------------------------------------------
 
     def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str],
-                trust: str = "") -> None:
-        """Replace ``remove`` and the paths of ``staged`` (all verified in staging) with
-        the new files, then links and empty directories, then record ``m`` as installed.
-        Any failure before the record puts the previous version back, and removes the
-        directories the swap made."""
-        self._intent = {"version": m.version, "paths": sorted({e.path for e in staged} | set(remove)),
-                        "staged": [e.path for e in staged], "created": [], "dirs": self._new_dirs(m, staged)}
+                trust: str = "", stamps: dict[str, FileStamp] | None = None) -> None:
+        """Replace ``remove`` and the paths of ``staged`` (all whole in staging) with the
+        new files, then links and empty directories, then record ``m`` as installed, with
+        the ``stamps`` of files known (the others are read from the disk). Any failure
+        before the record puts the previous version back, and removes the directories the
+        swap made."""
         try:
+            sync_filesystem(self.state)  # the new files' bytes on the disk before any name points at them
+            moved, placed = self._plan(staged)
+            self._intent = {"version": m.version, "paths": sorted(set(placed) | set(remove)), "staged": placed,
+                            "moved": moved, "created": [], "dirs": self._new_dirs(m, staged)}
             shutil.rmtree(self.backup, ignore_errors=True)
             self.backup.mkdir()
             self._write_intent()
@@ -205,17 +216,17 @@ class GameDir:
             for rel in remove:
                 self._set_aside(rel)
             known: set[str] = set()
-            for e in staged:
-                self._make_parents(e.path, known)
-                self._set_aside(e.path)
+            for rel in moved + placed:
+                self._make_parents(rel, known)
+                self._set_aside(rel)
                 fault_point("place")
-                os.replace(self.staging_path(e), os.path.join(self.dest, e.path))
+                os.replace(os.path.join(self.staging, rel), os.path.join(self.dest, rel))
             for e in m.entries:
                 if e.type == "symlink":
                     self._place_link(e)
                 elif e.type == "dir":  # not from `known`: a link placed just now may stand in the way
                     self._make_parents(e.path + "/x")
-            self._finish(m, origins, trust)
+            self._finish(m, origins, trust, stamps or {})
         except OSError as exc:
             self.recover()
             where = exc.filename or self.dest
@@ -227,6 +238,31 @@ class GameDir:
         os.unlink(self.state / "swap.json")
         shutil.rmtree(self.backup, ignore_errors=True)
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _plan(self, staged: list[FileEntry]) -> tuple[list[str], list[str]]:
+        """The directories to move in whole (each the first of a staged file's parents
+        that is not a directory in the game directory: nothing of the version there to
+        keep) and the files to move in one by one."""
+        is_dir: dict[str, bool] = {}
+        moved: list[str] = []
+        placed: list[str] = []
+        taken: set[str] = set()
+        for e in staged:
+            parts = e.path.split("/")
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                if parent in taken:
+                    break
+                if parent not in is_dir:
+                    path = os.path.join(self.dest, parent)
+                    is_dir[parent] = os.path.isdir(path) and not os.path.islink(path)
+                if not is_dir[parent]:
+                    taken.add(parent)
+                    moved.append(parent)
+                    break
+            else:
+                placed.append(e.path)
+        return moved, placed
 
     def _new_dirs(self, m: Manifest, staged: list[FileEntry]) -> list[str]:
         """The directories a swap of ``m`` may make that are not directories now: named
@@ -271,11 +307,14 @@ class GameDir:
             for rel in intent["created"]:
                 if os.path.islink(self.dest / rel) and not _exists(self.backup / _key(rel)):
                     os.unlink(self.dest / rel)
+            for rel in intent.get("moved", []):
+                target = self.dest / rel
+                if os.path.isdir(target) and not os.path.islink(target):
+                    self._return_to_staging(rel)
             for rel in sorted(intent["paths"], reverse=True):
                 target, saved = self.dest / rel, self.backup / _key(rel)
-                if rel in staged and _exists(target) and not _exists(self.staging / _key(rel)):
-                    if os.path.isfile(target) and not os.path.islink(target):
-                        os.replace(target, self.staging / _key(rel))
+                if rel in staged and os.path.isfile(target) and not os.path.islink(target):
+                    self._return_to_staging(rel)
                 if _exists(saved):
                     if _exists(target):
                         _remove(target)
@@ -291,7 +330,15 @@ class GameDir:
         os.unlink(intent_path)
         shutil.rmtree(self.backup, ignore_errors=True)
 
-    def _finish(self, m: Manifest, origins: list[str], trust: str) -> None:
+    def _return_to_staging(self, rel: str) -> None:
+        """A new entry the swap moved in goes back where it came from, unless staging holds
+        that path again (then what is in the game directory is not the swap's)."""
+        back = os.path.join(self.staging, rel)
+        if not _exists(back):
+            os.makedirs(os.path.dirname(back), exist_ok=True)
+            os.replace(self.dest / rel, back)
+
+    def _finish(self, m: Manifest, origins: list[str], trust: str, stamps: dict[str, FileStamp]) -> None:
         """Record ``m`` as installed. The previous manifest goes to the backup first: a
         crash before the record is written must leave the previous version whole, its
         manifest included."""
@@ -300,8 +347,11 @@ class GameDir:
         _atomic_write(self.state / "manifest.json", m.to_bytes_known_valid())  # m was read from an origin
         files = {}
         for f in m.files:
-            st = os.stat(os.path.join(self.dest, f.path))
-            files[f.path] = FileStamp(st.st_size, st.st_mtime_ns)
+            known = stamps.get(f.path)
+            if known is None:
+                st = os.stat(os.path.join(self.dest, f.path))
+                known = FileStamp(st.st_size, st.st_mtime_ns)
+            files[f.path] = known
         record = InstallRecord(m.product, m.version, tuple(origins), files, trust)
         fault_point("record")
         _atomic_write(self.state / "installed.json", record.to_bytes())
@@ -331,7 +381,7 @@ class GameDir:
         target = self.dest / entry.path
         if os.path.islink(target) and os.readlink(target) == entry.target:
             return
-        tmp = self.staging / f"link-{_key(entry.path)}"
+        tmp = self.backup / f"link-{_key(entry.path)}"  # not a name of the backup's: those are hex only
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(entry.target, tmp)
@@ -339,6 +389,27 @@ class GameDir:
         self._swapping()["created"].append(entry.path)
         self._write_intent()
         os.replace(tmp, target)
+
+
+def _keep_only(root: str, keep: set[str]) -> set[str]:
+    """Remove from the tree at ``root`` everything but the files at ``keep`` (relative
+    paths) and the directories holding them; returns the relative paths of those kept."""
+    kept: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            rel = prefix + name
+            if rel in keep and not os.path.islink(os.path.join(dirpath, name)):
+                kept.add(rel)
+            else:
+                os.unlink(os.path.join(dirpath, name))
+        if prefix and prefix[:-1] in keep:  # a directory where a file is to be
+            shutil.rmtree(dirpath)
+        elif prefix:
+            with contextlib.suppress(OSError):  # not empty: it holds files kept
+                os.rmdir(dirpath)
+    return kept
 
 
 def _remove(path: Path) -> None:

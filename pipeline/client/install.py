@@ -2,43 +2,37 @@
 
 1. Load the manifest from the first origin that has a valid one.
 2. Find what is already right: files recorded intact (trusted by size and mtime) cost
-   nothing; chunks already written to staging files by an interrupted run are kept.
-3. Find chunks on disk: files in the destination that are not right yet (an older version,
-   a damaged file) and ``seeds`` are cut with the version's chunk sizes and hashed; every
-   chunk found is copied, not downloaded.
+   nothing; slices already written to staging files by an interrupted run are kept.
+3. Find what is on disk (reuse.py): files in the destination that are not right yet (an
+   older version, a damaged file) and ``seeds``; a whole file found is copied, a chunk
+   found is read, neither is downloaded.
 4. Refuse to start if the disk cannot hold what remains to be written.
-5. Download the rest, many requests in flight, each chunk verified before use, into
-   staging files; check each completed file's SHA-256.
-6. Swap the verified files in, with the old entries set aside until the new version is
-   recorded (see game_dir.py): a failure leaves the previous version as it was. A
-   killed install resumes from its staging files.
+5. Download the rest, many requests in flight, each chunk verified against its id before
+   use and written to every staging file that holds a slice of it (assemble.py).
+6. Sync the file system once, then swap the new files in, with the old entries set aside
+   until the new version is recorded (see game_dir.py): a failure leaves the previous
+   version as it was. A killed install resumes from its staging files.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import hashlib
 import os
-import shutil
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from .. import layout
-from ..core import codec
-from ..core.cdc import serial_boundaries
-from ..core.hashing import sha256_file
 from ..core.progress import Progress, ignore
-from ..errors import DestinationConflict, FileHashMismatch, InsufficientDiskSpace, StoreUnavailable
+from ..errors import DestinationConflict, StoreUnavailable
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
-from ..formats.manifest import ChunkRef, FileEntry, Manifest
+from ..formats.manifest import Manifest
+from .assemble import Assembly, mib
 from .fetch import Fetcher
-from .game_dir import STATE_DIR, GameDir, check_manifest, file_mode
+from .game_dir import GameDir, check_manifest
+from .reuse import candidates
 
 
 @dataclass(frozen=True)
@@ -59,10 +53,6 @@ class InstallResult:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
 
 
 def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
@@ -111,13 +101,15 @@ def install(
         # Repair names files found damaged: their size and mtime prove nothing.
         trusted = set() if only is not None else inst.trusted(m) | _unchanged(inst, previous, m)
         todo = [f for f in m.files if f.path not in trusted and (only is None or f.path in only)]
-        job = ChunkJob(inst, m, todo, fetcher, progress)
+        job = Assembly(inst, m, todo, fetcher, progress, inst.stage(f.path for f in todo))
         on_total(sum(f.size for f in todo))
         job.find_local(candidates(inst, m, todo, seeds))
         job.check_space()
         job.run(jobs)
         remove = stale_entries(previous, m) if only is None else []
-        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id)
+        kept = inst.stamps(previous) if previous is not None else {}
+        stamps = {p: kept[p] for p in trusted if p in kept} | job.stamps()  # as they were when found intact
+        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, stamps)
         remove_empty_dirs(inst, previous, m)
     stats = fetcher.stats
     return InstallResult(
@@ -170,193 +162,3 @@ def remove_empty_dirs(inst: GameDir, old: Manifest | None, new: Manifest) -> Non
     for rel in sorted(old_dirs - new_dirs, key=lambda p: -p.count("/")):
         with contextlib.suppress(OSError):  # not empty, or already gone
             os.rmdir(inst.dest / rel)
-
-
-def candidates(inst: GameDir, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
-    """Files that may hold chunks we need: what is at the paths being (re)written, files
-    in the destination that the version does not have, and every file of the seeds."""
-    listed = {f.path for f in m.files}
-    rewritten = {f.path for f in todo}
-    found = [p for p in _walk_files(inst.dest, skip=STATE_DIR)
-             if (rel := p.relative_to(inst.dest).as_posix()) in rewritten or rel not in listed]
-    for seed in seeds:
-        found.extend(_walk_files(Path(seed)))
-    return [p for p in found if p.is_file() and not p.is_symlink()]
-
-
-def _walk_files(root: Path, skip: str = "") -> list[Path]:
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath == str(root) and skip in dirnames:
-            dirnames.remove(skip)
-        out.extend(Path(dirpath) / n for n in filenames)
-    return out
-
-
-class ChunkJob:
-    """The chunks that files being staged need, where each comes from (a staging file
-    that already has it, a file on disk, an origin), and the check of each completed file."""
-
-    def __init__(self, inst: GameDir, m: Manifest, todo: list[FileEntry], fetcher: Fetcher, progress: Progress):
-        self.inst, self.m, self.todo, self.fetcher, self.progress = inst, m, todo, fetcher, progress
-        self.lock = threading.Lock()
-        # chunk id -> every (file, offset) it must be written at, still missing
-        self.targets: dict[str, list[tuple[FileEntry, int]]] = defaultdict(list)
-        self.refs: dict[str, ChunkRef] = {}
-        self.missing: dict[str, int] = {}  # file path -> chunks still to write
-        self.local: dict[str, tuple[Path, int]] = {}  # chunk id -> a file and offset holding it
-        # One writer at a time per file: the kernel allows no more (a write holds the inode's
-        # lock), and a thread waiting here sleeps where one waiting in the kernel spins.
-        self.writing = {f.path: threading.Lock() for f in todo if len(f.chunks) > 1}
-        self.staged = {f.path: inst.staging_path(f) for f in todo}
-        self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
-        self.keep_staged()
-
-    def keep_staged(self) -> None:
-        """List the chunks to write; those a previous run already wrote to a staging
-        file are kept."""
-        self.inst.make_staging()
-        present = set(os.listdir(self.inst.staging))
-        for f in self.todo:
-            staged = self.staged[f.path]
-            fd = os.open(staged, os.O_RDONLY) if os.path.basename(staged) in present else None
-            try:
-                have = 0
-                for c in f.chunks:
-                    if fd is not None and codec.chunk_id(os.pread(fd, c.size, c.offset)) == c.id:
-                        have += c.size
-                        self.chunks_reused += 1  # written by an interrupted run: kept, not fetched
-                    else:
-                        self.targets[c.id].append((f, c.offset))
-                        self.refs[c.id] = c
-                        self.missing[f.path] = self.missing.get(f.path, 0) + 1
-            finally:
-                if fd is not None:
-                    os.close(fd)
-            if have:
-                self.reused += have
-                self.progress(have)
-
-    def find_local(self, candidates: list[Path]) -> None:
-        """Cut each candidate file with the version's chunk sizes and note where the
-        chunks still needed are. Reads are windowed: any file size, bounded memory."""
-        if not self.targets:
-            return
-        for path in candidates:
-            try:
-                self._index(path)
-            except OSError:
-                continue  # unreadable: it simply holds nothing we can use
-
-    def _index(self, path: Path) -> None:
-        with open(path, "rb") as fh:
-            def read(offset: int, n: int) -> bytes:
-                fh.seek(offset)
-                return fh.read(n)
-
-            cuts = serial_boundaries(read, os.fstat(fh.fileno()).st_size, self.m.params)
-            for a, b in zip(cuts, cuts[1:]):
-                cid = codec.chunk_id(read(a, b - a))
-                if cid in self.targets and cid not in self.local:
-                    self.local[cid] = (path, a)
-
-    def check_space(self) -> None:
-        need = sum(self.refs[cid].size * len(where) for cid, where in self.targets.items())
-        free = shutil.disk_usage(self.inst.dest).free
-        if need > free:
-            raise InsufficientDiskSpace(
-                f"{self.inst.dest}: {self.m.product} {self.m.version} needs {mib(need)} more, {mib(free)} are free"
-            )
-
-    def run(self, jobs: int) -> None:
-        for f in self.todo:
-            missing = self.missing.get(f.path, 0)
-            if missing == 0 or len(f.chunks) > 1:  # a file of one chunk missing is made by its write
-                fd = os.open(self.staged[f.path], os.O_WRONLY | os.O_CREAT, 0o644)
-                try:
-                    if os.fstat(fd).st_size != f.size:
-                        os.ftruncate(fd, f.size)
-                finally:
-                    os.close(fd)
-            if missing == 0:
-                self._finish_file(f)
-        self.fetcher.prefetch([layout.chunk_key(cid) for cid in self.targets if cid not in self.local])
-        with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-            # manifest order, so that files complete (and are placed) one after another;
-            # small chunks in groups, as a task costs more than a small chunk's work
-            futures = [pool.submit(self._deliver_all, group) for group in self._groups(jobs)]
-            try:
-                for fut in cf.as_completed(futures):
-                    fut.result()
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-
-    def _groups(self, jobs: int) -> Iterator[list[str]]:
-        """Chunks in manifest order, about 1 MiB a group but about four groups a job at
-        least, so that a small download still has ``jobs`` requests in flight."""
-        most = min(1 << 20, sum(self.refs[cid].size for cid in self.targets) // (4 * max(1, jobs)))
-        group, size = [], 0
-        for cid in self.targets:
-            group.append(cid)
-            size += self.refs[cid].size
-            if size >= most:
-                yield group
-                group, size = [], 0
-        if group:
-            yield group
-
-    def _deliver_all(self, cids: list[str]) -> None:
-        for cid in cids:
-            self._deliver(cid)
-
-    def _deliver(self, cid: str) -> None:
-        ref = self.refs[cid]
-        data = self._from_disk(cid, ref)
-        if data is None:
-            data = self.fetcher.chunk(ref)
-            with self.lock:
-                self.downloaded += ref.stored_size
-                self.fetched += 1
-        else:
-            with self.lock:
-                self.reused += ref.size * len(self.targets[cid])
-                self.chunks_reused += 1
-        for f, offset in self.targets[cid]:
-            staged = self.staged[f.path]
-            whole = os.O_CREAT | os.O_TRUNC if len(f.chunks) == 1 else 0  # a file of one chunk is made here
-            with self.writing.get(f.path, contextlib.nullcontext()):
-                fd = os.open(staged, os.O_WRONLY | whole, 0o644)
-                try:
-                    os.pwrite(fd, data, offset)
-                finally:
-                    os.close(fd)
-            self.progress(ref.size)
-            with self.lock:
-                self.missing[f.path] -= 1
-                done = self.missing[f.path] == 0
-            if done:
-                self._finish_file(f, data if ref.size == f.size else None)
-
-    def _from_disk(self, cid: str, ref: ChunkRef) -> bytes | None:
-        source = self.local.get(cid)
-        if source is None:
-            return None
-        try:
-            with open(source[0], "rb") as fh:
-                fh.seek(source[1])
-                data = fh.read(ref.size)
-        except OSError:
-            return None
-        return data if codec.chunk_id(data) == cid else None  # it changed since: download
-
-    def _finish_file(self, f: FileEntry, whole: bytes | None = None) -> None:
-        """Check a completed staging file; ``whole`` is its content when one chunk is the
-        whole file, which spares reading it back."""
-        staged = self.staged[f.path]
-        digest = hashlib.sha256(whole).hexdigest() if whole is not None else sha256_file(staged)
-        if digest != f.hash_sha256:
-            os.unlink(staged)  # never keep bytes that claim to be this file and are not
-            raise FileHashMismatch(f"{f.path}: assembled bytes do not match hash_sha256 {f.hash_sha256}")
-        os.chmod(staged, file_mode(f))

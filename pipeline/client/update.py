@@ -29,8 +29,11 @@ from ..formats.plan_index import PlanIndex
 from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
+from .assemble import Assembly, mib
+from .disk import copy_file
 from .game_dir import GameDir, file_mode
-from .install import ChunkJob, candidates, install, load_manifest, mib, remove_empty_dirs, resolve_version
+from .install import install, load_manifest, remove_empty_dirs, resolve_version
+from .reuse import candidates
 
 
 @dataclass(frozen=True)
@@ -139,41 +142,43 @@ class _Step:
         if self.plan.required_disk_space_bytes > free:
             raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {mib(self.plan.required_disk_space_bytes)} "
                                         f"of staging space, {mib(free)} are free")
-        self.inst.make_staging()
         intact = self.inst.trusted(self.a)
+        ops = [op for op in self.plan.files if not (op.op == "keep" and op.path in intact)]
+        present = self.inst.stage(op.path for op in ops)
         staged, by_chunks = [], []
-        for op in self.plan.files:
+        for op in ops:
             entry = self.b.entry(op.path)
-            if op.op == "keep" and entry.path in intact:
-                continue
             if op.op in ("copy", "patch") and op.source in intact:
                 try:
-                    self._stage(entry, op)
+                    self._stage(entry, op, op.path in present)
                     staged.append(entry)
                     continue
                 except DepotError as exc:
                     if op.op == "patch":
                         self.fallbacks.append({"path": entry.path, "error": PatchFailed.code, "message": str(exc)})
             by_chunks.append(entry)
-        job = ChunkJob(self.inst, self.b, by_chunks, self.fetcher, self.progress)
+        job = Assembly(self.inst, self.b, by_chunks, self.fetcher, self.progress, present)
         job.find_local(candidates(self.inst, self.b, by_chunks, seeds))
         job.check_space()
         job.run(jobs)
         self.downloaded += job.downloaded
         self.written = len(staged) + len(by_chunks)
         remove = [p for p in self.plan.remove if self.a.entry(p).type != "dir"]
+        kept = self.inst.stamps(self.a)
+        stamps = {op.path: kept[op.path] for op in self.plan.files if op.op == "keep" and op.path in intact}
         self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins],
-                          self.fetcher.trust_id)
+                          self.fetcher.trust_id, stamps | job.stamps())
         remove_empty_dirs(self.inst, self.a, self.b)
 
-    def _stage(self, entry: FileEntry, op: FileOp) -> None:
+    def _stage(self, entry: FileEntry, op: FileOp, present: bool) -> None:
         staged = self.inst.staging_path(entry)
-        if sha256_or_none(staged) == entry.hash_sha256:  # staged by an interrupted run,
+        if present and sha256_or_none(staged) == entry.hash_sha256:  # staged by an interrupted run,
             os.chmod(staged, file_mode(entry))  # which may have died before its mode was set
             return
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
         source = self.inst.dest / op.source
         if op.op == "copy":
-            shutil.copyfile(source, staged)
+            copy_file(source, staged)
         else:
             if sha256_or_none(source) != op.source_sha256:
                 raise PatchFailed(f"{op.source}: not the file the patch was made from")

@@ -36,19 +36,20 @@ def test_install_every_version_from_a_local_origin(published, build_dirs, tmp_pa
 def test_a_small_download_is_shared_out_so_that_every_job_has_requests(published, tmp_path):
     """Small chunks go to the download threads in groups (a task costs more than a small
     chunk), but never so few groups that some of ``jobs`` would have nothing to fetch."""
+    from pipeline.client.assemble import Assembly
     from pipeline.client.game_dir import GameDir
-    from pipeline.client.install import ChunkJob
     from pipeline.core.progress import ignore
 
     m = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
     inst = GameDir(tmp_path / "game")
     inst.staging.mkdir(parents=True)
-    job = ChunkJob(inst, m, list(m.files), fetcher(published), ignore)
-    total = sum(job.refs[cid].size for cid in job.targets)
-    assert total < 4 << 20 and len(job.targets) > 16  # less than four groups of 1 MiB
+    job = Assembly(inst, m, list(m.files), fetcher(published), ignore)
+    needed = list(range(len(job.chunks)))
+    total = sum(c.size for c in job.chunks)
+    assert total < 4 << 20 and len(needed) > 16  # less than four groups of 1 MiB
     for jobs in (1, 2, 4):
-        groups = list(job._groups(jobs))
-        assert [cid for g in groups for cid in g] == list(job.targets)  # each chunk once, in manifest order
+        groups = list(job._groups(needed, jobs))
+        assert [k for g in groups for k in g] == needed  # each chunk once, in manifest order
         assert len(groups) >= 2 * jobs  # about four a job, chunks being of uneven sizes
 
 
