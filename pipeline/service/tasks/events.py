@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 
 def task_status_changed(change: TaskChange, source: str = SOURCE) -> dict:
-    """The documents' task.status.changed payload; ``oldStatus`` is null for a new task."""
+    """The documents' task.status.changed payload (``oldStatus`` null for a new task), and
+    depot's ``taskType``: download, update or verify, as the REST API names it."""
     task = change.task
     at = _rfc3339(task.updated_at)
     return _event(TASK_STATUS_CHANGED, {
@@ -60,6 +61,7 @@ def task_status_changed(change: TaskChange, source: str = SOURCE) -> dict:
         "totalProgressPercentage": task.progress_percentage, "downloadedBytes": task.downloaded_bytes,
         "totalSizeBytes": task.total_size_bytes, "changeTimestamp": at,
         "errorDetails": _error(task.error_code, task.error_message) if task.status == "error" else None,
+        "taskType": task.kind,
     }, task, at, source)
 
 

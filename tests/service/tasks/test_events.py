@@ -80,7 +80,7 @@ def test_task_and_item_events_carry_the_documents_payloads_once_per_change(publi
         return (TASK_STATUS_CHANGED, {
             "taskId": task_id, "userId": "ev-user", "productId": PRODUCT, "versionId": "1.2.0", "newStatus": new,
             "oldStatus": old, "totalProgressPercentage": percentage, "downloadedBytes": downloaded,
-            "totalSizeBytes": total, "changeTimestamp": second(at), "errorDetails": None})
+            "totalSizeBytes": total, "changeTimestamp": second(at), "errorDetails": None, "taskType": "download"})
 
     def item(it, status, downloaded, error=None):
         return (ITEM_STATUS_CHANGED, {
