@@ -1,12 +1,15 @@
 """Download tasks under test: the fixture product published, signed, to an origin
-directory; a token signer (depot_testing/tasks.py has the service and the player's calls)."""
+directory; a token signer; the tasks' database, SQLite and a real PostgreSQL (the same
+tests on each). depot_testing/tasks.py has the service and the player's calls."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
 from depot_testing.fixtures import PRODUCT, signed_repository
-from depot_testing.tasks import VERSIONS, Signer
+from depot_testing.tasks import VERSIONS, Signer, database_in
 from pipeline import layout
 from pipeline.publish.publish import publish
 from pipeline.storage import open_store
@@ -27,3 +30,13 @@ def published(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def signer() -> Signer:
     return Signer()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(request, tmp_path_factory) -> str:
+    """A new, empty database for a test module: a SQLite file, or one on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return database_in(tmp_path_factory.mktemp("db"))
+    from depot_testing.databases import create_database
+
+    return create_database(request.getfixturevalue("postgres_server"), f"tasks_{uuid.uuid4().hex[:12]}")

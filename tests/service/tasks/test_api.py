@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from depot_testing.tasks import Client, code, database_in, service
+from depot_testing.tasks import Client, code, service
 from depot_testing.fixtures import PRODUCT
 from pipeline.formats import manifest as manifest_doc
 
 
 @pytest.fixture(scope="module")
-def url(published, signer, tmp_path_factory):
-    with service(published, signer, database_in(tmp_path_factory.mktemp("db")), max_active_tasks=3) as url:
+def url(published, signer, database):
+    with service(published, signer, database, max_active_tasks=3) as url:
         yield url
 
 

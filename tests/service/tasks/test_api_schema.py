@@ -16,12 +16,12 @@ from pipeline.service.tasks.models import Base
 from pipeline.service.tasks.repository import Repository
 
 
-def test_schemathesis_finds_no_server_error_in_the_task_routes(published, signer, tmp_path):
+def test_schemathesis_finds_no_server_error_in_the_task_routes(published, signer, database, tmp_path):
     st = shutil.which("st") or shutil.which("schemathesis")
     if st is None:
         pytest.fail("schemathesis is in depot's test extra: pip install -e '.[test]'")
     token = signer.token("fuzzer", [PRODUCT], ttl=3600)
-    with service(published, signer, database_in(tmp_path), max_active_tasks=1000) as url:
+    with service(published, signer, database, max_active_tasks=1000) as url:
         p = subprocess.run([st, "run", f"{url}/openapi.json", "--checks", "not_a_server_error",
                             "--include-path-regex", "^/api/v1/download/(tasks|updates/initiate|integrity)",
                             "-H", f"Authorization: Bearer {token}", "--max-examples", "25", "--seed", "1",

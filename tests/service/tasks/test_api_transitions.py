@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from depot_testing.fixtures import PRODUCT
-from depot_testing.tasks import Client, code, database_in, service
+from depot_testing.tasks import Client, code, service
 
 
 @pytest.fixture(scope="module")
-def url(published, signer, tmp_path_factory):
-    with service(published, signer, database_in(tmp_path_factory.mktemp("db")), max_active_tasks=5,
+def url(published, signer, database):
+    with service(published, signer, database, max_active_tasks=5,
                  max_concurrent_downloads=1) as url:
         yield url
 

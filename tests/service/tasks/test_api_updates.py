@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 
 from depot_testing.fixtures import PRODUCT
-from depot_testing.tasks import Client, code, database_in, service
+from depot_testing.tasks import Client, code, service
 from pipeline.delta.route import update_route
 from pipeline.formats import manifest as manifest_doc, plan as plan_doc, plan_index
 
 
 @pytest.fixture(scope="module")
-def url(published, signer, tmp_path_factory):
-    with service(published, signer, database_in(tmp_path_factory.mktemp("db"))) as url:
+def url(published, signer, database):
+    with service(published, signer, database) as url:
         yield url
 
 
