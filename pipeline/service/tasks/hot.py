@@ -17,6 +17,7 @@ bucket, with a TTL), channels ``download_events:<userId>``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -26,6 +27,8 @@ from typing import Callable, Sequence
 SAMPLES_KEPT = 32  # reports remembered per task (a client reports about once a second)
 SAMPLES_TTL_S = 3600  # a task not reported for this long is forgotten
 BUCKET_TTL_S = 3600  # an idle rate-limit bucket is forgotten (it would be full again anyway)
+
+log = logging.getLogger(__name__)
 
 Deliver = Callable[[str, bytes], None]  # (user, payload), called in the subscriber's event loop
 Sample = tuple[str, float, int]  # (task id, wall time, bytes downloaded)
@@ -196,6 +199,7 @@ class RedisHotState(HotState):
         import redis
 
         self.url = url
+        self._failing = False
         self.redis = redis.Redis.from_url(url, health_check_interval=30)
         self._take = self.redis.register_script(_TAKE)
 
@@ -214,7 +218,24 @@ class RedisHotState(HotState):
         self.redis.delete(f"download_task_speed:{task_id}")
 
     def take(self, subject: str, rate: float, n: int = 1) -> float:
-        return float(self._take(keys=[f"rate_limit:{subject}:cdn_url_requests"], args=[rate, n, BUCKET_TTL_S]))
+        import redis
+
+        try:
+            wait = float(self._take(keys=[f"rate_limit:{subject}:cdn_url_requests"], args=[rate, n, BUCKET_TTL_S]))
+        except redis.RedisError as exc:  # Redis away: players keep their links, unlimited meanwhile
+            self._down(exc)
+            return 0.0
+        self._down(None)
+        return wait
+
+    def _down(self, exc: Exception | None) -> None:
+        """Log when Redis goes away and when it is back, once each."""
+        if (exc is not None) != self._failing:
+            self._failing = exc is not None
+            if exc is not None:
+                log.warning("Redis at %s unreachable, link rate limits are off until it is back: %s", self.url, exc)
+            else:
+                log.warning("Redis at %s is back", self.url)
 
     def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
         with self.redis.pipeline(transaction=False) as pipe:

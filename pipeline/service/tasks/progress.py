@@ -118,6 +118,7 @@ class ProgressPublisher(TaskListener):
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="depot-progress", daemon=True)
         self._thread.start()
 
@@ -153,8 +154,13 @@ class ProgressPublisher(TaskListener):
             try:
                 if work:
                     self._publish(work)
+                if self._failing:
+                    self._failing = False
+                    log.warning("progress messages are published again")
             except Exception:  # Redis away: these messages are lost, the next ones may pass
-                log.exception("progress: %d messages not published", len(work))
+                if not self._failing:
+                    self._failing = True
+                    log.exception("progress messages cannot be published (they are dropped until they can)")
             with self._idle:
                 self._pending -= len(batch)
                 self._idle.notify_all()

@@ -6,10 +6,16 @@ user reaches the other's subscription, for that user only."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 
 import pytest
 
 from pipeline.service.tasks.hot import SAMPLES_KEPT, InProcess, open_hot_state
+from pipeline.service.tasks.task import Task
+
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+TASK = Task("5f0c4a52-2b0e-4a7e-9d7e-3c6b1e0f0a11", "alice", "download", "starfall", "1.2.0", None, "/games/starfall",
+            "downloading", 0, 100, 10, None, None, NOW, NOW, 0)
 
 
 class Clock:
@@ -88,3 +94,19 @@ def test_what_one_instance_publishes_reaches_the_other_s_subscription(request, s
         b.close()
 
     asyncio.run(scenario())
+
+
+def test_with_redis_away_links_are_not_limited_and_progress_is_dropped(caplog):
+    from depot_testing.servers import free_port
+    from pipeline.service.tasks.progress import ProgressPublisher
+
+    away = open_hot_state(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    assert [away.take("user:alice", 0.001) for _ in range(3)] == [0.0, 0.0, 0.0]
+    publisher = ProgressPublisher(away)
+    publisher.items_progressed(TASK, ())  # the caller is not held up, nor told
+    publisher.items_progressed(TASK, ())
+    assert publisher.flush()
+    publisher.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("progress messages cannot be published (they are dropped until they can)") == 1
+    assert sum(m.startswith("Redis at redis://127.0.0.1:") and "link rate limits are off" in m for m in said) == 1
