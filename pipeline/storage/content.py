@@ -21,6 +21,12 @@ class ChunkSpan(Protocol):
     @property
     def id(self) -> str: ...
 
+    @property
+    def chunk_offset(self) -> int: ...
+
+    @property
+    def chunk_size(self) -> int: ...
+
 
 def get_chunk(store: ReadStore, chunk_id: str, size: int) -> bytes:
     """A chunk's bytes, decoded and checked against its id."""
@@ -39,12 +45,13 @@ def check_patch(patch_id: str, data: bytes) -> bytes:
 
 
 def read_file_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int) -> bytes:
-    """Bytes ``[offset, end)`` of a file cut into ``chunks``, from only the chunks that
+    """Bytes ``[offset, end)`` of a file made of ``chunks`` (slices of chunks, each a whole
+    chunk or a part of a chunk it shares with other files), from only the chunks that
     cover them."""
     out = bytearray()
     for c in chunks:
         if c.offset + c.size <= offset or c.offset >= end:
             continue
-        data = get_chunk(store, c.id, c.size)
-        out += data[max(0, offset - c.offset) : end - c.offset]
+        data = memoryview(get_chunk(store, c.id, c.chunk_size))
+        out += data[c.chunk_offset + max(0, offset - c.offset) : c.chunk_offset + min(c.size, end - c.offset)]
     return bytes(out)

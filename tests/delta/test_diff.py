@@ -23,6 +23,7 @@ from pipeline.core import patching
 from pipeline.delta import engines
 from pipeline.delta.diff import diff
 from pipeline.errors import PatchFailed
+from pipeline.formats.manifest import ChunkRef, FileEntry
 from pipeline.storage import open_store
 
 diff_mod = importlib.import_module("pipeline.delta.diff")
@@ -170,9 +171,10 @@ def test_each_engine_round_trips_and_refuses_a_damaged_patch(engine):
 
 def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkeypatch, build_dirs):
     """With the segment sizes scaled down, a file is diffed and updated piece by piece."""
-    monkeypatch.setattr(diff_mod, "WHOLE_FILE", 1 << 20)
+    monkeypatch.setattr(diff_mod, "PIECE", 256 << 10)
+    monkeypatch.setattr(diff_mod, "ZSTD_ONLY_ABOVE", 1 << 20)
     monkeypatch.setattr(diff_mod, "SEGMENT", 512 << 10)
-    monkeypatch.setattr(diff_mod, "WINDOW", 1536 << 10)
+    monkeypatch.setattr(diff_mod, "SEGMENT_MARGIN", 512 << 10)
     old, new = _edited(6 << 20, 2)
     for name, data in (("old", old), ("new", new)):
         (tmp_path / name).mkdir()
@@ -192,6 +194,78 @@ def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkey
     r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
     assert r.method == "delta" and r.patches_applied == 1
     assert (dest / "big.pak").read_bytes() == new
+
+
+def _relocated(size: int, seed: int) -> tuple[bytes, bytes]:
+    """Old and new "code": random words, and in the new one every fourth word moved by
+    the same amount (addresses after a relink), 3000 bytes inserted near the start and as
+    many cut near the end. zstd cannot reuse such bytes; HDiffPatch can."""
+    rnd = random.Random(seed)
+    words = [rnd.getrandbits(32) for _ in range(size // 4)]
+    old = b"".join(w.to_bytes(4, "little") for w in words)
+    moved = b"".join(((w + 0x40) & 0xFFFFFFFF if i % 4 == 0 else w).to_bytes(4, "little") for i, w in enumerate(words))
+    new = moved[: size // 8] + rnd.randbytes(3000) + moved[size // 8 : -(size // 8)] + moved[-(size // 8) + 3000 :]
+    return old, new
+
+
+def test_a_mid_size_file_is_patched_in_pieces_by_hdiffpatch_that_apply_exactly(tmp_path, monkeypatch):
+    """With the piece size scaled down (16 MiB to 256 KiB), a 1 MiB library is diffed in
+    four pieces, each by HDiffPatch against its part of the old file, 64 KiB wider on each
+    side; the update rebuilds the new bytes exactly."""
+    monkeypatch.setattr(diff_mod, "PIECE", 256 << 10)
+    monkeypatch.setattr(diff_mod, "PIECE_MARGIN", 64 << 10)
+    old, new = _relocated(1 << 20, 3)
+    assert len(new) == len(old) == 1 << 20
+    for name, data in (("old", old), ("new", new)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "libgame.so").write_bytes(data)
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for v in ("old", "new"):
+            ingest(store, str(tmp_path / v), PRODUCT, v, ex)
+            chunk(store, PRODUCT, v, ex)
+        diff(store, PRODUCT, "old", "new", ex)
+    op = load_plan(store, PRODUCT, "old", "new")["files"][0]
+    assert op["op"] == "patch"
+    assert [(s["offset"], s["size"], s["engine"]) for s in op["segments"]] == \
+        [(i << 18, 1 << 18, "hdiffpatch") for i in range(4)]
+    assert [s["source_size"] for s in op["segments"]] == [(256 + 128) << 10] * 4
+    dest = tmp_path / "game"
+    install(fetcher(tmp_path / "repo"), PRODUCT, "old", dest)
+    r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
+    assert r.method == "delta" and r.patches_applied == 1
+    assert (dest / "libgame.so").read_bytes() == new
+
+
+def _entry(path: str, chunks: list[tuple[str, int]]) -> FileEntry:
+    refs, offset = [], 0
+    for cid, size in chunks:
+        refs.append(ChunkRef(offset, size, cid, size))
+        offset += size
+    return FileEntry(path, "file", offset, False, "0" * 64, chunks=tuple(refs))
+
+
+def test_pieces_are_diffed_against_where_they_came_from():
+    """16 MiB pieces, each against the old bytes it came from, 2 MiB wider on each side:
+    placed by the chunks they share (8 MiB inserted at the start moves every piece), else in
+    proportion (a library relinked: no chunk shared); a file up to 16 MiB whole; beyond
+    64 MiB, 32 MiB segments against 96 MiB windows."""
+    M = 1 << 20
+    old = _entry("lib.so", [(f"a{i}", M) for i in range(40)])
+    inserted = _entry("lib.so", [(f"n{i}", M) for i in range(8)] + [(f"a{i}", M) for i in range(40)])
+    assert diff_mod.pieces(old, inserted) == [(0, 16 * M, 0, 20 * M), (16 * M, 16 * M, 6 * M, 20 * M),
+                                              (32 * M, 16 * M, 20 * M, 20 * M)]
+    relinked = _entry("lib.so", [(f"n{i}", M) for i in range(48)])
+    assert diff_mod.pieces(old, relinked) == [(0, 16 * M, 0, 20 * M), (16 * M, 16 * M, 10 * M, 20 * M),
+                                              (32 * M, 16 * M, 20 * M, 20 * M)]
+    small = _entry("lib.so", [(f"n{i}", M) for i in range(16)])
+    assert diff_mod.pieces(_entry("lib.so", [("a", 10 * M)]), small) == [(0, 16 * M, 0, 10 * M)]
+    assert diff_mod.pieces(old, small) == [(0, 16 * M, 10 * M, 20 * M)]
+    big_old = _entry("pak", [(f"a{i}", M) for i in range(100)])
+    big_new = _entry("pak", [(f"a{i}", M) for i in range(100)])
+    assert diff_mod.pieces(big_old, big_new) == [(0, 25 * M, 0, 89 * M), (25 * M, 25 * M, 0, 89 * M),
+                                                 (50 * M, 25 * M, 11 * M, 89 * M), (75 * M, 25 * M, 11 * M, 89 * M)]
 
 
 def test_diff_on_dask_workers_writes_the_same_plan_as_on_threads(planned, tmp_path, dask_executor):
