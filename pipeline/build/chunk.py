@@ -2,11 +2,15 @@
 
 Work is spread over an ``concurrent.futures.Executor`` (a Dask cluster in production, a
 thread pool in small tests). Tasks read the source and write chunks themselves and
-return only offsets, ids and sizes. Small files go in batches; a large file is cut in
-three steps so that all workers share it: every segment finds its chain of boundaries,
-the chains are stitched into the serial one (see core.cdc), then every segment hashes,
-compresses and stores its chunks. The file's SHA-256, which cannot be split, runs as its
-own task meanwhile.
+return only offsets, ids and sizes. Files smaller than the product's ``pack_below`` are
+laid end to end in path order, one stream per version, and that stream is cut like a
+large file; each packed file holds the slices of the chunks its bytes fall in. Other
+files up to a segment go in batches; a large file, and the stream of packed files, are
+cut in three steps so that all workers share them: every segment finds its chain of
+boundaries, the chains are stitched into the serial one (see core.cdc), then every
+segment hashes, compresses and stores its chunks, and hashes the packed files that start
+in it (SHA-256) from the same read. A large file's SHA-256, which cannot be split, runs as
+its own task meanwhile.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from __future__ import annotations
 import bisect
 import concurrent.futures as cf
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Union
 
 from .. import layout
 from ..core import codec
@@ -28,7 +34,7 @@ from ..formats import inventory, manifest
 from ..formats.manifest import ChunkRef, Manifest
 from ..storage import REFRESH_AGE, Location, Locations, WriteStore, open_store
 from . import products
-from .source_ranges import fingerprint, read_range, read_view, sha256_range
+from .source_ranges import fingerprint, read_joined, read_view, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
 
@@ -62,6 +68,57 @@ class _File:
     base: int
     size: int
 
+    def view(self, offset: int, length: int) -> memoryview:
+        return read_view(self.loc, self.base + offset, length)
+
+    def window(self, offset: int, length: int) -> "_File":
+        return self
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Files end to end, none empty: ``files[i]`` starts at ``starts[i]`` of a stream of
+    ``size`` bytes. A window of it holds only the files that overlap the window, so that
+    a task is sent a few thousand files, not all of them."""
+
+    files: tuple[_File, ...]
+    starts: tuple[int, ...]
+    size: int
+    path: str = "the packed files"
+
+    @classmethod
+    def of(cls, files: list[_File]) -> "_Stream":
+        starts = tuple(itertools.accumulate((f.size for f in files), initial=0))
+        return cls(tuple(files), starts[:-1], starts[-1])
+
+    def _at(self, offset: int) -> int:
+        """The number of the file that holds the stream's byte at ``offset``."""
+        return bisect.bisect_right(self.starts, offset) - 1
+
+    def window(self, offset: int, length: int) -> "_Stream":
+        lo, hi = self._at(offset), bisect.bisect_left(self.starts, offset + length)
+        return _Stream(self.files[lo:hi], self.starts[lo:hi], self.size)
+
+    def view(self, offset: int, length: int) -> memoryview:
+        pieces = []
+        end = offset + length
+        i = self._at(offset)
+        while offset < end:
+            f, start = self.files[i], self.starts[i]
+            n = min(start + f.size, end) - offset
+            pieces.append((f.loc, f.base + offset - start, n))
+            offset += n
+            i += 1
+        return read_joined(pieces)
+
+    def end_of_file_at(self, offset: int) -> int:
+        """Where the file holding the byte just before ``offset`` ends."""
+        i = self._at(offset - 1)
+        return self.starts[i] + self.files[i].size
+
+
+_Source = Union[_File, _Stream]  # what the segment tasks cut
+
 
 def chunk(
     store: WriteStore,
@@ -93,24 +150,29 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
 
     A large file's SHA-256 is a read of its own, beside the segments' reads. With no hash
     in the inventory to compare it with (``run`` reading a build once), the file must not
-    change meanwhile: its fingerprint is taken before and after (SOURCE_CHANGED)."""
-    params = products.chunk_params(store, inv.product)
+    change meanwhile: its fingerprint is taken before and after (SOURCE_CHANGED). So is
+    that of a packed file whose bytes two segments read, each hashing what it stores."""
+    settings = products.settings(store, inv.product)
+    params = settings.params
     data = inv.data
     source = locations.resolve(data.url) if data.url else store.location.child(data.key)
     files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
     watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > params.segment and not e.hash_sha256}
     before = {path: fingerprint(loc) for path, loc in watched.items()}
-    cut = _run(executor, store.location, params, files, progress)
+    cut = _run(executor, store.location, params, settings.packing_below, files, progress)
     for path, loc in watched.items():
         if fingerprint(loc) != before[path]:
             raise SourceChanged(f"{inv.source_url}: {path} changed while it was read")
+    for f, seen in cut.straddlers:
+        if fingerprint(f.loc) != seen:
+            raise SourceChanged(f"{inv.source_url}: {f.path} changed while it was read")
     return params, cut
 
 
 def finish(store: WriteStore, inv: inventory.Inventory, params: ChunkParams, cut: "_Cut",
            started: float) -> ChunkResult:
     """Write the version's manifest from its cut files."""
-    m = manifest.build(inv, params, cut.chunks)
+    m = manifest.build(inv, params, cut.chunks, cut.pack_below)
     created = _save(store, m)
     if inv.data.key:
         store.delete(inv.data.key)  # the staged pack is only needed until the manifest exists
@@ -182,18 +244,25 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File]) -
     return out
 
 
-def segment_chain(f: _File, seg_start: int, params: ChunkParams) -> list[int]:
+def segment_chain(f: _Source, seg_start: int, params: ChunkParams) -> list[int]:
     start, length = segment_window(f.size, seg_start, params)
-    view = read_view(f.loc, f.base + start, length)
-    return boundaries(view, start, params, at_eof=start + length == f.size)
+    return boundaries(f.view(start, length), start, params, at_eof=start + length == f.size)
 
 
-def store_segment(repo: Location, f: _File, bounds: list[int]) -> list[_Stored]:
-    """Store the chunks between consecutive ``bounds`` (offsets within the file)."""
+def store_segment(repo: Location, f: _Source, bounds: list[int]) -> tuple[list[_Stored], list[tuple[str, str]]]:
+    """Store the chunks between consecutive ``bounds`` (offsets within the file or stream);
+    of a stream, hash the files that start there, read to their end in the same read."""
     store = open_store(repo)
-    first = bounds[0]
-    view = read_view(f.loc, f.base + first, bounds[-1] - first)
-    return [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
+    first, last = bounds[0], bounds[-1]
+    if isinstance(f, _Stream):
+        i = bisect.bisect_left(f.starts, first)
+        mine = [(f.files[k], f.starts[k]) for k in range(i, len(f.files)) if f.starts[k] < last]
+        view = f.view(first, max([last] + [s + g.size for g, s in mine]) - first)
+        digests = [(g.path, hashlib.sha256(view[s - first : s - first + g.size]).hexdigest()) for g, s in mine]
+    else:
+        view, digests = f.view(first, last - first), []
+    stored = [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
+    return stored, digests
 
 
 def file_sha256(f: _File) -> str:
@@ -205,45 +274,70 @@ def file_sha256(f: _File) -> str:
 
 @dataclass
 class _Cut:
+    pack_below: int = 0
     chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     new_ids: set[str] = field(default_factory=set)
     new_stored: int = 0
+    straddlers: list[tuple[_File, tuple]] = field(default_factory=list)  # and their fingerprints
 
-    def add(self, path: str, stored: list[_Stored]) -> None:
-        refs = self.chunks.setdefault(path, [])
-        for offset, size, cid, stored_size, new in stored:
-            refs.append(ChunkRef(offset, size, cid, stored_size))
+    def _new(self, stored: list[_Stored]) -> None:
+        for _, _, cid, stored_size, new in stored:
             if new and cid not in self.new_ids:
                 self.new_ids.add(cid)
                 self.new_stored += stored_size
 
+    def add(self, path: str, stored: list[_Stored]) -> None:
+        self.chunks.setdefault(path, []).extend(ChunkRef(o, n, cid, s) for o, n, cid, s, _ in stored)
+        self._new(stored)
+
+    def add_stream(self, stream: _Stream, stored: list[_Stored]) -> None:
+        """The slices of each packed file: its bytes fall in one chunk of the stream or more."""
+        self._new(stored)
+        chunks = iter(stored)
+        c_start, c_size, cid, c_stored, _ = next(chunks, (0, 0, "", 0, False))
+        for f, start in zip(stream.files, stream.starts):
+            refs, off = [], 0
+            while off < f.size:
+                at = start + off - c_start
+                n = min(c_size - at, f.size - off)
+                refs.append(ChunkRef(off, n, cid, c_stored, at, c_size))
+                off += n
+                if at + n == c_size:
+                    c_start, c_size, cid, c_stored, _ = next(chunks, (0, 0, "", 0, False))
+            self.chunks[f.path] = refs
+
 
 @dataclass
 class _LargeFile:
-    file: _File
+    file: _Source
     starts: list[int]
     chains: dict[int, list[int]] = field(default_factory=dict)
     parts: dict[int, list[_Stored]] = field(default_factory=dict)
     segments: int = 0  # store tasks submitted
 
 
-def _run(executor: cf.Executor, repo: Location, params: ChunkParams, files: list[_File], progress: Progress) -> _Cut:
-    cut = _Cut()
+def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below: int, files: list[_File],
+         progress: Progress) -> _Cut:
+    cut = _Cut(pack_below)
     pending: dict[cf.Future, tuple] = {}
 
     def submit(tag: tuple, fn, *args):
         pending[executor.submit(fn, *args)] = tag
 
+    packed = [f for f in files if 0 < f.size < pack_below]
+    large: list[_Source] = [f for f in files if f.size > params.segment and not 0 < f.size < pack_below]
+    if packed:
+        large.insert(0, _Stream.of(packed))
     # Large files first: their boundary tasks gate their store tasks, and the small
     # batches fill the workers meanwhile.
-    for f in files:
-        if f.size > params.segment:
-            large = _LargeFile(f, segment_starts(f.size, params))
-            for s in large.starts:
-                submit(("chain", large, s), segment_chain, f, s, params)
-            submit(("sha", large), file_sha256, f)
-    small = [f for f in files if f.size <= params.segment]
+    for f in large:
+        task = _LargeFile(f, segment_starts(f.size, params))
+        for s in task.starts:
+            submit(("chain", task, s), segment_chain, f.window(*segment_window(f.size, s, params)), s, params)
+        if isinstance(f, _File):
+            submit(("sha", task), file_sha256, f)
+    small = [f for f in files if f.size <= params.segment and not 0 < f.size < pack_below]
     for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
         submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch)
 
@@ -262,17 +356,22 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, files: list
                 elif kind == "sha":
                     cut.digests[tag[1].file.path] = result
                 elif kind == "chain":
-                    large, seg = tag[1], tag[2]
-                    large.chains[seg] = result
-                    if len(large.chains) == len(large.starts):
-                        _submit_segments(submit, repo, params, large)
+                    task, seg = tag[1], tag[2]
+                    task.chains[seg] = result
+                    if len(task.chains) == len(task.starts):
+                        _submit_segments(submit, repo, params, task, cut)
                 elif kind == "store":
-                    large, seg = tag[1], tag[2]
-                    large.parts[seg] = result
-                    progress(sum(s[1] for s in result))
-                    if len(large.parts) == large.segments:
-                        for s in sorted(large.parts):
-                            cut.add(large.file.path, large.parts[s])
+                    task, seg = tag[1], tag[2]
+                    stored, digests = result
+                    task.parts[seg] = stored
+                    cut.digests.update(digests)
+                    progress(sum(s[1] for s in stored))
+                    if len(task.parts) == task.segments:
+                        whole = [c for s in sorted(task.parts) for c in task.parts[s]]
+                        if isinstance(task.file, _Stream):
+                            cut.add_stream(task.file, whole)
+                        else:
+                            cut.add(task.file.path, whole)
     except BaseException:
         for fut in pending:
             fut.cancel()
@@ -280,14 +379,23 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, files: list
     return cut
 
 
-def _submit_segments(submit, repo: Location, params: ChunkParams, large: _LargeFile) -> None:
-    f = large.file
-    chains = [large.chains[s] for s in large.starts]
-    bounds = stitch(chains, lambda off, n: read_range(f.loc, f.base + off, n), f.size, params)
-    ends = large.starts[1:] + [f.size]
-    for seg, end in zip(large.starts, ends):
+def _submit_segments(submit, repo: Location, params: ChunkParams, task: _LargeFile, cut: _Cut) -> None:
+    f = task.file
+    chains = [task.chains[s] for s in task.starts]
+    bounds = stitch(chains, lambda off, n: bytes(f.view(off, n)), f.size, params)
+    ends = task.starts[1:] + [f.size]
+    for seg, end in zip(task.starts, ends):
         lo = bisect.bisect_left(bounds, seg)
         hi = bisect.bisect_left(bounds, end)
         if hi > lo:  # some chunk starts in this segment
-            large.segments += 1
-            submit(("store", large, seg), store_segment, repo, f, bounds[lo : hi + 1])
+            task.segments += 1
+            first, last = bounds[lo], bounds[hi]
+            if isinstance(f, _Stream):
+                reach = f.end_of_file_at(last)  # the file that ends after ``last`` is hashed here
+                if reach > last:
+                    straddler = f.files[f._at(last - 1)]
+                    cut.straddlers.append((straddler, fingerprint(straddler.loc)))
+                part: _Source = f.window(first, reach - first)
+            else:
+                part = f
+            submit(("store", task, seg), store_segment, repo, part, bounds[lo : hi + 1])

@@ -1,4 +1,5 @@
-"""Per-product settings: the chunk sizes a product's versions are cut with."""
+"""Per-product settings: the chunk sizes a product's versions are cut with, and below which
+size files are packed into shared chunks."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ def chunk_params(store: ReadStore, product: str) -> ChunkParams:
     return product_doc.load(store, product).params
 
 
-def configure(store: WriteStore, product: str, params: ChunkParams) -> ChunkParams:
-    """Set the chunk sizes for the product's future versions. Versions already chunked
-    keep theirs (each manifest records its own); chunks are shared only between versions
-    cut with the same sizes."""
+def settings(store: ReadStore, product: str) -> ProductConfig:
+    """The product's settings, or the defaults."""
+    return product_doc.load(store, product)
+
+
+def configure(store: WriteStore, product: str, params: ChunkParams, pack_below: int | None = None) -> ChunkParams:
+    """Set the chunk sizes for the product's future versions, and below which size their
+    files are packed (None: the minimum chunk size). Versions already chunked keep theirs
+    (each manifest records its own); chunks are shared only between versions cut with the
+    same sizes."""
     layout.check_product(product)
     marker.mark(store)
-    store.put(layout.product_config_key(product), ProductConfig(product, params).to_bytes())
+    store.put(layout.product_config_key(product), ProductConfig(product, params, pack_below).to_bytes())
     return params

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from ..core.hashing import BLOCK
 from ..errors import DepotError, SourceChanged
@@ -60,18 +60,56 @@ def read_range(loc: Location, offset: int, length: int) -> bytes:
 _scratch = threading.local()
 
 
+def _buffer(length: int) -> memoryview:
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < length:
+        buf = _scratch.buf = bytearray(length)
+    return memoryview(buf)[:length]
+
+
 def read_view(loc: Location, offset: int, length: int) -> memoryview:
     """``read_range`` into a buffer owned by the calling thread and reused by its next
     call: chunking reads tens of MB per task, and fresh buffers each time cost more in
     page faults than the copy. The view is valid until this thread reads again."""
     if not loc.is_local or length == 0:
         return memoryview(read_range(loc, offset, length))
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or len(buf) < length:
-        buf = _scratch.buf = bytearray(length)
-    view = memoryview(buf)[:length]
+    view = _buffer(length)
     got = _checked_read(loc, lambda: _read_into(loc, offset, view))
     _check_length(loc, offset, length, got)
+    return view
+
+
+def _pread_into(loc: Location, offset: int, view: memoryview) -> int:
+    """Fill ``view`` from ``offset`` of a local file, with the fewest system calls (an
+    open file object costs more than the read of a small file)."""
+    fd = os.open(loc.local_path, os.O_RDONLY)
+    try:
+        got = 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                break
+            got += n
+        return got
+    finally:
+        os.close(fd)
+
+
+def read_joined(pieces: Sequence[tuple[Location, int, int]]) -> memoryview:
+    """The bytes of ``pieces`` (location, offset, length) end to end, read into this
+    thread's buffer like ``read_view``: the packed small files of a build as one stream."""
+    view = _buffer(sum(n for _, _, n in pieces))
+    pos = 0
+    for loc, offset, n in pieces:
+        part = view[pos : pos + n]
+        if loc.is_local:
+            got = _checked_read(loc, lambda: _pread_into(loc, offset, part))
+        else:
+            data = read_range(loc, offset, n)
+            part[: len(data)] = data
+            got = len(data)
+        _check_length(loc, offset, n, got)
+        pos += n
     return view
 
 

@@ -1,5 +1,6 @@
 """A product's settings (``product-1``): the chunk sizes its versions are cut with from
-now on. Versions already chunked keep theirs: each manifest records its own."""
+now on, and below which size files are packed. Versions already chunked keep theirs: each
+manifest records its own."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ class ProductConfig(Document):
 
     product: str
     params: ChunkParams = ChunkParams()
+    pack_below: int | None = None  # None: the minimum chunk size
+
+    @property
+    def packing_below(self) -> int:
+        """Files of 1 to this many bytes minus one are packed into shared chunks; 0: none."""
+        return self.params.min_size if self.pack_below is None else self.pack_below
 
     def describe(self) -> str:
         return f"settings of {self.product}"
@@ -30,11 +37,15 @@ class ProductConfig(Document):
         chunking = self.params.to_dict()
         if self.params.segment_size:
             chunking["segment_size"] = self.params.segment_size
+        if self.pack_below is not None:
+            chunking["pack_below"] = self.pack_below
         return {"format": FORMAT, "product": self.product, "chunking": chunking}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProductConfig":
-        return cls(d["product"], ChunkParams(**d["chunking"]))
+        chunking = dict(d["chunking"])
+        pack_below = chunking.pop("pack_below", None)
+        return cls(d["product"], ChunkParams(**chunking), pack_below)
 
 
 def load(reader: Reader, product: str) -> ProductConfig:
