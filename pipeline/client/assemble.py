@@ -30,7 +30,6 @@ from .. import layout
 from ..core import codec
 from ..core.progress import Progress
 from ..errors import InsufficientDiskSpace
-from ..formats.install_record import FileStamp
 from ..formats.manifest import Chunk, ChunkRef, FileEntry, Manifest
 from . import disk
 from .fetch import Fetcher
@@ -112,8 +111,9 @@ class Assembly:
 
     def _resume(self, present: Collection[str]) -> None:
         """Keep what an interrupted run wrote: each chunk with slices in staging files is
-        put together again from them and hashed; if it is whole and right, every slice of
-        it that holds the same bytes is kept."""
+        put together again from them (and from the installed files of the version that
+        hold its other slices) and hashed; if it is whole and right, every slice of it in
+        staging that holds the same bytes is kept."""
         if not present:
             return
         touched: dict[int, None] = {}
@@ -128,9 +128,17 @@ class Assembly:
                 os.chmod(self._staged(i), file_mode(f))
             for ref in f.chunks:
                 touched[self.index[ref.id]] = None
+        ids = {self.chunks[k].id for k in touched}
+        writing = {f.path for f in self.files}
+        installed: dict[str, list[tuple[str, ChunkRef]]] = {}  # slices of those chunks in files not being written
+        for f in self.m.files:
+            if f.path not in writing:
+                for ref in f.chunks:
+                    if ref.id in ids:
+                        installed.setdefault(ref.id, []).append((os.path.join(self.inst.dest, f.path), ref))
         have = 0
         for k in touched:
-            have += self._keep_staged(k)
+            have += self._keep_staged(k, installed.get(self.chunks[k].id, []))
         for i, f in enumerate(self.files):
             if self.staged_whole[i] and self.missing[i] == 0:
                 self.mtimes[i] = os.stat(self._staged(i)).st_mtime_ns
@@ -138,34 +146,27 @@ class Assembly:
             self.reused += have
             self.progress(have)
 
-    def _keep_staged(self, k: int) -> int:
+    def _keep_staged(self, k: int, installed: list[tuple[str, ChunkRef]]) -> int:
         chunk = self.chunks[k]
-        slots = sorted((s for s in self._slots(k) if self.staged_whole[self.slot_file[s]]),
-                       key=lambda s: self._ref(s).chunk_offset)
-        data, covered, used = bytearray(chunk.size), 0, []
-        for s in slots:
-            ref = self._ref(s)
+        staged = [(self._staged(self.slot_file[s]), self._ref(s), s) for s in self._slots(k)
+                  if self.staged_whole[self.slot_file[s]]]
+        pieces = sorted(staged + [(path, ref, -1) for path, ref in installed], key=lambda p: p[1].chunk_offset)
+        data, covered, used = bytearray(chunk.size), 0, set()
+        for path, ref, s in pieces:
             if ref.chunk_offset == covered:
-                data[covered:covered + ref.size] = self._read_staged(s)
-                covered += ref.size
-                used.append(s)
+                part = _read(path, ref)
+                if len(part) == ref.size:
+                    data[covered:covered + ref.size] = part
+                    covered += ref.size
+                    used.add(s)
         if covered != chunk.size or codec.chunk_id(data) != chunk.id:
             return 0
         kept = 0
-        for s in slots:
-            ref = self._ref(s)
-            if s in used or self._read_staged(s) == data[ref.chunk_offset:ref.chunk_offset + ref.size]:
+        for path, ref, s in staged:
+            if s in used or _read(path, ref) == data[ref.chunk_offset:ref.chunk_offset + ref.size]:
                 self._written(s)
                 kept += ref.size
         return kept
-
-    def _read_staged(self, s: int) -> bytes:
-        ref = self._ref(s)
-        fd = os.open(self._staged(self.slot_file[s]), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.pread(fd, ref.size, ref.offset)
-        finally:
-            os.close(fd)
 
     def find_local(self, candidates: list[Path]) -> None:
         """Note which files still to write are on disk whole, and where on disk the
@@ -336,9 +337,20 @@ class Assembly:
             return None
         return data if codec.chunk_id(data) == chunk.id else None  # it changed since: download
 
-    def stamps(self) -> dict[str, FileStamp]:
-        """Each whole file's size and mtime as written, for the install record."""
-        return {f.path: FileStamp(f.size, self.mtimes[i]) for i, f in enumerate(self.files) if self.mtimes[i]}
+
+def _read(path: str, ref: ChunkRef) -> bytes:
+    """The bytes of slice ``ref`` in the file at ``path`` (fewer if it is shorter, none if
+    it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, ref.size, ref.offset)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _all(pool: cf.ThreadPoolExecutor, work: Callable[[Any], None], items: list) -> None:

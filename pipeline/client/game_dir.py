@@ -27,13 +27,15 @@ import hashlib
 import json
 import os
 import shutil
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, TypedDict
 
 from ..core.safety import STATE_DIR, check_tree
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
-from ..formats.install_record import FileStamp, InstallRecord
+from ..formats import install_record
+from ..formats.install_record import InstallRecord, InstallRecord2
 from ..formats.manifest import FileEntry, Manifest
 from .disk import sync_filesystem
 
@@ -157,45 +159,51 @@ class GameDir:
         except NotFound:
             return None
 
-    def record(self) -> InstallRecord | None:
+    def record(self) -> InstallRecord | InstallRecord2 | None:
         """What the last finished install recorded; None if nothing was, or if the record
         is damaged (then nothing on disk is trusted without reading it)."""
         path = self.state / "installed.json"
         try:
-            return InstallRecord.from_bytes(path.read_bytes(), str(path))
+            return install_record.read(path.read_bytes(), str(path))
         except (FileNotFoundError, ManifestInvalid):
             return None
 
-    def stamps(self, m: Manifest) -> dict[str, FileStamp]:
-        """Each file's size and mtime as recorded by the finished install of ``m``."""
+    def mtimes(self, m: Manifest) -> array:
+        """The mtime of each file of ``m`` (in its order) as recorded by the finished
+        install of ``m``; 0 where none is."""
         rec = self.record()
-        return rec.files if rec is not None and (rec.product, rec.version) == (m.product, m.version) else {}
+        files = m.files
+        if rec is None or (rec.product, rec.version) != (m.product, m.version):
+            return array("q", bytes(8 * len(files)))
+        if isinstance(rec, InstallRecord2):
+            return rec.mtimes if len(rec.mtimes) == len(files) else array("q", bytes(8 * len(files)))
+        stamps = rec.files
+        return array("q", (s.mtime_ns if (s := stamps.get(f.path)) is not None and s.size == f.size else 0
+                           for f in files))
 
     def trusted(self, m: Manifest) -> set[str]:
         """Files of ``m`` known intact without reading them: recorded by the finished
         install of ``m`` and unchanged (size, mtime, mode) since."""
-        known = self.stamps(m)
         out = set()
-        for f in m.files:
-            want = known.get(f.path)
-            if want is None:
+        for f, mtime in zip(m.files, self.mtimes(m)):
+            if not mtime:
                 continue
             try:
-                st = os.lstat(self.dest / f.path)
+                st = os.lstat(os.path.join(self.dest, f.path))
             except OSError:
                 continue
-            if (st.st_size, st.st_mtime_ns) == (want.size, want.mtime_ns) and st.st_size == f.size \
-                    and (st.st_mode & 0o777) == file_mode(f):
+            if st.st_mtime_ns == mtime and st.st_size == f.size and (st.st_mode & 0o777) == file_mode(f):
                 out.add(f.path)
         return out
 
     # -- swapping a staged version in -------------------------------------------------
 
     def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str],
-                trust: str = "", stamps: dict[str, FileStamp] | None = None) -> None:
+                trust: str = "", mtimes: array | None = None) -> None:
         """Replace ``remove`` and the paths of ``staged`` (all whole in staging) with the
         new files, then links and empty directories, then record ``m`` as installed, with
-        the ``stamps`` of files known (the others are read from the disk). Any failure
+        the ``mtimes`` of its files known (in its order, 0 where not: those are read from
+        the disk). Any failure
         before the record puts the previous version back, and removes the directories the
         swap made."""
         try:
@@ -226,7 +234,7 @@ class GameDir:
                     self._place_link(e)
                 elif e.type == "dir":  # not from `known`: a link placed just now may stand in the way
                     self._make_parents(e.path + "/x")
-            self._finish(m, origins, trust, stamps or {})
+            self._finish(m, origins, trust, mtimes)
         except OSError as exc:
             self.recover()
             where = exc.filename or self.dest
@@ -338,21 +346,19 @@ class GameDir:
             os.makedirs(os.path.dirname(back), exist_ok=True)
             os.replace(self.dest / rel, back)
 
-    def _finish(self, m: Manifest, origins: list[str], trust: str, stamps: dict[str, FileStamp]) -> None:
+    def _finish(self, m: Manifest, origins: list[str], trust: str, known: array | None) -> None:
         """Record ``m`` as installed. The previous manifest goes to the backup first: a
         crash before the record is written must leave the previous version whole, its
         manifest included."""
         with contextlib.suppress(FileNotFoundError):
             os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
         _atomic_write(self.state / "manifest.json", m.to_bytes_known_valid())  # m was read from an origin
-        files = {}
-        for f in m.files:
-            known = stamps.get(f.path)
-            if known is None:
-                st = os.stat(os.path.join(self.dest, f.path))
-                known = FileStamp(st.st_size, st.st_mtime_ns)
-            files[f.path] = known
-        record = InstallRecord(m.product, m.version, tuple(origins), files, trust)
+        files = m.files
+        mtimes = array("q", known) if known is not None else array("q", bytes(8 * len(files)))
+        for i, f in enumerate(files):
+            if not mtimes[i]:
+                mtimes[i] = os.stat(os.path.join(self.dest, f.path)).st_mtime_ns
+        record = InstallRecord2(m.product, m.version, tuple(origins), mtimes, trust)
         fault_point("record")
         _atomic_write(self.state / "installed.json", record.to_bytes())
 

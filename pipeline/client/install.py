@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -107,9 +108,9 @@ def install(
         job.check_space()
         job.run(jobs)
         remove = stale_entries(previous, m) if only is None else []
-        kept = inst.stamps(previous) if previous is not None else {}
-        stamps = {p: kept[p] for p in trusted if p in kept} | job.stamps()  # as they were when found intact
-        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, stamps)
+        recorded = inst.mtimes(previous) if previous is not None and trusted else None
+        mtimes = known_mtimes(m, job, previous, recorded, trusted)
+        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, mtimes)
         remove_empty_dirs(inst, previous, m)
     stats = fetcher.stats
     return InstallResult(
@@ -127,6 +128,29 @@ def install(
         origins=[s.to_dict() for s in stats],
         elapsed_s=round(time.monotonic() - started, 3),
     )
+
+
+def known_mtimes(m: Manifest, job: Assembly, old: Manifest | None, recorded: array | None, kept: set[str]) -> array:
+    """The mtime of each file of ``m`` known without asking the disk: as written by
+    ``job``, and for the files ``kept`` of ``old``, as ``recorded`` when they were found
+    intact (a file changed since then is not trusted by the next run); 0 elsewhere."""
+    files = m.files
+    out = array("q", bytes(8 * len(files)))
+    if old is not None and recorded is not None and kept:
+        before = iter(zip(old.files, recorded))
+        o, mtime = next(before, (None, 0))
+        for i, f in enumerate(files):  # both in path order: one walk, no table of paths
+            while o is not None and o.path < f.path:
+                o, mtime = next(before, (None, 0))
+            if o is not None and o.path == f.path and f.path in kept:
+                out[i] = mtime
+    written = iter(zip(job.files, job.mtimes))
+    w, mtime = next(written, (None, 0))
+    for i, f in enumerate(files):  # the files written are some of the version's, in its order
+        if f is w:
+            out[i] = mtime
+            w, mtime = next(written, (None, 0))
+    return out
 
 
 def _unchanged(inst: GameDir, old: Manifest | None, new: Manifest) -> set[str]:

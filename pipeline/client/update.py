@@ -32,7 +32,7 @@ from .fetch import Fetcher
 from .assemble import Assembly, mib
 from .disk import copy_file
 from .game_dir import GameDir, file_mode
-from .install import install, load_manifest, remove_empty_dirs, resolve_version
+from .install import install, known_mtimes, load_manifest, remove_empty_dirs, resolve_version
 from .reuse import candidates
 
 
@@ -164,10 +164,10 @@ class _Step:
         self.downloaded += job.downloaded
         self.written = len(staged) + len(by_chunks)
         remove = [p for p in self.plan.remove if self.a.entry(p).type != "dir"]
-        kept = self.inst.stamps(self.a)
-        stamps = {op.path: kept[op.path] for op in self.plan.files if op.op == "keep" and op.path in intact}
+        kept = {op.path for op in self.plan.files if op.op == "keep" and op.path in intact}
+        mtimes = known_mtimes(self.b, job, self.a, self.inst.mtimes(self.a), kept)
         self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins],
-                          self.fetcher.trust_id, stamps | job.stamps())
+                          self.fetcher.trust_id, mtimes)
         remove_empty_dirs(self.inst, self.a, self.b)
 
     def _stage(self, entry: FileEntry, op: FileOp, present: bool) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.hashing import sha256_file
-from ..formats.install_record import FileStamp
 from ..formats.manifest import FileEntry
 from .game_dir import STATE_DIR, GameDir, file_mode
 
@@ -42,10 +41,10 @@ class VerifyReport:
 def verify(dest: Path, fast: bool = False) -> VerifyReport:
     inst = GameDir(Path(dest))
     m = inst.manifest()
-    recorded = inst.stamps(m)
+    recorded = iter(inst.mtimes(m))  # one a file, in the manifest's order
     missing, damaged = [], []
     for e in m.entries:
-        problem = _check(inst.dest, e, fast, recorded.get(e.path))
+        problem = _check(inst.dest, e, fast, next(recorded) if e.type == "file" else 0)
         if problem == "missing":
             missing.append(e.path)
         elif problem:
@@ -61,8 +60,9 @@ def verify(dest: Path, fast: bool = False) -> VerifyReport:
     )
 
 
-def _check(dest: Path, e: FileEntry, fast: bool, recorded: FileStamp | None) -> str:
-    """'' when intact, 'missing', or what is wrong."""
+def _check(dest: Path, e: FileEntry, fast: bool, recorded: int) -> str:
+    """'' when intact, 'missing', or what is wrong (``recorded``: the file's mtime at
+    install, 0 if unknown)."""
     path = dest / e.path
     parent = path.parent
     while parent != dest:
@@ -86,7 +86,7 @@ def _check(dest: Path, e: FileEntry, fast: bool, recorded: FileStamp | None) -> 
     if stat.S_IMODE(st.st_mode) != file_mode(e):
         return f"mode {stat.S_IMODE(st.st_mode):o}, expected {file_mode(e):o}"
     if fast:
-        if recorded is not None and recorded.mtime_ns == st.st_mtime_ns:
+        if recorded and recorded == st.st_mtime_ns:
             return ""
         return "modified since install"
     try:

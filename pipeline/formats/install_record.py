@@ -1,17 +1,27 @@
-"""The install record (``installed-1``), kept in a game directory at ``.depot/installed.json``:
-which version is installed from which origins, and each file's size and modification
-time right after install, so that later runs can trust unchanged files without reading
-them."""
+"""The install record, kept in a game directory at ``.depot/installed.json``: which version
+is installed from which origins, and each file's modification time right after install,
+so that later runs can trust unchanged files without reading them.
+
+Format 2 (``installed-2``, what the client writes) lists the mtimes alone, in the order of
+the installed manifest's files, whose sizes the manifest gives: about 20 bytes a file.
+Format 1 (``installed-1``, each file's size and mtime by path) is still read.
+"""
 
 from __future__ import annotations
 
+import json
+from array import array
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..errors import ManifestInvalid
+from . import canonical
 from .canonical import Document
 
-SCHEMA = "installed-1"
-FORMAT = "depot.installed/1"
+SCHEMA = "installed-2"
+FORMAT = "depot.installed/2"
+SCHEMA_1 = "installed-1"
+FORMAT_1 = "depot.installed/1"
 
 
 @dataclass(frozen=True)
@@ -22,7 +32,9 @@ class FileStamp:
 
 @dataclass(frozen=True)
 class InstallRecord(Document):
-    SCHEMA: ClassVar[str] = SCHEMA
+    """Format 1: each file's size and mtime by path."""
+
+    SCHEMA: ClassVar[str] = SCHEMA_1
 
     product: str
     version: str
@@ -34,7 +46,7 @@ class InstallRecord(Document):
         return f"install record of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
-        d = {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
+        d = {"format": FORMAT_1, "product": self.product, "version": self.version, "origins": list(self.origins),
              "files": {p: {"size": s.size, "mtime_ns": s.mtime_ns} for p, s in self.files.items()}}
         return {**d, "trust": self.trust} if self.trust else d
 
@@ -42,3 +54,39 @@ class InstallRecord(Document):
     def from_dict(cls, d: dict) -> "InstallRecord":
         return cls(d["product"], d["version"], tuple(d["origins"]),
                    {p: FileStamp(**s) for p, s in d["files"].items()}, d.get("trust", ""))
+
+
+@dataclass(frozen=True)
+class InstallRecord2(Document):
+    """Format 2: ``mtimes[i]`` is the mtime of the installed manifest's ``i``-th file."""
+
+    SCHEMA: ClassVar[str] = SCHEMA
+
+    product: str
+    version: str
+    origins: tuple[str, ...] = ()
+    mtimes: array = field(default_factory=lambda: array("q"))
+    trust: str = ""
+
+    def describe(self) -> str:
+        return f"install record of {self.product} {self.version}"
+
+    def to_dict(self) -> dict:
+        d = {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
+             "files": len(self.mtimes), "mtime_ns": self.mtimes.tolist()}
+        return {**d, "trust": self.trust} if self.trust else d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InstallRecord2":
+        if len(d["mtime_ns"]) != d["files"]:
+            raise ValueError(f"{len(d['mtime_ns'])} mtimes for {d['files']} files")
+        return cls(d["product"], d["version"], tuple(d["origins"]), array("q", d["mtime_ns"]), d.get("trust", ""))
+
+
+def read(data: bytes, where: str) -> InstallRecord | InstallRecord2:
+    """An install record of either format."""
+    try:
+        fmt = json.loads(data).get("format")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ManifestInvalid(f"{where}: not an install record ({exc})") from None
+    return InstallRecord.from_bytes(data, where) if fmt == FORMAT_1 else InstallRecord2.from_bytes(data, where)
