@@ -27,7 +27,7 @@ from .queue import ItemReport, Queue, Report
 from .repository import Repository
 from .settings import TaskSettings
 from .task import Item, Task
-from .work import download_work, latest, update_work
+from .work import documents, download_work, latest, update_work
 
 PREFIX = "/api/v1/download"
 STATUS = {"UNAUTHORIZED": 401, "FORBIDDEN": 403, "DOWNLOAD_QUEUE_FULL": 409, "INVALID_TASK_STATE": 409}
@@ -264,10 +264,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
 
     def links(task: Task) -> dict:
         """Signed links to the documents the client reads for ``task``."""
-        if task.kind == "update":
-            keys = update_work(catalog, task.product_id, task.from_version_id, task.version_id).documents
-        else:
-            keys = download_work(catalog, task.product_id, task.version_id).documents
+        keys = documents(catalog, task.kind, task.product_id, task.from_version_id, task.version_id)
         signer = signer_for(None)
         signed = []
         for key in keys:

@@ -12,6 +12,7 @@ settings name them.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ...errors import EntitlementUnavailable, Forbidden, InvalidArgument, Unauthorized
 from .settings import TaskSettings
 
+log = logging.getLogger(__name__)
 LEEWAY_S = 5  # clock skew allowed on exp, nbf and iat
 PRODUCTS_CLAIM = "products"  # the products a token's holder may download ("*": all)
 
@@ -68,21 +70,28 @@ class Authenticator:
             self._pem.append((key, _algorithms(key)))
         self._lock = threading.Lock()
         self._jwks: dict[str, jwt.PyJWK] = {}
+        self._jwks_stamp: tuple[int, int] | None = None  # the file's (mtime, size) when read
         if settings.jwks_file is not None:
             self._read_jwks()
         if not self._pem and settings.jwks_file is None:
             raise InvalidArgument("download tasks need keys to verify tokens with: --jwt-key PEM or --jwks FILE")
 
     def _read_jwks(self) -> None:
+        """Read the JWKS file, unless it is unchanged since it was read (a token naming an
+        unknown key costs a stat, not a parse)."""
         path = self.settings.jwks_file
         assert path is not None
         try:
+            info = path.stat()
+            if (info.st_mtime_ns, info.st_size) == self._jwks_stamp:
+                return
             document = json.loads(path.read_text())
             keys = jwt.PyJWKSet.from_dict(document).keys
         except (OSError, ValueError, jwt.PyJWKSetError, jwt.PyJWKError) as exc:
             raise InvalidArgument(f"{path}: not a JWKS document with a usable key ({exc})") from None
         with self._lock:
             self._jwks = {k.key_id or "": k for k in keys}
+            self._jwks_stamp = (info.st_mtime_ns, info.st_size)
 
     def verify(self, token: str) -> User:
         """The user a bearer token names; UNAUTHORIZED unless it verifies."""
@@ -119,7 +128,10 @@ class Authenticator:
         if self.settings.jwks_file is not None:
             kid = header.get("kid") or ""
             if kid not in self._jwks:
-                self._read_jwks()  # a key added since: taken without a restart
+                try:
+                    self._read_jwks()  # a key added since: taken without a restart
+                except InvalidArgument as exc:  # a file being rewritten: the keys read last stay
+                    log.warning("%s", exc)
             with self._lock:
                 jwk = self._jwks.get(kid) or (next(iter(self._jwks.values())) if not kid and len(self._jwks) == 1
                                               else None)

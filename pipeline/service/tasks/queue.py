@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from ...errors import InvalidArgument, NotFound, QueueFull, TaskStateConflict
 from .listener import Listeners, TaskListener
 from .models import DownloadItem, DownloadTask, UserDownloadHistory, utcnow
-from .repository import Repository, item_snapshot, snapshot
+from .repository import Repository, item_snapshot, snapshot, uuid_of
 from .task import FINAL, UNFINISHED, Item, Task, TaskChange
 
 DOWNLOADS = ("download", "update")  # the kinds in the queue
@@ -209,23 +209,25 @@ class Queue:
         """Put each named task at its place (0 first); the others keep their order around them."""
         ids = [task_id for task_id, _ in orders]
         places = [place for _, place in orders]
-        if len(set(ids)) != len(ids):
+        if len({uuid_of(i) or i for i in ids}) != len(ids):
             raise InvalidArgument("a task is named twice in the new order")
         if len(set(places)) != len(places):
             raise InvalidArgument("two tasks are given the same place in the new order")
         with self._change(user_id) as c:
             queue = Repository.queue(c.session, user_id)
-            by_id = {str(r.id): r for r in queue}
+            by_id = {r.id: r for r in queue}
             for task_id, place in orders:
-                if str(task_id).lower() not in by_id:
+                if uuid_of(task_id) not in by_id:
                     raise NotFound(f"no task {task_id} in the queue")
                 if not 0 <= place < len(queue):
                     raise InvalidArgument(f"order {place}: the queue has places 0 to {len(queue) - 1}")
             placed: list[DownloadTask | None] = [None] * len(queue)
             for task_id, place in orders:
-                placed[place] = by_id[str(task_id).lower()]
-            named = {str(t).lower() for t in ids}
-            rest = iter([r for r in queue if str(r.id) not in named])
+                key = uuid_of(task_id)
+                assert key is not None, "checked above"
+                placed[place] = by_id[key]
+            named = {uuid_of(t) for t in ids}
+            rest = iter([r for r in queue if r.id not in named])
             _renumber([p if p is not None else next(rest) for p in placed])
             c.queue_touched = True
         with self.repository.reading() as s:
@@ -257,10 +259,11 @@ class Queue:
         now = utcnow()
         items = Repository.items(s, row, [r.item_id for r in report.items if r.item_id],
                                  [r.relative_path for r in report.items if r.relative_path and not r.item_id])
-        by_id = {str(i.id): i for i in items}
+        by_id = {i.id: i for i in items}
         by_path = {i.relative_path: i for i in items}
         for r in report.items:
-            item = by_id.get(str(r.item_id).lower()) if r.item_id else by_path.get(r.relative_path or "")
+            key = uuid_of(r.item_id) if r.item_id else None
+            item = (by_id.get(key) if key else None) if r.item_id else by_path.get(r.relative_path or "")
             if item is None:
                 raise InvalidArgument(f"task {row.id} has no item {r.item_id or r.relative_path!r}")
             if r.downloaded_bytes > item.total_size_bytes:

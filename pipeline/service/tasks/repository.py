@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, event, func, or_, select, text
+from sqlalchemy import Engine, create_engine, event, exc, func, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from ...errors import InvalidArgument
+from ...errors import InvalidArgument, StoreUnavailable
 from .models import DownloadItem, DownloadTask, UserDownloadHistory
 from .task import UNFINISHED, Item, Task
 
@@ -43,14 +43,17 @@ class Repository:
         url = database_url(url)
         try:
             parsed = make_url(url)
-        except Exception:
-            raise InvalidArgument(f"{url!r}: not a database URL (sqlite:///PATH or postgresql://...)") from None
-        self.sqlite = parsed.get_backend_name() == "sqlite"
-        if self.sqlite:
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            _sqlite_transactions(engine)
-        else:
-            engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.sqlite = parsed.get_backend_name() == "sqlite"
+            if self.sqlite:
+                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                _sqlite_transactions(engine)
+            elif parsed.get_backend_name() == "postgresql":
+                engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            else:
+                raise InvalidArgument(f"{parsed.render_as_string()}: the tasks' database is SQLite or PostgreSQL")
+        except (exc.ArgumentError, ImportError) as error:
+            raise InvalidArgument(f"{url!r}: not a database URL the service can use (sqlite:///PATH or "
+                                  f"postgresql://...): {error}") from None
         self.engine: Engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(engine.execution_options(depot_write=True), expire_on_commit=False)
@@ -65,7 +68,7 @@ class Repository:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.execution_options(depot_write=True).begin() as connection:
+        with _unavailable(), self.engine.execution_options(depot_write=True).begin() as connection:
             if not self.sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
@@ -73,14 +76,14 @@ class Repository:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
+        with _unavailable(), self._read() as session, session.begin():
             yield session
 
     @contextmanager
     def writing(self, user_id: str) -> Iterator[Session]:
         """A transaction that is the only one writing for ``user_id`` until it ends;
         committed when the block ends without an exception."""
-        with self._write() as session, session.begin():
+        with _unavailable(), self._write() as session, session.begin():
             if not self.sqlite:
                 session.execute(select(func.pg_advisory_xact_lock(_lock_key(user_id))))
             yield session
@@ -90,7 +93,8 @@ class Repository:
     @staticmethod
     def task(session: Session, user_id: str, task_id: str, kinds: Iterable[str]) -> DownloadTask | None:
         """The user's task of one of ``kinds``; None for another user's, or no such task."""
-        found = session.get(DownloadTask, _uuid(task_id)) if _uuid(task_id) else None
+        key = uuid_of(task_id)
+        found = session.get(DownloadTask, key) if key is not None else None
         return found if found is not None and found.user_id == user_id and found.kind in set(kinds) else None
 
     @staticmethod
@@ -117,7 +121,7 @@ class Repository:
     def items(session: Session, task: DownloadTask, ids: Sequence[str] = (), paths: Sequence[str] = ()
               ) -> list[DownloadItem]:
         """Items of ``task`` by id or path (only those asked for: a report names a few)."""
-        uuids = [u for u in (_uuid(i) for i in ids) if u is not None]
+        uuids = [u for u in (uuid_of(i) for i in ids) if u is not None]
         clauses = []
         if uuids:
             clauses.append(DownloadItem.id.in_(uuids))
@@ -143,6 +147,16 @@ class Repository:
                                   .where(DownloadItem.download_task_id == task.id)) or 0)
 
 
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """The database down, unreachable or locked for too long: STORE_UNAVAILABLE (503), not a
+    server error."""
+    try:
+        yield
+    except exc.OperationalError as error:
+        raise StoreUnavailable(f"the tasks' database: {str(error.orig or error).strip()}") from None
+
+
 def snapshot(row: DownloadTask, position: int | None = None, with_items: bool = False) -> Task:
     """A task row as the frozen value handed out."""
     return Task(id=str(row.id), user_id=row.user_id, kind=row.kind, product_id=row.product_id,
@@ -165,7 +179,8 @@ def _utc(moment: datetime.datetime) -> datetime.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
-def _uuid(value: str) -> uuid.UUID | None:
+def uuid_of(value: str) -> uuid.UUID | None:
+    """An id as given (any of the forms a UUID is written in), or None if it is not one."""
     try:
         return uuid.UUID(str(value))
     except ValueError:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from ... import layout
 from ...delta.route import update_route
 from ...errors import NotFound
+from ...formats.manifest import Manifest
+from ...formats.plan import Plan
 from ..catalog import Catalog
 from .queue import NewItem
 
@@ -29,26 +31,45 @@ def download_work(catalog: Catalog, product: str, version: str) -> Work:
 
 def update_work(catalog: Catalog, product: str, installed: str | None, target: str) -> Work:
     """An update from ``installed`` (None: not known, everything is downloaded)."""
-    goal = catalog.manifest(product, target)
+    goal, have, plans = _route(catalog, product, installed, target)
     documents = [layout.manifest_key(product, target)]
-    try:
-        have = catalog.manifest(product, installed) if installed else None
-    except NotFound:  # a version the catalogue does not hold: all of the target
-        have = None
     if have is None:
         return Work(_files(goal.files, "chunks"), documents)
-    route = update_route(catalog.plan_index(product), installed or "", target, goal.chunk_cost_from(have))
-    if route is not None:
-        try:
-            plans = [catalog.plan(product, a, b) for a, b in zip(route.versions, route.versions[1:])]
-        except NotFound:  # indexed, not on the origins yet: by chunks, as the client will
-            plans = []
-        if plans:
-            items = [NewItem(f.path, f.patch_bytes if f.op == "patch" else f.download_bytes, f.hash_sha256, f.op)
-                     for plan in plans for f in plan.files if f.op != "keep"]
-            return Work(items, documents + [layout.plan_key(product, p.from_version, p.to_version) for p in plans])
+    if plans:
+        items = [NewItem(f.path, f.patch_bytes if f.op == "patch" else f.download_bytes, f.hash_sha256, f.op)
+                 for plan in plans for f in plan.files if f.op != "keep"]
+        return Work(items, documents + [layout.plan_key(product, p.from_version, p.to_version) for p in plans])
     before = {(f.path, f.hash_sha256) for f in have.files}
     return Work(_files([f for f in goal.files if (f.path, f.hash_sha256) not in before], "chunks"), documents)
+
+
+def documents(catalog: Catalog, kind: str, product: str, installed: str | None, version: str) -> list[str]:
+    """The keys of the documents a task's client reads (its links), without its items."""
+    keys = [layout.manifest_key(product, version)]
+    if kind == "update":
+        _, _, plans = _route(catalog, product, installed, version)
+        keys += [layout.plan_key(product, p.from_version, p.to_version) for p in plans]
+    return keys
+
+
+def _route(catalog: Catalog, product: str, installed: str | None, target: str
+           ) -> tuple[Manifest, Manifest | None, list[Plan]]:
+    """The target's manifest, the installed one (None: not one the catalogue holds) and the
+    plans on the route the client takes (none: it fetches chunks)."""
+    goal = catalog.manifest(product, target)
+    try:
+        have = catalog.manifest(product, installed) if installed else None
+    except NotFound:
+        have = None
+    if have is None or installed is None:
+        return goal, None, []
+    route = update_route(catalog.plan_index(product), installed, target, goal.chunk_cost_from(have))
+    if route is None:
+        return goal, have, []
+    try:
+        return goal, have, [catalog.plan(product, a, b) for a, b in zip(route.versions, route.versions[1:])]
+    except NotFound:  # indexed, not on the origins yet: by chunks, as the client will
+        return goal, have, []
 
 
 def _files(files: list, operation: str | None = None) -> list[NewItem]:
