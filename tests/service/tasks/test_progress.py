@@ -46,7 +46,7 @@ class Clock:
 @contextlib.contextmanager
 def service(tmp_path, redis_url: str | None, clock: Clock, name: str = "tasks.db"):
     """The queue on SQLite with the progress publisher as its listener, and the hub's
-    WebSocket route under uvicorn; yields (queue, publisher, ws base URL)."""
+    WebSocket route under uvicorn; yields (queue, publisher, hub, ws base URL)."""
     repository = Repository(str(tmp_path / name))
     repository.migrate()
     hot = open_hot_state(redis_url)
@@ -64,7 +64,7 @@ def service(tmp_path, redis_url: str | None, clock: Clock, name: str = "tasks.db
     app.include_router(hub.router())
     try:
         with uvicorn_server(app) as url:
-            yield queue, publisher, "ws" + url.removeprefix("http") + "/ws/download/progress"
+            yield queue, publisher, hub, "ws" + url.removeprefix("http") + "/ws/download/progress"
     finally:
         publisher.close()
         hot.close()
@@ -82,7 +82,7 @@ def received(ws) -> dict:
 
 def test_a_task_s_life_in_the_documents_messages(tmp_path, hot_url):
     clock = Clock()
-    with service(tmp_path, hot_url, clock) as (queue, publisher, ws_url), \
+    with service(tmp_path, hot_url, clock) as (queue, publisher, _, ws_url), \
             connect(f"{ws_url}?token={token('alice')}") as ws:
         task, created = queue.create("alice", "download", "game", "1.0.0", "/games/game", 0, ITEMS)
         assert created
@@ -143,7 +143,7 @@ def test_a_task_s_life_in_the_documents_messages(tmp_path, hot_url):
 
 
 def test_a_user_hears_only_their_own_tasks(tmp_path, hot_url):
-    with service(tmp_path, hot_url, Clock()) as (queue, publisher, ws_url), \
+    with service(tmp_path, hot_url, Clock()) as (queue, publisher, _, ws_url), \
             connect(f"{ws_url}?token={token('alice')}") as alice, \
             connect(ws_url, additional_headers={"Authorization": f"Bearer {token('bob')}"}) as bob:
         theirs, _ = queue.create("alice", "download", "game", "1.0.0", "/a", 0, ITEMS)
@@ -157,11 +157,12 @@ def test_a_user_hears_only_their_own_tasks(tmp_path, hot_url):
 
 
 def test_a_socket_is_told_the_state_of_unfinished_tasks_on_connecting(tmp_path, hot_url):
-    with service(tmp_path, hot_url, Clock()) as (queue, publisher, ws_url):
+    with service(tmp_path, hot_url, Clock()) as (queue, publisher, _, ws_url):
         first, _ = queue.create("alice", "download", "game", "1.0.0", "/a", 0, ITEMS)
         second, _ = queue.create("alice", "download", "game", "1.0.0", "/b", 0, ITEMS)
         queue.report("alice", first.id, Report(items=(ItemReport(2_000_000, relative_path="data/level1.pak"),)))
         queue.cancel("alice", second.id)
+        assert publisher.flush()  # what those changes published is out before the socket comes
         with connect(f"{ws_url}?token={token('alice')}") as ws:
             told = received(ws)
             assert told["payload"] == {
@@ -180,7 +181,7 @@ def test_a_socket_is_told_the_state_of_unfinished_tasks_on_connecting(tmp_path, 
 ])
 def test_a_socket_without_a_good_token_is_refused_like_the_rest_api(tmp_path, credentials, detail):
     forged = token("alice", key=ed25519.Ed25519PrivateKey.generate())
-    with service(tmp_path, None, Clock()) as (queue, publisher, ws_url):
+    with service(tmp_path, None, Clock()) as (queue, publisher, _, ws_url):
         with pytest.raises(InvalidStatus) as refused:
             connect(ws_url + credentials.format(expired=token("alice", -60), forged=forged))
     response = refused.value.response
@@ -203,3 +204,19 @@ def test_a_socket_without_a_good_token_is_refused_like_the_rest_api(tmp_path, cr
 def test_speed_and_time_left(samples, downloaded, total, speed, eta):
     assert (speed_of(samples, downloaded, total).bytes_per_second, speed_of(samples, downloaded, total).eta_seconds) \
         == (speed, eta)
+
+
+def test_a_socket_that_falls_behind_is_closed_and_told_to_come_back(tmp_path, monkeypatch):
+    import pipeline.service.tasks.progress as progress
+    from websockets.exceptions import ConnectionClosed
+
+    monkeypatch.setattr(progress, "SOCKET_BACKLOG", 2)
+    with service(tmp_path, None, Clock()) as (queue, publisher, hub, ws_url), \
+            connect(f"{ws_url}?token={token('alice')}") as ws:
+        # three reports' messages in one turn of the server's loop: the socket cannot have
+        # sent any of them before the third comes, and a backlog of two overflows
+        payloads = [progress.encode([{"type": "downloadTaskStatusUpdate", "payload": {"n": n}}]) for n in range(3)]
+        hub.subscription.loop.call_soon_threadsafe(lambda: [hub._deliver("alice", p) for p in payloads])
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "too slow: connect again for the current state")
