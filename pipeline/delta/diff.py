@@ -5,8 +5,12 @@ another path (copy), or changed. A changed file whose chunks all exist in the ol
 version costs nothing to fetch; otherwise its best source in the old version (the same
 path, or else the file it shares the most chunk bytes with: a renamed-and-edited file) is
 diffed with the engines worth trying, each patch is checked by applying it, and the
-smallest is kept if it is smaller than fetching the file's new chunks. Patches are stored
-content-addressed; the plan is written last, then the product's plan index.
+smallest is kept if it is smaller than fetching the file's new chunks. Small files packed
+into shared chunks are planned the same way: fetching one costs the stored bytes of the
+chunks it has slices of, each chunk counted once in the plan however many files need it,
+and a patch is dropped where every chunk it would save is fetched for another file anyway.
+Patches are stored content-addressed; the plan is written last, then the product's plan
+index.
 
 Pieces: a file up to 16 MiB is patched whole. A file up to 64 MiB is patched in pieces of
 at most 16 MiB, each against the part of the old file it came from (found through shared
@@ -32,7 +36,7 @@ from ..core import codec
 from ..core.parallel import as_completed
 from ..core.progress import Progress, ignore
 from ..formats import manifest, plan as plan_doc
-from ..formats.manifest import FileEntry, Manifest
+from ..formats.manifest import ChunkRef, FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
 from ..storage import REFRESH_AGE, Location, WriteStore, open_store
@@ -124,11 +128,11 @@ def _result(plan: Plan, created: bool, started: float) -> DiffResult:
 def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Executor, progress: Progress) -> Plan:
     old_files = {f.path: f for f in old.files}
     old_by_hash: dict[str, FileEntry] = {}
-    holders: dict[str, list[FileEntry]] = {}
+    holders: dict[str, list[tuple[FileEntry, ChunkRef]]] = {}  # chunk id -> the old files' slices of it
     for f in old.files:
         old_by_hash.setdefault(f.hash_sha256, f)
         for c in f.chunks:
-            holders.setdefault(c.id, []).append(f)
+            holders.setdefault(c.id, []).append((f, c))
 
     new_paths = {e.path for e in new.entries}
     gone = [f for f in old.files if f.path not in new_paths]
@@ -160,15 +164,13 @@ def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Exec
                                  source_sha256=source.hash_sha256,
                                  segments=tuple(sorted(cast(list[PatchSegment], segments), key=lambda s: s.offset)))
 
+    fetched_chunks = {c.id: c.stored_size for f in new.files if ops[f.path].op == "chunks"
+                      for c in f.chunks if c.id not in holders}
+    for f in new.files:  # packed files: a patch saves nothing where its chunks come anyway
+        op = ops[f.path]
+        if op.op == "patch" and all(c.id in fetched_chunks or c.id in holders for c in f.chunks):
+            ops[f.path] = FileOp(f.path, "chunks", f.hash_sha256, download_bytes=_fetch_cost(f, holders))
     files = tuple(ops[f.path] for f in new.files)
-    old_chunk_ids = set(holders)
-    fetched_chunks = {
-        c.id: c.stored_size
-        for f in new.files
-        if ops[f.path].op == "chunks"
-        for c in f.chunks
-        if c.id not in old_chunk_ids
-    }
     return Plan(
         product=new.product,
         from_version=old.version,
@@ -176,24 +178,29 @@ def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Exec
         files=files,
         remove=tuple(e.path for e in old.entries if e.path not in new_paths),
         delta_download_bytes=sum(op.patch_bytes for op in files) + sum(fetched_chunks.values()),
-        chunk_download_bytes=sum(c.stored_size for i, c in new.unique_chunks().items() if i not in old_chunk_ids),
+        chunk_download_bytes=sum(c.stored_size for i, c in new.unique_chunks().items() if i not in holders),
         full_download_bytes=new.totals()["stored_bytes"],
         required_disk_space_bytes=sum(f.size for f in new.files if ops[f.path].op != "keep"),
     )
 
 
 def _fetch_cost(f: FileEntry, holders: dict) -> int:
+    """The stored bytes of the chunks ``f`` needs that the old version lacks, each once
+    (a packed file's chunks are whole chunks shared with its neighbours)."""
     return sum({c.id: c.stored_size for c in f.chunks if c.id not in holders}.values())
 
 
-def _best_source(f: FileEntry, holders: dict[str, list[FileEntry]]) -> FileEntry | None:
-    """The old file sharing the most chunk bytes with ``f``, if any."""
+def _best_source(f: FileEntry, holders: dict[str, list[tuple[FileEntry, ChunkRef]]]) -> FileEntry | None:
+    """The old file sharing the most bytes with ``f``: the bytes of each chunk that both
+    hold (a slice of a packed chunk shares only what the two slices overlap), if any."""
     shared: dict[str, int] = {}
     by_path: dict[str, FileEntry] = {}
     for c in f.chunks:
-        for h in holders.get(c.id, ()):
-            shared[h.path] = shared.get(h.path, 0) + c.size
-            by_path[h.path] = h
+        for h, hc in holders.get(c.id, ()):
+            overlap = min(c.chunk_offset + c.size, hc.chunk_offset + hc.size) - max(c.chunk_offset, hc.chunk_offset)
+            if overlap > 0:
+                shared[h.path] = shared.get(h.path, 0) + overlap
+                by_path[h.path] = h
     if not shared:
         return None
     return by_path[max(sorted(shared), key=lambda p: shared[p])]

@@ -131,7 +131,8 @@ def _export_version(repo: WriteStore, out: WriteStore, product: str, version: st
 
 def _file_rows(m: Manifest, previous: Manifest | None) -> list[dict]:
     """A row per file: how it compares with the previous version. ``moved``: the same
-    bytes under a path the previous version did not have."""
+    bytes under a path the previous version did not have. A packed file's stored size is
+    its share of each chunk it has a slice of, in proportion to its bytes there."""
     before = {f.path: f for f in previous.files} if previous else {}
     by_hash = {f.hash_sha256 for f in before.values()}
     old_chunks = set(previous.unique_chunks()) if previous else set()
@@ -145,7 +146,8 @@ def _file_rows(m: Manifest, previous: Manifest | None) -> list[dict]:
         else:
             change = "moved" if f.hash_sha256 in by_hash else "new"
         rows.append({"product": m.product, "version": m.version, "path": f.path, "size": f.size,
-                     "stored_size": sum(c.stored_size for c in f.chunks), "chunk_count": len(f.chunks),
+                     "stored_size": sum(c.stored_size * c.size // c.chunk_size for c in f.chunks),
+                     "chunk_count": len(f.chunks),
                      "shared_chunks": len(shared), "shared_bytes": sum(c.size for c in shared), "change": change})
     return rows
 
