@@ -275,3 +275,35 @@ def test_a_refusal_of_the_service_is_its_code_and_nothing_is_written(world, sign
                        world["data"]).result()
     assert (code, out["error"]) == (2, "USAGE") and "give --service URL too" in out["message"]
     assert world["cdn"].chunk_requests() == {}
+
+
+def progress_reports(world) -> int:
+    """How many progress reports the service has answered (its request metrics)."""
+    import urllib.request
+
+    with urllib.request.urlopen(world["service"].url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("depot_requests_total{") and '/tasks/{taskId}/progress"' in line)
+
+
+def test_a_task_queued_behind_another_waits_for_its_turn_then_downloads(world, build_dirs):
+    world["cdn"].released.set()
+    status, body, _ = api(world).create("/games/first", VERSION)
+    first = body["data"]["id"]
+    status, body, _ = api(world).report(first)  # its client started it: it holds the user's one download slot
+    assert (status, body["data"]["attributes"]["status"]) == (200, "downloading")
+    player = play(world)
+    player.says("is queued (place 1 in the queue): waiting for its turn")
+    seen, asked = progress_reports(world), world["cdn"].requests  # the trusted metadata, read already
+    deadline = time.monotonic() + 120
+    while progress_reports(world) < seen + 2 and player.proc.poll() is None:  # two more reports while queued...
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # how often to look, not how long to wait
+    assert world["cdn"].requests == asked  # ...and nothing asked of the CDN meanwhile, not even the manifest
+    status, _, _ = api(world).call("DELETE", f"/tasks/{first}")
+    assert status == 204
+    code, out = player.result()
+    assert code == 0, player.lines
+    assert out["chunks_fetched"] == distinct_chunks(world)
+    assert_installed(world["dest"], build_dirs[VERSION])
