@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from ... import layout
-from ...errors import InvalidArgument
+from ...errors import DepotError, InvalidArgument
 from ..catalog import Catalog
 from ..links import LinkSigner
 from .auth import Authenticator, Entitlements, User, unauthorized
@@ -273,6 +273,16 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         return {"manifest": signed[0], "plans": signed[1:],
                 "chunks": f"{PREFIX}/products/{task.product_id}/versions/{task.version_id}/chunks"}
 
+    def links_if_any(task: Task) -> dict | None:
+        """A task is shown whatever the catalogue says now: without document links once
+        its version is gone from the origins, or while their metadata is refused."""
+        if task.status in ("completed", "cancelled"):
+            return None
+        try:
+            return links(task)
+        except DepotError:
+            return None
+
     def accepted(task: Task, created: bool) -> JSONResponse:
         return JSONResponse({"data": task_resource(task, links(task)), "meta": {"created": created}},
                             status_code=202 if created else 200)
@@ -312,7 +322,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     @api.get("/tasks/{taskId}", operation_id="getDownloadTask")
     def get_task(taskId: str, who: User = Security(user)):
         task = queue.get(who.id, taskId)
-        return JSONResponse({"data": task_resource(task, links(task) if task.status != "cancelled" else None)})
+        return JSONResponse({"data": task_resource(task, links_if_any(task))})
 
     @api.post("/tasks/{taskId}/pause", operation_id="pauseDownloadTask")
     def pause(taskId: str, who: User = Security(user)):

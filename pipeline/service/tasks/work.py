@@ -45,6 +45,8 @@ def update_work(catalog: Catalog, product: str, installed: str | None, target: s
 
 def documents(catalog: Catalog, kind: str, product: str, installed: str | None, version: str) -> list[str]:
     """The keys of the documents a task's client reads (its links), without its items."""
+    if version not in catalog.versions(product):
+        raise NotFound(f"{product} has no published version {version!r}")
     keys = [layout.manifest_key(product, version)]
     if kind == "update":
         _, _, plans = _route(catalog, product, installed, version)

@@ -1,13 +1,17 @@
-"""The tasks API over a real uvicorn and SQLite: the documents' bodies, statuses and codes;
+"""The tasks API over a real uvicorn (SQLite and PostgreSQL): the documents' bodies, statuses and codes;
 a task's items are the signed manifest's files; one user never sees another's tasks."""
 
 from __future__ import annotations
 
 import pytest
 
-from depot_testing.tasks import Client, code, service
 from depot_testing.fixtures import PRODUCT
+from depot_testing.servers import uvicorn_server
+from depot_testing.tasks import Client, code, config, database_in, service
 from pipeline.formats import manifest as manifest_doc
+from pipeline.service.app import create_app
+from pipeline.service.tasks.queue import NewItem
+from pipeline.service.tasks.settings import TaskSettings
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +73,19 @@ def test_past_the_limit_the_queue_is_full(url, signer):
     assert (status, code(body)) == (409, "DOWNLOAD_QUEUE_FULL")
     status, body, _ = player.call("GET", "/tasks/queue")
     assert [t["attributes"]["targetPath"] for t in body["data"]] == [f"/games/full-{n}" for n in range(3)]
+
+
+def test_a_task_is_shown_when_its_version_has_left_the_origins(published, signer, tmp_path):
+    app = create_app(config(published, TaskSettings(database_in(tmp_path), jwt_keys=(signer.pem,),
+                                                     max_concurrent_downloads=2)))
+    gone, _ = app.state.tasks.queue.create("keeper", "download", PRODUCT, "0.9.0", "/games/old", 0,
+                                           [NewItem("a.bin", 5, "0" * 64)])
+    with uvicorn_server(app) as url:
+        player = Client(url, signer.token("keeper", [PRODUCT]))
+        status, body, _ = player.call("GET", f"/tasks/{gone.id}")
+        assert status == 200
+        assert body["data"]["links"] == {"self": f"/api/v1/download/tasks/{gone.id}"}
+        assert [i["relativePath"] for i in body["data"]["attributes"]["items"]] == ["a.bin"]
+        task = player.create("/games/done")[1]["data"]["id"]
+        player.report(task, status="completed")
+        assert player.call("GET", f"/tasks/{task}")[1]["data"]["links"] == {"self": f"/api/v1/download/tasks/{task}"}
