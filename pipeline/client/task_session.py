@@ -22,6 +22,8 @@ the update's work done.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import shutil
 import threading
@@ -121,6 +123,8 @@ class TaskSession:
         self.exact = a.get("taskType") != "update"  # a download counts file bytes, as the client does
         self.items = [(i["itemId"], i["totalFileSizeBytes"]) for i in a.get("items", [])]
         self._reported: dict[str, int] = {i["itemId"]: i["downloadedBytes"] for i in a.get("items", [])}
+        self._starts = list(itertools.accumulate((size for _, size in self.items), initial=0))  # where each file begins
+        self._last: int | None = None  # the task's bytes as last reported
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # the status moved
         self._written = 0  # file bytes written by this run
@@ -248,14 +252,20 @@ class TaskSession:
         else:
             done = self.total * written // max(1, to_write)
         done = max(0, min(self.total, done))
+        # Only the files where the bytes moved since the last report (all of them the first time).
+        lo, hi = (0, self.total) if self._last is None else sorted((self._last, done))
+        first = max(0, bisect.bisect_right(self._starts, lo) - 1)
         items: list[dict] = []
-        before = 0
-        for item_id, size in self.items:
-            mine = max(0, min(size, done - before))
-            before += size
-            if mine != self._reported.get(item_id) and len(items) < MOST_ITEMS:
+        for n in range(first, bisect.bisect_left(self._starts, hi, lo=first) if hi > lo else first):
+            if n >= len(self.items) or len(items) == MOST_ITEMS:
+                break
+            item_id, size = self.items[n]
+            mine = max(0, min(size, done - self._starts[n]))
+            if mine != self._reported.get(item_id):
                 items.append({"itemId": item_id, "downloadedBytes": mine})
                 self._reported[item_id] = mine
+        if len(items) < MOST_ITEMS:
+            self._last = done  # else the rest of the files next time
         return {"downloadedBytes": done, "items": items}
 
 
