@@ -31,10 +31,10 @@ from ..core.parallel import batches
 from ..core.progress import Progress, ignore
 from ..errors import NotFound, SourceChanged, VersionConflict
 from ..formats import inventory, manifest
-from ..formats.manifest import ChunkRef, Manifest
+from ..formats.manifest import Chunk, Manifest
 from ..storage import REFRESH_AGE, Location, Locations, WriteStore, open_store
 from . import products
-from .source_ranges import fingerprint, read_joined, read_view, sha256_range
+from .source_ranges import fingerprint, read_joined, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
 
@@ -61,15 +61,26 @@ class ChunkResult:
 
 @dataclass(frozen=True)
 class _File:
-    """A file to chunk: where its bytes are (in ``loc``, from ``base``) and how many."""
+    """A file to chunk: where its bytes are (``name`` below ``source``, or ``source``
+    itself, from ``base``) and how many; ``local``, its path when it is on this machine
+    (a location per file costs more than reading a small file)."""
 
     path: str
-    loc: Location
+    source: Location
+    name: str
     base: int
     size: int
+    local: str = ""
+
+    @property
+    def loc(self) -> Location:
+        return self.source.child(self.name) if self.name else self.source
+
+    def piece(self, offset: int, length: int) -> tuple[str | Location, int, int]:
+        return self.local or self.loc, self.base + offset, length
 
     def view(self, offset: int, length: int) -> memoryview:
-        return read_view(self.loc, self.base + offset, length)
+        return read_joined([self.piece(offset, length)])
 
     def window(self, offset: int, length: int) -> "_File":
         return self
@@ -106,7 +117,7 @@ class _Stream:
         while offset < end:
             f, start = self.files[i], self.starts[i]
             n = min(start + f.size, end) - offset
-            pieces.append((f.loc, f.base + offset - start, n))
+            pieces.append(f.piece(offset - start, n))
             offset += n
             i += 1
         return read_joined(pieces)
@@ -156,8 +167,13 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     params = settings.params
     data = inv.data
     source = locations.resolve(data.url) if data.url else store.location.child(data.key)
-    files = [_File(e.path, *_where(source, data.layout, e), e.size) for e in inv.files]
-    watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > params.segment and not e.hash_sha256}
+    root = source.local_path + "/" if source.is_local else ""
+    if data.layout == "directory":
+        files = [_File(e.path, source, e.path, 0, e.size, root and root + e.path) for e in inv.files]
+    else:
+        files = [_File(e.path, source, "", e.offset, e.size, root and root[:-1]) for e in inv.files]
+    segment = params.segment
+    watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > segment and not e.hash_sha256}
     before = {path: fingerprint(loc) for path, loc in watched.items()}
     cut = _run(executor, store.location, params, settings.packing_below, files, progress)
     for path, loc in watched.items():
@@ -172,17 +188,11 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
 def finish(store: WriteStore, inv: inventory.Inventory, params: ChunkParams, cut: "_Cut",
            started: float) -> ChunkResult:
     """Write the version's manifest from its cut files."""
-    m = manifest.build(inv, params, cut.chunks, cut.pack_below)
+    m = manifest.build(inv, params, cut.own, cut.pack, cut.pack_below)
     created = _save(store, m)
     if inv.data.key:
         store.delete(inv.data.key)  # the staged pack is only needed until the manifest exists
     return _result(m, cut.new_ids, cut.new_stored, started, created)
-
-
-def _where(source: Location, data_layout: str, e: inventory.Entry) -> tuple[Location, int]:
-    if data_layout == "directory":
-        return source.child(e.path), 0
-    return source, e.offset
 
 
 def _save(store: WriteStore, m: Manifest) -> bool:
@@ -237,7 +247,7 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File]) -
     store = open_store(repo)
     out = []
     for f in files:
-        view = read_view(f.loc, f.base, f.size)
+        view = f.view(0, f.size)
         cuts = boundaries(view, 0, params, at_eof=True)
         stored = [_store_chunk(store, view[a:b], a) for a, b in zip(cuts, cuts[1:])]
         out.append((f.path, hashlib.sha256(view).hexdigest(), stored))
@@ -274,38 +284,23 @@ def file_sha256(f: _File) -> str:
 
 @dataclass
 class _Cut:
+    """What reading the files gave: the chunks of each file cut on its own (``own``), of
+    the stream of packed files (``pack``), every file's SHA-256."""
+
     pack_below: int = 0
-    chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
+    own: dict[str, list[Chunk]] = field(default_factory=dict)
+    pack: list[Chunk] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
     new_ids: set[str] = field(default_factory=set)
     new_stored: int = 0
     straddlers: list[tuple[_File, tuple]] = field(default_factory=list)  # and their fingerprints
 
-    def _new(self, stored: list[_Stored]) -> None:
+    def chunks(self, stored: list[_Stored]) -> list[Chunk]:
         for _, _, cid, stored_size, new in stored:
             if new and cid not in self.new_ids:
                 self.new_ids.add(cid)
                 self.new_stored += stored_size
-
-    def add(self, path: str, stored: list[_Stored]) -> None:
-        self.chunks.setdefault(path, []).extend(ChunkRef(o, n, cid, s) for o, n, cid, s, _ in stored)
-        self._new(stored)
-
-    def add_stream(self, stream: _Stream, stored: list[_Stored]) -> None:
-        """The slices of each packed file: its bytes fall in one chunk of the stream or more."""
-        self._new(stored)
-        chunks = iter(stored)
-        c_start, c_size, cid, c_stored, _ = next(chunks, (0, 0, "", 0, False))
-        for f, start in zip(stream.files, stream.starts):
-            refs, off = [], 0
-            while off < f.size:
-                at = start + off - c_start
-                n = min(c_size - at, f.size - off)
-                refs.append(ChunkRef(off, n, cid, c_stored, at, c_size))
-                off += n
-                if at + n == c_size:
-                    c_start, c_size, cid, c_stored, _ = next(chunks, (0, 0, "", 0, False))
-            self.chunks[f.path] = refs
+        return [Chunk(cid, n, s) for _, n, cid, s, _ in stored]
 
 
 @dataclass
@@ -325,19 +320,22 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
     def submit(tag: tuple, fn, *args):
         pending[executor.submit(fn, *args)] = tag
 
-    packed = [f for f in files if 0 < f.size < pack_below]
-    large: list[_Source] = [f for f in files if f.size > params.segment and not 0 < f.size < pack_below]
+    packed: list[_File] = []
+    large: list[_Source] = []
+    small: list[_File] = []
+    segment = params.segment
+    for f in files:
+        (packed if 0 < f.size < pack_below else large if f.size > segment else small).append(f)
     if packed:
         large.insert(0, _Stream.of(packed))
     # Large files first: their boundary tasks gate their store tasks, and the small
     # batches fill the workers meanwhile.
-    for f in large:
-        task = _LargeFile(f, segment_starts(f.size, params))
+    for source in large:
+        task = _LargeFile(source, segment_starts(source.size, params))
         for s in task.starts:
-            submit(("chain", task, s), segment_chain, f.window(*segment_window(f.size, s, params)), s, params)
-        if isinstance(f, _File):
-            submit(("sha", task), file_sha256, f)
-    small = [f for f in files if f.size <= params.segment and not 0 < f.size < pack_below]
+            submit(("chain", task, s), segment_chain, source.window(*segment_window(source.size, s, params)), s, params)
+        if isinstance(source, _File):
+            submit(("sha", task), file_sha256, source)
     for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
         submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch)
 
@@ -351,7 +349,7 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
                 if kind == "small":
                     for path, digest, stored in result:
                         cut.digests[path] = digest
-                        cut.add(path, stored)
+                        cut.own[path] = cut.chunks(stored)
                     progress(tag[1])
                 elif kind == "sha":
                     cut.digests[tag[1].file.path] = result
@@ -367,11 +365,11 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
                     cut.digests.update(digests)
                     progress(sum(s[1] for s in stored))
                     if len(task.parts) == task.segments:
-                        whole = [c for s in sorted(task.parts) for c in task.parts[s]]
+                        whole = cut.chunks([c for s in sorted(task.parts) for c in task.parts[s]])
                         if isinstance(task.file, _Stream):
-                            cut.add_stream(task.file, whole)
+                            cut.pack = whole
                         else:
-                            cut.add(task.file.path, whole)
+                            cut.own[task.file.path] = whole
     except BaseException:
         for fut in pending:
             fut.cancel()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Union
 
 from ..core.hashing import BLOCK
 from ..errors import DepotError, SourceChanged
@@ -15,33 +15,26 @@ from .sources import source_error
 from ..storage.location import Location
 
 
-def _read_into(loc: Location, offset: int, view: memoryview) -> int:
-    """Fill ``view`` from ``offset`` of a local file; the number of bytes read."""
-    with open(loc.local_path, "rb") as f:
-        f.seek(offset)
-        return f.readinto(view)
-
-
-def _read_local(loc: Location, offset: int, length: int) -> bytes:
-    with open(loc.local_path, "rb") as f:
+def _read_local(path: str, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
         f.seek(offset)
         return f.read(length)
 
 
-def _checked_read(loc: Location, read):
+def _checked_read(url: str, read):
     try:
         return read()
     except FileNotFoundError as exc:
-        raise SourceChanged(f"{loc.url}: no longer exists") from exc
+        raise SourceChanged(f"{url}: no longer exists") from exc
     except DepotError:
         raise
     except backend_errors() as exc:
-        raise source_error(loc.url, "cannot read", exc) from exc
+        raise source_error(url, "cannot read", exc) from exc
 
 
-def _check_length(loc: Location, offset: int, length: int, got: int) -> None:
+def _check_length(url: str, offset: int, length: int, got: int) -> None:
     if got != length:
-        raise SourceChanged(f"{loc.url}: expected {length} bytes at offset {offset}, got {got}")
+        raise SourceChanged(f"{url}: expected {length} bytes at offset {offset}, got {got}")
 
 
 def read_range(loc: Location, offset: int, length: int) -> bytes:
@@ -49,11 +42,11 @@ def read_range(loc: Location, offset: int, length: int) -> bytes:
     if length == 0:
         return b""
     if loc.is_local:
-        data = _checked_read(loc, lambda: _read_local(loc, offset, length))
+        data = _checked_read(loc.url, lambda: _read_local(loc.local_path, offset, length))
     else:
         fs, path = loc.filesystem()
-        data = _checked_read(loc, lambda: fs.cat_file(path, start=offset, end=offset + length))
-    _check_length(loc, offset, length, len(data))
+        data = _checked_read(loc.url, lambda: fs.cat_file(path, start=offset, end=offset + length))
+    _check_length(loc.url, offset, length, len(data))
     return data
 
 
@@ -67,22 +60,10 @@ def _buffer(length: int) -> memoryview:
     return memoryview(buf)[:length]
 
 
-def read_view(loc: Location, offset: int, length: int) -> memoryview:
-    """``read_range`` into a buffer owned by the calling thread and reused by its next
-    call: chunking reads tens of MB per task, and fresh buffers each time cost more in
-    page faults than the copy. The view is valid until this thread reads again."""
-    if not loc.is_local or length == 0:
-        return memoryview(read_range(loc, offset, length))
-    view = _buffer(length)
-    got = _checked_read(loc, lambda: _read_into(loc, offset, view))
-    _check_length(loc, offset, length, got)
-    return view
-
-
-def _pread_into(loc: Location, offset: int, view: memoryview) -> int:
+def _pread_into(path: str, offset: int, view: memoryview) -> int:
     """Fill ``view`` from ``offset`` of a local file, with the fewest system calls (an
     open file object costs more than the read of a small file)."""
-    fd = os.open(loc.local_path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         got = 0
         while got < len(view):
@@ -95,20 +76,24 @@ def _pread_into(loc: Location, offset: int, view: memoryview) -> int:
         os.close(fd)
 
 
-def read_joined(pieces: Sequence[tuple[Location, int, int]]) -> memoryview:
-    """The bytes of ``pieces`` (location, offset, length) end to end, read into this
-    thread's buffer like ``read_view``: the packed small files of a build as one stream."""
+Where = Union[str, Location]  # a local file's path, or any location
+
+
+def read_joined(pieces: Sequence[tuple[Where, int, int]]) -> memoryview:
+    """The bytes of ``pieces`` (where, offset, length) end to end, read into a buffer owned
+    by the calling thread and reused by its next call: chunking reads tens of MB per task,
+    and fresh buffers each time cost more in page faults than the copy. The view is valid
+    until this thread reads again. Several pieces: the packed small files of a build, as
+    one stream."""
     view = _buffer(sum(n for _, _, n in pieces))
     pos = 0
-    for loc, offset, n in pieces:
+    for where, offset, n in pieces:
         part = view[pos : pos + n]
-        if loc.is_local:
-            got = _checked_read(loc, lambda: _pread_into(loc, offset, part))
+        if isinstance(where, str):
+            got = _checked_read(where, lambda: _pread_into(where, offset, part))
+            _check_length(where, offset, n, got)
         else:
-            data = read_range(loc, offset, n)
-            part[: len(data)] = data
-            got = len(data)
-        _check_length(loc, offset, n, got)
+            part[:] = read_range(where, offset, n)
         pos += n
     return view
 
@@ -125,10 +110,10 @@ def fingerprint(loc: Location) -> tuple:
     """What changes when a source file is written to: size, modification and change times
     and inode of a local file; size, ETag and modification time of an object."""
     if loc.is_local:
-        st = _checked_read(loc, lambda: os.stat(loc.local_path))
+        st = _checked_read(loc.url, lambda: os.stat(loc.local_path))
         return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
     fs, path = loc.filesystem()
-    info = _checked_read(loc, lambda: fs.info(path))
+    info = _checked_read(loc.url, lambda: fs.info(path))
     return info.get("size"), info.get("ETag"), str(info.get("LastModified") or info.get("mtime") or "")
 
 

@@ -122,8 +122,8 @@ class Inventory(Document):
 
     def with_hashes(self, digests: dict[str, str]) -> "Inventory":
         """Its files' SHA-256, by path."""
-        return self.with_entries(dataclasses.replace(e, hash_sha256=digests[e.path]) if e.type == "file" else e
-                                 for e in self.entries)
+        return self.with_entries(Entry(e.path, e.type, e.size, e.executable, digests[e.path], e.target, e.offset)
+                                 if e.type == "file" else e for e in self.entries)
 
 
 def load(reader: Reader, product: str, version: str) -> Inventory:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import ClassVar, Iterable
+from typing import Callable, ClassVar, Iterable
 
 import zstandard
 
@@ -223,7 +223,8 @@ class Manifest(Document):
             return canonical.dumps(self.to_dict(), SCHEMA_1, self.describe())
         doc = self.to_dict()
         try:
-            _Columns(doc)
+            if self._columns is None:  # columns are checked when made
+                _Columns(doc)
         except ValueError as exc:
             raise ManifestInvalid(f"{self.describe()}: not a valid {SCHEMA} document: {exc}") from None
         return _compress(canonical.dumps(doc, SCHEMA, self.describe()))
@@ -408,76 +409,89 @@ class _Columns:
         return len(file_types), sum(self.sizes), sum(map(len, self.own)) + len(ends)
 
 
-def _encode(entries: Iterable[FileEntry], pack_below: int) -> dict:
-    """The columns of ``entries`` (in path order). The slices of files of 1 to
-    ``pack_below - 1`` bytes must continue one another (the pack stream); the chunks of
-    other files must be whole."""
+def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable[Chunk]], pack: list[Chunk],
+             pack_below: int) -> dict:
+    """The columns of ``entries`` (in path order): files of 1 to ``pack_below - 1`` bytes
+    are in the pack stream (``pack``), each other file holds the chunks ``own`` gives. The
+    chunk table lists the stream's chunks in stream order, then those of the other files
+    in path order, each chunk once, where it first appears."""
     table: dict[str, int] = {}
     ids: list[str] = []
     sizes: list[int] = []
     stored: list[int] = []
-    paths, types, file_sizes, executable, hashes, own, targets, pack = [], [], [], [], [], [], [], []  # type: ignore[var-annotated]
-    left = 0  # bytes of the pack stream's last chunk not yet given to a file
 
-    def index(c: ChunkRef) -> int:
+    def index(c: Chunk) -> int:
         k = table.get(c.id)
         if k is None:
             k = table[c.id] = len(ids)
             ids.append(c.id)
-            sizes.append(c.chunk_size)
+            sizes.append(c.size)
             stored.append(c.stored_size)
         return k
 
+    stream = [index(c) for c in pack]
+    paths, types, file_sizes, executable, hashes, targets = [], [], [], [], [], []
+    indices: list[list[int]] = []
     for e in entries:
         paths.append(e.path)
-        if e.type != "file":
-            types.append("d" if e.type == "dir" else "l")
-            if e.type == "symlink":
-                targets.append(e.target)
-            continue
-        file_sizes.append(e.size)
-        executable.append("1" if e.executable else "0")
-        hashes.append(e.hash_sha256)
+        if e.type == "dir":
+            types.append("d")
+        elif e.type == "symlink":
+            types.append("l")
+            targets.append(e.target)
+        else:
+            file_sizes.append(e.size)
+            executable.append("1" if e.executable else "0")
+            hashes.append(e.hash_sha256)
+            if 0 < e.size < pack_below:
+                types.append("p")
+            else:
+                types.append("f")
+                indices.append([index(c) for c in own(e)])
+    return {
+        "chunks": {"id": "".join(ids), "size": sizes, "stored_size": stored},
+        "entries": {"path": paths, "type": "".join(types), "size": file_sizes, "executable": "".join(executable),
+                    "hash_sha256": "".join(hashes), "chunks": indices, "target": targets},
+        "pack": stream,
+    }
+
+
+def _encode(entries: Iterable[FileEntry], pack_below: int) -> dict:
+    """The columns of ``entries``, whose chunks must tile each file: the slices of the
+    packed files must continue one another (the pack stream), the other files' chunks
+    must be whole."""
+    entries = tuple(entries)
+    pack: list[Chunk] = []
+    left = 0  # bytes of the stream's last chunk not yet given to a file
+    for e in entries:
         if list(itertools.accumulate((c.size for c in e.chunks), initial=0)) != [c.offset for c in e.chunks] + [e.size]:
             raise ValueError(f"the chunks of {e.path!r} do not tile it")
         if not 0 < e.size < pack_below:
             if not all(c.whole for c in e.chunks):
                 raise ValueError(f"{e.path!r} is not packed, yet holds a slice of a chunk")
-            types.append("f")
-            own.append([index(c) for c in e.chunks])
             continue
-        types.append("p")
         for c in e.chunks:
             if left:
-                if c.id != ids[pack[-1]] or c.chunk_offset != sizes[pack[-1]] - left:
+                if c.id != pack[-1].id or c.chunk_offset != pack[-1].size - left:
                     raise ValueError(f"the slices of {e.path!r} do not continue the pack stream")
             else:
                 if c.chunk_offset:
                     raise ValueError(f"{e.path!r} starts a chunk of the pack stream at its offset {c.chunk_offset}")
-                pack.append(index(c))
+                pack.append(c.chunk)
                 left = c.chunk_size
             left -= c.size
     if left:
         raise ValueError("the packed files end within a chunk of the pack stream")
-    return {
-        "chunks": {"id": "".join(ids), "size": sizes, "stored_size": stored},
-        "entries": {"path": paths, "type": "".join(types), "size": file_sizes, "executable": "".join(executable),
-                    "hash_sha256": "".join(hashes), "chunks": own, "target": targets},
-        "pack": pack,
-    }
+    return _columns(entries, lambda e: (c.chunk for c in e.chunks), pack, pack_below)  # type: ignore[attr-defined]
 
 
-def build(inv: Inventory, params: ChunkParams, chunks: dict[str, list[ChunkRef]], pack_below: int = 0) -> Manifest:
-    """The manifest of an inventoried build whose files were cut into ``chunks`` (by path)."""
-    entries = []
-    for e in inv.entries:
-        if e.type == "file":
-            entries.append(
-                FileEntry(e.path, "file", e.size, e.executable, e.hash_sha256, chunks=tuple(chunks[e.path]))
-            )
-        else:
-            entries.append(FileEntry(e.path, e.type, target=e.target))
-    return Manifest(inv.product, inv.version, params, tuple(entries), pack_below)
+def build(inv: Inventory, params: ChunkParams, own: dict[str, list[Chunk]], pack: list[Chunk],
+          pack_below: int = 0) -> Manifest:
+    """The manifest of an inventoried build: its files of 1 to ``pack_below - 1`` bytes
+    packed, end to end in path order, into the chunks ``pack``; every other file cut
+    into the chunks ``own[path]``. Made as columns, with no object per file."""
+    doc = _columns(inv.entries, lambda e: own[e.path], pack, pack_below)
+    return Manifest._of_columns(inv.product, inv.version, params, pack_below, _Columns(doc))
 
 
 def load(reader: Reader, product: str, version: str) -> Manifest:
