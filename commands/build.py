@@ -113,17 +113,20 @@ def run(s: Settings, source, product, version, diff_last, origins):
 @click.option("--chunk-max", type=ByteSize(), default=None, help="[default: as configured, else 4MiB]")
 @click.option("--segment-size", type=ByteSize(), default=None, help="Split files larger than this over several "
               "tasks [default: as configured, else max(64MiB, 16 x max)]. Tuning only: it never changes the chunks.")
+@click.option("--pack-below", type=ByteSize(), default=None, help="Pack files smaller than this into shared chunks; "
+              "0: none [default: as configured, else the minimum chunk size].")
 @json_option
 @click.pass_obj
-def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_size):
+def configure(s: Settings, product, chunk_min, chunk_avg, chunk_max, segment_size, pack_below):
     """Set a product's chunk sizes (for versions chunked from now on); sizes not given stay as they are."""
     import dataclasses
 
-    from pipeline.build.products import chunk_params, configure as configure_product
+    from pipeline.build.products import configure as configure_product, settings
 
     given = {"min_size": chunk_min, "avg_size": chunk_avg, "max_size": chunk_max, "segment_size": segment_size}
-    params = dataclasses.replace(chunk_params(s.store, product), **{k: v for k, v in given.items() if v is not None})
-    configure_product(s.store, product, params)
+    before = settings(s.store, product)
+    params = dataclasses.replace(before.params, **{k: v for k, v in given.items() if v is not None})
+    configure_product(s.store, product, params, before.pack_below if pack_below is None else pack_below)
     s.emit({"product": product, "chunking": params.to_dict()},
            f"{product}: chunks of {params.min_size} / {params.avg_size} / {params.max_size} bytes (min / avg / max)")
 

@@ -161,3 +161,23 @@ def test_a_release_that_changes_a_few_small_files_stores_little_more_than_the_ch
     # six changes, six new chunks: 2.7% of the bytes, about one average chunk (4 KiB) a change
     assert (second.chunks_new, sum(c.size for c in new.values()), second.stored_bytes_new) == (6, 28_628, 10_394)
     assert second.stored_bytes_new == sum(c.stored_size for c in new.values())
+
+
+def test_configure_sets_pack_below_and_keeps_it_when_other_sizes_change(tmp_path):
+    import json
+    import subprocess
+
+    from helpers import DEPOT, ROOT
+
+    def configure(*args):
+        p = subprocess.run(DEPOT + ["--repo", str(tmp_path / "repo"), "--json", "configure", "-p", PRODUCT, *args],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert p.returncode == 0, p.stderr
+        return json.loads((tmp_path / "repo" / layout.product_config_key(PRODUCT)).read_text())["chunking"]
+
+    assert "pack_below" not in configure("--chunk-min", "64KiB")  # the default: the minimum chunk size
+    assert products.settings(open_store(str(tmp_path / "repo")), PRODUCT).packing_below == 64 << 10
+    assert configure("--pack-below", "0")["pack_below"] == 0
+    assert configure("--chunk-avg", "512KiB") == {"min_size": 65536, "avg_size": 524288, "max_size": 4194304,
+                                                 "pack_below": 0}
+    assert products.settings(open_store(str(tmp_path / "repo")), PRODUCT).packing_below == 0
