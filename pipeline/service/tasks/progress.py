@@ -168,21 +168,35 @@ class ProgressPublisher(TaskListener):
                 return
 
     def _publish(self, work: list) -> None:
-        samples = [(task.id, at, task.downloaded_bytes) for kind, task, _, at in work if kind == "progress"]
-        kept = iter(self.hot.record(samples) if samples else [])
-        out: list[tuple[str, bytes]] = []
-        for kind, task, items, _ in work:
+        """One round trip records the samples of the reports in ``work``; a stop in between
+        (its samples forgotten) is taken in its place, after the reports before it."""
+        out: list[tuple[str, bytes]] = [("", b"")] * len(work)
+        waiting: list[int] = []  # reports whose samples are not recorded yet
+
+        def measure() -> None:
+            reports = [work[i] for i in waiting]
+            kept = self.hot.record([(task.id, at, task.downloaded_bytes) for _, task, _, at in reports])
+            for i, (_, task, items, _), samples in zip(waiting, reports, kept):
+                messages = [task_status(task, speed_of(samples, task.downloaded_bytes, task.total_size_bytes))]
+                messages += [item_progress(task, item) for item in items]
+                messages += [download_error(task, item) for item in items if item.status == "error"]
+                out[i] = (task.user_id, encode(messages))
+            waiting.clear()
+
+        for i, (kind, task, _, _) in enumerate(work):
             if kind == "progress":
-                messages = [task_status(task, speed_of(next(kept), task.downloaded_bytes, task.total_size_bytes))]
-                messages += [item_progress(task, i) for i in items]
-                messages += [download_error(task, i) for i in items if i.status == "error"]
-            else:
-                messages = [task_status(task, Speed(0, None))]
-                if task.status == "error":
-                    messages.append(download_error(task))
-                if task.status in STOPPED:
-                    self.hot.forget(task.id)
-            out.append((task.user_id, encode(messages)))
+                waiting.append(i)
+                continue
+            messages = [task_status(task, Speed(0, None))]
+            if task.status == "error":
+                messages.append(download_error(task))
+            out[i] = (task.user_id, encode(messages))
+            if task.status in STOPPED:
+                if any(work[j][1].id == task.id for j in waiting):
+                    measure()
+                self.hot.forget(task.id)
+        if waiting:
+            measure()
         self.hot.publish(out)
 
 

@@ -220,3 +220,40 @@ def test_a_socket_that_falls_behind_is_closed_and_told_to_come_back(tmp_path, mo
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "too slow: connect again for the current state")
+
+
+def test_reports_and_a_stop_taken_in_one_batch_are_measured_in_their_order():
+    """The publisher sends what arrived meanwhile in one go: a pause and a resume between
+    two reports of the same batch still restart the measure in their place."""
+    import asyncio
+    import datetime
+
+    from pipeline.service.tasks.hot import InProcess
+    from pipeline.service.tasks.task import Task
+
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def task(status: str, downloaded: int) -> Task:
+        return Task("5f0c4a52-2b0e-4a7e-9d7e-3c6b1e0f0a11", "alice", "download", "starfall", "1.2.0", None, "/g",
+                    status, 0, 10_000, downloaded, None, None, now, now, 0)
+
+    work = [("progress", task("downloading", 0), (), 1_000.0), ("progress", task("downloading", 2_000), (), 1_002.0),
+            ("status", task("paused", 2_000), None, 0.0), ("status", task("downloading", 2_000), None, 0.0),
+            ("progress", task("downloading", 3_000), (), 1_010.0)]
+
+    async def scenario() -> list:
+        hot = InProcess()
+        got: asyncio.Queue = asyncio.Queue()
+        subscription = await hot.subscribe(lambda user, payload: got.put_nowait(payload))
+        await subscription.watch("alice")
+        publisher = ProgressPublisher(hot)
+        await asyncio.to_thread(publisher._publish, work)
+        publisher.close()
+        told = [json.loads(await asyncio.wait_for(got.get(), 10)) for _ in work]
+        assert hot.record([(work[0][1].id, 1_011.0, 3_000)]) == [[(1_010.0, 3_000), (1_011.0, 3_000)]]
+        return told
+
+    told = asyncio.run(scenario())
+    assert [(m["payload"]["status"], m["payload"]["downloadSpeedBps"], m["payload"]["estimatedTimeLeftSeconds"])
+            for m in told] == [("downloading", 0, None), ("downloading", 1_000, 8), ("paused", 0, None),
+                               ("downloading", 0, None), ("downloading", 0, None)]
