@@ -36,6 +36,7 @@ from .fetch import Fetcher
 from .game_dir import GameDir, file_mode
 from .reuse import find_on_disk
 
+WRITERS = 2
 GROUP = 1 << 20  # chunks go to the download threads about this many bytes at a time
 
 
@@ -52,6 +53,7 @@ class Assembly:
         self.inst, self.m, self.files, self.fetcher, self.progress = inst, m, files, fetcher, progress
         self.root = os.path.join(inst.staging, "")
         self.lock = threading.Lock()
+        self.writers = threading.Semaphore(WRITERS)
         self.index: dict[str, int] = {}  # chunk id -> its number
         self.chunks: list[Chunk] = []
         # every slice to write: its file's number and its number in that file, chained per chunk
@@ -64,29 +66,26 @@ class Assembly:
         self.copies: dict[int, tuple[str, disk.Stamp]] = {}  # file number -> an identical file on disk
         self.local: dict[str, tuple[str, int]] = {}  # chunk id -> a file on disk holding it, and where
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
+        index, head, tail, nxt = self.index, self.head, self.tail, self.slot_next
+        s = 0
         for i, f in enumerate(files):
             for j, ref in enumerate(f.chunks):
-                self._add(ref, i, j)
+                k = index.get(ref.id)
+                if k is None:
+                    k = index[ref.id] = len(self.chunks)
+                    self.chunks.append(ref.chunk)
+                    head.append(s)
+                    tail.append(-1)
+                else:
+                    nxt[tail[k]] = s
+                tail[k] = s
+                self.slot_file.append(i)
+                self.slot_ref.append(j)
+                nxt.append(-1)
+                s += 1
             self.missing[i] = len(f.chunks)
+        self.done = bytearray(s)
         self._resume(present)
-
-    def _add(self, ref: ChunkRef, file: int, j: int) -> None:
-        k = self.index.get(ref.id)
-        if k is None:
-            k = self.index[ref.id] = len(self.chunks)
-            self.chunks.append(ref.chunk)
-            self.head.append(-1)
-            self.tail.append(-1)
-        s = len(self.slot_file)
-        self.slot_file.append(file)
-        self.slot_ref.append(j)
-        self.slot_next.append(-1)
-        self.done.append(0)
-        if self.head[k] < 0:
-            self.head[k] = s
-        else:
-            self.slot_next[self.tail[k]] = s
-        self.tail[k] = s
 
     def _slots(self, k: int) -> Iterator[int]:
         """The slices of chunk ``k`` still to write."""
@@ -295,32 +294,33 @@ class Assembly:
         else:
             with self.lock:
                 self.reused += sum(self._ref(s).size for s in slots)
-        view = memoryview(data)
-        written = 0
-        for s in slots:
-            i = self.slot_file[s]
-            f = self.files[i]
-            ref = f.chunks[self.slot_ref[s]]
-            part = view[ref.chunk_offset:ref.chunk_offset + ref.size]
-            if len(f.chunks) == 1:  # the whole file in one write
-                fd = disk.create(self._staged(i), file_mode(f))
-                try:
-                    disk.write_at(fd, part, 0)
-                    self.mtimes[i] = os.fstat(fd).st_mtime_ns
-                finally:
-                    os.close(fd)
-            else:
-                fd = os.open(self._staged(i), os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    disk.write_at(fd, part, ref.offset)
-                    with self.lock:
-                        self.missing[i] -= 1
-                        whole = self.missing[i] == 0
-                    if whole:  # every other slice of it landed before it was counted
+        with self.writers:
+            view = memoryview(data)
+            written = 0
+            for s in slots:
+                i = self.slot_file[s]
+                f = self.files[i]
+                ref = f.chunks[self.slot_ref[s]]
+                part = view[ref.chunk_offset:ref.chunk_offset + ref.size]
+                if len(f.chunks) == 1:  # the whole file in one write
+                    fd = disk.create(self._staged(i), file_mode(f))
+                    try:
+                        disk.write_at(fd, part, 0)
                         self.mtimes[i] = os.fstat(fd).st_mtime_ns
-                finally:
-                    os.close(fd)
-            written += ref.size
+                    finally:
+                        os.close(fd)
+                else:
+                    fd = os.open(self._staged(i), os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        disk.write_at(fd, part, ref.offset)
+                        with self.lock:
+                            self.missing[i] -= 1
+                            whole = self.missing[i] == 0
+                        if whole:  # every other slice of it landed before it was counted
+                            self.mtimes[i] = os.fstat(fd).st_mtime_ns
+                    finally:
+                        os.close(fd)
+                written += ref.size
         self.progress(written)
 
     def _from_disk(self, chunk: Chunk) -> bytes | None:

@@ -199,11 +199,12 @@ class GameDir:
     # -- swapping a staged version in -------------------------------------------------
 
     def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str],
-                trust: str = "", mtimes: array | None = None) -> None:
+                trust: str = "", mtimes: array | None = None, published: bytes | None = None) -> None:
         """Replace ``remove`` and the paths of ``staged`` (all whole in staging) with the
         new files, then links and empty directories, then record ``m`` as installed, with
         the ``mtimes`` of its files known (in its order, 0 where not: those are read from
-        the disk). Any failure
+        the disk), and ``published``, the manifest's bytes as read (else written again from
+        ``m``). Any failure
         before the record puts the previous version back, and removes the directories the
         swap made."""
         try:
@@ -234,7 +235,7 @@ class GameDir:
                     self._place_link(e)
                 elif e.type == "dir":  # not from `known`: a link placed just now may stand in the way
                     self._make_parents(e.path + "/x")
-            self._finish(m, origins, trust, mtimes)
+            self._finish(m, origins, trust, mtimes, published)
         except OSError as exc:
             self.recover()
             where = exc.filename or self.dest
@@ -275,10 +276,14 @@ class GameDir:
     def _new_dirs(self, m: Manifest, staged: list[FileEntry]) -> list[str]:
         """The directories a swap of ``m`` may make that are not directories now: named
         before the swap begins, so that putting the previous version back removes them."""
+        deepest = {e.path.rpartition("/")[0] for e in staged}
+        deepest.update(e.path if e.type == "dir" else e.path.rpartition("/")[0]
+                       for e in m.entries if e.type in ("symlink", "dir"))
         wanted: set[str] = set()
-        for e in staged + [e for e in m.entries if e.type in ("symlink", "dir")]:
-            parts = e.path.split("/")
-            wanted.update("/".join(parts[:i]) for i in range(1, len(parts) + (e.type == "dir")))
+        for d in deepest:
+            while d and d not in wanted:
+                wanted.add(d)
+                d = d.rpartition("/")[0]
         return sorted(d for d in wanted if os.path.islink(self.dest / d) or not os.path.isdir(self.dest / d))
 
     def _swapping(self) -> _Intent:
@@ -346,13 +351,14 @@ class GameDir:
             os.makedirs(os.path.dirname(back), exist_ok=True)
             os.replace(self.dest / rel, back)
 
-    def _finish(self, m: Manifest, origins: list[str], trust: str, known: array | None) -> None:
+    def _finish(self, m: Manifest, origins: list[str], trust: str, known: array | None,
+                published: bytes | None) -> None:
         """Record ``m`` as installed. The previous manifest goes to the backup first: a
         crash before the record is written must leave the previous version whole, its
         manifest included."""
         with contextlib.suppress(FileNotFoundError):
             os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
-        _atomic_write(self.state / "manifest.json", m.to_bytes_known_valid())  # m was read from an origin
+        _atomic_write(self.state / "manifest.json", published or m.to_bytes_known_valid())  # m was read from an origin
         files = m.files
         mtimes = array("q", known) if known is not None else array("q", bytes(8 * len(files)))
         for i, f in enumerate(files):

@@ -68,9 +68,22 @@ def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
 def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
     """The version's manifest from the first origin with a valid one, refused (UNSAFE_ENTRY)
     if any entry it names could write outside the game directory."""
+    return fetch_manifest(fetcher, product, version)[0]
+
+
+def fetch_manifest(fetcher: Fetcher, product: str, version: str) -> tuple[Manifest, bytes]:
+    """``load_manifest``, with the manifest's bytes as published (kept in the game
+    directory as they are, not written again from the parsed manifest)."""
     key = layout.manifest_key(product, version)
-    m = manifest_doc.expect(fetcher.document(key, Manifest.from_bytes), product, version, fetcher.url_of(key))
-    return check_manifest(m, fetcher.url_of(key))
+    published: list[bytes] = []
+
+    def parse(data: bytes, where: str) -> Manifest:
+        m = Manifest.from_bytes(data, where)
+        published[:] = [data]
+        return m
+
+    m = manifest_doc.expect(fetcher.document(key, parse), product, version, fetcher.url_of(key))
+    return check_manifest(m, fetcher.url_of(key)), published[0]
 
 
 def install(
@@ -87,7 +100,7 @@ def install(
     """Install ``version`` into ``dest``; with ``only``, just make those paths right.
     ``on_total(bytes)`` is told how much will be written, ``progress(bytes)`` as it is."""
     started = time.monotonic()
-    m = load_manifest(fetcher, product, version)
+    m, published = fetch_manifest(fetcher, product, version)
     dest = Path(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -110,7 +123,7 @@ def install(
         remove = stale_entries(previous, m) if only is None else []
         recorded = inst.mtimes(previous) if previous is not None and trusted else None
         mtimes = known_mtimes(m, job, previous, recorded, trusted)
-        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, mtimes)
+        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, mtimes, published)
         remove_empty_dirs(inst, previous, m)
     stats = fetcher.stats
     return InstallResult(

@@ -32,7 +32,7 @@ from .fetch import Fetcher
 from .assemble import Assembly, mib
 from .disk import copy_file
 from .game_dir import GameDir, file_mode
-from .install import install, known_mtimes, load_manifest, remove_empty_dirs, resolve_version
+from .install import fetch_manifest, install, known_mtimes, remove_empty_dirs, resolve_version
 from .reuse import candidates
 
 
@@ -80,7 +80,7 @@ def update(
     if target == current.version:
         return UpdateResult(product, current.version, target, "none", [target], 0, 0, 0, 0, 0,
                             elapsed_s=round(time.monotonic() - started, 3))
-    target_m = load_manifest(fetcher, product, target)
+    target_m, published = fetch_manifest(fetcher, product, target)
     chunk_cost = target_m.chunk_cost_from(current)
     index = _plan_index(fetcher, product)
     best = cheapest_route(index, current.version, target)
@@ -105,9 +105,9 @@ def update(
         except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
             fallbacks.append({"path": key, "error": PatchFailed.code, "message": str(exc)})
             return by_chunks(fallbacks, downloaded)
-        b_m = target_m if b == target else load_manifest(fetcher, product, b)
+        b_m, b_published = (target_m, published) if b == target else fetch_manifest(fetcher, product, b)
         with inst.locked():
-            step = _Step(inst, fetcher, plan, inst.manifest(), b_m, progress)
+            step = _Step(inst, fetcher, plan, inst.manifest(), b_m, b_published, progress)
             on_total(plan.required_disk_space_bytes)
             step.run(seeds, jobs)
         downloaded += step.downloaded
@@ -130,10 +130,12 @@ def _plan_index(fetcher: Fetcher, product: str) -> PlanIndex | None:
 class _Step:
     """One plan applied: from the installed version ``a`` to ``b``."""
 
-    def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Manifest, b: Manifest, progress: Progress):
+    def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Manifest, b: Manifest, b_published: bytes,
+                 progress: Progress):
         if a.version != plan.from_version:
             raise NotFound(f"plan {plan.from_version} -> {plan.to_version} does not start at {a.version}")
         self.inst, self.fetcher, self.plan, self.a, self.b, self.progress = inst, fetcher, plan, a, b, progress
+        self.b_published = b_published
         self.downloaded = self.written = self.patched = 0
         self.fallbacks: list[dict] = []
 
@@ -167,7 +169,7 @@ class _Step:
         kept = {op.path for op in self.plan.files if op.op == "keep" and op.path in intact}
         mtimes = known_mtimes(self.b, job, self.a, self.inst.mtimes(self.a), kept)
         self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins],
-                          self.fetcher.trust_id, mtimes)
+                          self.fetcher.trust_id, mtimes, self.b_published)
         remove_empty_dirs(self.inst, self.a, self.b)
 
     def _stage(self, entry: FileEntry, op: FileOp, present: bool) -> None:

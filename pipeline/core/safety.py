@@ -85,11 +85,15 @@ def check_tree(entries: Iterable[E], source: str) -> list[E]:
     is how archives escape), and links whose target is absolute or leads outside the build. Raises UnsafeEntry naming the first bad entry.
     """
     entries = list(entries)
+    tops: set[str] = set()  # top-level names found not to be STATE_DIR
     for e in entries:
         if clean_path(e.path, source) != e.path:
             raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
-        if is_state_dir(e.path.split("/")[0]):
-            raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
+        top = e.path.partition("/")[0]
+        if top not in tops:
+            if is_state_dir(top):
+                raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
+            tops.add(top)
     by_path: dict[str, E] = {}
     for e in entries:
         if e.path in by_path:
@@ -99,7 +103,7 @@ def check_tree(entries: Iterable[E], source: str) -> list[E]:
     has_children: set[str] = set()
     for path in by_path:
         parent = posixpath.dirname(path)
-        while parent:
+        while parent and parent not in has_children:  # one seen before: it and those above it passed
             above = by_path.get(parent)
             if above is not None and above.type != "dir":
                 raise UnsafeEntry(f"{source}: {path!r} is inside {parent!r}, which is a {above.type}")
