@@ -223,7 +223,8 @@ def update(s: Settings, dest, to_version, channel, token, **download):
 @dest_option
 @click.option("--fast", is_flag=True, help="Sizes, modes and mtimes only (no hashing).")
 @token_option
-@service_option
+@click.option("--service", default=None, metavar="URL",
+              help="With --token: the service to run the check on, as the user's integrity task there.")
 @json_option
 @click.pass_obj
 def verify(s: Settings, dest, fast, service, token):
