@@ -280,3 +280,26 @@ class TaskStateConflict(DepotError):
 
     code = "INVALID_TASK_STATE"
     exit_code = 21
+
+
+# -- pre-load: embargoed versions ------------------------------------------------------------
+
+
+class ContentLocked(DepotError):
+    """The version is embargoed: its content key is not released yet (pre-load it now;
+    it unlocks at release)."""
+
+    code = "CONTENT_LOCKED"
+    exit_code = 22
+
+    def __init__(self, message: str, release_at: str | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.release_at = release_at  # when the release is scheduled (UTC, ISO 8601), if it is
+        self.retry_after = retry_after  # seconds until then, for the service's Retry-After
+
+
+class ContentAuthenticationFailed(IntegrityError):
+    """A sealed object does not authenticate: tampered with, swapped for another object, or
+    opened with another release's key."""
+
+    code = "CONTENT_AUTHENTICATION_FAILED"

@@ -24,6 +24,7 @@ PUBLISH_LOG_PREFIX = "logs/publishes/"
 _PRODUCT = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _CHUNK_ID = re.compile(r"[0-9a-f]{64}")
+_CONTENT_KEY_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_PART = re.compile(r"[A-Za-z0-9._+=-]+")  # "=": hive partitions of the stats (product=P)
 
 
@@ -105,6 +106,27 @@ def versions_prefix(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/versions/"
 
 
+def release_key(product: str, version: str) -> str:
+    """When an embargoed version is (or was) released, and with which content key."""
+    return f"{version_prefix(product, version)}release.json"
+
+
+def content_keys_prefix(product: str) -> str:
+    return f"{PRODUCT_PREFIX}{check_product(product)}/keys/"
+
+
+def check_content_key_id(key_id: str) -> str:
+    if not _CONTENT_KEY_ID.fullmatch(key_id or ""):
+        raise InvalidKey(f"invalid content key id {key_id!r}: expected 32 lowercase hex digits")
+    return key_id
+
+
+def content_key_key(product: str, key_id: str) -> str:
+    """A released content key, by its id: objects sealed with it stay readable after the
+    version that sealed them is retired (a later version may name them)."""
+    return f"{content_keys_prefix(product)}{check_content_key_id(key_id)}.json"
+
+
 def channels_prefix(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/channels/"
 
@@ -162,7 +184,7 @@ def staged_pack_key(product: str, version: str) -> str:
 # -- reading keys back: the inverse of the builders above --------------------------------
 
 _TEMPORARY = re.compile(r"\.(.+)\.[^.]+\.tmp")  # a write in progress beside its key: .NAME.UNIQUE.tmp
-_VERSION_DOCUMENTS = ("manifest.json", "inventory.json")
+_VERSION_DOCUMENTS = ("manifest.json", "inventory.json", "release.json")
 
 
 def is_depot_key(key: str) -> bool:
@@ -189,7 +211,8 @@ def is_depot_key(key: str) -> bool:
             return False
         document = version_document_of(plain)
         return bool(plain in (product_config_key(product), plan_index_key(product)) or channel_of(plain)
-                    or plan_pair_of(plain) or (document and document[2] in _VERSION_DOCUMENTS))
+                    or plan_pair_of(plain) or (document and document[2] in _VERSION_DOCUMENTS)
+                    or content_key_of(plain))
     except InvalidKey:
         return False
 
@@ -243,3 +266,14 @@ def channel_of(key: str) -> str | None:
         return None
     channel = parts[3][: -len(".json")]
     return channel if channel_key(parts[1], channel) == key else None
+
+
+def content_key_of(key: str) -> tuple[str, str] | None:
+    """(product, key id) of a released content key products/P/keys/ID.json."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] + "/" != PRODUCT_PREFIX or parts[2] != "keys" or not parts[3].endswith(".json"):
+        return None
+    key_id = parts[3][: -len(".json")]
+    if not _PRODUCT.fullmatch(parts[1]) or not _CONTENT_KEY_ID.fullmatch(key_id):
+        return None
+    return parts[1], key_id

@@ -1,0 +1,107 @@
+"""Sealed objects: what an embargoed version stores in place of its new chunks, patches and
+documents, until its content key is released (docs/format.md, "Sealed objects").
+
+A sealed object is the object as it would be stored otherwise (a chunk's zstd frame or raw
+bytes, a patch, a manifest's bytes) encrypted with AES-256-GCM::
+
+    magic "DPSEAL01" (8) | algorithm 1 (1) | key id (16) | nonce (12) | ciphertext | tag (16)
+
+The nonce is fresh and random for every object. The associated data is the header's first
+25 bytes (magic, algorithm, key id) and the object's name, the key it is stored under (a
+document's plain key, not its copy under its hash): an object moved to another name, a
+header naming another key, a byte changed anywhere, or another release's key all fail to
+authenticate, ``CONTENT_AUTHENTICATION_FAILED``. Whoever opens an object knows its name
+already, so a swap can only be of bytes, and that is what the tag refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from cryptography.exceptions import InvalidTag
+
+from .. import layout
+from ..core import codec
+from ..errors import ContentAuthenticationFailed, ContentLocked
+from .content_key import ID_BYTES, ContentKey, new_nonce
+
+MAGIC = b"DPSEAL01"
+AES_256_GCM = 1
+HEADER = len(MAGIC) + 1 + ID_BYTES  # what the associated data starts with
+NONCE = 12
+TAG = 16
+OVERHEAD = HEADER + NONCE + TAG  # a sealed object is this much longer than the object
+
+T = TypeVar("T")
+# A key by its id, or None when it is not known (not released yet, not on this side).
+KeyFinder = Callable[[str], "ContentKey | None"]
+
+
+def seal(key: ContentKey, name: str, stored: bytes) -> bytes:
+    """``stored`` (the object as it would be stored) sealed with ``key`` under ``name``."""
+    header = MAGIC + bytes([AES_256_GCM]) + bytes.fromhex(key.key_id)
+    nonce = new_nonce()
+    return header + nonce + key.cipher.encrypt(nonce, stored, header + name.encode())
+
+
+def unseal(key: ContentKey, name: str, sealed: bytes) -> bytes:
+    """The object sealed under ``name``, opened with ``key``; CONTENT_AUTHENTICATION_FAILED
+    when it does not authenticate (or was sealed with another key)."""
+    found = key_id(sealed, name)
+    if found != key.key_id:
+        raise ContentAuthenticationFailed(f"{name}: sealed with content key {found}, not with {key.key_id} "
+                                          f"({key.product} {key.version})")
+    nonce = sealed[HEADER: HEADER + NONCE]
+    try:
+        return key.cipher.decrypt(nonce, sealed[HEADER + NONCE:], sealed[:HEADER] + name.encode())
+    except InvalidTag:
+        raise ContentAuthenticationFailed(f"{name}: the sealed object does not authenticate with content key "
+                                          f"{key.key_id}: altered, or another object's bytes") from None
+
+
+def is_sealed(data: bytes) -> bool:
+    """Whether a document's bytes are sealed. Documents only: a document starts with "{" or
+    a zstd frame's magic number, while a raw chunk may start with anything (whether a chunk
+    is sealed is said by the manifest that names it)."""
+    return data[: len(MAGIC)] == MAGIC
+
+
+def key_id(sealed: bytes, name: str) -> str:
+    """The id of the key an object was sealed with, from its header."""
+    if len(sealed) < OVERHEAD or not is_sealed(sealed) or sealed[len(MAGIC)] != AES_256_GCM:
+        raise ContentAuthenticationFailed(f"{name}: not a sealed object (depot.sealed/1)")
+    return sealed[len(MAGIC) + 1: HEADER].hex()
+
+
+# -- what builds, publishes and clients call ---------------------------------------------------
+
+
+def seal_chunk(key: ContentKey, chunk_id: str, data: bytes) -> bytes:
+    """A chunk's stored object, sealed: its bytes encoded as any chunk is, then sealed."""
+    return seal(key, layout.chunk_key(chunk_id), codec.encode(data))
+
+
+def unseal_chunk(key: ContentKey, chunk_id: str, sealed: bytes, size: int) -> bytes:
+    """A sealed chunk's bytes: opened, decoded and checked against its id."""
+    return codec.decode(chunk_id, unseal(key, layout.chunk_key(chunk_id), sealed), size)
+
+
+def open_document(data: bytes, name: str, find: KeyFinder) -> bytes:
+    """A document's bytes, opened if sealed with the key ``find`` gives for its key id;
+    CONTENT_LOCKED when ``find`` has none (not released yet)."""
+    if not is_sealed(data):
+        return data
+    found = find(key_id(data, name))
+    if found is None:
+        raise ContentLocked(f"{name} is sealed: its content key is not released yet")
+    return unseal(found, name, data)
+
+
+def opening(parse: Callable[[bytes, str], T], name: str, find: KeyFinder) -> Callable[[bytes, str], T]:
+    """``parse`` (a document's ``from_bytes``) for bytes that may be sealed under ``name``."""
+    return lambda data, where: parse(open_document(data, name, find), where)
+
+
+def one_key(key: ContentKey | None) -> KeyFinder:
+    """A finder that knows ``key`` alone."""
+    return lambda wanted: key if key is not None and key.key_id == wanted else None
