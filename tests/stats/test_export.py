@@ -168,3 +168,43 @@ def test_query_answers_as_csv_and_as_a_json_list_of_rows(repo, tmp_path):
         p = run(*args)
         assert p.returncode == 0, p.stderr
         assert p.stdout == (json.dumps(expected) + "\n").encode()
+
+
+def test_a_packed_version_exports_each_files_share_and_each_chunk_whole(tmp_path):
+    """Small files packed into shared chunks: a file's stored size is its share of each
+    chunk it has bytes in; chunks, their sizes and the version's figures count each chunk
+    once, whole. Expected figures come from the chunk objects and the files' slices."""
+    from depot_testing.packed import PRODUCT as GAME, chunk_packed_versions, write_builds
+
+    store = chunk_packed_versions(tmp_path / "repo", write_builds(tmp_path / "builds"), ("1.0", "2.0"), plans=False)
+    export(store)
+    old, new = (manifest.load(store, GAME, v) for v in ("1.0", "2.0"))
+    stored = {i: len(store.get(layout.chunk_key(i))) for f in new.files for c in f.chunks for i in [c.id]}
+    size: dict[str, int] = {}  # a chunk's bytes: the slices of it that the version's files hold
+    for f in new.files:
+        for c in f.chunks:
+            size[c.id] = size.get(c.id, 0) + c.size
+    old_ids = {c.id for f in old.files for c in f.chunks}
+    before = {f.path: f.hash_sha256 for f in old.files}
+    expected = {}
+    for f in new.files:
+        shared = {c.id: c.size for c in f.chunks if c.id in old_ids}
+        change = ("same" if before[f.path] == f.hash_sha256 else "changed") if f.path in before else "new"
+        expected[f.path] = {"size": f.size, "stored_size": sum(stored[c.id] * c.size // size[c.id] for c in f.chunks),
+                            "chunk_count": len(f.chunks), "shared_chunks": len(shared),
+                            "shared_bytes": sum(shared.values()), "change": change}
+    got = {r.pop("path"): r for r in rows(store, "SELECT path, size, stored_size, chunk_count, shared_chunks, "
+                                                 "shared_bytes, change FROM files WHERE version = '2.0'")}
+    assert got == expected
+    assert got["text/b/file17a.txt"] == {"size": 1504, "stored_size": expected["text/b/file17a.txt"]["stored_size"],
+                                         "chunk_count": 1, "shared_chunks": 0, "shared_bytes": 0, "change": "new"}
+    assert got["text/f/file59.txt"]["chunk_count"] == 2  # it straddles two packed chunks
+    assert sum(r["stored_size"] for r in got.values()) <= sum(stored.values())
+    assert len(size) == 8 and sum(1 for f in new.files if len(f.chunks) == 1 and not f.chunks[0].whole) == 99
+
+    uses = rows(store, "SELECT chunk_id, size, stored_size FROM chunk_uses WHERE version = '2.0'")
+    assert {r["chunk_id"]: (r["size"], r["stored_size"]) for r in uses} == {i: (size[i], stored[i]) for i in size}
+    v = rows(store, "SELECT * FROM versions WHERE version = '2.0'")[0]
+    assert (v["files"], v["chunks"], v["unique_chunks"], v["unique_bytes"], v["stored_bytes"]) == \
+        (101, sum(len(f.chunks) for f in new.files), 8, sum(size.values()), sum(stored.values()))
+    assert v["new_stored_bytes_vs_previous"] == sum(stored[i] for i in size if i not in old_ids)
