@@ -191,7 +191,7 @@ def depot(*args: str) -> subprocess.CompletedProcess:
 
 def gc_json(repo, *args) -> dict:
     p = depot("--json", "--repo", repo / "repo", "gc", *args)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, p.stderr; print(p.stderr)
     [report] = json.loads(p.stdout)["gc"]
     return report
 
@@ -449,3 +449,32 @@ def test_ctrl_c_during_gc_is_one_line_and_running_it_again_finishes(repo, tmp_pa
     assert r["freed_objects"] == doomed - (doomed // 2 - 1)  # the stop came before the prune it interrupted
     install(fetcher(repo / "repo"), PRODUCT, "1.3.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.3.0"])
+
+
+def test_gc_keeps_every_packed_chunk_a_retained_version_needs(tmp_path):
+    """Small files packed into shared chunks: gc keeps each chunk any file of a retained
+    version has a slice of, and takes the packed chunks only the dropped version had, its
+    plan's patches and the patches a plan computed and dropped; both retained versions
+    still install byte for byte."""
+    from depot_testing.packed import PRODUCT as GAME, chunk_packed_versions, write_builds
+    from pipeline.formats import manifest, plan as plan_doc
+
+    builds = write_builds(tmp_path / "builds")
+    store = chunk_packed_versions(tmp_path / "repo", builds)  # 1.0, 2.0, 3.0; plans 1.0 -> 2.0 -> 3.0
+    sliced = {v: {layout.chunk_key(c.id) for f in manifest.load(store, GAME, v).files for c in f.chunks}
+              for v in ("1.0", "2.0", "3.0")}
+    packed_1 = {layout.chunk_key(c.id) for f in manifest.load(store, GAME, "1.0").files for c in f.chunks if not c.whole}
+    kept_patches = {layout.patch_key(s.id) for op in plan_doc.load(store, GAME, "2.0", "3.0").files for s in op.segments}
+    before = set(store.list(layout.CHUNK_PREFIX))
+    assert before == sliced["1.0"] | sliced["2.0"] | sliced["3.0"] and len(packed_1) == 2
+    assert len(set(store.list(layout.PATCH_PREFIX))) == 5  # 2 dropped, 1 of 1.0 -> 2.0, 2 of 2.0 -> 3.0
+
+    r = gc(store, Retention(keep_last=2, keep_history=0), delete=True, now=LATER)
+    assert r.retained == {GAME: ["2.0", "3.0"]}
+    assert set(store.list(layout.CHUNK_PREFIX)) == sliced["2.0"] | sliced["3.0"]
+    assert before - set(store.list(layout.CHUNK_PREFIX)) == packed_1  # bin/game's chunks are 2.0's too
+    assert set(store.list(layout.PATCH_PREFIX)) == kept_patches and len(kept_patches) == 2
+    assert dangling(store) == []
+    for v in ("2.0", "3.0"):
+        install(fetcher(tmp_path / "repo"), GAME, v, tmp_path / v)
+        assert_installed(tmp_path / v, builds[v])
