@@ -153,13 +153,11 @@ class TaskSession:
             then(n)
         return total
 
-    def check(self, wait: float | None = None) -> None:
-        """Raise if the task is paused or cancelled; while it waits for its turn, wait
-        (at most ``wait`` seconds, None: until it moves)."""
+    def check(self) -> None:
+        """Raise if the task is paused or cancelled; while it waits for its turn, wait."""
         with self._changed:
             while self.status in WAITING and not self._done.is_set():
-                if not self._changed.wait(wait):
-                    break
+                self._changed.wait()
             stop = STOPPING.get(self.status)
         if stop is not None:
             raise stop(f"task {self.id} is {self.status}" + (
@@ -175,26 +173,20 @@ class TaskSession:
         self._set(self.api.report(self.task, {})["attributes"]["status"])
         self.notice(f"task {self.id} ({self.status}): {self.api.url}{API}/tasks/{self.id}")
         if self.status in WAITING:
-            position = self.task["attributes"].get("queuePosition")
-            self.notice(f"task {self.id} is queued (place {position} in the queue): waiting for its turn")
+            ahead = self.task["attributes"].get("queuePosition")
+            self.notice(f"task {self.id} is queued behind {ahead} of the user's tasks: waiting for its turn")
         reporter = threading.Thread(target=self._report_every, name="depot-task-report", daemon=True)
         reporter.start()
         try:
             self.check()
             result = work()
-        except DownloadCancelled:
+        except BaseException as exc:
             self._stop(reporter)
-            _remove_staging(dest)
-            raise
-        except DownloadPaused:
-            self._stop(reporter)
-            raise
-        except DepotError as exc:
-            self._stop(reporter)
-            self._finish({"status": "error", "errorDetails": {"errorCode": exc.code, "errorMessage": str(exc)[:4000]}})
-            raise
-        except BaseException:
-            self._stop(reporter)
+            if isinstance(exc, DownloadCancelled):
+                _remove_staging(dest)
+            elif isinstance(exc, DepotError) and not isinstance(exc, DownloadPaused):
+                self._finish({"status": "error", "errorDetails": {"errorCode": exc.code,
+                                                                  "errorMessage": str(exc)[:4000]}})
             raise
         self._stop(reporter)
         self._finish({"status": "completed", "downloadedBytes": self.total})

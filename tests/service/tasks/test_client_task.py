@@ -34,10 +34,11 @@ HOLD_AFTER = 6  # chunks served before the origin holds the rest
 
 class GatedOrigin(StaticOrigin):
     """An origin that serves ``after`` chunk requests, then holds every other one until
-    ``released`` is set (``reached`` says one is held): a point in a download to act at."""
+    ``released`` is set (``reached`` says one is held): a point in a download to act at.
+    ``broken``: every chunk served with its first byte flipped."""
 
     def __init__(self, root: Path, after: int):
-        self.after, self.served = after, 0
+        self.after, self.served, self.broken = after, 0, False
         self.reached, self.released = threading.Event(), threading.Event()
         super().__init__(root)
 
@@ -50,6 +51,12 @@ class GatedOrigin(StaticOrigin):
                 self.reached.set()
                 assert self.released.wait(120), "never released"
         super()._dispatch(handler, head)
+
+    def _build(self, path: str, range_header: str | None):
+        answer = super()._build(path, range_header)
+        if self.broken and path.startswith("/" + layout.CHUNK_PREFIX) and answer.status == 200:
+            answer.body = bytes([answer.body[0] ^ 0xFF]) + answer.body[1:]  # not the bytes the chunk id names
+        return answer
 
     def chunk_requests(self) -> dict[str, int]:
         with self._lock:
@@ -294,7 +301,7 @@ def test_a_task_queued_behind_another_waits_for_its_turn_then_downloads(world, b
     status, body, _ = api(world).report(first)  # its client started it: it holds the user's one download slot
     assert (status, body["data"]["attributes"]["status"]) == (200, "downloading")
     player = play(world)
-    player.says("is queued (place 1 in the queue): waiting for its turn")
+    player.says("is queued behind 1 of the user's tasks: waiting for its turn")
     seen, asked = progress_reports(world), world["cdn"].requests  # the trusted metadata, read already
     deadline = time.monotonic() + 120
     while progress_reports(world) < seen + 2 and player.proc.poll() is None:  # two more reports while queued...
@@ -307,3 +314,13 @@ def test_a_task_queued_behind_another_waits_for_its_turn_then_downloads(world, b
     assert code == 0, player.lines
     assert out["chunks_fetched"] == distinct_chunks(world)
     assert_installed(world["dest"], build_dirs[VERSION])
+
+
+def test_a_download_that_fails_ends_its_task_in_error_with_the_code(world):
+    world["cdn"].released.set()
+    world["cdn"].broken = True
+    code, out = play(world).result()
+    assert (code, out["error"]) == (7, "FILE_HASH_MISMATCH"), out
+    a = only_task(world)["attributes"]
+    assert (a["status"], a["errorDetails"]["errorCode"], a["errorDetails"]["errorMessage"]) == \
+        ("error", "FILE_HASH_MISMATCH", out["message"])
