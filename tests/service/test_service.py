@@ -23,7 +23,7 @@ from helpers import DEPOT, ROOT, assert_installed, get
 from depot_testing.fixtures import PRODUCT, signed_repository
 from pipeline import layout
 from pipeline.delta.route import update_route
-from pipeline.formats import manifest as manifest_doc, plan_index
+from pipeline.formats import manifest as manifest_doc, plan as plan_doc, plan_index
 from pipeline.publish.channels import promote
 from pipeline.publish.publish import publish
 from pipeline.service.app import ServiceConfig, create_app
@@ -105,6 +105,42 @@ def test_update_checks_are_priced_the_way_the_client_updates(world):
     assert unknown == {"productId": "nosuch", "isUpdateAvailable": False}
     status, bad = post(url, f"{API}/updates/check", {"data": [{"type": "game"}]})
     assert status == 400 and bad["errors"][0]["code"] == "INVALID_ARGUMENT"
+
+
+def test_a_packed_versions_chunks_are_listed_whole_and_its_update_priced_by_the_objects(world):
+    """The fixture's small files are packed into a chunk they share: the chunk list names
+    each chunk once, at its whole size and its object's; the update check from 1.1.0 prices
+    the plan and the chunks by the objects on the origin."""
+    url, repo, origin = world["url"], world["repo"], world["origin"]
+    new, old = (manifest_doc.load(repo, PRODUCT, v) for v in ("1.2.0", "1.1.0"))
+    slices: dict[str, set[tuple[int, int]]] = {}  # chunk id -> the distinct slices the files hold
+    for f in new.files:
+        for c in f.chunks:
+            slices.setdefault(c.id, set()).add((c.chunk_offset, c.size))
+    packed = [i for i, held in slices.items() if len(held) > 1]
+    assert len(packed) == 1 and len(slices[packed[0]]) == sum(f.size < 16 << 10 for f in new.files if f.size)
+
+    def stored(key: str) -> int:
+        return (origin / key).stat().st_size
+
+    status, body = get(url, f"{API}/products/{PRODUCT}/versions/1.2.0/chunks?page[size]=1000")
+    assert status == 200
+    assert {d["id"]: d["attributes"] for d in body["data"]} == \
+        {i: {"size": sum(n for _, n in held), "storedSize": stored(layout.chunk_key(i))} for i, held in slices.items()}
+
+    old_ids = {c.id for f in old.files for c in f.chunks}
+    chunk_cost = sum(stored(layout.chunk_key(i)) for i in set(slices) - old_ids)
+    plan = plan_doc.load(repo, PRODUCT, "1.1.0", "1.2.0")
+    fetched = {c.id for op in plan.files if op.op == "chunks" for c in new.entry(op.path).chunks} - old_ids
+    delta = sum(stored(layout.chunk_key(i)) for i in fetched) + \
+        sum(stored(layout.patch_key(s.id)) for op in plan.files for s in op.segments)
+    assert plan.delta_download_bytes == delta < chunk_cost
+    status, answer = post(url, f"{API}/updates/check", {"data": [
+        {"type": "installedProduct", "attributes": {"productId": PRODUCT, "currentVersionId": "1.1.0"}}]})
+    assert status == 200
+    assert answer["data"][0]["attributes"] == {
+        "productId": PRODUCT, "isUpdateAvailable": True, "latestVersionId": "1.2.0", "updateType": "delta",
+        "downloadSizeBytes": delta, "requiredDiskSpaceBytes": plan.required_disk_space_bytes}
 
 
 def test_a_player_installs_through_nginx_with_the_services_links(world, tmp_path, build_dirs):
