@@ -191,7 +191,7 @@ def depot(*args: str) -> subprocess.CompletedProcess:
 
 def gc_json(repo, *args) -> dict:
     p = depot("--json", "--repo", repo / "repo", "gc", *args)
-    assert p.returncode == 0, p.stderr; print(p.stderr)
+    assert p.returncode == 0, p.stderr
     [report] = json.loads(p.stdout)["gc"]
     return report
 
