@@ -36,7 +36,6 @@ from .fetch import Fetcher
 from .game_dir import GameDir, file_mode
 from .reuse import find_on_disk
 
-WRITERS = 2
 GROUP = 1 << 20  # chunks go to the download threads about this many bytes at a time
 
 
@@ -53,7 +52,7 @@ class Assembly:
         self.inst, self.m, self.files, self.fetcher, self.progress = inst, m, files, fetcher, progress
         self.root = os.path.join(inst.staging, "")
         self.lock = threading.Lock()
-        self.writers = threading.Semaphore(WRITERS)
+        self.writers = threading.Semaphore(os.cpu_count() or 1)  # threads decoding and writing at once
         self.index: dict[str, int] = {}  # chunk id -> its number
         self.chunks: list[Chunk] = []
         # every slice to write: its file's number and its number in that file, chained per chunk
@@ -214,6 +213,7 @@ class Assembly:
                         self.mtimes[i] = os.fstat(fd).st_mtime_ns
                 finally:
                     os.close(fd)
+        disk.share_heap()
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
             _all(pool, self._copy, list(self.copies))
             needed = [k for k in range(len(self.chunks)) if any(True for _ in self._slots(k))]
@@ -285,43 +285,51 @@ class Assembly:
     def _deliver(self, k: int) -> None:
         chunk = self.chunks[k]
         slots = list(self._slots(k))
-        data = self._from_disk(chunk)
+        with self.writers:
+            data = self._from_disk(chunk)
+            if data is not None:
+                with self.lock:
+                    self.reused += sum(self._ref(s).size for s in slots)
+                written = self._write(slots, data)
         if data is None:
-            data = self.fetcher.chunk(chunk)
+            # decoded and written under ``writers`` too: the requests in flight hold chunks
+            # as stored, and only as many threads as there are cores hold decoded chunks and write
+            written = self.fetcher.chunk(chunk, lambda data: self._write(slots, data), self.writers)
             with self.lock:
                 self.downloaded += chunk.stored_size
                 self.fetched += 1
-        else:
-            with self.lock:
-                self.reused += sum(self._ref(s).size for s in slots)
-        with self.writers:
-            view = memoryview(data)
-            written = 0
-            for s in slots:
-                i = self.slot_file[s]
-                f = self.files[i]
-                ref = f.chunks[self.slot_ref[s]]
-                part = view[ref.chunk_offset:ref.chunk_offset + ref.size]
-                if len(f.chunks) == 1:  # the whole file in one write
-                    fd = disk.create(self._staged(i), file_mode(f))
-                    try:
-                        disk.write_at(fd, part, 0)
+        self.progress(written)  # not within the fetch: what it raises is the caller's, never a retry
+
+    def _write(self, slots: list[int], data: bytes) -> int:
+        """Each slice in ``slots`` of the chunk ``data`` written to its staging file;
+        returns the bytes written."""
+        view = memoryview(data)
+        written = 0
+        for s in slots:
+            i = self.slot_file[s]
+            f = self.files[i]
+            ref = f.chunks[self.slot_ref[s]]
+            part = view[ref.chunk_offset:ref.chunk_offset + ref.size]
+            if len(f.chunks) == 1:  # the whole file in one write
+                fd = disk.create(self._staged(i), file_mode(f))
+                try:
+                    disk.write_at(fd, part, 0)
+                    self.mtimes[i] = os.fstat(fd).st_mtime_ns
+                finally:
+                    os.close(fd)
+            else:
+                fd = os.open(self._staged(i), os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    disk.write_at(fd, part, ref.offset)
+                    with self.lock:
+                        self.missing[i] -= 1
+                        whole = self.missing[i] == 0
+                    if whole:  # every other slice of it landed before it was counted
                         self.mtimes[i] = os.fstat(fd).st_mtime_ns
-                    finally:
-                        os.close(fd)
-                else:
-                    fd = os.open(self._staged(i), os.O_WRONLY | os.O_CLOEXEC)
-                    try:
-                        disk.write_at(fd, part, ref.offset)
-                        with self.lock:
-                            self.missing[i] -= 1
-                            whole = self.missing[i] == 0
-                        if whole:  # every other slice of it landed before it was counted
-                            self.mtimes[i] = os.fstat(fd).st_mtime_ns
-                    finally:
-                        os.close(fd)
-                written += ref.size
-        self.progress(written)
+                finally:
+                    os.close(fd)
+            written += ref.size
+        return written
 
     def _from_disk(self, chunk: Chunk) -> bytes | None:
         source = self.local.get(chunk.id)

@@ -14,6 +14,7 @@ import errno
 import os
 from dataclasses import dataclass
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 BLOCK = 8 << 20  # a copy the kernel cannot make is read and written in blocks of this size
 _NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EXDEV, errno.ENOTSUP)
 
@@ -98,6 +99,18 @@ def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
             os.close(fd)
     finally:
         os.close(fd_src)
+
+
+def share_heap() -> None:
+    """Let threads share the C heap (glibc's malloc: at most two arenas from now on, the
+    setting MALLOC_ARENA_MAX=2 gives). By default each thread that allocates large
+    buffers may get an arena of its own, and each arena keeps what was freed in it: eight
+    download threads would hold tens of MB that nothing uses."""
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 2)
 
 
 def sync_filesystem(path: str | os.PathLike[str]) -> None:

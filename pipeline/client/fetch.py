@@ -10,9 +10,11 @@ answered with wrong bytes, ``NOT_FOUND`` when none has the object.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING, Callable, TypeVar, overload
@@ -134,10 +136,24 @@ class Fetcher:
         self.trust = TrustedMetadata.of_mirrors(
             [(o.url, functools.partial(self.get, only=i)) for i, o in enumerate(self.origins)], anchor)
 
-    def chunk(self, chunk: Chunk) -> bytes:
-        """A whole chunk's bytes (``chunk.size`` of them), verified against its id."""
-        return self.get(layout.chunk_key(chunk.id), lambda stored: codec.decode(chunk.id, stored, chunk.size),
-                        chunk.stored_size)
+    @overload
+    def chunk(self, chunk: Chunk) -> bytes: ...
+
+    @overload
+    def chunk(self, chunk: Chunk, use: Callable[[bytes], T], guard: AbstractContextManager | None = None) -> T: ...
+
+    def chunk(self, chunk: Chunk, use: Callable[[bytes], T] | None = None,
+              guard: AbstractContextManager | None = None) -> bytes | T:
+        """A whole chunk's bytes (``chunk.size`` of them), verified against its id; with
+        ``use``, what ``use(bytes)`` returns, decoded and used while ``guard`` is held
+        (a bound on the decoded chunks held at once)."""
+
+        def decoded(stored: bytes) -> bytes | T:
+            with guard or contextlib.nullcontext():
+                data = codec.decode(chunk.id, stored, chunk.size)
+                return use(data) if use is not None else data
+
+        return self.get(layout.chunk_key(chunk.id), decoded, chunk.stored_size)
 
     def patch(self, patch_id: str, size: int) -> bytes:
         """A patch's bytes, verified against its id."""
