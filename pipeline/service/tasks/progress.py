@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 PATH = "/ws/download/progress"
 SPEED_WINDOW_S = 20.0  # speed is measured over the reports of this long
 STOPPED = frozenset({"paused", "completed", "error", "cancelled", "queued"})  # a later start measures afresh
+ENDED = frozenset({"completed", "error", "cancelled"})
 SOCKET_BACKLOG = 256  # payloads waiting for a slow socket before it is closed (1013: come back)
 
 
@@ -177,7 +178,8 @@ class ProgressPublisher(TaskListener):
             reports = [work[i] for i in waiting]
             kept = self.hot.record([(task.id, at, task.downloaded_bytes) for _, task, _, at in reports])
             for i, (_, task, items, _), samples in zip(waiting, reports, kept):
-                messages = [task_status(task, speed_of(samples, task.downloaded_bytes, task.total_size_bytes))]
+                messages = [] if task.status in ENDED else [  # ended by this report: its status was told
+                    task_status(task, speed_of(samples, task.downloaded_bytes, task.total_size_bytes))]
                 messages += [item_progress(task, item) for item in items]
                 messages += [download_error(task, item) for item in items if item.status == "error"]
                 out[i] = (task.user_id, encode(messages))
@@ -269,11 +271,13 @@ class ProgressHub:
             self._watching[user] = asyncio.ensure_future(subscription.watch(user))
         self.sockets[user].add(s)
         try:
-            await asyncio.shield(self._watching[user])  # before the handshake ends: nothing after it is missed
-            await ws.accept()
-            if self.unfinished is not None:
-                tasks = await asyncio.to_thread(self.unfinished, user)
+            # subscribed and the state read before the handshake ends: a change the client
+            # makes once connected comes after both
+            await asyncio.shield(self._watching[user])
+            tasks = await asyncio.to_thread(self.unfinished, user) if self.unfinished is not None else []
+            if tasks:
                 s.backlog.put_nowait(encode([task_status(t, Speed(0, None)) for t in tasks]))
+            await ws.accept()
             await _until_either(self._send(s), self._drain(ws))
         finally:
             self.sockets[user].discard(s)
