@@ -254,25 +254,44 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File]) -
     return out
 
 
-def segment_chain(f: _Source, seg_start: int, params: ChunkParams) -> list[int]:
-    start, length = segment_window(f.size, seg_start, params)
-    return boundaries(f.view(start, length), start, params, at_eof=start + length == f.size)
+def cut_segment(repo: Location, f: _Source, seg: int, end: int,
+                params: ChunkParams) -> tuple[list[int], list[_Stored], list[tuple[str, str]]]:
+    """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
+    over its window (see core.cdc), the chain's chunks that start in the segment stored,
+    and the packed files that start in it hashed (read to their end). Stored before the
+    chains are stitched: the coordinator stores again the few chunks where the chain had
+    not met the one coming from the left by the segment's start."""
+    store = open_store(repo)
+    lo, n = segment_window(f.size, seg, params)
+    hashed = _starting_in(f, seg, end)
+    reach = max([lo + n] + [s + g.size for g, s in hashed])
+    view = f.view(lo, reach - lo)
+    chain = boundaries(view[:n], lo, params, at_eof=lo + n == f.size)
+    stored = [_store_chunk(store, view[a - lo : b - lo], a) for a, b in zip(chain, chain[1:]) if seg <= a < end]
+    digests = [(g.path, hashlib.sha256(view[s - lo : s - lo + g.size]).hexdigest()) for g, s in hashed]
+    return chain, stored, digests
 
 
-def store_segment(repo: Location, f: _Source, bounds: list[int]) -> tuple[list[_Stored], list[tuple[str, str]]]:
-    """Store the chunks between consecutive ``bounds`` (offsets within the file or stream);
-    of a stream, hash the files that start there, read to their end in the same read."""
+def store_range(repo: Location, f: _Source, bounds: list[int]) -> tuple[list[_Stored], list[tuple[str, str]]]:
+    """Store the chunks between consecutive ``bounds``; of a stream, hash every file they
+    overlap, for the coordinator to check against the digests of the first read."""
     store = open_store(repo)
     first, last = bounds[0], bounds[-1]
+    files = []
     if isinstance(f, _Stream):
-        i = bisect.bisect_left(f.starts, first)
-        mine = [(f.files[k], f.starts[k]) for k in range(i, len(f.files)) if f.starts[k] < last]
-        view = f.view(first, max([last] + [s + g.size for g, s in mine]) - first)
-        digests = [(g.path, hashlib.sha256(view[s - first : s - first + g.size]).hexdigest()) for g, s in mine]
-    else:
-        view, digests = f.view(first, last - first), []
+        files = [(f.files[k], f.starts[k]) for k in range(f._at(first), f._at(last - 1) + 1)]
+        first, last = min(first, files[0][1]), max(last, files[-1][1] + files[-1][0].size)
+    view = f.view(first, last - first)
     stored = [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
-    return stored, digests
+    return stored, [(g.path, hashlib.sha256(view[s - first : s - first + g.size]).hexdigest()) for g, s in files]
+
+
+def _starting_in(f: _Source, seg: int, end: int) -> list[tuple[_File, int]]:
+    """The packed files that start in ``[seg, end)`` of the stream, and where."""
+    if not isinstance(f, _Stream):
+        return []
+    i = bisect.bisect_left(f.starts, seg)
+    return [(f.files[k], f.starts[k]) for k in range(i, bisect.bisect_left(f.starts, end))]
 
 
 def file_sha256(f: _File) -> str:
@@ -304,12 +323,17 @@ class _Cut:
 
 
 @dataclass
-class _LargeFile:
+class _Segmented:
+    """A large file, or the stream, being cut by segments."""
+
     file: _Source
     starts: list[int]
     chains: dict[int, list[int]] = field(default_factory=dict)
-    parts: dict[int, list[_Stored]] = field(default_factory=dict)
-    segments: int = 0  # store tasks submitted
+    parts: dict[int, list[_Stored]] = field(default_factory=dict)  # by segment, as first stored
+    final: dict[int, list[_Stored]] = field(default_factory=dict)  # by segment, on the stitched chain
+
+    def ends(self) -> list[int]:
+        return self.starts[1:] + [self.file.size]
 
 
 def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below: int, files: list[_File],
@@ -327,13 +351,15 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
     for f in files:
         (packed if 0 < f.size < pack_below else large if f.size > segment else small).append(f)
     if packed:
-        large.insert(0, _Stream.of(packed))
-    # Large files first: their boundary tasks gate their store tasks, and the small
-    # batches fill the workers meanwhile.
+        stream = _Stream.of(packed)
+        large.insert(0, stream)
+        cut.straddlers = _near_segment_starts(stream, params)
+    # Large files first, the small batches fill the workers meanwhile.
     for source in large:
-        task = _LargeFile(source, segment_starts(source.size, params))
-        for s in task.starts:
-            submit(("chain", task, s), segment_chain, source.window(*segment_window(source.size, s, params)), s, params)
+        task = _Segmented(source, segment_starts(source.size, params))
+        for seg, end in zip(task.starts, task.ends()):
+            window = source.window(*segment_window(source.size, seg, params))
+            submit(("cut", task, seg), cut_segment, repo, window, seg, end, params)
         if isinstance(source, _File):
             submit(("sha", task), file_sha256, source)
     for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
@@ -353,23 +379,26 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
                     progress(tag[1])
                 elif kind == "sha":
                     cut.digests[tag[1].file.path] = result
-                elif kind == "chain":
+                elif kind == "cut":
                     task, seg = tag[1], tag[2]
-                    task.chains[seg] = result
+                    task.chains[seg], task.parts[seg], digests = result
+                    cut.digests.update(digests)
+                    progress(sum(s[1] for s in task.parts[seg]))
                     if len(task.chains) == len(task.starts):
-                        _submit_segments(submit, repo, params, task, cut)
-                elif kind == "store":
+                        _stitch(submit, repo, params, task)
+                elif kind == "again":
                     task, seg = tag[1], tag[2]
                     stored, digests = result
-                    task.parts[seg] = stored
-                    cut.digests.update(digests)
-                    progress(sum(s[1] for s in stored))
-                    if len(task.parts) == task.segments:
-                        whole = cut.chunks([c for s in sorted(task.parts) for c in task.parts[s]])
-                        if isinstance(task.file, _Stream):
-                            cut.pack = whole
-                        else:
-                            cut.own[task.file.path] = whole
+                    if any(cut.digests[path] != digest for path, digest in digests):
+                        raise SourceChanged(f"{next(p for p, d in digests if cut.digests[p] != d)} changed while it was read")
+                    first = {(o, n): new for o, n, _, _, new in task.parts[seg]}
+                    task.final[seg] = [(o, n, i, st, new or first.get((o, n), False)) for o, n, i, st, new in stored]
+                if kind in ("cut", "again") and len(task.final) == len(task.starts):
+                    whole = cut.chunks([c for s in task.starts for c in task.final[s]])
+                    if isinstance(task.file, _Stream):
+                        cut.pack = whole
+                    else:
+                        cut.own[task.file.path] = whole
     except BaseException:
         for fut in pending:
             fut.cancel()
@@ -377,23 +406,29 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
     return cut
 
 
-def _submit_segments(submit, repo: Location, params: ChunkParams, task: _LargeFile, cut: _Cut) -> None:
+def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented) -> None:
+    """The serial chain from the segments' chains; a segment whose stored chunks are not
+    the chain's (its chain met the left one after the segment's start, or never) has the
+    chain's chunks stored again (those already stored are only found)."""
     f = task.file
-    chains = [task.chains[s] for s in task.starts]
-    bounds = stitch(chains, lambda off, n: bytes(f.view(off, n)), f.size, params)
-    ends = task.starts[1:] + [f.size]
-    for seg, end in zip(task.starts, ends):
-        lo = bisect.bisect_left(bounds, seg)
-        hi = bisect.bisect_left(bounds, end)
-        if hi > lo:  # some chunk starts in this segment
-            task.segments += 1
-            first, last = bounds[lo], bounds[hi]
-            if isinstance(f, _Stream):
-                reach = f.end_of_file_at(last)  # the file that ends after ``last`` is hashed here
-                if reach > last:
-                    straddler = f.files[f._at(last - 1)]
-                    cut.straddlers.append((straddler, fingerprint(straddler.loc)))
-                part: _Source = f.window(first, reach - first)
-            else:
-                part = f
-            submit(("store", task, seg), store_segment, repo, part, bounds[lo : hi + 1])
+    bounds = stitch([task.chains[s] for s in task.starts], lambda off, n: bytes(f.view(off, n)), f.size, params)
+    for seg, end in zip(task.starts, task.ends()):
+        lo, hi = bisect.bisect_left(bounds, seg), bisect.bisect_left(bounds, end)
+        if [(o, o + n) for o, n, *_ in task.parts[seg]] == list(zip(bounds[lo:hi], bounds[lo + 1 : hi + 1])):
+            task.final[seg] = task.parts[seg]
+        elif hi > lo:
+            part = f.window(bounds[lo], bounds[hi] - bounds[lo])
+            submit(("again", task, seg), store_range, repo, part, bounds[lo : hi + 1])
+        else:
+            task.final[seg] = []
+
+
+def _near_segment_starts(stream: _Stream, params: ChunkParams) -> list[tuple[_File, tuple]]:
+    """The packed files within a maximum chunk of a segment's start, with their
+    fingerprints: their hash and the chunks that hold their bytes can come from two
+    reads, so they must not change in between (checked once all is read)."""
+    near: dict[int, _File] = {}
+    for seg in segment_starts(stream.size, params)[1:]:
+        for k in range(stream._at(max(0, seg - params.max_size)), stream._at(min(stream.size, seg + params.max_size) - 1) + 1):
+            near[k] = stream.files[k]
+    return [(g, fingerprint(g.loc)) for _, g in sorted(near.items())]

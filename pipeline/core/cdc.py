@@ -2,8 +2,10 @@
 
 A FastCDC cut depends only on the bytes from the start of the current chunk, so two
 chains of cuts started at different offsets of the same data coincide for ever once they
-share one boundary. A large file is therefore cut in segments, each chain started at its
-segment's start, and stitched: the chain coming from the left replaces the right
+share one boundary. A large file is therefore cut in segments, each chain started a lead
+of ``overlap`` bytes before its segment (by the segment's start it has nearly always met
+the chain coming from the left) and run until every chunk starting in the segment is
+whole; then the chains are stitched: the chain coming from the left replaces the right
 segment's chain up to their first common boundary. The result is exactly the serial
 chain (the tests compare the two on every fixture and on adversarial data).
 """
@@ -64,9 +66,12 @@ def segment_starts(size: int, params: ChunkParams) -> list[int]:
 
 
 def segment_window(size: int, seg_start: int, params: ChunkParams) -> tuple[int, int]:
-    """The byte range a segment's chain is computed over: its segment plus the overlap."""
-    end = min(seg_start + params.segment + params.overlap, size)
-    return seg_start, end - seg_start
+    """The byte range a segment's chain is computed over: the lead before the segment, the
+    segment, and one maximum chunk after it, so that every chunk starting in the segment
+    is whole."""
+    start = max(0, seg_start - params.overlap)
+    end = min(seg_start + params.segment + params.max_size, size)
+    return start, end - start
 
 
 def stitch(chains: list[list[int]], read: ReadFn, size: int, params: ChunkParams) -> list[int]:

@@ -122,8 +122,9 @@ class Inventory(Document):
 
     def with_hashes(self, digests: dict[str, str]) -> "Inventory":
         """Its files' SHA-256, by path."""
-        return self.with_entries(Entry(e.path, e.type, e.size, e.executable, digests[e.path], e.target, e.offset)
-                                 if e.type == "file" else e for e in self.entries)
+        return dataclasses.replace(self, entries=tuple(  # in the same order
+            Entry(e.path, e.type, e.size, e.executable, digests[e.path], e.target, e.offset) if e.type == "file" else e
+            for e in self.entries))
 
 
 def load(reader: Reader, product: str, version: str) -> Inventory:

@@ -181,3 +181,21 @@ def test_configure_sets_pack_below_and_keeps_it_when_other_sizes_change(tmp_path
     assert configure("--chunk-avg", "512KiB") == {"min_size": 65536, "avg_size": 524288, "max_size": 4194304,
                                                  "pack_below": 0}
     assert products.settings(open_store(str(tmp_path / "repo")), PRODUCT).packing_below == 0
+
+
+def test_a_stream_whose_segment_chains_never_meet_gives_the_serial_manifest(tmp_path, threads):
+    """Runs of zeros across the segments' starts keep every chain out of phase with the
+    one from the left: those segments' chunks are stored again on the stitched chain, and
+    the chunk stored on a chain that had not met is left for gc."""
+    rnd = random.Random(3)
+    files = {f"z/f{i:04d}": bytes(900) if 100 <= i < 400 else rnd.randbytes(rnd.randint(100, 1000)) for i in range(600)}
+    for path, data in files.items():
+        (tmp_path / "src" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / path).write_bytes(data)
+    serial = build(tmp_path, "serial", tmp_path / "src", threads)[0]
+    split = build(tmp_path, "split", tmp_path / "src", threads, SPLIT)[0]
+    assert split.get(layout.manifest_key(PRODUCT, "1")) == serial.get(layout.manifest_key(PRODUCT, "1"))
+    m = manifest.load(split, PRODUCT, "1")
+    assert all(rebuilt(split, m, path) == data for path, data in files.items())
+    assert (len(m.unique_chunks()), len(list(serial.list(layout.CHUNK_PREFIX))), len(list(split.list(layout.CHUNK_PREFIX)))) \
+        == (35, 35, 36)
