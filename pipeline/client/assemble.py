@@ -362,13 +362,25 @@ def _read(path: str, ref: ChunkRef) -> bytes:
 
 
 def _all(pool: cf.ThreadPoolExecutor, work: Callable[[Any], None], items: list) -> None:
-    """``work`` on every item in ``pool``; the first failure cancels what has not started
-    and is raised."""
-    futures = [pool.submit(work, item) for item in items]
+    """``work`` on every item in ``pool``; the first failure (or a progress callback
+    that raises: a player cancelling) stops what has not started and is raised."""
+    failed = threading.Event()
+
+    def run(item: Any) -> None:
+        if failed.is_set():
+            return
+        try:
+            work(item)
+        except BaseException:
+            failed.set()
+            raise
+
+    futures = [pool.submit(run, item) for item in items]
     try:
         for fut in cf.as_completed(futures):
             fut.result()
     except BaseException:
+        failed.set()
         for fut in futures:
             fut.cancel()
         raise
