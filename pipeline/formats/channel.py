@@ -1,5 +1,7 @@
 """A channel pointer (``channel-2``): the version a channel (stable, beta, ...) of a product
-delivers, with a serial that grows with every move (a rollback too) and the latest moves."""
+delivers, with a serial that grows with every move (a rollback too) and the latest moves.
+``preload``: the version is embargoed and not released yet, so players pre-load it (its
+content stays sealed until release moves the pointer again, without it)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ HISTORY = 50  # moves kept in the pointer
 class Move:
     serial: int
     version: str
-    action: str  # "promote" or "rollback"
+    action: str  # "promote", "rollback" or "release"
     at: str  # UTC, ISO 8601 to the second
 
 
@@ -32,27 +34,32 @@ class Channel(Document):
     version: str
     serial: int = 1
     history: tuple[Move, ...] = ()
+    preload: bool = False
 
     def describe(self) -> str:
         return f"channel {self.channel} of {self.product}"
 
-    def moved(self, version: str, action: str, at: str) -> "Channel":
+    def moved(self, version: str, action: str, at: str, preload: bool = False) -> "Channel":
         """The next pointer: to ``version``, one serial higher, the move recorded."""
         serial = self.serial + 1
         return Channel(self.product, self.channel, version, serial,
-                       ((Move(serial, version, action, at),) + self.history)[:HISTORY])
+                       ((Move(serial, version, action, at),) + self.history)[:HISTORY], preload)
 
     @classmethod
-    def first(cls, product: str, channel: str, version: str, at: str) -> "Channel":
-        return cls(product, channel, version, 1, (Move(1, version, "promote", at),))
+    def first(cls, product: str, channel: str, version: str, at: str, preload: bool = False) -> "Channel":
+        return cls(product, channel, version, 1, (Move(1, version, "promote", at),), preload)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "product": self.product, "channel": self.channel, "version": self.version,
-                "serial": self.serial, "history": [dict(m.__dict__) for m in self.history]}
+        d = {"format": FORMAT, "product": self.product, "channel": self.channel, "version": self.version,
+             "serial": self.serial, "history": [dict(m.__dict__) for m in self.history]}
+        if self.preload:  # absent otherwise: pointers without it read and hash as before
+            d["preload"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Channel":
-        return cls(d["product"], d["channel"], d["version"], d["serial"], tuple(Move(**m) for m in d["history"]))
+        return cls(d["product"], d["channel"], d["version"], d["serial"], tuple(Move(**m) for m in d["history"]),
+                   d.get("preload", False))
 
 
 def load(reader: Reader, product: str, channel: str) -> Channel:

@@ -7,13 +7,15 @@ lower than one they have seen, so an old pointer replayed by a mirror is never f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from typing import Callable
+from typing import Callable, Sequence
 
 from .. import layout
 from ..errors import NotFound, VersionConflict
 from ..formats import channel as channel_doc
-from ..formats.channel import Channel
+from ..formats.channel import Channel, Move
+from ..formats.release import locked
 from ..storage import WriteStore
 
 
@@ -44,6 +46,25 @@ def rollback(store: WriteStore, product: str, channel: str, to: str | None = Non
     return _move(store, product, channel, target, "rollback", rolled_back)
 
 
+def release(store: WriteStore, product: str, version: str, also: Sequence[str] = (),
+            at: str | None = None) -> list[Channel]:
+    """Once ``version``'s key is released: every channel that pre-loads it, and the
+    channels ``also``, point at it as released (a move of its own, "release")."""
+    at = at or _now()
+    names = [c.channel for c in channels(store, product) if c.version == version and c.preload]
+    names += [c for c in also if c not in names]
+    moved = []
+    for name in names:
+        current = _current(store, product, name)
+        if current is not None and current.version == version and not current.preload:
+            moved.append(current)  # released there already
+            continue
+        moved.append(_move(store, product, name, version, "release",
+                           lambda latest: latest.moved(version, "release", at) if latest else
+                           Channel(product, name, version, 1, (Move(1, version, "release", at),))))
+    return moved
+
+
 def channels(store: WriteStore, product: str) -> list[Channel]:
     """Every channel of ``product``, by name."""
     names = sorted(filter(None, map(layout.channel_of, store.list(layout.channels_prefix(product)))))
@@ -68,6 +89,8 @@ def _move(store: WriteStore, product: str, channel: str, version: str, action: s
     except NotFound:
         current, tag = None, None
     pointer = next_pointer(current)
+    # An embargoed version not released yet is delivered as a pre-load; release moves it on.
+    pointer = dataclasses.replace(pointer, preload=locked(store, product, version))
     if not store.put_if_match(key, pointer.to_bytes(), tag):
         raise VersionConflict(f"{product} {channel} was moved by someone else while you meant to {action} it to "
                               f"{version}: check `depot channels -p {product}` and try again")

@@ -13,10 +13,12 @@ from ..errors import InvalidArgument
 from ..storage import Location, Locations
 from ..storage.outbox import CONTENT_TYPE, TOPIC, Delivery, EventSinks, SinkResult, cloud_event, emit, flush, now
 
-__all__ = ["ACTIONS", "CONTENT_TYPE", "MANIFEST_UPDATED", "TOPIC", "Delivery", "EventSinks", "SinkResult", "announce",
-           "emit", "flush", "manifest_updated", "sinks_of"]
+__all__ = ["ACTIONS", "CONTENT_TYPE", "MANIFEST_UPDATED", "TOPIC", "VERSION_RELEASED", "Delivery", "EventSinks",
+           "SinkResult", "announce", "announce_release", "emit", "flush", "manifest_updated", "sinks_of",
+           "version_released"]
 
 MANIFEST_UPDATED = "com.platform.download.manifest.updated.v1"
+VERSION_RELEASED = "com.platform.download.version.released.v1"
 ACTIONS = ("publish", "promote", "rollback")
 
 
@@ -32,6 +34,17 @@ def manifest_updated(product: str, version: str, manifest_url: str, *, action: s
             "action": action, "channel": channel, "origin": origin}
     return cloud_event(MANIFEST_UPDATED, {k: v for k, v in data.items() if v is not None},
                        subject=f"{product}/{version}", source=source, time_=at)
+
+
+def version_released(product: str, version: str, key_url: str, *, key_id: str, released_at: str,
+                     channels: list[str] | tuple[str, ...] = (), origin: str | None = None,
+                     source: str = "depot") -> dict:
+    """A CloudEvents 1.0 event saying that embargoed ``product`` ``version`` is released:
+    its content key is published at ``key_url`` (the key itself is never in an event)."""
+    data = {"productId": product, "versionId": version, "releasedAt": released_at, "keyId": key_id,
+            "keyUrl": key_url, "channels": list(channels), "origin": origin}
+    return cloud_event(VERSION_RELEASED, {k: v for k, v in data.items() if v is not None},
+                       subject=f"{product}/{version}", source=source, time_=released_at)
 
 
 def sinks_of(locations: Locations) -> EventSinks:
@@ -55,11 +68,28 @@ def announce(locations: Locations, repository: Location, product: str, version: 
     the table names no sinks. An unreachable sink is reported, never raised."""
     if not locations.events:
         return None
-    sinks = sinks_of(locations)
-    key = layout.manifest_key(product, version)
-    announced = []
+    return emit(sinks_of(locations), *(manifest_updated(product, version, url, action=action, channel=channel,
+                                                        origin=name)
+                                       for url, name in _per_origin(locations, repository, origins,
+                                                                    layout.manifest_key(product, version))))
+
+
+def announce_release(locations: Locations, repository: Location, product: str, version: str, key_id: str,
+                     released_at: str, origins=(), channels: list[str] | tuple[str, ...] = ()) -> Delivery | None:
+    """Emit a version.released event for each origin (for the repository when there are
+    none), as ``announce`` does."""
+    if not locations.events:
+        return None
+    return emit(sinks_of(locations), *(version_released(product, version, url, key_id=key_id,
+                                                        released_at=released_at, channels=channels, origin=name)
+                                       for url, name in _per_origin(locations, repository, origins,
+                                                                    layout.content_key_key(product, key_id))))
+
+
+def _per_origin(locations: Locations, repository: Location, origins, key: str) -> list[tuple[str, str]]:
+    """(where players read ``key``, the origin's name) for each origin, or the repository."""
+    out = []
     for loc in [locations.resolve(o) for o in origins] or [repository]:
         url = f"{loc.public_url.rstrip('/')}/{key}" if loc.public_url else loc.child(key).url
-        name = next((n for n, named in locations.named if named.url == loc.url), loc.url)
-        announced.append(manifest_updated(product, version, url, action=action, channel=channel, origin=name))
-    return emit(sinks, *announced)
+        out.append((url, next((n for n, named in locations.named if named.url == loc.url), loc.url)))
+    return out

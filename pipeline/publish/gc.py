@@ -7,12 +7,19 @@ version none of them has (``check_pins``).
 Mark from what players read. In a signed store that is the signed metadata: every root,
 the snapshot the timestamp commits to, each snapshot superseded within the grace period
 (a player or a CDN may still hold its timestamp), the roles those snapshots name, and the
-documents those roles name under their hashes. Versions retained, per product: what each
+documents those roles name under their hashes, and every released content key (a later
+version may name objects sealed with it). Versions retained, per product: what each
 channel delivers and delivered in its latest moves (as the pointers in the store and the
 signed pointers say), the last N chunked versions, and pinned versions. Kept: their
 documents (plain and hashed copies), their chunks, the plans between two of them and
 their patches; the product's pointers, plan index and settings; the inventories and
 staged packs of versions still being built; the stats and the publish records.
+
+An embargoed version's manifest and plans are sealed: they are opened with the key the
+store publishes, else with the release side's (``keys``). A retained version whose
+documents no key opens (an origin before release, gc run without ``--keys``) could name
+any chunk or patch: then no chunk or patch of the store is deleted (``locked`` says which
+versions), and documents only as usual.
 
 Sweep only what depot's layout names (a file someone put in the store stays), and only
 once it is older than the grace period, checked again at the moment of deletion
@@ -30,8 +37,10 @@ from dataclasses import dataclass, field
 
 from .. import layout
 from ..core.versions import sort_versions
-from ..errors import InvalidArgument, ManifestInvalid, NotFound
+from ..errors import ContentAuthenticationFailed, ContentLocked, InvalidArgument, ManifestInvalid, NotFound
 from ..formats import manifest as manifest_doc
+from ..formats import sealed
+from ..formats.release import key_finder
 from ..formats.channel import Channel
 from ..formats.plan import Plan
 from ..storage import ObjectInfo, PrunableStore, marker
@@ -40,6 +49,7 @@ from .metadata import SNAPSHOT, TIMESTAMP, committed_metadata, is_product_role, 
 HOUR = 3600.0
 UNREFERENCED = "(unreferenced)"  # data no version names, temporaries
 METADATA = "(metadata)"  # superseded signed metadata
+LOCKED = object()  # a sealed document no key at hand opens
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class GcReport:
     kept_objects: int = 0
     kept_bytes: int = 0
     too_young: int = 0  # unreferenced, but within the grace period (or reused since listed)
+    locked: list[str] = field(default_factory=list)  # retained versions whose sealed documents no key opens
     foreign: int = 0  # not depot's: never deleted
     listed: int = 0
     list_s: float = 0.0
@@ -82,7 +93,7 @@ class GcReport:
 
 
 def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = False,
-       now: float | None = None) -> GcReport:
+       now: float | None = None, keys: sealed.KeyFinder | None = None) -> GcReport:
     retention.check()
     marker.require(store)
     started = time.monotonic()
@@ -91,10 +102,11 @@ def gc(store: PrunableStore, retention: Retention = Retention(), delete: bool = 
     report.listed, report.list_s = len(objects), round(time.monotonic() - started, 3)
     now = time.time() if now is None else now
     cutoff = now - retention.grace_s
-    marked, owners = _mark(store, objects, retention, cutoff, report)
+    marked, owners = _mark(store, objects, retention, cutoff, report, keys)
+    data = (layout.CHUNK_PREFIX, layout.PATCH_PREFIX)
     doomed: list[ObjectInfo] = []
     for o in objects.values():
-        if o.key in marked:
+        if o.key in marked or report.locked and o.key.startswith(data):
             report.kept_objects += 1
             report.kept_bytes += o.size
         elif not layout.is_depot_key(o.key):
@@ -125,7 +137,7 @@ def check_pins(stores: list[PrunableStore], pinned: tuple[tuple[str, str], ...])
 
 
 def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Retention, cutoff: float,
-          report: GcReport) -> tuple[set[str], dict[str, str]]:
+          report: GcReport, content_keys: sealed.KeyFinder | None = None) -> tuple[set[str], dict[str, str]]:
     """The keys to keep, and for data no retained version needs, the product that had it."""
     keys = set(objects)
     metadata, signed = _live_metadata(store, objects, cutoff)
@@ -139,6 +151,8 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
             documents.setdefault(found[0], {}).setdefault(found[1], set()).add(found[2])
     products = {p for k in keys if (p := layout.product_of(k)) is not None and layout.is_depot_key(k)}
     for product in sorted(products):
+        find = key_finder(store, product, content_keys)
+        marked |= {k for k in keys if layout.content_key_of(k) and layout.product_of(k) == product}
         versions = documents.get(product, {})
         chunked = sort_versions(v for v, names in versions.items() if "manifest.json" in names)
         targets = signed.get(product, {})  # signed path -> the hashed copies players read
@@ -157,8 +171,10 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
                 marked |= {layout.inventory_key(product, v), layout.staged_pack_key(product, v)}
         report.retained[product] = sort_versions(keep & set(chunked))
         for v in chunked:
-            m = _document(store, layout.manifest_key(product, v), manifest_doc.Manifest)
-            ids = {layout.chunk_key(c) for c in m.unique_chunks()} if m else set()
+            m = _document(store, layout.manifest_key(product, v), manifest_doc.Manifest, find)
+            if m is LOCKED and v in keep:
+                report.locked.append(f"{product} {v}")
+            ids = {layout.chunk_key(c) for c in m.unique_chunks()} if m and m is not LOCKED else set()
             if v in keep:
                 marked |= {layout.version_prefix(product, v) + name for name in versions[v]}
                 marked |= ids
@@ -168,8 +184,11 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
         for key in keys:
             pair = layout.plan_pair_of(key)
             if pair and layout.product_of(key) == product:
-                plan = _document(store, key, Plan)
-                patches = {layout.patch_key(s.id) for op in (plan.files if plan else ()) for s in op.segments}
+                plan = _document(store, key, Plan, find)
+                if plan is LOCKED and pair[0] in keep and pair[1] in keep:
+                    report.locked.append(f"{product} {pair[0]} -> {pair[1]}")
+                patches = {layout.patch_key(s.id) for op in (plan.files if plan and plan is not LOCKED else ())
+                           for s in op.segments}
                 if pair[0] in keep and pair[1] in keep:
                     marked.add(key)
                     marked |= patches
@@ -222,8 +241,15 @@ def _live_metadata(store: PrunableStore, objects: dict[str, ObjectInfo],
     return live, signed
 
 
-def _document(store: PrunableStore, key: str, kind):
+def _document(store: PrunableStore, key: str, kind, find: sealed.KeyFinder | None = None):
+    """The document at ``key``; None if it is missing or broken; LOCKED if it is sealed and
+    no key at hand opens it (its objects are not known)."""
     try:
-        return kind.from_bytes(store.get(key), store.url_of(key))
+        data = store.get(key)
+        if find is not None:
+            data = sealed.open_document(data, key, find)
+        return kind.from_bytes(data, store.url_of(key))
+    except (ContentLocked, ContentAuthenticationFailed):
+        return LOCKED
     except (NotFound, ManifestInvalid):
         return None

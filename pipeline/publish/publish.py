@@ -50,9 +50,11 @@ from .. import layout
 from ..core import codec
 from ..core.progress import Progress, ignore
 from ..core.rate import RateLimiter
-from ..errors import DepotError, IntegrityError, NotFound, VersionConflict
+from ..errors import ContentLocked, DepotError, IntegrityError, NotFound, VersionConflict
 from ..formats import manifest as manifest_doc
+from ..formats import sealed
 from ..formats.channel import Channel
+from ..formats.release import Release, key_finder
 from ..formats.plan import Plan
 from ..formats.publish_record import COUNTS, PublishRecord
 from ..storage import PrunableStore, WriteStore, marker
@@ -82,14 +84,22 @@ class _Release:
     signed: bool
     data: dict[str, int] = field(default_factory=dict)  # chunk and patch keys -> stored size
     documents: dict[str, bytes] = field(default_factory=dict)  # immutable documents (and hashed copies)
-    mutable: dict[str, bytes] = field(default_factory=dict)  # plan indexes, channel pointers
+    mutable: dict[str, bytes] = field(default_factory=dict)  # plan indexes, channel pointers, releases
     versions: list[tuple[str, str]] = field(default_factory=list)
+    keys: sealed.KeyFinder | None = None  # the release side's content keys: sealed manifests before release
+    releases: dict[str, str] = field(default_factory=dict)  # signed release documents -> their SHA-256
 
     def add_version(self, product: str, version: str) -> None:
-        m = manifest_doc.load(self.repo, product, version)
+        m = self._manifest(product, version)
         for ref in m.unique_chunks().values():
             self.data[layout.chunk_key(ref.id)] = ref.stored_size
         self._document(layout.manifest_key(product, version))
+        release = layout.release_key(product, version)
+        if self.repo.has(release):  # an embargoed version's: when it unlocks, and with its key once it has
+            r = Release.from_bytes(self._document(release, mutable=True), release)
+            key = layout.content_key_key(product, r.key_id)
+            if self.repo.has(key):
+                self._document(key)
         for key in self.repo.list(layout.plans_prefix(product)):
             pair = layout.plan_pair_of(key)
             if pair and pair[1] == version:
@@ -98,6 +108,16 @@ class _Release:
                         self.data[layout.patch_key(s.id)] = s.patch_size
         self.add_plan_index(product)
         self.versions.append((product, version))
+
+    def _manifest(self, product: str, version: str) -> manifest_doc.Manifest:
+        """The version's manifest, opened if sealed: with its published key, else the
+        release side's (what an embargoed version is published with before release)."""
+        key = layout.manifest_key(product, version)
+        try:
+            return manifest_doc.load(_Opened(self.repo, key_finder(self.repo, product, self.keys)), product, version)
+        except ContentLocked:
+            raise ContentLocked(f"{product} {version} is embargoed: publishing it before release needs its content "
+                                "key (--keys DIR, where the release side keeps it)") from None
 
     def add_pointer(self, product: str, channel: str) -> str:
         """A channel pointer as the repository has it; the version it delivers."""
@@ -122,7 +142,21 @@ class _Release:
                     if layout.channel_of(path):
                         pointer = Channel.from_bytes(data, hashed)
                         delivered.add((pointer.product, pointer.version))
+                elif layout.content_key_of(path):  # released keys: what sealed objects are opened with
+                    hashed = layout.hashed_target_key(path, sha256)
+                    self.documents[hashed] = self.documents[path] = self.repo.get(hashed)
+                elif (layout.version_document_of(path) or ("", "", ""))[2] == "release.json":
+                    self.releases[path] = sha256
         return delivered
+
+    def add_releases(self, on_origin: set[str]) -> None:
+        """The signed release documents of the versions the origin holds or gets."""
+        pushed = {layout.manifest_key(p, v) for p, v in self.versions}
+        for path, sha256 in self.releases.items():
+            product, version, _ = layout.version_document_of(path) or ("", "", "")
+            if layout.manifest_key(product, version) in on_origin | pushed:
+                hashed = layout.hashed_target_key(path, sha256)
+                self.documents[hashed] = self.mutable[path] = self.repo.get(hashed)
 
     def add_plan_index(self, product: str) -> None:
         index = layout.plan_index_key(product)
@@ -158,15 +192,18 @@ class _Release:
 
 def publish(repo: WriteStore, origins: list[PrunableStore], product: str, versions: list[str],
             channels: Sequence[str] = (), jobs: int = 16, retries: int = 5, rate: RateLimiter | None = None,
-            progress: Progress = ignore, verify: bool = False) -> PublishResult:
+            progress: Progress = ignore, verify: bool = False, keys: sealed.KeyFinder | None = None) -> PublishResult:
     """Push ``versions`` of ``product`` (and the channel pointers ``channels``) to every
-    origin, all origins at once; see the module docstring for the order."""
+    origin, all origins at once; see the module docstring for the order. ``keys``: the
+    release side's content keys, which open the manifests of embargoed versions (their
+    objects are pushed sealed, as they are)."""
     started = time.monotonic()
     for v in versions:
         if not repo.has(layout.manifest_key(product, v)):
             raise NotFound(f"{product} {v} has no manifest in {repo.url}: chunk it before publishing")
     reports = on_every_origin(origins, lambda o, cancel: _publish_to(repo, o, product, versions, list(channels), jobs,
-                                                                     retries, rate, progress, verify, cancel))
+                                                                     retries, rate, progress, verify, cancel,
+                                                                     content_keys=keys))
     result = PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
     _record(repo, result)
     return result
@@ -207,13 +244,14 @@ def _record(repo: WriteStore, result: PublishResult) -> None:
 
 
 def push_live(repo: WriteStore, origin: PrunableStore, product: str, jobs: int = 16, retries: int = 5,
-              progress: Progress = ignore, cancel: threading.Event | None = None) -> OriginReport:
+              progress: Progress = ignore, cancel: threading.Event | None = None,
+              content_keys: sealed.KeyFinder | None = None) -> OriginReport:
     """Bring ``product``'s current documents (pointers, plan index) and, in a signed
     repository, the signed metadata to ``origin``, in commit order: what retiring a version
     there needs first. It moves no channel there: where the repository's pointer would
     make a channel deliver another version, ``VersionConflict`` before anything is written."""
     return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel,
-                       moves_channels=False)
+                       moves_channels=False, content_keys=content_keys)
 
 
 def _refuse_moves(up: Uploader, release: _Release) -> None:
@@ -244,10 +282,11 @@ def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
 
 def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions: list[str], channels: list[str],
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool,
-                cancel: threading.Event | None = None, moves_channels: bool = True) -> OriginReport:
+                cancel: threading.Event | None = None, moves_channels: bool = True,
+                content_keys: sealed.KeyFinder | None = None) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress, cancel)
-    release = _Release(repo, is_signed(repo))
+    release = _Release(repo, is_signed(repo), keys=content_keys)
     on_origin = up.present(layout.PRODUCT_PREFIX)
     wanted = {(product, v) for v in versions}
     if release.signed:
@@ -265,6 +304,7 @@ def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions:
     for p, v in sorted(wanted):
         if p == product and v in versions or layout.manifest_key(p, v) not in on_origin:
             release.add_version(p, v)
+    release.add_releases(on_origin)
 
     newer_hashes: list[set[str]] = []
 
@@ -319,3 +359,16 @@ def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploade
     if problems:
         raise IntegrityError(f"{origin.url}: {len(problems)} objects differ from the repository, e.g. {sorted(problems)[0]}")
     return len(keys)
+
+
+class _Opened:
+    """A store whose sealed documents read opened, with the keys ``find`` gives."""
+
+    def __init__(self, store: WriteStore, find: sealed.KeyFinder):
+        self.store, self.find = store, find
+
+    def get(self, key: str) -> bytes:
+        return sealed.open_document(self.store.get(key), key, self.find)
+
+    def url_of(self, key: str) -> str:
+        return self.store.url_of(key)

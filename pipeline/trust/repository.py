@@ -29,10 +29,13 @@ from tuf.api.serialization.json import JSONSerializer
 from .. import layout
 from ..errors import InvalidArgument, NotFound, StoreUnavailable, VersionConflict
 from ..formats.canonical import Document
+from ..formats import sealed
 from ..formats.channel import Channel
+from ..formats.content_key import ContentKey
 from ..formats.manifest import Manifest
 from ..formats.plan import Plan
 from ..formats.plan_index import PlanIndex
+from ..formats.release import Release
 from ..formats import trust_settings
 from ..formats.trust_settings import Lifetimes
 from ..storage import WriteStore
@@ -364,7 +367,9 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: Sequence[Ke
     return commit(store, keyring, change, lifetimes)
 
 
-_DOCUMENTS: dict[str, type[Document]] = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel}
+_DOCUMENTS: dict[str, type[Document]] = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel,
+                                          "release": Release, "key": ContentKey}
+_VERSION_DOCUMENTS = {"manifest.json": "manifest", "release.json": "release"}
 
 
 def _document_kind(product: str, key: str) -> str | None:
@@ -372,18 +377,29 @@ def _document_kind(product: str, key: str) -> str | None:
         return None
     found = layout.version_document_of(key)
     if found:
-        return "manifest" if found[2] == "manifest.json" else None
+        return _VERSION_DOCUMENTS.get(found[2])
     if layout.plan_pair_of(key):
         return "plan"
     if key == layout.plan_index_key(product):
         return "index"
+    if layout.content_key_of(key):
+        return "key"
     return "channel" if layout.channel_of(key) else None
+
+
+def _check_document(kind: str, key: str, data: bytes, where: str) -> None:
+    """Only valid documents are signed. A sealed one (an embargoed version's) is checked as
+    far as it can be without its key: its header."""
+    if kind in ("manifest", "plan") and sealed.is_sealed(data):
+        sealed.key_id(data, key)
+    else:
+        _DOCUMENTS[kind].from_bytes(data, where)
 
 
 def sign_documents(store: WriteStore, keyring: Keyring, product: str,
                    lifetimes: Lifetimes | None = None) -> Commit | None:
     """Sign every document of ``product`` (manifests, plans, the plan index, channel
-    pointers) whose bytes are not the ones its metadata names; None if all are. Each is
+    pointers, releases and released content keys) whose bytes are not the ones its metadata names; None if all are. Each is
     validated first and also stored under its SHA-256, which is what clients download."""
     role = product_role(product)
 
@@ -405,7 +421,7 @@ def sign_documents(store: WriteStore, keyring: Keyring, product: str,
             info = TargetFile.from_data(key, data, ["sha256"])
             if key in signed and signed[key] == info:
                 continue
-            _DOCUMENTS[kind].from_bytes(data, store.url_of(key))  # only valid documents are signed
+            _check_document(kind, key, data, store.url_of(key))
             store.put_if_absent(layout.hashed_target_key(key, info.hashes["sha256"]), data)
             signed[key] = info
             changed = True
