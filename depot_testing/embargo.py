@@ -61,3 +61,29 @@ def markers(store, plain: dict[str, bytes], size: int = 32) -> dict[str, bytes]:
                 found[f"chunk {chunk_id[:12]}"] = piece
                 break
     return found
+
+
+def embargoed_repository(base):
+    """``base/repo``, signed (``signed_repository``): 1.0.0 and 1.1.0 public, stable -> 1.1.0,
+    and 1.2.0 embargoed with its content key in ``base/keys``, beta pre-loading it. Returns
+    the key and the plaintext of the objects sealed, by chunk id."""
+    import concurrent.futures as cf
+
+    from depot_testing.fixtures import PRODUCT, fixture_tar, signed_repository
+    from pipeline.build.chunk import chunk
+    from pipeline.build.ingest import ingest
+    from pipeline.publish.channels import promote
+    from pipeline.storage import open_store
+    from pipeline.trust import content_keys, repository
+    from pipeline.trust.keys import Keyring
+
+    signed_repository(base, versions=("1.0.0", "1.1.0"))
+    store = open_store(str(base / "repo"))
+    with cf.ThreadPoolExecutor(2) as ex:
+        ingest(store, str(fixture_tar("1.2.0")), PRODUCT, "1.2.0", ex)
+        chunk(store, PRODUCT, "1.2.0", ex)
+    key = content_keys.create(base / "keys", PRODUCT, "1.2.0")
+    plain = embargo(store, PRODUCT, "1.2.0", key)
+    promote(store, PRODUCT, "1.2.0", "beta")
+    repository.sign_documents(store, Keyring(base / "keys"), PRODUCT)
+    return key, plain

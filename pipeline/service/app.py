@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1/download"
 STATUS = {"NOT_FOUND": 404, "INVALID_NAME": 400, "INVALID_ARGUMENT": 400, "CDN_LINK_GENERATION_FAILED": 503,
           "CDN_LINK_RATE_LIMITED": 429, "UNAUTHORIZED": 401, "FORBIDDEN": 403, "DOWNLOAD_QUEUE_FULL": 409,
-          "INVALID_TASK_STATE": 409}
+          "INVALID_TASK_STATE": 409, "CONTENT_LOCKED": 423}
 
 
 @dataclass
@@ -199,6 +199,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         app.state.integrations = integrations
         progress = ws.mount(app, tasks, hot)
 
+    def released_key(product: str, version: str) -> dict:
+        """An embargoed version's key, served with its manifest once released."""
+        try:
+            key = catalog.content_key(product, version)
+        except NotFound:  # not embargoed
+            return {}
+        return {"contentKey": key.to_dict()}
+
     def take_link(request: Request) -> None:
         """A link request from the caller's bucket: the user's when a task token comes
         with it, else the client address's."""
@@ -274,7 +282,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
         _check_names(product, version)
         m = catalog.manifest(product, version)
         return JSONResponse({"data": {"type": "manifest", "id": f"{product}/{version}", "attributes": m.to_dict()},
-                             "meta": {"signed": catalog.signed(layout.manifest_key(product, version))}})
+                             "meta": {"signed": catalog.signed(layout.manifest_key(product, version)),
+                                      **released_key(product, version)}})
+
+    @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/key")
+    def content_key(product: str, version: str):
+        """An embargoed version's content key: CONTENT_LOCKED (423) until it is released."""
+        _check_names(product, version)
+        key = catalog.content_key(product, version)
+        return JSONResponse({"data": {"type": "contentKey", "id": key.key_id, "attributes": key.to_dict()},
+                             "meta": {"signed": catalog.signed(layout.content_key_key(product, key.key_id))}})
 
     @app.get(f"{PREFIX}/products/{{product}}/versions/{{version}}/chunks")
     def chunks(request: Request, product: str, version: str, number: int = Query(1, alias="page[number]", ge=1),

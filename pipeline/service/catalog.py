@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 
 from .. import layout
 from ..core.versions import sort_versions
-from ..errors import DepotError, MetadataExpired, NotFound, StoreUnavailable, TargetMismatch, TrustMissing
+from ..errors import ContentLocked, DepotError, MetadataExpired, NotFound, StoreUnavailable, TargetMismatch, TrustMissing
+from ..formats import sealed
 from ..formats.channel import Channel
+from ..formats.content_key import ContentKey
 from ..formats.manifest import Manifest
+from ..formats.release import Release
 from ..formats.plan import Plan
 from ..formats.plan_index import PlanIndex
 from ..storage import Location, ReadStore
@@ -90,11 +93,14 @@ def _in_parallel(fn, items: list) -> list:
 
 
 class Catalog:
-    def __init__(self, origins: list[Origin], cache_bytes: int = DEFAULT_CACHE_BYTES, trust: bytes | None = None):
-        """``trust``: the repository's root metadata, which signed origins are verified from."""
+    def __init__(self, origins: list[Origin], cache_bytes: int = DEFAULT_CACHE_BYTES, trust: bytes | None = None,
+                 clock=time.time):
+        """``trust``: the repository's root metadata, which signed origins are verified from.
+        ``clock``: seconds since the epoch, what a scheduled release's time is compared with."""
         if not origins:
             raise NotFound("no origin to serve")
         self.origins = origins
+        self.clock = clock
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._verifier = None
@@ -358,9 +364,58 @@ class Catalog:
             raise NotFound(f"{product} has no channel {channel!r}") from None
 
     def manifest(self, product: str, version: str) -> Manifest:
+        """The version's manifest; an embargoed version's opened with its released key,
+        CONTENT_LOCKED before release."""
         if version not in self.versions(product):
             raise NotFound(f"{product} has no published version {version!r}")
-        return self._document(layout.manifest_key(product, version), Manifest.from_bytes)
+        answers = self.view().answers
+        sealed_by = ("sealed-by", product, version)  # the key id of a sealed manifest, None if not sealed
+        locked_by = answers.get(sealed_by)
+        if isinstance(locked_by, str):
+            self._released_key(product, version, locked_by)  # still locked: said without a read
+        name = layout.manifest_key(product, version)
+
+        def parse(data: bytes, where: str) -> tuple[str | None, Manifest]:
+            key_id = sealed.key_id(data, name) if sealed.is_sealed(data) else None
+            answers[sealed_by] = key_id
+            find = lambda wanted: self._released_key(product, version, wanted)  # noqa: E731
+            return key_id, Manifest.from_bytes(sealed.open_document(data, name, find), where)
+
+        key_id, m = self._document(name, parse)  # kept parsed with its key id, across refreshes
+        answers[sealed_by] = key_id
+        return m
+
+    def content_key(self, product: str, version: str) -> ContentKey:
+        """An embargoed version's content key, once released: NOT_FOUND for a version that
+        is not embargoed; CONTENT_LOCKED while it is locked (see ``_released_key``)."""
+        sealed_by = ("sealed-by", product, version)
+        if sealed_by not in self.view().answers:
+            self.manifest(product, version)  # learns whether it is sealed, and with which key
+        key_id = self.view().answers.get(sealed_by)
+        if not isinstance(key_id, str):
+            raise NotFound(f"{product} {version} is not embargoed: its content needs no key")
+        return self._released_key(product, version, key_id)
+
+    def _released_key(self, product: str, version: str, key_id: str) -> ContentKey:
+        """The published key ``key_id`` of an embargoed version. CONTENT_LOCKED, with the
+        release time when one is scheduled, while it is not published, or while the time
+        its release document says is still to come on ``clock`` (a key published early)."""
+        try:
+            release: Release | None = self._document(layout.release_key(product, version), Release.from_bytes)
+        except NotFound:
+            release = None
+        at = release.when.timestamp() if release is not None and release.key_id == key_id else None
+        if at is None or self.clock() >= at:
+            try:
+                return self._document(layout.content_key_key(product, key_id), ContentKey.from_bytes)
+            except NotFound:
+                pass
+        if at is not None and self.clock() < at:
+            raise ContentLocked(f"{product} {version} is embargoed until {iso_time(at)}: pre-load it now, it unlocks "
+                                "then", iso_time(at), at - self.clock())
+        raise ContentLocked(f"{product} {version} is embargoed: its content key is not released yet"
+                            + (f" (its release was due at {iso_time(at)})" if at is not None else ""),
+                            iso_time(at) if at is not None else None)
 
     def signed(self, key: str) -> dict | None:
         """How the signed metadata names a document (None on an unsigned origin)."""

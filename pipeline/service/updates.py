@@ -4,7 +4,7 @@ the way the client will do it (``delta.route.update_route``: one decision, share
 from __future__ import annotations
 
 from ..delta.route import update_route
-from ..errors import NotFound
+from ..errors import ContentLocked, NotFound
 from .catalog import Catalog
 
 
@@ -17,7 +17,12 @@ def check(catalog: Catalog, product: str, current: str, channel: str) -> dict:
     info = {"productId": product, "isUpdateAvailable": latest != current, "latestVersionId": latest}
     if latest == current:
         return info
-    target = catalog.manifest(product, latest)
+    try:
+        target = catalog.manifest(product, latest)
+    except ContentLocked as exc:  # embargoed: nothing to install yet, only to pre-load
+        locked = {"preloadVersionId": latest, "releaseAt": exc.release_at}
+        return {**info, "isUpdateAvailable": False, "latestVersionId": current,
+                **{k: v for k, v in locked.items() if v is not None}}
     try:
         installed = catalog.manifest(product, current)
     except NotFound:  # a version this service does not know: everything is downloaded

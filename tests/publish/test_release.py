@@ -7,26 +7,22 @@ metadata, and it opens what the origin holds. gc keeps what a sealed version nee
 from __future__ import annotations
 
 import base64
-import concurrent.futures as cf
 import datetime
 import json
 import shutil
 
 import pytest
 
-from depot_testing.embargo import embargo, holding, markers
-from depot_testing.fixtures import PRODUCT, fixture_tar, signed_repository
+from depot_testing.embargo import embargoed_repository, holding, markers
+from depot_testing.fixtures import PRODUCT
 from helpers import root_of, signed_player
 from pipeline import layout
-from pipeline.build.chunk import chunk
-from pipeline.build.ingest import ingest
 from pipeline.errors import ContentAuthenticationFailed, ContentLocked, InvalidArgument, VersionConflict
 from pipeline.formats import channel as channel_doc
 from pipeline.formats import sealed
 from pipeline.formats.manifest import Manifest
 from pipeline.formats.release import Release, checked_key, iso
 from pipeline.publish import events
-from pipeline.publish.channels import promote
 from pipeline.publish.gc import Retention, gc
 from pipeline.publish.publish import publish
 from pipeline.publish.release import due, release
@@ -43,16 +39,9 @@ MARKERS = (b"arena02.dat", b"data/lang/ru.txt")  # paths new in 1.2.0: the manif
 def embargoed(tmp_path_factory):
     """A signed repository: 1.0.0 and 1.1.0 public (stable -> 1.1.0), 1.2.0 embargoed with
     beta pre-loading it; the plaintext of the objects sealed, by chunk id."""
-    base = signed_repository(tmp_path_factory.mktemp("embargoed"), versions=("1.0.0", "1.1.0"))
-    store = open_store(str(base / "repo"))
-    with cf.ThreadPoolExecutor(2) as ex:
-        ingest(store, str(fixture_tar("1.2.0")), PRODUCT, "1.2.0", ex)
-        chunk(store, PRODUCT, "1.2.0", ex)
-    key = content_keys.create(base / "keys", PRODUCT, "1.2.0")
-    plain = embargo(store, PRODUCT, "1.2.0", key)
-    promote(store, PRODUCT, "1.2.0", "beta")
-    repository.sign_documents(store, Keyring(base / "keys"), PRODUCT)
-    return base, plain, markers(store, plain)
+    base = tmp_path_factory.mktemp("embargoed")
+    _, plain = embargoed_repository(base)
+    return base, plain, markers(open_store(str(base / "repo")), plain)
 
 
 @pytest.fixture
