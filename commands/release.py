@@ -1,6 +1,7 @@
-"""Commands of the release side: channels (promote, rollback, channels), and the key life of
-a signed repository (keys generate, trust init / add-key / revoke-key / rotate-key / sign /
-refresh / status / root). See docs/trust.md."""
+"""Commands of the release side: channels (promote, rollback, channels), releases of
+embargoed versions (release), and the key life of a signed repository (keys generate,
+trust init / add-key / revoke-key / rotate-key / sign / refresh / status / root). See
+docs/trust.md."""
 
 from __future__ import annotations
 
@@ -51,9 +52,19 @@ def push(s: Settings, product: str, versions: list[str], origins, channels=(), j
     stores = [open_store(s.locations.resolve(o)) for o in origins]
     with upload_progress(f"publish {product}") as advance:
         r = publish(s.store, stores, product, versions, list(channels), jobs, retries,
-                    RateLimiter(max_rate) if max_rate else None, advance, verify)
+                    RateLimiter(max_rate) if max_rate else None, advance, verify, keys=content_keys(s))
     s.committed(f"{product} {', '.join(versions)} is live on {', '.join(map(str, origins))}")
     return r.to_dict()
+
+
+def content_keys(s: Settings):
+    """The release side's content keys (in --keys DIR), by id: what opens an embargoed
+    version's sealed documents before release."""
+    if not s.keys:
+        return None
+    from pipeline.trust.content_keys import ContentKeys
+
+    return ContentKeys(s.keys).find
 
 
 def describe_push(r: dict | None) -> list[str]:
@@ -152,6 +163,85 @@ def channels_cmd(s: Settings, product):
         lines.append(_describe_pointer(c))
         lines += [f"  {m.at}  serial {m.serial}  {m.action} {m.version}" for m in c.history]
     s.emit({"product": product, "channels": [c.to_dict() for c in found]}, "\n".join(lines) or "no channels")
+
+
+def _when(ctx, param, value):
+    """--at: an ISO 8601 time with its offset (or Z), as an aware datetime."""
+    if value is None:
+        return None
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give ISO 8601 with its offset, e.g. "
+                                 "2026-12-24T18:00:00Z or 2026-12-24T21:00:00+03:00", ctx, param) from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no offset: say which time zone, e.g. {value}Z for UTC", ctx, param)
+    return when
+
+
+@click.command(name="release")
+@click.option("--product", "-p", default=None, help="Product name (with --version).")
+@click.option("--version", "-v", "version", default=None, help="The embargoed version to release.")
+@click.option("--at", callback=_when, default=None, metavar="TIME",
+              help="Release at this time (ISO 8601 with offset, e.g. 2026-12-24T18:00:00Z) [default: now]. Until "
+                   "then only the release's time is published; `depot release --due` releases it once it is due.")
+@click.option("--due", is_flag=True, help="Release every scheduled release whose time has come (run it from cron).")
+@click.option("--channel", "-c", "channels", multiple=True,
+              help="Also point this channel at the version (as a pre-load until it is released). Repeatable.")
+@publish_origin_option
+@transfer_options
+@json_option
+@click.pass_obj
+def release_cmd(s: Settings, product, version, at, due, channels, origins, **transfer):
+    """Release an embargoed version: publish its content key (a signed document) and move
+    the channels that pre-load it; with --at, schedule it."""
+    import datetime
+
+    from pipeline.publish.release import due as due_releases
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if due == bool(product or version or at):
+        raise click.UsageError("give --product and --version (and --at to schedule), or --due alone")
+    if not due and not (product and version):
+        raise click.UsageError("give both --product and --version")
+    todo = [(r.product, r.version) for r in due_releases(s.store, now)] if due else [(product, version)]
+    results, lines = [], []
+    for p, v in todo:
+        result, line = _release_one(s, p, layout.check_version(v), now, at, list(channels), origins, transfer)
+        results.append(result)
+        lines.append(line)
+    if due:
+        s.emit({"released": results}, "\n".join(lines) or "no release is due")
+    else:
+        s.emit(results[0], lines[0])
+
+
+def _release_one(s: Settings, product: str, version: str, now, at, channels: list[str], origins,
+                 transfer: dict) -> tuple[dict, str]:
+    from pipeline.formats.release import sealed_key_id
+    from pipeline.publish.release import release
+    from pipeline.trust import content_keys as keys_on_disk
+
+    if sealed_key_id(s.store, product, version) is None:
+        raise InvalidArgument(f"{product} {version} is not embargoed: its content is public already, there is no key "
+                              "to release")
+    key = keys_on_disk.load(s.keys, product, version)
+    sign = s.signer(product)  # the signing keys checked before anything is written
+    step = release(s.store, product, version, key, now, at, channels)
+    signed = sign()
+    pushed = push(s, product, [version], origins, [c.channel for c in step.channels], **transfer)
+    events = None
+    if step.released:
+        events = s.announce_release(product, version, step.key_id, step.at, origins,
+                                    [c.channel for c in step.channels])
+    what = (f"{product} {version} released (key {step.key_id})" if step.released else
+            f"{product} {version} scheduled for release at {step.at} (key {step.key_id} stays on the release side "
+            "until `depot release --due` runs then)")
+    lines = [what] + [_describe_pointer(c) + (" (pre-load)" if c.preload else "") for c in step.channels]
+    return {**step.to_dict(), "signed": signed, "published": pushed, "events": events}, \
+        "\n".join(lines + describe_push(pushed))
 
 
 # -- keys and trust --------------------------------------------------------------------------
@@ -457,7 +547,7 @@ def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
     for store in stores:  # every location checked before any is collected
         marker.require(store)
     check_pins(stores, retention.pinned)
-    reports = [gc(store, retention, delete) for store in stores]
+    reports = [gc(store, retention, delete, keys=content_keys(s)) for store in stores]
     lines = []
     for r in reports:
         verb = "freed" if delete else "would free"
@@ -466,6 +556,9 @@ def gc_cmd(s: Settings, origins, keep_last, keep_history, pins, grace, delete):
                      + (f", {r.foreign} not depot's (left alone)" if r.foreign else "")
                      + f"; listed {r.listed} in {r.list_s} s")
         lines += [f"  {p}: {row['objects']} objects, {mib(row['bytes'])}" for p, row in sorted(r.by_product.items())]
+        if r.locked:
+            lines.append(f"  no chunk or patch deleted: no key at hand opens {', '.join(r.locked)} (embargoed; "
+                         "give the release side's --keys)")
     s.emit({"gc": [r.to_dict() for r in reports]}, "\n".join(lines))
 
 
@@ -492,4 +585,4 @@ def events_flush(s: Settings):
         click.get_current_context().exit(StoreUnavailable.exit_code)
 
 
-COMMANDS = (promote, rollback, publish_cmd, channels_cmd, keys, trust, rm_cmd, gc_cmd, events)
+COMMANDS = (promote, rollback, publish_cmd, channels_cmd, release_cmd, keys, trust, rm_cmd, gc_cmd, events)

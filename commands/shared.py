@@ -75,7 +75,20 @@ class Settings:
             return None
         from pipeline.publish import events
 
-        delivery = events.announce(self.locations, self.store.location, product, version, action, origins, channel)
+        return self._delivered(events.announce(self.locations, self.store.location, product, version, action,
+                                               origins, channel))
+
+    def announce_release(self, product: str, version: str, key_id: str, released_at: str, origins=(),
+                         channels=()):
+        """Announce a version.released event per origin, as ``announce`` does."""
+        if not self.locations.events:
+            return None
+        from pipeline.publish import events
+
+        return self._delivered(events.announce_release(self.locations, self.store.location, product, version, key_id,
+                                                       released_at, origins, channels))
+
+    def _delivered(self, delivery):
         if self.delivery is None:
             click.get_current_context().call_on_close(self._warn_pending)
             self.delivery = delivery

@@ -224,3 +224,50 @@ def test_release_event(tmp_path):
     sent = [json.loads(line)["data"] for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert [(d["keyUrl"], d["origin"]) for d in sent] == [
         (f"{tmp_path}/o{i}/products/{PRODUCT}/keys/{'cd' * 16}.json", f"{tmp_path}/o{i}") for i in (1, 2)]
+
+
+def test_depot_release_scheduled_then_now_with_its_event_and_refusals(world, tmp_path):
+    import os
+    import subprocess
+
+    from helpers import DEPOT, ROOT
+
+    w = world
+    origin = str(tmp_path / "origin")
+    (tmp_path / "locations.toml").write_text('[events]\njsonl = "events.jsonl"\noutbox = "outbox"\n')
+    env = {**os.environ, "DEPOT_KEYS": str(w["base"] / "keys")}
+
+    def depot(*args, keys=True):
+        p = subprocess.run(DEPOT + ["--json", "--repo", str(w["base"] / "repo"), "--locations",
+                                    str(tmp_path / "locations.toml"), *args], capture_output=True, text=True,
+                           cwd=ROOT, env=env if keys else {k: v for k, v in env.items() if k != "DEPOT_KEYS"})
+        assert "Traceback" not in p.stderr
+        return p.returncode, json.loads(p.stdout) if p.stdout else None
+
+    code, out = depot("release", "-p", PRODUCT, "-v", "1.2.0", "--at", "2099-01-01T03:00:00+03:00", "--origin", origin)
+    assert code == 0 and (out["released"], out["at"], out["events"]) == (False, "2099-01-01T00:00:00Z", None)
+    assert Release.from_bytes(w["origins"][0].get(layout.release_key(PRODUCT, "1.2.0")), "").at == out["at"]
+    assert holding(w["origins"][0], secrets_of(w)) == []
+    assert depot("release", "--due", "--origin", origin) == (0, {"released": []})
+    assert not (tmp_path / "events.jsonl").exists()
+
+    code, out = depot("release", "-p", PRODUCT, "-v", "1.2.0", "--origin", origin)
+    key_doc = layout.content_key_key(PRODUCT, w["key"].key_id)
+    assert code == 0 and out["released"] is True and out["published"]["origins"][0]["timestamp"] == "updated"
+    assert [(c["channel"], c["serial"], "preload" in c) for c in out["channels"]] == [("beta", 2, False)]
+    released = w["store"].get(key_doc)
+    assert w["origins"][0].get(key_doc) == released and json.loads(released)["key"] == \
+        base64.b64encode(w["key"].key).decode()
+    [event] = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert event["type"] == "com.platform.download.version.released.v1" and event["data"] == {
+        "productId": PRODUCT, "versionId": "1.2.0", "releasedAt": out["at"], "keyId": w["key"].key_id,
+        "keyUrl": f"{origin}/{key_doc}", "channels": ["beta"], "origin": origin}
+
+    assert depot("release", "--due", "-p", PRODUCT)[0] == 2  # usage: one or the other
+    assert depot("release", "-p", PRODUCT, "-v", "1.2.0", "--at", "2099-01-01T00:00:00")[0] == 2  # no offset
+    code, out = depot("release", "-p", PRODUCT, "-v", "1.1.0")
+    assert (code, out["error"]) == (2, "INVALID_ARGUMENT") and "1.1.0 is not embargoed" in out["message"]
+    code, out = depot("release", "-p", PRODUCT, "-v", "9.9")
+    assert (code, out["error"]) == (3, "NOT_FOUND")
+    code, out = depot("release", "-p", PRODUCT, "-v", "1.2.0", keys=False)
+    assert (code, out["error"]) == (2, "SIGNING_KEY_MISSING") and "--keys DIR" in out["message"]
