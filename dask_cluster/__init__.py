@@ -136,6 +136,10 @@ class LazyDaskExecutor(cf.Executor):
                 preload=["dask_cluster.worker_setup"],
             )
             self._client = Client(self._cluster)
+            # A result being fetched as Ctrl-C cancels its task cannot be gathered, and
+            # the scheduler, in this process, logs it; a real failure raises in the caller.
+            logging.getLogger("distributed.scheduler").addFilter(
+                lambda record: not str(record.msg).startswith("Couldn't gather keys"))
         self._executor = self._client.get_executor(pure=False)
 
     def submit(self, fn, /, *args, **kwargs) -> cf.Future:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 
@@ -11,3 +12,7 @@ def dask_setup(worker) -> None:
     # traceback of its own first. Workers start with SIGINT blocked (dask_cluster), so
     # none arrives before this point; ignoring it also drops one pending since then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker busy with a task when depot closes the cluster finds the scheduler gone at
+    # its next heartbeat: depot is stopping it, not a failure to report.
+    logging.getLogger("distributed.worker").addFilter(
+        lambda record: not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat"))
