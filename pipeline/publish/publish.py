@@ -103,7 +103,8 @@ class _Release:
         for key in self.repo.list(layout.plans_prefix(product)):
             pair = layout.plan_pair_of(key)
             if pair and pair[1] == version:
-                for op in Plan.from_bytes(self._document(key), key).files:
+                opened = sealed.open_document(self._document(key), key, key_finder(self.repo, product, self.keys))
+                for op in Plan.from_bytes(opened, key).files:
                     for s in op.segments:
                         self.data[layout.patch_key(s.id)] = s.patch_size
         self.add_plan_index(product)
