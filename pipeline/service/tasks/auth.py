@@ -7,6 +7,10 @@ JWKS document (its ``kid`` names the key; read again when a token names a key it
 a new key is taken without a restart). The algorithm is the key's: a token cannot choose
 a weaker one, nor ``none``. ``exp`` and ``sub`` are required; ``aud`` and ``iss`` when the
 settings name them.
+
+A token that verified is remembered until its ``exp`` (at most ``VERIFIED_TTL_S``): a
+client sends the same token with every report, and checking its signature again each
+time would cost more than the rest of the report.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import jwt
@@ -29,6 +34,8 @@ from .settings import TaskSettings
 log = logging.getLogger(__name__)
 LEEWAY_S = 5  # clock skew allowed on exp, nbf and iat
 PRODUCTS_CLAIM = "products"  # the products a token's holder may download ("*": all)
+VERIFIED_TTL_S = 60.0  # a verified token is remembered this long at most (a key withdrawn counts within it)
+VERIFIED_KEPT = 100_000  # tokens remembered; the oldest is forgotten first
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,10 @@ def _algorithms(key: object) -> list[str]:
 
 
 class Authenticator:
-    def __init__(self, settings: TaskSettings):
-        self.settings = settings
+    def __init__(self, settings: TaskSettings, clock: Callable[[], float] = time.time):
+        self.settings, self.clock = settings, clock
+        self._verified: dict[str, tuple[User, float]] = {}  # token -> (its user, remembered until)
+        self._remembering = threading.Lock()
         self._pem = []
         for n, pem in enumerate(settings.jwt_keys):
             try:
@@ -95,6 +104,18 @@ class Authenticator:
 
     def verify(self, token: str) -> User:
         """The user a bearer token names; UNAUTHORIZED unless it verifies."""
+        now = self.clock()
+        known = self._verified.get(token)
+        if known is not None and now < known[1]:
+            return known[0]
+        user = self._verify(token)
+        with self._remembering:
+            if len(self._verified) >= VERIFIED_KEPT:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = (user, min(now + VERIFIED_TTL_S, float(user.claims["exp"])))
+        return user
+
+    def _verify(self, token: str) -> User:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
