@@ -500,7 +500,7 @@ def rm_cmd(s: Settings, product, version, origins):
     withdrawn = []
     if stores:
         with upload_progress(f"rm {product} {version}") as advance:
-            withdrawn = withdraw(s.store, stores, product, version, progress=advance)
+            withdrawn = withdraw(s.store, stores, product, version, progress=advance, keys=content_keys(s))
     lines = [f"{product} {version} ({r.state}): {len(r.removed)} documents removed from {s.store.url}" if r else
              f"{product} {version}: retired from {s.store.url} already"]
     lines += [f"{w.origin}: {len(w.removed)} documents removed" for w in withdrawn]

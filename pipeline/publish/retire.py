@@ -22,6 +22,7 @@ import threading
 from .. import layout
 from ..core.progress import Progress, ignore
 from ..errors import NotFound, VersionConflict
+from ..formats.sealed import KeyFinder
 from ..storage import PrunableStore, WriteStore
 from .channels import channels, has_product
 from .publish import on_every_origin, push_live
@@ -81,12 +82,14 @@ def retire(store: WriteStore, product: str, version: str) -> RetireResult:
 
 
 def withdraw(repo: WriteStore, origins: list[PrunableStore], product: str, version: str, jobs: int = 16,
-             retries: int = 5, progress: Progress = ignore) -> list[Withdrawal]:
+             retries: int = 5, progress: Progress = ignore, keys: KeyFinder | None = None) -> list[Withdrawal]:
     """Once ``version`` is retired in ``repo``: every origin stops offering it, all at once.
     No channel moves on an origin: refused (``VersionConflict``), before anything is
     written there, on an origin where a channel still delivers the version, or where the
     new metadata would move a channel (a move not published there yet); the other origins
-    still finish. An origin that carries nothing of the product is left alone."""
+    still finish. ``keys``: the release side's content keys (an embargoed version a pointer
+    delivers is pushed first where an origin lacks it). An origin that carries nothing of
+    the product is left alone."""
 
     def refuse_if_delivered(origin: PrunableStore) -> None:
         live = [c.channel for c in channels(origin, product) if c.version == version]
@@ -98,7 +101,7 @@ def withdraw(repo: WriteStore, origins: list[PrunableStore], product: str, versi
         if not has_product(origin, product):
             return Withdrawal(origin.url, [], "")
         refuse_if_delivered(origin)  # before anything is written there
-        report = push_live(repo, origin, product, jobs, retries, progress, cancel)
+        report = push_live(repo, origin, product, jobs, retries, progress, cancel, content_keys=keys)
         refuse_if_delivered(origin)  # moved there meanwhile
         doomed = _plans_of(origin, product, version) + sorted(origin.list(_version_dir(product, version)),
                                                                key=_manifest_last)
