@@ -271,3 +271,14 @@ def test_depot_release_scheduled_then_now_with_its_event_and_refusals(world, tmp
     assert (code, out["error"]) == (3, "NOT_FOUND")
     code, out = depot("release", "-p", PRODUCT, "-v", "1.2.0", keys=False)
     assert (code, out["error"]) == (2, "SIGNING_KEY_MISSING") and "--keys DIR" in out["message"]
+
+
+def test_publishing_a_sealed_version_without_its_key_is_content_locked_and_writes_nothing(world, tmp_path):
+    w = world
+    fresh = open_store(str(tmp_path / "fresh"))
+    with pytest.raises(ContentLocked) as locked:
+        publish(w["store"], [fresh], PRODUCT, ["1.2.0"])
+    assert (locked.value.code, locked.value.exit_code) == ("CONTENT_LOCKED", 22)
+    assert str(locked.value) == (f"{PRODUCT} 1.2.0 is embargoed: publishing it before release needs its content key "
+                                 "(--keys DIR, where the release side keeps it)")
+    assert list(fresh.list()) == []
