@@ -11,8 +11,8 @@ Where each slice's bytes come from, cheapest first: a staging file an interrupte
 wrote (the chunk re-assembled from its slices and hashed), a copy of the whole file on
 disk (``reuse.py``; copied by the kernel), a chunk found in a file on disk, an origin.
 
-What is kept per slice is three integers in arrays, chained per chunk: a build of a
-million files costs a few dozen bytes a file here.
+Files and slices are numbers into the version's ``Tree``; the slices still to write are
+chained per chunk in arrays: no object per file or slice.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from .. import layout
 from ..core import codec
 from ..core.progress import Progress
 from ..errors import InsufficientDiskSpace
-from ..formats.manifest import Chunk, ChunkRef, FileEntry, Manifest
+from ..formats.manifest import Chunk
 from . import disk
 from .fetch import Fetcher
-from .game_dir import GameDir, file_mode
-from .reuse import find_on_disk
+from .game_dir import GameDir
+from .reuse import Wanted, find_on_disk
+from .tree import Tree
 
 GROUP = 1 << 20  # chunks go to the download threads about this many bytes at a time
 
@@ -44,46 +45,40 @@ def mib(n: int) -> str:
 
 
 class Assembly:
-    """The files ``files`` of ``m`` assembled in ``inst``'s staging directory, where
-    ``present`` names the files an interrupted run left there."""
+    """The files numbered ``todo`` of ``tree`` assembled in ``inst``'s staging directory,
+    where ``present`` names the files an interrupted run left there. Position ``j`` of
+    ``todo`` is the file's number here (``self.files[j]`` its number in the tree)."""
 
-    def __init__(self, inst: GameDir, m: Manifest, files: list[FileEntry], fetcher: Fetcher, progress: Progress,
+    def __init__(self, inst: GameDir, tree: Tree, todo: array, fetcher: Fetcher, progress: Progress,
                  present: Collection[str] = ()):
-        self.inst, self.m, self.files, self.fetcher, self.progress = inst, m, files, fetcher, progress
+        self.inst, self.tree, self.files, self.fetcher, self.progress = inst, tree, todo, fetcher, progress
         self.root = os.path.join(inst.staging, "")
         self.lock = threading.Lock()
         self.writers = threading.Semaphore(os.cpu_count() or 1)  # threads decoding and writing at once
-        self.index: dict[str, int] = {}  # chunk id -> its number
-        self.chunks: list[Chunk] = []
-        # every slice to write: its file's number and its number in that file, chained per chunk
-        self.head, self.tail = array("i"), array("i")
-        self.slot_file, self.slot_ref, self.slot_next = array("i"), array("i"), array("i")
-        self.done = bytearray()  # per slice: written already
-        self.missing = array("i", bytes(4 * len(files)))  # per file: slices still to write
-        self.mtimes = array("q", bytes(8 * len(files)))  # per file: its mtime once whole (0: not yet)
-        self.staged_whole = bytearray(len(files))  # per file: its staging file is there, of its size
-        self.copies: dict[int, tuple[str, disk.Stamp]] = {}  # file number -> an identical file on disk
+        n, slices = len(todo), len(tree.slice_chunk)
+        # the slices still to write, chained per chunk; each slice's file (its position in todo)
+        self.head = array("i", [-1]) * len(tree.chunks)
+        self.next = array("i", [-1]) * slices
+        self.owner = array("i", [-1]) * slices
+        self.done = bytearray(slices)  # per slice: written already
+        self.missing = array("i", bytes(4 * n))  # per file: slices still to write
+        self.mtimes = array("q", bytes(8 * n))  # per file: its mtime once whole (0: not yet)
+        self.staged_whole = bytearray(n)  # per file: its staging file is there, of its size
+        self.copies: dict[int, tuple[str, disk.Stamp]] = {}  # file -> an identical file on disk
         self.local: dict[str, tuple[str, int]] = {}  # chunk id -> a file on disk holding it, and where
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
-        index, head, tail, nxt = self.index, self.head, self.tail, self.slot_next
-        s = 0
-        for i, f in enumerate(files):
-            for j, ref in enumerate(f.chunks):
-                k = index.get(ref.id)
-                if k is None:
-                    k = index[ref.id] = len(self.chunks)
-                    self.chunks.append(ref.chunk)
-                    head.append(s)
-                    tail.append(-1)
+        tail = array("i", [-1]) * len(tree.chunks)
+        chunk_of, first = tree.slice_chunk, tree.first
+        for j, i in enumerate(todo):
+            for s in range(first[i], first[i + 1]):
+                k = chunk_of[s]
+                if tail[k] < 0:
+                    self.head[k] = s
                 else:
-                    nxt[tail[k]] = s
+                    self.next[tail[k]] = s
                 tail[k] = s
-                self.slot_file.append(i)
-                self.slot_ref.append(j)
-                nxt.append(-1)
-                s += 1
-            self.missing[i] = len(f.chunks)
-        self.done = bytearray(s)
+                self.owner[s] = j
+            self.missing[j] = first[i + 1] - first[i]
         self._resume(present)
 
     def _slots(self, k: int) -> Iterator[int]:
@@ -92,18 +87,22 @@ class Assembly:
         while s >= 0:
             if not self.done[s]:
                 yield s
-            s = self.slot_next[s]
+            s = self.next[s]
 
-    def _ref(self, s: int) -> ChunkRef:
-        return self.files[self.slot_file[s]].chunks[self.slot_ref[s]]
+    def _needed(self) -> list[int]:
+        return [k for k in range(len(self.tree.chunks)) if any(True for _ in self._slots(k))]
 
-    def _staged(self, i: int) -> str:
-        return self.root + self.files[i].path
+    def _staged(self, j: int) -> str:
+        return self.root + self.tree.paths[self.files[j]]
+
+    def _pieces(self, j: int) -> int:
+        i = self.files[j]
+        return self.tree.first[i + 1] - self.tree.first[i]
 
     def _written(self, s: int) -> None:
         """Slice ``s`` is in its staging file (found there, or copied with its file)."""
         self.done[s] = 1
-        self.missing[self.slot_file[s]] -= 1
+        self.missing[self.owner[s]] -= 1
 
     # -- what is on disk already ----------------------------------------------------
 
@@ -114,166 +113,162 @@ class Assembly:
         staging that holds the same bytes is kept."""
         if not present:
             return
+        tree = self.tree
         touched: dict[int, None] = {}
-        for i, f in enumerate(self.files):
-            if f.path not in present:
+        for j, i in enumerate(self.files):
+            if tree.paths[i] not in present:
                 continue
-            st = os.lstat(self._staged(i))
-            if st.st_size != f.size:
+            st = os.lstat(self._staged(j))
+            if st.st_size != tree.sizes[i]:
                 continue
-            self.staged_whole[i] = 1
-            if st.st_mode & 0o777 != file_mode(f):  # died before its mode was set
-                os.chmod(self._staged(i), file_mode(f))
-            for ref in f.chunks:
-                touched[self.index[ref.id]] = None
-        ids = {self.chunks[k].id for k in touched}
-        writing = {f.path for f in self.files}
-        installed: dict[str, list[tuple[str, ChunkRef]]] = {}  # slices of those chunks in files not being written
-        for f in self.m.files:
-            if f.path not in writing:
-                for ref in f.chunks:
-                    if ref.id in ids:
-                        installed.setdefault(ref.id, []).append((os.path.join(self.inst.dest, f.path), ref))
-        have = 0
-        for k in touched:
-            have += self._keep_staged(k, installed.get(self.chunks[k].id, []))
-        for i, f in enumerate(self.files):
-            if self.staged_whole[i] and self.missing[i] == 0:
-                self.mtimes[i] = os.stat(self._staged(i)).st_mtime_ns
+            self.staged_whole[j] = 1
+            if st.st_mode & 0o777 != tree.mode(i):  # died before its mode was set
+                os.chmod(self._staged(j), tree.mode(i))
+            for s in tree.slices(i):
+                touched[tree.slice_chunk[s]] = None
+        installed: dict[int, list[tuple[str, int]]] = {}  # their slices in the files not being written
+        for i in range(len(tree)):
+            for s in tree.slices(i):
+                if self.owner[s] < 0 and tree.slice_chunk[s] in touched:
+                    installed.setdefault(tree.slice_chunk[s], []).append((os.path.join(self.inst.dest, tree.paths[i]), s))
+        have = sum(self._keep_staged(k, installed.get(k, [])) for k in touched)
+        for j in range(len(self.files)):
+            if self.staged_whole[j] and self.missing[j] == 0:
+                self.mtimes[j] = os.stat(self._staged(j)).st_mtime_ns
         if have:
             self.reused += have
             self.progress(have)
 
-    def _keep_staged(self, k: int, installed: list[tuple[str, ChunkRef]]) -> int:
-        chunk = self.chunks[k]
-        staged = [(self._staged(self.slot_file[s]), self._ref(s), s) for s in self._slots(k)
-                  if self.staged_whole[self.slot_file[s]]]
-        pieces = sorted(staged + [(path, ref, -1) for path, ref in installed], key=lambda p: p[1].chunk_offset)
+    def _keep_staged(self, k: int, installed: list[tuple[str, int]]) -> int:
+        tree = self.tree
+        chunk = tree.chunks[k]
+        staged = [(self._staged(self.owner[s]), s) for s in self._slots(k) if self.staged_whole[self.owner[s]]]
         data, covered, used = bytearray(chunk.size), 0, set()
-        for path, ref, s in pieces:
-            if ref.chunk_offset == covered:
-                part = _read(path, ref)
-                if len(part) == ref.size:
-                    data[covered:covered + ref.size] = part
-                    covered += ref.size
+        for path, s in sorted(staged + installed, key=lambda p: tree.slice_chunk_offset[p[1]]):
+            if tree.slice_chunk_offset[s] == covered:
+                part = _read(path, tree.slice_offset[s], tree.slice_size[s])
+                if len(part) == tree.slice_size[s]:
+                    data[covered:covered + len(part)] = part
+                    covered += len(part)
                     used.add(s)
         if covered != chunk.size or codec.chunk_id(data) != chunk.id:
             return 0
         kept = 0
-        for path, ref, s in staged:
-            if s in used or _read(path, ref) == data[ref.chunk_offset:ref.chunk_offset + ref.size]:
+        for path, s in staged:
+            at, size = tree.slice_chunk_offset[s], tree.slice_size[s]
+            if s in used or _read(path, tree.slice_offset[s], size) == data[at:at + size]:
                 self._written(s)
-                kept += ref.size
+                kept += size
         return kept
 
     def find_local(self, candidates: list[Path]) -> None:
         """Note which files still to write are on disk whole, and where on disk the
         chunks still needed are."""
-        wanted = [i for i, n in enumerate(self.missing) if n]
-        if not wanted or not candidates:
+        if not candidates:
             return
-        needed = {c.id for k, c in enumerate(self.chunks) if any(True for _ in self._slots(k))}
-        found = find_on_disk(candidates, self.m.params, self.files, wanted, needed)
+        tree = self.tree
+        wanted = {j: Wanted(tree.sizes[i], tree.sha256(i),
+                            [(tree.chunks[tree.slice_chunk[s]].id, tree.slice_offset[s])
+                             for s in tree.slices(i) if tree.whole(s)])
+                  for j, i in enumerate(self.files) if self.missing[j]}
+        if not wanted:
+            return
+        needed = {tree.chunks[k].id for k in self._needed()}
+        found = find_on_disk(candidates, tree.m.params, wanted, needed)
         self.local = found.chunks
-        for i, source in found.files.items():
-            self.copies[i] = source
-            for ref_slot in self._file_slots(i):
-                self._written(ref_slot)
-
-    def _file_slots(self, i: int) -> Iterator[int]:
-        """The slices of file ``i`` still to write."""
-        for ref in self.files[i].chunks:
-            for s in self._slots(self.index[ref.id]):
-                if self.slot_file[s] == i:
-                    yield s
+        for j, source in found.files.items():
+            self.copies[j] = source
+            i = self.files[j]
+            for s in tree.slices(i):
+                if not self.done[s]:
+                    self._written(s)
 
     def check_space(self) -> None:
-        need = sum(self._ref(s).size for k in range(len(self.chunks)) for s in self._slots(k))
-        need += sum(self.files[i].size for i in self.copies)
+        sizes = self.tree.slice_size
+        need = sum(sizes[s] for k in range(len(self.tree.chunks)) for s in self._slots(k))
+        need += sum(self.tree.sizes[self.files[j]] for j in self.copies)
         free = shutil.disk_usage(self.inst.dest).free
         if need > free:
+            m = self.tree.m
             raise InsufficientDiskSpace(
-                f"{self.inst.dest}: {self.m.product} {self.m.version} needs {mib(need)} more, {mib(free)} are free"
+                f"{self.inst.dest}: {m.product} {m.version} needs {mib(need)} more, {mib(free)} are free"
             )
 
     # -- writing ---------------------------------------------------------------------
 
     def run(self, jobs: int) -> None:
         """Write every slice still missing, ``jobs`` at a time."""
-        for d in sorted({posixpath.dirname(f.path) for f in self.files} - {""}):
+        tree = self.tree
+        for d in sorted({posixpath.dirname(tree.paths[i]) for i in self.files} - {""}):
             os.makedirs(self.root + d, exist_ok=True)
-        for i, f in enumerate(self.files):
-            if i in self.copies or self.staged_whole[i]:
-                continue
-            if len(f.chunks) != 1:  # written in pieces (or empty): made now, at its size
-                fd = disk.create(self._staged(i), file_mode(f))
-                try:
-                    disk.preallocate(fd, f.size)
-                    if not f.chunks:
-                        self.mtimes[i] = os.fstat(fd).st_mtime_ns
-                finally:
-                    os.close(fd)
+        for j, i in enumerate(self.files):
+            if j not in self.copies and not self.staged_whole[j] and self._pieces(j) != 1:
+                self._make(j)  # written in pieces (or empty): made now, at its size
         disk.share_heap()
         with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
             _all(pool, self._copy, list(self.copies))
-            needed = [k for k in range(len(self.chunks)) if any(True for _ in self._slots(k))]
-            self.fetcher.prefetch([layout.chunk_key(self.chunks[k].id) for k in needed
-                                   if self.chunks[k].id not in self.local])
+            needed = self._needed()
+            self.fetcher.prefetch([layout.chunk_key(tree.chunks[k].id) for k in needed
+                                   if tree.chunks[k].id not in self.local])
             # manifest order, so that files complete one after another; small chunks in
             # groups, as a task costs more than a small chunk's work
             _all(pool, self._deliver_all, list(self._groups(needed, jobs)))
-        self.chunks_reused = len({self.index[r.id] for f in self.files for r in f.chunks}) - self.fetched
+        self.chunks_reused = sum(1 for k in range(len(tree.chunks)) if self.head[k] >= 0) - self.fetched
+
+    def _make(self, j: int) -> None:
+        fd = disk.create(self._staged(j), self.tree.mode(self.files[j]))
+        try:
+            disk.preallocate(fd, self.tree.sizes[self.files[j]])
+            if self._pieces(j) == 0:
+                self.mtimes[j] = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
 
     def _groups(self, needed: list[int], jobs: int) -> Iterator[list[int]]:
         """Chunks in manifest order, about ``GROUP`` bytes a group but about four groups a
         job at least, so that a small download still has ``jobs`` requests in flight."""
-        most = min(GROUP, sum(self.chunks[k].size for k in needed) // (4 * max(1, jobs)))
+        chunks = self.tree.chunks
+        most = min(GROUP, sum(chunks[k].size for k in needed) // (4 * max(1, jobs)))
         group: list[int] = []
         size = 0
         for k in needed:
             group.append(k)
-            size += self.chunks[k].size
+            size += chunks[k].size
             if size >= most:
                 yield group
                 group, size = [], 0
         if group:
             yield group
 
-    def _copy(self, i: int) -> None:
-        """File ``i`` copied from the identical file found on disk, unless that file
+    def _copy(self, j: int) -> None:
+        """File ``j`` copied from the identical file found on disk, unless that file
         changed since it was hashed: then its chunks are fetched like any other's."""
-        f, (path, stamp) = self.files[i], self.copies[i]
+        i, (path, stamp) = self.files[j], self.copies[j]
+        size = self.tree.sizes[i]
         try:
             src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             src = -1
         try:
             if src >= 0 and disk.Stamp.of(os.fstat(src)) == stamp:
-                fd = disk.create(self._staged(i), file_mode(f))
+                fd = disk.create(self._staged(j), self.tree.mode(i))
                 try:
-                    disk.copy_range(src, fd, f.size, 0, 0)
+                    disk.copy_range(src, fd, size, 0, 0)
                     if disk.Stamp.of(os.fstat(src)) == stamp:  # nothing wrote to it while it was copied
-                        self.mtimes[i] = os.fstat(fd).st_mtime_ns
+                        self.mtimes[j] = os.fstat(fd).st_mtime_ns
                         with self.lock:
-                            self.reused += f.size
-                        self.progress(f.size)
+                            self.reused += size
+                        self.progress(size)
                         return
                 finally:
                     os.close(fd)
             with self.lock:  # its slices are to be written after all
-                for ref in f.chunks:
-                    s = self.head[self.index[ref.id]]
-                    while s >= 0:
-                        if self.slot_file[s] == i and self.done[s]:
-                            self.done[s] = 0
-                            self.missing[i] += 1
-                        s = self.slot_next[s]
-            if len(f.chunks) != 1:
-                fd = disk.create(self._staged(i), file_mode(f))
-                try:
-                    disk.preallocate(fd, f.size)
-                finally:
-                    os.close(fd)
+                for s in self.tree.slices(i):
+                    if self.done[s]:
+                        self.done[s] = 0
+                        self.missing[j] += 1
+            if self._pieces(j) != 1:
+                self._make(j)
         finally:
             if src >= 0:
                 os.close(src)
@@ -283,13 +278,13 @@ class Assembly:
             self._deliver(k)
 
     def _deliver(self, k: int) -> None:
-        chunk = self.chunks[k]
+        chunk = self.tree.chunks[k]
         slots = list(self._slots(k))
         with self.writers:
             data = self._from_disk(chunk)
             if data is not None:
                 with self.lock:
-                    self.reused += sum(self._ref(s).size for s in slots)
+                    self.reused += sum(self.tree.slice_size[s] for s in slots)
                 written = self._write(slots, data)
         if data is None:
             # decoded and written under ``writers`` too: the requests in flight hold chunks
@@ -303,58 +298,51 @@ class Assembly:
     def _write(self, slots: list[int], data: bytes) -> int:
         """Each slice in ``slots`` of the chunk ``data`` written to its staging file;
         returns the bytes written."""
+        tree = self.tree
         view = memoryview(data)
         written = 0
         for s in slots:
-            i = self.slot_file[s]
-            f = self.files[i]
-            ref = f.chunks[self.slot_ref[s]]
-            part = view[ref.chunk_offset:ref.chunk_offset + ref.size]
-            if len(f.chunks) == 1:  # the whole file in one write
-                fd = disk.create(self._staged(i), file_mode(f))
+            j = self.owner[s]
+            at, size = tree.slice_chunk_offset[s], tree.slice_size[s]
+            part = view[at:at + size]
+            if self._pieces(j) == 1:  # the whole file in one write
+                fd = disk.create(self._staged(j), tree.mode(self.files[j]))
                 try:
                     disk.write_at(fd, part, 0)
-                    self.mtimes[i] = os.fstat(fd).st_mtime_ns
+                    self.mtimes[j] = os.fstat(fd).st_mtime_ns
                 finally:
                     os.close(fd)
             else:
-                fd = os.open(self._staged(i), os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(self._staged(j), os.O_WRONLY | os.O_CLOEXEC)
                 try:
-                    disk.write_at(fd, part, ref.offset)
+                    disk.write_at(fd, part, tree.slice_offset[s])
                     with self.lock:
-                        self.missing[i] -= 1
-                        whole = self.missing[i] == 0
+                        self.missing[j] -= 1
+                        whole = self.missing[j] == 0
                     if whole:  # every other slice of it landed before it was counted
-                        self.mtimes[i] = os.fstat(fd).st_mtime_ns
+                        self.mtimes[j] = os.fstat(fd).st_mtime_ns
                 finally:
                     os.close(fd)
-            written += ref.size
+            written += size
         return written
 
     def _from_disk(self, chunk: Chunk) -> bytes | None:
         source = self.local.get(chunk.id)
         if source is None:
             return None
-        try:
-            fd = os.open(source[0], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                data = os.pread(fd, chunk.size, source[1])
-            finally:
-                os.close(fd)
-        except OSError:
-            return None
+        data = _read(source[0], source[1], chunk.size)
         return data if codec.chunk_id(data) == chunk.id else None  # it changed since: download
 
 
-def _read(path: str, ref: ChunkRef) -> bytes:
-    """The bytes of slice ``ref`` in the file at ``path`` (fewer if it is shorter, none if
-    it cannot be read)."""
+def _read(path: str, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of the file at ``path`` (fewer if it is shorter, none
+    if it cannot be read)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return b""
     try:
-        return os.pread(fd, ref.size, ref.offset)
+        return os.pread(fd, size, offset)
     except OSError:
         return b""
     finally:

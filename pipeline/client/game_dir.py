@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, TypedDict
 
-from ..core.safety import STATE_DIR, check_tree
+from ..core.safety import STATE_DIR, check_entries
 from ..errors import InstallBusy, ManifestInvalid, NotFound, StoreUnavailable
 from ..formats import install_record
 from ..formats.install_record import InstallRecord, InstallRecord2
 from ..formats.manifest import FileEntry, Manifest
 from .disk import sync_filesystem
+from .tree import Tree
 
 PREVIOUS_MANIFEST = "manifest.json"  # in backup/, beside entries named by 32 hex digits
 
@@ -65,7 +66,7 @@ def check_manifest(m: Manifest, where: str) -> Manifest:
     ingest runs on a build (pipeline/core/safety.py), which also keeps ``.depot`` out. A
     manifest that fails it was never made by depot's ingest: it is refused before
     anything is written."""
-    check_tree(m.entries, where)
+    check_entries(m.iter_entries(), where)
     return m
 
 
@@ -96,6 +97,7 @@ class _Intent(TypedDict):
 class GameDir:
     dest: Path
     _intent: _Intent | None = field(default=None, init=False, repr=False, compare=False)  # during a swap
+    _listed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)  # the intent's paths
 
     @property
     def state(self) -> Path:
@@ -148,10 +150,17 @@ class GameDir:
     # -- what is installed ----------------------------------------------------------
 
     def manifest(self) -> Manifest:
+        return check_manifest(self._manifest(), str(self.state / "manifest.json"))
+
+    def tree(self) -> Tree:
+        """The installed version's tree (checked like ``manifest``, in the same pass)."""
+        return Tree(self._manifest(), str(self.state / "manifest.json"))
+
+    def _manifest(self) -> Manifest:
         path = self.state / "manifest.json"
         if not (self.state / "installed.json").exists() or not path.exists():
             raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
-        return check_manifest(Manifest.from_bytes(path.read_bytes(), str(path)), str(path))
+        return Manifest.from_bytes(path.read_bytes(), str(path))
 
     def installed(self) -> Manifest | None:
         try:
@@ -168,50 +177,55 @@ class GameDir:
         except (FileNotFoundError, ManifestInvalid):
             return None
 
-    def mtimes(self, m: Manifest) -> array:
-        """The mtime of each file of ``m`` (in its order) as recorded by the finished
-        install of ``m``; 0 where none is."""
+    def mtimes(self, tree: Tree) -> array | None:
+        """The mtime of each file of ``tree`` (by number) as recorded by the finished
+        install of its version, 0 where none is; None when nothing is recorded of it."""
         rec = self.record()
-        files = m.files
+        m = tree.m
         if rec is None or (rec.product, rec.version) != (m.product, m.version):
-            return array("q", bytes(8 * len(files)))
+            return None
         if isinstance(rec, InstallRecord2):
-            return rec.mtimes if len(rec.mtimes) == len(files) else array("q", bytes(8 * len(files)))
+            return rec.mtimes if len(rec.mtimes) == len(tree) else None
         stamps = rec.files
-        return array("q", (s.mtime_ns if (s := stamps.get(f.path)) is not None and s.size == f.size else 0
-                           for f in files))
+        return array("q", (s.mtime_ns if (s := stamps.get(p)) is not None and s.size == size else 0
+                           for p, size in zip(tree.paths, tree.sizes)))
 
-    def trusted(self, m: Manifest) -> set[str]:
-        """Files of ``m`` known intact without reading them: recorded by the finished
-        install of ``m`` and unchanged (size, mtime, mode) since."""
-        out = set()
-        for f, mtime in zip(m.files, self.mtimes(m)):
+    def intact(self, tree: Tree) -> bytearray:
+        """For each file of ``tree``, whether it is known intact without reading it:
+        recorded by the finished install of its version and unchanged (size, mtime, mode)
+        since."""
+        out = bytearray(len(tree))
+        mtimes = self.mtimes(tree)
+        if mtimes is None:
+            return out
+        for i, mtime in enumerate(mtimes):
             if not mtime:
                 continue
             try:
-                st = os.lstat(os.path.join(self.dest, f.path))
+                st = os.lstat(os.path.join(self.dest, tree.paths[i]))
             except OSError:
                 continue
-            if st.st_mtime_ns == mtime and st.st_size == f.size and (st.st_mode & 0o777) == file_mode(f):
-                out.add(f.path)
+            if st.st_mtime_ns == mtime and st.st_size == tree.sizes[i] and (st.st_mode & 0o777) == tree.mode(i):
+                out[i] = 1
         return out
 
     # -- swapping a staged version in -------------------------------------------------
 
-    def swap_in(self, m: Manifest, staged: list[FileEntry], remove: list[str], origins: list[str],
+    def swap_in(self, tree: Tree, staged: list[str], remove: list[str], origins: list[str],
                 trust: str = "", mtimes: array | None = None, published: bytes | None = None) -> None:
-        """Replace ``remove`` and the paths of ``staged`` (all whole in staging) with the
-        new files, then links and empty directories, then record ``m`` as installed, with
-        the ``mtimes`` of its files known (in its order, 0 where not: those are read from
-        the disk), and ``published``, the manifest's bytes as read (else written again from
-        ``m``). Any failure
-        before the record puts the previous version back, and removes the directories the
-        swap made."""
+        """Replace ``remove`` and the files at ``staged`` (all whole in staging) with the
+        new files, then links and empty directories, then record the version of ``tree``
+        as installed, with the ``mtimes`` of its files known (by number, 0 where not:
+        those are read from the disk), and ``published``, its manifest's bytes as read
+        (else written again from the manifest). Any failure before the record puts the
+        previous version back, and removes the directories the swap made."""
+        m = tree.m
         try:
             sync_filesystem(self.state)  # the new files' bytes on the disk before any name points at them
             moved, placed = self._plan(staged)
             self._intent = {"version": m.version, "paths": sorted(set(placed) | set(remove)), "staged": placed,
-                            "moved": moved, "created": [], "dirs": self._new_dirs(m, staged)}
+                            "moved": moved, "created": [], "dirs": self._new_dirs(tree, staged)}
+            self._listed = set(self._intent["paths"])
             shutil.rmtree(self.backup, ignore_errors=True)
             self.backup.mkdir()
             self._write_intent()
@@ -230,12 +244,11 @@ class GameDir:
                 self._set_aside(rel)
                 fault_point("place")
                 os.replace(os.path.join(self.staging, rel), os.path.join(self.dest, rel))
-            for e in m.entries:
-                if e.type == "symlink":
-                    self._place_link(e)
-                elif e.type == "dir":  # not from `known`: a link placed just now may stand in the way
-                    self._make_parents(e.path + "/x")
-            self._finish(m, origins, trust, mtimes, published)
+            for path, target in tree.links:
+                self._place_link(path, target)
+            for path in tree.dirs:  # not from `known`: a link placed just now may stand in the way
+                self._make_parents(path + "/x")
+            self._finish(tree, origins, trust, mtimes, published)
         except OSError as exc:
             self.recover()
             where = exc.filename or self.dest
@@ -248,7 +261,7 @@ class GameDir:
         shutil.rmtree(self.backup, ignore_errors=True)
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def _plan(self, staged: list[FileEntry]) -> tuple[list[str], list[str]]:
+    def _plan(self, staged: list[str]) -> tuple[list[str], list[str]]:
         """The directories to move in whole (each the first of a staged file's parents
         that is not a directory in the game directory: nothing of the version there to
         keep) and the files to move in one by one."""
@@ -256,8 +269,8 @@ class GameDir:
         moved: list[str] = []
         placed: list[str] = []
         taken: set[str] = set()
-        for e in staged:
-            parts = e.path.split("/")
+        for rel in staged:
+            parts = rel.split("/")
             for i in range(1, len(parts)):
                 parent = "/".join(parts[:i])
                 if parent in taken:
@@ -270,15 +283,15 @@ class GameDir:
                     moved.append(parent)
                     break
             else:
-                placed.append(e.path)
+                placed.append(rel)
         return moved, placed
 
-    def _new_dirs(self, m: Manifest, staged: list[FileEntry]) -> list[str]:
-        """The directories a swap of ``m`` may make that are not directories now: named
+    def _new_dirs(self, tree: Tree, staged: list[str]) -> list[str]:
+        """The directories a swap of ``tree`` may make that are not directories now: named
         before the swap begins, so that putting the previous version back removes them."""
-        deepest = {e.path.rpartition("/")[0] for e in staged}
-        deepest.update(e.path if e.type == "dir" else e.path.rpartition("/")[0]
-                       for e in m.entries if e.type in ("symlink", "dir"))
+        deepest = {rel.rpartition("/")[0] for rel in staged}
+        deepest.update(path.rpartition("/")[0] for path, _ in tree.links)
+        deepest.update(tree.dirs)
         wanted: set[str] = set()
         for d in deepest:
             while d and d not in wanted:
@@ -299,8 +312,9 @@ class GameDir:
         target = os.path.join(self.dest, rel)
         if _exists(target):
             intent = self._swapping()
-            if rel not in intent["paths"]:
+            if rel not in self._listed:
                 intent["paths"].append(rel)
+                self._listed.add(rel)
                 self._write_intent()
             os.replace(target, os.path.join(self.backup, _key(rel)))
 
@@ -351,19 +365,19 @@ class GameDir:
             os.makedirs(os.path.dirname(back), exist_ok=True)
             os.replace(self.dest / rel, back)
 
-    def _finish(self, m: Manifest, origins: list[str], trust: str, known: array | None,
+    def _finish(self, tree: Tree, origins: list[str], trust: str, known: array | None,
                 published: bytes | None) -> None:
-        """Record ``m`` as installed. The previous manifest goes to the backup first: a
-        crash before the record is written must leave the previous version whole, its
-        manifest included."""
+        """Record the version of ``tree`` as installed. The previous manifest goes to the
+        backup first: a crash before the record is written must leave the previous version
+        whole, its manifest included."""
+        m = tree.m
         with contextlib.suppress(FileNotFoundError):
             os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
         _atomic_write(self.state / "manifest.json", published or m.to_bytes_known_valid())  # m was read from an origin
-        files = m.files
-        mtimes = array("q", known) if known is not None else array("q", bytes(8 * len(files)))
-        for i, f in enumerate(files):
-            if not mtimes[i]:
-                mtimes[i] = os.stat(os.path.join(self.dest, f.path)).st_mtime_ns
+        mtimes = array("q", known) if known is not None else array("q", bytes(8 * len(tree)))
+        for i, mtime in enumerate(mtimes):
+            if not mtime:
+                mtimes[i] = os.stat(os.path.join(self.dest, tree.paths[i])).st_mtime_ns
         record = InstallRecord2(m.product, m.version, tuple(origins), mtimes, trust)
         fault_point("record")
         _atomic_write(self.state / "installed.json", record.to_bytes())
@@ -388,19 +402,19 @@ class GameDir:
             if known is not None:
                 known.add(parent)
 
-    def _place_link(self, entry: FileEntry) -> None:
-        self._make_parents(entry.path)
-        target = self.dest / entry.path
-        if os.path.islink(target) and os.readlink(target) == entry.target:
+    def _place_link(self, path: str, target: str) -> None:
+        self._make_parents(path)
+        at = self.dest / path
+        if os.path.islink(at) and os.readlink(at) == target:
             return
-        tmp = self.backup / f"link-{_key(entry.path)}"  # not a name of the backup's: those are hex only
+        tmp = self.backup / f"link-{_key(path)}"  # not a name of the backup's: those are hex only
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.symlink(entry.target, tmp)
-        self._set_aside(entry.path)
-        self._swapping()["created"].append(entry.path)
+        os.symlink(target, tmp)
+        self._set_aside(path)
+        self._swapping()["created"].append(path)
         self._write_intent()
-        os.replace(tmp, target)
+        os.replace(tmp, at)
 
 
 def _keep_only(root: str, keep: set[str]) -> set[str]:

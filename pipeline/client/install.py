@@ -26,7 +26,7 @@ from typing import Iterable
 
 from .. import layout
 from ..core.progress import Progress, ignore
-from ..errors import DestinationConflict, StoreUnavailable
+from ..errors import DestinationConflict, NotFound, StoreUnavailable
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
@@ -34,6 +34,7 @@ from .assemble import Assembly, mib
 from .fetch import Fetcher
 from .game_dir import GameDir, check_manifest
 from .reuse import candidates
+from .tree import Tree
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ def resolve_version(fetcher: Fetcher, product: str, channel: str) -> str:
 def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
     """The version's manifest from the first origin with a valid one, refused (UNSAFE_ENTRY)
     if any entry it names could write outside the game directory."""
-    return fetch_manifest(fetcher, product, version)[0]
+    m, _ = fetch_manifest(fetcher, product, version)
+    return check_manifest(m, fetcher.url_of(layout.manifest_key(product, version)))
 
 
 def fetch_manifest(fetcher: Fetcher, product: str, version: str) -> tuple[Manifest, bytes]:
-    """``load_manifest``, with the manifest's bytes as published (kept in the game
-    directory as they are, not written again from the parsed manifest)."""
+    """The version's manifest, not checked yet (``Tree`` and ``check_manifest`` check
+    it), with its bytes as published (kept in the game directory as they are, not written
+    again from the parsed manifest)."""
     key = layout.manifest_key(product, version)
     published: list[bytes] = []
 
@@ -83,7 +86,7 @@ def fetch_manifest(fetcher: Fetcher, product: str, version: str) -> tuple[Manife
         return m
 
     m = manifest_doc.expect(fetcher.document(key, parse), product, version, fetcher.url_of(key))
-    return check_manifest(m, fetcher.url_of(key)), published[0]
+    return m, published[0]
 
 
 def install(
@@ -101,6 +104,7 @@ def install(
     ``on_total(bytes)`` is told how much will be written, ``progress(bytes)`` as it is."""
     started = time.monotonic()
     m, published = fetch_manifest(fetcher, product, version)
+    tree = Tree(m, fetcher.url_of(layout.manifest_key(product, version)))
     dest = Path(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -108,30 +112,33 @@ def install(
         raise StoreUnavailable(f"{dest}: cannot make the game directory ({exc.strerror})") from None
     inst = GameDir(dest)
     with inst.locked():
-        previous = inst.installed()
-        if previous is not None and previous.product != product:
-            raise DestinationConflict(f"{dest} holds {previous.product} {previous.version}: "
+        try:
+            previous = inst.tree()
+        except NotFound:
+            previous = None
+        if previous is not None and previous.m.product != product:
+            raise DestinationConflict(f"{dest} holds {previous.m.product} {previous.m.version}: "
                                       f"install {product} into another directory")
         # Repair names files found damaged: their size and mtime prove nothing.
-        trusted = set() if only is not None else inst.trusted(m) | _unchanged(inst, previous, m)
-        todo = [f for f in m.files if f.path not in trusted and (only is None or f.path in only)]
-        job = Assembly(inst, m, todo, fetcher, progress, inst.stage(f.path for f in todo))
-        on_total(sum(f.size for f in todo))
-        job.find_local(candidates(inst, m, todo, seeds))
+        kept = bytearray(len(tree)) if only is not None else _kept(inst, tree, previous)
+        todo = array("i", (i for i in range(len(tree)) if not kept[i] and (only is None or tree.paths[i] in only)))
+        job = Assembly(inst, tree, todo, fetcher, progress, inst.stage(tree.paths[i] for i in todo))
+        on_total(sum(tree.sizes[i] for i in todo))
+        job.find_local(candidates(inst, tree.paths, (tree.paths[i] for i in todo), seeds))
         job.check_space()
         job.run(jobs)
-        remove = stale_entries(previous, m) if only is None else []
-        recorded = inst.mtimes(previous) if previous is not None and trusted else None
-        mtimes = known_mtimes(m, job, previous, recorded, trusted)
-        inst.swap_in(m, todo, remove, [o.url for o in fetcher.origins], fetcher.trust_id, mtimes, published)
-        remove_empty_dirs(inst, previous, m)
+        remove = stale_entries(previous, tree) if only is None else []
+        mtimes = known_mtimes(tree, job, previous, kept, inst)
+        inst.swap_in(tree, [tree.paths[i] for i in todo], remove, [o.url for o in fetcher.origins],
+                     fetcher.trust_id, mtimes, published)
+        remove_empty_dirs(inst, previous, tree)
     stats = fetcher.stats
     return InstallResult(
         product=product,
         version=version,
         dest=str(dest),
-        files=len(m.files),
-        bytes=sum(f.size for f in m.files),
+        files=len(tree),
+        bytes=sum(tree.sizes),
         files_written=len(todo),
         bytes_downloaded=job.downloaded,
         bytes_reused=job.reused,
@@ -143,59 +150,64 @@ def install(
     )
 
 
-def known_mtimes(m: Manifest, job: Assembly, old: Manifest | None, recorded: array | None, kept: set[str]) -> array:
-    """The mtime of each file of ``m`` known without asking the disk: as written by
-    ``job``, and for the files ``kept`` of ``old``, as ``recorded`` when they were found
-    intact (a file changed since then is not trusted by the next run); 0 elsewhere."""
-    files = m.files
-    out = array("q", bytes(8 * len(files)))
-    if old is not None and recorded is not None and kept:
-        before = iter(zip(old.files, recorded))
-        o, mtime = next(before, (None, 0))
-        for i, f in enumerate(files):  # both in path order: one walk, no table of paths
-            while o is not None and o.path < f.path:
-                o, mtime = next(before, (None, 0))
-            if o is not None and o.path == f.path and f.path in kept:
-                out[i] = mtime
-    written = iter(zip(job.files, job.mtimes))
-    w, mtime = next(written, (None, 0))
-    for i, f in enumerate(files):  # the files written are some of the version's, in its order
-        if f is w:
-            out[i] = mtime
-            w, mtime = next(written, (None, 0))
+def _kept(inst: GameDir, tree: Tree, old: Tree | None) -> bytearray:
+    """For each file of ``tree``, whether it is on disk as it should be without reading
+    it: recorded intact by the install of this version, or a file of the version
+    installed before (``old``) that this one keeps as it is."""
+    kept = inst.intact(tree)
+    if old is not None and old.m.version != tree.m.version:
+        intact = inst.intact(old)
+        for i, j in tree.same_paths(old):
+            if intact[j] and tree.execs[i] == old.execs[j] and tree.digests[32 * i:32 * i + 32] == \
+                    old.digests[32 * j:32 * j + 32]:
+                kept[i] = 1
+    return kept
+
+
+def known_mtimes(tree: Tree, job: Assembly, old: Tree | None, kept: bytearray, inst: GameDir) -> array:
+    """The mtime of each file of ``tree`` known without asking the disk: as written by
+    ``job``, and for the files ``kept``, as recorded when they were found intact (by the
+    install of ``tree``'s version or of ``old``'s: a file changed since is then not
+    trusted by the next run); 0 elsewhere."""
+    out = array("q", bytes(8 * len(tree)))
+    if any(kept):
+        same = inst.mtimes(tree)
+        if same is not None:
+            for i in range(len(tree)):
+                if kept[i]:
+                    out[i] = same[i]
+        elif old is not None and (recorded := inst.mtimes(old)) is not None:
+            for i, j in tree.same_paths(old):
+                if kept[i]:
+                    out[i] = recorded[j]
+    for j, i in enumerate(job.files):
+        if job.mtimes[j]:
+            out[i] = job.mtimes[j]
     return out
 
 
-def _unchanged(inst: GameDir, old: Manifest | None, new: Manifest) -> set[str]:
-    """Files of the version installed before that the new version keeps as they are."""
-    if old is None or old.product != new.product:
-        return set()
-    before = {f.path: f for f in old.files}
-    return {
-        f.path
-        for f in new.files
-        if f.path in before and before[f.path].hash_sha256 == f.hash_sha256 and before[f.path].executable == f.executable
-    } & inst.trusted(old)
-
-
-def stale_entries(old: Manifest | None, new: Manifest) -> list[str]:
+def stale_entries(old: Tree | None, new: Tree) -> list[str]:
     """Files and links of the version installed before that the new one does not have."""
     if old is None:
         return []
-    keep = {e.path for e in new.entries}
-    return [e.path for e in old.entries if e.type != "dir" and e.path not in keep]
+    keep = set(new.paths).union(p for p, _ in new.links).union(new.dirs)
+    return [p for p in old.paths + [p for p, _ in old.links] if p not in keep]
 
 
-def _parents(path: str) -> set[str]:
-    return {path.rsplit("/", i)[0] for i in range(1, path.count("/") + 1)}
+def _dirs(t: Tree) -> set[str]:
+    """Every directory holding an entry of ``t``, and its empty directories."""
+    out: set[str] = set()
+    for d in {p.rpartition("/")[0] for p in t.paths + [p for p, _ in t.links] + t.dirs} | set(t.dirs):
+        while d and d not in out:
+            out.add(d)
+            d = d.rpartition("/")[0]
+    return out
 
 
-def remove_empty_dirs(inst: GameDir, old: Manifest | None, new: Manifest) -> None:
+def remove_empty_dirs(inst: GameDir, old: Tree | None, new: Tree) -> None:
     """Directories only the old version had, when nothing (a save, a mod) is left in them."""
     if old is None:
         return
-    old_dirs = {e.path for e in old.entries if e.type == "dir"}.union(*(_parents(e.path) for e in old.entries))
-    new_dirs = {e.path for e in new.entries}.union(*(_parents(e.path) for e in new.entries))
-    for rel in sorted(old_dirs - new_dirs, key=lambda p: -p.count("/")):
+    for rel in sorted(_dirs(old) - _dirs(new), key=lambda p: -p.count("/")):
         with contextlib.suppress(OSError):  # not empty, or already gone
             os.rmdir(inst.dest / rel)

@@ -16,12 +16,11 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Container, Iterable
+from typing import Container, Iterable, NamedTuple
 
 from ..core import codec
 from ..core.cdc import serial_boundaries
 from ..core.chunk_params import ChunkParams
-from ..formats.manifest import FileEntry, Manifest
 from .disk import Stamp
 from .game_dir import STATE_DIR, GameDir
 
@@ -32,13 +31,14 @@ class OnDisk:
     files: dict[int, tuple[str, Stamp]] = field(default_factory=dict)  # number of a file to write -> a copy of it
 
 
-def candidates(inst: GameDir, m: Manifest, todo: list[FileEntry], seeds: Iterable[Path]) -> list[Path]:
+def candidates(inst: GameDir, listed: Iterable[str], rewritten: Iterable[str], seeds: Iterable[Path]) -> list[Path]:
     """Files that may hold what we need: what is at the paths being (re)written, files
-    in the destination that the version does not have, and every file of the seeds."""
-    listed = {f.path for f in m.files}
-    rewritten = {f.path for f in todo}
-    found = [p for p in _walk_files(inst.dest, skip=STATE_DIR)
-             if (rel := p.relative_to(inst.dest).as_posix()) in rewritten or rel not in listed]
+    in the destination that the version (whose files are ``listed``) does not have, and
+    every file of the seeds."""
+    found = _walk_files(inst.dest, skip=STATE_DIR)
+    if found:  # the paths are compared only where there is something to compare
+        listed, rewritten = set(listed), set(rewritten)
+        found = [p for p in found if (rel := p.relative_to(inst.dest).as_posix()) in rewritten or rel not in listed]
     for seed in seeds:
         found.extend(_walk_files(Path(seed)))
     return [p for p in found if p.is_file() and not p.is_symlink()]
@@ -53,17 +53,22 @@ def _walk_files(root: Path, skip: str = "") -> list[Path]:
     return out
 
 
-def find_on_disk(paths: list[Path], params: ChunkParams, files: list[FileEntry], wanted: Iterable[int],
-                 chunks: Container[str]) -> OnDisk:
-    """Where ``paths`` hold a copy of one of the ``wanted`` files (numbers in ``files``),
-    or one of ``chunks``. A file unreadable, or changed while it was read, holds nothing."""
+class Wanted(NamedTuple):
+    """A file still to write: its size, SHA-256, and (id, offset) of its whole chunks."""
+
+    size: int
+    sha256: str
+    whole_chunks: list[tuple[str, int]]
+
+
+def find_on_disk(paths: list[Path], params: ChunkParams, files: dict[int, Wanted], chunks: Container[str]) -> OnDisk:
+    """Where ``paths`` hold a copy of one of ``files`` (by number), or one of ``chunks``.
+    A file unreadable, or changed while it was read, holds nothing."""
     found = OnDisk()
-    if not paths:
-        return found
     by_size: dict[int, list[int]] = {}
-    for i in wanted:
-        if files[i].size:
-            by_size.setdefault(files[i].size, []).append(i)
+    for i, want in files.items():
+        if want.size:
+            by_size.setdefault(want.size, []).append(i)
     for path in paths:
         try:
             _index(str(path), params, files, by_size, chunks, found)
@@ -72,7 +77,7 @@ def find_on_disk(paths: list[Path], params: ChunkParams, files: list[FileEntry],
     return found
 
 
-def _index(path: str, params: ChunkParams, files: list[FileEntry], by_size: dict[int, list[int]],
+def _index(path: str, params: ChunkParams, files: dict[int, Wanted], by_size: dict[int, list[int]],
            chunks: Container[str], found: OnDisk) -> None:
     with open(path, "rb", buffering=0) as fh:
         before = Stamp.of(os.fstat(fh.fileno()))
@@ -81,13 +86,13 @@ def _index(path: str, params: ChunkParams, files: list[FileEntry], by_size: dict
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
             if Stamp.of(os.fstat(fh.fileno())) != before:
                 return
-            matched = [i for i in same if files[i].hash_sha256 == digest]
+            matched = [i for i in same if files[i].sha256 == digest]
             for i in matched:
                 found.files[i] = (path, before)
             if matched:  # its whole chunks are where that file has them
-                for c in files[matched[0]].chunks:
-                    if c.whole and c.id in chunks and c.id not in found.chunks:
-                        found.chunks[c.id] = (path, c.offset)
+                for cid, offset in files[matched[0]].whole_chunks:
+                    if cid in chunks and cid not in found.chunks:
+                        found.chunks[cid] = (path, offset)
                 return
 
         def read(offset: int, n: int) -> bytes:

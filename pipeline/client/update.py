@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -31,9 +32,10 @@ from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
 from .assemble import Assembly, mib
 from .disk import copy_file
-from .game_dir import GameDir, file_mode
+from .game_dir import GameDir
 from .install import fetch_manifest, install, known_mtimes, remove_empty_dirs, resolve_version
 from .reuse import candidates
+from .tree import Tree
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ def update(
             return by_chunks(fallbacks, downloaded)
         b_m, b_published = (target_m, published) if b == target else fetch_manifest(fetcher, product, b)
         with inst.locked():
-            step = _Step(inst, fetcher, plan, inst.manifest(), b_m, b_published, progress)
+            b_tree = Tree(b_m, fetcher.url_of(layout.manifest_key(product, b)))
+            step = _Step(inst, fetcher, plan, inst.tree(), b_tree, b_published, progress)
             on_total(plan.required_disk_space_bytes)
             step.run(seeds, jobs)
         downloaded += step.downloaded
@@ -130,10 +133,10 @@ def _plan_index(fetcher: Fetcher, product: str) -> PlanIndex | None:
 class _Step:
     """One plan applied: from the installed version ``a`` to ``b``."""
 
-    def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Manifest, b: Manifest, b_published: bytes,
+    def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Tree, b: Tree, b_published: bytes,
                  progress: Progress):
-        if a.version != plan.from_version:
-            raise NotFound(f"plan {plan.from_version} -> {plan.to_version} does not start at {a.version}")
+        if a.m.version != plan.from_version:
+            raise NotFound(f"plan {plan.from_version} -> {plan.to_version} does not start at {a.m.version}")
         self.inst, self.fetcher, self.plan, self.a, self.b, self.progress = inst, fetcher, plan, a, b, progress
         self.b_published = b_published
         self.downloaded = self.written = self.patched = 0
@@ -144,38 +147,48 @@ class _Step:
         if self.plan.required_disk_space_bytes > free:
             raise InsufficientDiskSpace(f"{self.inst.dest}: the update needs {mib(self.plan.required_disk_space_bytes)} "
                                         f"of staging space, {mib(free)} are free")
-        intact = self.inst.trusted(self.a)
+        a, b = self.a, self.b
+        flags = self.inst.intact(a)
+        intact = {a.paths[j] for j in range(len(a)) if flags[j]}
         ops = [op for op in self.plan.files if not (op.op == "keep" and op.path in intact)]
         present = self.inst.stage(op.path for op in ops)
-        staged, by_chunks = [], []
+        staged, by_chunks = [], array("i")
         for op in ops:
-            entry = self.b.entry(op.path)
+            i = b.find(op.path)
+            if i is None:
+                raise NotFound(f"plan {self.plan.from_version} -> {self.plan.to_version} names {op.path!r}, "
+                               f"which {b.m.version} does not have")
             if op.op in ("copy", "patch") and op.source in intact:
                 try:
-                    self._stage(entry, op, op.path in present)
-                    staged.append(entry)
+                    self._stage(i, op, op.path in present)
+                    staged.append(op.path)
                     continue
                 except DepotError as exc:
                     if op.op == "patch":
-                        self.fallbacks.append({"path": entry.path, "error": PatchFailed.code, "message": str(exc)})
-            by_chunks.append(entry)
-        job = Assembly(self.inst, self.b, by_chunks, self.fetcher, self.progress, present)
-        job.find_local(candidates(self.inst, self.b, by_chunks, seeds))
+                        self.fallbacks.append({"path": op.path, "error": PatchFailed.code, "message": str(exc)})
+            by_chunks.append(i)
+        job = Assembly(self.inst, b, by_chunks, self.fetcher, self.progress, present)
+        job.find_local(candidates(self.inst, b.paths, (b.paths[i] for i in by_chunks), seeds))
         job.check_space()
         job.run(jobs)
         self.downloaded += job.downloaded
         self.written = len(staged) + len(by_chunks)
-        remove = [p for p in self.plan.remove if self.a.entry(p).type != "dir"]
-        kept = {op.path for op in self.plan.files if op.op == "keep" and op.path in intact}
-        mtimes = known_mtimes(self.b, job, self.a, self.inst.mtimes(self.a), kept)
-        self.inst.swap_in(self.b, staged + by_chunks, remove, [o.url for o in self.fetcher.origins],
+        not_dirs = set(a.paths).union(p for p, _ in a.links)
+        remove = [p for p in self.plan.remove if p in not_dirs]
+        kept = bytearray(len(b))
+        for op in self.plan.files:
+            if op.op == "keep" and op.path in intact and (i := b.find(op.path)) is not None:
+                kept[i] = 1
+        mtimes = known_mtimes(b, job, a, kept, self.inst)
+        self.inst.swap_in(b, staged + [b.paths[i] for i in by_chunks], remove, [o.url for o in self.fetcher.origins],
                           self.fetcher.trust_id, mtimes, self.b_published)
-        remove_empty_dirs(self.inst, self.a, self.b)
+        remove_empty_dirs(self.inst, a, b)
 
-    def _stage(self, entry: FileEntry, op: FileOp, present: bool) -> None:
-        staged = self.inst.staging_path(entry)
-        if present and sha256_or_none(staged) == entry.hash_sha256:  # staged by an interrupted run,
-            os.chmod(staged, file_mode(entry))  # which may have died before its mode was set
+    def _stage(self, i: int, op: FileOp, present: bool) -> None:
+        b = self.b
+        staged = os.path.join(self.inst.staging, b.paths[i])
+        if present and sha256_or_none(staged) == b.sha256(i):  # staged by an interrupted run,
+            os.chmod(staged, b.mode(i))  # which may have died before its mode was set
             return
         os.makedirs(os.path.dirname(staged), exist_ok=True)
         source = self.inst.dest / op.source
@@ -184,16 +197,16 @@ class _Step:
         else:
             if sha256_or_none(source) != op.source_sha256:
                 raise PatchFailed(f"{op.source}: not the file the patch was made from")
-            self._patch(source, staged, entry, op.segments)
-        if sha256_or_none(staged) != entry.hash_sha256:
+            self._patch(source, staged, b.sizes[i], op.segments)
+        if sha256_or_none(staged) != b.sha256(i):
             os.unlink(staged)
-            raise PatchFailed(f"{entry.path}: patched bytes do not match hash_sha256")
-        os.chmod(staged, file_mode(entry))
-        self.progress(entry.size)
+            raise PatchFailed(f"{b.paths[i]}: patched bytes do not match hash_sha256")
+        os.chmod(staged, b.mode(i))
+        self.progress(b.sizes[i])
 
-    def _patch(self, source: Path, staged: str, entry: FileEntry, segments: tuple[PatchSegment, ...]) -> None:
+    def _patch(self, source: Path, staged: str, size: int, segments: tuple[PatchSegment, ...]) -> None:
         with open(source, "rb") as src, open(staged, "wb") as out:
-            out.truncate(entry.size)
+            out.truncate(size)
             for s in segments:
                 patch = self.fetcher.patch(s.id, s.patch_size)
                 self.downloaded += len(patch)

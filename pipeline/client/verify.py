@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +41,13 @@ class VerifyReport:
 
 def verify(dest: Path, fast: bool = False) -> VerifyReport:
     inst = GameDir(Path(dest))
-    m = inst.manifest()
-    recorded = iter(inst.mtimes(m))  # one a file, in the manifest's order
+    tree = inst.tree()
+    m = tree.m
+    recorded = iter(inst.mtimes(tree) or array("q", bytes(8 * len(tree))))  # one a file, in the manifest's order
     missing, damaged = [], []
-    for e in m.entries:
+    listed: set[str] = set()
+    for e in m.iter_entries():
+        listed.add(e.path)
         problem = _check(inst.dest, e, fast, next(recorded) if e.type == "file" else 0)
         if problem == "missing":
             missing.append(e.path)
@@ -53,10 +57,10 @@ def verify(dest: Path, fast: bool = False) -> VerifyReport:
         product=m.product,
         version=m.version,
         dest=str(inst.dest),
-        checked=len(m.entries),
+        checked=len(listed),
         missing=missing,
         damaged=damaged,
-        unexpected=_unexpected(inst.dest, {e.path for e in m.entries}),
+        unexpected=_unexpected(inst.dest, listed),
     )
 
 

@@ -3,7 +3,7 @@
 A build is installed on players' machines, so anything that could write outside the
 install directory, through a link, or ambiguously is refused at ingest, with the entry
 named, before anything is written. The client checks every manifest with the same
-function (``check_tree``), so a build that ingests is a build that installs.
+function (``check_entries``), so a build that ingests is a build that installs.
 """
 
 from __future__ import annotations
@@ -77,15 +77,26 @@ def is_state_dir(name: str) -> bool:
 
 
 def check_tree(entries: Iterable[E], source: str) -> list[E]:
-    """The build's entries sorted by path, with directories kept only where empty.
-
-    Ingest runs it on a build, the client on every manifest it installs. Refuses paths
-    that are not canonical, paths in ``STATE_DIR`` (in any letter case: see
-    ``is_state_dir``), duplicates, entries below a file or a link (writing through a link
-    is how archives escape), and links whose target is absolute or leads outside the build. Raises UnsafeEntry naming the first bad entry.
-    """
+    """The build's entries sorted by path, with directories kept only where empty, once
+    ``check_entries`` passed them. Ingest runs it on a build."""
     entries = list(entries)
+    has_children = check_entries(entries, source)
+    kept = [e for e in entries if not (e.type == "dir" and e.path in has_children)]
+    return sorted(kept, key=lambda e: e.path)
+
+
+def check_entries(entries: Iterable[TreeEntry], source: str) -> set[str]:
+    """Refuse paths that are not canonical, paths in ``STATE_DIR`` (in any letter case:
+    see ``is_state_dir``), duplicates, entries below a file or a link (writing through a
+    link is how archives escape), and links whose target is absolute or leads outside the
+    build. Raises UnsafeEntry naming the first bad entry; returns the paths that have
+    entries below them. Ingest (through ``check_tree``) and the client, on every manifest
+    it installs, run it; entries are taken one at a time and not kept (the client reads
+    a million from a manifest's columns): a type per path is."""
     tops: set[str] = set()  # top-level names found not to be STATE_DIR
+    types: dict[str, str] = {}
+    duplicate = None
+    links: dict[str, str] = {}
     for e in entries:
         if clean_path(e.path, source) != e.path:
             raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: not a canonical path")
@@ -94,28 +105,28 @@ def check_tree(entries: Iterable[E], source: str) -> list[E]:
             if is_state_dir(top):
                 raise UnsafeEntry(f"{source}: unsafe entry {e.path!r}: the name is kept for depot's own state")
             tops.add(top)
-    by_path: dict[str, E] = {}
-    for e in entries:
-        if e.path in by_path:
-            raise UnsafeEntry(f"{source}: duplicate entry {e.path!r}")
-        by_path[e.path] = e
+        if e.path in types:
+            duplicate = duplicate or e.path  # named once every path is known to be canonical
+        else:
+            types[e.path] = e.type
+            if e.type == "symlink":
+                links[e.path] = e.target
+    if duplicate is not None:
+        raise UnsafeEntry(f"{source}: duplicate entry {duplicate!r}")
 
     has_children: set[str] = set()
-    for path in by_path:
+    for path in types:
         parent = posixpath.dirname(path)
         while parent and parent not in has_children:  # one seen before: it and those above it passed
-            above = by_path.get(parent)
-            if above is not None and above.type != "dir":
-                raise UnsafeEntry(f"{source}: {path!r} is inside {parent!r}, which is a {above.type}")
+            above = types.get(parent)
+            if above is not None and above != "dir":
+                raise UnsafeEntry(f"{source}: {path!r} is inside {parent!r}, which is a {above}")
             has_children.add(parent)
             parent = posixpath.dirname(parent)
 
-    links = {e.path: e.target for e in by_path.values() if e.type == "symlink"}
     for path in links:
         _check_link(path, links, source)
-
-    kept = [e for e in by_path.values() if not (e.type == "dir" and e.path in has_children)]
-    return sorted(kept, key=lambda e: e.path)
+    return has_children
 
 
 MAX_LINK_HOPS = 40

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import zstandard
 
@@ -129,6 +129,17 @@ class Manifest(Document):
     @property
     def files(self) -> list[FileEntry]:
         return [e for e in self.entries if e.type == "file"]
+
+    def iter_entries(self) -> Iterator[FileEntry]:
+        """The entries one at a time, none kept (read from format 2's columns, a million
+        entries would otherwise be held at once)."""
+        if self._entries is None:
+            assert self._columns is not None
+            return self._columns.iter_entries()
+        return iter(self._entries)
+
+    def iter_files(self) -> Iterator[FileEntry]:
+        return (e for e in self.iter_entries() if e.type == "file")
 
     def entry(self, path: str) -> FileEntry:
         if self._by_path is None:
@@ -364,17 +375,19 @@ class _Columns:
             raise ValueError("pack: the chunks do not add up to the packed files' sizes")
 
     def entries(self) -> tuple[FileEntry, ...]:
+        return tuple(self.iter_entries())
+
+    def iter_entries(self) -> Iterator[FileEntry]:
         ids, csz, ssz, hashes, pack = self.ids, self.chunk_sizes, self.stored_sizes, self.hashes, self.pack
-        out: list[FileEntry] = []
         links = iter(self.targets)
         own = iter(self.own)
         fi = pi = pos = 0  # file number; pack stream: chunk number, offset in that chunk
         for path, t in zip(self.paths, self.types):
             if t == "d":
-                out.append(FileEntry(path, "dir"))
+                yield FileEntry(path, "dir")
                 continue
             if t == "l":
-                out.append(FileEntry(path, "symlink", target=next(links)))
+                yield FileEntry(path, "symlink", target=next(links))
                 continue
             size = self.sizes[fi]
             refs: list[ChunkRef] = []
@@ -392,10 +405,9 @@ class _Columns:
                     pos += n
                     if pos == csz[k]:
                         pi, pos = pi + 1, 0
-            out.append(FileEntry(path, "file", size, self.executable[fi] == "1", hashes[HEX * fi : HEX * fi + HEX],
-                                 chunks=tuple(refs)))
+            yield FileEntry(path, "file", size, self.executable[fi] == "1", hashes[HEX * fi : HEX * fi + HEX],
+                            chunks=tuple(refs))
             fi += 1
-        return tuple(out)
 
     def unique_chunks(self) -> dict[str, Chunk]:
         return {i: Chunk(i, n, s) for i, n, s in zip(self.ids, self.chunk_sizes, self.stored_sizes)}

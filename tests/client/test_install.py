@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,15 @@ def test_a_small_download_is_shared_out_so_that_every_job_has_requests(published
     chunk), but never so few groups that some of ``jobs`` would have nothing to fetch."""
     from pipeline.client.assemble import Assembly
     from pipeline.client.game_dir import GameDir
+    from pipeline.client.tree import Tree
     from pipeline.core.progress import ignore
 
-    m = manifest.load(open_store(str(published)), PRODUCT, "1.0.0")
+    tree = Tree(manifest.load(open_store(str(published)), PRODUCT, "1.0.0"), "here")
     inst = GameDir(tmp_path / "game")
     inst.staging.mkdir(parents=True)
-    job = Assembly(inst, m, list(m.files), fetcher(published), ignore)
-    needed = list(range(len(job.chunks)))
-    total = sum(c.size for c in job.chunks)
+    job = Assembly(inst, tree, array("i", range(len(tree))), fetcher(published), ignore)
+    needed = list(range(len(tree.chunks)))
+    total = sum(c.size for c in tree.chunks)
     assert total < 4 << 20 and len(needed) > 16  # less than four groups of 1 MiB
     for jobs in (1, 2, 4):
         groups = list(job._groups(needed, jobs))
@@ -414,7 +416,7 @@ def test_a_damaged_install_record_trusts_nothing(published, build_dirs, tmp_path
         record.write_bytes(record.read_bytes()[: len(record.read_bytes()) // 2])
     else:
         doc = json.loads(record.read_text())
-        doc["mtime_ns"] = [str(t) for t in doc["mtime_ns"]]
+        doc["mtime_ns"] = [1_700_000_000_000_000_000] * doc["files"]  # format 2 holds them in base64
         record.write_text(json.dumps(doc))
 
     trusting = install(fetcher(published), PRODUCT, "1.0.0", intact)

@@ -6,6 +6,7 @@ whole."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import json
 import os
@@ -247,19 +248,19 @@ def test_a_fresh_install_moves_each_top_level_directory_in_whole(packed, build_d
 def test_an_install_record_of_format_1_is_still_trusted(packed, tmp_path):
     """A directory installed by an earlier depot (record format 1, each file's size and
     mtime by path): nothing is read again or written, and the record is rewritten in
-    format 2, one mtime a file in the manifest's order."""
+    format 2, one mtime a file in the manifest's order (8 bytes little-endian, in base64)."""
     m = load(packed, "1.0.0")
     dest = tmp_path / "game"
     install(fetcher(packed), PRODUCT, "1.0.0", dest)
     record = dest / ".depot" / "installed.json"
     now = json.loads(record.read_bytes())
+    mtimes = [(dest / f.path).stat().st_mtime_ns for f in m.files]
     assert now["format"] == "depot.installed/2" and now["files"] == len(m.files)
-    assert now["mtime_ns"] == [(dest / f.path).stat().st_mtime_ns for f in m.files]
+    assert base64.b64decode(now["mtime_ns"]) == b"".join(t.to_bytes(8, "little", signed=True) for t in mtimes)
     old = {"format": "depot.installed/1", "product": PRODUCT, "version": "1.0.0", "origins": now["origins"],
-           "files": {f.path: {"size": f.size, "mtime_ns": t} for f, t in zip(m.files, now["mtime_ns"])}}
+           "files": {f.path: {"size": f.size, "mtime_ns": t} for f, t in zip(m.files, mtimes)}}
     record.write_text(json.dumps(old))
     assert verify(dest, fast=True).intact
     again = install(fetcher(packed), PRODUCT, "1.0.0", dest)
     assert (again.files_written, again.chunks_fetched) == (0, 0)
     assert json.loads(record.read_bytes()) == now
-    assert layout.manifest_key(PRODUCT, "1.0.0")  # the key the record's manifest came from

@@ -1,0 +1,100 @@
+"""A manifest as the client installs it: its files, links and directories in arrays, read
+in one pass over the manifest's entries and checked on the way by ingest's own rules.
+
+Held as entry and slice objects, a million-file manifest costs several hundred MB; here a
+file costs about 60 bytes (its path is the manifest's own string) and a slice 20.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from typing import Iterable, Iterator
+
+from ..core.safety import check_entries
+from ..formats.manifest import Chunk, FileEntry, Manifest
+
+
+class Tree:
+    """The files of ``m`` by number (in the manifest's order), each file's slices by
+    number (a file's slices are numbered on from the previous file's), its links and its
+    directories."""
+
+    def __init__(self, m: Manifest, where: str):
+        self.m = m
+        self.paths: list[str] = []
+        self.sizes = array("q")
+        self.execs = bytearray()
+        self.digests = bytearray()  # each file's SHA-256, 32 bytes
+        self.first = array("i", [0])  # the slices of file i are first[i] to first[i + 1]
+        self.slice_chunk = array("i")  # a slice's chunk, by number in ``chunks``
+        self.slice_offset = array("q")  # where the slice is in its file
+        self.slice_chunk_offset = array("i")  # where it is in its chunk
+        self.slice_size = array("i")
+        self.index: dict[str, int] = {}  # chunk id -> its number
+        self.chunks: list[Chunk] = []
+        self.links: list[tuple[str, str]] = []  # (path, target)
+        self.dirs: list[str] = []
+        check_entries(self._read(m.iter_entries()), where)
+        self._sorted = all(map(str.__lt__, self.paths, self.paths[1:]))
+
+    def _read(self, entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
+        for e in entries:
+            if e.type == "file":
+                self.paths.append(e.path)
+                self.sizes.append(e.size)
+                self.execs.append(e.executable)
+                self.digests += bytes.fromhex(e.hash_sha256)
+                for ref in e.chunks:
+                    k = self.index.get(ref.id)
+                    if k is None:
+                        k = self.index[ref.id] = len(self.chunks)
+                        self.chunks.append(ref.chunk)
+                    self.slice_chunk.append(k)
+                    self.slice_offset.append(ref.offset)
+                    self.slice_chunk_offset.append(ref.chunk_offset)
+                    self.slice_size.append(ref.size)
+                self.first.append(len(self.slice_chunk))
+            elif e.type == "symlink":
+                self.links.append((e.path, e.target))
+            else:
+                self.dirs.append(e.path)
+            yield e
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def mode(self, i: int) -> int:
+        return 0o755 if self.execs[i] else 0o644
+
+    def sha256(self, i: int) -> str:
+        return self.digests[32 * i:32 * i + 32].hex()
+
+    def slices(self, i: int) -> range:
+        return range(self.first[i], self.first[i + 1])
+
+    def whole(self, s: int) -> bool:
+        """Whether slice ``s`` is a whole chunk."""
+        return self.slice_chunk_offset[s] == 0 and self.slice_size[s] == self.chunks[self.slice_chunk[s]].size
+
+    def find(self, path: str) -> int | None:
+        """The number of the file at ``path``, if there is one."""
+        if self._sorted:
+            i = bisect.bisect_left(self.paths, path)
+            return i if i < len(self.paths) and self.paths[i] == path else None
+        return next((i for i, p in enumerate(self.paths) if p == path), None)
+
+    def same_paths(self, other: "Tree") -> Iterator[tuple[int, int]]:
+        """``(i, j)`` for each path that is file ``i`` here and file ``j`` in ``other``."""
+        if self._sorted and other._sorted:  # one walk of both, no table of paths
+            j, theirs = 0, other.paths
+            for i, p in enumerate(self.paths):
+                while j < len(theirs) and theirs[j] < p:
+                    j += 1
+                if j < len(theirs) and theirs[j] == p:
+                    yield i, j
+            return
+        at = {p: j for j, p in enumerate(other.paths)}
+        for i, p in enumerate(self.paths):
+            if p in at:
+                yield i, at[p]
