@@ -100,9 +100,9 @@ def _scan_local(url: str, root: str) -> Iterator[Entry]:
         except backend_errors() as exc:
             raise source_error(url, f"cannot list {rel_dir or '.'}", exc) from exc
         for item in items:
-            raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
-            rel = clean_path(raw, url)
-            assert rel is not None  # only the root itself ("", ".") has no path, and a listed name never is
+            # A listed name has no "./", no trailing "/": the path is canonical or unsafe,
+            # and check_tree, which every scan goes through, refuses the unsafe ones.
+            rel = raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
             st = item.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 yield Entry(path=rel, type="symlink", target=os.readlink(item.path))
