@@ -161,10 +161,14 @@ class Assembly:
                 kept += size
         return kept
 
-    def find_local(self, candidates: list[Path]) -> None:
+    def find_local(self, candidates: Callable[[], list[Path]]) -> None:
         """Note which files still to write are on disk whole, and where on disk the
-        chunks still needed are."""
-        if not candidates:
+        chunks still needed are, among the files ``candidates()`` lists (asked only when
+        something is still to write)."""
+        if not any(self.missing):
+            return
+        paths = candidates()
+        if not paths:
             return
         tree = self.tree
         wanted = {j: Wanted(tree.sizes[i], tree.sha256(i),
@@ -174,7 +178,7 @@ class Assembly:
         if not wanted:
             return
         needed = {tree.chunks[k].id for k in self._needed()}
-        found = find_on_disk(candidates, tree.m.params, wanted, needed)
+        found = find_on_disk(paths, tree.m.params, wanted, needed)
         self.local = found.chunks
         for j, source in found.files.items():
             self.copies[j] = source

@@ -124,7 +124,7 @@ def install(
         todo = array("i", (i for i in range(len(tree)) if not kept[i] and (only is None or tree.paths[i] in only)))
         job = Assembly(inst, tree, todo, fetcher, progress, inst.stage(tree.paths[i] for i in todo))
         on_total(sum(tree.sizes[i] for i in todo))
-        job.find_local(candidates(inst, tree.paths, (tree.paths[i] for i in todo), seeds))
+        job.find_local(lambda: candidates(inst, tree.paths, (tree.paths[i] for i in todo), seeds))
         job.check_space()
         job.run(jobs)
         remove = stale_entries(previous, tree) if only is None else []

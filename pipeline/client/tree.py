@@ -8,6 +8,7 @@ file costs about 60 bytes (its path is the manifest's own string) and a slice 20
 from __future__ import annotations
 
 import bisect
+import itertools
 from array import array
 from typing import Iterable, Iterator
 
@@ -36,7 +37,8 @@ class Tree:
         self.links: list[tuple[str, str]] = []  # (path, target)
         self.dirs: list[str] = []
         check_entries(self._read(m.iter_entries()), where)
-        self._sorted = all(map(str.__lt__, self.paths, self.paths[1:]))
+        self._sorted = all(map(str.__lt__, self.paths, itertools.islice(self.paths, 1, None)))
+        self._at: dict[str, int] | None = None  # path -> number, made if the paths are not sorted
 
     def _read(self, entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
         for e in entries:
@@ -82,7 +84,9 @@ class Tree:
         if self._sorted:
             i = bisect.bisect_left(self.paths, path)
             return i if i < len(self.paths) and self.paths[i] == path else None
-        return next((i for i, p in enumerate(self.paths) if p == path), None)
+        if self._at is None:
+            self._at = {p: i for i, p in enumerate(self.paths)}
+        return self._at.get(path)
 
     def same_paths(self, other: "Tree") -> Iterator[tuple[int, int]]:
         """``(i, j)`` for each path that is file ``i`` here and file ``j`` in ``other``."""

@@ -168,7 +168,7 @@ class _Step:
                         self.fallbacks.append({"path": op.path, "error": PatchFailed.code, "message": str(exc)})
             by_chunks.append(i)
         job = Assembly(self.inst, b, by_chunks, self.fetcher, self.progress, present)
-        job.find_local(candidates(self.inst, b.paths, (b.paths[i] for i in by_chunks), seeds))
+        job.find_local(lambda: candidates(self.inst, b.paths, (b.paths[i] for i in by_chunks), seeds))
         job.check_space()
         job.run(jobs)
         self.downloaded += job.downloaded

@@ -371,6 +371,20 @@ def test_a_swap_cut_short_by_a_crash_is_undone_by_the_next_run(published, build_
     assert verify(dest).intact
 
 
+def test_a_first_install_killed_mid_swap_puts_its_directories_back_in_staging(published, build_dirs, tmp_path):
+    """A first install moves whole directories in; killed after two of them, the next run
+    takes them back to staging and installs from there without downloading a chunk."""
+    dest = tmp_path / "game"
+    install_killed_at(published, "1.0.0", dest, "place", 3)
+    intent = json.loads((dest / ".depot" / "swap.json").read_text())
+    assert intent["moved"] == ["bin", "config", "data"] and intent["staged"] == ["LICENSE.txt", "README.txt",
+                                                                                 "launch.sh"]
+    assert (dest / "bin").is_dir() and (dest / "config").is_dir()  # moved in before the kill
+    again = install(fetcher(published), PRODUCT, "1.0.0", dest)
+    assert (again.chunks_fetched, again.bytes_downloaded) == (0, 0)
+    assert_installed(dest, build_dirs["1.0.0"])
+
+
 def test_a_crash_between_the_manifest_and_the_record_leaves_the_previous_version(published, build_dirs, tmp_path):
     from pipeline.client import game_dir
 
