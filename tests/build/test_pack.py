@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import io
+import itertools
 import random
 
 import blake3
@@ -199,3 +200,32 @@ def test_a_stream_whose_segment_chains_never_meet_gives_the_serial_manifest(tmp_
     assert all(rebuilt(split, m, path) == data for path, data in files.items())
     assert (len(m.unique_chunks()), len(list(serial.list(layout.CHUNK_PREFIX))), len(list(split.list(layout.CHUNK_PREFIX)))) \
         == (35, 35, 36)
+
+
+def test_a_packed_file_changed_between_the_two_reads_that_hold_it_is_refused(tmp_path, threads, monkeypatch):
+    """The file that straddles a segment's start is hashed with the first segment and
+    stored partly with the next: written to in between, the run is SOURCE_CHANGED."""
+    from pipeline.build import chunk as chunk_module
+    from pipeline.build.run import ingest_and_chunk
+    from pipeline.errors import SourceChanged
+
+    src = tmp_path / "src"
+    files = small_build(src, 400)
+    packed = sorted(p for p, d in files.items() if 0 < len(d) < SPLIT.min_size)
+    ends = list(itertools.accumulate(len(files[p]) for p in packed))
+    victim = packed[next(i for i, end in enumerate(ends) if end > SPLIT.segment)]
+    cut_segment = chunk_module.cut_segment
+
+    def then_write(repo, f, seg, end, params):
+        result = cut_segment(repo, f, seg, end, params)
+        if seg == 0:  # the first segment has hashed the victim; the second has yet to read its tail
+            (src / victim).write_bytes(bytes(len(files[victim])))
+        return result
+
+    monkeypatch.setattr(chunk_module, "cut_segment", then_write)
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, SPLIT)
+    with pytest.raises(SourceChanged, match=f"{victim} changed while it was read") as err:
+        ingest_and_chunk(store, str(src), PRODUCT, "1", cf.ThreadPoolExecutor(1))
+    assert err.value.exit_code == SourceChanged.exit_code
+    assert not store.has(layout.manifest_key(PRODUCT, "1"))
