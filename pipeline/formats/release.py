@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from .. import layout
-from . import canonical
+from ..errors import ContentAuthenticationFailed, ContentLocked, NotFound
+from . import canonical, sealed
 from .canonical import Document, Reader
-
-if TYPE_CHECKING:
-    from .content_key import ContentKey
-    from .sealed import KeyFinder
+from .content_key import ContentKey
+from .sealed import KeyFinder
 
 SCHEMA = "release-1"
+FORMAT = "depot.release/1"
 # A player's checked reader of documents, ``Fetcher.document(key, parse)``.
 Documents = Callable[[str, Callable[[bytes, str], Any]], Any]
-FORMAT = "depot.release/1"
 TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -69,8 +68,6 @@ def load(reader: Reader, product: str, version: str) -> Release:
 def sealed_key_id(reader: Reader, product: str, version: str) -> str | None:
     """The id of the content key that seals ``product`` ``version``'s manifest; None when
     the version is not embargoed. NOT_FOUND without a manifest."""
-    from . import sealed
-
     key = layout.manifest_key(product, version)
     data = canonical.read(reader, key, lambda data, where: data, f"{product} {version} has no manifest")
     return sealed.key_id(data, key) if sealed.is_sealed(data) else None
@@ -78,8 +75,6 @@ def sealed_key_id(reader: Reader, product: str, version: str) -> str | None:
 
 def is_released(reader: Reader, product: str, key_id: str) -> bool:
     """Whether the content key ``key_id`` of ``product`` is published where ``reader`` reads."""
-    from ..errors import NotFound
-
     try:
         reader.get(layout.content_key_key(product, key_id))
     except NotFound:
@@ -94,12 +89,9 @@ def locked(reader: Reader, product: str, version: str) -> bool:
     return key_id is not None and not is_released(reader, product, key_id)
 
 
-def published_key(reader: Reader, product: str, key_id: str) -> "ContentKey | None":
+def published_key(reader: Reader, product: str, key_id: str) -> ContentKey | None:
     """The released content key ``key_id`` of ``product`` where ``reader`` reads; None if it
     is not published there."""
-    from ..errors import NotFound
-    from .content_key import ContentKey
-
     key = layout.content_key_key(product, key_id)
     try:
         data = reader.get(key)
@@ -109,20 +101,17 @@ def published_key(reader: Reader, product: str, key_id: str) -> "ContentKey | No
     return found if found.key_id == key_id else None
 
 
-def key_finder(reader: Reader, product: str, also: "KeyFinder | None" = None) -> "KeyFinder":
+def key_finder(reader: Reader, product: str, also: KeyFinder | None = None) -> KeyFinder:
     """Keys by id for ``product``'s sealed objects: those published where ``reader`` reads,
     then those ``also`` knows (the release side's, before release)."""
     return lambda key_id: published_key(reader, product, key_id) or (also(key_id) if also else None)
 
 
-def checked_key(document: Documents, product: str, version: str, key_id: str) -> "ContentKey":
+def checked_key(document: Documents, product: str, version: str, key_id: str) -> ContentKey:
     """The released key ``key_id`` that opens ``product`` ``version``, read through
     ``document(key, parse)``: a player's checked reader (``Fetcher.document``: the signed
     hash, then the schema). CONTENT_LOCKED, with the release time when one is published,
     while the key is not; CONTENT_AUTHENTICATION_FAILED for a key of another version."""
-    from ..errors import ContentAuthenticationFailed, ContentLocked, NotFound
-    from .content_key import ContentKey
-
     try:
         key = document(layout.content_key_key(product, key_id), ContentKey.from_bytes)
     except NotFound:
