@@ -54,7 +54,7 @@ class Assembly:
         self.inst, self.tree, self.files, self.fetcher, self.progress = inst, tree, todo, fetcher, progress
         self.root = os.path.join(inst.staging, "")
         self.lock = threading.Lock()
-        self.writers = threading.Semaphore(os.cpu_count() or 1)  # threads decoding and writing at once
+        self.writers = threading.Semaphore(_cores())  # threads decoding and writing at once
         n, slices = len(todo), len(tree.slice_chunk)
         # the slices still to write, chained per chunk; each slice's file (its position in todo)
         self.head = array("i", [-1]) * len(tree.chunks)
@@ -336,6 +336,14 @@ class Assembly:
             return None
         data = _read(source[0], source[1], chunk.size)
         return data if codec.chunk_id(data) == chunk.id else None  # it changed since: download
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _read(path: str, offset: int, size: int) -> bytes:

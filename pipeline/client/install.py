@@ -30,7 +30,7 @@ from ..errors import DestinationConflict, NotFound, StoreUnavailable
 from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
-from .assemble import Assembly, mib
+from .assemble import Assembly
 from .fetch import Fetcher
 from .game_dir import GameDir, check_manifest
 from .reuse import candidates

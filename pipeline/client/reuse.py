@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Container, Iterable, NamedTuple
 
 from ..core import codec
-from ..core.cdc import serial_boundaries
 from ..core.chunk_params import ChunkParams
 from .disk import Stamp
 from .game_dir import STATE_DIR, GameDir
@@ -94,6 +93,8 @@ def _index(path: str, params: ChunkParams, files: dict[int, Wanted], by_size: di
                     if cid in chunks and cid not in found.chunks:
                         found.chunks[cid] = (path, offset)
                 return
+
+        from ..core.cdc import serial_boundaries  # only here: a first install never cuts a file
 
         def read(offset: int, n: int) -> bytes:
             return os.pread(fh.fileno(), n, offset)

@@ -27,7 +27,6 @@ from ..core import patching
 from ..delta.route import cheapest_route, update_route
 from ..errors import DepotError, InsufficientDiskSpace, ManifestInvalid, NotFound, PatchFailed
 from ..formats.plan_index import PlanIndex
-from ..formats.manifest import FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
 from .assemble import Assembly, mib

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..errors import ManifestInvalid
-from . import canonical
 from .canonical import Document
 
 SCHEMA = "installed-2"
