@@ -3,18 +3,27 @@ bodies with the documents' field names, statuses and codes; every route needs a 
 token, and a user sees only their own tasks (another's is NOT_FOUND, never FORBIDDEN).
 
 Routes are plain functions: FastAPI runs them in its thread pool, where the database and
-the catalogue are read."""
+the catalogue are read. The progress report, the one route a running client calls every
+half second, is a coroutine instead, and ``ReportsFirst`` answers most reports before
+FastAPI's routing: a report that can be taken in memory (running.py) from a token verified
+lately is answered there, in the event loop, without a thread hand-off; any other request
+goes on to the routes unchanged, which answer it (errors included) as ever."""
 
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, TypeVar
 
-from fastapi import APIRouter, FastAPI, Query, Response, Security
+from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import layout
 from ...errors import DepotError, InvalidArgument
@@ -25,6 +34,7 @@ from .listener import Listeners
 from .models import TASK_STATUSES
 from .queue import ItemReport, Queue, Report
 from .repository import Repository
+from .running import RunningTasks
 from .settings import TaskSettings
 from .task import Item, Task
 from .work import documents, download_work, latest, update_work
@@ -35,6 +45,7 @@ VERIFICATION_STATUS = {"queued": "pending", "preparing": "pending", "verifying":
                        "downloading": "in_progress", "completed": "completed", "error": "failed",
                        "cancelled": "cancelled", "paused": "paused"}
 TEXT = r"^[^\x00]*$"  # what a database text column holds (PostgreSQL refuses NUL)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Tasks:
     entitlements: Entitlements
 
     def close(self) -> None:
+        self.queue.close()  # the progress taken in memory written first
         self.repository.close()
 
 
@@ -215,6 +227,78 @@ def _report(body: ProgressReport) -> Report:
                   error_message=a.errorDetails.errorMessage if a.errorDetails else None)
 
 
+async def _parsed(request: Request, model: type[M]) -> M:
+    """A request's JSON body as ``model``; INVALID_ARGUMENT as FastAPI's own validation says it."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _json_body(model: type[BaseModel]) -> dict:
+    """OpenAPI for a body read by ``_parsed`` (its schema is listed by the routes that take it)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+class ReportsFirst:
+    """Plain ASGI in front of the routes, for the progress report: what it can answer
+    from memory (a token verified lately, a body the model accepts, a report
+    ``Queue.report_in_memory`` takes) it answers as the route would, byte for byte;
+    everything else, errors included, goes on to the route with its body replayed."""
+
+    PATH = re.compile(f"^{PREFIX}/tasks/([^/]+)/progress$")
+    MOST = 4 << 20  # bytes of body read here; a larger one goes on as it comes
+
+    def __init__(self, app: ASGIApp, tasks: Tasks, route: object):
+        self.app, self.tasks, self.route = app, tasks, route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        user = self.tasks.auth.remembered(_bearer_of(scope)) if found else None
+        if found is None or user is None:
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more and len(body) <= self.MOST:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        task = None
+        if not more:
+            try:
+                report = _report(ProgressReport.model_validate_json(body))
+                task = self.tasks.queue.report_in_memory(user.id, found.group(1), report)
+            except (ValidationError, DepotError):  # the route says what is wrong
+                task = None
+        if task is None:
+            return await self.app(scope, _replaying(body, more, receive), send)
+        scope["route"] = self.route  # named in the request metrics as the route is
+        await JSONResponse({"data": task_resource(task)})(scope, receive, send)
+
+
+def _bearer_of(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
+    """``receive`` with ``body`` (read already) first."""
+    first = True
+
+    async def replay() -> Message:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+    return replay
+
+
 def _names(product: str, *versions: str | None) -> None:
     layout.check_product(product)
     for v in versions:
@@ -244,10 +328,14 @@ def mount(app: FastAPI, settings: TaskSettings, catalog: Catalog, signer_for: Ca
     repository = Repository(settings.database_url)
     repository.migrate()
     listeners = Listeners()
-    queue = Queue(repository, listeners, settings.max_active_tasks, settings.max_concurrent_downloads)
+    queue = Queue(repository, listeners, settings.max_active_tasks, settings.max_concurrent_downloads,
+                  RunningTasks(repository, settings.progress_write_s))
     tasks = Tasks(settings, repository, queue, listeners, auth, Entitlements(settings.library_url,
                                                                              settings.library_timeout_s))
-    app.include_router(router(tasks, catalog, signer_for))
+    api = router(tasks, catalog, signer_for)
+    app.include_router(api)
+    report_route = next(r for r in api.routes if getattr(r, "name", None) == "progress")
+    app.user_middleware.append(Middleware(ReportsFirst, tasks=tasks, route=report_route))  # inside the others
     app.state.tasks = tasks
     return tasks
 
@@ -257,7 +345,8 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     bearer = HTTPBearer(auto_error=False, description="A JWT whose sub is the user")
     api = APIRouter(prefix=PREFIX, tags=["download tasks"])
 
-    def user(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> User:
+    async def user(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> User:
+        """The caller (a token verified once is remembered: this is quick enough for the loop)."""
         if credentials is None:
             raise unauthorized("no bearer token: send Authorization: Bearer <JWT>", error=None)
         return tasks.auth.verify(credentials.credentials)
@@ -337,11 +426,15 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         queue.cancel(who.id, taskId)
         return Response(status_code=204)
 
-    @api.post("/tasks/{taskId}/progress", operation_id="reportDownloadProgress")
-    def progress(taskId: str, body: ProgressReport, who: User = Security(user)):
+    @api.post("/tasks/{taskId}/progress", operation_id="reportDownloadProgress", openapi_extra=_json_body(ProgressReport))
+    async def progress(taskId: str, request: Request, who: User = Security(user)):
         """The client that runs the task reports; the answer is the task as it is now
         (``paused``, ``cancelled`` or ``queued``: stop; ``downloading``: go on)."""
-        return JSONResponse({"data": task_resource(queue.report(who.id, taskId, _report(body)))})
+        report = _report(await _parsed(request, ProgressReport))
+        task = queue.report_in_memory(who.id, taskId, report)
+        if task is None:
+            task = await run_in_threadpool(queue.report, who.id, taskId, report)
+        return JSONResponse({"data": task_resource(task)})
 
     @api.post("/updates/initiate", status_code=202, operation_id="initiateUpdate",
               responses=_created("getDownloadTask"))

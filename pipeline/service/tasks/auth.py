@@ -102,12 +102,17 @@ class Authenticator:
             self._jwks = {k.key_id or "": k for k in keys}
             self._jwks_stamp = (info.st_mtime_ns, info.st_size)
 
+    def remembered(self, token: str) -> User | None:
+        """The user of a token that verified lately (None: ``verify`` it)."""
+        known = self._verified.get(token)
+        return known[0] if known is not None and self.clock() < known[1] else None
+
     def verify(self, token: str) -> User:
         """The user a bearer token names; UNAUTHORIZED unless it verifies."""
+        known = self.remembered(token)
+        if known is not None:
+            return known
         now = self.clock()
-        known = self._verified.get(token)
-        if known is not None and now < known[1]:
-            return known[0]
         user = self._verify(token)
         with self._remembering:
             if len(self._verified) >= VERIFIED_KEPT:

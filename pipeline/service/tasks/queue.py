@@ -22,11 +22,14 @@ The service does not download: the player's client does, and reports. So:
   verifying (in progress) at the first report -> completed, or error.
 
 Every change is one transaction holding the user's lock (repository.writing); listeners
-hear of it once it is committed.
+hear of it once it is committed. A progress report that only moves bytes of a running task
+is taken in memory and written behind (running.py); every transaction writes the user's
+progress taken so far before it changes anything.
 """
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -38,6 +41,7 @@ from ...errors import InvalidArgument, NotFound, QueueFull, TaskStateConflict
 from .listener import Listeners, TaskListener
 from .models import DownloadItem, DownloadTask, UserDownloadHistory, utcnow
 from .repository import Repository, item_snapshot, snapshot, uuid_of
+from .running import RunningTasks, task_key
 from .task import FINAL, UNFINISHED, Item, Task, TaskChange
 
 DOWNLOADS = ("download", "update")  # the kinds in the queue
@@ -83,6 +87,7 @@ class _Change:
     statuses: list[tuple[DownloadTask, str | None]] = field(default_factory=list)
     items: list[DownloadItem] = field(default_factory=list)
     queue_touched: bool = False
+    queue: list[DownloadTask] | None = None  # the user's queue as the change left it, if it has it in order
     progress: bool = False  # a report was applied
     answer: DownloadTask | None = None
     with_items: bool = False
@@ -98,11 +103,16 @@ class _Change:
 
 class Queue:
     def __init__(self, repository: Repository, listeners: TaskListener | None = None, max_active_tasks: int = 20,
-                 max_concurrent_downloads: int = 1):
+                 max_concurrent_downloads: int = 1, running: RunningTasks | None = None):
         self.repository = repository
         self.listeners = listeners if listeners is not None else Listeners()
         self.max_active_tasks = max_active_tasks
         self.slots = max_concurrent_downloads
+        self.running = running if running is not None else RunningTasks(repository)
+
+    def close(self) -> None:
+        """Write the progress taken in memory, and stop writing."""
+        self.running.close()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -110,7 +120,8 @@ class Queue:
         """The user's task with its items; NOT_FOUND for another user's (ids do not leak)."""
         with self.repository.reading() as s:
             row = self._own(s, user_id, task_id, kinds)
-            return snapshot(row, self._position(s, row), with_items=True)
+            task = snapshot(row, self._position(s, row), with_items=True)
+        return self.running.overlay(task)
 
     def page(self, user_id: str, statuses: Sequence[str] = (), page: int = 1, limit: int = 20,
              kinds: Sequence[str] = DOWNLOADS) -> tuple[list[Task], int]:
@@ -118,11 +129,13 @@ class Queue:
         with self.repository.reading() as s:
             rows, total = Repository.page(s, user_id, kinds, statuses, (page - 1) * limit, limit)
             positions = {r.id: i for i, r in enumerate(Repository.queue(s, user_id))}
-            return [snapshot(r, positions.get(r.id)) for r in rows], total
+            found = [snapshot(r, positions.get(r.id)) for r in rows]
+        return [self.running.overlay(t) for t in found], total
 
     def queue(self, user_id: str) -> list[Task]:
         with self.repository.reading() as s:
-            return [snapshot(r, i) for i, r in enumerate(Repository.queue(s, user_id))]
+            found = [snapshot(r, i) for i, r in enumerate(Repository.queue(s, user_id))]
+        return [self.running.overlay(t) for t in found]
 
     def installed(self, user_id: str, product_id: str) -> tuple[str, str] | None:
         """The version and path of the user's last completed download or update of the product."""
@@ -137,31 +150,30 @@ class Queue:
         """A new queued task, or the same one already unfinished (joined): (task, created)."""
         with self._change(user_id) as c:
             s = c.session
-            same = s.scalars(_unfinished(user_id, kind).where(
-                DownloadTask.product_id == product_id, DownloadTask.version_id == version_id,
-                DownloadTask.target_path == target_path, DownloadTask.from_version_id.is_(from_version_id)
-                if from_version_id is None else DownloadTask.from_version_id == from_version_id)).first()
+            queue = Repository.queue(s, user_id) if kind in DOWNLOADS else list(s.scalars(_unfinished(user_id, kind)))
+            same = next((r for r in queue if (r.kind, r.product_id, r.version_id, r.target_path, r.from_version_id)
+                         == (kind, product_id, version_id, target_path, from_version_id)), None)
             if same is not None:
                 c.answer = same
                 created = False
             else:
-                queue = Repository.queue(s, user_id) if kind in DOWNLOADS else []
                 if kind in DOWNLOADS and len(queue) >= self.max_active_tasks:
                     raise QueueFull(f"user {user_id} has {len(queue)} unfinished download tasks, the most allowed "
                                     f"({self.max_active_tasks}): let one finish, or cancel one")
-                row = DownloadTask(user_id=user_id, kind=kind, product_id=product_id, version_id=version_id,
-                                   from_version_id=from_version_id, target_path=target_path, status="queued",
-                                   priority=priority, total_size_bytes=sum(i.total_size_bytes for i in items),
-                                   downloaded_bytes=0)
-                row.items = [DownloadItem(relative_path=i.relative_path, total_size_bytes=i.total_size_bytes,
-                                          expected_hash_sha256=i.expected_hash_sha256, operation=i.operation,
-                                          position=n) for n, i in enumerate(items)]
-                s.add(row)
+                row = DownloadTask(id=uuid.uuid4(), user_id=user_id, kind=kind, product_id=product_id,
+                                   version_id=version_id, from_version_id=from_version_id, target_path=target_path,
+                                   status="queued", priority=priority, created_at=utcnow(),
+                                   total_size_bytes=sum(i.total_size_bytes for i in items), downloaded_bytes=0)
+                row.updated_at = row.created_at
                 if kind in DOWNLOADS:
                     place = next((n for n, r in enumerate(queue) if r.priority < priority), len(queue))
                     queue.insert(place, row)
                     _renumber(queue)
                     c.queue_touched = True
+                    c.queue = queue
+                s.add(row)
+                s.flush()
+                Repository.add_items(s, row, items)
                 c.status(row, None)
                 c.answer = row
                 created = True
@@ -236,6 +248,16 @@ class Queue:
     def report(self, user_id: str, task_id: str, report: Report, kinds: Sequence[str] = DOWNLOADS) -> Task:
         """Apply the client's progress report, if the task runs (a queued one starts if it
         holds a slot); answer the task as it is now."""
+        key = task_key(task_id)
+        if key is not None and tuple(kinds) == DOWNLOADS:
+            taken = self._in_memory(user_id, key, report, True)
+            if taken is None and self.running.missing(user_id, key, report):  # items not seen here: read them
+                with self.repository.reading() as s:
+                    rows = Repository.items(s, uuid.UUID(key), self.running.missing(user_id, key, report))
+                    self.running.add_items(key, [item_snapshot(r) for r in rows])
+                taken = self._in_memory(user_id, key, report, True)
+            if taken is not None:
+                return taken
         with self._change(user_id) as c:
             s = c.session
             row = self._own(s, user_id, task_id, kinds)
@@ -250,14 +272,30 @@ class Queue:
             if row.status in ("downloading", "verifying"):
                 self._apply(c, row, report)
         assert c.result is not None
+        self.running.remember(c.result, c.told[1][1] if c.told[1] is not None else ())
         return c.result
+
+    def report_in_memory(self, user_id: str, task_id: str, report: Report) -> Task | None:
+        """The report taken without the database and without an item changing status (so
+        that no listener writes anything: for the event loop), or None: ``report`` takes it."""
+        key = task_key(task_id)
+        return self._in_memory(user_id, key, report, False) if key is not None else None
+
+    def _in_memory(self, user_id: str, key: str, report: Report, status_changes: bool) -> Task | None:
+        taken = self.running.take(user_id, key, report, status_changes)
+        if taken is None:
+            return None
+        task, moved = taken
+        if moved is not None:
+            self.listeners.items_progressed(task, moved)
+        return task
 
     # -- inside a transaction ---------------------------------------------------------------
 
     def _apply(self, c: _Change, row: DownloadTask, report: Report) -> None:
         s = c.session
         now = utcnow()
-        items = Repository.items(s, row, [r.item_id for r in report.items if r.item_id],
+        items = Repository.items(s, row.id, [r.item_id for r in report.items if r.item_id],
                                  [r.relative_path for r in report.items if r.relative_path and not r.item_id])
         by_id = {i.id: i for i in items}
         by_path = {i.relative_path: i for i in items}
@@ -336,23 +374,32 @@ class Queue:
 
     @contextmanager
     def _change(self, user_id: str) -> Iterator[_Change]:
-        """One transaction for ``user_id``; once committed, the listeners are told."""
-        with self.repository.writing(user_id) as s:
-            c = _Change(s)
-            yield c
-            s.flush()
-            queue = Repository.queue(s, user_id)
-            positions = {r.id: i for i, r in enumerate(queue)}
-            changes = [TaskChange(snapshot(r, positions.get(r.id)), old) for r, old in c.statuses
-                       if old != r.status]
-            progressed = None
-            if c.progress:
-                assert c.answer is not None
-                progressed = (snapshot(c.answer, positions.get(c.answer.id)), [item_snapshot(i) for i in c.items])
-            c.told = (changes, progressed, [snapshot(r, i) for i, r in enumerate(queue)] if c.queue_touched else None)
-            if c.answer is not None:
-                c.result = snapshot(c.answer, positions.get(c.answer.id), with_items=c.with_items)
+        """One transaction for ``user_id``, after the user's progress taken in memory is
+        written; once committed, the listeners are told."""
+        progress = self.running.pending_for(user_id)
+        try:
+            with self.repository.writing(user_id) as s:
+                self.repository.write_progress(s, progress, wait=True)
+                c = _Change(s)
+                yield c
+                s.flush()
+                queue = c.queue if c.queue is not None else Repository.queue(s, user_id)
+                positions = {r.id: i for i, r in enumerate(queue)}
+                changes = [TaskChange(snapshot(r, positions.get(r.id)), old) for r, old in c.statuses
+                           if old != r.status]
+                progressed = None
+                if c.progress:
+                    assert c.answer is not None
+                    progressed = (snapshot(c.answer, positions.get(c.answer.id)), [item_snapshot(i) for i in c.items])
+                c.told = (changes, progressed, [snapshot(r, i) for i, r in enumerate(queue)] if c.queue_touched else None)
+                if c.answer is not None:
+                    c.result = snapshot(c.answer, positions.get(c.answer.id), with_items=c.with_items)
+        except BaseException:
+            self.running.restore(progress)
+            raise
         changes, progressed, queue_now = c.told
+        self.running.changed([change.task for change in changes] + list(queue_now or ())
+                             + ([c.result] if c.result is not None else []))
         for change in changes:
             self.listeners.task_changed(change)
         if progressed is not None:

@@ -15,18 +15,24 @@ import hashlib
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, cast
 
-from sqlalchemy import Engine, create_engine, event, exc, func, or_, select, text
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, exc, func, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...errors import InvalidArgument, StoreUnavailable
 from .models import DownloadItem, DownloadTask, UserDownloadHistory
+from .running import OPEN, RUNNING, Progress
 from .task import UNFINISHED, Item, Task
+
+if TYPE_CHECKING:
+    from .queue import NewItem
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x6465706F74  # "depot": the advisory lock instances take turns on to migrate
+_TASKS = cast(Table, DownloadTask.__table__)
+_ITEMS = cast(Table, DownloadItem.__table__)
 
 
 def database_url(value: str) -> str:
@@ -80,11 +86,12 @@ class Repository:
             yield session
 
     @contextmanager
-    def writing(self, user_id: str) -> Iterator[Session]:
-        """A transaction that is the only one writing for ``user_id`` until it ends;
-        committed when the block ends without an exception."""
+    def writing(self, user_id: str | None) -> Iterator[Session]:
+        """A transaction that is the only one writing for ``user_id`` until it ends (None:
+        for no user in particular, the progress writer's); committed when the block ends
+        without an exception."""
         with _unavailable(), self._write() as session, session.begin():
-            if not self.sqlite:
+            if not self.sqlite and user_id is not None:
                 session.execute(select(func.pg_advisory_xact_lock(_lock_key(user_id))))
             yield session
 
@@ -118,9 +125,9 @@ class Repository:
         return list(rows), total
 
     @staticmethod
-    def items(session: Session, task: DownloadTask, ids: Sequence[str] = (), paths: Sequence[str] = ()
+    def items(session: Session, task_id: uuid.UUID, ids: Sequence[str] = (), paths: Sequence[str] = ()
               ) -> list[DownloadItem]:
-        """Items of ``task`` by id or path (only those asked for: a report names a few)."""
+        """Items of a task by id or path (only those asked for: a report names a few)."""
         uuids = [u for u in (uuid_of(i) for i in ids) if u is not None]
         clauses = []
         if uuids:
@@ -129,8 +136,20 @@ class Repository:
             clauses.append(DownloadItem.relative_path.in_(list(paths)))
         if not clauses:
             return []
-        return list(session.scalars(select(DownloadItem).where(DownloadItem.download_task_id == task.id,
+        return list(session.scalars(select(DownloadItem).where(DownloadItem.download_task_id == task_id,
                                                                or_(*clauses))))
+
+    @staticmethod
+    def add_items(session: Session, task: DownloadTask, items: Sequence[NewItem]) -> None:
+        """A new task's items, in their order, in one statement (a thousand rows a
+        statement past that), without an object for each."""
+        rows = [{"id": uuid.uuid4(), "download_task_id": task.id, "relative_path": i.relative_path, "status": "pending",
+                 "downloaded_bytes": 0, "total_size_bytes": i.total_size_bytes,
+                 "expected_hash_sha256": i.expected_hash_sha256, "retry_count": 0, "created_at": task.created_at,
+                 "updated_at": task.created_at, "position": n, "operation": i.operation, "error_code": None}
+                for n, i in enumerate(items)]
+        if rows:  # with RETURNING, SQLAlchemy sends one INSERT of many rows ("insertmanyvalues")
+            session.execute(insert(_ITEMS).returning(_ITEMS.c.id), rows)
 
     @staticmethod
     def installed(session: Session, user_id: str, product_id: str) -> UserDownloadHistory | None:
@@ -145,6 +164,62 @@ class Repository:
         # PostgreSQL's sum of bigints is a numeric, which comes back as a Decimal
         return int(session.scalar(select(func.coalesce(func.sum(DownloadItem.downloaded_bytes), 0))
                                   .where(DownloadItem.download_task_id == task.id)) or 0)
+
+
+    # -- progress written behind (running.py) ----------------------------------------------
+
+    def write_progress(self, session: Session, progress: Sequence[Progress], wait: bool) -> list[Progress]:
+        """Write the tasks' and items' bytes reported: a task's only while it runs, an
+        item's only while it is pending or downloading, and neither over a change newer
+        than the report. On PostgreSQL, ``wait`` False passes over the tasks a transaction
+        holds: their progress is returned, to be written next time."""
+        skipped: list[Progress] = []
+        if not self.sqlite and not wait and progress:
+            free = {str(i) for i in session.scalars(text(
+                "SELECT id FROM download_tasks WHERE id = ANY(:ids) FOR UPDATE SKIP LOCKED"),
+                {"ids": [uuid.UUID(p.task_id) for p in progress]})}
+            skipped = [p for p in progress if p.task_id not in free]
+            progress = [p for p in progress if p.task_id in free]
+        tasks = [(uuid.UUID(p.task_id), p.downloaded_bytes, p.at) for p in progress]
+        items = [(uuid.UUID(i), moved, at) for p in progress for i, (moved, at) in p.items.items()]
+        for table, statuses, rows, extra in ((_TASKS, RUNNING, tasks, {}), (_ITEMS, OPEN, items,
+                                              {"status": "downloading", "error_code": None})):
+            if not rows:
+                continue
+            if self.sqlite:  # in process: one statement a row costs no round trip
+                c = table.c
+                session.execute(update(table).where(c.id == bindparam("k"), or_(*(c.status == s for s in statuses)),
+                                                    c.updated_at <= bindparam("at"))
+                                .values(downloaded_bytes=bindparam("b"), updated_at=bindparam("at"), **extra),
+                                [{"k": k, "b": b, "at": at} for k, b, at in rows])
+            else:  # one statement for them all
+                sets = "".join(f", {name} = :{name}" for name in extra)
+                session.execute(text(
+                    f"UPDATE {table.name} AS t SET downloaded_bytes = v.b, updated_at = v.at{sets} "
+                    "FROM unnest(CAST(:ks AS uuid[]), CAST(:bs AS bigint[]), CAST(:ats AS timestamptz[])) "
+                    "AS v(k, b, at) "
+                    f"WHERE t.id = v.k AND t.status IN ({', '.join(repr(s) for s in statuses)}) AND t.updated_at <= v.at"),
+                    {"ks": [r[0] for r in rows], "bs": [r[1] for r in rows], "ats": [r[2] for r in rows], **extra})
+        return skipped
+
+    def running_states(self, task_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """Each task's status and place in its user's queue (None: not in it), as the
+        queue computes them, in one query for them all."""
+        t = _TASKS
+        out: dict[str, tuple[str, int | None]] = {}
+        with self.reading() as s:
+            for start in range(0, len(task_ids), 5000):
+                ids = [uuid.UUID(i) for i in task_ids[start:start + 5000]]
+                mine, queue = t.alias("mine"), t.alias("queue")
+                queued = select(queue.c.id, (func.row_number().over(
+                    partition_by=queue.c.user_id, order_by=(queue.c.queue_order, queue.c.created_at, queue.c.id))
+                    - 1).label("place")
+                ).where(queue.c.user_id.in_(select(mine.c.user_id).where(mine.c.id.in_(ids))),
+                        queue.c.kind != "verify", queue.c.status.in_(sorted(UNFINISHED))).subquery()
+                for key, status, place in s.execute(select(t.c.id, t.c.status, queued.c.place)
+                                                    .outerjoin(queued, queued.c.id == t.c.id).where(t.c.id.in_(ids))):
+                    out[str(key)] = (status, place)
+        return out
 
 
 @contextmanager

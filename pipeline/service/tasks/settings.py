@@ -22,6 +22,7 @@ class TaskSettings:
     library_url: str | None = None  # the Library Service, asked for entitlement when the token has no claim
     library_timeout_s: float = 5.0
     channel: str = "stable"  # what a task without a version downloads (else the newest version)
+    progress_write_s: float = 0.5  # how often progress reports taken in memory are written (running.py)
 
     def __post_init__(self) -> None:
         if self.max_active_tasks < 1 or self.max_concurrent_downloads < 1:
