@@ -20,7 +20,7 @@ from ..core.progress import Progress, ignore
 from ..core.safety import check_tree
 from ..errors import SourceInvalid, VersionConflict
 from ..formats import inventory
-from ..formats.inventory import Entry, Inventory, SourceData
+from ..formats.inventory import DIGEST, Inventory, SourceData
 from ..storage import Location, Locations, WriteStore, marker
 from .source_ranges import sha256_range
 from .sources import PACKED_KINDS, Pack, scan_directory, scan_packed, scan_tar_in_place, source_kind
@@ -85,7 +85,7 @@ def survey(store: WriteStore, source: Location | str, product: str, version: str
     if kind not in PACKED_KINDS:
         if kind == "directory":
             _refuse_repository_inside(source, store.location)
-            blank = dataclasses.replace(blank, data=SourceData("directory", url=source.url))
+            blank = blank.with_data(SourceData("directory", url=source.url))
             raw = scan_directory(source)
         else:
             raw = scan_tar_in_place(source)
@@ -117,16 +117,15 @@ def record(store: WriteStore, s: Survey, inv: Inventory) -> IngestResult:
             f"{inv.product} {inv.version} was already ingested with different content; "
             f"{s.source.url} is not the same build (use a new version)"
         )
-    files = inv.files
     return IngestResult(
         product=inv.product,
         version=inv.version,
         source=s.source.url,
         kind=s.kind,
-        files=len(files),
-        dirs=sum(e.type == "dir" for e in inv.entries),
-        symlinks=sum(e.type == "symlink" for e in inv.entries),
-        bytes=sum(f.size for f in files),
+        files=inv.file_count,
+        dirs=inv.types.count("d"),
+        symlinks=inv.types.count("l"),
+        bytes=inv.file_bytes,
         created=created,
         elapsed_s=round(time.monotonic() - s.started, 3),
     )
@@ -155,7 +154,7 @@ def _ingest_packed(store: WriteStore, source: Location, blank: Inventory, existi
     upload never touches the pack of the version it conflicts with.
     """
     key = layout.staged_pack_key(blank.product, blank.version)
-    inv = dataclasses.replace(blank, data=SourceData("blob", key=key))
+    inv = blank.with_data(SourceData("blob", key=key))
 
     def scan(out) -> Inventory:
         pack = _CountingPack(out, progress)
@@ -183,21 +182,20 @@ class _CountingPack(Pack):
         return result
 
 
-def hash_files(items: list[tuple[str, Location, int, int]]) -> list[tuple[str, str]]:
-    """[(path, sha256)] of each (path, location, offset, size)."""
-    return [(path, sha256_range(loc, offset, size)) for path, loc, offset, size in items]
+def hash_files(items: list[tuple[int, Location, int, int]]) -> list[tuple[int, bytes]]:
+    """[(number, SHA-256)] of each (number, location, offset, size)."""
+    return [(i, bytes.fromhex(sha256_range(loc, offset, size))) for i, loc, offset, size in items]
 
 
-def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progress: Progress) -> dict[str, str]:
-    def where(e: Entry) -> tuple[str, Location, int, int]:
-        if inv.data.layout == "directory":
-            return e.path, source.child(e.path), 0, e.size
-        return e.path, source, e.offset, e.size
-
-    files = [where(e) for e in inv.entries if e.type == "file"]
+def _hash_files(inv: Inventory, source: Location, executor: cf.Executor, progress: Progress) -> bytes:
+    """The files' SHA-256, end to end in file order."""
+    directory = inv.data.layout == "directory"
+    files = [(i, source.child(path) if directory else source, 0 if directory else offset, size)
+             for i, (path, size, offset) in enumerate(zip(inv.file_paths(), inv.sizes, inv.offsets))]
     calls = [(hash_files, batch) for batch in batches(files, lambda f: f[3], HASH_BATCH_BYTES, HASH_BATCH_FILES)]
-    digests: dict[str, str] = {}
+    digests = bytearray(DIGEST * len(files))
     for (_, batch), result in as_completed(executor, calls):
-        digests.update(cast("dict[str, str]", result))
+        for i, digest in cast("list[tuple[int, bytes]]", result):
+            digests[DIGEST * i : DIGEST * i + DIGEST] = digest
         progress(sum(f[3] for f in batch))
-    return digests
+    return bytes(digests)

@@ -353,3 +353,80 @@ def test_a_zip_written_by_writestr_is_a_build_of_files(repo, threads, tmp_path):
     ingest(repo, str(tmp_path / "b.zip"), PRODUCT, "1", threads)
     entries = {e.path: (e.type, e.size, e.executable) for e in inventory.load(repo, PRODUCT, "1").entries}
     assert entries == {"bin/game": ("file", 4, False), "run.sh": ("file", 10, True)}
+
+
+def _small_build(root):
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "game").write_bytes(b"\x7fELF run")
+    (root / "bin" / "game").chmod(0o755)
+    (root / "readme.txt").write_bytes(b"hello\n")
+    (root / "saves").mkdir()
+    (root / "z.empty").write_bytes(b"")
+    os.symlink("bin/game", root / "game")
+    return root
+
+
+def test_the_inventory_is_written_in_columns(repo, threads, tmp_path):
+    """Format 2: one item per entry (path, type), per file (size, executable, digest,
+    offset), per link (target), in path order; no object per entry."""
+    src = _small_build(tmp_path / "src")
+    ingest(repo, str(src), PRODUCT, "1", threads)
+    doc = json.loads(repo.get(layout.inventory_key(PRODUCT, "1")))
+    digests = "".join(hashlib.sha256(b).hexdigest() for b in (b"\x7fELF run", b"hello\n", b""))
+    assert doc == {"format": "depot.inventory/2", "product": PRODUCT, "version": "1",
+                   "source": {"url": str(src), "kind": "directory", "data": {"layout": "directory", "url": str(src)}},
+                   "entries": {"path": ["bin/game", "game", "readme.txt", "saves", "z.empty"], "type": "flfdf",
+                               "size": [8, 6, 0], "executable": "100", "hash_sha256": digests, "offset": [0, 0, 0],
+                               "target": ["bin/game"]}}
+    inv = inventory.load(repo, PRODUCT, "1")
+    assert [e.to_dict() for e in inv.entries] == [
+        {"path": "bin/game", "type": "file", "size": 8, "executable": True, "hash_sha256": digests[:64], "offset": 0},
+        {"path": "game", "type": "symlink", "target": "bin/game"},
+        {"path": "readme.txt", "type": "file", "size": 6, "executable": False, "hash_sha256": digests[64:128],
+         "offset": 0},
+        {"path": "saves", "type": "dir"},
+        {"path": "z.empty", "type": "file", "size": 0, "executable": False, "hash_sha256": digests[128:],
+         "offset": 0}]
+
+
+def test_an_inventory_of_format_1_is_still_read_and_chunked_to_the_same_manifest(repo, threads, tmp_path):
+    from pipeline.build.chunk import chunk
+
+    src = _small_build(tmp_path / "src")
+    ingest(repo, str(src), PRODUCT, "2", threads)
+    chunk(repo, PRODUCT, "2", threads)
+    inv = inventory.load(repo, PRODUCT, "2")
+    old = {**json.loads(repo.get(layout.inventory_key(PRODUCT, "2"))), "format": "depot.inventory/1",
+           "version": "1", "entries": [e.to_dict() for e in inv.entries]}  # as ingest wrote it before format 2
+    repo.put(layout.inventory_key(PRODUCT, "1"), json.dumps(old).encode())
+    assert inventory.load(repo, PRODUCT, "1").same_content(inv)
+    chunk(repo, PRODUCT, "1", threads)
+    one, two = (json.loads(zstandard.ZstdDecompressor().decompress(repo.get(layout.manifest_key(PRODUCT, v))))
+                for v in ("1", "2"))
+    assert {**one, "version": "2"} == two
+    assert ingest(repo, str(src), PRODUCT, "1", threads).created is False  # the same build: a no-op
+
+
+@pytest.mark.parametrize("column, value, why", [
+    ("path", ["bin/game", "game", "saves", "readme.txt", "z.empty"], "entries/path is not in strictly increasing order"),
+    ("path", ["bin/game", "game", "readme.txt", "saves", "../z"], "entries/path holds a path that is empty, absolute"),
+    ("size", [8, 6], "entries/size has 2 items where the entries call for 3"),
+    ("size", [8, -6, 0], "entries/size holds an item that is not a non-negative integer"),
+    ("offset", [0, 0, 1.5], "entries/offset holds an item that is not a non-negative integer"),
+    ("hash_sha256", "AB" * 96, "entries/hash_sha256 is not 64 lowercase hex digits per file"),
+    ("target", [], "entries/target has 0 items where the entries call for 1"),
+    ("type", "flfdd", "entries/size has 3 items where the entries call for 2"),
+])
+def test_an_inventory_whose_columns_do_not_fit_is_refused_naming_the_column(repo, threads, tmp_path, column, value, why):
+    from pipeline.errors import ManifestInvalid
+
+    ingest(repo, str(_small_build(tmp_path / "src")), PRODUCT, "1", threads)
+    key = layout.inventory_key(PRODUCT, "1")
+    doc = json.loads(repo.get(key))
+    doc["entries"][column] = value
+    repo.put(key, json.dumps(doc).encode())
+    with pytest.raises(ManifestInvalid) as err:
+        inventory.load(repo, PRODUCT, "1")
+    assert str(err.value).startswith(f"{repo.url_of(key)}: not a valid inventory-2 document: ")
+    assert why in str(err.value)
+    assert (err.value.code, err.value.exit_code) == ("MANIFEST_INVALID", 8)
