@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Iterator, Sequence, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 from ..core.hashing import BLOCK
 from ..errors import DepotError, SourceChanged
@@ -53,9 +53,13 @@ def read_range(loc: Location, offset: int, length: int) -> bytes:
 _scratch = threading.local()
 
 
-def _buffer(length: int) -> memoryview:
+def scratch(length: int) -> memoryview:
+    """``length`` bytes of a buffer owned by the calling thread and reused by its next
+    call: chunking reads tens of MB per task, and fresh buffers each time cost more in
+    page faults than the copy."""
     buf = getattr(_scratch, "buf", None)
     if buf is None or len(buf) < length:
+        buf = _scratch.buf = None  # the old one goes before the new one is made
         buf = _scratch.buf = bytearray(length)
     return memoryview(buf)[:length]
 
@@ -79,13 +83,9 @@ def _pread_into(path: str, offset: int, view: memoryview) -> int:
 Where = Union[str, Location]  # a local file's path, or any location
 
 
-def read_joined(pieces: Sequence[tuple[Where, int, int]]) -> memoryview:
-    """The bytes of ``pieces`` (where, offset, length) end to end, read into a buffer owned
-    by the calling thread and reused by its next call: chunking reads tens of MB per task,
-    and fresh buffers each time cost more in page faults than the copy. The view is valid
-    until this thread reads again. Several pieces: the packed small files of a build, as
-    one stream."""
-    view = _buffer(sum(n for _, _, n in pieces))
+def read_into(view: memoryview, pieces: Iterable[tuple[Where, int, int]]) -> None:
+    """Fill ``view`` with the bytes of ``pieces`` (where, offset, length) end to end.
+    Several pieces: the packed small files of a build, as one stream."""
     pos = 0
     for where, offset, n in pieces:
         part = view[pos : pos + n]
@@ -95,6 +95,14 @@ def read_joined(pieces: Sequence[tuple[Where, int, int]]) -> memoryview:
         else:
             part[:] = read_range(where, offset, n)
         pos += n
+    assert pos == len(view)
+
+
+def read_joined(pieces: Sequence[tuple[Where, int, int]]) -> memoryview:
+    """The bytes of ``pieces`` end to end (see ``read_into``), in the calling thread's
+    ``scratch`` buffer: valid until this thread reads again."""
+    view = scratch(sum(n for _, _, n in pieces))
+    read_into(view, pieces)
     return view
 
 

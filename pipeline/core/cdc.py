@@ -20,6 +20,15 @@ from pyfastcdc import FastCDC
 
 from .chunk_params import ChunkParams
 
+READ_WINDOW = 8 << 20  # bytes read at a time: a task's buffer is this and a maximum chunk
+
+
+def read_window(params: ChunkParams) -> int:
+    """How much of a file a task reads at a time, whatever its segment's size: enough to
+    hold a few maximum chunks, small enough that every worker's buffer stays small."""
+    return max(READ_WINDOW, 2 * params.max_size)
+
+
 @functools.lru_cache(maxsize=8)
 def _fastcdc(params: ChunkParams) -> FastCDC:
     # Read-only after construction; iterators over it keep their own position.
@@ -48,7 +57,7 @@ ReadFn = Callable[[int, int], bytes]
 def serial_boundaries(read: ReadFn, size: int, params: ChunkParams, start: int = 0, stop_at: set[int] | None = None) -> list[int]:
     """The chain from ``start``, read window by window, until the end of the file or a
     boundary in ``stop_at``. Memory is bounded by the window, whatever the file size."""
-    window = params.segment
+    window = read_window(params)
     chain = [start]
     while chain[-1] < size:
         pos = chain[-1]

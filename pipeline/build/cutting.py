@@ -1,0 +1,127 @@
+"""Cutting a byte range of a file, or of the stream of packed files, in bounded memory.
+
+A chunking task reads its range a window at a time (core.cdc.read_window) into one buffer
+that holds the window and the chunk not yet whole from the window before, so that what a
+worker holds is a few MB whatever its segment's size. As the bytes pass, the chain of
+boundaries is cut (the same chain as one cut over the whole range: a cut depends only on
+the bytes from its chunk's start, and a chunk is kept only once the buffer holds its
+maximum size), the chunks asked for are stored, and the packed files asked for are hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Protocol, Sequence
+
+from ..core.cdc import boundaries, read_window
+from ..core.chunk_params import ChunkParams
+from .source_ranges import scratch
+
+StoreFn = Callable[[memoryview, int], tuple]  # (the chunk's bytes, its offset) -> what storing it gave
+
+
+class Readable(Protocol):
+    @property
+    def size(self) -> int: ...
+
+    def read_into(self, view: memoryview, offset: int) -> None: ...
+
+
+Span = tuple[int, int, int]  # a file of the stream to hash: (its number, where it starts, its size)
+
+
+class _Buffer:
+    """A sliding buffer over ``[lo, hi)`` of ``f``: holds ``[start, end)``."""
+
+    def __init__(self, f: Readable, lo: int, hi: int, params: ChunkParams):
+        self.f, self.hi, self.step = f, hi, read_window(params)
+        self.buf = scratch(self.step + params.max_size)
+        self.start = self.end = lo
+
+    def more(self, keep: int) -> int | None:
+        """Drop the bytes before ``keep`` and read the next window: where its bytes start,
+        or None once at ``hi``."""
+        if self.end >= self.hi:
+            return None
+        keep = min(keep, self.end)
+        carry = self.end - keep
+        n = min(self.step, self.hi - self.end)
+        assert 0 <= carry and carry + n <= len(self.buf), "kept more than a maximum chunk"
+        self.buf[:carry] = self.buf[keep - self.start : self.end - self.start]
+        self.f.read_into(self.buf[carry : carry + n], self.end)
+        read, self.start, self.end = self.end, keep, self.end + n
+        return read
+
+    def view(self, a: int, b: int) -> memoryview:
+        return self.buf[a - self.start : b - self.start]
+
+
+class _Hashes:
+    """SHA-256 of the files ``spans``, in stream order, fed the bytes as they are read."""
+
+    def __init__(self, spans: Sequence[Span]):
+        self.spans, self.next = spans, 0
+        self.open: "hashlib._Hash | None" = None
+        self.digests: list[tuple[int, bytes]] = []
+
+    def feed(self, b: _Buffer, lo: int, hi: int) -> None:
+        """``[lo, hi)`` was just read into ``b``."""
+        while self.next < len(self.spans):
+            number, s, size = self.spans[self.next]
+            e = s + size
+            if s >= hi:
+                return
+            if self.open is None and lo <= s and e <= hi:  # whole in this window: the usual case
+                self.digests.append((number, hashlib.sha256(b.view(s, e)).digest()))
+            else:
+                if self.open is None:
+                    self.open = hashlib.sha256()
+                self.open.update(b.view(max(s, lo), min(e, hi)))
+                if e > hi:
+                    return
+                self.digests.append((number, self.open.digest()))
+                self.open = None
+            self.next += 1
+
+
+def cut_range(f: Readable, lo: int, hi: int, keep: tuple[int, int], params: ChunkParams, store: StoreFn,
+              hashed: Sequence[Span] = ()) -> tuple[list[int], list, list[tuple[int, bytes]]]:
+    """The chain of boundaries from ``lo`` over ``[lo, hi)`` (as ``core.cdc.boundaries``
+    over those bytes: genuine chunks only, unless ``hi`` is the end of ``f``), each chunk of
+    it that starts in ``keep`` = [first, end) given to ``store``, and the files ``hashed``
+    (which start at or after ``lo``) read to their ends and hashed: (chain, what ``store``
+    gave for each, [(file number, SHA-256)])."""
+    reach = max([hi] + [s + n for _, s, n in hashed])
+    b = _Buffer(f, lo, reach, params)
+    hashes = _Hashes(hashed)
+    chain, stored = [lo], []
+    cutting = True
+    while (read := b.more(chain[-1] if cutting else b.end)) is not None:
+        hashes.feed(b, read, b.end)
+        if cutting:
+            e = min(b.end, hi)
+            cutting = e < hi
+            cuts = boundaries(b.view(chain[-1], e), chain[-1], params, at_eof=e == f.size)
+            for a, z in zip(cuts, cuts[1:]):
+                if keep[0] <= a < keep[1]:
+                    stored.append(store(b.view(a, z), a))
+            chain.extend(cuts[1:])
+    return chain, stored, hashes.digests
+
+
+def store_chunks(f: Readable, bounds: list[int], params: ChunkParams, store: StoreFn,
+                 hashed: Sequence[Span] = ()) -> tuple[list, list[tuple[int, bytes]]]:
+    """Each chunk between consecutive ``bounds`` given to ``store``, and the files
+    ``hashed`` hashed, in one pass over the bytes they span."""
+    lo = min([bounds[0]] + [s for _, s, _ in hashed])
+    hi = max([bounds[-1]] + [s + n for _, s, n in hashed])
+    b = _Buffer(f, lo, hi, params)
+    hashes = _Hashes(hashed)
+    stored = []
+    k = 0  # the next chunk to store
+    while (read := b.more(bounds[k] if k + 1 < len(bounds) else b.end)) is not None:
+        hashes.feed(b, read, b.end)
+        while k + 1 < len(bounds) and bounds[k + 1] <= b.end:
+            stored.append(store(b.view(bounds[k], bounds[k + 1]), bounds[k]))
+            k += 1
+    return stored, hashes.digests
