@@ -8,9 +8,11 @@ function (``check_entries``), so a build that ingests is a build that installs.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import posixpath
 import re
-from typing import Iterable, Protocol, TypeVar
+from typing import Iterable, NamedTuple, Protocol, TypeVar
 
 from ..errors import UnsafeEntry
 
@@ -127,6 +129,67 @@ def check_entries(entries: Iterable[TreeEntry], source: str) -> set[str]:
     for path in links:
         _check_link(path, links, source)
     return has_children
+
+
+class _Entry(NamedTuple):
+    path: str
+    type: str
+    target: str = ""
+
+
+_TYPES = {"d": "dir", "l": "symlink"}  # any other letter: a file
+
+
+def check_columns(paths: list[str], types: str, targets: list[str], source: str) -> None:
+    """``check_entries`` for entries given as columns (a manifest's: ``types`` a letter per
+    path, "d" a directory, "l" a link, any other a file; a target per link, in order),
+    made with no object per entry: a million paths are tested by a few passes over them
+    joined, the entries below a file or a link by their directories. Whatever these
+    passes cannot clear is given to ``check_entries``, which names the first bad entry."""
+    if not _surely_safe(paths, types, targets):
+        each = iter(targets)
+        check_entries((_Entry(p, _TYPES.get(t, "file"), next(each) if t == "l" else "")
+                       for p, t in zip(paths, types)), source)
+        return
+    links = dict(zip((p for p, t in zip(paths, types) if t == "l"), targets)) if targets else {}
+    for path in links:
+        _check_link(path, links, source)
+
+
+def _surely_safe(paths: list[str], types: str, targets: list[str]) -> bool:
+    """Whether ``check_entries`` would refuse none of these entries but for their links'
+    targets: canonical paths in strictly increasing order (no duplicate), none in
+    STATE_DIR, none below a file or a link. False when in doubt."""
+    if len(paths) != len(types) or types.count("l") != len(targets):
+        return False
+    if not all(map(str.__lt__, paths, itertools.islice(paths, 1, None))):
+        return False
+    joined = "/" + "/".join(paths) + "/"  # a path's ends and its parts' alike: between slashes
+    # isprintable: no control character (nor some harmless ones: those are left to check_entries)
+    if not joined.isprintable() or any(bad in joined for bad in ("//", "/./", "/../", "\\")) or \
+            re.search("/[A-Za-z]:", joined):
+        return False
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    del joined
+    parents = {p.rpartition("/")[0] for p in paths}  # a few thousand where there are a million paths
+    parents.discard("")
+    above: set[str] = set()
+    for d in parents:
+        while d and d not in above:
+            above.add(d)
+            d = d.rpartition("/")[0]
+    tops = {d.partition("/")[0] for d in above}
+    tops.update(p for p in paths if "/" not in p)
+    if any(is_state_dir(t) for t in tops):
+        return False
+    for d in above:  # a directory's own entry, if it has one, must be a directory
+        i = bisect.bisect_left(paths, d)
+        if i < len(paths) and paths[i] == d and types[i] != "d":
+            return False
+    return True
 
 
 MAX_LINK_HOPS = 40
