@@ -1,5 +1,7 @@
-"""A manifest as the client installs it: its files, links and directories in arrays, read
-in one pass over the manifest's entries and checked on the way by ingest's own rules.
+"""A manifest as the client installs it: its files, links and directories in arrays,
+checked by ingest's own rules. A format 2 manifest's arrays are made from its columns,
+whole columns at a time where they can be (no entry or slice object); a format 1
+manifest's, in one pass over its entries.
 
 Held as entry and slice objects, a million-file manifest costs several hundred MB; here a
 file costs about 60 bytes (its path is the manifest's own string) and a slice 20.
@@ -12,8 +14,11 @@ import itertools
 from array import array
 from typing import Iterable, Iterator
 
-from ..core.safety import check_entries
-from ..formats.manifest import Chunk, FileEntry, Manifest
+from ..core.safety import check_columns, check_entries
+from ..formats.manifest import Chunk, Columns, FileEntry, Manifest
+
+_FILE = bytes.maketrans(b"fpdl", b"\x01\x01\x00\x00")  # a type letter -> whether it is a file's
+_BIT = bytes.maketrans(b"01", b"\x00\x01")
 
 
 class Tree:
@@ -36,7 +41,12 @@ class Tree:
         self.chunks: list[Chunk] = []
         self.links: list[tuple[str, str]] = []  # (path, target)
         self.dirs: list[str] = []
-        check_entries(self._read(m.iter_entries()), where)
+        columns = m.columns
+        if columns is None:
+            check_entries(self._read(m.iter_entries()), where)
+        else:
+            check_columns(columns.paths, columns.types, columns.targets, where)
+            self._read_columns(columns)
         self._sorted = all(map(str.__lt__, self.paths, itertools.islice(self.paths, 1, None)))
         self._at: dict[str, int] | None = None  # path -> number, made if the paths are not sorted
 
@@ -62,6 +72,47 @@ class Tree:
             else:
                 self.dirs.append(e.path)
             yield e
+
+    def _read_columns(self, c: Columns) -> None:
+        if "d" in c.types or "l" in c.types:
+            is_file = c.types.encode().translate(_FILE)
+            self.paths = list(itertools.compress(c.paths, is_file))
+            self.links = list(zip((p for p, t in zip(c.paths, c.types) if t == "l"), c.targets))
+            self.dirs = [p for p, t in zip(c.paths, c.types) if t == "d"]
+        else:
+            self.paths = c.paths  # the manifest's own list
+        self.sizes = array("q", c.sizes)
+        self.execs = bytearray(c.executable.encode().translate(_BIT))
+        self.digests = bytearray.fromhex(c.hashes)
+        self.chunks = list(c.unique_chunks().values())  # numbered as in the manifest's chunk table
+        self.index = {chunk.id: k for k, chunk in enumerate(self.chunks)}
+        csz, pack, own = c.chunk_sizes, c.pack, iter(c.own)
+        first, chunk_of, offset, chunk_offset, size_of = (
+            self.first, self.slice_chunk, self.slice_offset, self.slice_chunk_offset, self.slice_size)
+        pi = pos = 0  # the pack stream's chunk (by number in ``pack``), and the offset in it
+        for t, size in zip(c.types.replace("d", "").replace("l", ""), c.sizes):
+            if t == "f":
+                off = 0
+                for k in next(own):
+                    chunk_of.append(k)
+                    offset.append(off)
+                    chunk_offset.append(0)
+                    size_of.append(csz[k])
+                    off += csz[k]
+            else:  # packed: slices of the stream's chunks, from where the file before ended
+                off = 0
+                while off < size:
+                    k = pack[pi]
+                    n = min(csz[k] - pos, size - off)
+                    chunk_of.append(k)
+                    offset.append(off)
+                    chunk_offset.append(pos)
+                    size_of.append(n)
+                    off += n
+                    pos += n
+                    if pos == csz[k]:
+                        pi, pos = pi + 1, 0
+            first.append(len(chunk_of))
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -109,12 +109,12 @@ class Manifest(Document):
         self.pack_below = pack_below
         self.format = format
         self._entries: tuple[FileEntry, ...] | None = tuple(entries)
-        self._columns: _Columns | None = None
+        self._columns: Columns | None = None
         self._by_path: dict[str, FileEntry] | None = None
 
     @classmethod
     def _of_columns(cls, product: str, version: str, params: ChunkParams, pack_below: int,
-                    columns: "_Columns") -> "Manifest":
+                    columns: "Columns") -> "Manifest":
         m = cls(product, version, params, (), pack_below, 2)
         m._entries, m._columns = None, columns
         return m
@@ -125,6 +125,13 @@ class Manifest(Document):
             assert self._columns is not None
             self._entries = self._columns.entries()
         return self._entries
+
+    @property
+    def columns(self) -> "Columns | None":
+        """The columns of a manifest read from format 2 (or built as columns), checked, to be
+        read and not changed: what a reader of a million entries needs with no object per
+        entry. None for a manifest of entries (read from format 1, or made from entries)."""
+        return self._columns
 
     @property
     def files(self) -> list[FileEntry]:
@@ -226,7 +233,7 @@ class Manifest(Document):
         if d["format"] == FORMAT_1:
             entries = tuple(FileEntry.from_dict(e) for e in d["file_entries"])
             return cls(d["product"], d["version"], params, entries, 0, 1)
-        columns = _Columns({k: d[k] for k in ("chunks", "entries", "pack")})
+        columns = Columns({k: d[k] for k in ("chunks", "entries", "pack")})
         return cls._of_columns(d["product"], d["version"], params, c["pack_below"], columns)
 
     def to_bytes(self) -> bytes:
@@ -235,7 +242,7 @@ class Manifest(Document):
         doc = self.to_dict()
         try:
             if self._columns is None:  # columns are checked when made
-                _Columns(doc)
+                Columns(doc)
         except ValueError as exc:
             raise ManifestInvalid(f"{self.describe()}: not a valid {SCHEMA} document: {exc}") from None
         return _compress(canonical.dumps(doc, SCHEMA, self.describe()))
@@ -307,10 +314,17 @@ def _paths_ok(paths: list) -> bool:
     return not any(bad in joined for bad in _BAD_IN_PATHS)
 
 
-class _Columns:
+class Columns:
     """A format 2 manifest's columns (``doc``: chunks, entries, pack), checked for what its
     schema cannot say: columns of equal lengths, indices in range, every chunk used,
-    files tiled by their chunks and the packed files by the pack stream."""
+    files tiled by their chunks and the packed files by the pack stream.
+
+    Per entry, in path order: ``paths``, ``types`` (a letter each: f a file cut on its
+    own, p a packed file, d a directory, l a link). Per file (f or p): ``sizes``,
+    ``executable`` ("0" or "1" each), ``hashes`` (64 hex digits each). Per file of type f:
+    ``own``, the indices of its whole chunks. Per link: ``targets``. Per chunk of the
+    table: ``ids``, ``chunk_sizes``, ``stored_sizes``. ``pack``: the indices of the chunks
+    whose bytes end to end are the packed files' bytes end to end."""
 
     __slots__ = ("doc", "paths", "types", "sizes", "executable", "hashes", "own", "targets", "pack", "ids",
                  "chunk_sizes", "stored_sizes")
@@ -494,7 +508,7 @@ def build(inv: Inventory, params: ChunkParams, own: dict[str, list[Chunk]], pack
     packed, end to end in path order, into the chunks ``pack``; every other file cut
     into the chunks ``own[path]``. Made as columns, with no object per file."""
     doc = _columns(inv.entries, lambda e: own[e.path], pack, pack_below)
-    return Manifest._of_columns(inv.product, inv.version, params, pack_below, _Columns(doc))
+    return Manifest._of_columns(inv.product, inv.version, params, pack_below, Columns(doc))
 
 
 def load(reader: Reader, product: str, version: str) -> Manifest:
