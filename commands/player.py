@@ -80,6 +80,15 @@ def download_options(f):
     return f
 
 
+def _service(s: Settings, service: str):
+    """The location of ``--service``: an http(s) URL, or a location's name for one."""
+    loc = s.locations.resolve(service)
+    if not loc.is_http:
+        raise errors.InvalidLocation(f"--service {service}: the service is an http:// or https:// URL "
+                                     "(e.g. http://127.0.0.1:8080)")
+    return loc
+
+
 def _task_api(s: Settings, service: str | None, token: str | None, timeout: float | None = None):
     """The service's tasks API as the user of ``token``; None without a token, or without
     a service when the token comes from $DEPOT_TOKEN (it is for the commands that have one)."""
@@ -91,7 +100,7 @@ def _task_api(s: Settings, service: str | None, token: str | None, timeout: floa
         raise click.UsageError("--token runs the download as a task of a service: give --service URL too")
     from pipeline.client.task_session import TaskApi
 
-    return TaskApi(s.locations.resolve(service).url, token, timeout or 10.0)
+    return TaskApi(_service(s, service).url, token, timeout or 10.0)
 
 
 def _notice(message: str) -> None:
@@ -116,7 +125,7 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
 
     if not origins and not service:
         raise click.UsageError("give --origin (repeatable) or --service")
-    locations = [s.locations.resolve(o) for o in origins] + ([s.locations.resolve(service)] if service else [])
+    locations = [s.locations.resolve(o) for o in origins] + ([_service(s, service)] if service else [])
     if timeout is not None:
         locations = [dataclasses.replace(loc, timeout=timeout) for loc in locations]
     stores = [open_origin(loc, connections=jobs) for loc in locations[: len(origins)]]

@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -104,6 +105,12 @@ def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret,
         tasks = TaskSettings(tasks_db or DEFAULT_DATABASE, redis_url, tuple(k.read_bytes() for k in jwt_keys),
                              jwks_file, jwt_audience, jwt_issuer, max_active_tasks, max_concurrent_downloads,
                              library_url, channel=channel)
+        if redis_url:
+            _check_redis(redis_url)
+        _check_database(tasks.database_url)
+    elif redis_url:
+        raise InvalidArgument("--redis holds download tasks' hot state: turn tasks on with --tasks-db, --jwt-key or "
+                              "--jwks (or unset DEPOT_REDIS_URL)")
     integrations = _integrations(s, tasks is not None, host, grpc_port)
     app = create_app(ServiceConfig(found, link_secret, keys, link_style, link_ttl, link_rate, channel, refresh,
                                    cache_bytes=cache_bytes, trust=trust, tasks=tasks, integrations=integrations))
@@ -128,6 +135,54 @@ def _integrations(s: Settings, tasks: bool, host: str, grpc_port: int | None):
     from pipeline.service.tasks.integrations import IntegrationSettings
 
     return IntegrationSettings(sinks_of(s.locations) if s.locations.events else None, host, grpc_port)
+
+
+def _shown(url: str) -> str:
+    """``url`` as an error may show it: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def _check_database(value: str) -> None:
+    """Open the tasks' database before the service starts: a mistyped --tasks-db is one
+    error naming it."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from pipeline.service.tasks.repository import Repository, database_url
+
+    url = make_url(database_url(value))
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        folder = Path(url.database).parent
+        if not folder.is_dir():
+            raise StoreUnavailable(f"--tasks-db {value}: no directory {folder} to keep the database in")
+    repository = Repository(value)
+    try:
+        with repository.reading() as session:
+            session.execute(text("SELECT 1"))
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(f"--tasks-db {_shown(value)}: {exc}") from None
+    finally:
+        repository.close()
+
+
+def _check_redis(url: str) -> None:
+    """Ask Redis once before the service starts: a mistyped --redis is one error naming
+    it (once running, a Redis that goes away only turns its hot state off meanwhile)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    except ValueError as exc:
+        raise InvalidArgument(f"--redis {_shown(url)}: {exc}") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"--redis {_shown(url)}: Redis does not answer: {exc}") from None
+    finally:
+        client.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

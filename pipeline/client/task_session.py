@@ -76,28 +76,55 @@ class TaskApi:
             r = self._pool.request(method, self.url + API + path, body=body, headers=self._headers)
         if r.status >= 300:
             error = _first_error(r.data)
+            if not error:  # a web server, not the service: its page says nothing depot can use
+                raise StoreUnavailable(f"{self.url}: answered {method} {API}{path} with HTTP {r.status} and no "
+                                       "depot error: is this the depot service's URL?")
             known = ANSWERS.get(error.get("code", ""))
-            detail = error.get("detail") or r.data[:200].decode(errors="replace")
+            detail = error.get("detail") or error.get("title") or ""
+            if known is Unauthorized:
+                raise Unauthorized(f"{self.url} refused the bearer token (--token, env DEPOT_TOKEN): {detail}")
             if known is not None:
                 raise known(f"{self.url}: {detail}")
             raise StoreUnavailable(f"{self.url}: the service answered HTTP {r.status} {error.get('code', '')}: "
                                    f"{detail}")
         return json.loads(r.data)["data"] if r.data else {}
 
+    def open(self, path: str, kind: str, attributes: dict) -> dict:
+        """A task created (or joined) by POST ``path``. A service that does not run
+        download tasks has no such route: said so, not as a plain NOT_FOUND."""
+        try:
+            return self.call("POST", path, kind, attributes)
+        except NotFound:
+            if self._runs_tasks():
+                raise  # the product or version, named by the service
+            raise NotFound(f"{self.url} does not run download tasks (no route POST {API}{path}): start it with "
+                           "--jwt-key or --jwks (docs/cli.md: depot serve), or download without a token "
+                           "(leave out --token, unset DEPOT_TOKEN)") from None
+
+    def _runs_tasks(self) -> bool:
+        """Whether the service has the tasks API: its queue route answers anything but 404."""
+        try:
+            self.call("GET", "/tasks/queue")
+        except NotFound:
+            return False
+        except DepotError:
+            pass
+        return True
+
     def download(self, product: str, version: str, target: Path) -> dict:
         """The user's task downloading ``version`` into ``target``: created, or joined."""
-        task = self.call("POST", "/tasks", "downloadTaskRequest",
+        task = self.open("/tasks", "downloadTaskRequest",
                          {"productId": product, "versionId": version, "targetPath": str(target)})
         return self.call("GET", f"/tasks/{task['id']}")  # with its items
 
     def update(self, product: str, installed: str, version: str, target: Path) -> dict:
-        task = self.call("POST", "/updates/initiate", "updateInitiateRequest",
+        task = self.open("/updates/initiate", "updateInitiateRequest",
                          {"productId": product, "currentVersionId": installed, "targetVersionId": version,
                           "targetPath": str(target)})
         return self.call("GET", f"/tasks/{task['id']}")
 
     def verification(self, product: str, version: str, target: Path) -> dict:
-        return self.call("POST", "/integrity/verify", "integrityVerificationRequest",
+        return self.open("/integrity/verify", "integrityVerificationRequest",
                          {"productId": product, "installedVersionId": version, "targetPath": str(target)})
 
     def report(self, task: dict, attributes: dict) -> dict:
@@ -130,6 +157,7 @@ class TaskSession:
         self._written = 0  # file bytes written by this run
         self._to_write: int | None = None  # what this run will write, once known
         self._done = threading.Event()
+        self.stopped = threading.Event()  # set while the task is paused or cancelled: ends a wait for the rate
         self._unreported: str | None = None  # why reports fail, while they do
 
     # -- the download's side ----------------------------------------------------------------
@@ -202,6 +230,10 @@ class TaskSession:
         with self._changed:
             if status != self.status and status in STOPPING:
                 self.notice(f"task {self.id} was {status} at the service: stopping after the downloads in flight")
+            if status in STOPPING:
+                self.stopped.set()
+            else:
+                self.stopped.clear()  # resumed before this run stopped: the limit holds again
             self.status = status
             self._changed.notify_all()
 
@@ -263,15 +295,17 @@ class TaskSession:
 
 class _Gate(RateLimiter):
     """A limiter that admits no download while the task waits for its turn, and none once
-    it is paused or cancelled (a rate of zero); otherwise the user's own limit, if any."""
+    it is paused or cancelled (a rate of zero); otherwise the user's own limit, if any.
+    A download waiting its share of that limit (long, at a low rate) stops waiting when
+    the task stops: only the requests already sent finish."""
 
     def __init__(self, session: TaskSession, limit: RateLimiter | None):
         self.session, self.limit = session, limit
 
     def acquire(self, n: int, cancel: threading.Event | None = None) -> bool:
         self.session.check()
-        if self.limit is not None:
-            self.limit.acquire(n, cancel)
+        if self.limit is not None and not self.limit.acquire(n, self.session.stopped):
+            self.session.check()  # stopped while it waited: raises
         return True
 
 
