@@ -4,8 +4,9 @@ two HTTP origins on loopback (the project's Python test origin, and Debian's ngi
 one worker, as a CDN edge serves files).
 
 Both stores are made from the corpus first (untimed; their times are printed). Each tool
-writes into a fresh directory, between two syncs. Every destination is then compared
-file by file with the corpus (sizes and SHA-256; depot's own ``.depot/`` left out).
+writes into a fresh directory, between two syncs. Each destination is then compared file
+by file with the corpus (sizes and SHA-256; depot's own ``.depot/`` left out), and on
+tmpfs removed, so that memory holds one destination at a time.
 Goals, in throughput: depot local at least 2x casync extract, from nginx at least 0.8 of
 local. On ``--small-files N`` (issue 19) also: the requests nginx logged at most 2x the
 corpus bytes over the average chunk size, each install's peak RSS under 100 MiB, and at
@@ -22,6 +23,7 @@ import argparse
 import concurrent.futures
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +36,7 @@ from apilib import print_profile
 from benchlib import (CHUNK_AVG, CPU, REPO_ROOT, add_corpus_options, add_run_options, col,
                       compare_trees, corpus_line, depot_base_command, depot_install_command, depot_stored_bytes,
                       disk_usage, ensure_time_binary, ensure_tools, failure, finish, fmt,
-                      hash_tree, judge, log, machine_info, machine_line, mib, noisy_notes,
+                      hash_tree, judge, log, machine_info, machine_line, mib, noisy_notes, on_tmpfs,
                       parse_json_output, prepare_corpus, print_figures,
                       print_mismatches, print_table, profile_run, remove_workdir, run_casync, run_depot,
                       scan_tree, summarize, throughput_ratio, timed_row, timed_run,
@@ -231,7 +233,24 @@ def main(argv: list[str] | None = None) -> int:
               "kept_workdir": workdir if args.keep else None, "profiles": {}}
     commands, notes, prep = report["commands"], report["notes"], report["preparation"]
     rows: dict[str, dict] = {}
-    dests: dict[str, str] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max(2, min(8, (os.cpu_count() or 1) * 2)))
+    log("hashing the corpus, to compare each destination with ...")
+    ref = scan_tree(corpus)
+    ref_hashes = hash_tree(corpus, ref, pool)
+    tmpfs = on_tmpfs(workdir)
+
+    def check(key: str, dest: str) -> None:
+        """dest against the corpus, right after its run; on tmpfs (memory) then removed."""
+        t0 = time.perf_counter()
+        ignore = (DEPOT_STATE_DIR,) if key.startswith("depot") else ()
+        v = report["verification"][key] = compare_trees(ref, ref_hashes, dest, pool, ignore)
+        if v["ignored_count"]:
+            notes.append(f"{key}: {v['ignored_count']} entries of depot's own state under "
+                         f"DEST/{DEPOT_STATE_DIR}/ ({', '.join(v['ignored'])}) not compared")
+        log(f"{key} verified in {time.perf_counter() - t0:.1f}s")
+        if tmpfs and not args.keep:
+            shutil.rmtree(dest)
+
     try:
         log("preparing: casync make ...")
         res, cmd, store, index = run_casync(corpus, workdir, interval)
@@ -258,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows["casync"] = timed_row("casync extract", res, size, key="casync",
                                        version=tool_version(["casync", "--version"]))
-            dests["casync"] = dest
+            check("casync", dest)
 
         def install(key: str, label: str, origin: str, cpu_seconds=None, server: str = "") -> None:
             """One timed depot install; an HTTP origin's own CPU is kept apart."""
@@ -275,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             row = rows[key] = timed_row(label, res, size, key=key,
                                         reported=parse_json_output(res.get("stdout", "")))
-            dests[key] = dest
+            check(key, dest)
             cpu1 = cpu_seconds() if cpu_seconds else None
             if cpu0 is not None and cpu1 is not None:
                 row["origin_cpu_s"] = round(cpu1 - cpu0, 3)
@@ -314,20 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
                 notes.append(f"nginx did not run ({e}): no nginx row")
 
-        if dests:
-            log("verifying destinations against the corpus (sizes and SHA-256) ...")
-            t0 = time.perf_counter()
-            with concurrent.futures.ThreadPoolExecutor(max(2, min(8, (os.cpu_count() or 1) * 2))) as pool:
-                ref = scan_tree(corpus)
-                ref_hashes = hash_tree(corpus, ref, pool)
-                for key, dest in dests.items():
-                    ignore = (DEPOT_STATE_DIR,) if key.startswith("depot") else ()
-                    v = report["verification"][key] = compare_trees(ref, ref_hashes, dest, pool, ignore)
-                    if v["ignored_count"]:
-                        notes.append(f"{key}: {v['ignored_count']} entries of depot's own state under "
-                                     f"DEST/{DEPOT_STATE_DIR}/ ({', '.join(v['ignored'])}) not compared")
-            log(f"verified in {time.perf_counter() - t0:.1f}s")
     finally:
+        pool.shutdown()
         remove_workdir(workdir, args.keep)
 
     report["results"] = [rows[k] for k in ("casync", "depot-local", "depot-http", "depot-nginx") if k in rows]

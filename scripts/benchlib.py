@@ -130,6 +130,17 @@ def tree_bytes(path: str) -> tuple[int, int]:
     return total, count
 
 
+def on_tmpfs(path: str) -> bool:
+    """Whether path is on tmpfs (in memory): the mount point of the longest prefix decides."""
+    path, best, fstype = os.path.realpath(path), "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            _, mount, kind = line.split()[:3]
+            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, fstype = mount, kind
+    return fstype == "tmpfs"
+
+
 def disk_usage(*paths: str) -> int:
     """What ``du`` counts for paths: whole blocks, directories included."""
     out = subprocess.run(["du", "-scB1", *paths], stdout=subprocess.PIPE, check=True).stdout
