@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import stat
 import tarfile
 import zipfile
+from array import array
+from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Callable, Iterator, Protocol
 
 from ..core.hashing import BLOCK
@@ -71,11 +74,9 @@ def source_error(url: str, what: str, exc: BaseException) -> DepotError:
 
 
 def scan_directory(loc: Location) -> Iterator[Entry]:
-    """Entries of a directory build (no hashes yet; ``offset`` is 0: a file is its own blob)."""
+    """Entries of a directory build on an object store (no hashes yet; ``offset`` is 0: a
+    file is its own blob). A local directory: ``scan_local``."""
     url = loc.url
-    if loc.is_local:
-        yield from _scan_local(url, loc.local_path)
-        return
     fs, root = loc.filesystem()
     try:
         found = fs.find(root, detail=True, withdirs=False)
@@ -90,29 +91,82 @@ def scan_directory(loc: Location) -> Iterator[Entry]:
         yield Entry(path=rel, type="file", size=int(info["size"]))
 
 
-def _scan_local(url: str, root: str) -> Iterator[Entry]:
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
+@dataclass
+class Listing:
+    """A local directory's entries in columns, in path order, with no object per entry:
+    per entry ``paths`` and ``types`` (f: a file, d: an empty directory, l: a link); per
+    file ``sizes`` and ``executable`` ("0" or "1" each); per link ``targets``."""
+
+    paths: list[str] = field(default_factory=list)
+    types: str = ""
+    sizes: array = field(default_factory=lambda: array("q"))
+    executable: str = ""
+    targets: list[str] = field(default_factory=list)
+
+
+def scan_local(url: str, root: str) -> Listing:
+    """The entries of the directory ``root`` (named ``url`` in errors), in path order.
+    Each directory's names are sorted as their paths sort (a directory's with the "/" its
+    contents' paths carry on), so that the whole comes out sorted; only an empty directory
+    is listed itself. Names are not checked here: ``check_entries`` does it."""
+    paths: list[str] = []
+    types: list[str] = []
+    sizes = array("q")
+    executable: list[str] = []
+    targets: list[str] = []
+
+    def listing(rel_dir: str) -> list[tuple[str, str, os.stat_result]]:
         try:
             with os.scandir(os.path.join(root, rel_dir)) as it:
-                items = list(it)
+                items = [(e.name, e.stat(follow_symlinks=False)) for e in it]
         except backend_errors() as exc:
             raise source_error(url, f"cannot list {rel_dir or '.'}", exc) from exc
-        for item in items:
-            # A listed name has no "./", no trailing "/": the path is canonical or unsafe,
-            # and check_tree, which every scan goes through, refuses the unsafe ones.
-            rel = raw = f"{rel_dir}/{item.name}" if rel_dir else item.name
-            st = item.stat(follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                yield Entry(path=rel, type="symlink", target=os.readlink(item.path))
-            elif stat.S_ISDIR(st.st_mode):
-                yield Entry(path=rel, type="dir")
-                stack.append(raw)
-            elif stat.S_ISREG(st.st_mode):
-                yield Entry(path=rel, type="file", size=st.st_size, executable=bool(st.st_mode & 0o111))
+        return sorted((name + "/" if stat.S_ISDIR(st.st_mode) else name, name, st) for name, st in items)
+
+    stack = [("", iter(listing("")))]
+    while stack:
+        prefix, items = stack[-1]
+        for _, name, st in items:
+            rel = prefix + name
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                paths.append(rel)
+                types.append("f")
+                sizes.append(st.st_size)
+                executable.append("1" if mode & 0o111 else "0")
+            elif stat.S_ISDIR(mode):
+                inner = listing(rel)
+                if inner:
+                    stack.append((rel + "/", iter(inner)))
+                    break
+                paths.append(rel)
+                types.append("d")
+            elif stat.S_ISLNK(mode):
+                paths.append(rel)
+                types.append("l")
+                targets.append(os.readlink(os.path.join(root, rel)))
             else:
                 raise UnsafeEntry(f"{url}: {rel} is a device, FIFO or socket, not a file")
+        else:
+            stack.pop()
+    listed = Listing(paths, "".join(types), sizes, "".join(executable), targets)
+    if not all(map(str.__lt__, paths, itertools.islice(paths, 1, None))):
+        _sort(listed)  # an empty directory sorts before a name it is the start of ("d" < "d.txt")
+    return listed
+
+
+def _sort(listed: Listing) -> None:
+    order = sorted(range(len(listed.paths)), key=listed.paths.__getitem__)
+    file_number = list(itertools.accumulate((t == "f" for t in listed.types), initial=0))
+    link_number = list(itertools.accumulate((t == "l" for t in listed.types), initial=0))
+    types = listed.types
+    files = [file_number[i] for i in order if types[i] == "f"]
+    links = [link_number[i] for i in order if types[i] == "l"]
+    listed.paths = [listed.paths[i] for i in order]
+    listed.types = "".join(types[i] for i in order)
+    listed.sizes = array("q", (listed.sizes[k] for k in files))
+    listed.executable = "".join(listed.executable[k] for k in files)
+    listed.targets = [listed.targets[k] for k in links]
 
 
 # -- archives ------------------------------------------------------------------------

@@ -226,6 +226,13 @@ class Inventory(Document):
         return Inventory(self.product, self.version, self.source_url, self.source_kind, self.data,
                          sorted(entries, key=lambda e: e.path))
 
+    def with_columns(self, paths: list[str], types: str, sizes: array, executable: str,
+                     targets: list[str]) -> "Inventory":
+        """These entries in place of its own, given as columns in path order (see the
+        class), offsets 0 and digests still to come."""
+        return self._with(paths=paths, types=types, sizes=sizes, executable=executable, targets=targets,
+                          offsets=array("q", bytes(8 * len(sizes))), hashes=b"")
+
     def with_hashes(self, hashes: bytes | dict[str, str]) -> "Inventory":
         """Its files' SHA-256, raw, end to end in file order (or in hex by path)."""
         if isinstance(hashes, dict):

@@ -430,3 +430,39 @@ def test_an_inventory_whose_columns_do_not_fit_is_refused_naming_the_column(repo
     assert str(err.value).startswith(f"{repo.url_of(key)}: not a valid inventory-2 document: ")
     assert why in str(err.value)
     assert (err.value.code, err.value.exit_code) == ("MANIFEST_INVALID", 8)
+
+
+def test_a_directory_is_listed_in_path_order_with_only_its_empty_directories(repo, threads, tmp_path):
+    """Each directory's names are taken in the order their paths sort; an empty directory
+    sorts before a name it is the start of, which the listing puts right."""
+    src = tmp_path / "src"
+    for path in ("a/b.txt", "a.txt", "a-b/c", "e.txt", "e0/f", "f/g/h"):
+        (src / path).parent.mkdir(parents=True, exist_ok=True)
+        (src / path).write_bytes(path.encode())
+    (src / "e").mkdir()
+    (src / "f" / "g" / "empty").mkdir()
+    ingest(repo, str(src), PRODUCT, "1", threads)
+    inv = inventory.load(repo, PRODUCT, "1")
+    assert (inv.paths, inv.types) == (["a-b/c", "a.txt", "a/b.txt", "e", "e.txt", "e0/f", "f/g/empty", "f/g/h"],
+                                       "fffdffdf")
+    assert list(inv.sizes) == [5, 5, 7, 5, 4, 5]
+
+
+@pytest.mark.parametrize("name, link, why", [
+    ("back\\slash", None, "unsafe entry 'sub/back\\\\slash': backslash in path"),
+    ("bell\x07", None, "unsafe entry 'sub/bell\\x07': control character in path"),
+    ("link", "../../outside", "link 'sub/link' -> '../../outside' points outside the build"),
+    ("link", "/etc/passwd", "link 'sub/link' -> '/etc/passwd': target must be a relative path"),
+])
+def test_an_unsafe_name_or_link_in_a_directory_is_refused(repo, threads, tmp_path, name, link, why):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "ok.txt").write_bytes(b"fine")
+    if link is None:
+        (src / "sub" / name).write_bytes(b"x")
+    else:
+        os.symlink(link, src / "sub" / name)
+    with pytest.raises(UnsafeEntry) as err:
+        ingest(repo, str(src), PRODUCT, "1", threads)
+    assert err.value.exit_code == 5 and str(err.value) == f"{src}: {why}"
+    assert list(repo.list()) == []
