@@ -41,6 +41,7 @@ FIGURES = {"throughput_depot_over_casync": "depot run / casync make (throughput)
            "throughput_depot_over_zstd": "depot run / tar | zstd (throughput)",
            "stored_depot_over_casync": "depot / casync stored bytes (chunks)",
            "disk_depot_over_casync": "depot / casync disk usage (du: repository / store and index)",
+           "disk_chunks_depot_over_casync": "depot / casync disk usage of the chunks alone (du)",
            "depot_peak_rss_mib": "depot peak RSS, MiB",
            "manifest_bytes_per_file": "depot's manifest, bytes per file (what a player downloads)",
            "other_document_bytes_per_file": "depot's other documents (inventory, settings), bytes per file"}
@@ -91,6 +92,7 @@ def figures(rows: dict[str, dict], files: int) -> dict:
         out["throughput_depot_over_casync"] = throughput_ratio(d, c)
         out["stored_depot_over_casync"] = round(d["stored_bytes"] / c["stored_bytes"], 4)
         out["disk_depot_over_casync"] = round(d["disk_bytes"] / c["disk_bytes"], 4)
+        out["disk_chunks_depot_over_casync"] = round(d["chunks_disk_bytes"] / c["chunks_disk_bytes"], 4)
     if d and z:
         out["throughput_depot_over_zstd"] = throughput_ratio(d, z)
     return out
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             stored, nchunks = tree_bytes(store)
             commands["casync"] = shlex.join(cmd)
             rows["casync"] = summarize("casync make", res, size, stored, objects=nchunks,
-                                       index_bytes=os.path.getsize(index), disk_bytes=disk_usage(store, index),
+                                       index_bytes=os.path.getsize(index), disk_bytes=disk_usage(store, index), chunks_disk_bytes=disk_usage(store),
                                        version=tool_version(["casync", "--version"]))
         if not args.skip_depot:
             warm_cache(corpus)
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows["depot"] = summarize("depot", res, size, stored, stored_source=source,
                                           objects=nchunks, repo_bytes=tree_bytes(repo)[0],
                                           disk_bytes=disk_usage(repo), documents=depot_documents(repo),
+                                          chunks_disk_bytes=disk_usage(os.path.join(repo, "chunks")),
                                           reported=summary)
         if not args.skip_zstd and depot_failed is None:
             warm_cache(corpus)
