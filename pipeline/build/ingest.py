@@ -12,18 +12,18 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import cast
 
 from .. import layout
 from ..core.parallel import as_completed, batches
 from ..core.progress import Progress, ignore
-from ..core.safety import check_entries, check_tree
+from ..core.safety import check_columns, check_tree
 from ..errors import SourceInvalid, VersionConflict
 from ..formats import inventory
 from ..formats.inventory import DIGEST, Inventory, SourceData
 from ..storage import Location, Locations, WriteStore, marker
 from .source_ranges import sha256_range
-from .sources import PACKED_KINDS, Listing, Pack, scan_directory, scan_local, scan_packed, scan_tar_in_place, source_kind
+from .sources import PACKED_KINDS, Pack, scan_directory, scan_local, scan_packed, scan_tar_in_place, source_kind
 HASH_BATCH_BYTES = 64 << 20
 HASH_BATCH_FILES = 512
 
@@ -88,7 +88,7 @@ def survey(store: WriteStore, source: Location | str, product: str, version: str
             blank = blank.with_data(SourceData("directory", url=source.url))
             if source.is_local:
                 listed = scan_local(source.url, source.local_path)
-                _check_listing(listed, source.url)
+                check_columns(listed.paths, listed.types, listed.targets, source.url)
                 unhashed = blank.with_columns(listed.paths, listed.types, listed.sizes, listed.executable,
                                               listed.targets)
             else:
@@ -96,22 +96,6 @@ def survey(store: WriteStore, source: Location | str, product: str, version: str
         else:
             unhashed = blank.with_entries(check_tree(scan_tar_in_place(source), source.url))
     return Survey(source, kind, blank, existing, unhashed, started)
-
-
-class _Named(NamedTuple):
-    path: str
-    type: str
-    target: str
-
-
-_TYPE = {"f": "file", "d": "dir", "l": "symlink"}
-
-
-def _check_listing(listed: Listing, source: str) -> None:
-    """The checks every build's entries pass (see core.safety), with no object kept."""
-    links = iter(listed.targets)
-    check_entries((_Named(p, _TYPE[t], next(links) if t == "l" else "") for p, t in zip(listed.paths, listed.types)),
-                  source)
 
 
 def ingest_surveyed(store: WriteStore, s: Survey, executor: cf.Executor, progress: Progress = ignore) -> IngestResult:
