@@ -1,6 +1,7 @@
 """Embargoed versions for tests: a chunked version turned into what an embargoed build
-stores (its new chunks and its manifest sealed with the version's content key), and a scan
-of a store for bytes that must not be there."""
+stores (its new chunks sealed with the version's content key under their sealed names, its
+pre-load list, its manifest sealed), and a scan of a store for bytes that must not be
+there."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from pipeline.formats import manifest as manifest_doc
 from pipeline.formats import sealed
 from pipeline.formats.content_key import ContentKey
 from pipeline.formats.manifest import FileEntry, Manifest
+from pipeline.formats.preload import Preload
 
 
 def embargo(store, product: str, version: str, key: ContentKey) -> dict[str, bytes]:
-    """Seal ``version``'s chunks that no other version of ``store`` names, and its manifest
-    (its stored sizes grown by the seal's overhead). Returns the sealed chunks' plaintext
-    stored objects by id (what must never be found on an origin before release)."""
+    """Seal ``version``'s chunks that no other version of ``store`` names (the plain objects
+    deleted), and its manifest (those chunks marked sealed, their stored sizes grown by the
+    seal's overhead), as an embargoed build stores them. Returns the sealed chunks'
+    plaintext stored objects by id (what must never be found on an origin before release)."""
     m = manifest_doc.load(store, product, version)
     others: set[str] = set()
     for key_name in store.list(layout.versions_prefix(product)):
@@ -29,11 +32,14 @@ def embargo(store, product: str, version: str, key: ContentKey) -> dict[str, byt
         name = layout.chunk_key(chunk_id)
         plain[chunk_id] = store.get(name)
         store.delete(name)
-        store.put_if_absent(name, sealed.seal(key, name, plain[chunk_id]))
+        sealed_name = layout.chunk_key(chunk_id, key.key_id)
+        store.put_if_absent(sealed_name, sealed.seal(key, sealed_name, plain[chunk_id]))
     entries = [dataclasses.replace(e, chunks=tuple(
-        dataclasses.replace(c, stored_size=c.stored_size + sealed.OVERHEAD) if c.id in new else c for c in e.chunks))
-        if isinstance(e, FileEntry) else e for e in m.entries]
-    opened = Manifest(m.product, m.version, m.params, entries, m.pack_below).to_bytes()
+        dataclasses.replace(c, stored_size=c.stored_size + sealed.OVERHEAD, key_id=key.key_id) if c.id in new else c
+        for c in e.chunks)) if isinstance(e, FileEntry) else e for e in m.entries]
+    marked = Manifest(m.product, m.version, m.params, entries, m.pack_below)
+    store.put(layout.preload_key(product, version), Preload.of(marked, key.key_id).to_bytes())
+    opened = marked.to_bytes()
     name = layout.manifest_key(product, version)
     store.put(name, sealed.seal(key, name, opened))
     return plain

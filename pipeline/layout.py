@@ -60,8 +60,13 @@ def check_key(key: str) -> str:
     return key
 
 
-def chunk_key(chunk_id: str) -> str:
+def chunk_key(chunk_id: str, key_id: str = "") -> str:
+    """A chunk's object; sealed with content key ``key_id`` (an embargoed version's), under
+    a name of its own, ``<id>.<key id>``: a chunk sealed for one release never stands in
+    for the plain chunk, or for the chunk sealed for another."""
     check_chunk_id(chunk_id)
+    if key_id:
+        return f"{CHUNK_PREFIX}{chunk_id[:2]}/{chunk_id}.{check_content_key_id(key_id)}"
     return f"{CHUNK_PREFIX}{chunk_id[:2]}/{chunk_id}"
 
 
@@ -104,6 +109,12 @@ def manifest_key(product: str, version: str) -> str:
 
 def versions_prefix(product: str) -> str:
     return f"{PRODUCT_PREFIX}{check_product(product)}/versions/"
+
+
+def preload_key(product: str, version: str) -> str:
+    """What an embargoed version's players download before release: its objects, by name
+    and size (its manifest is sealed, and names files)."""
+    return f"{version_prefix(product, version)}preload.json"
 
 
 def release_key(product: str, version: str) -> str:
@@ -184,7 +195,7 @@ def staged_pack_key(product: str, version: str) -> str:
 # -- reading keys back: the inverse of the builders above --------------------------------
 
 _TEMPORARY = re.compile(r"\.(.+)\.[^.]+\.tmp")  # a write in progress beside its key: .NAME.UNIQUE.tmp
-_VERSION_DOCUMENTS = ("manifest.json", "inventory.json", "release.json")
+_VERSION_DOCUMENTS = ("manifest.json", "inventory.json", "release.json", "preload.json")
 
 
 def is_depot_key(key: str) -> bool:
@@ -196,9 +207,10 @@ def is_depot_key(key: str) -> bool:
     if temporary:
         key = f"{head}/{temporary.group(1)}" if head else temporary.group(1)
     try:
-        if key.startswith((CHUNK_PREFIX, PATCH_PREFIX)):
-            build = chunk_key if key.startswith(CHUNK_PREFIX) else patch_key
-            return build(key.rsplit("/", 1)[-1]) == key
+        if key.startswith(CHUNK_PREFIX):
+            return chunk_key(*key.rsplit("/", 1)[-1].split(".", 1)) == key
+        if key.startswith(PATCH_PREFIX):
+            return patch_key(key.rsplit("/", 1)[-1]) == key
         if key.startswith(METADATA_PREFIX):
             version, role = metadata_role_of(key)
             return (version > 0 or role == "timestamp") and metadata_key(role, version or None) == key

@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .. import layout
-from ..core import codec
 from ..core.cdc import boundaries, segment_starts, segment_window, stitch
 from ..core.chunk_params import ChunkParams
 from ..core.parallel import batches
 from ..core.progress import Progress, ignore
-from ..errors import NotFound, SourceChanged, VersionConflict
+from ..errors import SourceChanged, VersionConflict
 from ..formats import inventory, manifest
 from ..formats.manifest import Chunk, Manifest
-from ..storage import REFRESH_AGE, Location, Locations, WriteStore, open_store
+from ..storage import Location, Locations, WriteStore, open_store
 from . import products
+from .embargo import Sealing, existing_manifest, save_manifest, store_chunk
 from .source_ranges import fingerprint, read_joined, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
@@ -138,25 +138,27 @@ def chunk(
     executor: cf.Executor,
     progress: Progress = ignore,
     locations: Locations = Locations(),
+    sealing: Sealing | None = None,
 ) -> ChunkResult:
-    """Chunk an ingested version; ``locations`` gives the settings of its source location."""
+    """Chunk an ingested version; ``locations`` gives the settings of its source location,
+    ``sealing`` what an embargoed build seals (see build.embargo)."""
     started = time.monotonic()
     inv = inventory.load(store, product, version)
     if store.has(layout.manifest_key(product, version)):
-        existing = manifest.load(store, product, version)
+        existing = existing_manifest(store, product, version, sealing)
         if not inv.same_content(existing):
             raise VersionConflict(f"{product} {version}: the manifest does not match the inventory")
         return _result(existing, set(), 0, started, created=False)
 
-    params, cut = cut_files(store, inv, executor, progress, locations)
+    params, cut = cut_files(store, inv, executor, progress, locations, sealing)
     for e in inv.files:
         if cut.digests[e.path] != e.hash_sha256:
             raise SourceChanged(f"{inv.source_url}: {e.path} changed since it was ingested")
-    return finish(store, inv, params, cut, started)
+    return finish(store, inv, params, cut, started, sealing)
 
 
 def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor, progress: Progress,
-              locations: Locations) -> tuple[ChunkParams, "_Cut"]:
+              locations: Locations, sealing: Sealing | None = None) -> tuple[ChunkParams, "_Cut"]:
     """Read every file of ``inv`` once: its chunks stored, its SHA-256 computed.
 
     A large file's SHA-256 is a read of its own, beside the segments' reads. With no hash
@@ -175,7 +177,7 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     segment = params.segment
     watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > segment and not e.hash_sha256}
     before = {path: fingerprint(loc) for path, loc in watched.items()}
-    cut = _run(executor, store.location, params, settings.packing_below, files, progress)
+    cut = _run(executor, store.location, params, settings.packing_below, files, progress, sealing)
     for path, loc in watched.items():
         if fingerprint(loc) != before[path]:
             raise SourceChanged(f"{inv.source_url}: {path} changed while it was read")
@@ -186,25 +188,13 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
 
 
 def finish(store: WriteStore, inv: inventory.Inventory, params: ChunkParams, cut: "_Cut",
-           started: float) -> ChunkResult:
-    """Write the version's manifest from its cut files."""
+           started: float, sealing: Sealing | None = None) -> ChunkResult:
+    """Write the version's manifest from its cut files (sealed, for an embargoed build)."""
     m = manifest.build(inv, params, cut.own, cut.pack, cut.pack_below)
-    created = _save(store, m)
+    created = save_manifest(store, m, sealing)
     if inv.data.key:
         store.delete(inv.data.key)  # the staged pack is only needed until the manifest exists
     return _result(m, cut.new_ids, cut.new_stored, started, created)
-
-
-def _save(store: WriteStore, m: Manifest) -> bool:
-    """Write the manifest, the version's commit point, if absent; True if written. Refuses
-    a different one for the version."""
-    key = layout.manifest_key(m.product, m.version)
-    data = m.to_bytes()
-    if store.put_if_absent(key, data):
-        return True
-    if store.get(key) != data:
-        raise VersionConflict(f"{m.product} {m.version} already has a different manifest ({store.url_of(key)})")
-    return False
 
 
 def _result(m: Manifest, new_ids: set[str], new_stored: int, started: float, created: bool) -> ChunkResult:
@@ -228,34 +218,29 @@ def _result(m: Manifest, new_ids: set[str], new_stored: int, started: float, cre
 
 # -- tasks: top-level functions, so that any executor can ship them ---------------------
 
-_Stored = tuple[int, int, str, int, bool]  # offset, size, id, stored size, newly written
+_Stored = tuple[int, int, str, int, bool, str]  # offset, size, id, stored size, newly written, sealed with
 
 
-def _store_chunk(store: WriteStore, data, offset: int) -> _Stored:
-    cid = codec.chunk_id(data)
-    key = layout.chunk_key(cid)
-    try:  # found: made new for gc, which must not take it before the manifest names it
-        return offset, len(data), cid, store.touch(key, REFRESH_AGE), False
-    except NotFound:
-        pass
-    stored = codec.encode(data)
-    return offset, len(data), cid, len(stored), store.put_if_absent(key, stored)
+def _store_chunk(store: WriteStore, data, offset: int, sealing: Sealing | None) -> _Stored:
+    cid, stored_size, new, key_id = store_chunk(store, data, sealing)
+    return offset, len(data), cid, stored_size, new, key_id
 
 
-def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File]) -> list[tuple[str, str, list[_Stored]]]:
+def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File],
+                      sealing: Sealing | None = None) -> list[tuple[str, str, list[_Stored]]]:
     """Cut, hash and store whole files, each read once: [(path, sha256, chunks)]."""
     store = open_store(repo)
     out = []
     for f in files:
         view = f.view(0, f.size)
         cuts = boundaries(view, 0, params, at_eof=True)
-        stored = [_store_chunk(store, view[a:b], a) for a, b in zip(cuts, cuts[1:])]
+        stored = [_store_chunk(store, view[a:b], a, sealing) for a, b in zip(cuts, cuts[1:])]
         out.append((f.path, hashlib.sha256(view).hexdigest(), stored))
     return out
 
 
-def cut_segment(repo: Location, f: _Source, seg: int, end: int,
-                params: ChunkParams) -> tuple[list[int], list[_Stored], list[tuple[str, str]]]:
+def cut_segment(repo: Location, f: _Source, seg: int, end: int, params: ChunkParams,
+                sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], list[tuple[str, str]]]:
     """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
     over its window (see core.cdc), the chain's chunks that start in the segment stored,
     and the packed files that start in it hashed (read to their end). Stored before the
@@ -267,12 +252,13 @@ def cut_segment(repo: Location, f: _Source, seg: int, end: int,
     reach = max([lo + n] + [s + g.size for g, s in hashed])
     view = f.view(lo, reach - lo)
     chain = boundaries(view[:n], lo, params, at_eof=lo + n == f.size)
-    stored = [_store_chunk(store, view[a - lo : b - lo], a) for a, b in zip(chain, chain[1:]) if seg <= a < end]
+    stored = [_store_chunk(store, view[a - lo : b - lo], a, sealing) for a, b in zip(chain, chain[1:]) if seg <= a < end]
     digests = [(g.path, hashlib.sha256(view[s - lo : s - lo + g.size]).hexdigest()) for g, s in hashed]
     return chain, stored, digests
 
 
-def store_range(repo: Location, f: _Source, bounds: list[int]) -> tuple[list[_Stored], list[tuple[str, str]]]:
+def store_range(repo: Location, f: _Source, bounds: list[int],
+                sealing: Sealing | None = None) -> tuple[list[_Stored], list[tuple[str, str]]]:
     """Store the chunks between consecutive ``bounds``; of a stream, hash every file they
     overlap, for the coordinator to check against the digests of the first read."""
     store = open_store(repo)
@@ -282,7 +268,7 @@ def store_range(repo: Location, f: _Source, bounds: list[int]) -> tuple[list[_St
         files = [(f.files[k], f.starts[k]) for k in range(f._at(first), f._at(last - 1) + 1)]
         first, last = min(first, files[0][1]), max(last, files[-1][1] + files[-1][0].size)
     view = f.view(first, last - first)
-    stored = [_store_chunk(store, view[a - first : b - first], a) for a, b in zip(bounds, bounds[1:])]
+    stored = [_store_chunk(store, view[a - first : b - first], a, sealing) for a, b in zip(bounds, bounds[1:])]
     return stored, [(g.path, hashlib.sha256(view[s - first : s - first + g.size]).hexdigest()) for g, s in files]
 
 
@@ -315,11 +301,11 @@ class _Cut:
     straddlers: list[tuple[_File, tuple]] = field(default_factory=list)  # and their fingerprints
 
     def chunks(self, stored: list[_Stored]) -> list[Chunk]:
-        for _, _, cid, stored_size, new in stored:
+        for _, _, cid, stored_size, new, _ in stored:
             if new and cid not in self.new_ids:
                 self.new_ids.add(cid)
                 self.new_stored += stored_size
-        return [Chunk(cid, n, s) for _, n, cid, s, _ in stored]
+        return [Chunk(cid, n, s, k) for _, n, cid, s, _, k in stored]
 
 
 @dataclass
@@ -337,9 +323,10 @@ class _Segmented:
 
 
 def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below: int, files: list[_File],
-         progress: Progress) -> _Cut:
+         progress: Progress, sealing: Sealing | None = None) -> _Cut:
     cut = _Cut(pack_below)
     pending: dict[cf.Future, tuple] = {}
+    sealed = [sealing] if sealing else []  # a plain build's tasks are called as they always were
 
     def submit(tag: tuple, fn, *args):
         pending[executor.submit(fn, *args)] = tag
@@ -359,11 +346,11 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
         task = _Segmented(source, segment_starts(source.size, params))
         for seg, end in zip(task.starts, task.ends()):
             window = source.window(*segment_window(source.size, seg, params))
-            submit(("cut", task, seg), cut_segment, repo, window, seg, end, params)
+            submit(("cut", task, seg), cut_segment, repo, window, seg, end, params, *sealed)
         if isinstance(source, _File):
             submit(("sha", task), file_sha256, source)
     for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
-        submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch)
+        submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch, *sealed)
 
     try:
         while pending:
@@ -385,14 +372,15 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
                     cut.digests.update(digests)
                     progress(sum(s[1] for s in task.parts[seg]))
                     if len(task.chains) == len(task.starts):
-                        _stitch(submit, repo, params, task)
+                        _stitch(submit, repo, params, task, *sealed)
                 elif kind == "again":
                     task, seg = tag[1], tag[2]
                     stored, digests = result
                     if any(cut.digests[path] != digest for path, digest in digests):
                         raise SourceChanged(f"{next(p for p, d in digests if cut.digests[p] != d)} changed while it was read")
-                    first = {(o, n): new for o, n, _, _, new in task.parts[seg]}
-                    task.final[seg] = [(o, n, i, st, new or first.get((o, n), False)) for o, n, i, st, new in stored]
+                    first = {(o, n): new for o, n, _, _, new, _ in task.parts[seg]}
+                    task.final[seg] = [(o, n, i, st, new or first.get((o, n), False), k)
+                                       for o, n, i, st, new, k in stored]
                 if kind in ("cut", "again") and len(task.final) == len(task.starts):
                     whole = cut.chunks([c for s in task.starts for c in task.final[s]])
                     if isinstance(task.file, _Stream):
@@ -406,7 +394,7 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
     return cut
 
 
-def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented) -> None:
+def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, sealing: Sealing | None = None) -> None:
     """The serial chain from the segments' chains; a segment whose stored chunks are not
     the chain's (its chain met the left one after the segment's start, or never) has the
     chain's chunks stored again (those already stored are only found)."""
@@ -418,7 +406,7 @@ def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented) -> No
             task.final[seg] = task.parts[seg]
         elif hi > lo:
             part = f.window(bounds[lo], bounds[hi] - bounds[lo])
-            submit(("again", task, seg), store_range, repo, part, bounds[lo : hi + 1])
+            submit(("again", task, seg), store_range, repo, part, bounds[lo : hi + 1], *([sealing] if sealing else []))
         else:
             task.final[seg] = []
 

@@ -18,21 +18,23 @@ from typing import Callable
 from ..core.progress import Progress, ignore
 from ..storage import Location, Locations, WriteStore
 from .chunk import ChunkResult, chunk, cut_files, finish
+from .embargo import Sealing
 from .ingest import IngestResult, ingest_surveyed, record, survey
 
 
 def ingest_and_chunk(store: WriteStore, source: Location | str, product: str, version: str, executor: cf.Executor,
                      progress: Progress = ignore, locations: Locations = Locations(),
-                     on_total: Callable[[int], None] = lambda n: None) -> tuple[IngestResult, ChunkResult]:
+                     on_total: Callable[[int], None] = lambda n: None,
+                     sealing: Sealing | None = None) -> tuple[IngestResult, ChunkResult]:
     """Both steps; ``on_total(bytes)`` is told how many bytes ``progress`` will count, once
-    that is known."""
+    that is known; ``sealing``: what an embargoed build seals (see build.embargo)."""
     s = survey(store, source, product, version, locations)
     if s.unhashed is None or s.existing is not None:
         ingested = ingest_surveyed(store, s, executor, progress)
         on_total(2 * ingested.bytes)  # ingest's pass, then chunk's
-        return ingested, chunk(store, product, version, executor, progress, locations)
+        return ingested, chunk(store, product, version, executor, progress, locations, sealing)
     on_total(sum(f.size for f in s.unhashed.files))
     cutting = time.monotonic()
-    params, cut = cut_files(store, s.unhashed, executor, progress, locations)
+    params, cut = cut_files(store, s.unhashed, executor, progress, locations, sealing)
     inv = s.unhashed.with_hashes(cut.digests)
-    return record(store, s, inv), finish(store, inv, params, cut, cutting)
+    return record(store, s, inv), finish(store, inv, params, cut, cutting, sealing)

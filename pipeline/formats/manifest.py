@@ -40,11 +40,13 @@ HEX = 64  # hex digits of a chunk id or a SHA-256
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A chunk of the store: ``size`` bytes, whose object is ``stored_size`` bytes long."""
+    """A chunk of the store: ``size`` bytes, whose object is ``stored_size`` bytes long,
+    sealed with the content key ``key_id`` ("" for a plain chunk; see formats.sealed)."""
 
     id: str
     size: int
     stored_size: int
+    key_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class ChunkRef:
     stored_size: int
     chunk_offset: int = 0
     chunk_size: int = -1  # -1: the whole chunk, ``size`` bytes
+    key_id: str = ""  # the content key its chunk is sealed with; "" for a plain chunk
 
     def __post_init__(self) -> None:
         if self.chunk_size < 0:
@@ -70,11 +73,12 @@ class ChunkRef:
 
     @property
     def chunk(self) -> Chunk:
-        return Chunk(self.id, self.chunk_size, self.stored_size)
+        return Chunk(self.id, self.chunk_size, self.stored_size, self.key_id)
 
     def to_dict(self) -> dict:
-        if not self.whole:
-            raise ValueError(f"a slice of chunk {self.id} has no form in {FORMAT_1}")
+        if not self.whole or self.key_id:
+            raise ValueError(f"a {'sealed chunk' if self.key_id else 'slice of chunk'} {self.id} has no form in "
+                             f"{FORMAT_1}")
         return {"offset": self.offset, "size": self.size, "id": self.id, "stored_size": self.stored_size}
 
 
@@ -327,7 +331,7 @@ class Columns:
     whose bytes end to end are the packed files' bytes end to end."""
 
     __slots__ = ("doc", "paths", "types", "sizes", "executable", "hashes", "own", "targets", "pack", "ids",
-                 "chunk_sizes", "stored_sizes")
+                 "chunk_sizes", "stored_sizes", "sealed")
 
     def __init__(self, doc: dict):
         self.doc = doc
@@ -345,6 +349,14 @@ class Columns:
         if len(ch["id"]) % HEX or not _hex_ok(ch["id"]):
             raise ValueError("chunks/id is not 64 lowercase hex digits per chunk")
         self.ids = _split(ch["id"])
+        self.sealed: dict[int, str] = {}  # chunk index -> the content key it is sealed with
+        for key_id, indices in ch.get("sealed", {}).items():
+            if len(key_id) != 32 or not _hex_ok(key_id):
+                raise ValueError(f"chunks/sealed: {key_id!r} is not a content key id (32 lowercase hex digits)")
+            for k in indices:
+                if not 0 <= k < len(self.ids) or k in self.sealed:
+                    raise ValueError(f"chunks/sealed/{key_id}: index {k} is out of range, or listed twice")
+                self.sealed[k] = key_id
         self._check()
 
     def _check(self) -> None:
@@ -393,6 +405,7 @@ class Columns:
 
     def iter_entries(self) -> Iterator[FileEntry]:
         ids, csz, ssz, hashes, pack = self.ids, self.chunk_sizes, self.stored_sizes, self.hashes, self.pack
+        sealed = self.sealed
         links = iter(self.targets)
         own = iter(self.own)
         fi = pi = pos = 0  # file number; pack stream: chunk number, offset in that chunk
@@ -408,13 +421,13 @@ class Columns:
             off = 0
             if t == "f":
                 for k in next(own):
-                    refs.append(ChunkRef(off, csz[k], ids[k], ssz[k]))
+                    refs.append(ChunkRef(off, csz[k], ids[k], ssz[k], key_id=sealed.get(k, "")))
                     off += csz[k]
             else:
                 while off < size:
                     k = pack[pi]
                     n = min(csz[k] - pos, size - off)
-                    refs.append(ChunkRef(off, n, ids[k], ssz[k], pos, csz[k]))
+                    refs.append(ChunkRef(off, n, ids[k], ssz[k], pos, csz[k], sealed.get(k, "")))
                     off += n
                     pos += n
                     if pos == csz[k]:
@@ -424,7 +437,9 @@ class Columns:
             fi += 1
 
     def unique_chunks(self) -> dict[str, Chunk]:
-        return {i: Chunk(i, n, s) for i, n, s in zip(self.ids, self.chunk_sizes, self.stored_sizes)}
+        sealed = self.sealed
+        return {i: Chunk(i, n, s, sealed.get(k, "")) for k, (i, n, s) in
+                enumerate(zip(self.ids, self.chunk_sizes, self.stored_sizes))}
 
     def file_totals(self) -> tuple[int, int, int]:
         """Files, their bytes, and the slices that make them: every slice of a packed
@@ -440,11 +455,12 @@ def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable
     """The columns of ``entries`` (in path order): files of 1 to ``pack_below - 1`` bytes
     are in the pack stream (``pack``), each other file holds the chunks ``own`` gives. The
     chunk table lists the stream's chunks in stream order, then those of the other files
-    in path order, each chunk once, where it first appears."""
+    in path order, each chunk once, where it first appears; the sealed ones by key."""
     table: dict[str, int] = {}
     ids: list[str] = []
     sizes: list[int] = []
     stored: list[int] = []
+    sealed: dict[str, list[int]] = {}
 
     def index(c: Chunk) -> int:
         k = table.get(c.id)
@@ -453,6 +469,8 @@ def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable
             ids.append(c.id)
             sizes.append(c.size)
             stored.append(c.stored_size)
+            if c.key_id:
+                sealed.setdefault(c.key_id, []).append(k)
         return k
 
     stream = [index(c) for c in pack]
@@ -460,8 +478,11 @@ def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable
     files = [e for e in entries if e.type == "file"]  # column by column: a loop per entry costs 3x
     types = "".join(_LETTER[e.type] if e.type != "file" else "p" if 0 < e.size < pack_below else "f" for e in entries)
     indices = [[index(c) for c in own(e)] for e in files if not 0 < e.size < pack_below]
+    chunks: dict = {"id": "".join(ids), "size": sizes, "stored_size": stored}
+    if sealed:  # only an embargoed version's manifest has the column
+        chunks["sealed"] = sealed
     return {
-        "chunks": {"id": "".join(ids), "size": sizes, "stored_size": stored},
+        "chunks": chunks,
         "entries": {"path": [e.path for e in entries], "type": types, "size": [e.size for e in files],
                     "executable": "".join("1" if e.executable else "0" for e in files),
                     "hash_sha256": "".join(e.hash_sha256 for e in files), "chunks": indices,

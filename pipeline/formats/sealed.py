@@ -16,13 +16,16 @@ already, so a swap can only be of bytes, and that is what the tag refuses.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import functools
+from typing import Callable, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 
 from .. import layout
 from ..core import codec
-from ..errors import ContentAuthenticationFailed, ContentLocked
+from ..errors import ContentAuthenticationFailed, ContentLocked, NotFound
+from .canonical import Reader
+from . import manifest
 from .content_key import ID_BYTES, ContentKey, new_nonce
 
 MAGIC = b"DPSEAL01"
@@ -77,13 +80,64 @@ def key_id(sealed: bytes, name: str) -> str:
 
 
 def seal_chunk(key: ContentKey, chunk_id: str, data: bytes) -> bytes:
-    """A chunk's stored object, sealed: its bytes encoded as any chunk is, then sealed."""
-    return seal(key, layout.chunk_key(chunk_id), codec.encode(data))
+    """A chunk's stored object, sealed: its bytes encoded as any chunk is, then sealed
+    under its sealed name (``layout.chunk_key(id, key id)``)."""
+    return seal(key, layout.chunk_key(chunk_id, key.key_id), codec.encode(data))
 
 
 def unseal_chunk(key: ContentKey, chunk_id: str, sealed: bytes, size: int) -> bytes:
     """A sealed chunk's bytes: opened, decoded and checked against its id."""
-    return codec.decode(chunk_id, unseal(key, layout.chunk_key(chunk_id), sealed), size)
+    return codec.decode(chunk_id, unseal(key, layout.chunk_key(chunk_id, key.key_id), sealed), size)
+
+
+class SealedChunk(Protocol):
+    """What names a chunk's object: a manifest's ``Chunk`` or ``ChunkRef``."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+
+def open_chunk(chunk_id: str, key_id: str, stored: bytes, size: int, find: KeyFinder) -> bytes:
+    """A chunk's bytes from its stored object: decoded, and first opened with the key
+    ``find`` gives if the manifest says it is sealed (CONTENT_LOCKED without one)."""
+    if not key_id:
+        return codec.decode(chunk_id, stored, size)
+    key = find(key_id)
+    if key is None:
+        raise ContentLocked(f"chunk {chunk_id} is sealed with content key {key_id}, which is not released yet")
+    return unseal_chunk(key, chunk_id, stored, size)
+
+
+def chunk_reader(find: KeyFinder) -> Callable[[Reader, SealedChunk, int], bytes]:
+    """``read(reader, chunk, size)``: a chunk's bytes from the reader that holds its object,
+    opened with the keys ``find`` gives when it is sealed, checked against its id."""
+
+    def read(reader: Reader, chunk: SealedChunk, size: int) -> bytes:
+        name = layout.chunk_key(chunk.id, chunk.key_id)
+        try:
+            stored = reader.get(name)
+        except NotFound:
+            raise NotFound(f"chunk {chunk.id} is missing from {reader.url_of(name)}") from None
+        return open_chunk(chunk.id, chunk.key_id, stored, size, find)
+
+    return read
+
+
+class Opened:
+    """A reader whose sealed documents read opened with the keys ``find`` gives
+    (CONTENT_LOCKED for one no key opens)."""
+
+    def __init__(self, reader: Reader, find: KeyFinder):
+        self.reader, self.find = reader, find
+
+    def get(self, key: str) -> bytes:
+        return open_document(self.reader.get(key), key, self.find)
+
+    def url_of(self, key: str) -> str:
+        return self.reader.url_of(key)
 
 
 def open_document(data: bytes, name: str, find: KeyFinder) -> bytes:
@@ -105,3 +159,39 @@ def opening(parse: Callable[[bytes, str], T], name: str, find: KeyFinder) -> Cal
 def one_key(key: ContentKey | None) -> KeyFinder:
     """A finder that knows ``key`` alone."""
     return lambda wanted: key if key is not None and key.key_id == wanted else None
+
+
+def load_manifest(reader: Reader, product: str, version: str, find: KeyFinder) -> manifest.Manifest:
+    """The manifest of ``product`` ``version``, opened with the key ``find`` gives if it is
+    sealed; CONTENT_LOCKED naming the version when no key at hand opens it."""
+    try:
+        return manifest.load(Opened(reader, find), product, version)
+    except ContentLocked as exc:
+        raise ContentLocked(f"{product} {version} is embargoed: its manifest is sealed, and no content key at hand "
+                            "opens it (the release side's keys: --keys DIR; anyone else: once it is released)",
+                            exc.release_at) from None
+
+
+class Keys:
+    """Content keys by id, in a form tasks on other processes can be sent (a key's cipher
+    does not pickle): kept raw, made into ``ContentKey`` where they are used."""
+
+    def __init__(self, keys: "tuple[ContentKey, ...] | list[ContentKey]" = ()):
+        self.raw = tuple(sorted((k.product, k.version, k.key) for k in keys))
+
+    def __getstate__(self) -> tuple:
+        return self.raw
+
+    def __setstate__(self, raw: tuple) -> None:
+        self.raw = raw
+
+    def __bool__(self) -> bool:
+        return bool(self.raw)
+
+    def find(self, key_id: str) -> ContentKey | None:
+        return next((k for k in map(_key, self.raw) if k.key_id == key_id), None)
+
+
+@functools.lru_cache(maxsize=64)
+def _key(raw: tuple[str, str, bytes]) -> ContentKey:
+    return ContentKey(*raw)

@@ -174,7 +174,8 @@ def _mark(store: PrunableStore, objects: dict[str, ObjectInfo], retention: Reten
             m = _document(store, layout.manifest_key(product, v), manifest_doc.Manifest, find)
             if m is LOCKED and v in keep:
                 report.locked.append(f"{product} {v}")
-            ids = {layout.chunk_key(c) for c in m.unique_chunks()} if m and m is not LOCKED else set()
+            ids = {layout.chunk_key(c.id, c.key_id) for c in m.unique_chunks().values()} if m and m is not LOCKED \
+                else set()
             if v in keep:
                 marked |= {layout.version_prefix(product, v) + name for name in versions[v]}
                 marked |= ids

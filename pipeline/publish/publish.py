@@ -92,7 +92,9 @@ class _Release:
     def add_version(self, product: str, version: str) -> None:
         m = self._manifest(product, version)
         for ref in m.unique_chunks().values():
-            self.data[layout.chunk_key(ref.id)] = ref.stored_size
+            self.data[layout.chunk_key(ref.id, ref.key_id)] = ref.stored_size
+        if self.repo.has(layout.preload_key(product, version)):  # an embargoed version's: what players pre-load
+            self._document(layout.preload_key(product, version))
         self._document(layout.manifest_key(product, version))
         release = layout.release_key(product, version)
         if self.repo.has(release):  # an embargoed version's: when it unlocks, and with its key once it has

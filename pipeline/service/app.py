@@ -307,7 +307,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         signer = signer_for(region)
         data = []
         for c in page:
-            url, expires = signer.link(layout.chunk_key(c.id))
+            url, expires = signer.link(layout.chunk_key(c.id, c.key_id))
             data.append({"type": "chunk", "id": c.id, "attributes": {"size": c.size, "storedSize": c.stored_size},
                          "links": {"download": url}, "meta": {"expiresAt": expires}})
         metrics["links"].inc(len(data))

@@ -35,6 +35,7 @@ from ..formats.content_key import ContentKey
 from ..formats.manifest import Manifest
 from ..formats.plan import Plan
 from ..formats.plan_index import PlanIndex
+from ..formats.preload import Preload
 from ..formats.release import Release
 from ..formats import trust_settings
 from ..formats.trust_settings import Lifetimes
@@ -368,8 +369,8 @@ def set_keys(store: WriteStore, keyring: Keyring, product: str, add: Sequence[Ke
 
 
 _DOCUMENTS: dict[str, type[Document]] = {"manifest": Manifest, "plan": Plan, "index": PlanIndex, "channel": Channel,
-                                          "release": Release, "key": ContentKey}
-_VERSION_DOCUMENTS = {"manifest.json": "manifest", "release.json": "release"}
+                                          "release": Release, "key": ContentKey, "preload": Preload}
+_VERSION_DOCUMENTS = {"manifest.json": "manifest", "release.json": "release", "preload.json": "preload"}
 
 
 def _document_kind(product: str, key: str) -> str | None:

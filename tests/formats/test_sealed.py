@@ -35,7 +35,7 @@ def test_chunks_round_trip_byte_exact_one_fresh_nonce_each(build_dirs, keys):
         assert len(first) == len(second) == len(stored) + sealed.OVERHEAD == len(stored) + 53
         assert first[:25] == second[:25] == b"DPSEAL01\x01" + bytes.fromhex(key.key_id)
         assert first[25:37] != second[25:37]  # a fresh nonce per object
-        assert sealed.unseal(key, layout.chunk_key(chunk_id), first) == stored
+        assert sealed.unseal(key, layout.chunk_key(chunk_id, key.key_id), first) == stored
         assert sealed.unseal_chunk(key, chunk_id, first, len(data)) == data
         assert sealed.unseal_chunk(key, chunk_id, second, len(data)) == data
         assert data not in first and stored not in first

@@ -91,7 +91,9 @@ def test_before_release_no_origin_holds_the_key_or_the_new_content(world, tmp_pa
         box = origin.get(layout.manifest_key(PRODUCT, "1.2.0"))
         assert sealed.key_id(box, layout.manifest_key(PRODUCT, "1.2.0")) == w["key"].key_id
         for chunk_id in w["plain"]:
-            assert sealed.unseal(w["key"], layout.chunk_key(chunk_id), origin.get(layout.chunk_key(chunk_id))) \
+            name = layout.chunk_key(chunk_id, w["key"].key_id)  # its sealed name: never the plain chunk's
+            assert not origin.has(layout.chunk_key(chunk_id))
+            assert sealed.unseal(w["key"], name, origin.get(name)) \
                 == w["plain"][chunk_id]
         assert not origin.has(layout.content_key_key(PRODUCT, w["key"].key_id))
     # nor the repository: the key is on the release side only
@@ -125,7 +127,8 @@ def test_release_now_publishes_the_signed_key_and_moves_the_channel(world, tmp_p
         for chunk_id in w["plain"]:
             c = m.unique_chunks()[chunk_id]
             assert c.stored_size == len(w["plain"][chunk_id]) + sealed.OVERHEAD
-            data = sealed.unseal_chunk(key, chunk_id, origin.get(layout.chunk_key(chunk_id)), c.size)
+            assert c.key_id == key.key_id
+            data = sealed.unseal_chunk(key, chunk_id, origin.get(layout.chunk_key(chunk_id, c.key_id)), c.size)
             assert len(data) == c.size
     again = release(w["store"], PRODUCT, "1.2.0", w["key"], now=T0 + HOUR)  # released already: nothing changes
     assert (again.released, again.at, again.channels) == (True, "2026-12-24T18:00:00Z", [])
@@ -184,7 +187,7 @@ def test_refused_a_version_not_embargoed_and_another_versions_key(world, tmp_pat
 def test_gc_keeps_what_a_sealed_version_needs_before_and_after_release(world):
     w = world
     origin = w["origins"][0]
-    sealed_chunks = {layout.chunk_key(c) for c in w["plain"]}
+    sealed_chunks = {layout.chunk_key(c, w["key"].key_id) for c in w["plain"]}
     chunks = {k for k in origin.list(layout.CHUNK_PREFIX)}
     retention = Retention(keep_last=1, keep_history=0, grace_s=0)
     report = gc(origin, retention, delete=True)  # no key at hand: 1.2.0's chunks are not known
