@@ -41,7 +41,7 @@ from ...errors import InvalidArgument, NotFound, QueueFull, TaskStateConflict
 from .listener import Listeners, TaskListener
 from .models import DownloadItem, DownloadTask, UserDownloadHistory, utcnow
 from .repository import Repository, item_snapshot, snapshot, uuid_of
-from .running import RunningTasks, task_key
+from .running import RUNNING, RunningTasks, task_key
 from .task import FINAL, UNFINISHED, Item, Task, TaskChange
 
 DOWNLOADS = ("download", "update")  # the kinds in the queue
@@ -251,10 +251,7 @@ class Queue:
         key = task_key(task_id)
         if key is not None and tuple(kinds) == DOWNLOADS:
             taken = self._in_memory(user_id, key, report, True)
-            if taken is None and self.running.missing(user_id, key, report):  # items not seen here: read them
-                with self.repository.reading() as s:
-                    rows = Repository.items(s, uuid.UUID(key), self.running.missing(user_id, key, report))
-                    self.running.add_items(key, [item_snapshot(r) for r in rows])
+            if taken is None and self._read_for(user_id, key, report):
                 taken = self._in_memory(user_id, key, report, True)
             if taken is not None:
                 return taken
@@ -280,6 +277,26 @@ class Queue:
         that no listener writes anything: for the event loop), or None: ``report`` takes it."""
         key = task_key(task_id)
         return self._in_memory(user_id, key, report, False) if key is not None else None
+
+    def _read_for(self, user_id: str, key: str, report: Report) -> bool:
+        """Read (without writing or locking) what this instance lacks to take a report in
+        memory: the task, if it runs and is not known here, and the items the report names
+        that it has not seen. False: nothing was missing, or the task is not running."""
+        known = self.running.known(user_id, key)
+        missing = self.running.missing(user_id, key, report) if known else None
+        if known and not missing:
+            return False
+        since = self.running.stamp()
+        with self.repository.reading() as s:
+            if not known:
+                row = Repository.task(s, user_id, key, DOWNLOADS)
+                if row is None or row.status not in RUNNING:
+                    return False
+                self.running.fill(snapshot(row, self._position(s, row)), since)
+                missing = self.running.missing(user_id, key, report)
+            if missing:
+                self.running.add_items(key, [item_snapshot(r) for r in Repository.items(s, uuid.UUID(key), missing)])
+        return True
 
     def _in_memory(self, user_id: str, key: str, report: Report, status_changes: bool) -> Task | None:
         taken = self.running.take(user_id, key, report, status_changes)

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 WRITE_S = 0.5  # progress taken in memory is written this often
 WRITE_AFTER = 2000  # or as soon as this many reports wait
-IDLE_S = 60.0  # a task not reported on for this long is forgotten here (its next report reads it again)
+IDLE_S = 300.0  # a task not reported on for this long is forgotten here (its next report reads it again)
 RUNNING = ("downloading", "verifying")  # a report moves its bytes
 STOPPED = ("paused", "error", "cancelled", "completed")  # a report changes nothing: answered as it is
 OPEN = ("pending", "downloading")  # an item whose bytes a report may move in memory
@@ -172,6 +172,26 @@ class RunningTasks:
             for item in items:
                 if item.status in OPEN and item.id not in entry.items and item.task_id == task_id:
                     entry.items[item.id] = self._overlaid_item(item)
+
+    def known(self, user_id: str, task_id: str) -> bool:
+        with self._lock:
+            entry = self._entries.get(task_id)
+            return entry is not None and entry.task.user_id == user_id
+
+    def stamp(self) -> int:
+        """The count of changes told so far (for ``fill``)."""
+        with self._lock:
+            return self._stamp
+
+    def fill(self, task: Task, since: int) -> None:
+        """A task read from the database (without a lock): kept, unless this instance
+        knows it already or a change was told since ``stamp`` was ``since`` (the read may
+        be older than that change)."""
+        if task.kind not in DOWNLOADS:
+            return
+        with self._lock:
+            if task.id not in self._entries and self._stamp == since:
+                self._entries[task.id] = _Entry(_without_items(task), {}, since, self.clock())
 
     # -- what the queue tells ---------------------------------------------------------------
 

@@ -139,3 +139,19 @@ def test_a_pause_on_another_instance_reaches_this_one_at_its_next_write(publishe
         # client's reports after a resume carry its bytes again)
         assert (a_now["status"], a_now["downloadedBytes"]) == ("paused", 0)
         assert stored(database, task_id)[:2] == ("paused", 0)
+
+
+def test_a_task_started_elsewhere_is_read_not_written_at_its_first_report_here(published, signer, database):
+    token = signer.token("newcomer", [PRODUCT])
+    with instance(published, signer, database) as (url_a, _), instance(published, signer, database) as (url_b, b):
+        task_id, item = started(Client(url_a, token))
+        on_b = Client(url_b, token)
+        on_b.call("GET", f"/tasks/{task_id}")  # the token verified on b
+        statements: list[str] = []
+        event.listen(b.repository.engine, "before_cursor_execute",
+                     lambda conn, cursor, sql, *rest: sql == "BEGIN" or statements.append(sql.split()[0]))
+        a = on_b.report(task_id, items=moved(item, 7), downloaded=7)[1]["data"]["attributes"]
+        assert (a["status"], a["downloadedBytes"]) == ("downloading", 7)
+        assert statements == ["SELECT", "SELECT", "SELECT"]  # the task, its place in the queue, the item
+        b.queue.running.write()
+        assert stored(database, task_id)[1] == 7
