@@ -160,20 +160,19 @@ class Queue:
                 if kind in DOWNLOADS and len(queue) >= self.max_active_tasks:
                     raise QueueFull(f"user {user_id} has {len(queue)} unfinished download tasks, the most allowed "
                                     f"({self.max_active_tasks}): let one finish, or cancel one")
+                now = utcnow()
                 row = DownloadTask(id=uuid.uuid4(), user_id=user_id, kind=kind, product_id=product_id,
                                    version_id=version_id, from_version_id=from_version_id, target_path=target_path,
-                                   status="queued", priority=priority, created_at=utcnow(),
-                                   total_size_bytes=sum(i.total_size_bytes for i in items), downloaded_bytes=0)
-                row.updated_at = row.created_at
+                                   status="queued", priority=priority, created_at=now, updated_at=now,
+                                   total_size_bytes=sum(i.total_size_bytes for i in items), downloaded_bytes=0,
+                                   queue_order=0, error_message=None, error_code=None)
                 if kind in DOWNLOADS:
                     place = next((n for n, r in enumerate(queue) if r.priority < priority), len(queue))
                     queue.insert(place, row)
                     _renumber(queue)
                     c.queue_touched = True
                     c.queue = queue
-                s.add(row)
-                s.flush()
-                Repository.add_items(s, row, items)
+                Repository.add(s, row, items)  # the row stays out of the session: a value, not an object
                 c.status(row, None)
                 c.answer = row
                 created = True

@@ -33,6 +33,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x6465706F74  # "depot": the advisory lock instances take turns on to migrate
 _TASKS = cast(Table, DownloadTask.__table__)
 _ITEMS = cast(Table, DownloadItem.__table__)
+_ADD_ITEMS = text(
+    "INSERT INTO download_items (id, download_task_id, relative_path, status, downloaded_bytes, total_size_bytes, "
+    "expected_hash_sha256, retry_count, created_at, updated_at, position, operation) "
+    "SELECT v.id, :task, v.path, 'pending', 0, v.size, v.hash, 0, :at, :at, v.n - 1, v.operation "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:paths AS text[]), CAST(:sizes AS bigint[]), CAST(:hashes AS text[]), "
+    "CAST(:operations AS text[])) WITH ORDINALITY AS v(id, path, size, hash, operation, n)")
+_QUEUE = (select(DownloadTask)  # built once: building a statement costs more than running it
+          .where(DownloadTask.user_id == bindparam("user"), DownloadTask.kind != "verify",
+                 DownloadTask.status.in_(sorted(UNFINISHED)))
+          .order_by(DownloadTask.queue_order, DownloadTask.created_at, DownloadTask.id))
 
 
 def database_url(value: str) -> str:
@@ -107,10 +117,7 @@ class Repository:
     @staticmethod
     def queue(session: Session, user_id: str) -> list[DownloadTask]:
         """The user's unfinished download and update tasks, in queue order."""
-        return list(session.scalars(
-            select(DownloadTask).where(DownloadTask.user_id == user_id, DownloadTask.kind != "verify",
-                                       DownloadTask.status.in_(sorted(UNFINISHED)))
-            .order_by(DownloadTask.queue_order, DownloadTask.created_at, DownloadTask.id)))
+        return list(session.scalars(_QUEUE, {"user": user_id}))
 
     @staticmethod
     def page(session: Session, user_id: str, kinds: Sequence[str], statuses: Sequence[str], offset: int,
@@ -140,16 +147,25 @@ class Repository:
                                                                or_(*clauses))))
 
     @staticmethod
-    def add_items(session: Session, task: DownloadTask, items: Sequence[NewItem]) -> None:
-        """A new task's items, in their order, in one statement (a thousand rows a
-        statement past that), without an object for each."""
-        rows = [{"id": uuid.uuid4(), "download_task_id": task.id, "relative_path": i.relative_path, "status": "pending",
-                 "downloaded_bytes": 0, "total_size_bytes": i.total_size_bytes,
-                 "expected_hash_sha256": i.expected_hash_sha256, "retry_count": 0, "created_at": task.created_at,
-                 "updated_at": task.created_at, "position": n, "operation": i.operation, "error_code": None}
-                for n, i in enumerate(items)]
-        if rows:  # with RETURNING, SQLAlchemy sends one INSERT of many rows ("insertmanyvalues")
-            session.execute(insert(_ITEMS).returning(_ITEMS.c.id), rows)
+    def add(session: Session, task: DownloadTask, items: Sequence[NewItem]) -> None:
+        """A new task (an object never added to the session) and its items, in their
+        order, without the session's bookkeeping: two statements on PostgreSQL (the items
+        as arrays), on SQLite one a row in process."""
+        session.execute(insert(_TASKS), {c.key: getattr(task, c.key) for c in _TASKS.columns})
+        if not items:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_ADD_ITEMS, {
+                "task": task.id, "at": task.created_at, "ids": [uuid.uuid4() for _ in items],
+                "paths": [i.relative_path for i in items], "sizes": [i.total_size_bytes for i in items],
+                "hashes": [i.expected_hash_sha256 for i in items], "operations": [i.operation for i in items]})
+            return
+        session.execute(insert(_ITEMS), [
+            {"id": uuid.uuid4(), "download_task_id": task.id, "relative_path": i.relative_path, "status": "pending",
+             "downloaded_bytes": 0, "total_size_bytes": i.total_size_bytes,
+             "expected_hash_sha256": i.expected_hash_sha256, "retry_count": 0, "created_at": task.created_at,
+             "updated_at": task.created_at, "position": n, "operation": i.operation, "error_code": None}
+            for n, i in enumerate(items)])
 
     @staticmethod
     def installed(session: Session, user_id: str, product_id: str) -> UserDownloadHistory | None:
