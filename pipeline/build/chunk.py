@@ -10,7 +10,9 @@ cut in three steps so that all workers share them: every segment finds its chain
 boundaries, the chains are stitched into the serial one (see core.cdc), then every
 segment hashes, compresses and stores its chunks, and hashes the packed files that start
 in it (SHA-256) from the same read. A large file's SHA-256, which cannot be split, runs as
-its own task meanwhile.
+its own task meanwhile. Every task reads a window at a time (see build.cutting), so that a
+worker holds a few MB whatever the segment's size; files are sent to tasks as columns
+(paths, sizes, offsets), never as an object per file.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import concurrent.futures as cf
 import hashlib
 import itertools
 import time
+from array import array
 from dataclasses import dataclass, field
-from typing import Union
 
 from .. import layout
-from ..core.cdc import boundaries, segment_starts, segment_window, stitch
+from ..core.cdc import segment_starts, segment_window, stitch
 from ..core.chunk_params import ChunkParams
 from ..core.parallel import batches
 from ..core.progress import Progress, ignore
@@ -34,9 +36,12 @@ from ..formats.manifest import Chunk, Manifest
 from ..storage import Location, Locations, WriteStore, open_store
 from . import products
 from .embargo import Sealing, existing_manifest, save_manifest, store_chunk
-from .source_ranges import fingerprint, read_joined, sha256_range
+from .cutting import Span, buffer_for, cut_range, store_chunks
+from .source_ranges import Where, fingerprint, read_into, read_joined, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
+DIGEST = inventory.DIGEST
+EMPTY_SHA256 = hashlib.sha256().digest()
 
 
 @dataclass(frozen=True)
@@ -60,75 +65,84 @@ class ChunkResult:
 
 
 @dataclass(frozen=True)
-class _File:
-    """A file to chunk: where its bytes are (``name`` below ``source``, or ``source``
-    itself, from ``base``) and how many; ``local``, its path when it is on this machine
-    (a location per file costs more than reading a small file)."""
+class _Files:
+    """Files end to end: file ``k`` (number ``numbers[k]`` of the build's files, ``sizes[k]``
+    bytes) starts at ``starts[k]`` of a stream of ``size`` bytes. Its bytes are at
+    ``paths[k]`` below ``source`` (a directory), or from ``bases[k]`` of ``source`` itself
+    (an uncompressed tar, a staged pack); ``local`` is the source's path when it is on this
+    machine (read by path: a location per file costs more than reading a small file). The
+    packed files are one such stream (``packed``: the tasks that read them hash them); a
+    file cut on its own, or a batch of them, another. A window of the stream holds only
+    the files that overlap it, so that a task is sent a few thousand files, not all."""
 
-    path: str
     source: Location
-    name: str
-    base: int
+    local: str
+    directory: bool
+    paths: list[str]
+    bases: array
+    sizes: array
+    starts: array
+    numbers: array
     size: int
-    local: str = ""
-
-    @property
-    def loc(self) -> Location:
-        return self.source.child(self.name) if self.name else self.source
-
-    def piece(self, offset: int, length: int) -> tuple[str | Location, int, int]:
-        return self.local or self.loc, self.base + offset, length
-
-    def view(self, offset: int, length: int) -> memoryview:
-        return read_joined([self.piece(offset, length)])
-
-    def window(self, offset: int, length: int) -> "_File":
-        return self
-
-
-@dataclass(frozen=True)
-class _Stream:
-    """Files end to end, none empty: ``files[i]`` starts at ``starts[i]`` of a stream of
-    ``size`` bytes. A window of it holds only the files that overlap the window, so that
-    a task is sent a few thousand files, not all of them."""
-
-    files: tuple[_File, ...]
-    starts: tuple[int, ...]
-    size: int
-    path: str = "the packed files"
+    packed: bool = False
 
     @classmethod
-    def of(cls, files: list[_File]) -> "_Stream":
-        starts = tuple(itertools.accumulate((f.size for f in files), initial=0))
-        return cls(tuple(files), starts[:-1], starts[-1])
+    def of(cls, source: Location, directory: bool, paths: list[str], bases: array, sizes: array,
+           numbers: list[int], packed: bool = False) -> "_Files":
+        """Files ``numbers`` of a build whose files are ``paths``, ``bases``, ``sizes``."""
+        mine = array("q", (sizes[i] for i in numbers))
+        starts = array("q", itertools.accumulate(mine, initial=0))
+        size = starts.pop()
+        return cls(source, source.local_path if source.is_local else "", directory, [paths[i] for i in numbers],
+                   array("q", (bases[i] for i in numbers)), mine, starts, array("q", numbers), size, packed)
+
+    def _slice(self, lo: int, hi: int, starts: array | None = None, size: int | None = None) -> "_Files":
+        return _Files(self.source, self.local, self.directory, self.paths[lo:hi], self.bases[lo:hi],
+                      self.sizes[lo:hi], self.starts[lo:hi] if starts is None else starts, self.numbers[lo:hi],
+                      self.size if size is None else size, self.packed)
+
+    def one(self, k: int) -> "_Files":
+        """File ``k`` alone, as a stream of its own."""
+        return self._slice(k, k + 1, array("q", [0]), self.sizes[k])
 
     def _at(self, offset: int) -> int:
-        """The number of the file that holds the stream's byte at ``offset``."""
+        """Which file holds the stream's byte at ``offset``."""
         return bisect.bisect_right(self.starts, offset) - 1
 
-    def window(self, offset: int, length: int) -> "_Stream":
-        lo, hi = self._at(offset), bisect.bisect_left(self.starts, offset + length)
-        return _Stream(self.files[lo:hi], self.starts[lo:hi], self.size)
+    def window(self, offset: int, length: int) -> "_Files":
+        return self._slice(self._at(offset), bisect.bisect_left(self.starts, offset + length))
+
+    def loc(self, k: int) -> Location:
+        return self.source.child(self.paths[k]) if self.directory else self.source
+
+    def _where(self, k: int) -> Where:
+        if not self.local:
+            return self.loc(k)
+        return self.local + "/" + self.paths[k] if self.directory else self.local
+
+    def _pieces(self, offset: int, length: int):
+        end = offset + length
+        k = self._at(offset)
+        while offset < end:
+            start = self.starts[k]
+            n = min(start + self.sizes[k], end) - offset
+            yield self._where(k), self.bases[k] + offset - start, n
+            offset += n
+            k += 1
+
+    def read_into(self, view: memoryview, offset: int) -> None:
+        read_into(view, self._pieces(offset, len(view)))
 
     def view(self, offset: int, length: int) -> memoryview:
-        pieces = []
-        end = offset + length
-        i = self._at(offset)
-        while offset < end:
-            f, start = self.files[i], self.starts[i]
-            n = min(start + f.size, end) - offset
-            pieces.append(f.piece(offset - start, n))
-            offset += n
-            i += 1
-        return read_joined(pieces)
+        return read_joined(list(self._pieces(offset, length)))
 
-    def end_of_file_at(self, offset: int) -> int:
-        """Where the file holding the byte just before ``offset`` ends."""
-        i = self._at(offset - 1)
-        return self.starts[i] + self.files[i].size
-
-
-_Source = Union[_File, _Stream]  # what the segment tasks cut
+    def spans(self, lo: int, hi: int, overlapping: bool = False) -> list[Span]:
+        """The packed files that start in ``[lo, hi)`` of the stream (or that overlap it),
+        to hash: (number, start, size)."""
+        if not self.packed or hi <= lo:
+            return []
+        first = self._at(lo) if overlapping else bisect.bisect_left(self.starts, lo)
+        return [(self.numbers[k], self.starts[k], self.sizes[k]) for k in range(first, bisect.bisect_left(self.starts, hi))]
 
 
 def chunk(
@@ -151,9 +165,9 @@ def chunk(
         return _result(existing, set(), 0, started, created=False)
 
     params, cut = cut_files(store, inv, executor, progress, locations, sealing)
-    for e in inv.files:
-        if cut.digests[e.path] != e.hash_sha256:
-            raise SourceChanged(f"{inv.source_url}: {e.path} changed since it was ingested")
+    if cut.digests != inv.hashes:
+        i = next(i for i in range(inv.file_count) if cut.digest(i) != inv.hashes[DIGEST * i : DIGEST * i + DIGEST])
+        raise SourceChanged(f"{inv.source_url}: {cut.paths[i]} changed since it was ingested")
     return finish(store, inv, params, cut, started, sealing)
 
 
@@ -169,21 +183,29 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     params = settings.params
     data = inv.data
     source = locations.resolve(data.url) if data.url else store.location.child(data.key)
-    root = source.local_path + "/" if source.is_local else ""
-    if data.layout == "directory":
-        files = [_File(e.path, source, e.path, 0, e.size, root and root + e.path) for e in inv.files]
-    else:
-        files = [_File(e.path, source, "", e.offset, e.size, root and root[:-1]) for e in inv.files]
-    segment = params.segment
-    watched = {f.path: f.loc for f, e in zip(files, inv.files) if f.size > segment and not e.hash_sha256}
-    before = {path: fingerprint(loc) for path, loc in watched.items()}
-    cut = _run(executor, store.location, params, settings.packing_below, files, progress, sealing)
-    for path, loc in watched.items():
-        if fingerprint(loc) != before[path]:
+    directory = data.layout == "directory"
+    paths, sizes, bases = inv.file_paths(), inv.sizes, inv.offsets
+    pack_below, segment = settings.packing_below, params.segment
+    packed: list[int] = []
+    large: list[int] = []
+    small: list[int] = []
+    for i, size in enumerate(sizes):
+        (packed if 0 < size < pack_below else large if size > segment else small).append(i)
+    stream = _Files.of(source, directory, paths, bases, sizes, packed, packed=True)
+    each = [_Files.of(source, directory, paths, bases, sizes, [i]) for i in large]
+    batched = [_Files.of(source, directory, paths, bases, sizes, batch)
+               for batch in batches(small, sizes.__getitem__, SMALL_BATCH_BYTES, SMALL_BATCH_FILES)]
+    watched = [(f.paths[0], f.loc(0)) for f in each] if not inv.hashed else []
+    before = [fingerprint(loc) for _, loc in watched]
+    cut = _Cut(pack_below, paths, bytearray(DIGEST * len(paths)))
+    _run(executor, store.location, params, stream, each, batched, cut, progress, sealing)
+    for (path, loc), seen in zip(watched, before):
+        if fingerprint(loc) != seen:
             raise SourceChanged(f"{inv.source_url}: {path} changed while it was read")
-    for f, seen in cut.straddlers:
-        if fingerprint(f.loc) != seen:
-            raise SourceChanged(f"{inv.source_url}: {f.path} changed while it was read")
+    for k, seen in cut.straddlers:
+        if fingerprint(stream.loc(k)) != seen:
+            raise SourceChanged(f"{inv.source_url}: {stream.paths[k]} changed while it was read")
+    assert cut.hashed == len(paths), "a file was not hashed"
     return params, cut
 
 
@@ -226,21 +248,24 @@ def _store_chunk(store: WriteStore, data, offset: int, sealing: Sealing | None) 
     return offset, len(data), cid, stored_size, new, key_id
 
 
-def chunk_small_files(repo: Location, params: ChunkParams, files: list[_File],
-                      sealing: Sealing | None = None) -> list[tuple[str, str, list[_Stored]]]:
-    """Cut, hash and store whole files, each read once: [(path, sha256, chunks)]."""
+def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
+                      sealing: Sealing | None = None) -> list[tuple[str, int, bytes, list[_Stored]]]:
+    """Cut, hash and store whole files, each read once: [(path, number, SHA-256, chunks)]."""
     store = open_store(repo)
+    buf = buffer_for(params, max(files.sizes, default=0))  # one for the batch
     out = []
-    for f in files:
-        view = f.view(0, f.size)
-        cuts = boundaries(view, 0, params, at_eof=True)
-        stored = [_store_chunk(store, view[a:b], a, sealing) for a, b in zip(cuts, cuts[1:])]
-        out.append((f.path, hashlib.sha256(view).hexdigest(), stored))
+    for k in range(len(files.paths)):
+        f = files.one(k)
+        number = f.numbers[0]
+        _, stored, digests = cut_range(f, 0, f.size, (0, f.size), params,
+                                       lambda data, a: _store_chunk(store, data, a, sealing), [(number, 0, f.size)],
+                                       buf)
+        out.append((f.paths[0], number, digests[0][1] if digests else EMPTY_SHA256, stored))
     return out
 
 
-def cut_segment(repo: Location, f: _Source, seg: int, end: int, params: ChunkParams,
-                sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], list[tuple[str, str]]]:
+def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkParams,
+                sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], list[tuple[int, bytes]]]:
     """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
     over its window (see core.cdc), the chain's chunks that start in the segment stored,
     and the packed files that start in it hashed (read to their end). Stored before the
@@ -248,40 +273,21 @@ def cut_segment(repo: Location, f: _Source, seg: int, end: int, params: ChunkPar
     not met the one coming from the left by the segment's start."""
     store = open_store(repo)
     lo, n = segment_window(f.size, seg, params)
-    hashed = _starting_in(f, seg, end)
-    reach = max([lo + n] + [s + g.size for g, s in hashed])
-    view = f.view(lo, reach - lo)
-    chain = boundaries(view[:n], lo, params, at_eof=lo + n == f.size)
-    stored = [_store_chunk(store, view[a - lo : b - lo], a, sealing) for a, b in zip(chain, chain[1:]) if seg <= a < end]
-    digests = [(g.path, hashlib.sha256(view[s - lo : s - lo + g.size]).hexdigest()) for g, s in hashed]
-    return chain, stored, digests
+    return cut_range(f, lo, lo + n, (seg, end), params, lambda data, a: _store_chunk(store, data, a, sealing),
+                     f.spans(seg, end))
 
 
-def store_range(repo: Location, f: _Source, bounds: list[int],
-                sealing: Sealing | None = None) -> tuple[list[_Stored], list[tuple[str, str]]]:
-    """Store the chunks between consecutive ``bounds``; of a stream, hash every file they
+def store_range(repo: Location, f: _Files, bounds: list[int], params: ChunkParams,
+                sealing: Sealing | None = None) -> tuple[list[_Stored], list[tuple[int, bytes]]]:
+    """Store the chunks between consecutive ``bounds``; of the stream, hash every file they
     overlap, for the coordinator to check against the digests of the first read."""
     store = open_store(repo)
-    first, last = bounds[0], bounds[-1]
-    files = []
-    if isinstance(f, _Stream):
-        files = [(f.files[k], f.starts[k]) for k in range(f._at(first), f._at(last - 1) + 1)]
-        first, last = min(first, files[0][1]), max(last, files[-1][1] + files[-1][0].size)
-    view = f.view(first, last - first)
-    stored = [_store_chunk(store, view[a - first : b - first], a, sealing) for a, b in zip(bounds, bounds[1:])]
-    return stored, [(g.path, hashlib.sha256(view[s - first : s - first + g.size]).hexdigest()) for g, s in files]
+    return store_chunks(f, bounds, params, lambda data, a: _store_chunk(store, data, a, sealing),
+                        f.spans(bounds[0], bounds[-1], overlapping=True))
 
 
-def _starting_in(f: _Source, seg: int, end: int) -> list[tuple[_File, int]]:
-    """The packed files that start in ``[seg, end)`` of the stream, and where."""
-    if not isinstance(f, _Stream):
-        return []
-    i = bisect.bisect_left(f.starts, seg)
-    return [(f.files[k], f.starts[k]) for k in range(i, bisect.bisect_left(f.starts, end))]
-
-
-def file_sha256(f: _File) -> str:
-    return sha256_range(f.loc, f.base, f.size)
+def file_sha256(f: _Files) -> bytes:
+    return bytes.fromhex(sha256_range(f.loc(0), f.bases[0], f.size))
 
 
 # -- scheduling ----------------------------------------------------------------------
@@ -290,15 +296,26 @@ def file_sha256(f: _File) -> str:
 @dataclass
 class _Cut:
     """What reading the files gave: the chunks of each file cut on its own (``own``), of
-    the stream of packed files (``pack``), every file's SHA-256."""
+    the stream of packed files (``pack``), every file's SHA-256 (``digests``, by number:
+    the build's files are ``paths``)."""
 
-    pack_below: int = 0
+    pack_below: int
+    paths: list[str]
+    digests: bytearray
+    hashed: int = 0
     own: dict[str, list[Chunk]] = field(default_factory=dict)
     pack: list[Chunk] = field(default_factory=list)
-    digests: dict[str, str] = field(default_factory=dict)
     new_ids: set[str] = field(default_factory=set)
     new_stored: int = 0
-    straddlers: list[tuple[_File, tuple]] = field(default_factory=list)  # and their fingerprints
+    straddlers: list[tuple[int, tuple]] = field(default_factory=list)  # files of the stream, and their fingerprints
+
+    def digest(self, number: int) -> bytes:
+        return bytes(self.digests[DIGEST * number : DIGEST * number + DIGEST])
+
+    def hashes(self, digests: list[tuple[int, bytes]]) -> None:
+        for number, d in digests:
+            self.digests[DIGEST * number : DIGEST * number + DIGEST] = d
+        self.hashed += len(digests)
 
     def chunks(self, stored: list[_Stored]) -> list[Chunk]:
         for _, _, cid, stored_size, new, _ in stored:
@@ -312,7 +329,7 @@ class _Cut:
 class _Segmented:
     """A large file, or the stream, being cut by segments."""
 
-    file: _Source
+    file: _Files
     starts: list[int]
     chains: dict[int, list[int]] = field(default_factory=dict)
     parts: dict[int, list[_Stored]] = field(default_factory=dict)  # by segment, as first stored
@@ -322,24 +339,16 @@ class _Segmented:
         return self.starts[1:] + [self.file.size]
 
 
-def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below: int, files: list[_File],
-         progress: Progress, sealing: Sealing | None = None) -> _Cut:
-    cut = _Cut(pack_below)
+def _run(executor: cf.Executor, repo: Location, params: ChunkParams, stream: _Files, large: list[_Files],
+         small: list[_Files], cut: _Cut, progress: Progress, sealing: Sealing | None = None) -> None:
     pending: dict[cf.Future, tuple] = {}
     sealed = [sealing] if sealing else []  # a plain build's tasks are called as they always were
 
     def submit(tag: tuple, fn, *args):
         pending[executor.submit(fn, *args)] = tag
 
-    packed: list[_File] = []
-    large: list[_Source] = []
-    small: list[_File] = []
-    segment = params.segment
-    for f in files:
-        (packed if 0 < f.size < pack_below else large if f.size > segment else small).append(f)
-    if packed:
-        stream = _Stream.of(packed)
-        large.insert(0, stream)
+    if stream.size:
+        large = [stream] + large
         cut.straddlers = _near_segment_starts(stream, params)
     # Large files first, the small batches fill the workers meanwhile.
     for source in large:
@@ -347,10 +356,10 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
         for seg, end in zip(task.starts, task.ends()):
             window = source.window(*segment_window(source.size, seg, params))
             submit(("cut", task, seg), cut_segment, repo, window, seg, end, params, *sealed)
-        if isinstance(source, _File):
+        if not source.packed:
             submit(("sha", task), file_sha256, source)
-    for batch in batches(small, lambda f: f.size, SMALL_BATCH_BYTES, SMALL_BATCH_FILES):
-        submit(("small", sum(f.size for f in batch)), chunk_small_files, repo, params, batch, *sealed)
+    for batch in small:
+        submit(("small", batch.size), chunk_small_files, repo, params, batch, *sealed)
 
     try:
         while pending:
@@ -360,38 +369,38 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, pack_below:
                 result = fut.result()
                 kind = tag[0]
                 if kind == "small":
-                    for path, digest, stored in result:
-                        cut.digests[path] = digest
+                    for path, number, digest, stored in result:
+                        cut.hashes([(number, digest)])
                         cut.own[path] = cut.chunks(stored)
                     progress(tag[1])
                 elif kind == "sha":
-                    cut.digests[tag[1].file.path] = result
+                    cut.hashes([(tag[1].file.numbers[0], result)])
                 elif kind == "cut":
                     task, seg = tag[1], tag[2]
                     task.chains[seg], task.parts[seg], digests = result
-                    cut.digests.update(digests)
+                    cut.hashes(digests)
                     progress(sum(s[1] for s in task.parts[seg]))
                     if len(task.chains) == len(task.starts):
                         _stitch(submit, repo, params, task, *sealed)
                 elif kind == "again":
                     task, seg = tag[1], tag[2]
                     stored, digests = result
-                    if any(cut.digests[path] != digest for path, digest in digests):
-                        raise SourceChanged(f"{next(p for p, d in digests if cut.digests[p] != d)} changed while it was read")
+                    changed = [number for number, digest in digests if cut.digest(number) != digest]
+                    if changed:
+                        raise SourceChanged(f"{cut.paths[changed[0]]} changed while it was read")
                     first = {(o, n): new for o, n, _, _, new, _ in task.parts[seg]}
                     task.final[seg] = [(o, n, i, st, new or first.get((o, n), False), k)
                                        for o, n, i, st, new, k in stored]
                 if kind in ("cut", "again") and len(task.final) == len(task.starts):
                     whole = cut.chunks([c for s in task.starts for c in task.final[s]])
-                    if isinstance(task.file, _Stream):
+                    if task.file.packed:
                         cut.pack = whole
                     else:
-                        cut.own[task.file.path] = whole
+                        cut.own[task.file.paths[0]] = whole
     except BaseException:
         for fut in pending:
             fut.cancel()
         raise
-    return cut
 
 
 def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, sealing: Sealing | None = None) -> None:
@@ -406,17 +415,18 @@ def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, seali
             task.final[seg] = task.parts[seg]
         elif hi > lo:
             part = f.window(bounds[lo], bounds[hi] - bounds[lo])
-            submit(("again", task, seg), store_range, repo, part, bounds[lo : hi + 1], *([sealing] if sealing else []))
+            submit(("again", task, seg), store_range, repo, part, bounds[lo : hi + 1], params,
+                   *([sealing] if sealing else []))
         else:
             task.final[seg] = []
 
 
-def _near_segment_starts(stream: _Stream, params: ChunkParams) -> list[tuple[_File, tuple]]:
+def _near_segment_starts(stream: _Files, params: ChunkParams) -> list[tuple[int, tuple]]:
     """The packed files within a maximum chunk of a segment's start, with their
     fingerprints: their hash and the chunks that hold their bytes can come from two
     reads, so they must not change in between (checked once all is read)."""
-    near: dict[int, _File] = {}
+    near: set[int] = set()
     for seg in segment_starts(stream.size, params)[1:]:
-        for k in range(stream._at(max(0, seg - params.max_size)), stream._at(min(stream.size, seg + params.max_size) - 1) + 1):
-            near[k] = stream.files[k]
-    return [(g, fingerprint(g.loc)) for _, g in sorted(near.items())]
+        near.update(range(stream._at(max(0, seg - params.max_size)),
+                          stream._at(min(stream.size, seg + params.max_size) - 1) + 1))
+    return [(k, fingerprint(stream.loc(k))) for k in sorted(near)]

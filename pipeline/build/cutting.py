@@ -2,7 +2,9 @@
 
 A chunking task reads its range a window at a time (core.cdc.read_window) into one buffer
 that holds the window and the chunk not yet whole from the window before, so that what a
-worker holds is a few MB whatever its segment's size. As the bytes pass, the chain of
+worker holds is a few MB whatever its segment's size. The buffer is mapped for the task
+and unmapped when the task drops it: a freed heap block of that size can stay with the
+worker's thread for the rest of the build. As the bytes pass, the chain of
 boundaries is cut (the same chain as one cut over the whole range: a cut depends only on
 the bytes from its chunk's start, and a chunk is kept only once the buffer holds its
 maximum size), the chunks asked for are stored, and the packed files asked for are hashed.
@@ -11,11 +13,11 @@ maximum size), the chunks asked for are stored, and the packed files asked for a
 from __future__ import annotations
 
 import hashlib
+import mmap
 from typing import Callable, Protocol, Sequence
 
 from ..core.cdc import boundaries, read_window
 from ..core.chunk_params import ChunkParams
-from .source_ranges import scratch
 
 StoreFn = Callable[[memoryview, int], tuple]  # (the chunk's bytes, its offset) -> what storing it gave
 
@@ -30,12 +32,22 @@ class Readable(Protocol):
 Span = tuple[int, int, int]  # a file of the stream to hash: (its number, where it starts, its size)
 
 
+def _mapped(size: int) -> memoryview:
+    return memoryview(mmap.mmap(-1, size))
+
+
+def buffer_for(params: ChunkParams, span: int) -> memoryview:
+    """A buffer big enough to read ``span`` bytes a window at a time: a window and a
+    maximum chunk at most."""
+    return _mapped(max(1, min(read_window(params) + params.max_size, span)))
+
+
 class _Buffer:
     """A sliding buffer over ``[lo, hi)`` of ``f``: holds ``[start, end)``."""
 
-    def __init__(self, f: Readable, lo: int, hi: int, params: ChunkParams):
+    def __init__(self, f: Readable, lo: int, hi: int, params: ChunkParams, buf: memoryview | None):
         self.f, self.hi, self.step = f, hi, read_window(params)
-        self.buf = scratch(self.step + params.max_size)
+        self.buf = buffer_for(params, hi - lo) if buf is None else buf
         self.start = self.end = lo
 
     def more(self, keep: int) -> int | None:
@@ -85,14 +97,15 @@ class _Hashes:
 
 
 def cut_range(f: Readable, lo: int, hi: int, keep: tuple[int, int], params: ChunkParams, store: StoreFn,
-              hashed: Sequence[Span] = ()) -> tuple[list[int], list, list[tuple[int, bytes]]]:
+              hashed: Sequence[Span] = (), buf: memoryview | None = None) -> tuple[list[int], list, list[tuple[int, bytes]]]:
     """The chain of boundaries from ``lo`` over ``[lo, hi)`` (as ``core.cdc.boundaries``
     over those bytes: genuine chunks only, unless ``hi`` is the end of ``f``), each chunk of
     it that starts in ``keep`` = [first, end) given to ``store``, and the files ``hashed``
     (which start at or after ``lo``) read to their ends and hashed: (chain, what ``store``
-    gave for each, [(file number, SHA-256)])."""
+    gave for each, [(file number, SHA-256)]). ``buf``: a ``buffer_for`` the range to use,
+    else one is mapped for it."""
     reach = max([hi] + [s + n for _, s, n in hashed])
-    b = _Buffer(f, lo, reach, params)
+    b = _Buffer(f, lo, reach, params, buf)
     hashes = _Hashes(hashed)
     chain, stored = [lo], []
     cutting = True
@@ -115,7 +128,7 @@ def store_chunks(f: Readable, bounds: list[int], params: ChunkParams, store: Sto
     ``hashed`` hashed, in one pass over the bytes they span."""
     lo = min([bounds[0]] + [s for _, s, _ in hashed])
     hi = max([bounds[-1]] + [s + n for _, s, n in hashed])
-    b = _Buffer(f, lo, hi, params)
+    b = _Buffer(f, lo, hi, params, None)
     hashes = _Hashes(hashed)
     stored = []
     k = 0  # the next chunk to store

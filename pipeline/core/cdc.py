@@ -20,13 +20,14 @@ from pyfastcdc import FastCDC
 
 from .chunk_params import ChunkParams
 
-READ_WINDOW = 8 << 20  # bytes read at a time: a task's buffer is this and a maximum chunk
+READ_WINDOW = 4 << 20  # bytes read at a time: a task's buffer is this and a maximum chunk
 
 
 def read_window(params: ChunkParams) -> int:
-    """How much of a file a task reads at a time, whatever its segment's size: enough to
-    hold a few maximum chunks, small enough that every worker's buffer stays small."""
-    return max(READ_WINDOW, 2 * params.max_size)
+    """How much of a file a task reads at a time, whatever its segment's size: at least a
+    maximum chunk (each window then gives a whole chunk or more), small enough that every
+    worker's buffer stays small."""
+    return max(READ_WINDOW, params.max_size)
 
 
 @functools.lru_cache(maxsize=8)

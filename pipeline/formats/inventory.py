@@ -233,10 +233,8 @@ class Inventory(Document):
         return self._with(paths=paths, types=types, sizes=sizes, executable=executable, targets=targets,
                           offsets=array("q", bytes(8 * len(sizes))), hashes=b"")
 
-    def with_hashes(self, hashes: bytes | dict[str, str]) -> "Inventory":
-        """Its files' SHA-256, raw, end to end in file order (or in hex by path)."""
-        if isinstance(hashes, dict):
-            hashes = bytes.fromhex("".join(hashes[p] for p in self.file_paths()))
+    def with_hashes(self, hashes: bytes | bytearray) -> "Inventory":
+        """Its files' SHA-256, raw, end to end in file order."""
         if len(hashes) != DIGEST * self.file_count:
             raise ValueError(f"{len(hashes)} bytes of digests for {self.file_count} files")
         return self._with(hashes=bytes(hashes))
