@@ -12,19 +12,26 @@ wrote (the chunk re-assembled from its slices and hashed), a copy of the whole f
 disk (``reuse.py``; copied by the kernel), a chunk found in a file on disk, an origin.
 
 Files and slices are numbers into the version's ``Tree``; the slices still to write are
-chained per chunk in arrays: no object per file or slice.
+listed per chunk in arrays (no object per file or slice), made whole arrays at a time
+for a first install. Chunks from origins on local disks are read by as many threads as
+there are cores; from remote ones, by ``jobs`` threads of which as many as there are cores
+decode and write at a time.
 """
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures as cf
+import contextlib
+import functools
+import itertools
+import operator
 import os
-import posixpath
 import shutil
 import threading
 from array import array
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 from .. import layout
 from ..core import codec
@@ -54,50 +61,46 @@ class Assembly:
         self.inst, self.tree, self.files, self.fetcher, self.progress = inst, tree, todo, fetcher, progress
         self.root = os.path.join(inst.staging, "")
         self.lock = threading.Lock()
-        self.writers = threading.Semaphore(_cores())  # threads decoding and writing at once
+        self.writers: threading.Semaphore | None = None  # set by run: threads decoding and writing at once
         n, slices = len(todo), len(tree.slice_chunk)
-        # the slices still to write, chained per chunk; each slice's file (its position in todo)
-        self.head = array("i", [-1]) * len(tree.chunks)
-        self.next = array("i", [-1]) * slices
-        self.owner = array("i", [-1]) * slices
+        first, chunk_of = tree.first, tree.slice_chunk
+        self.every = n == len(tree) and todo == array("i", range(n))  # every file of the tree, in order
+        # the slices to write, by chunk: those of chunk k are by_chunk[start[k]:start[k + 1]];
+        # each slice's file by its position in todo (-1: not to write)
+        self.by_chunk: Sequence[int]
+        if self.every:  # every file: made whole arrays at a time
+            self.pieces = array("i", map(operator.sub, first[1:], first[:-1]))
+            self.owner = tree.slice_file
+            self.by_chunk = range(slices) if tree.chunk_ordered else array(
+                "i", sorted(range(slices), key=chunk_of.__getitem__))
+        else:
+            self.pieces = array("i", (first[i + 1] - first[i] for i in todo))
+            self.owner = array("i", [-1]) * slices
+            for j, i in enumerate(todo):
+                self.owner[first[i]:first[i + 1]] = array("i", [j]) * self.pieces[j]
+            self.by_chunk = array("i", sorted((s for i in todo for s in range(first[i], first[i + 1])),
+                                              key=chunk_of.__getitem__))
+        keys = chunk_of if self.by_chunk == range(slices) else array("i", map(chunk_of.__getitem__, self.by_chunk))
+        self.start = array("i", map(functools.partial(bisect.bisect_left, keys), range(len(tree.chunks) + 1)))
         self.done = bytearray(slices)  # per slice: written already
-        self.missing = array("i", bytes(4 * n))  # per file: slices still to write
+        self.missing = array("i", self.pieces)  # per file (its position in todo): slices still to write
         self.mtimes = array("q", bytes(8 * n))  # per file: its mtime once whole (0: not yet)
         self.staged_whole = bytearray(n)  # per file: its staging file is there, of its size
         self.copies: dict[int, tuple[str, disk.Stamp]] = {}  # file -> an identical file on disk
         self.local: dict[str, tuple[str, int]] = {}  # chunk id -> a file on disk holding it, and where
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
-        tail = array("i", [-1]) * len(tree.chunks)
-        chunk_of, first = tree.slice_chunk, tree.first
-        for j, i in enumerate(todo):
-            for s in range(first[i], first[i + 1]):
-                k = chunk_of[s]
-                if tail[k] < 0:
-                    self.head[k] = s
-                else:
-                    self.next[tail[k]] = s
-                tail[k] = s
-                self.owner[s] = j
-            self.missing[j] = first[i + 1] - first[i]
         self._resume(present)
 
-    def _slots(self, k: int) -> Iterator[int]:
+    def _slots(self, k: int) -> list[int]:
         """The slices of chunk ``k`` still to write."""
-        s = self.head[k]
-        while s >= 0:
-            if not self.done[s]:
-                yield s
-            s = self.next[s]
+        done = self.done
+        return [s for s in self.by_chunk[self.start[k]:self.start[k + 1]] if not done[s]]
 
     def _needed(self) -> list[int]:
-        return [k for k in range(len(self.tree.chunks)) if any(True for _ in self._slots(k))]
+        return [k for k in range(len(self.tree.chunks)) if self._slots(k)]
 
     def _staged(self, j: int) -> str:
         return self.root + self.tree.paths[self.files[j]]
-
-    def _pieces(self, j: int) -> int:
-        i = self.files[j]
-        return self.tree.first[i + 1] - self.tree.first[i]
 
     def _written(self, s: int) -> None:
         """Slice ``s`` is in its staging file (found there, or copied with its file)."""
@@ -188,8 +191,11 @@ class Assembly:
                     self._written(s)
 
     def check_space(self) -> None:
-        sizes = self.tree.slice_size
-        need = sum(sizes[s] for k in range(len(self.tree.chunks)) for s in self._slots(k))
+        sizes, done = self.tree.slice_size, self.done
+        if 1 in done:
+            need = sum(sizes[s] for s in self.by_chunk if not done[s])
+        else:
+            need = sum(map(sizes.__getitem__, self.by_chunk))
         need += sum(self.tree.sizes[self.files[j]] for j in self.copies)
         free = shutil.disk_usage(self.inst.dest).free
         if need > free:
@@ -201,29 +207,37 @@ class Assembly:
     # -- writing ---------------------------------------------------------------------
 
     def run(self, jobs: int) -> None:
-        """Write every slice still missing, ``jobs`` at a time."""
+        """Write every slice still missing, ``jobs`` downloads at a time; from origins on
+        local disks, where a read has no latency to hide, by as many threads as there are
+        cores."""
         tree = self.tree
-        for d in sorted({posixpath.dirname(tree.paths[i]) for i in self.files} - {""}):
-            os.makedirs(self.root + d, exist_ok=True)
-        for j, i in enumerate(self.files):
-            if j not in self.copies and not self.staged_whole[j] and self._pieces(j) != 1:
+        paths = tree.paths if self.every else list(map(tree.paths.__getitem__, self.files))
+        _make_dirs(self.root, {p.rpartition("/")[0] for p in paths})
+        for j in itertools.compress(range(len(self.files)), map((1).__ne__, self.pieces)):
+            if j not in self.copies and not self.staged_whole[j]:
                 self._make(j)  # written in pieces (or empty): made now, at its size
         disk.share_heap()
-        with cf.ThreadPoolExecutor(max(1, jobs)) as pool:
-            _all(pool, self._copy, list(self.copies))
+        cores = _cores()
+        local = all(origin.location.is_local for origin in self.fetcher.origins)
+        threads = max(1, min(jobs, cores) if local else jobs)
+        # only as many threads as there are cores decode and write at once: the other
+        # requests in flight hold chunks as stored
+        self.writers = threading.Semaphore(cores) if threads > cores else None
+        with cf.ThreadPoolExecutor(threads) as pool:
+            _all(pool, threads, self._copy, list(self.copies))
             needed = self._needed()
             self.fetcher.prefetch([layout.chunk_key(tree.chunks[k].id) for k in needed
                                    if tree.chunks[k].id not in self.local])
             # manifest order, so that files complete one after another; small chunks in
             # groups, as a task costs more than a small chunk's work
-            _all(pool, self._deliver_all, list(self._groups(needed, jobs)))
-        self.chunks_reused = sum(1 for k in range(len(tree.chunks)) if self.head[k] >= 0) - self.fetched
+            _all(pool, threads, self._deliver_all, list(self._groups(needed, threads)))
+        self.chunks_reused = sum(1 for k in range(len(tree.chunks)) if self.start[k + 1] > self.start[k]) - self.fetched
 
     def _make(self, j: int) -> None:
         fd = disk.create(self._staged(j), self.tree.mode(self.files[j]))
         try:
             disk.preallocate(fd, self.tree.sizes[self.files[j]])
-            if self._pieces(j) == 0:
+            if self.pieces[j] == 0:
                 self.mtimes[j] = os.fstat(fd).st_mtime_ns
         finally:
             os.close(fd)
@@ -271,7 +285,7 @@ class Assembly:
                     if self.done[s]:
                         self.done[s] = 0
                         self.missing[j] += 1
-            if self._pieces(j) != 1:
+            if self.pieces[j] != 1:
                 self._make(j)
         finally:
             if src >= 0:
@@ -284,15 +298,14 @@ class Assembly:
     def _deliver(self, k: int) -> None:
         chunk = self.tree.chunks[k]
         slots = list(self._slots(k))
-        with self.writers:
+        with self.writers or contextlib.nullcontext():
             data = self._from_disk(chunk)
             if data is not None:
                 with self.lock:
                     self.reused += sum(self.tree.slice_size[s] for s in slots)
                 written = self._write(slots, data)
         if data is None:
-            # decoded and written under ``writers`` too: the requests in flight hold chunks
-            # as stored, and only as many threads as there are cores hold decoded chunks and write
+            # decoded and written under ``writers`` too
             written = self.fetcher.chunk(chunk, lambda data: self._write(slots, data), self.writers)
             with self.lock:
                 self.downloaded += chunk.stored_size
@@ -301,30 +314,35 @@ class Assembly:
 
     def _write(self, slots: list[int], data: bytes) -> int:
         """Each slice in ``slots`` of the chunk ``data`` written to its staging file;
-        returns the bytes written."""
-        tree = self.tree
+        returns the bytes written. Run for every file: names bound once, no call but the
+        system's for a file written whole."""
+        tree, files, owner, mtimes, root = self.tree, self.files, self.owner, self.mtimes, self.root
+        paths, pieces, execs, sizes = tree.paths, self.pieces, tree.execs, tree.slice_size
+        chunk_offset, file_offset = tree.slice_chunk_offset, tree.slice_offset
+        create, write_at, fstat, close = disk.create, disk.write_at, os.fstat, os.close
         view = memoryview(data)
         written = 0
         for s in slots:
-            j = self.owner[s]
-            at, size = tree.slice_chunk_offset[s], tree.slice_size[s]
-            part = view[at:at + size]
-            if self._pieces(j) == 1:  # the whole file in one write
-                fd = disk.create(self._staged(j), tree.mode(self.files[j]))
+            j = owner[s]
+            i = files[j]
+            at = chunk_offset[s]
+            size = sizes[s]
+            if pieces[j] == 1:  # the whole file in one write
+                fd = create(root + paths[i], 0o755 if execs[i] else 0o644)
                 try:
-                    disk.write_at(fd, part, 0)
-                    self.mtimes[j] = os.fstat(fd).st_mtime_ns
+                    write_at(fd, view[at:at + size], 0)
+                    mtimes[j] = fstat(fd).st_mtime_ns
                 finally:
-                    os.close(fd)
+                    close(fd)
             else:
-                fd = os.open(self._staged(j), os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(root + paths[i], os.O_WRONLY | os.O_CLOEXEC)
                 try:
-                    disk.write_at(fd, part, tree.slice_offset[s])
+                    disk.write_at(fd, view[at:at + size], file_offset[s])
                     with self.lock:
                         self.missing[j] -= 1
                         whole = self.missing[j] == 0
                     if whole:  # every other slice of it landed before it was counted
-                        self.mtimes[j] = os.fstat(fd).st_mtime_ns
+                        mtimes[j] = os.fstat(fd).st_mtime_ns
                 finally:
                     os.close(fd)
             written += size
@@ -336,6 +354,22 @@ class Assembly:
             return None
         data = _read(source[0], source[1], chunk.size)
         return data if codec.chunk_id(data) == chunk.id else None  # it changed since: download
+
+
+def _make_dirs(root: str, dirs: set[str]) -> None:
+    """The directories ``dirs`` (relative paths, "" for none) and those above them, made
+    below ``root``: each once, parents first, with one call each."""
+    every: set[str] = set()
+    for d in dirs:
+        while d and d not in every:
+            every.add(d)
+            d = d.rpartition("/")[0]
+    for d in sorted(every):
+        try:
+            os.mkdir(root + d)
+        except FileExistsError:
+            if not os.path.isdir(root + d):
+                raise
 
 
 def _cores() -> int:
@@ -361,26 +395,25 @@ def _read(path: str, offset: int, size: int) -> bytes:
         os.close(fd)
 
 
-def _all(pool: cf.ThreadPoolExecutor, work: Callable[[Any], None], items: list) -> None:
-    """``work`` on every item in ``pool``; the first failure (or a progress callback
-    that raises: a player cancelling) stops what has not started and is raised."""
-    failed = threading.Event()
+def _all(pool: cf.ThreadPoolExecutor, threads: int, work: Callable[[Any], None], items: list) -> None:
+    """``work`` on every item, by ``threads`` tasks of ``pool`` that take the items in
+    turn (a thread is woken for each task, not for each item); the first failure (or a
+    progress callback that raises: a player cancelling) stops what has not started and
+    is raised."""
+    left = iter(items)  # taking the next item holds the GIL: no two tasks take the same
+    failures: list[BaseException] = []
 
-    def run(item: Any) -> None:
-        if failed.is_set():
-            return
-        try:
-            work(item)
-        except BaseException:
-            failed.set()
-            raise
+    def run() -> None:
+        for item in left:
+            if failures:
+                return
+            try:
+                work(item)
+            except BaseException as exc:
+                failures.append(exc)
+                return
 
-    futures = [pool.submit(run, item) for item in items]
-    try:
-        for fut in cf.as_completed(futures):
-            fut.result()
-    except BaseException:
-        failed.set()
-        for fut in futures:
-            fut.cancel()
-        raise
+    for fut in [pool.submit(run) for _ in range(min(threads, len(items)))]:
+        fut.result()
+    if failures:
+        raise failures[0]

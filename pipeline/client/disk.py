@@ -50,10 +50,13 @@ def create(path: str, mode: int) -> int:
 
 def write_at(fd: int, data: memoryview | bytes, offset: int) -> None:
     """All of ``data`` at ``offset``."""
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
+    n = os.pwrite(fd, data, offset)
+    if n < len(data):  # a short write (a full disk, a signal): the rest, until it fails
+        view = memoryview(data)[n:]
+        offset += n
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
 
 
 def preallocate(fd: int, size: int) -> None:

@@ -24,7 +24,9 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
+import operator
 import os
 import shutil
 from array import array
@@ -264,27 +266,34 @@ class GameDir:
     def _plan(self, staged: list[str]) -> tuple[list[str], list[str]]:
         """The directories to move in whole (each the first of a staged file's parents
         that is not a directory in the game directory: nothing of the version there to
-        keep) and the files to move in one by one."""
+        keep) and the files to move in one by one. Each directory is looked at once."""
         is_dir: dict[str, bool] = {}
-        moved: list[str] = []
+        whole: dict[str, str] = {}  # a staged file's directory -> the directory moved in whole that holds it, or ""
+        moved: dict[str, None] = {}
         placed: list[str] = []
-        taken: set[str] = set()
         for rel in staged:
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                parent = "/".join(parts[:i])
-                if parent in taken:
-                    break
-                if parent not in is_dir:
-                    path = os.path.join(self.dest, parent)
-                    is_dir[parent] = os.path.isdir(path) and not os.path.islink(path)
-                if not is_dir[parent]:
-                    taken.add(parent)
-                    moved.append(parent)
-                    break
+            d = rel.rpartition("/")[0]
+            top = whole.get(d)
+            if top is None:
+                top = whole[d] = self._first_missing(d, is_dir)
+            if top:
+                moved[top] = None
             else:
                 placed.append(rel)
-        return moved, placed
+        return list(moved), placed
+
+    def _first_missing(self, d: str, is_dir: dict[str, bool]) -> str:
+        """The first of ``d`` and the directories above it, from the top, that is not a
+        directory in the game directory; "" if every one is."""
+        parts = d.split("/") if d else []
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if parent not in is_dir:
+                path = os.path.join(self.dest, parent)
+                is_dir[parent] = os.path.isdir(path) and not os.path.islink(path)
+            if not is_dir[parent]:
+                return parent
+        return ""
 
     def _new_dirs(self, tree: Tree, staged: list[str]) -> list[str]:
         """The directories a swap of ``tree`` may make that are not directories now: named
@@ -375,9 +384,8 @@ class GameDir:
             os.link(self.state / "manifest.json", self.backup / PREVIOUS_MANIFEST)
         _atomic_write(self.state / "manifest.json", published or m.to_bytes_known_valid())  # m was read from an origin
         mtimes = array("q", known) if known is not None else array("q", bytes(8 * len(tree)))
-        for i, mtime in enumerate(mtimes):
-            if not mtime:
-                mtimes[i] = os.stat(os.path.join(self.dest, tree.paths[i])).st_mtime_ns
+        for i in itertools.compress(range(len(mtimes)), map(operator.not_, mtimes)):  # those not known
+            mtimes[i] = os.stat(os.path.join(self.dest, tree.paths[i])).st_mtime_ns
         record = InstallRecord2(m.product, m.version, tuple(origins), mtimes, trust)
         fault_point("record")
         _atomic_write(self.state / "installed.json", record.to_bytes())

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from array import array
@@ -35,6 +36,9 @@ from .fetch import Fetcher
 from .game_dir import GameDir, check_manifest
 from .reuse import candidates
 from .tree import Tree
+
+
+_NOT = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 
 
 @dataclass(frozen=True)
@@ -121,15 +125,18 @@ def install(
                                       f"install {product} into another directory")
         # Repair names files found damaged: their size and mtime prove nothing.
         kept = bytearray(len(tree)) if only is not None else _kept(inst, tree, previous)
-        todo = array("i", (i for i in range(len(tree)) if not kept[i] and (only is None or tree.paths[i] in only)))
+        if only is None:
+            todo = array("i", itertools.compress(range(len(tree)), kept.translate(_NOT)))
+        else:
+            todo = array("i", (i for i in range(len(tree)) if not kept[i] and tree.paths[i] in only))
         job = Assembly(inst, tree, todo, fetcher, progress, inst.stage(tree.paths[i] for i in todo))
-        on_total(sum(tree.sizes[i] for i in todo))
+        on_total(sum(map(tree.sizes.__getitem__, todo)))
         job.find_local(lambda: candidates(inst, tree.paths, (tree.paths[i] for i in todo), seeds))
         job.check_space()
         job.run(jobs)
         remove = stale_entries(previous, tree) if only is None else []
         mtimes = known_mtimes(tree, job, previous, kept, inst)
-        inst.swap_in(tree, [tree.paths[i] for i in todo], remove, [o.url for o in fetcher.origins],
+        inst.swap_in(tree, list(map(tree.paths.__getitem__, todo)), remove, [o.url for o in fetcher.origins],
                      fetcher.trust_id, mtimes, published)
         remove_empty_dirs(inst, previous, tree)
     stats = fetcher.stats
@@ -169,8 +176,10 @@ def known_mtimes(tree: Tree, job: Assembly, old: Tree | None, kept: bytearray, i
     ``job``, and for the files ``kept``, as recorded when they were found intact (by the
     install of ``tree``'s version or of ``old``'s: a file changed since is then not
     trusted by the next run); 0 elsewhere."""
+    if job.every and 1 not in kept:  # every file written by the job
+        return array("q", job.mtimes)
     out = array("q", bytes(8 * len(tree)))
-    if any(kept):
+    if 1 in kept:
         same = inst.mtimes(tree)
         if same is not None:
             for i in range(len(tree)):

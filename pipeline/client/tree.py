@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from array import array
 from typing import Iterable, Iterator
 
@@ -37,6 +38,7 @@ class Tree:
         self.slice_offset = array("q")  # where the slice is in its file
         self.slice_chunk_offset = array("i")  # where it is in its chunk
         self.slice_size = array("i")
+        self.slice_file = array("i")  # the file a slice is of
         self.index: dict[str, int] = {}  # chunk id -> its number
         self.chunks: list[Chunk] = []
         self.links: list[tuple[str, str]] = []  # (path, target)
@@ -47,7 +49,11 @@ class Tree:
         else:
             check_columns(columns.paths, columns.types, columns.targets, where)
             self._read_columns(columns)
-        self._sorted = all(map(str.__lt__, self.paths, itertools.islice(self.paths, 1, None)))
+        chunk_of = self.slice_chunk
+        # whether the slices are in the order of their chunks (those of the pack stream are)
+        self.chunk_ordered = all(map(operator.le, chunk_of, itertools.islice(chunk_of, 1, None)))
+        # format 2's paths are in strictly increasing order (Columns checks it)
+        self._sorted = columns is not None or all(map(str.__lt__, self.paths, itertools.islice(self.paths, 1, None)))
         self._at: dict[str, int] | None = None  # path -> number, made if the paths are not sorted
 
     def _read(self, entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
@@ -66,6 +72,7 @@ class Tree:
                     self.slice_offset.append(ref.offset)
                     self.slice_chunk_offset.append(ref.chunk_offset)
                     self.slice_size.append(ref.size)
+                    self.slice_file.append(len(self.paths) - 1)
                 self.first.append(len(self.slice_chunk))
             elif e.type == "symlink":
                 self.links.append((e.path, e.target))
@@ -87,10 +94,11 @@ class Tree:
         self.chunks = list(c.unique_chunks().values())  # numbered as in the manifest's chunk table
         self.index = {chunk.id: k for k, chunk in enumerate(self.chunks)}
         csz, pack, own = c.chunk_sizes, c.pack, iter(c.own)
-        first, chunk_of, offset, chunk_offset, size_of = (
-            self.first, self.slice_chunk, self.slice_offset, self.slice_chunk_offset, self.slice_size)
+        first, chunk_of, offset, chunk_offset, size_of, file_of = (
+            self.first, self.slice_chunk, self.slice_offset, self.slice_chunk_offset, self.slice_size,
+            self.slice_file)
         pi = pos = 0  # the pack stream's chunk (by number in ``pack``), and the offset in it
-        for t, size in zip(c.types.replace("d", "").replace("l", ""), c.sizes):
+        for i, (t, size) in enumerate(zip(c.types.replace("d", "").replace("l", ""), c.sizes)):
             if t == "f":
                 off = 0
                 for k in next(own):
@@ -98,6 +106,7 @@ class Tree:
                     offset.append(off)
                     chunk_offset.append(0)
                     size_of.append(csz[k])
+                    file_of.append(i)
                     off += csz[k]
             else:  # packed: slices of the stream's chunks, from where the file before ended
                 off = 0
@@ -108,6 +117,7 @@ class Tree:
                     offset.append(off)
                     chunk_offset.append(pos)
                     size_of.append(n)
+                    file_of.append(i)
                     off += n
                     pos += n
                     if pos == csz[k]:
