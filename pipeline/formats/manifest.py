@@ -450,15 +450,17 @@ class Columns:
         return len(file_types), sum(self.sizes), sum(map(len, self.own)) + len(ends)
 
 
-def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable[Chunk]], pack: list[Chunk],
-             pack_below: int) -> dict:
-    """The columns of ``entries`` (in path order): files of 1 to ``pack_below - 1`` bytes
-    are in the pack stream (``pack``), each other file holds the chunks ``own`` gives. The
-    chunk table lists the stream's chunks in stream order, then those of the other files
-    in path order, each chunk once, where it first appears; the sealed ones by key."""
+def _columns(paths: list[str], letters: str, sizes: list[int], executable: str, hashes: str, targets: list[str],
+             own: Callable[[int], Iterable[Chunk]], pack: list[Chunk], pack_below: int) -> dict:
+    """The columns of entries given as columns, in path order (``letters``: f a file, d a
+    directory, l a link; per file ``sizes``, ``executable`` and ``hashes``; per link
+    ``targets``): files of 1 to ``pack_below - 1`` bytes are in the pack stream (``pack``),
+    each other file (the ``i``-th file) holds the chunks ``own(i)`` gives. The chunk table
+    lists the stream's chunks in stream order, then those of the other files in path order,
+    each chunk once, where it first appears; the sealed ones by key."""
     table: dict[str, int] = {}
     ids: list[str] = []
-    sizes: list[int] = []
+    sizes_: list[int] = []
     stored: list[int] = []
     sealed: dict[str, list[int]] = {}
 
@@ -467,31 +469,29 @@ def _columns(entries: Iterable[BuildEntry], own: Callable[[BuildEntry], Iterable
         if k is None:
             k = table[c.id] = len(ids)
             ids.append(c.id)
-            sizes.append(c.size)
+            sizes_.append(c.size)
             stored.append(c.stored_size)
             if c.key_id:
                 sealed.setdefault(c.key_id, []).append(k)
         return k
 
     stream = [index(c) for c in pack]
-    entries = list(entries)
-    files = [e for e in entries if e.type == "file"]  # column by column: a loop per entry costs 3x
-    types = "".join(_LETTER[e.type] if e.type != "file" else "p" if 0 < e.size < pack_below else "f" for e in entries)
-    indices = [[index(c) for c in own(e)] for e in files if not 0 < e.size < pack_below]
-    chunks: dict = {"id": "".join(ids), "size": sizes, "stored_size": stored}
+    packed = [0 < size < pack_below for size in sizes]
+    file_letters = iter(["p" if p else "f" for p in packed])
+    types = "".join(next(file_letters) if t == "f" else t for t in letters) if any(packed) else letters
+    indices = [[index(c) for c in own(i)] for i, p in enumerate(packed) if not p]
+    chunks: dict = {"id": "".join(ids), "size": sizes_, "stored_size": stored}
     if sealed:  # only an embargoed version's manifest has the column
         chunks["sealed"] = sealed
     return {
         "chunks": chunks,
-        "entries": {"path": [e.path for e in entries], "type": types, "size": [e.size for e in files],
-                    "executable": "".join("1" if e.executable else "0" for e in files),
-                    "hash_sha256": "".join(e.hash_sha256 for e in files), "chunks": indices,
-                    "target": [e.target for e in entries if e.type == "symlink"]},
+        "entries": {"path": paths, "type": types, "size": sizes, "executable": executable, "hash_sha256": hashes,
+                    "chunks": indices, "target": targets},
         "pack": stream,
     }
 
 
-_LETTER = {"dir": "d", "symlink": "l"}
+_LETTER = {"file": "f", "dir": "d", "symlink": "l"}
 
 
 def _encode(entries: Iterable[FileEntry], pack_below: int) -> dict:
@@ -520,7 +520,11 @@ def _encode(entries: Iterable[FileEntry], pack_below: int) -> dict:
             left -= c.size
     if left:
         raise ValueError("the packed files end within a chunk of the pack stream")
-    return _columns(entries, lambda e: (c.chunk for c in e.chunks), pack, pack_below)  # type: ignore[attr-defined]
+    files = [e for e in entries if e.type == "file"]  # column by column: a loop per entry costs 3x
+    return _columns([e.path for e in entries], "".join(_LETTER[e.type] for e in entries), [e.size for e in files],
+                    "".join("1" if e.executable else "0" for e in files), "".join(e.hash_sha256 for e in files),
+                    [e.target for e in entries if e.type == "symlink"], lambda i: (c.chunk for c in files[i].chunks),
+                    pack, pack_below)
 
 
 def build(inv: Inventory, params: ChunkParams, own: dict[str, list[Chunk]], pack: list[Chunk],
@@ -528,7 +532,9 @@ def build(inv: Inventory, params: ChunkParams, own: dict[str, list[Chunk]], pack
     """The manifest of an inventoried build: its files of 1 to ``pack_below - 1`` bytes
     packed, end to end in path order, into the chunks ``pack``; every other file cut
     into the chunks ``own[path]``. Made as columns, with no object per file."""
-    doc = _columns(inv.entries, lambda e: own[e.path], pack, pack_below)
+    paths = inv.file_paths()
+    doc = _columns(inv.paths, inv.types, inv.sizes.tolist(), inv.executable, inv.hashes.hex(), inv.targets,
+                   lambda i: own[paths[i]], pack, pack_below)
     return Manifest._of_columns(inv.product, inv.version, params, pack_below, Columns(doc))
 
 
