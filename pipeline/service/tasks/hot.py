@@ -81,6 +81,11 @@ class HotState(ABC):
     async def subscribe(self, deliver: Deliver) -> Subscription:
         """This instance's subscription, ready to ``watch``."""
 
+    def watched(self, user: str) -> bool:
+        """Whether a message for ``user`` may reach anyone (False: it need not be built).
+        Redis cannot tell without a round trip: always True there."""
+        return True
+
     def close(self) -> None:
         pass
 
@@ -138,10 +143,15 @@ class InProcess(HotState):
     def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
         with self._lock:
             subscriptions = list(self._subscriptions)
-        for user, payload in messages:
-            for s in subscriptions:
-                if user in s.users:
-                    s.loop.call_soon_threadsafe(s.deliver, user, payload)
+            # one hand-off to each subscription's loop for all its messages, not one a message
+            batches = [(s, [(user, payload) for user, payload in messages if user in s.users])
+                       for s in subscriptions]
+        for s, batch in batches:
+            if batch:
+                s.loop.call_soon_threadsafe(s.deliver_all, batch)
+
+    def watched(self, user: str) -> bool:
+        return any(user in s.users for s in self._subscriptions)
 
     async def subscribe(self, deliver: Deliver) -> Subscription:
         s = _LocalSubscription(self, deliver, asyncio.get_running_loop())
@@ -162,6 +172,10 @@ class _LocalSubscription(Subscription):
     async def unwatch(self, user: str) -> None:
         with self.hot._lock:
             self.users.discard(user)
+
+    def deliver_all(self, batch: Sequence[tuple[str, bytes]]) -> None:
+        for user, payload in batch:
+            self.deliver(user, payload)
 
     async def run(self) -> None:
         await asyncio.Event().wait()  # publish() delivers straight into the loop

@@ -178,6 +178,9 @@ class ProgressPublisher(TaskListener):
             reports = [work[i] for i in waiting]
             kept = self.hot.record([(task.id, at, task.downloaded_bytes) for _, task, _, at in reports])
             for i, (_, task, items, _), samples in zip(waiting, reports, kept):
+                if not self.hot.watched(task.user_id):  # no socket anywhere: nothing to build
+                    out[i] = (task.user_id, b"")
+                    continue
                 messages = [] if task.status in ENDED else [  # ended by this report: its status was told
                     task_status(task, speed_of(samples, task.downloaded_bytes, task.total_size_bytes))]
                 messages += [item_progress(task, item) for item in items]
@@ -208,7 +211,7 @@ class ProgressPublisher(TaskListener):
 class _Socket:
     def __init__(self, ws: WebSocket, user: str):
         self.ws, self.user = ws, user
-        self.backlog: asyncio.Queue[bytes | None] = asyncio.Queue(SOCKET_BACKLOG)
+        self.backlog: asyncio.Queue[list[str] | None] = asyncio.Queue(SOCKET_BACKLOG)  # payloads, as frames
 
 
 class ProgressHub:
@@ -247,9 +250,14 @@ class ProgressHub:
         return router
 
     def _deliver(self, user: str, payload: bytes) -> None:
-        for s in self.sockets.get(user, ()):
+        """A payload to each of the user's sockets: cut into its frames once, for them all."""
+        sockets = self.sockets.get(user)
+        if not sockets:
+            return
+        frames = _frames(payload)
+        for s in sockets:
             try:
-                s.backlog.put_nowait(payload)
+                s.backlog.put_nowait(frames)
             except asyncio.QueueFull:  # too slow: it is closed, and comes back for the state
                 while not s.backlog.empty():
                     s.backlog.get_nowait()
@@ -276,7 +284,7 @@ class ProgressHub:
             await asyncio.shield(self._watching[user])
             tasks = await asyncio.to_thread(self.unfinished, user) if self.unfinished is not None else []
             if tasks:
-                s.backlog.put_nowait(encode([task_status(t, Speed(0, None)) for t in tasks]))
+                s.backlog.put_nowait(_frames(encode([task_status(t, Speed(0, None)) for t in tasks])))
             await ws.accept()
             await _until_either(self._send(s), self._drain(ws))
         finally:
@@ -288,13 +296,12 @@ class ProgressHub:
     @staticmethod
     async def _send(s: _Socket) -> None:
         while True:
-            payload = await s.backlog.get()
-            if payload is None:
+            frames = await s.backlog.get()
+            if frames is None:
                 await s.ws.close(code=1013, reason="too slow: connect again for the current state")
                 return
-            if payload:
-                for line in payload.split(b"\n"):
-                    await s.ws.send_text(line.decode())
+            for frame in frames:
+                await s.ws.send_text(frame)
 
     @staticmethod
     async def _drain(ws: WebSocket) -> None:
@@ -316,6 +323,11 @@ async def _until_either(*coroutines) -> None:
     for t in done:
         if not t.cancelled():
             t.exception()  # a socket that went away ends its connection, nothing more
+
+
+def _frames(payload: bytes) -> list[str]:
+    """A payload's messages, one a frame (none for an empty payload)."""
+    return payload.decode().split("\n") if payload else []
 
 
 def _bearer(header: str) -> str:
