@@ -33,7 +33,9 @@ def stats_export(s: Settings, out):
     """Export what is new since the last export (versions, files, chunks, updates, publishes)."""
     from pipeline.stats.export import export
 
-    r = export(s.store, _stats_store(s, out) if out else None)
+    from .release import content_keys
+
+    r = export(s.store, _stats_store(s, out) if out else None, content_keys(s))
     rows = ", ".join(f"{n} {t}" for t, n in sorted(r.rows.items())) or "nothing new"
     s.emit(r.to_dict(), f"{r.out}: {r.versions} versions, {r.plans} plans, {r.publishes} publishes exported "
                         f"({rows}), {r.read_documents} documents read, {r.elapsed_s} s")

@@ -1,4 +1,5 @@
-"""What a repository holds: its products, and each product's versions with their state."""
+"""What a repository holds: its products, and each product's versions with their state
+(and, for an embargoed version, where its release stands)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from .. import layout
 from ..core.versions import sort_versions
 from ..errors import NotFound
+from ..formats import release as release_doc
 from ..storage import WriteStore
 
 
@@ -14,9 +16,20 @@ from ..storage import WriteStore
 class VersionState:
     version: str
     state: str  # "chunked" (it has a manifest) or "ingested" (only an inventory)
+    embargo: str = ""  # "", or "embargoed", "release at <time>", "released at <time>"
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if v or k != "embargo"}
+
+
+def _embargo(store: WriteStore, product: str, version: str, names: set[str]) -> str:
+    """Where an embargoed version's release stands, from its documents ("" if it is not)."""
+    if "preload.json" not in names:
+        return ""
+    if "release.json" not in names:
+        return "embargoed"
+    r = release_doc.load(store, product, version)
+    return f"{'released' if release_doc.is_released(store, product, r.key_id) else 'release'} at {r.at}"
 
 
 def products(store: WriteStore) -> list[str]:
@@ -32,8 +45,8 @@ def versions(store: WriteStore, product: str) -> list[VersionState]:
             documents.setdefault(found[1], set()).add(found[2])
     if not documents:
         raise NotFound(f"{store.url} has no versions of {product!r}")
-    return [VersionState(v, "chunked" if "manifest.json" in documents[v] else "ingested")
-            for v in sort_versions(documents)]
+    return [VersionState(v, "chunked" if "manifest.json" in documents[v] else "ingested",
+                         _embargo(store, product, v, documents[v])) for v in sort_versions(documents)]
 
 
 def chunked_versions(store: WriteStore, product: str) -> list[str]:

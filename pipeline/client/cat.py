@@ -10,21 +10,23 @@ import os
 from typing import BinaryIO
 
 from ..errors import FileHashMismatch, NotFound, StoreUnavailable
-from ..formats import manifest
+from ..formats import sealed
 from ..formats.manifest import FileEntry
+from ..formats.release import key_finder
 from ..storage import ReadStore
-from ..storage.content import get_chunk
 
 
-def reassemble(store: ReadStore, entry: FileEntry, out: BinaryIO) -> int:
-    """Write ``entry``'s bytes to ``out``; returns the number of bytes written."""
+def reassemble(store: ReadStore, entry: FileEntry, out: BinaryIO, find: sealed.KeyFinder | None = None) -> int:
+    """Write ``entry``'s bytes to ``out``; returns the number of bytes written. ``find``
+    gives the content keys of sealed chunks (CONTENT_LOCKED without)."""
     if entry.type != "file":
         raise NotFound(f"{entry.path} is a {entry.type}, not a file")
     h = hashlib.sha256()
     written = 0
+    read = sealed.chunk_reader(find or (lambda key_id: None))
     for c in entry.chunks:  # slices: a chunk may be shared with other files
         try:
-            data = memoryview(get_chunk(store, c.id, c.chunk_size))[c.chunk_offset:c.chunk_offset + c.size]
+            data = memoryview(read(store, c, c.chunk_size))[c.chunk_offset:c.chunk_offset + c.size]
         except NotFound as exc:
             raise NotFound(f"{entry.path}: {exc}") from None
         h.update(data)
@@ -35,19 +37,24 @@ def reassemble(store: ReadStore, entry: FileEntry, out: BinaryIO) -> int:
     return written
 
 
-def cat(store: ReadStore, product: str, version: str, path: str, out: BinaryIO) -> int:
-    """Write the file ``path`` of ``product`` ``version`` to ``out``."""
-    return reassemble(store, manifest.load(store, product, version).entry(path), out)
+def cat(store: ReadStore, product: str, version: str, path: str, out: BinaryIO,
+        keys: sealed.KeyFinder | None = None) -> int:
+    """Write the file ``path`` of ``product`` ``version`` to ``out``; an embargoed version
+    is opened with its released key, or with ``keys`` (the release side's)."""
+    find = key_finder(store, product, keys)
+    return reassemble(store, sealed.load_manifest(store, product, version, find).entry(path), out, find)
 
 
-def cat_to_file(store: ReadStore, product: str, version: str, path: str, output: str) -> int:
+def cat_to_file(store: ReadStore, product: str, version: str, path: str, output: str,
+                keys: sealed.KeyFinder | None = None) -> int:
     """``cat`` into the file ``output``, which appears only once it is whole and verified:
     a failure never leaves a file that claims to be complete but is not."""
-    entry = manifest.load(store, product, version).entry(path)
+    find = key_finder(store, product, keys)
+    entry = sealed.load_manifest(store, product, version, find).entry(path)
     tmp = f"{output}.depot-partial"
     try:
         with open(tmp, "wb") as f:
-            written = reassemble(store, entry, f)
+            written = reassemble(store, entry, f, find)
         os.replace(tmp, output)
         return written
     except OSError as exc:

@@ -12,6 +12,12 @@ and a patch is dropped where every chunk it would save is fetched for another fi
 Patches are stored content-addressed; the plan is written last, then the product's plan
 index.
 
+To an embargoed version not released yet (or from one), the plan and its patches are
+sealed with that version's content key (docs/format.md, "Sealed objects"): a patch is
+sealed bound to its plan's name and stored under the BLAKE3 of its sealed bytes, so the
+plan names exactly what players download; the plan is sealed like a manifest. Sealed
+chunks are read with the keys given (the release side's, and those released).
+
 Pieces: a file up to 16 MiB is patched whole. A file up to 64 MiB is patched in pieces of
 at most 16 MiB, each against the part of the old file it came from (found through shared
 chunks, else in proportion) widened by 2 MiB on each side: HDiffPatch's time goes mostly
@@ -35,13 +41,16 @@ from .. import layout
 from ..core import codec
 from ..core.parallel import as_completed
 from ..core.progress import Progress, ignore
-from ..formats import manifest, plan as plan_doc
+from ..formats import plan as plan_doc
+from ..formats import release as release_doc
+from ..formats import sealed
+from ..formats.content_key import ContentKey
 from ..formats.manifest import ChunkRef, FileEntry, Manifest
 from ..formats.plan import FileOp, PatchSegment, Plan
 from ..formats.plan_index import PlanIndex, PlanSummary
 from ..storage import REFRESH_AGE, Location, WriteStore, open_store
 from ..storage.content import read_file_range
-from ..errors import NotFound, PatchFailed
+from ..errors import ContentLocked, NotFound, PatchFailed
 from . import engines
 
 PIECE = 16 << 20  # files up to this are patched whole, larger ones in pieces of at most this
@@ -76,31 +85,70 @@ class DiffResult:
 
 
 def diff(store: WriteStore, product: str, from_version: str, to_version: str, executor: cf.Executor,
-         progress: Progress = ignore) -> DiffResult:
+         progress: Progress = ignore, keys: sealed.KeyFinder | None = None) -> DiffResult:
+    """The plan ``from_version`` -> ``to_version``; ``keys``: the release side's content
+    keys, which open embargoed versions (CONTENT_LOCKED without)."""
     started = time.monotonic()
     key = layout.plan_key(product, from_version, to_version)
+    find = release_doc.key_finder(store, product, keys)
     if store.has(key):
-        return _result(plan_doc.load(store, product, from_version, to_version), False, started)
-    old = manifest.load(store, product, from_version)
-    new = manifest.load(store, product, to_version)
-    plan = make_plan(store, old, new, executor, progress)
-    created = store.put_if_absent(key, plan.to_bytes())
-    write_index(store, product)
+        try:
+            return _result(plan_doc.load(sealed.Opened(store, find), product, from_version, to_version), False,
+                           started)
+        except ContentLocked:
+            raise ContentLocked(f"plan {from_version} -> {to_version} of {product} is sealed, and no content key at "
+                                "hand opens it (the release side's keys: --keys DIR)") from None
+    old = sealed.load_manifest(store, product, from_version, find)
+    new = sealed.load_manifest(store, product, to_version, find)
+    seal = _sealing_key(store, product, (to_version, from_version), find)
+    plan = make_plan(store, old, new, executor, progress, find, seal)
+    data = plan.to_bytes()
+    created = store.put_if_absent(key, sealed.seal(seal, key, data) if seal else data)
+    write_index(store, product, find)
     return _result(plan, created, started)
 
 
-def write_index(store: WriteStore, product: str) -> PlanIndex:
+def _sealing_key(store: WriteStore, product: str, versions: tuple[str, ...],
+                 find: sealed.KeyFinder) -> ContentKey | None:
+    """The content key of the first of ``versions`` that is embargoed and not released
+    yet: what a plan between them is sealed with (None: a plain plan)."""
+    for version in versions:
+        key_id = release_doc.sealed_key_id(store, product, version)
+        if key_id and not release_doc.is_released(store, product, key_id):
+            return find(key_id)
+    return None
+
+
+def write_index(store: WriteStore, product: str, find: sealed.KeyFinder | None = None) -> PlanIndex:
     """Rebuild the product's plan index from the plans present: concurrent diffs of one
-    product each rewrite it whole, so the last to finish lists every plan."""
+    product each rewrite it whole, so the last to finish lists every plan. A sealed plan
+    no key at hand opens keeps the summary the index had for it."""
     summaries = []
+    listed: dict[tuple[str, str], PlanSummary] | None = None
+    reader = sealed.Opened(store, find or release_doc.key_finder(store, product))
     for key in store.list(layout.plans_prefix(product)):
         pair = layout.plan_pair_of(key)
         if pair:
-            p = plan_doc.load(store, product, *pair)
+            try:
+                p = plan_doc.load(reader, product, *pair)
+            except ContentLocked:
+                if listed is None:
+                    listed = _listed(store, product)
+                if pair in listed:
+                    summaries.append(listed[pair])
+                continue
             summaries.append(PlanSummary(p.from_version, p.to_version, p.delta_download_bytes))
     index = PlanIndex(product, tuple(summaries))
     store.put(layout.plan_index_key(product), index.to_bytes())
     return index
+
+
+def _listed(store: WriteStore, product: str) -> dict[tuple[str, str], PlanSummary]:
+    try:
+        index = PlanIndex.from_bytes(store.get(layout.plan_index_key(product)), layout.plan_index_key(product))
+    except NotFound:
+        return {}
+    return {(s.from_version, s.to_version): s for s in index.plans}
 
 
 def _result(plan: Plan, created: bool, started: float) -> DiffResult:
@@ -125,7 +173,15 @@ def _result(plan: Plan, created: bool, started: float) -> DiffResult:
 # -- deciding ---------------------------------------------------------------------------
 
 
-def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Executor, progress: Progress) -> Plan:
+def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Executor, progress: Progress,
+              find: sealed.KeyFinder | None = None, seal: ContentKey | None = None) -> Plan:
+    """The plan ``old`` -> ``new``; ``find`` opens their sealed chunks, ``seal`` (a
+    content key) seals the patches (bound to the plan's name)."""
+    used = {c.key_id for m in (old, new) for c in m.unique_chunks().values() if c.key_id}
+    keys = sealed.Keys([k for k in (find(i) for i in sorted(used)) if k] + ([seal] if seal else [])) \
+        if find else sealed.Keys()
+    sealing = (keys, seal.key_id if seal else "", layout.plan_key(new.product, old.version, new.version))
+    extra = sealing if keys else ()  # a plain pair's tasks are called as they always were
     old_files = {f.path: f for f in old.files}
     old_by_hash: dict[str, FileEntry] = {}
     holders: dict[str, list[tuple[FileEntry, ChunkRef]]] = {}  # chunk id -> the old files' slices of it
@@ -150,11 +206,11 @@ def make_plan(store: WriteStore, old: Manifest, new: Manifest, executor: cf.Exec
             ops[f.path] = FileOp(f.path, "chunks", f.hash_sha256, download_bytes=cost)
             if cost and source is not None and source.size >= MIN_SOURCE and f.size:
                 changed.append((source, f, cost))
-    calls = [(patch_piece, store.location, source, f, piece, cost)
+    calls = [(patch_piece, store.location, source, f, piece, cost, *extra)
              for source, f, cost in changed for piece in pieces(source, f)]
     calls.sort(key=lambda call: -call[4][1])  # the largest first: the workers finish together
     made: dict[str, list[PatchSegment | None]] = {}
-    for (_, _, _, new_entry, piece, _), segment in as_completed(executor, calls):
+    for (_, _, _, new_entry, piece, *_), segment in as_completed(executor, calls):
         made.setdefault(new_entry.path, []).append(cast("PatchSegment | None", segment))
         progress(piece[1])
     for source, f, cost in changed:
@@ -243,14 +299,21 @@ def best_patch(old: bytes, new: bytes, zstd_only: bool = False) -> tuple[str, by
     raise PatchFailed("no engine produced a patch that re-applies")
 
 
-def patch_piece(repo: Location, old: FileEntry, new: FileEntry, piece: Piece, fetch_cost: int) -> PatchSegment | None:
+def patch_piece(repo: Location, old: FileEntry, new: FileEntry, piece: Piece, fetch_cost: int,
+                keys: sealed.Keys | None = None, seal_with: str = "", plan_name: str = "") -> PatchSegment | None:
     """The patch of one piece of a changed file, stored; None if it alone costs as much as
-    fetching the file's new chunks (the file is then fetched, and the patch not kept)."""
+    fetching the file's new chunks (the file is then fetched, and the patch not kept).
+    ``keys`` open sealed chunks; with ``seal_with`` (a key id among them) the patch is
+    sealed under ``plan_name``, and named by the BLAKE3 of its sealed bytes."""
     store = open_store(repo)
     offset, size, src_offset, src_size = piece
-    engine, patch = best_patch(read_file_range(store, old.chunks, src_offset, src_offset + src_size),
-                               read_file_range(store, new.chunks, offset, offset + size),
+    get = sealed.chunk_reader(keys.find) if keys else None
+    engine, patch = best_patch(read_file_range(store, old.chunks, src_offset, src_offset + src_size, get),
+                               read_file_range(store, new.chunks, offset, offset + size, get),
                                zstd_only=max(old.size, new.size) > ZSTD_ONLY_ABOVE)
+    key = keys.find(seal_with) if keys and seal_with else None
+    if key is not None:
+        patch = sealed.seal(key, plan_name, patch)
     if len(patch) >= fetch_cost:
         return None
     pid = codec.chunk_id(patch)

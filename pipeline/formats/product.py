@@ -1,5 +1,6 @@
 """A product's settings (``product-1``): the chunk sizes its versions are cut with from
-now on, and below which size files are packed. Versions already chunked keep theirs: each
+now on, below which size files are packed, and whether its new versions are embargoed
+(built sealed, for pre-load before release). Versions already chunked keep theirs: each
 manifest records its own."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ProductConfig(Document):
     product: str
     params: ChunkParams = ChunkParams()
     pack_below: int | None = None  # None: the minimum chunk size
+    embargo: bool = False  # new versions are built embargoed, as with ``depot run --embargo``
 
     @property
     def packing_below(self) -> int:
@@ -39,13 +41,16 @@ class ProductConfig(Document):
             chunking["segment_size"] = self.params.segment_size
         if self.pack_below is not None:
             chunking["pack_below"] = self.pack_below
-        return {"format": FORMAT, "product": self.product, "chunking": chunking}
+        d: dict = {"format": FORMAT, "product": self.product, "chunking": chunking}
+        if self.embargo:
+            d["embargo"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProductConfig":
         chunking = dict(d["chunking"])
         pack_below = chunking.pop("pack_below", None)
-        return cls(d["product"], ChunkParams(**chunking), pack_below)
+        return cls(d["product"], ChunkParams(**chunking), pack_below, d.get("embargo", False))
 
 
 def load(reader: Reader, product: str) -> ProductConfig:

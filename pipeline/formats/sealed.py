@@ -113,7 +113,17 @@ def open_chunk(chunk_id: str, key_id: str, stored: bytes, size: int, find: KeyFi
 
 def chunk_reader(find: KeyFinder) -> Callable[[Reader, SealedChunk, int], bytes]:
     """``read(reader, chunk, size)``: a chunk's bytes from the reader that holds its object,
-    opened with the keys ``find`` gives when it is sealed, checked against its id."""
+    opened with the keys ``find`` gives when it is sealed (each asked for once), checked
+    against its id."""
+    known: dict[str, ContentKey] = {}
+
+    def remembered(key_id: str) -> ContentKey | None:
+        if key_id not in known:
+            found = find(key_id)
+            if found is None:
+                return None
+            known[key_id] = found
+        return known[key_id]
 
     def read(reader: Reader, chunk: SealedChunk, size: int) -> bytes:
         name = layout.chunk_key(chunk.id, chunk.key_id)
@@ -121,7 +131,7 @@ def chunk_reader(find: KeyFinder) -> Callable[[Reader, SealedChunk, int], bytes]
             stored = reader.get(name)
         except NotFound:
             raise NotFound(f"chunk {chunk.id} is missing from {reader.url_of(name)}") from None
-        return open_chunk(chunk.id, chunk.key_id, stored, size, find)
+        return open_chunk(chunk.id, chunk.key_id, stored, size, remembered)
 
     return read
 

@@ -26,10 +26,12 @@ import pyarrow.parquet as pq
 
 from .. import layout
 from ..core.versions import earlier, sort_versions
-from ..formats import manifest as manifest_doc
 from ..formats import plan as plan_doc
+from ..formats import sealed
+from ..formats.release import key_finder
 from ..formats.manifest import Manifest
 from ..formats.publish_record import PublishRecord
+from ..errors import ContentLocked
 from ..storage import PrunableStore, WriteStore
 
 STATS_PREFIX = layout.STATS_PREFIX
@@ -55,8 +57,10 @@ class ExportResult:
         return dict(self.__dict__)
 
 
-def export(repo: PrunableStore, out: WriteStore | None = None) -> ExportResult:
-    """Export what is new since the last export into ``out`` (default: the repository)."""
+def export(repo: PrunableStore, out: WriteStore | None = None, keys: sealed.KeyFinder | None = None) -> ExportResult:
+    """Export what is new since the last export into ``out`` (default: the repository).
+    An embargoed version is read with its released key, or with ``keys`` (the release
+    side's): CONTENT_LOCKED, naming it, without one."""
     started = time.monotonic()
     out = out or repo
     result = ExportResult(out.url)
@@ -70,12 +74,13 @@ def export(repo: PrunableStore, out: WriteStore | None = None) -> ExportResult:
             modified[o.key] = o.modified
     for product, versions in sorted(chunked.items()):
         versions = sort_versions(versions)
+        opened = sealed.Opened(repo, key_finder(repo, product, keys))
         for version in _to_export(product, versions, done):
-            _export_version(repo, out, product, version, versions, modified, result)
+            _export_version(opened, out, product, version, versions, modified, result)
         for key in repo.list(layout.plans_prefix(product)):
             pair = layout.plan_pair_of(key)
             if pair and table_key("updates", product, f"{pair[0]}__{pair[1]}") not in done:
-                _write(out, table_key("updates", product, f"{pair[0]}__{pair[1]}"), [_update_row(repo, key)], result)
+                _write(out, table_key("updates", product, f"{pair[0]}__{pair[1]}"), [_update_row(opened, key)], result)
                 result.read_documents += 1
                 result.plans += 1
     for key in repo.list(layout.PUBLISH_LOG_PREFIX):
@@ -103,11 +108,11 @@ def _to_export(product: str, versions: list[str], done: set[str]) -> list[str]:
     return sorted(set(todo), key=versions.index)
 
 
-def _export_version(repo: WriteStore, out: WriteStore, product: str, version: str, versions: list[str],
+def _export_version(repo: sealed.Opened, out: WriteStore, product: str, version: str, versions: list[str],
                     modified: dict[str, float], result: ExportResult) -> None:
-    m = manifest_doc.load(repo, product, version)
+    m = sealed.load_manifest(repo.reader, product, version, repo.find)
     before = earlier(versions, version)
-    previous = manifest_doc.load(repo, product, before[-1]) if before else None
+    previous = sealed.load_manifest(repo.reader, product, before[-1], repo.find) if before else None
     result.read_documents += 2 if previous else 1
     created = modified.get(layout.manifest_key(product, version), 0.0)
     uses = [{"product": product, "version": version, "created": created, "chunk_id": c.id, "size": c.size,
@@ -152,8 +157,12 @@ def _file_rows(m: Manifest, previous: Manifest | None) -> list[dict]:
     return rows
 
 
-def _update_row(repo: WriteStore, key: str) -> dict:
-    plan = plan_doc.Plan.from_bytes(repo.get(key), repo.url_of(key))
+def _update_row(repo: sealed.Opened, key: str) -> dict:
+    try:
+        plan = plan_doc.Plan.from_bytes(repo.get(key), repo.url_of(key))
+    except ContentLocked:
+        raise ContentLocked(f"{key} is sealed (a plan to or from an embargoed version), and no content key at hand "
+                            "opens it (the release side's keys: --keys DIR)") from None
     row = {"product": plan.product, "from_version": plan.from_version, "to_version": plan.to_version,
            "delta_download_bytes": plan.delta_download_bytes, "chunk_download_bytes": plan.chunk_download_bytes,
            "full_download_bytes": plan.full_download_bytes,

@@ -3,7 +3,7 @@ or substituted object is an error, never bytes used unnoticed."""
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from .. import layout
 from ..core import codec
@@ -27,6 +27,9 @@ class ChunkSpan(Protocol):
     @property
     def chunk_size(self) -> int: ...
 
+    @property
+    def key_id(self) -> str: ...
+
 
 def get_chunk(store: ReadStore, chunk_id: str, size: int) -> bytes:
     """A chunk's bytes, decoded and checked against its id."""
@@ -44,14 +47,16 @@ def check_patch(patch_id: str, data: bytes) -> bytes:
     return data
 
 
-def read_file_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int) -> bytes:
+def read_file_range(store: ReadStore, chunks: Iterable[ChunkSpan], offset: int, end: int,
+                    get: Callable[[ReadStore, ChunkSpan, int], bytes] | None = None) -> bytes:
     """Bytes ``[offset, end)`` of a file made of ``chunks`` (slices of chunks, each a whole
     chunk or a part of a chunk it shares with other files), from only the chunks that
-    cover them."""
+    cover them; ``get(store, chunk, size)`` reads a chunk's bytes where ``get_chunk`` cannot
+    (an embargoed version's sealed chunks, see formats.sealed.chunk_reader)."""
     out = bytearray()
     for c in chunks:
         if c.offset + c.size <= offset or c.offset >= end:
             continue
-        data = memoryview(get_chunk(store, c.id, c.chunk_size))
+        data = memoryview(get(store, c, c.chunk_size) if get else get_chunk(store, c.id, c.chunk_size))
         out += data[c.chunk_offset + max(0, offset - c.offset) : c.chunk_offset + min(c.size, end - c.offset)]
     return bytes(out)

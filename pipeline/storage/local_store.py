@@ -21,7 +21,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import StoreUnavailable
 from .base import Tagged, content_tag
-from .fsspec_store import FsspecStore, temp_name
+from .fsspec_store import FsspecStore, is_temp, temp_name
 
 
 class LocalStore(FsspecStore):
@@ -58,6 +58,17 @@ class LocalStore(FsspecStore):
     def has(self, key: str) -> bool:
         with self._translated(key):
             return os.path.isfile(self._path(key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """As fsspec lists (every file below ``prefix``, temporaries left out), by a walk of
+        the directory: a build asks for a product's released keys, and need not import fsspec."""
+        base = os.path.join(self.root, prefix).rstrip("/") if prefix else self.root
+        start = len(self.root) + 1
+        if os.path.isfile(base):
+            found = [base[start:]]
+        else:
+            found = [os.path.join(d, name)[start:] for d, _, names in os.walk(base) for name in names]
+        return iter(sorted(k for k in found if k.startswith(prefix) and not is_temp(k)))
 
     def size(self, key: str) -> int:
         with self._translated(key):
