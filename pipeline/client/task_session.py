@@ -36,8 +36,8 @@ import urllib3
 from ..core.progress import Progress
 from ..core.rate import RateLimiter
 from ..errors import (DepotError, DownloadCancelled, DownloadPaused, EntitlementUnavailable, Forbidden,
-                      InvalidArgument, InvalidKey, LinkGenerationFailed, NotFound, QueueFull, StoreUnavailable,
-                      TaskStateConflict, Unauthorized)
+                      InstallBusy, InvalidArgument, InvalidKey, LinkGenerationFailed, NotFound, QueueFull,
+                      StoreUnavailable, TaskStateConflict, Unauthorized)
 from ..storage.translate import translated
 from .game_dir import GameDir
 from .verify import VerifyReport, verify
@@ -197,7 +197,9 @@ class TaskSession:
     def run(self, work: Callable[[], T], dest: Path) -> T:
         """``work()`` (an install or update given this session's ``guard``, ``progress`` and
         ``on_total``) run as the task: started once it holds a download slot, reported on
-        as it goes, and its end reported (completed, or error with the code)."""
+        as it goes, and its end reported (completed, or error with the code). A directory
+        another process works on ends this run alone: that process is most likely this
+        task's own run in another terminal, which goes on."""
         self._set(self.api.report(self.task, {})["attributes"]["status"])
         self.notice(f"task {self.id} ({self.status}): {self.api.url}{API}/tasks/{self.id}")
         if self.status in WAITING:
@@ -212,7 +214,7 @@ class TaskSession:
             self._stop(reporter)
             if isinstance(exc, DownloadCancelled):
                 _remove_staging(dest)
-            elif isinstance(exc, DepotError) and not isinstance(exc, DownloadPaused):
+            elif isinstance(exc, DepotError) and not isinstance(exc, (DownloadPaused, InstallBusy)):
                 self._finish({"status": "error", "errorDetails": {"errorCode": exc.code,
                                                                   "errorMessage": str(exc)[:4000]}})
             raise

@@ -221,6 +221,22 @@ def test_cancelled_from_another_process_the_player_stops_and_removes_what_it_dow
     assert only_task(world)["attributes"]["status"] == "cancelled"
 
 
+def test_the_same_install_in_a_second_terminal_is_busy_and_leaves_the_task_to_the_first(world, build_dirs):
+    cdn = world["cdn"]
+    first = play(world)
+    assert cdn.reached.wait(120)  # mid-download, the game directory locked
+    task = only_task(world)
+    code, out = play(world).result()  # joins the task, finds the directory busy...
+    assert (code, out["error"]) == (12, "INSTALL_BUSY"), out
+    assert only_task(world)["attributes"]["status"] == "downloading"  # ...and does not end the task
+    cdn.released.set()
+    code, out = first.result()
+    assert (code, out["taskId"]) == (0, task["id"]), first.lines
+    assert_installed(world["dest"], build_dirs[VERSION])
+    done = only_task(world)["attributes"]
+    assert (done["status"], done["downloadedBytes"], done["errorDetails"]) == ("completed", done["totalSizeBytes"], None)
+
+
 def test_a_service_restart_mid_task_loses_nothing_and_the_player_goes_on(world, build_dirs):
     cdn, service = world["cdn"], world["service"]
     player = play(world)
