@@ -196,6 +196,23 @@ class Inventory(Document):
                         "offset": self.offsets.tolist(), "target": self.targets},
         }
 
+    def to_bytes_known_valid(self) -> bytes:
+        """``canonical(self.to_dict())``, made a column at a time, so that the document is
+        held about twice at most, not three times (11 MB for 100,000 files): its keys in
+        canonical order, "entries" first."""
+        rest = canonical.canonical({"format": FORMAT, "product": self.product, "version": self.version,
+                                    "source": {"url": self.source_url, "kind": self.source_kind,
+                                               "data": self.data.to_dict()}})
+        return b"".join([
+            b'{"entries":{"executable":', _json(self.executable),
+            b',"hash_sha256":"', self.hashes.hex().encode(),
+            b'","offset":', _json(self.offsets.tolist()),
+            b',"path":', _json(self.paths),
+            b',"size":', _json(self.sizes.tolist()),
+            b',"target":', _json(self.targets),
+            b',"type":', _json(self.types),
+            b"},", rest[1:]])
+
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> "Inventory":
         try:
@@ -241,6 +258,10 @@ class Inventory(Document):
 
     def with_data(self, data: SourceData) -> "Inventory":
         return self._with(data=data)
+
+
+def _json(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _check(en: dict) -> None:

@@ -21,6 +21,7 @@ from helpers import DEPOT, ROOT, tree_snapshot
 from depot_testing.fixtures import PRODUCT, VERSIONS, fixture_tar
 from pipeline import layout
 from pipeline.formats import inventory
+from pipeline.formats.canonical import canonical
 from pipeline.errors import InvalidKey, SourceInvalid, UnsafeEntry, VersionConflict
 from pipeline.build.ingest import ingest
 from pipeline.storage import open_store
@@ -378,7 +379,10 @@ def test_the_inventory_is_written_in_columns(repo, threads, tmp_path):
                    "entries": {"path": ["bin/game", "game", "readme.txt", "saves", "z.empty"], "type": "flfdf",
                                "size": [8, 6, 0], "executable": "100", "hash_sha256": digests, "offset": [0, 0, 0],
                                "target": ["bin/game"]}}
+    assert repo.get(layout.inventory_key(PRODUCT, "1")) == canonical(doc)  # written a column at a time
     inv = inventory.load(repo, PRODUCT, "1")
+    odd = inv.with_entries([*inv.entries, inventory.Entry('ü/"q\\', "file", 1, False, "cd" * 32, offset=3)])
+    assert odd.to_bytes_known_valid() == canonical(odd.to_dict())
     assert [e.to_dict() for e in inv.entries] == [
         {"path": "bin/game", "type": "file", "size": 8, "executable": True, "hash_sha256": digests[:64], "offset": 0},
         {"path": "game", "type": "symlink", "target": "bin/game"},
