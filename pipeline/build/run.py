@@ -33,7 +33,7 @@ def ingest_and_chunk(store: WriteStore, source: Location | str, product: str, ve
         ingested = ingest_surveyed(store, s, executor, progress)
         on_total(2 * ingested.bytes)  # ingest's pass, then chunk's
         return ingested, chunk(store, product, version, executor, progress, locations, sealing)
-    on_total(sum(f.size for f in s.unhashed.files))
+    on_total(s.unhashed.file_bytes)
     cutting = time.monotonic()
     params, cut = cut_files(store, s.unhashed, executor, progress, locations, sealing)
     inv = s.unhashed.with_hashes(cut.digests)
