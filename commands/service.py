@@ -102,6 +102,10 @@ def serve(s: Settings, origins, trust_file, host, port, link_style, link_secret,
 
         if not jwt_keys and not jwks_file:
             raise InvalidArgument("--tasks-db: download tasks need the keys tokens are signed with: --jwt-key or --jwks")
+        for key in jwt_keys:
+            if b"PRIVATE KEY-----" in key.read_bytes():
+                raise InvalidArgument(f"--jwt-key {key}: a private key; give its public key (openssl pkey -in "
+                                      f"{key} -pubout -out KEY.pub)")
         tasks = TaskSettings(tasks_db or DEFAULT_DATABASE, redis_url, tuple(k.read_bytes() for k in jwt_keys),
                              jwks_file, jwt_audience, jwt_issuer, max_active_tasks, max_concurrent_downloads,
                              library_url, channel=channel)

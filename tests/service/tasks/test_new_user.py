@@ -1,9 +1,10 @@
 """What a new user gets wrong on the way to download tasks, each answered with one error
 naming what was given, with its documented code and exit code, never a traceback: a
 service that does not run tasks, a service URL that is not one, a web server that is not
-the service, a token that has expired; on the service's side a --tasks-db in a directory
-that does not exist and a --redis where nothing answers. And a pause that lands while the
-download waits its share of a low --max-rate stops it at once."""
+the service, a token that has expired; on the service's side a private key given for the
+tokens' key, a --tasks-db in a directory that does not exist, a --redis where nothing
+answers. And a pause that lands while the download waits its share of a low --max-rate
+stops it at once."""
 
 from __future__ import annotations
 
@@ -149,3 +150,17 @@ def test_depot_serve_names_a_redis_that_does_not_answer_or_is_not_a_url(publishe
     assert (code, out) == (2, {"error": "INVALID_ARGUMENT", "message": "--redis holds download tasks' hot state: turn "
                                                                         "tasks on with --tasks-db, --jwt-key or --jwks "
                                                                         "(or unset DEPOT_REDIS_URL)"})
+
+
+def test_depot_serve_names_a_private_key_given_for_the_token_key(published, signer, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    private = tmp_path / "jwt.key"  # the README makes jwt.key and jwt.pub: the first is easy to give
+    private.write_bytes(signer.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    code, out, _ = serve(published, signer, tmp_path, "--jwt-key", str(private), "--tasks-db", str(tmp_path / "t.db"))
+    assert (code, out) == (2, {"error": "INVALID_ARGUMENT", "message": f"--jwt-key {private}: a private key; give its "
+                                                                        f"public key (openssl pkey -in {private} "
+                                                                        "-pubout -out KEY.pub)"})
+    assert not (tmp_path / "t.db").exists()
+
