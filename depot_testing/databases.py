@@ -27,10 +27,11 @@ def ensure_postgres() -> Path:
 
 
 @contextlib.contextmanager
-def postgres(database: str = "depot") -> Iterator[str]:
+def postgres(database: str = "depot", settings: tuple[str, ...] = ()) -> Iterator[str]:
     """A PostgreSQL server with an empty ``database``, trusting local connections; yields
-    its URL, ``postgresql://postgres@127.0.0.1:PORT/DATABASE``. PostgreSQL refuses to run
-    as root: as root it runs as the ``postgres`` user the package creates."""
+    its URL, ``postgresql://postgres@127.0.0.1:PORT/DATABASE``. ``settings``: more
+    ``name=value`` for the server. PostgreSQL refuses to run as root: as root it runs as
+    the ``postgres`` user the package creates."""
     bin_dir = ensure_postgres()
     user = _server_user()
     with _state_dir("depot-pg-", user) as state:
@@ -41,7 +42,7 @@ def postgres(database: str = "depot") -> Iterator[str]:
         proc = subprocess.Popen(
             [str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(state),
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"],
+             "-c", "max_connections=200", *(arg for setting in settings for arg in ("-c", setting))],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=user)
         try:
             _wait_for(port, proc, lambda: "")

@@ -5,7 +5,10 @@ user with a task, and the delay from a progress report to its message on the soc
 
 Goals on 2 cores (shared with the load generators): 1,000 task creations/s and 5,000
 progress reports/s with p99 under 50 ms on PostgreSQL; WebSocket delivery p99 under 100 ms.
-The method is in docs/benchmarks.md, "Download tasks". Exit status: 1 when a goal is missed
+The method is in docs/benchmarks.md, "Download tasks". Besides each run's rate and latency:
+the CPU time per request of the service and of PostgreSQL (counted in /proc, so that the
+load of other processes changes it little), and PostgreSQL's statements per request
+(pg_stat_statements, transaction control left out). Exit status: 1 when a goal is missed
 with ``--check``; 2 when a server did not start.
 """
 
@@ -22,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from apilib import Server, lua_string, measure, process_tree_cpu
+from apilib import Server, lua_string, measure, process_tree_cpu, run_wrk
 from bench_api import ORIGIN_NAME, PRODUCT, build_repository, publish_origin, write_locations
 from benchlib import (add_run_options, col, depot_base_command, ensure_tools, log, machine_info, machine_line, print_table,
                       remove_workdir, verdict)
@@ -66,7 +69,8 @@ def call(url: str, token: str, method: str, path: str, kind: str | None = None, 
 
 
 def started_tasks(url: str, tokens: list[str]) -> list[dict]:
-    """A downloading task for each user: its id, the user's token, an item of at least 1000 bytes."""
+    """A downloading task for each user: its id, the user's token, an item of at least 1000 bytes
+    (named in the report that started the task)."""
     def one(n: int) -> dict:
         token = tokens[n]
         task = call(url, token, "POST", "/tasks", "downloadTaskRequest",
@@ -74,7 +78,8 @@ def started_tasks(url: str, tokens: list[str]) -> list[dict]:
         items = call(url, token, "GET", f"/tasks/{task['id']}")["attributes"]["items"]
         item = next(i["itemId"] for i in items if i["totalFileSizeBytes"] >= 1000)
         assert call(url, token, "POST", f"/tasks/{task['id']}/progress", "downloadProgressReport",
-                    {})["attributes"]["status"] == "downloading"
+                    {"downloadedBytes": 0, "items": [{"itemId": item, "downloadedBytes": 0}]}
+                    )["attributes"]["status"] == "downloading"  # started, as a client's first report starts it
         return {"id": task["id"], "token": token, "item": item}
     with cf.ThreadPoolExecutor(8) as pool:
         return list(pool.map(one, range(len(tokens))))
@@ -198,8 +203,50 @@ def databases(args, workdir: Path):
         if not args.no_postgres:
             from depot_testing.databases import postgres
 
-            found.append(("PostgreSQL", stack.enter_context(postgres("bench"))))
+            url = stack.enter_context(postgres("bench", ("shared_preload_libraries=pg_stat_statements",)))
+            _sql(url, "CREATE EXTENSION pg_stat_statements")
+            found.append(("PostgreSQL", url))
         yield found
+
+
+def _sql(url: str, statement: str):
+    """A statement's first row (None: it has none)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchone() if cursor.description else None
+
+
+def database_counters(url: str) -> tuple[float, int] | None:
+    """PostgreSQL's CPU seconds (the server and its backends) and the statements run on the
+    database so far, transaction control left out; None for SQLite (in the service's process)."""
+    if not url.startswith("postgresql"):
+        return None
+    import psutil
+
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    server = next(p for p in psutil.process_iter(["name", "cmdline"])
+                  if p.info["name"] == "postgres" and port in (p.info["cmdline"] or []))
+    statements = _sql(url, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = "
+                           "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                           "AND query NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK')")[0]
+    # the backends that ended are counted in the server's children's times
+    ended = server.cpu_times().children_user + server.cpu_times().children_system
+    return sum(process_tree_cpu(server.pid).values()) + ended, int(statements)
+
+
+def measured(label: str, name: str, endpoint: str, url: str, args, script: str, server: Server, database: str) -> dict:
+    """``measure`` after its warm-up, with PostgreSQL's CPU and statements per request."""
+    run_wrk(url, args.warmup, args.connections, args.threads, script)
+    before = database_counters(database)
+    row = measure(label, name, endpoint, url, args, script, server.proc.pid, warmup=False)
+    after = database_counters(database)
+    if before is not None and after is not None and row.get("requests"):
+        # one statement of the counters' own each time
+        row["db_cpu_us_per_request"] = round((after[0] - before[0]) / row["requests"] * 1e6, 1)
+        row["statements_per_request"] = round((after[1] - before[1] - 1) / row["requests"], 3)
+    return row
 
 
 def run(args, workdir: Path) -> dict:
@@ -216,15 +263,17 @@ def run(args, workdir: Path) -> dict:
         for name, database in found:
             server = serve(args, workdir, database, name, pem)
             try:
-                report["wrk"].append(measure("create", name, "POST /tasks", server.url + API + "/tasks", args,
-                                             lua_creations(workdir / "create.lua", creators), server.proc.pid))
+                report["wrk"].append(measured("create", name, "POST /tasks", server.url + API + "/tasks", args,
+                                              lua_creations(workdir / "create.lua", creators), server, database))
                 tasks = started_tasks(server.url, [signer.token(f"{name}-{n}", [PRODUCT], ttl=3600)
                                                    for n in range(args.clients)])
-                report["wrk"].append(measure("report", name, "POST /tasks/{id}/progress", server.url + API,
-                                             args, lua_reports(workdir / "report.lua", tasks), server.proc.pid))
-                before = sum(process_tree_cpu(server.proc.pid).values())
+                report["wrk"].append(measured("report", name, "POST /tasks/{id}/progress", server.url + API,
+                                              args, lua_reports(workdir / "report.lua", tasks), server, database))
+                before, db_before = sum(process_tree_cpu(server.proc.pid).values()), database_counters(database)
                 ws = asyncio.run(ws_delays(server.url, tasks, args.ws_rate, args.seconds))
-                ws.update(database=name, server_cpu_s=round(sum(process_tree_cpu(server.proc.pid).values()) - before, 2))
+                db_after = database_counters(database)
+                ws.update(database=name, server_cpu_s=round(sum(process_tree_cpu(server.proc.pid).values()) - before, 2),
+                          db_cpu_s=round(db_after[0] - db_before[0], 2) if db_after and db_before else None)
                 report["ws"].append(ws)
                 log(f"{name}: WebSocket {ws}")
             finally:
@@ -251,13 +300,15 @@ def print_report(r: dict) -> None:
           f"{a['threads']} threads; creations by {a['users']} users, reports round {a['clients']} downloading tasks")
     print_table([col("database", 11, "server"), col("request", 26, "endpoint"), col("req/s", 8, "requests_per_s", ".0f"),
                  col("p50 ms", 7, "p50_ms", ".2f"), col("p99 ms", 7, "p99_ms", ".2f"),
-                 col("non-2xx", 8, "non_2xx_3xx"), col("server CPU us/req", 18, "server_cpu_us_per_request", ".0f")],
-                r["wrk"])
+                 col("non-2xx", 8, "non_2xx_3xx"), col("server CPU us/req", 18, "server_cpu_us_per_request", ".0f"),
+                 col("PostgreSQL CPU us/req", 22, "db_cpu_us_per_request", ".0f"),
+                 col("statements/req", 15, "statements_per_request", ".2f")], r["wrk"])
     print()
     print_table([col("database", 11, "database"), col("clients", 8, "clients"),
                  col("offered/s", 10, "offered_per_s", ".0f"), col("reports/s", 10, "reports_per_s", ".0f"), col("matched", 8, "messages_matched"),
                  col("lost", 5, "lost"), col("p50 ms", 7, "p50_ms", ".2f"), col("p99 ms", 7, "p99_ms", ".2f"),
-                 col("max ms", 8, "max_ms", ".2f"), col("server CPU s", 13, "server_cpu_s", ".1f")], r["ws"])
+                 col("max ms", 8, "max_ms", ".2f"), col("server CPU s", 13, "server_cpu_s", ".1f"),
+                 col("PostgreSQL CPU s", 17, "db_cpu_s", ".1f")], r["ws"])
     print()
     for goal, met in r["goals"].items():
         print(f"goal {goal}: {verdict(met)}")

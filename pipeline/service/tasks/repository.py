@@ -39,6 +39,12 @@ _ADD_ITEMS = text(
     "SELECT v.id, :task, v.path, 'pending', 0, v.size, v.hash, 0, :at, :at, v.n - 1, v.operation "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:paths AS text[]), CAST(:sizes AS bigint[]), CAST(:hashes AS text[]), "
     "CAST(:operations AS text[])) WITH ORDINALITY AS v(id, path, size, hash, operation, n)")
+_STATES = text(  # ids as text: nothing to convert for thousands of rows
+    "SELECT t.id::text, t.status, q.place FROM download_tasks AS t LEFT JOIN ("
+    " SELECT id, row_number() OVER (PARTITION BY user_id ORDER BY queue_order, created_at, id) - 1 AS place"
+    " FROM download_tasks WHERE user_id IN (SELECT user_id FROM download_tasks WHERE id = ANY(CAST(:ids AS uuid[])))"
+    f" AND kind <> 'verify' AND status IN ({', '.join(repr(s) for s in sorted(UNFINISHED))})) AS q ON q.id = t.id "
+    "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
 _QUEUE = (select(DownloadTask)  # built once: building a statement costs more than running it
           .where(DownloadTask.user_id == bindparam("user"), DownloadTask.kind != "verify",
                  DownloadTask.status.in_(sorted(UNFINISHED)))
@@ -220,22 +226,9 @@ class Repository:
 
     def running_states(self, task_ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         """Each task's status and place in its user's queue (None: not in it), as the
-        queue computes them, in one query for them all."""
-        t = _TASKS
-        out: dict[str, tuple[str, int | None]] = {}
+        queue computes them, in one query for them all (PostgreSQL)."""
         with self.reading() as s:
-            for start in range(0, len(task_ids), 5000):
-                ids = [uuid.UUID(i) for i in task_ids[start:start + 5000]]
-                mine, queue = t.alias("mine"), t.alias("queue")
-                queued = select(queue.c.id, (func.row_number().over(
-                    partition_by=queue.c.user_id, order_by=(queue.c.queue_order, queue.c.created_at, queue.c.id))
-                    - 1).label("place")
-                ).where(queue.c.user_id.in_(select(mine.c.user_id).where(mine.c.id.in_(ids))),
-                        queue.c.kind != "verify", queue.c.status.in_(sorted(UNFINISHED))).subquery()
-                for key, status, place in s.execute(select(t.c.id, t.c.status, queued.c.place)
-                                                    .outerjoin(queued, queued.c.id == t.c.id).where(t.c.id.in_(ids))):
-                    out[str(key)] = (status, place)
-        return out
+            return {key: (status, place) for key, status, place in s.execute(_STATES, {"ids": list(task_ids)})}
 
 
 @contextmanager

@@ -23,10 +23,10 @@ report's over a newer change), so instances writing the same task, or a write la
 after a status change, undo nothing. On PostgreSQL the writer skips rows a transaction
 holds (``FOR UPDATE SKIP LOCKED``) and keeps their progress for its next write, so it never
 waits for, nor deadlocks with, a user's change. A change made on another instance (a
-pause, a cancel) reaches this instance's answers after its next write, which reads again
-the status and queue position of the tasks running here (one query): within about
-``WRITE_S``. Reads (a task, the queue) on this instance show the progress it took, written
-or not.
+pause, a cancel) reaches this instance's answers when the writer next reads again the
+status and queue position of the tasks known here (one query, every ``REFRESH_S``): within
+about a second. (SQLite is one instance's, so it is not read again.) Reads (a task, the
+queue) on this instance show the progress it took, written or not.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 WRITE_S = 0.5  # progress taken in memory is written this often
 WRITE_AFTER = 2000  # or as soon as this many reports wait
+REFRESH_S = 1.0  # how often the tasks known here are read again (another instance may have changed them)
 IDLE_S = 300.0  # a task not reported on for this long is forgotten here (its next report reads it again)
 RUNNING = ("downloading", "verifying")  # a report moves its bytes
 STOPPED = ("paused", "error", "cancelled", "completed")  # a report changes nothing: answered as it is
@@ -255,14 +256,17 @@ class RunningTasks:
 
     # -- the writer -------------------------------------------------------------------------
 
-    def write(self) -> None:
-        """Write the progress waiting, then read again the status and place of the tasks
-        running here (the writer thread does this every ``WRITE_S``)."""
+    def write(self, refresh: bool = True) -> None:
+        """Write the progress waiting, then (``refresh``, on PostgreSQL) read again the
+        status and place of the tasks known here. The writer thread does this every
+        ``write_s``, reading at most every ``REFRESH_S``. On SQLite there is one instance:
+        nothing changes a task but this one."""
+        refresh = refresh and not self.repository.sqlite
         with self._lock:
             batch, self._pending, self._by_user, self._waiting = self._pending, {}, {}, 0
             self._writing = batch
             stamp = self._stamp
-            ids = list(self._entries)
+            ids = list(self._entries) if refresh else []
         try:
             if batch:
                 with self.repository.writing(None) as s:
@@ -275,7 +279,8 @@ class RunningTasks:
         finally:
             with self._lock:
                 self._writing = {}
-        self._refreshed(states, ids, stamp)
+        if refresh:
+            self._refreshed(states, ids, stamp)
 
     def _refreshed(self, states: dict[str, tuple[str, int | None]], ids: list[str], stamp: int) -> None:
         """Forget the tasks whose status or place another instance changed (unless this one
@@ -297,12 +302,16 @@ class RunningTasks:
             self._thread.join(timeout=60)
 
     def _run(self) -> None:
+        refreshed = self.clock()
         while True:
             self._wake.wait(self.write_s)
             self._wake.clear()
             stopping = self._stopping.is_set()
+            refresh = self.clock() - refreshed >= REFRESH_S
             try:
-                self.write()
+                self.write(refresh)
+                if refresh:
+                    refreshed = self.clock()
                 if self._failing:
                     self._failing = False
                     log.warning("progress is written to the tasks' database again")

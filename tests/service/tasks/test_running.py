@@ -3,7 +3,7 @@ on SQLite and a real PostgreSQL: a report that only moves bytes costs no stateme
 answered as before; the database gets the exact bytes at the next write, or first thing in
 the next change of the user's tasks; a crash loses at most the reports not written yet,
 never a task or a status; a write never undoes a newer change; a change made on another
-instance reaches this one's answers at its next write."""
+instance (on PostgreSQL) reaches this one's answers when it reads its tasks again."""
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ def test_a_write_never_undoes_a_newer_change(published, signer, database):
             ("completed", done["totalSizeBytes"], item["totalFileSizeBytes"])
 
 
-def test_a_pause_on_another_instance_reaches_this_one_at_its_next_write(published, signer, database):
+def test_a_pause_on_another_instance_reaches_this_one_when_it_reads_again(published, signer, postgres_url):
+    database = postgres_url  # several instances: PostgreSQL's
     token = signer.token("elsewhere", [PRODUCT])
     with instance(published, signer, database) as (url_a, a), instance(published, signer, database) as (url_b, _):
         on_a, on_b = Client(url_a, token), Client(url_b, token)
@@ -133,7 +134,7 @@ def test_a_pause_on_another_instance_reaches_this_one_at_its_next_write(publishe
         on_a.report(task_id, items=moved(item, 1), downloaded=1)
         assert on_b.call("POST", f"/tasks/{task_id}/pause")[1]["data"]["attributes"]["status"] == "paused"
         assert on_a.report(task_id, downloaded=2)[1]["data"]["attributes"]["status"] == "downloading"  # not yet
-        a.queue.running.write()  # writes, and reads again the status of the tasks running here
+        a.queue.running.write()  # writes, and reads again the status of the tasks known here
         a_now = on_a.report(task_id, downloaded=3)[1]["data"]["attributes"]
         # a's progress, not written when b paused, is not written over the pause either (the
         # client's reports after a resume carry its bytes again)
