@@ -165,8 +165,7 @@ def _kept(inst: GameDir, tree: Tree, old: Tree | None) -> bytearray:
     if old is not None and old.m.version != tree.m.version:
         intact = inst.intact(old)
         for i, j in tree.same_paths(old):
-            if intact[j] and tree.execs[i] == old.execs[j] and tree.digests[32 * i:32 * i + 32] == \
-                    old.digests[32 * j:32 * j + 32]:
+            if intact[j] and tree.execs[i] == old.execs[j] and tree.sha256(i) == old.sha256(j):
                 kept[i] = 1
     return kept
 

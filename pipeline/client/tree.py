@@ -32,7 +32,7 @@ class Tree:
         self.paths: list[str] = []
         self.sizes = array("q")
         self.execs = bytearray()
-        self.digests = bytearray()  # each file's SHA-256, 32 bytes
+        self.hashes = ""  # each file's SHA-256, 64 hex digits (the manifest's own column)
         self.first = array("i", [0])  # the slices of file i are first[i] to first[i + 1]
         self.slice_chunk = array("i")  # a slice's chunk, by number in ``chunks``
         self.slice_offset = array("q")  # where the slice is in its file
@@ -57,12 +57,13 @@ class Tree:
         self._at: dict[str, int] | None = None  # path -> number, made if the paths are not sorted
 
     def _read(self, entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
+        hashes: list[str] = []
         for e in entries:
             if e.type == "file":
                 self.paths.append(e.path)
                 self.sizes.append(e.size)
                 self.execs.append(e.executable)
-                self.digests += bytes.fromhex(e.hash_sha256)
+                hashes.append(e.hash_sha256)
                 for ref in e.chunks:
                     k = self.index.get(ref.id)
                     if k is None:
@@ -79,6 +80,7 @@ class Tree:
             else:
                 self.dirs.append(e.path)
             yield e
+        self.hashes = "".join(hashes)
 
     def _read_columns(self, c: Columns) -> None:
         if "d" in c.types or "l" in c.types:
@@ -90,7 +92,7 @@ class Tree:
             self.paths = c.paths  # the manifest's own list
         self.sizes = array("q", c.sizes)
         self.execs = bytearray(c.executable.encode().translate(_BIT))
-        self.digests = bytearray.fromhex(c.hashes)
+        self.hashes = c.hashes
         self.chunks = list(c.unique_chunks().values())  # numbered as in the manifest's chunk table
         self.index = {chunk.id: k for k, chunk in enumerate(self.chunks)}
         csz, pack, own = c.chunk_sizes, c.pack, iter(c.own)
@@ -131,7 +133,7 @@ class Tree:
         return 0o755 if self.execs[i] else 0o644
 
     def sha256(self, i: int) -> str:
-        return self.digests[32 * i:32 * i + 32].hex()
+        return self.hashes[64 * i:64 * i + 64]
 
     def slices(self, i: int) -> range:
         return range(self.first[i], self.first[i + 1])

@@ -8,7 +8,6 @@ function (``check_entries``), so a build that ingests is a build that installs.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import posixpath
 import re
@@ -182,14 +181,15 @@ def _surely_safe(paths: list[str], types: str, targets: list[str]) -> bool:
             above.add(d)
             d = d.rpartition("/")[0]
     tops = {d.partition("/")[0] for d in above}
-    tops.update(p for p in paths if "/" not in p)
+    tops.update([p for p in paths if "/" not in p])
     if any(is_state_dir(t) for t in tops):
         return False
-    for d in above:  # a directory's own entry, if it has one, must be a directory
-        i = bisect.bisect_left(paths, d)
-        if i < len(paths) and paths[i] == d and types[i] != "d":
-            return False
-    return True
+    # a directory's own entry, if it has one, must be a directory
+    not_dirs = paths if "d" not in types else itertools.compress(paths, types.encode().translate(_NOT_DIR))
+    return above.isdisjoint(not_dirs)
+
+
+_NOT_DIR = bytes(b != ord("d") for b in range(256))  # a type letter -> whether it is not a directory's
 
 
 MAX_LINK_HOPS = 40

@@ -257,8 +257,12 @@ class Manifest(Document):
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> "Manifest":
-        schema = SCHEMA if data[:4] == ZSTD_MAGIC else SCHEMA_1
-        doc = canonical.loads(_decompress(data, where) if schema == SCHEMA else data, schema, where)
+        if data[:4] == ZSTD_MAGIC:
+            schema = SCHEMA
+            doc = canonical.validate(_load(data, where), schema, where)
+        else:
+            schema = SCHEMA_1
+            doc = canonical.loads(data, schema, where)
         try:
             return cls.from_dict(doc)
         except (DepotError, KeyError, TypeError, ValueError) as exc:  # valid JSON Schema, impossible values
@@ -281,17 +285,31 @@ def _compress(text: bytes) -> bytes:
 
 
 def _decompress(data: bytes, where: str) -> bytes:
+    """The bytes of the one zstd frame ``data`` is, decompressed at once into a buffer of
+    the size it declares (a stream would hold its pieces and their join at once)."""
     try:
         size = zstandard.frame_content_size(data)
-        if not 0 <= size <= MAX_JSON:
-            raise ManifestInvalid(f"{where}: a manifest's zstd frame must declare its size, at most {MAX_JSON} bytes")
-        frame = zstandard.ZstdDecompressor().decompressobj()
-        text = frame.decompress(data)
     except zstandard.ZstdError as exc:
         raise ManifestInvalid(f"{where}: not a whole zstd frame ({exc})") from None
-    if not frame.eof or frame.unused_data:
-        raise ManifestInvalid(f"{where}: not one whole zstd frame")
-    return text
+    if not 0 <= size <= MAX_JSON:
+        raise ManifestInvalid(f"{where}: a manifest's zstd frame must declare its size, at most {MAX_JSON} bytes")
+    try:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
+    except zstandard.ZstdError as exc:  # damaged, cut short, or followed by more bytes
+        raise ManifestInvalid(f"{where}: not one whole zstd frame ({exc})") from None
+
+
+def _load(data: bytes, where: str) -> dict:
+    """The JSON document in the zstd frame ``data``, its text's bytes given up once decoded
+    (as json.loads decodes them): held with the parse's objects, a million files' text
+    would cost a hundred MB more at the peak."""
+    try:
+        raw = _decompress(data, where)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        del raw
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
 
 
 # -- format 2: columns -------------------------------------------------------------
