@@ -282,4 +282,31 @@ def repair(s: Settings, dest, **download):
         click.get_current_context().exit(errors.FileHashMismatch.exit_code)
 
 
-COMMANDS = (install, update, verify, repair)
+@click.command()
+@product_option
+@click.option("--version", "-v", "version", default=None, help="The embargoed version to pre-load.")
+@click.option("--channel", "-c", default=None, help="Pre-load the version this channel points at.")
+@dest_option
+@download_options
+@json_option
+@click.pass_obj
+def preload(s: Settings, product, version, channel, dest, **download):
+    """Download an embargoed version before its release, without its key: resumable;
+    `install` or `update` then unlocks it at release without downloading it again."""
+    from pipeline.client.install import resolve_version
+    from pipeline.client.preload import preload as preload_version
+
+    if (version is None) == (channel is None):
+        raise click.UsageError("give exactly one of --version and --channel")
+    fetcher = _fetcher(s, **download, dest=dest)
+    version = version or resolve_version(fetcher, product, channel)
+    with install_progress(f"preload {product} {version}") as (advance, on_total):
+        r = preload_version(fetcher, product, version, dest, jobs=download["jobs"], progress=advance,
+                            on_total=on_total)
+    s.emit(r.to_dict(), f"{r.product} {r.version} pre-loaded in {r.dest}: {r.chunks} objects, {mib(r.bytes)} "
+                        f"({mib(r.bytes_downloaded)} downloaded now, {r.chunks_present} staged before, "
+                        f"{r.chunks_installed} installed already); it unlocks at release"
+                        + (f" ({r.release_at})" if r.release_at else ""))
+
+
+COMMANDS = (install, update, verify, repair, preload)

@@ -226,7 +226,7 @@ class Assembly:
         with cf.ThreadPoolExecutor(threads) as pool:
             _all(pool, threads, self._copy, list(self.copies))
             needed = self._needed()
-            self.fetcher.prefetch([layout.chunk_key(tree.chunks[k].id) for k in needed
+            self.fetcher.prefetch([layout.chunk_key(tree.chunks[k].id, tree.chunks[k].key_id) for k in needed
                                    if tree.chunks[k].id not in self.local])
             # manifest order, so that files complete one after another; small chunks in
             # groups, as a task costs more than a small chunk's work

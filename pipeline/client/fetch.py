@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, TypeVar, overload
 
 from .. import layout
-from ..core import codec
 from ..core.rate import RateLimiter
-from ..errors import (CdnUnreachable, FileHashMismatch, IntegrityError, ManifestInvalid, NotFound, StoreUnavailable,
-                      TargetMismatch)
+from ..errors import (CdnUnreachable, ContentAuthenticationFailed, FileHashMismatch, IntegrityError, ManifestInvalid,
+                      NotFound, StoreUnavailable, TargetMismatch)
+from ..formats import sealed
+from ..formats.content_key import ContentKey
 from ..formats.manifest import Chunk
 from ..storage import ReadStore
 from ..storage.content import check_patch
@@ -59,6 +60,10 @@ class Fetcher:
     retried: int = 0
     trust: TrustedMetadata | None = None  # None: an unsigned repository, for development only
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)  # the backoff's wait: a test passes its own
+    keys: sealed.KeyFinder | None = None  # the content keys of sealed chunks (client.keys), once a manifest names any
+    staged: ReadStore | None = None  # objects pre-loaded into the game directory: read before any origin
+    staged_chunks: int = 0  # chunks read from ``staged``, and their objects' bytes: not downloaded
+    staged_bytes: int = 0
 
     def __post_init__(self):
         self.stats = [OriginStats(o.url) for o in self.origins]
@@ -95,6 +100,7 @@ class Fetcher:
         reached is CDN_UNREACHABLE (a lagging mirror), or NOT_FOUND with
         ``absent_if_any_says_so``."""
         unreachable, wrong, missing = [], [], []
+        sealing_refused = 0  # sealed objects that did not authenticate
         for i in self._order() if only is None else [only]:
             origin = self.origins[i]
             for attempt in range(self.retries + 1):
@@ -113,6 +119,7 @@ class Fetcher:
                 except IntegrityError as exc:
                     self._count(i, False)
                     wrong.append(str(exc))
+                    sealing_refused += isinstance(exc, ContentAuthenticationFailed)
                     continue
                 except StoreUnavailable as exc:
                     self._count(i, False)
@@ -120,6 +127,9 @@ class Fetcher:
                     continue
                 self._count(i, True, len(data))
                 return result
+        if wrong and sealing_refused == len(wrong):
+            raise ContentAuthenticationFailed(f"{key}: every origin served a sealed object that does not authenticate "
+                                              f"({wrong[-1]})")
         if wrong:
             raise FileHashMismatch(f"{key}: every origin served bytes that do not match ({wrong[-1]})")
         if unreachable and not (missing and absent_if_any_says_so):
@@ -146,18 +156,36 @@ class Fetcher:
               guard: AbstractContextManager | None = None) -> bytes | T:
         """A whole chunk's bytes (``chunk.size`` of them), verified against its id; with
         ``use``, what ``use(bytes)`` returns, decoded and used while ``guard`` is held
-        (a bound on the decoded chunks held at once)."""
+        (a bound on the decoded chunks held at once). A sealed chunk is opened with its key
+        in the same pass; one pre-loaded (``staged``) is read from there, not downloaded."""
+        key = layout.chunk_key(chunk.id, chunk.key_id)
 
         def decoded(stored: bytes) -> bytes | T:
             with guard or contextlib.nullcontext():
-                data = codec.decode(chunk.id, stored, chunk.size)
+                data = sealed.open_chunk(chunk.id, chunk.key_id, stored, chunk.size, self._key)
                 return use(data) if use is not None else data
 
-        return self.get(layout.chunk_key(chunk.id), decoded, chunk.stored_size)
+        if self.staged is not None:
+            try:
+                stored = self.staged.get(key)
+                result = decoded(stored)
+            except (NotFound, IntegrityError):
+                pass  # not pre-loaded, or damaged since: from an origin
+            else:
+                with self._lock:
+                    self.staged_chunks += 1
+                    self.staged_bytes += len(stored)
+                return result
+        return self.get(key, decoded, chunk.stored_size)
 
-    def patch(self, patch_id: str, size: int) -> bytes:
-        """A patch's bytes, verified against its id."""
-        return self.get(layout.patch_key(patch_id), lambda data: check_patch(patch_id, data), size)
+    def _key(self, key_id: str) -> ContentKey | None:
+        return self.keys(key_id) if self.keys is not None else None
+
+    def patch(self, patch_id: str, size: int, key: ContentKey | None = None, plan: str = "") -> bytes:
+        """A patch's bytes, verified against its id (that of its object: sealed, when the
+        plan ``plan`` is sealed with ``key``, then opened)."""
+        data = self.get(layout.patch_key(patch_id), lambda data: check_patch(patch_id, data), size)
+        return sealed.unseal(key, plan, data) if key is not None else data
 
     def document(self, key: str, parse: Callable[[bytes, str], T]) -> T:
         """A document, parsed and validated (``parse`` is a document's ``from_bytes``). With

@@ -28,12 +28,13 @@ from typing import Iterable
 from .. import layout
 from ..core.progress import Progress, ignore
 from ..errors import DestinationConflict, NotFound, StoreUnavailable
-from ..formats import manifest as manifest_doc
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
 from .assemble import Assembly
 from .fetch import Fetcher
+from . import preload
 from .game_dir import GameDir, check_manifest
+from .keys import fetch_opened
 from .reuse import candidates
 from .tree import Tree
 
@@ -56,6 +57,7 @@ class InstallResult:
     retries: int
     origins: list = field(default_factory=list)
     elapsed_s: float = 0.0
+    chunks_preloaded: int = 0  # read from what was pre-loaded here (opened, checked, written): not downloaded
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -80,17 +82,9 @@ def load_manifest(fetcher: Fetcher, product: str, version: str) -> Manifest:
 def fetch_manifest(fetcher: Fetcher, product: str, version: str) -> tuple[Manifest, bytes]:
     """The version's manifest, not checked yet (``Tree`` and ``check_manifest`` check
     it), with its bytes as published (kept in the game directory as they are, not written
-    again from the parsed manifest)."""
-    key = layout.manifest_key(product, version)
-    published: list[bytes] = []
-
-    def parse(data: bytes, where: str) -> Manifest:
-        m = Manifest.from_bytes(data, where)
-        published[:] = [data]
-        return m
-
-    m = manifest_doc.expect(fetcher.document(key, parse), product, version, fetcher.url_of(key))
-    return m, published[0]
+    again from the parsed manifest); an embargoed version's opened with its released key
+    (CONTENT_LOCKED before release), the keys of its sealed chunks given to the fetcher."""
+    return fetch_opened(fetcher, product, version)
 
 
 def install(
@@ -116,6 +110,8 @@ def install(
         raise StoreUnavailable(f"{dest}: cannot make the game directory ({exc.strerror})") from None
     inst = GameDir(dest)
     with inst.locked():
+        fetcher.staged = preload.staged(dest)  # what was pre-loaded here: read, not downloaded
+        unlocked = fetcher.staged_chunks, fetcher.staged_bytes
         try:
             previous = inst.tree()
         except NotFound:
@@ -139,7 +135,10 @@ def install(
         inst.swap_in(tree, list(map(tree.paths.__getitem__, todo)), remove, [o.url for o in fetcher.origins],
                      fetcher.trust_id, mtimes, published)
         remove_empty_dirs(inst, previous, tree)
+        if only is None:
+            preload.finished(dest, version)
     stats = fetcher.stats
+    unlocked = fetcher.staged_chunks - unlocked[0], fetcher.staged_bytes - unlocked[1]
     return InstallResult(
         product=product,
         version=version,
@@ -147,13 +146,14 @@ def install(
         files=len(tree),
         bytes=sum(tree.sizes),
         files_written=len(todo),
-        bytes_downloaded=job.downloaded,
+        bytes_downloaded=job.downloaded - unlocked[1],
         bytes_reused=job.reused,
-        chunks_fetched=job.fetched,
+        chunks_fetched=job.fetched - unlocked[0],
         chunks_reused=job.chunks_reused,
         retries=fetcher.retried,
         origins=[s.to_dict() for s in stats],
         elapsed_s=round(time.monotonic() - started, 3),
+        chunks_preloaded=unlocked[0],
     )
 
 

@@ -26,13 +26,16 @@ from ..core.progress import Progress, ignore
 from ..core import patching
 from ..delta.route import cheapest_route, update_route
 from ..errors import DepotError, InsufficientDiskSpace, ManifestInvalid, NotFound, PatchFailed
+from ..formats.content_key import ContentKey
 from ..formats.plan_index import PlanIndex
 from ..formats.plan import FileOp, PatchSegment, Plan
 from .fetch import Fetcher
 from .assemble import Assembly, mib
 from .disk import copy_file
 from .game_dir import GameDir
+from . import preload
 from .install import fetch_manifest, install, known_mtimes, remove_empty_dirs, resolve_version
+from .keys import fetch_plan
 from .reuse import candidates
 from .tree import Tree
 
@@ -82,7 +85,9 @@ def update(
         return UpdateResult(product, current.version, target, "none", [target], 0, 0, 0, 0, 0,
                             elapsed_s=round(time.monotonic() - started, 3))
     target_m, published = fetch_manifest(fetcher, product, target)
-    chunk_cost = target_m.chunk_cost_from(current)
+    have = current.unique_chunks()
+    missing = {i: c for i, c in target_m.unique_chunks().items() if i not in have}
+    chunk_cost = target_m.chunk_cost_from(current) - preload.staged_bytes(inst.dest, missing)  # pre-loaded: free
     index = _plan_index(fetcher, product)
     best = cheapest_route(index, current.version, target)
     delta_cost = best.download_bytes if best else None
@@ -102,14 +107,14 @@ def update(
     for a, b in zip(route.versions, route.versions[1:]):
         key = layout.plan_key(product, a, b)
         try:
-            plan = fetcher.document(key, Plan.from_bytes)
+            plan, sealed_with = fetch_plan(fetcher, product, a, b)
         except (NotFound, ManifestInvalid) as exc:  # listed in the index, but gone or damaged
             fallbacks.append({"path": key, "error": PatchFailed.code, "message": str(exc)})
             return by_chunks(fallbacks, downloaded)
         b_m, b_published = (target_m, published) if b == target else fetch_manifest(fetcher, product, b)
         with inst.locked():
             b_tree = Tree(b_m, fetcher.url_of(layout.manifest_key(product, b)))
-            step = _Step(inst, fetcher, plan, inst.tree(), b_tree, b_published, progress)
+            step = _Step(inst, fetcher, plan, inst.tree(), b_tree, b_published, progress, sealed_with)
             on_total(plan.required_disk_space_bytes)
             step.run(seeds, jobs)
         downloaded += step.downloaded
@@ -133,11 +138,12 @@ class _Step:
     """One plan applied: from the installed version ``a`` to ``b``."""
 
     def __init__(self, inst: GameDir, fetcher: Fetcher, plan: Plan, a: Tree, b: Tree, b_published: bytes,
-                 progress: Progress):
+                 progress: Progress, sealed_with: ContentKey | None = None):
         if a.m.version != plan.from_version:
             raise NotFound(f"plan {plan.from_version} -> {plan.to_version} does not start at {a.m.version}")
         self.inst, self.fetcher, self.plan, self.a, self.b, self.progress = inst, fetcher, plan, a, b, progress
         self.b_published = b_published
+        self.sealed_with = sealed_with  # the key of a sealed plan: it opens the plan's patches
         self.downloaded = self.written = self.patched = 0
         self.fallbacks: list[dict] = []
 
@@ -207,8 +213,10 @@ class _Step:
         with open(source, "rb") as src, open(staged, "wb") as out:
             out.truncate(size)
             for s in segments:
-                patch = self.fetcher.patch(s.id, s.patch_size)
-                self.downloaded += len(patch)
+                patch = self.fetcher.patch(s.id, s.patch_size, self.sealed_with,
+                                           layout.plan_key(self.plan.product, self.plan.from_version,
+                                                           self.plan.to_version))
+                self.downloaded += s.patch_size  # as stored: a sealed patch is opened once downloaded
                 src.seek(s.source_offset)
                 old = src.read(s.source_size)
                 out.seek(s.offset)
