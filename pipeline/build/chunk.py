@@ -36,7 +36,7 @@ from ..formats.manifest import Chunk, Manifest
 from ..storage import Location, Locations, WriteStore, open_store
 from . import products
 from .embargo import Sealing, existing_manifest, save_manifest, store_chunk
-from .cutting import Span, buffer_for, cut_range, store_chunks
+from .cutting import Digests, Spans, buffer_for, cut_range, store_chunks
 from .source_ranges import Where, fingerprint, read_into, read_joined, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
@@ -136,13 +136,14 @@ class _Files:
     def view(self, offset: int, length: int) -> memoryview:
         return read_joined(list(self._pieces(offset, length)))
 
-    def spans(self, lo: int, hi: int, overlapping: bool = False) -> list[Span]:
+    def spans(self, lo: int, hi: int, overlapping: bool = False) -> Spans:
         """The packed files that start in ``[lo, hi)`` of the stream (or that overlap it),
-        to hash: (number, start, size)."""
+        to hash."""
         if not self.packed or hi <= lo:
-            return []
+            return Spans()
         first = self._at(lo) if overlapping else bisect.bisect_left(self.starts, lo)
-        return [(self.numbers[k], self.starts[k], self.sizes[k]) for k in range(first, bisect.bisect_left(self.starts, hi))]
+        last = bisect.bisect_left(self.starts, hi)
+        return Spans(self.numbers[first:last], self.starts[first:last], self.sizes[first:last])
 
 
 def chunk(
@@ -258,14 +259,14 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
         f = files.one(k)
         number = f.numbers[0]
         _, stored, digests = cut_range(f, 0, f.size, (0, f.size), params,
-                                       lambda data, a: _store_chunk(store, data, a, sealing), [(number, 0, f.size)],
-                                       buf)
-        out.append((f.paths[0], number, digests[0][1] if digests else EMPTY_SHA256, stored))
+                                       lambda data, a: _store_chunk(store, data, a, sealing),
+                                       Spans([number], [0], [f.size]), buf)
+        out.append((f.paths[0], number, bytes(digests.digests) if f.size else EMPTY_SHA256, stored))
     return out
 
 
 def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkParams,
-                sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], list[tuple[int, bytes]]]:
+                sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], Digests]:
     """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
     over its window (see core.cdc), the chain's chunks that start in the segment stored,
     and the packed files that start in it hashed (read to their end). Stored before the
@@ -278,7 +279,7 @@ def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkPara
 
 
 def store_range(repo: Location, f: _Files, bounds: list[int], params: ChunkParams,
-                sealing: Sealing | None = None) -> tuple[list[_Stored], list[tuple[int, bytes]]]:
+                sealing: Sealing | None = None) -> tuple[list[_Stored], Digests]:
     """Store the chunks between consecutive ``bounds``; of the stream, hash every file they
     overlap, for the coordinator to check against the digests of the first read."""
     store = open_store(repo)
@@ -312,10 +313,20 @@ class _Cut:
     def digest(self, number: int) -> bytes:
         return bytes(self.digests[DIGEST * number : DIGEST * number + DIGEST])
 
-    def hashes(self, digests: list[tuple[int, bytes]]) -> None:
-        for number, d in digests:
-            self.digests[DIGEST * number : DIGEST * number + DIGEST] = d
-        self.hashed += len(digests)
+    def record(self, d: Digests) -> None:
+        """The digests of files read."""
+        numbers, n = d.numbers, len(d.numbers)
+        if n and numbers[-1] - numbers[0] == n - 1:  # a run of files in a row: the usual case
+            self.digests[DIGEST * numbers[0] : DIGEST * (numbers[0] + n)] = d.digests
+        else:
+            for i, number in enumerate(numbers):
+                self.digests[DIGEST * number : DIGEST * number + DIGEST] = d.digests[DIGEST * i : DIGEST * i + DIGEST]
+        self.hashed += n
+
+    def changed(self, d: Digests) -> list[int]:
+        """The files whose digests in ``d`` are not the ones recorded."""
+        return [number for i, number in enumerate(d.numbers)
+                if self.digest(number) != d.digests[DIGEST * i : DIGEST * i + DIGEST]]
 
     def chunks(self, stored: list[_Stored]) -> list[Chunk]:
         for _, _, cid, stored_size, new, _ in stored:
@@ -370,22 +381,22 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, stream: _Fi
                 kind = tag[0]
                 if kind == "small":
                     for path, number, digest, stored in result:
-                        cut.hashes([(number, digest)])
+                        cut.record(Digests(array("q", [number]), bytearray(digest)))
                         cut.own[path] = cut.chunks(stored)
                     progress(tag[1])
                 elif kind == "sha":
-                    cut.hashes([(tag[1].file.numbers[0], result)])
+                    cut.record(Digests(tag[1].file.numbers, bytearray(result)))
                 elif kind == "cut":
                     task, seg = tag[1], tag[2]
                     task.chains[seg], task.parts[seg], digests = result
-                    cut.hashes(digests)
+                    cut.record(digests)
                     progress(sum(s[1] for s in task.parts[seg]))
                     if len(task.chains) == len(task.starts):
                         _stitch(submit, repo, params, task, *sealed)
                 elif kind == "again":
                     task, seg = tag[1], tag[2]
                     stored, digests = result
-                    changed = [number for number, digest in digests if cut.digest(number) != digest]
+                    changed = cut.changed(digests)
                     if changed:
                         raise SourceChanged(f"{cut.paths[changed[0]]} changed while it was read")
                     first = {(o, n): new for o, n, _, _, new, _ in task.parts[seg]}

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-from typing import Callable, Protocol, Sequence
+from array import array
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 from ..core.cdc import boundaries, read_window
 from ..core.chunk_params import ChunkParams
@@ -29,7 +30,23 @@ class Readable(Protocol):
     def read_into(self, view: memoryview, offset: int) -> None: ...
 
 
-Span = tuple[int, int, int]  # a file of the stream to hash: (its number, where it starts, its size)
+class Spans(NamedTuple):
+    """Files of the stream to hash, in stream order: their numbers, where they start, their
+    sizes (arrays: a task may hash tens of thousands)."""
+
+    numbers: Sequence[int] = ()
+    starts: Sequence[int] = ()
+    sizes: Sequence[int] = ()
+
+    def reach(self, hi: int) -> int:
+        return max(hi, self.starts[-1] + self.sizes[-1]) if self.starts else hi
+
+
+class Digests(NamedTuple):
+    """SHA-256 digests of files: their numbers, and the digests end to end (32 bytes each)."""
+
+    numbers: array
+    digests: bytearray
 
 
 def _mapped(size: int) -> memoryview:
@@ -69,43 +86,44 @@ class _Buffer:
 
 
 class _Hashes:
-    """SHA-256 of the files ``spans``, in stream order, fed the bytes as they are read."""
+    """SHA-256 of the files ``spans``, fed the bytes as they are read."""
 
-    def __init__(self, spans: Sequence[Span]):
+    def __init__(self, spans: Spans):
         self.spans, self.next = spans, 0
         self.open: "hashlib._Hash | None" = None
-        self.digests: list[tuple[int, bytes]] = []
+        self.done = Digests(array("q"), bytearray())
 
     def feed(self, b: _Buffer, lo: int, hi: int) -> None:
         """``[lo, hi)`` was just read into ``b``."""
-        while self.next < len(self.spans):
-            number, s, size = self.spans[self.next]
-            e = s + size
+        numbers, starts, sizes = self.spans
+        while self.next < len(starts):
+            s = starts[self.next]
+            e = s + sizes[self.next]
             if s >= hi:
                 return
             if self.open is None and lo <= s and e <= hi:  # whole in this window: the usual case
-                self.digests.append((number, hashlib.sha256(b.view(s, e)).digest()))
+                self.done.digests.extend(hashlib.sha256(b.view(s, e)).digest())
             else:
                 if self.open is None:
                     self.open = hashlib.sha256()
                 self.open.update(b.view(max(s, lo), min(e, hi)))
                 if e > hi:
                     return
-                self.digests.append((number, self.open.digest()))
+                self.done.digests.extend(self.open.digest())
                 self.open = None
+            self.done.numbers.append(numbers[self.next])
             self.next += 1
 
 
 def cut_range(f: Readable, lo: int, hi: int, keep: tuple[int, int], params: ChunkParams, store: StoreFn,
-              hashed: Sequence[Span] = (), buf: memoryview | None = None) -> tuple[list[int], list, list[tuple[int, bytes]]]:
+              hashed: Spans = Spans(), buf: memoryview | None = None) -> tuple[list[int], list, Digests]:
     """The chain of boundaries from ``lo`` over ``[lo, hi)`` (as ``core.cdc.boundaries``
     over those bytes: genuine chunks only, unless ``hi`` is the end of ``f``), each chunk of
     it that starts in ``keep`` = [first, end) given to ``store``, and the files ``hashed``
     (which start at or after ``lo``) read to their ends and hashed: (chain, what ``store``
-    gave for each, [(file number, SHA-256)]). ``buf``: a ``buffer_for`` the range to use,
-    else one is mapped for it."""
-    reach = max([hi] + [s + n for _, s, n in hashed])
-    b = _Buffer(f, lo, reach, params, buf)
+    gave for each, their digests). ``buf``: a ``buffer_for`` the range to use, else one is
+    mapped for it."""
+    b = _Buffer(f, lo, hashed.reach(hi), params, buf)
     hashes = _Hashes(hashed)
     chain, stored = [lo], []
     cutting = True
@@ -119,16 +137,15 @@ def cut_range(f: Readable, lo: int, hi: int, keep: tuple[int, int], params: Chun
                 if keep[0] <= a < keep[1]:
                     stored.append(store(b.view(a, z), a))
             chain.extend(cuts[1:])
-    return chain, stored, hashes.digests
+    return chain, stored, hashes.done
 
 
 def store_chunks(f: Readable, bounds: list[int], params: ChunkParams, store: StoreFn,
-                 hashed: Sequence[Span] = ()) -> tuple[list, list[tuple[int, bytes]]]:
+                 hashed: Spans = Spans()) -> tuple[list, Digests]:
     """Each chunk between consecutive ``bounds`` given to ``store``, and the files
     ``hashed`` hashed, in one pass over the bytes they span."""
-    lo = min([bounds[0]] + [s for _, s, _ in hashed])
-    hi = max([bounds[-1]] + [s + n for _, s, n in hashed])
-    b = _Buffer(f, lo, hi, params, None)
+    lo = min(bounds[0], hashed.starts[0]) if hashed.starts else bounds[0]
+    b = _Buffer(f, lo, hashed.reach(bounds[-1]), params, None)
     hashes = _Hashes(hashed)
     stored = []
     k = 0  # the next chunk to store
@@ -137,4 +154,4 @@ def store_chunks(f: Readable, bounds: list[int], params: ChunkParams, store: Sto
         while k + 1 < len(bounds) and bounds[k + 1] <= b.end:
             stored.append(store(b.view(bounds[k], bounds[k + 1]), bounds[k]))
             k += 1
-    return stored, hashes.digests
+    return stored, hashes.done

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from pipeline.build import cutting
-from pipeline.build.cutting import cut_range, store_chunks
+from pipeline.build.cutting import Spans, cut_range, store_chunks
 from pipeline.core import cdc
 from pipeline.core.cdc import boundaries, segment_starts, segment_window
 from pipeline.core.chunk_params import ChunkParams
@@ -52,6 +52,14 @@ def _files(size: int) -> list[tuple[int, int, int]]:
     return out
 
 
+def _spans(files: list[tuple[int, int, int]]) -> Spans:
+    return Spans(*map(list, zip(*files))) if files else Spans()
+
+
+def _digests(got) -> list[tuple[int, bytes]]:
+    return [(n, bytes(got.digests[32 * i : 32 * i + 32])) for i, n in enumerate(got.numbers)]
+
+
 def _record(view, offset: int) -> tuple[int, int, str]:
     return offset, len(view), hashlib.sha256(view).hexdigest()
 
@@ -68,22 +76,22 @@ def test_a_range_cut_a_window_at_a_time_gives_what_one_cut_over_it_gives(kind, m
         lo, n = segment_window(len(data), seg, PARAMS)
         whole = boundaries(data[lo : lo + n], lo, PARAMS, at_eof=lo + n == len(data))
         hashed = [(i, s, size) for i, s, size in files if seg <= s < end]
-        chain, stored, digests = cut_range(f, lo, lo + n, (seg, end), PARAMS, _record, hashed)
+        chain, stored, digests = cut_range(f, lo, lo + n, (seg, end), PARAMS, _record, _spans(hashed))
         assert chain == whole
         assert stored == [(a, b - a, hashlib.sha256(data[a:b]).hexdigest()) for a, b in zip(whole, whole[1:])
                           if seg <= a < end]
-        assert digests == [(i, hashlib.sha256(data[s : s + size]).digest()) for i, s, size in hashed]
+        assert _digests(digests) == [(i, hashlib.sha256(data[s : s + size]).digest()) for i, s, size in hashed]
         around = [(i, s, size) for i, s, size in files if s < whole[-1] and s + size > whole[0]]
-        again, digests = store_chunks(f, whole, PARAMS, _record, around)
+        again, digests = store_chunks(f, whole, PARAMS, _record, _spans(around))
         assert again == [(a, b - a, hashlib.sha256(data[a:b]).hexdigest()) for a, b in zip(whole, whole[1:])]
-        assert digests == [(i, hashlib.sha256(data[s : s + size]).digest()) for i, s, size in around]
+        assert _digests(digests) == [(i, hashlib.sha256(data[s : s + size]).digest()) for i, s, size in around]
     assert max(asked) == WINDOW + PARAMS.max_size  # whatever the segment's window (208 KiB)
 
 
 def test_a_whole_file_cut_at_its_end_keeps_its_last_short_chunk():
     data = _data("random")[:50_000]
     chain, stored, digests = cut_range(Bytes(data), 0, len(data), (0, len(data)), PARAMS, _record,
-                                       [(7, 0, len(data))])
+                                       Spans([7], [0], [len(data)]))
     assert chain == boundaries(data, 0, PARAMS, at_eof=True) and chain[-1] == len(data)
     assert [s[1] for s in stored] == [b - a for a, b in zip(chain, chain[1:])]
-    assert digests == [(7, hashlib.sha256(data).digest())]
+    assert _digests(digests) == [(7, hashlib.sha256(data).digest())]
