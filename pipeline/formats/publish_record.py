@@ -22,19 +22,25 @@ class PublishRecord(Document):
     product: str
     versions: tuple[str, ...]
     origins: tuple[dict, ...]  # per origin: its url, the counts above and elapsed_s
+    embargoed: tuple[str, ...] = ()  # of ``versions``, those sealed and not released when published
+    released: tuple[str, ...] = ()  # of ``versions``, embargoed ones published with their released key
 
     def describe(self) -> str:
         return f"publish record {self.id}"
 
     def rows(self) -> list[dict]:
         return [{"product": self.product, "id": self.id, "published_at": self.at, "versions": ",".join(self.versions),
-                 "origin": o["origin"], **{k: o[k] for k in COUNTS}, "elapsed_s": o["elapsed_s"]}
+                 "origin": o["origin"], **{k: o[k] for k in COUNTS}, "elapsed_s": o["elapsed_s"],
+                 "embargoed_versions": ",".join(self.embargoed), "released_versions": ",".join(self.released)}
                 for o in self.origins]
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "id": self.id, "at": self.at, "product": self.product,
-                "versions": list(self.versions), "origins": [dict(o) for o in self.origins]}
+        d = {"format": FORMAT, "id": self.id, "at": self.at, "product": self.product,
+             "versions": list(self.versions), "origins": [dict(o) for o in self.origins]}
+        d.update({k: list(v) for k, v in (("embargoed", self.embargoed), ("released", self.released)) if v})
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PublishRecord":
-        return cls(d["id"], d["at"], d["product"], tuple(d["versions"]), tuple(d["origins"]))
+        return cls(d["id"], d["at"], d["product"], tuple(d["versions"]), tuple(d["origins"]),
+                   tuple(d.get("embargoed", ())), tuple(d.get("released", ())))

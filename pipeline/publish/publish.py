@@ -53,6 +53,7 @@ from ..core.rate import RateLimiter
 from ..errors import ContentLocked, DepotError, IntegrityError, NotFound, VersionConflict
 from ..formats import manifest as manifest_doc
 from ..formats import sealed
+from ..formats import release as release_doc
 from ..formats.channel import Channel
 from ..formats.release import Release, key_finder
 from ..formats.plan import Plan
@@ -239,10 +240,14 @@ def on_every_origin(origins: list[PrunableStore], work) -> list:
 def _record(repo: WriteStore, result: PublishResult) -> None:
     """Keep what was pushed where, for the stats (``logs/publishes/``)."""
     now = datetime.datetime.now(datetime.timezone.utc)
+    sealed_by = {v: release_doc.sealed_key_id(repo, result.product, v) for v in result.versions}
+    released = {v for v, key_id in sealed_by.items() if key_id and release_doc.is_released(repo, result.product, key_id)}
     record = PublishRecord(f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", f"{now:%Y-%m-%dT%H:%M:%SZ}",
                            result.product, tuple(result.versions),
                            tuple({"origin": o.origin, **{k: getattr(o, k) for k in COUNTS}, "elapsed_s": o.elapsed_s}
-                                 for o in result.origins))
+                                 for o in result.origins),
+                           tuple(v for v in result.versions if sealed_by[v] and v not in released),
+                           tuple(v for v in result.versions if v in released))
     repo.put_if_absent(layout.publish_record_key(result.product, record.id), record.to_bytes())
 
 

@@ -49,7 +49,8 @@ def collect(store: WriteStore) -> ReportData:
         versions = _dicts(con, """
             SELECT product::VARCHAR AS product, version, previous_version, files, bytes, unique_bytes,
                    stored_bytes, new_bytes_vs_store, new_stored_bytes_vs_store, new_bytes_vs_previous,
-                   new_stored_bytes_vs_previous, dedup_ratio
+                   new_stored_bytes_vs_previous, dedup_ratio, embargoed, key_id, sealed_bytes, preload_bytes,
+                   release_at, released
             FROM v""")
         updates = _dicts(con, "SELECT * REPLACE (product::VARCHAR AS product) FROM updates")
         changes = _dicts(con, """

@@ -9,10 +9,14 @@ one file per version, plan or publish, so that an export reads only what is new:
     stats/chunk_uses/product=P/V.parquet    a row per distinct chunk the version uses
     stats/updates/product=P/A__B.parquet    one row per update plan A -> B
     stats/publishes/product=P/ID.parquet    a row per origin of one publish
+    stats/releases/product=P/V__AT__STATE.parquet  one row: where an embargoed version's
+                                            release stands (scheduled or released at AT);
+                                            replaced when that changes
 
 The tables analysts query (docs/stats.md) are DuckDB views over these (stats.query):
 ``chunks`` and the store-wide figures of ``versions`` are computed from ``chunk_uses`` at
-query time, which is what keeps an export's cost to what is new.
+query time, which is what keeps an export's cost to what is new; ``versions`` takes its
+release columns from ``releases``, which can change after the version is exported.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pyarrow.parquet as pq
 from .. import layout
 from ..core.versions import earlier, sort_versions
 from ..formats import plan as plan_doc
+from ..formats import release as release_doc
 from ..formats import sealed
 from ..formats.release import key_finder
 from ..formats.manifest import Manifest
@@ -35,7 +40,7 @@ from ..errors import ContentLocked
 from ..storage import PrunableStore, WriteStore
 
 STATS_PREFIX = layout.STATS_PREFIX
-TABLES = ("versions", "files", "chunk_uses", "updates", "publishes")
+TABLES = ("versions", "files", "chunk_uses", "updates", "publishes", "releases")
 ENGINES = ("zstd-prefix", "hdiffpatch", "bsdiff4")
 
 
@@ -67,11 +72,16 @@ def export(repo: PrunableStore, out: WriteStore | None = None, keys: sealed.KeyF
     done = set(out.list(STATS_PREFIX))
     chunked: dict[str, list[str]] = {}
     modified: dict[str, float] = {}
+    releases: list[tuple[str, str]] = []
     for o in repo.scan(layout.PRODUCT_PREFIX):
         found = layout.version_document_of(o.key)
         if found and found[2] == "manifest.json":
             chunked.setdefault(found[0], []).append(found[1])
             modified[o.key] = o.modified
+        elif found and found[2] == "release.json":
+            releases.append(found[:2])
+    for product, version in releases:
+        _export_release(repo, out, product, version, done, result)
     for product, versions in sorted(chunked.items()):
         versions = sort_versions(versions)
         opened = sealed.Opened(repo, key_finder(repo, product, keys))
@@ -108,9 +118,28 @@ def _to_export(product: str, versions: list[str], done: set[str]) -> list[str]:
     return sorted(set(todo), key=versions.index)
 
 
+def _export_release(repo: WriteStore, out: WriteStore, product: str, version: str, done: set[str],
+                    result: ExportResult) -> None:
+    """Where the release of an embargoed version stands, if that changed since the last
+    export: the file's name says it, so a release that did not change is not rewritten."""
+    r = release_doc.load(repo, product, version)
+    released = release_doc.is_released(repo, product, r.key_id)
+    name = f"{version}__{r.at.replace('-', '').replace(':', '')}__{'released' if released else 'scheduled'}"
+    key = table_key("releases", product, name)
+    if key in done:
+        return
+    for old in done:
+        if old.startswith(table_key("releases", product, f"{version}__").removesuffix(".parquet")):
+            out.delete(old)
+    _write(out, key, [{"product": product, "version": version, "key_id": r.key_id, "release_at": r.at,
+                       "released": released}], result)
+    result.read_documents += 1
+
+
 def _export_version(repo: sealed.Opened, out: WriteStore, product: str, version: str, versions: list[str],
                     modified: dict[str, float], result: ExportResult) -> None:
     m = sealed.load_manifest(repo.reader, product, version, repo.find)
+    key_id = release_doc.sealed_key_id(repo.reader, product, version)
     before = earlier(versions, version)
     previous = sealed.load_manifest(repo.reader, product, before[-1], repo.find) if before else None
     result.read_documents += 2 if previous else 1
@@ -129,7 +158,10 @@ def _export_version(repo: sealed.Opened, out: WriteStore, product: str, version:
            "unique_bytes": t["unique_bytes"], "stored_bytes": t["stored_bytes"],
            "new_bytes_vs_previous": sum(c.size for c in new),
            "new_stored_bytes_vs_previous": sum(c.stored_size for c in new),
-           "dedup_ratio": round(t["bytes"] / t["unique_bytes"], 4) if t["unique_bytes"] else 1.0}
+           "dedup_ratio": round(t["bytes"] / t["unique_bytes"], 4) if t["unique_bytes"] else 1.0,
+           "embargoed": key_id is not None, "key_id": key_id,
+           "sealed_bytes": sum(c.stored_size for c in m.unique_chunks().values() if key_id and c.key_id == key_id),
+           "preload_bytes": t["stored_bytes"] if key_id else None}
     _write(out, table_key("versions", product, version), [row], result)  # last: the version's commit
     result.versions += 1
 
@@ -182,7 +214,9 @@ SCHEMAS = {
                            ("previous_version", pa.string()), ("files", pa.int64()), ("bytes", pa.int64()),
                            ("chunks", pa.int64()), ("unique_chunks", pa.int64()), ("unique_bytes", pa.int64()),
                            ("stored_bytes", pa.int64()), ("new_bytes_vs_previous", pa.int64()),
-                           ("new_stored_bytes_vs_previous", pa.int64()), ("dedup_ratio", pa.float64())]),
+                           ("new_stored_bytes_vs_previous", pa.int64()), ("dedup_ratio", pa.float64()),
+                           ("embargoed", pa.bool_()), ("key_id", pa.string()), ("sealed_bytes", pa.int64()),
+                           ("preload_bytes", pa.int64())]),
     "files": pa.schema([("product", pa.string()), ("version", pa.string()), ("path", pa.string()),
                         ("size", pa.int64()), ("stored_size", pa.int64()), ("chunk_count", pa.int64()),
                         ("shared_chunks", pa.int64()), ("shared_bytes", pa.int64()), ("change", pa.string())]),
@@ -199,7 +233,10 @@ SCHEMAS = {
     "publishes": pa.schema([("product", pa.string()), ("id", pa.string()), ("published_at", pa.string()),
                             ("versions", pa.string()), ("origin", pa.string()), ("uploaded", pa.int64()),
                             ("uploaded_bytes", pa.int64()), ("skipped", pa.int64()), ("skipped_bytes", pa.int64()),
-                            ("retries", pa.int64()), ("elapsed_s", pa.float64())]),
+                            ("retries", pa.int64()), ("elapsed_s", pa.float64()),
+                            ("embargoed_versions", pa.string()), ("released_versions", pa.string())]),
+    "releases": pa.schema([("product", pa.string()), ("version", pa.string()), ("key_id", pa.string()),
+                           ("release_at", pa.string()), ("released", pa.bool_())]),
 }
 
 

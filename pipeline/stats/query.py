@@ -3,7 +3,8 @@ reads them through the store's fsspec filesystem: S3 with its endpoint and crede
 and no DuckDB extension to download).
 
 Views (docs/stats.md): ``versions``, ``files``, ``chunks``, ``updates``, ``publishes``,
-and ``chunk_uses`` underneath ``chunks``.
+``releases``, and ``chunk_uses`` underneath ``chunks``. A column that files exported by an
+earlier depot lack reads as NULL.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..errors import InvalidArgument, NotFound
 from ..storage import WriteStore
 from .export import SCHEMAS, STATS_PREFIX, TABLES
 
-_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE"}
+_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
 
 # The store-wide figures depend on every version, so they are computed here, not exported.
 DERIVED = {
@@ -34,11 +35,14 @@ DERIVED = {
                v.chunks, v.unique_chunks, v.unique_bytes, v.stored_bytes,
                coalesce(n.new_bytes, 0) AS new_bytes_vs_store,
                coalesce(n.new_stored_bytes, 0) AS new_stored_bytes_vs_store,
-               v.new_bytes_vs_previous, v.new_stored_bytes_vs_previous, v.dedup_ratio
+               v.new_bytes_vs_previous, v.new_stored_bytes_vs_previous, v.dedup_ratio,
+               coalesce(v.embargoed, false) AS embargoed, v.key_id, coalesce(v.sealed_bytes, 0) AS sealed_bytes,
+               v.preload_bytes, r.release_at, coalesce(r.released, false) AS released
         FROM raw_versions v LEFT JOIN (
             SELECT first_product, first_version, sum(size) AS new_bytes, sum(stored_size) AS new_stored_bytes
             FROM chunks GROUP BY ALL) n
-          ON n.first_product = v.product AND n.first_version = v.version""",
+          ON n.first_product = v.product AND n.first_version = v.version
+        LEFT JOIN releases r ON r.product = v.product AND r.version = v.version""",
 }
 
 
@@ -68,7 +72,10 @@ def connect(store: WriteStore) -> duckdb.DuckDBPyConnection:
             pattern = f"{base}{table}/*/*.parquet".replace("'", "''")
             source = (f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
                       "hive_types = {'product': VARCHAR})")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
+            have = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            missing = "".join(f", NULL::{_DUCK_TYPES[f.type]} AS {f.name}" for f in SCHEMAS[table]
+                              if f.name not in have)
+            con.execute(f"CREATE VIEW {name} AS SELECT *{missing} FROM {source}")
         else:  # nothing exported yet: the same columns, no rows
             cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {f.name}" for f in SCHEMAS[table])
             con.execute(f"CREATE VIEW {name} AS SELECT {cols} WHERE false")

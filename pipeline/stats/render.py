@@ -71,8 +71,14 @@ def render(data: ReportData) -> tuple[str, int]:
 
 
 # A product's section in parts, each a link in the contents: (name, anchor suffix).
-PARTS = (("Sizes", "sizes"), ("Updates", "updates"), ("Store and dedup", "store"), ("Files", "files"),
-         ("Patches and disk", "patches"))
+PARTS = (("Sizes", "sizes"), ("Pre-load", "preload"), ("Updates", "updates"), ("Store and dedup", "store"),
+         ("Files", "files"), ("Patches and disk", "patches"))
+PRELOAD = ("fresh install", "from the previous version")
+
+
+def _parts(p: ProductStats) -> tuple[tuple[str, str], ...]:
+    """The parts of a product's section: Pre-load only where a version was embargoed."""
+    return tuple(part for part in PARTS if part[1] != "preload" or any(v["embargoed"] for v in p.versions))
 
 
 def _anchor(product: str, part: str = "") -> str:
@@ -106,7 +112,7 @@ def _when(at: str | None) -> str:
 def _contents(data: ReportData) -> str:
     """By product: a link to its section, then to each of its parts."""
     items = [f'<li class="product"><a href="#{e(_anchor(p.product))}">{e(p.product)}</a><span class="parts">'
-             + "".join(f'<a href="#{e(_anchor(p.product, key))}">{e(name)}</a>' for name, key in PARTS)
+             + "".join(f'<a href="#{e(_anchor(p.product, key))}">{e(name)}</a>' for name, key in _parts(p))
              + "</span></li>" for p in data.products]
     return f'<nav class="contents" id="contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
 
@@ -131,6 +137,11 @@ def _product(p: ProductStats, charts: Charts) -> str:
                             empty="No version chunked yet."))
 
     out.append("</div>")
+
+    if ("Pre-load", "preload") in _parts(p):
+        out.append(_part(p, "preload"))
+        out.append(_preload(p, charts, order))
+        out.append("</div>")
 
     # update paths
     out.append(_part(p, "updates"))
@@ -247,6 +258,31 @@ def _product(p: ProductStats, charts: Charts) -> str:
              for u in p.updates], set(range(2, 8 + len(ENGINES))), "updates"), len(p.updates)))
     out.append("</div></section>")
     return "\n".join(out)
+
+
+def _preload(p: ProductStats, charts: Charts, order: list[str]) -> str:
+    """What players download before each embargoed version's release, and where it stands."""
+    embargoed = [v for v in p.versions if v["embargoed"]]
+    rows = [{"version": v["version"], "series": s, "value": mib(n)} for v in embargoed
+            for s, n in zip(PRELOAD, (v["preload_bytes"], v["new_stored_bytes_vs_previous"])) if n is not None]
+    out = [charts.bars("Pre-load size per embargoed version", rows, order, "MiB", domain=PRELOAD,
+                       colours=(PATH_COLOURS[3], PATH_COLOURS[0]),
+                       note="What a player downloads before release, without the key: every object of the version "
+                            "for a fresh install, the objects the previous version lacks for an update.",
+                       empty="No embargoed version.")]
+    if embargoed:
+        out.append(table(["version", "content key", "pre-load MiB (fresh)", "pre-load MiB (from the previous)",
+                          "sealed MiB", "release"],
+                         [[v["version"], v["key_id"] or "", fmt_mib(v["preload_bytes"]),
+                           fmt_mib(v["new_stored_bytes_vs_previous"]), fmt_mib(v["sealed_bytes"]), _release(v)]
+                          for v in embargoed], {2, 3, 4}, "preload"))
+    return "\n".join(out)
+
+
+def _release(v: dict) -> str:
+    if v["released"]:
+        return f"released {_when(v['release_at'])}"
+    return f"scheduled for {_when(v['release_at'])}" if v["release_at"] else "not scheduled"
 
 
 def _col(kind: str, engine: str) -> str:
