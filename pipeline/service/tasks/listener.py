@@ -1,8 +1,11 @@
 """The observer seam: whatever must hear of tasks (the WebSocket fan-out, events, metrics)
 is a ``TaskListener``. The queue calls each listener after every committed change, in the
 thread that made it (a worker thread of the web server), in the order the changes were
-committed for that task. A listener must be quick (hand work to its own thread or loop)
-and must not raise: what it raises is logged and dropped, never the caller's error."""
+committed for that task; a progress report taken in memory (running.py) is told as it is
+taken, before it is written, in the thread that took it: a worker thread, or the server's
+event loop when no item changes status. A listener must be quick (hand work to its own
+thread or loop) and must not raise: what it raises is logged and dropped, never the
+caller's error."""
 
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ class TaskListener:
         """A task was created (``old_status`` None) or its status changed."""
 
     def items_progressed(self, task: Task, items: Sequence[Item]) -> None:
-        """A progress report was applied: ``task`` as it is now (its bytes) and the items the
-        report changed, as they are now (one call per report, not per chunk)."""
+        """A progress report was applied (committed, or taken in memory): ``task`` as it is
+        now (its bytes) and the items the report changed, as they are now (one call per
+        report, not per chunk)."""
 
     def queue_changed(self, user_id: str, queue: Sequence[Task]) -> None:
         """The user's queue (unfinished download and update tasks, in order, without items)
