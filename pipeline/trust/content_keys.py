@@ -17,7 +17,8 @@ from pathlib import Path
 from .. import layout
 from ..errors import DepotError, InvalidArgument, SigningKeyMissing, StoreUnavailable, VersionConflict
 from ..formats.content_key import ContentKey
-from .keys import _check_private, _create
+from .key_files import check_private as _check_private
+from .key_files import create as _create
 
 CONTENT_DIR = "content"
 

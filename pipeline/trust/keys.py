@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import (BestAvailableEncryptio
 from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
 from ..errors import InvalidArgument, SigningKeyMissing, SigningKeyRefused, StoreUnavailable
+from .key_files import check_private as _check_private
+from .key_files import create as _create
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PASSPHRASE_ENV = "DEPOT_KEY_PASSPHRASE"
@@ -90,22 +91,6 @@ def generate(out: Path, names: list[str], passphrase: bytes | None = None) -> li
                 d.rmdir()
         raise StoreUnavailable(f"{out}: cannot write keys there ({exc.strerror})") from None
     return made
-
-
-def _create(path: Path, data: bytes, mode: int, written: list[Path]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    written.append(path)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), mode)  # whatever the umask
-        f.write(data)
-
-
-def _check_private(path: Path) -> None:
-    """Refuse a private key file that others than its owner may read."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SigningKeyRefused(f"{path}: a private key readable by others (mode {mode:04o}) is not used: "
-                                f"run `chmod 600 {path}`")
 
 
 def load_signer(path: str | os.PathLike, passphrase: Passphrase = passphrase_from_env) -> CryptoSigner:
