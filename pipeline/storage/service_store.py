@@ -109,5 +109,5 @@ class ServiceStore(ReadStore):
 def _detail(body: bytes) -> str:
     try:
         return json.loads(body)["errors"][0]["detail"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return body[:200].decode(errors="replace")
+    except (ValueError, KeyError, IndexError, TypeError):  # a web server's page, not the service's answer
+        return "no depot error: is this the depot service's URL?"

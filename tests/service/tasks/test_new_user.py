@@ -79,6 +79,27 @@ def test_a_web_server_that_is_not_the_service_is_said_not_to_be_it(tmp_path):
                                   "error: is this the depot service's URL?")
 
 
+def test_install_through_a_web_server_that_is_not_the_service_does_not_quote_its_page(tmp_path):
+    """The README's CDN listens on 8081, the service on 8080: one digit off, and the links
+    are asked of a plain web server, whose 404 is an HTML page."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    try:
+        code, out, _ = depot("install", "--service", url, "--allow-unsigned", "-p", PRODUCT, "-v", "1.2.0", "--dest",
+                             str(tmp_path / "game"), data=tmp_path / "data")
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert (code, out["error"]) == (10, "CDN_UNREACHABLE")
+    assert out["message"].endswith(f"({url}: the lookup service answered HTTP 404: no depot error: is this the depot "
+                                   "service's URL?)"), out
+    assert not (tmp_path / "game").exists()
+
+
 def test_an_expired_token_is_named_as_the_token_given(published, signer, tmp_path):
     with service(published, signer, database_in(tmp_path)) as url:
         with pytest.raises(Unauthorized) as refused:
