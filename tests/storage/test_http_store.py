@@ -30,3 +30,40 @@ def test_an_http_origin_is_read_only_by_type(tmp_path):
         store = open_origin(origin.url)
         assert isinstance(store, ReadStore) and not isinstance(store, WriteStore)
         assert not hasattr(store, "put_if_absent") and not hasattr(store, "delete")
+
+
+def test_an_idle_connection_the_server_closed_is_left_for_a_new_one():
+    """A kept-alive connection the server has closed since (its idle timeout) is not used
+    for the next request: that request would fail, and the store never sends one twice."""
+    import socket
+    import threading
+
+    from pipeline.storage.location import Location
+
+    body = b"0123456789"
+    closed = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve() -> None:
+        for _ in range(2):  # each connection answers one request, then the server closes it
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            closed.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        store = open_origin(Location(f"http://127.0.0.1:{listener.getsockname()[1]}/origin"))
+        assert store.get("chunks/00/one") == body
+        assert closed.wait(10)
+        assert store.get("chunks/00/one") == body
+        assert len(accepted) == 2
+    finally:
+        listener.close()
+        server.join(10)
