@@ -36,7 +36,7 @@ from ..formats.manifest import Chunk, Manifest
 from ..storage import Location, Locations, WriteStore, open_store
 from . import products
 from .embargo import Sealing, existing_manifest, save_manifest, store_chunk
-from .cutting import Digests, Spans, buffer_for, cut_range, store_chunks
+from .cutting import Digests, Spans, buffer_for, chunking_task, cut_range, store_chunks
 from .source_ranges import Where, fingerprint, read_into, read_joined, sha256_range
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
@@ -249,6 +249,7 @@ def _store_chunk(store: WriteStore, data, offset: int, sealing: Sealing | None) 
     return offset, len(data), cid, stored_size, new, key_id
 
 
+@chunking_task
 def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
                       sealing: Sealing | None = None) -> list[tuple[str, int, bytes, list[_Stored]]]:
     """Cut, hash and store whole files, each read once: [(path, number, SHA-256, chunks)]."""
@@ -265,6 +266,7 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
     return out
 
 
+@chunking_task
 def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkParams,
                 sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], Digests]:
     """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
@@ -278,6 +280,7 @@ def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkPara
                      f.spans(seg, end))
 
 
+@chunking_task
 def store_range(repo: Location, f: _Files, bounds: list[int], params: ChunkParams,
                 sealing: Sealing | None = None) -> tuple[list[_Stored], Digests]:
     """Store the chunks between consecutive ``bounds``; of the stream, hash every file they

@@ -12,15 +12,19 @@ maximum size), the chunks asked for are stored, and the packed files asked for a
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import mmap
 from array import array
-from typing import Callable, NamedTuple, Protocol, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence, TypeVar
 
+from ..core import codec
 from ..core.cdc import boundaries, read_window
 from ..core.chunk_params import ChunkParams
 
-StoreFn = Callable[[memoryview, int], tuple]  # (the chunk's bytes, its offset) -> what storing it gave
+StoreFn = Callable[[memoryview, int], tuple]
+T = TypeVar("T")  # (the chunk's bytes, its offset) -> what storing it gave
 
 
 class Readable(Protocol):
@@ -47,6 +51,29 @@ class Digests(NamedTuple):
 
     numbers: array
     digests: bytearray
+
+
+def task_done() -> None:
+    """What a chunking task holds between tasks, given back: its zstd contexts, and the
+    blocks freed in the C heap (glibc's ``malloc_trim``), so that workers waiting for the
+    manifest to be written hold nothing."""
+    codec.release()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def chunking_task(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn``, followed by ``task_done`` however it ends."""
+
+    @functools.wraps(fn)
+    def task(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            task_done()
+
+    return task
 
 
 def _mapped(size: int) -> memoryview:

@@ -44,6 +44,12 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+def release() -> None:
+    """Drop the calling thread's zstd contexts (a few MB each, sized by the largest chunk
+    they compressed): a worker done with a task need not hold them while it waits."""
+    _local.__dict__.clear()
+
+
 def _worth_compressing(data) -> bool:
     if len(data) <= SAMPLES * SAMPLE:
         return True
