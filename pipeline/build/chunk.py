@@ -203,8 +203,9 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     for (path, loc), seen in zip(watched, before):
         if fingerprint(loc) != seen:
             raise SourceChanged(f"{inv.source_url}: {path} changed while it was read")
-    for k, seen in cut.straddlers:
-        if fingerprint(stream.loc(k)) != seen:
+    near, fingerprints = cut.straddlers
+    for k, was in zip(near, fingerprints):
+        if hash(fingerprint(stream.loc(k))) != was:
             raise SourceChanged(f"{inv.source_url}: {stream.paths[k]} changed while it was read")
     assert cut.hashed == len(paths), "a file was not hashed"
     return params, cut
@@ -311,7 +312,7 @@ class _Cut:
     pack: list[Chunk] = field(default_factory=list)
     new_ids: set[str] = field(default_factory=set)
     new_stored: int = 0
-    straddlers: list[tuple[int, tuple]] = field(default_factory=list)  # files of the stream, and their fingerprints
+    straddlers: tuple[list[int], array] = ([], array("q"))  # files of the stream, and their fingerprints' hashes
 
     def digest(self, number: int) -> bytes:
         return bytes(self.digests[DIGEST * number : DIGEST * number + DIGEST])
@@ -435,12 +436,14 @@ def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, seali
             task.final[seg] = []
 
 
-def _near_segment_starts(stream: _Files, params: ChunkParams) -> list[tuple[int, tuple]]:
+def _near_segment_starts(stream: _Files, params: ChunkParams) -> tuple[list[int], array]:
     """The packed files within a maximum chunk of a segment's start, with their
-    fingerprints: their hash and the chunks that hold their bytes can come from two
-    reads, so they must not change in between (checked once all is read)."""
+    fingerprints (hashed: 8 bytes a file): their digest and the chunks that hold their
+    bytes can come from two reads, so they must not change in between (checked once all
+    is read)."""
     near: set[int] = set()
     for seg in segment_starts(stream.size, params)[1:]:
         near.update(range(stream._at(max(0, seg - params.max_size)),
                           stream._at(min(stream.size, seg + params.max_size) - 1) + 1))
-    return [(k, fingerprint(stream.loc(k))) for k in sorted(near)]
+    files = sorted(near)
+    return files, array("q", (hash(fingerprint(stream.loc(k))) for k in files))

@@ -112,7 +112,7 @@ class Inventory(Document):
         hashed = [e.hash_sha256 for e in files if e.hash_sha256]
         if hashed and len(hashed) != len(files):
             raise ValueError("an inventory's files are hashed all or none")
-        self.hashes: bytes = bytes.fromhex("".join(hashed))
+        self.hashes: bytes | bytearray = bytes.fromhex("".join(hashed))
         self.targets: list[str] = [e.target for e in entries if e.type == "symlink"]
 
     def _with(self, **columns) -> "Inventory":
@@ -251,10 +251,11 @@ class Inventory(Document):
                           offsets=array("q", bytes(8 * len(sizes))), hashes=b"")
 
     def with_hashes(self, hashes: bytes | bytearray) -> "Inventory":
-        """Its files' SHA-256, raw, end to end in file order."""
+        """Its files' SHA-256, raw, end to end in file order (kept, not copied: 3 MB for
+        100,000 files)."""
         if len(hashes) != DIGEST * self.file_count:
             raise ValueError(f"{len(hashes)} bytes of digests for {self.file_count} files")
-        return self._with(hashes=bytes(hashes))
+        return self._with(hashes=hashes)
 
     def with_data(self, data: SourceData) -> "Inventory":
         return self._with(data=data)
