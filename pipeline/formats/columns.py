@@ -29,6 +29,8 @@ def split(s: str) -> list[str]:
 def paths_ok(paths: list) -> bool:
     """No path empty, absolute, with an empty, . or .. part, a backslash or a NUL; a
     TypeError if an item is not a string."""
+    if not paths:  # an empty build
+        return True
     joined = "/" + "/".join(paths) + "/"
     return not any(bad in joined for bad in _BAD_IN_PATHS)
 

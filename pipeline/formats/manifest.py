@@ -23,7 +23,7 @@ import zstandard
 from .. import layout
 from ..core.chunk_params import ChunkParams
 from ..errors import DepotError, ManifestInvalid, NotFound
-from . import canonical
+from . import canonical, columns
 from .canonical import Document, Reader
 from .inventory import BuildEntry, Inventory
 
@@ -35,7 +35,7 @@ FORMAT_1 = "depot.manifest/1"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 ZSTD_LEVEL = 3  # fixed: the same build must give the same bytes; higher levels save little on digests
 MAX_JSON = 1 << 30  # a frame declaring more is refused before it is decompressed
-HEX = 64  # hex digits of a chunk id or a SHA-256
+HEX = columns.HEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,25 +315,6 @@ def _load(data: bytes, where: str) -> dict:
 # -- format 2: columns -------------------------------------------------------------
 
 
-def _hex_ok(s: str) -> bool:
-    try:
-        return bytes.fromhex(s).hex() == s
-    except ValueError:
-        return False
-
-
-def _split(s: str) -> list[str]:
-    return [s[i : i + HEX] for i in range(0, len(s), HEX)]
-
-
-# With paths joined by "/" and framed by "/", what a path of format 1's pattern cannot
-# hold: an empty, absolute or trailing-slash path or an empty part make "//".
-_BAD_IN_PATHS = ("//", "/./", "/../", "\\", "\x00")
-
-
-def _paths_ok(paths: list) -> bool:
-    joined = "/" + "/".join(paths) + "/"  # TypeError if an item is not a string
-    return not any(bad in joined for bad in _BAD_IN_PATHS)
 
 
 class Columns:
@@ -364,12 +345,12 @@ class Columns:
         self.pack: list[int] = doc["pack"]
         self.chunk_sizes: list[int] = ch["size"]
         self.stored_sizes: list[int] = ch["stored_size"]
-        if len(ch["id"]) % HEX or not _hex_ok(ch["id"]):
+        if len(ch["id"]) % HEX or not columns.hex_ok(ch["id"]):
             raise ValueError("chunks/id is not 64 lowercase hex digits per chunk")
-        self.ids = _split(ch["id"])
+        self.ids = columns.split(ch["id"])
         self.sealed: dict[int, str] = {}  # chunk index -> the content key it is sealed with
         for key_id, indices in ch.get("sealed", {}).items():
-            if len(key_id) != 32 or not _hex_ok(key_id):
+            if len(key_id) != 32 or not columns.hex_ok(key_id):
                 raise ValueError(f"chunks/sealed: {key_id!r} is not a content key id (32 lowercase hex digits)")
             for k in indices:
                 if not 0 <= k < len(self.ids) or k in self.sealed:
@@ -396,10 +377,10 @@ class Columns:
                 raise ValueError(f"{name} has {got} items where the entries call for {expected}")
         if len(set(self.ids)) != chunks:
             raise ValueError("chunks/id lists a chunk twice")
-        if not _hex_ok(self.hashes):
+        if not columns.hex_ok(self.hashes):
             raise ValueError("entries/hash_sha256 is not 64 lowercase hex digits per file")
         try:
-            if not _paths_ok(paths):
+            if not columns.paths_ok(paths):
                 raise ValueError("entries/path holds a path that is empty, absolute, or has an empty, . or .. part")
         except TypeError:
             raise ValueError("entries/path holds an item that is not a string") from None
