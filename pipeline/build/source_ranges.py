@@ -64,20 +64,15 @@ def scratch(length: int) -> memoryview:
     return memoryview(buf)[:length]
 
 
-def _pread_into(path: str, offset: int, view: memoryview) -> int:
-    """Fill ``view`` from ``offset`` of a local file, with the fewest system calls (an
-    open file object costs more than the read of a small file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        got = 0
-        while got < len(view):
-            n = os.preadv(fd, [view[got:]], offset + got)
-            if n == 0:
-                break
-            got += n
-        return got
-    finally:
-        os.close(fd)
+def _pread_into(fd: int, offset: int, view: memoryview) -> int:
+    """Fill ``view`` from ``offset`` of an open file, up to its end: how many bytes."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
 
 
 Where = Union[str, Location]  # a local file's path, or any location
@@ -85,16 +80,32 @@ Where = Union[str, Location]  # a local file's path, or any location
 
 def read_into(view: memoryview, pieces: Iterable[tuple[Where, int, int]]) -> None:
     """Fill ``view`` with the bytes of ``pieces`` (where, offset, length) end to end.
-    Several pieces: the packed small files of a build, as one stream."""
+    Several pieces: the packed small files of a build, as one stream, a few system calls
+    a file (the Python around them costs as much as they do)."""
     pos = 0
-    for where, offset, n in pieces:
-        part = view[pos : pos + n]
-        if isinstance(where, str):
-            got = _checked_read(where, lambda: _pread_into(where, offset, part))
-            _check_length(where, offset, n, got)
-        else:
-            part[:] = read_range(where, offset, n)
-        pos += n
+    where: Where = ""
+    try:
+        for where, offset, n in pieces:
+            part = view[pos : pos + n]
+            pos += n
+            if not isinstance(where, str):
+                part[:] = read_range(where, offset, n)
+                continue
+            fd = os.open(where, os.O_RDONLY)
+            try:
+                got = os.preadv(fd, [part], offset)
+                if got < n:  # a short read: the rest, or the end of the file
+                    got += _pread_into(fd, offset + got, part[got:])
+            finally:
+                os.close(fd)
+            if got != n:
+                _check_length(where, offset, n, got)
+    except DepotError:
+        raise
+    except FileNotFoundError as exc:
+        raise SourceChanged(f"{where}: no longer exists") from exc
+    except backend_errors() as exc:
+        raise source_error(str(where), "cannot read", exc) from exc
     assert pos == len(view)
 
 

@@ -365,3 +365,28 @@ def test_run_refuses_a_large_file_that_changes_while_it_is_read(tmp_path):
         ingest_and_chunk(store, str(build), PRODUCT, "1.0.0", ex)
     assert not store.has(layout.inventory_key(PRODUCT, "1.0.0"))
     assert not store.has(layout.manifest_key(PRODUCT, "1.0.0"))
+
+
+@pytest.mark.parametrize("change, why", [
+    ("truncate", "expected 700 bytes at offset 0, got 300"),
+    ("remove", "no longer exists"),
+])
+def test_a_packed_file_cut_short_or_gone_after_ingest_is_source_changed(tmp_path, threads, change, why):
+    """The stream of packed files is read a file at a time: one that is shorter than the
+    inventory says, or gone, stops the chunk naming it, and no manifest is written."""
+    src = tmp_path / "src"
+    for i in range(30):
+        (src / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 3}" / f"f{i:02d}.txt").write_bytes(bytes([65 + i]) * 700)
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, ChunkParams(1 << 10, 4 << 10, 16 << 10))
+    ingest(store, str(src), PRODUCT, "1", threads)
+    victim = src / "d1" / "f13.txt"
+    if change == "truncate":
+        victim.write_bytes(b"x" * 300)
+    else:
+        victim.unlink()
+    with pytest.raises(SourceChanged) as err:
+        chunk(store, PRODUCT, "1", threads)
+    assert str(err.value) == f"{victim}: {why}" and err.value.exit_code == SourceChanged.exit_code
+    assert not store.has(layout.manifest_key(PRODUCT, "1"))
