@@ -36,7 +36,7 @@ class ChunkParams:
     @property
     def overlap(self) -> int:
         """How far a segment's chain runs into the next segment, to meet its chain."""
-        return 4 * self.max_size
+        return 2 * self.max_size
 
     def to_dict(self) -> dict:
         return {"min_size": self.min_size, "avg_size": self.avg_size, "max_size": self.max_size}
