@@ -53,6 +53,46 @@ def canonical(doc: dict) -> bytes:
     return (json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
+_STEP = 1 << 14  # list items or string characters that ``buffer`` dumps at a time
+
+
+def buffer(doc: dict) -> bytearray:
+    """``canonical(doc)``, written a piece at a time into one buffer: a document whose
+    columns hold a million items is held once, not as a str and then as bytes (a lost
+    100 MB for a build of a million files)."""
+    out = bytearray()
+    write(out, doc)
+    out += b"\n"
+    return out
+
+
+def write(out: bytearray, value) -> None:
+    """The canonical JSON of ``value``, appended to ``out`` a piece at a time."""
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        out += b"{"
+        for i, key in enumerate(sorted(value)):
+            if i:
+                out += b","
+            out += dump(key) + b":"
+            write(out, value[key])
+        out += b"}"
+    elif isinstance(value, (list, str)) and len(value) > _STEP:
+        # a JSON list or string is its items' (or characters') JSON end to end
+        out += b"[" if isinstance(value, list) else b'"'
+        for i in range(0, len(value), _STEP):
+            if i and isinstance(value, list):
+                out += b","
+            out += dump(value[i : i + _STEP])[1:-1]
+        out += b"]" if isinstance(value, list) else b'"'
+    else:
+        out += dump(value)
+
+
+def dump(value) -> bytes:
+    """The canonical JSON of ``value``, without the newline that ends a document."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def loads(data: bytes, schema: str, where: str) -> dict:
     try:
         doc = json.loads(data)

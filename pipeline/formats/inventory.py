@@ -197,21 +197,30 @@ class Inventory(Document):
         }
 
     def to_bytes_known_valid(self) -> bytes:
-        """``canonical(self.to_dict())``, made a column at a time, so that the document is
-        held about twice at most, not three times (11 MB for 100,000 files): its keys in
-        canonical order, "entries" first."""
+        """``canonical(self.to_dict())``, written a column at a time into one buffer, so
+        that the document is held about once, not three times (100 MB for a million
+        files): its keys in canonical order, "entries" first."""
         rest = canonical.canonical({"format": FORMAT, "product": self.product, "version": self.version,
                                     "source": {"url": self.source_url, "kind": self.source_kind,
                                                "data": self.data.to_dict()}})
-        return b"".join([
-            b'{"entries":{"executable":', _json(self.executable),
-            b',"hash_sha256":"', self.hashes.hex().encode(),
-            b'","offset":', _json(self.offsets.tolist()),
-            b',"path":', _json(self.paths),
-            b',"size":', _json(self.sizes.tolist()),
-            b',"target":', _json(self.targets),
-            b',"type":', _json(self.types),
-            b"},", rest[1:]])
+        out = bytearray(b'{"entries":{"executable":')
+        canonical.write(out, self.executable)
+        out += b',"hash_sha256":"'
+        for i in range(0, len(self.hashes), _STEP):
+            out += self.hashes[i : i + _STEP].hex().encode()
+        out += b'","offset":'
+        _write_numbers(out, self.offsets)
+        out += b',"path":'
+        canonical.write(out, self.paths)
+        out += b',"size":'
+        _write_numbers(out, self.sizes)
+        out += b',"target":'
+        canonical.write(out, self.targets)
+        out += b',"type":'
+        canonical.write(out, self.types)
+        out += b"},"
+        out += rest[1:]
+        return out  # type: ignore[return-value]  # bytes-like, not copied: 100 MB for a million files
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> "Inventory":
@@ -261,8 +270,16 @@ class Inventory(Document):
         return self._with(data=data)
 
 
-def _json(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+_STEP = 1 << 16  # bytes of digests, or numbers, written at a time
+
+
+def _write_numbers(out: bytearray, numbers: array) -> None:
+    out += b"["
+    for i in range(0, len(numbers), _STEP):
+        if i:
+            out += b","
+        out += canonical.dump(numbers[i : i + _STEP].tolist())[1:-1]
+    out += b"]"
 
 
 def _check(en: dict) -> None:
