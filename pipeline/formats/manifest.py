@@ -446,9 +446,13 @@ class Columns:
         """Files, their bytes, and the slices that make them: every slice of a packed
         file ends where a file or a chunk of the pack stream ends."""
         file_types = self.types.replace("d", "").replace("l", "")
-        packed = [s for s, t in zip(self.sizes, file_types) if t == "p" and s]
-        ends = set(itertools.accumulate(packed)) | set(itertools.accumulate(self.chunk_sizes[k] for k in self.pack))
-        return len(file_types), sum(self.sizes), sum(map(len, self.own)) + len(ends)
+        packed = (s for s, t in zip(self.sizes, file_types) if t == "p" and s)
+        chunk_ends = set(itertools.accumulate(self.chunk_sizes[k] for k in self.pack))  # a few, beside the files
+        files, common = 0, 0
+        for end in itertools.accumulate(packed):  # each end once: no set of a million ends
+            files += 1
+            common += end in chunk_ends
+        return len(file_types), sum(self.sizes), sum(map(len, self.own)) + files + len(chunk_ends) - common
 
 
 def _columns(paths: list[str], letters: str, sizes: list[int], executable: str, hashes: str, targets: list[str],
