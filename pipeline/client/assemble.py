@@ -213,9 +213,9 @@ class Assembly:
         tree = self.tree
         paths = tree.paths if self.every else list(map(tree.paths.__getitem__, self.files))
         _make_dirs(self.root, {p.rpartition("/")[0] for p in paths})
-        for j in itertools.compress(range(len(self.files)), map((1).__ne__, self.pieces)):
-            if j not in self.copies and not self.staged_whole[j]:
-                self._make(j)  # written in pieces (or empty): made now, at its size
+        # files written in pieces (or empty): made at their size before any piece is written
+        made = [j for j in itertools.compress(range(len(self.files)), map((1).__ne__, self.pieces))
+                if j not in self.copies and not self.staged_whole[j]]
         disk.share_heap()
         cores = _cores()
         local = all(origin.location.is_local for origin in self.fetcher.origins)
@@ -225,6 +225,7 @@ class Assembly:
         self.writers = threading.Semaphore(cores) if threads > cores else None
         with cf.ThreadPoolExecutor(threads) as pool:
             _all(pool, threads, self._copy, list(self.copies))
+            _all(pool, threads, self._make, made)
             needed = self._needed()
             self.fetcher.prefetch([layout.chunk_key(tree.chunks[k].id, tree.chunks[k].key_id) for k in needed
                                    if tree.chunks[k].id not in self.local])
