@@ -24,6 +24,7 @@ import itertools
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from .. import layout
 from ..core.cdc import segment_starts, segment_window, stitch
@@ -88,7 +89,7 @@ class _Files:
 
     @classmethod
     def of(cls, source: Location, directory: bool, paths: list[str], bases: array, sizes: array,
-           numbers: list[int], packed: bool = False) -> "_Files":
+           numbers: Sequence[int], packed: bool = False) -> "_Files":
         """Files ``numbers`` of a build whose files are ``paths``, ``bases``, ``sizes``."""
         mine = array("q", (sizes[i] for i in numbers))
         starts = array("q", itertools.accumulate(mine, initial=0))
@@ -187,12 +188,11 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     directory = data.layout == "directory"
     paths, sizes, bases = inv.file_paths(), inv.sizes, inv.offsets
     pack_below, segment = settings.packing_below, params.segment
-    packed: list[int] = []
-    large: list[int] = []
-    small: list[int] = []
+    packed, large, small = array("q"), array("q"), array("q")  # file numbers: 8 bytes each
     for i, size in enumerate(sizes):
         (packed if 0 < size < pack_below else large if size > segment else small).append(i)
     stream = _Files.of(source, directory, paths, bases, sizes, packed, packed=True)
+    del packed
     each = [_Files.of(source, directory, paths, bases, sizes, [i]) for i in large]
     batched = [_Files.of(source, directory, paths, bases, sizes, batch)
                for batch in batches(small, sizes.__getitem__, SMALL_BATCH_BYTES, SMALL_BATCH_FILES)]
