@@ -20,11 +20,9 @@ from __future__ import annotations
 import bisect
 import concurrent.futures as cf
 import hashlib
-import itertools
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .. import layout
 from ..core.cdc import segment_starts, segment_window, stitch
@@ -38,7 +36,8 @@ from ..storage import Location, Locations, WriteStore, open_store
 from . import products
 from .embargo import Sealing, existing_manifest, save_manifest, store_chunk
 from .cutting import Digests, Spans, buffer_for, chunking_task, cut_range, store_chunks
-from .source_ranges import Where, fingerprint, read_into, read_joined, sha256_range
+from .source_ranges import fingerprint, sha256_range
+from .stream import Files
 SMALL_BATCH_BYTES = 32 << 20
 SMALL_BATCH_FILES = 256
 DIGEST = inventory.DIGEST
@@ -63,88 +62,6 @@ class ChunkResult:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class _Files:
-    """Files end to end: file ``k`` (number ``numbers[k]`` of the build's files, ``sizes[k]``
-    bytes) starts at ``starts[k]`` of a stream of ``size`` bytes. Its bytes are at
-    ``paths[k]`` below ``source`` (a directory), or from ``bases[k]`` of ``source`` itself
-    (an uncompressed tar, a staged pack); ``local`` is the source's path when it is on this
-    machine (read by path: a location per file costs more than reading a small file). The
-    packed files are one such stream (``packed``: the tasks that read them hash them); a
-    file cut on its own, or a batch of them, another. A window of the stream holds only
-    the files that overlap it, so that a task is sent a few thousand files, not all."""
-
-    source: Location
-    local: str
-    directory: bool
-    paths: list[str]
-    bases: array
-    sizes: array
-    starts: array
-    numbers: array
-    size: int
-    packed: bool = False
-
-    @classmethod
-    def of(cls, source: Location, directory: bool, paths: list[str], bases: array, sizes: array,
-           numbers: Sequence[int], packed: bool = False) -> "_Files":
-        """Files ``numbers`` of a build whose files are ``paths``, ``bases``, ``sizes``."""
-        mine = array("q", (sizes[i] for i in numbers))
-        starts = array("q", itertools.accumulate(mine, initial=0))
-        size = starts.pop()
-        return cls(source, source.local_path if source.is_local else "", directory, [paths[i] for i in numbers],
-                   array("q", (bases[i] for i in numbers)), mine, starts, array("q", numbers), size, packed)
-
-    def _slice(self, lo: int, hi: int, starts: array | None = None, size: int | None = None) -> "_Files":
-        return _Files(self.source, self.local, self.directory, self.paths[lo:hi], self.bases[lo:hi],
-                      self.sizes[lo:hi], self.starts[lo:hi] if starts is None else starts, self.numbers[lo:hi],
-                      self.size if size is None else size, self.packed)
-
-    def one(self, k: int) -> "_Files":
-        """File ``k`` alone, as a stream of its own."""
-        return self._slice(k, k + 1, array("q", [0]), self.sizes[k])
-
-    def _at(self, offset: int) -> int:
-        """Which file holds the stream's byte at ``offset``."""
-        return bisect.bisect_right(self.starts, offset) - 1
-
-    def window(self, offset: int, length: int) -> "_Files":
-        return self._slice(self._at(offset), bisect.bisect_left(self.starts, offset + length))
-
-    def loc(self, k: int) -> Location:
-        return self.source.child(self.paths[k]) if self.directory else self.source
-
-    def _where(self, k: int) -> Where:
-        if not self.local:
-            return self.loc(k)
-        return self.local + "/" + self.paths[k] if self.directory else self.local
-
-    def _pieces(self, offset: int, length: int):
-        end = offset + length
-        k = self._at(offset)
-        while offset < end:
-            start = self.starts[k]
-            n = min(start + self.sizes[k], end) - offset
-            yield self._where(k), self.bases[k] + offset - start, n
-            offset += n
-            k += 1
-
-    def read_into(self, view: memoryview, offset: int) -> None:
-        read_into(view, self._pieces(offset, len(view)))
-
-    def view(self, offset: int, length: int) -> memoryview:
-        return read_joined(list(self._pieces(offset, length)))
-
-    def spans(self, lo: int, hi: int, overlapping: bool = False) -> Spans:
-        """The packed files that start in ``[lo, hi)`` of the stream (or that overlap it),
-        to hash."""
-        if not self.packed or hi <= lo:
-            return Spans()
-        first = self._at(lo) if overlapping else bisect.bisect_left(self.starts, lo)
-        last = bisect.bisect_left(self.starts, hi)
-        return Spans(self.numbers[first:last], self.starts[first:last], self.sizes[first:last])
 
 
 def chunk(
@@ -191,10 +108,10 @@ def cut_files(store: WriteStore, inv: inventory.Inventory, executor: cf.Executor
     packed, large, small = array("q"), array("q"), array("q")  # file numbers: 8 bytes each
     for i, size in enumerate(sizes):
         (packed if 0 < size < pack_below else large if size > segment else small).append(i)
-    stream = _Files.of(source, directory, paths, bases, sizes, packed, packed=True)
+    stream = Files.of(source, directory, paths, bases, sizes, packed, packed=True)
     del packed
-    each = [_Files.of(source, directory, paths, bases, sizes, [i]) for i in large]
-    batched = [_Files.of(source, directory, paths, bases, sizes, batch)
+    each = [Files.of(source, directory, paths, bases, sizes, [i]) for i in large]
+    batched = [Files.of(source, directory, paths, bases, sizes, batch)
                for batch in batches(small, sizes.__getitem__, SMALL_BATCH_BYTES, SMALL_BATCH_FILES)]
     watched = [(f.paths[0], f.loc(0)) for f in each] if not inv.hashed else []
     before = [fingerprint(loc) for _, loc in watched]
@@ -251,7 +168,7 @@ def _store_chunk(store: WriteStore, data, offset: int, sealing: Sealing | None) 
 
 
 @chunking_task
-def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
+def chunk_small_files(repo: Location, params: ChunkParams, files: Files,
                       sealing: Sealing | None = None) -> list[tuple[str, int, bytes, list[_Stored]]]:
     """Cut, hash and store whole files, each read once: [(path, number, SHA-256, chunks)]."""
     store = open_store(repo)
@@ -268,7 +185,7 @@ def chunk_small_files(repo: Location, params: ChunkParams, files: _Files,
 
 
 @chunking_task
-def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkParams,
+def cut_segment(repo: Location, f: Files, seg: int, end: int, params: ChunkParams,
                 sealing: Sealing | None = None) -> tuple[list[int], list[_Stored], Digests]:
     """One read of segment ``[seg, end)`` of a file or of the stream: the chain of boundaries
     over its window (see core.cdc), the chain's chunks that start in the segment stored,
@@ -282,7 +199,7 @@ def cut_segment(repo: Location, f: _Files, seg: int, end: int, params: ChunkPara
 
 
 @chunking_task
-def store_range(repo: Location, f: _Files, bounds: list[int], params: ChunkParams,
+def store_range(repo: Location, f: Files, bounds: list[int], params: ChunkParams,
                 sealing: Sealing | None = None) -> tuple[list[_Stored], Digests]:
     """Store the chunks between consecutive ``bounds``; of the stream, hash every file they
     overlap, for the coordinator to check against the digests of the first read."""
@@ -291,7 +208,7 @@ def store_range(repo: Location, f: _Files, bounds: list[int], params: ChunkParam
                         f.spans(bounds[0], bounds[-1], overlapping=True))
 
 
-def file_sha256(f: _Files) -> bytes:
+def file_sha256(f: Files) -> bytes:
     return bytes.fromhex(sha256_range(f.loc(0), f.bases[0], f.size))
 
 
@@ -344,7 +261,7 @@ class _Cut:
 class _Segmented:
     """A large file, or the stream, being cut by segments."""
 
-    file: _Files
+    file: Files
     starts: list[int]
     chains: dict[int, list[int]] = field(default_factory=dict)
     parts: dict[int, list[_Stored]] = field(default_factory=dict)  # by segment, as first stored
@@ -354,8 +271,8 @@ class _Segmented:
         return self.starts[1:] + [self.file.size]
 
 
-def _run(executor: cf.Executor, repo: Location, params: ChunkParams, stream: _Files, large: list[_Files],
-         small: list[_Files], cut: _Cut, progress: Progress, sealing: Sealing | None = None) -> None:
+def _run(executor: cf.Executor, repo: Location, params: ChunkParams, stream: Files, large: list[Files],
+         small: list[Files], cut: _Cut, progress: Progress, sealing: Sealing | None = None) -> None:
     pending: dict[cf.Future, tuple] = {}
     sealed = [sealing] if sealing else []  # a plain build's tasks are called as they always were
 
@@ -436,7 +353,7 @@ def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, seali
             task.final[seg] = []
 
 
-def _near_segment_starts(stream: _Files, params: ChunkParams) -> tuple[list[int], array]:
+def _near_segment_starts(stream: Files, params: ChunkParams) -> tuple[list[int], array]:
     """The packed files within a maximum chunk of a segment's start, with their
     fingerprints (hashed: 8 bytes a file): their digest and the chunks that hold their
     bytes can come from two reads, so they must not change in between (checked once all
