@@ -229,7 +229,21 @@ class _Cut:
     pack: list[Chunk] = field(default_factory=list)
     new_ids: set[str] = field(default_factory=set)
     new_stored: int = 0
-    straddlers: tuple[list[int], array] = ([], array("q"))  # files of the stream, and their fingerprints' hashes
+    straddlers: tuple[list[int], array] = field(default_factory=lambda: ([], array("q")))
+
+    def watch(self, stream: Files, start: int, params: ChunkParams) -> None:
+        """Fingerprint the packed files within a maximum chunk of a segment's ``start`` (8
+        bytes each: the fingerprint's hash), before any task reads them: their digest
+        and the chunks that hold their bytes can come from two reads, so they must not
+        change in between (checked once all is read). Taken as the tasks are sent, while
+        the first ones run."""
+        near, fingerprints = self.straddlers
+        first = stream._at(max(0, start - params.max_size))
+        if near and near[-1] >= first:  # a file as long as a segment, seen at the start before
+            first = near[-1] + 1
+        for k in range(first, stream._at(min(stream.size, start + params.max_size) - 1) + 1):
+            near.append(k)
+            fingerprints.append(hash(fingerprint(stream.loc(k))))
 
     def digest(self, number: int) -> bytes:
         return bytes(self.digests[DIGEST * number : DIGEST * number + DIGEST])
@@ -281,11 +295,12 @@ def _run(executor: cf.Executor, repo: Location, params: ChunkParams, stream: Fil
 
     if stream.size:
         large = [stream] + large
-        cut.straddlers = _near_segment_starts(stream, params)
     # Large files first, the small batches fill the workers meanwhile.
     for source in large:
         task = _Segmented(source, segment_starts(source.size, params))
         for seg, end in zip(task.starts, task.ends()):
+            if source.packed and end < source.size:  # before this segment's task reads the next one's start
+                cut.watch(source, end, params)
             window = source.window(*segment_window(source.size, seg, params))
             submit(("cut", task, seg), cut_segment, repo, window, seg, end, params, *sealed)
         if not source.packed:
@@ -351,16 +366,3 @@ def _stitch(submit, repo: Location, params: ChunkParams, task: _Segmented, seali
                    *([sealing] if sealing else []))
         else:
             task.final[seg] = []
-
-
-def _near_segment_starts(stream: Files, params: ChunkParams) -> tuple[list[int], array]:
-    """The packed files within a maximum chunk of a segment's start, with their
-    fingerprints (hashed: 8 bytes a file): their digest and the chunks that hold their
-    bytes can come from two reads, so they must not change in between (checked once all
-    is read)."""
-    near: set[int] = set()
-    for seg in segment_starts(stream.size, params)[1:]:
-        near.update(range(stream._at(max(0, seg - params.max_size)),
-                          stream._at(min(stream.size, seg + params.max_size) - 1) + 1))
-    files = sorted(near)
-    return files, array("q", (hash(fingerprint(stream.loc(k))) for k in files))
