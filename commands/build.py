@@ -24,7 +24,7 @@ def _chunk(s: Settings, product: str, version: str, sealing) -> dict:
     from pipeline.build.chunk import chunk
     from pipeline.formats import inventory
 
-    total = sum(f.size for f in inventory.load(s.store, product, version).files)
+    total = inventory.load(s.store, product, version).file_bytes
     with s.executor() as ex, progress_bar(f"chunk {product} {version}", total) as advance:
         return chunk(s.store, product, version, ex, advance, s.locations, sealing).to_dict()
 
