@@ -23,6 +23,7 @@ from .location import Location
 from .translate import describe, translated
 
 CONNECT_TIMEOUT = 5.0  # seconds at most to connect, whatever the location's timeout for data
+HEADERS = {"User-Agent": "depot"}  # some CDNs refuse a request that names no agent
 
 
 class HttpStore(ReadStore):
@@ -59,7 +60,7 @@ class HttpStore(ReadStore):
         with translated(url):
             conn = self._connection()
             try:
-                conn.request(method, f"{self._path}/{key}")
+                conn.request(method, f"{self._path}/{key}", headers=HEADERS)
                 r = conn.getresponse()
                 body = r.read()
             except http.client.HTTPException as exc:  # a short body, a malformed answer
