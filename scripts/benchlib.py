@@ -51,43 +51,20 @@ def remove_workdir(workdir: str, keep: bool) -> None:
 # peer tools and the machine
 
 
-def apt_get(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
-    """apt-get with the arguments; after a failure, apt-get update and once more."""
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for attempt in (1, 2):
-        res = subprocess.run(["apt-get", *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        if res.returncode == 0 or attempt == 2:
-            return res
-        log(f"apt-get {' '.join(args)} failed; running apt-get update and retrying")
-        subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-
-
-def have(binary: str) -> bool:
-    if binary.startswith("/"):
-        return os.access(binary, os.X_OK)
-    return shutil.which(binary) is not None
-
-
 def ensure_tools(tools: dict[str, str]) -> None:
     """Install the Debian packages of the missing tools ({binary: package}); exit if that fails."""
-    missing = sorted({pkg for binary, pkg in tools.items() if not have(binary)})
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"missing Debian packages {' '.join(missing)} and no apt-get")
-    log(f"installing Debian packages: {' '.join(missing)}")
-    res = apt_get("install", "-y", "--no-install-recommends", *missing)
-    if res.returncode != 0 or not all(have(binary) for binary in tools):
-        raise SystemExit(f"could not install {' '.join(missing)} (needs root and apt):\n"
-                         + res.stderr.decode(errors="replace").strip())
+    from depot_testing.debian import ensure_binaries
+
+    try:
+        ensure_binaries(tools)
+    except RuntimeError as e:
+        raise SystemExit(f"could not install the tools {' '.join(tools)}: {e}")
 
 
 def time_binary() -> str | None:
     """GNU time, for the exact peak RSS of the largest process (wait4 cannot give it: a
     forked child starts with this process's resident set, kept across exec)."""
-    return TIME_BINARY if have(TIME_BINARY) else None
+    return TIME_BINARY if os.access(TIME_BINARY, os.X_OK) else None
 
 
 def ensure_time_binary() -> None:
@@ -554,11 +531,13 @@ def game_corpus(package: str) -> str:
     tree = os.path.join(base, "tree")
     if not os.path.isdir(tree):
         os.makedirs(base, exist_ok=True)
+        from depot_testing.debian import apt_get
+
         log(f"downloading and unpacking Debian's {package} ...")
         got = apt_get("download", package, cwd=base)
         debs = [f for f in os.listdir(base) if f.endswith(".deb")]
         if got.returncode != 0 or not debs:
-            raise SystemExit(f"apt-get download {package} failed: {got.stderr.decode(errors='replace')}")
+            raise SystemExit(f"apt-get download {package} failed: {got.stderr}")
         subprocess.run(["dpkg", "-x", os.path.join(base, debs[0]), tree + ".part"], check=True)
         os.remove(os.path.join(base, debs[0]))
         os.rename(tree + ".part", tree)
