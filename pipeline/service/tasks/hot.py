@@ -24,6 +24,8 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
+from ...core.rate import TokenBucket
+
 SAMPLES_KEPT = 32  # reports remembered per task (a client reports about once a second)
 SAMPLES_TTL_S = 3600  # a task not reported for this long is forgotten
 BUCKET_TTL_S = 3600  # an idle rate-limit bucket is forgotten (it would be full again anyway)
@@ -95,15 +97,6 @@ def open_hot_state(redis_url: str | None) -> HotState:
     return RedisHotState(redis_url) if redis_url else InProcess()
 
 
-def _bucket(tokens: float, at: float, now: float, rate: float, n: int) -> tuple[float, float]:
-    """A token bucket's new level and the wait for ``n`` (0.0: taken)."""
-    burst = max(rate, 1.0)
-    tokens = min(burst, tokens + max(0.0, now - at) * rate)
-    if tokens < n:
-        return tokens, (n - tokens) / rate
-    return tokens - n, 0.0
-
-
 class InProcess(HotState):
     """One instance: everything in this process's memory."""
 
@@ -111,7 +104,7 @@ class InProcess(HotState):
         self.bucket_clock = bucket_clock
         self._lock = threading.Lock()
         self._samples: dict[str, list[tuple[float, int]]] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}  # subject -> (tokens, at)
+        self._buckets: dict[str, TokenBucket] = {}
         self._subscriptions: list[_LocalSubscription] = []
 
     def record(self, samples: Sequence[Sample]) -> list[list[tuple[float, int]]]:
@@ -133,12 +126,12 @@ class InProcess(HotState):
     def take(self, subject: str, rate: float, n: int = 1) -> float:
         now = self.bucket_clock()
         with self._lock:
-            tokens, at = self._buckets.get(subject, (max(rate, 1.0), now))
-            tokens, wait = _bucket(tokens, at, now, rate, n)
-            self._buckets[subject] = (tokens, now)
-            if len(self._buckets) > 100_000:  # forget idle subjects
-                self._buckets = {subject: (tokens, now)}
-        return wait
+            bucket = self._buckets.get(subject)
+            if bucket is None:
+                if len(self._buckets) >= 100_000:  # forget idle subjects
+                    self._buckets.clear()
+                bucket = self._buckets[subject] = TokenBucket(rate, max(rate, 1.0), now)
+            return bucket.take(n, now)
 
     def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
         with self._lock:
@@ -186,9 +179,9 @@ class _LocalSubscription(Subscription):
                 self.hot._subscriptions.remove(self)
 
 
-# One token bucket, read and written in one step on the server, on the server's clock (so
-# instances whose clocks differ share one bucket). Returns the wait as text: Lua numbers
-# come back as integers.
+# core.rate.TokenBucket's take (without debt), read and written in one step on the server,
+# on the server's clock (so instances whose clocks differ share one bucket). Returns the
+# wait as text: Lua numbers come back as integers.
 _TAKE = """
 local rate, n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local burst = math.max(rate, 1)
