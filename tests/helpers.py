@@ -194,11 +194,7 @@ def dangling(store) -> list[str]:
     return sorted(missing)
 
 
-# a real headless Chromium, driven over the DevTools protocol (for pages the project writes)
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio"]
+# a real headless Chromium (Debian's), driven by Playwright (for pages the project writes)
 
 
 def ensure_chromium() -> str:
@@ -209,176 +205,71 @@ def ensure_chromium() -> str:
 
 
 class Chromium:
-    """Headless Chromium with the DevTools protocol over a pipe (--remote-debugging-pipe:
-    JSON messages ending in NUL, commands on its fd 3, answers and events on its fd 4), so
-    no port and no websocket library. A new profile in a temporary directory each time.
+    """Debian's headless Chromium, driven by Playwright (no browser of its own downloaded),
+    one page of ``width`` x ``height`` in a fresh profile.
 
         with Chromium() as browser:
-            page = browser.load("file:///tmp/report.html")   # events seen while it loaded
+            browser.load("file:///tmp/report.html")
             value = browser.evaluate("document.title")
             png = browser.screenshot()
     """
 
     def __init__(self, binary: str | None = None, width: int = 1280, height: int = 900, timeout: float = 60.0):
-        import tempfile
-
         self.binary = binary or ensure_chromium()
         self.width, self.height, self.timeout = width, height, timeout
-        self._profile = tempfile.mkdtemp(prefix="depot-chromium-")
-        self._next = 0
-        self._events: list[dict] = []
-        self._answers: dict[int, dict] = {}
-        self.session: str | None = None
+        self._problems: list[str] = []
+        self._requests: list[str] = []
 
     def __enter__(self) -> "Chromium":
-        import threading
+        from playwright.sync_api import sync_playwright
 
-        cmd_r, self._cmd_w = os.pipe()
-        self._out_r, out_w = os.pipe()
-        args = [*CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe",
-                f"--window-size={self.width},{self.height}", "about:blank"]
-        def pipe_fds():  # in the child: the pipe's ends become its fds 3 and 4, as the protocol wants
-            import fcntl
-
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (cmd_r, out_w)]  # out of 3 and 4's way
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)  # dup2 leaves both inheritable; every other fd of Python's is not
-
-        self.proc = subprocess.Popen([self.binary, *args], preexec_fn=pipe_fds, close_fds=False,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        os.close(cmd_r)
-        os.close(out_w)
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._playwright = sync_playwright().start()
         try:
-            target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-            self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                     session=False)["sessionId"]
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                self.send(f"{domain}.enable")
-            self.send("Emulation.setDeviceMetricsOverride",
-                      {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+            self._browser = self._playwright.chromium.launch(executable_path=self.binary, timeout=self.timeout * 1000,
+                                                             args=["--no-sandbox", "--disable-gpu"])
+            self.page = self._browser.new_page(viewport={"width": self.width, "height": self.height},
+                                               device_scale_factor=1)
         except BaseException:
-            self.__exit__(None, None, None)  # the browser stopped, the profile removed
+            self._playwright.stop()
             raise
+        self.page.set_default_timeout(self.timeout * 1000)
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self._problems.append(f"exception: {error}"))
+        self.page.on("request", lambda request: self._requests.append(request.url))
         return self
 
     def __exit__(self, *exc) -> None:
-        import shutil
-
         try:
-            if self.proc.poll() is None:
-                self.send("Browser.close", session=False, timeout=10)
-            self.proc.wait(timeout=10)
-        except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its own process group
-                self.proc.wait()
+            self._browser.close()
         finally:
-            os.close(self._cmd_w)
-            shutil.rmtree(self._profile, ignore_errors=True)
+            self._playwright.stop()
 
-    def _read(self) -> None:
-        import json
-
-        buf = b""
-        while True:
-            data = os.read(self._out_r, 1 << 16)
-            if not data:
-                break
-            buf += data
-            *messages, buf = buf.split(b"\0")
-            with self._cond:
-                for raw in messages:
-                    msg = json.loads(raw)
-                    if "id" in msg:
-                        self._answers[msg["id"]] = msg
-                    else:
-                        self._events.append(msg)
-                self._cond.notify_all()
-        os.close(self._out_r)
-        with self._cond:
-            self._answers[-1] = {}  # the browser is gone
-            self._cond.notify_all()
-
-    def send(self, method: str, params: dict | None = None, session: bool = True, timeout: float | None = None):
-        """A protocol command; its result, or RuntimeError with the browser's error."""
-        import json
-
-        self._next += 1
-        msg = {"id": self._next, "method": method, "params": params or {}}
-        if session and self.session:
-            msg["sessionId"] = self.session
-        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + (timeout or self.timeout)
-        with self._cond:
-            while self._next not in self._answers:
-                if -1 in self._answers and method != "Browser.close":
-                    raise RuntimeError(f"chromium exited during {method}")
-                left = deadline - time.monotonic()
-                if left <= 0 or (-1 in self._answers):
-                    if method == "Browser.close":
-                        return {}
-                    raise TimeoutError(f"no answer to {method} in {timeout or self.timeout} s")
-                self._cond.wait(left)
-            answer = self._answers.pop(self._next)
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer.get("result", {})
-
-    def events(self, method: str | None = None) -> list[dict]:
-        with self._cond:
-            return [e for e in self._events if method is None or e["method"] == method]
+    def _console(self, message) -> None:
+        """Console errors and warnings; Chromium logs a blocked load or a CSP violation there too."""
+        if message.type in ("error", "assert", "warning"):
+            self._problems.append(f"console.{message.type}: {message.text}")
 
     def load(self, url: str) -> None:
         """Navigate and wait for the load event."""
-        with self._cond:
-            self._events.clear()
-        self.send("Page.navigate", {"url": url})
-        deadline = time.monotonic() + self.timeout
-        with self._cond:
-            while not any(e["method"] == "Page.loadEventFired" for e in self._events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{url} did not load in {self.timeout} s")
-                self._cond.wait(left)
+        self._problems.clear()
+        self._requests.clear()
+        self.page.goto(url, wait_until="load")
 
     def evaluate(self, expression: str):
         """A JavaScript expression's value (JSON-able), evaluated in the page."""
-        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"evaluate: {r['exceptionDetails']}")
-        return r["result"].get("value")
+        return self.page.evaluate(expression)
 
     def problems(self) -> list[str]:
-        """What the page reported as wrong: console errors and warnings, uncaught
-        exceptions, log entries at error level (a blocked load, a CSP violation)."""
-        out = []
-        for e in self.events():
-            p = e.get("params", {})
-            if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
-                out.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}")
-            elif e["method"] == "Runtime.exceptionThrown":
-                out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
-            elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
-                out.append(f"log {p['entry']['level']}: {p['entry'].get('text')} {p['entry'].get('url', '')}")
-        return out
+        """What the page reported as wrong since the last load: console errors and
+        warnings, uncaught exceptions, blocked loads, CSP violations."""
+        return list(self._problems)
 
     def requests(self) -> list[str]:
         """Every URL the page asked for since the last load (the page itself included)."""
-        return [e["params"]["request"]["url"] for e in self.events("Network.requestWillBeSent")]
+        return list(self._requests)
 
     def screenshot(self, full_page: bool = True) -> bytes:
-        import base64
-
-        params: dict = {"format": "png"}
-        if full_page:
-            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
-        return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
+        return self.page.screenshot(full_page=full_page, type="png")
 
 
 def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:

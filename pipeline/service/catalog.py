@@ -21,8 +21,9 @@ import json
 import math
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from cachetools import LRUCache
 
 from .. import layout
 from ..core.versions import sort_versions
@@ -111,12 +112,12 @@ class Catalog:
         # What the last refresh refused: (the mirror, or None for the origins as a whole,
         # and why). Mirrors whose metadata claims to be newer than the state answered from.
         self.refused: list[tuple[str | None, DepotError]] = []
-        # Parsed documents, least recently used first: (key, sha or stamp) -> (parsed, bytes
-        # as published). Bounded by the published size, which the parsed form is a few
-        # times: manifests of many versions would otherwise take all of the memory.
-        self._documents: OrderedDict[tuple[str, str], tuple[object, int]] = OrderedDict()
-        self.cache_bytes = cache_bytes
-        self.cached_bytes = 0
+        # Parsed documents: (key, sha or stamp) -> (parsed, bytes as published). Bounded by
+        # the published size, which the parsed form is a few times: manifests of many
+        # versions would otherwise take all of the memory. The least recently used go
+        # first. An LRUCache is not thread-safe: every use holds self._lock.
+        self._documents: LRUCache[tuple[str, str], tuple[object, int]] = LRUCache(
+            cache_bytes, getsizeof=lambda parsed_and_size: parsed_and_size[1])
         # What a refresh need not look for again: the hashed documents some origin holds
         # (named by their content, never rewritten). The verifier keeps the product roles.
         self._held: set[str] = set()
@@ -162,10 +163,9 @@ class Catalog:
             raise NotFound(f"{key} is not in the signed metadata")
         cache_key = (key, sha or view.stamp.hex())
         with self._lock:
-            cached = self._documents.get(cache_key)
-            if cached is not None:
-                self._documents.move_to_end(cache_key)
-                return cached[0]
+            cached = self._documents.get(cache_key)  # now the most recently used
+        if cached is not None:
+            return cached[0]
         where = layout.hashed_target_key(key, sha) if sha else key
         try:
             data = self._get(where, sha or "")
@@ -173,14 +173,21 @@ class Catalog:
             self._held.discard(where)  # gone from the origins (a gc): the next refresh looks again
             raise
         found = parse(data, where)
-        with self._lock:
-            if cache_key not in self._documents:
-                self._documents[cache_key] = (found, len(data))
-                self.cached_bytes += len(data)
-            while self.cached_bytes > self.cache_bytes and len(self._documents) > 1:
-                _, (_, size) = self._documents.popitem(last=False)
-                self.cached_bytes -= size
+        if len(data) <= self.cache_bytes:  # one larger than the whole cache is not kept
+            with self._lock:
+                self._documents.setdefault(cache_key, (found, len(data)))  # the least recently used make room
         return found
+
+    @property
+    def cache_bytes(self) -> int:
+        """The most published bytes the parsed documents kept may stand for."""
+        return int(self._documents.maxsize)
+
+    @property
+    def cached_bytes(self) -> int:
+        """The published bytes of the parsed documents kept."""
+        with self._lock:
+            return int(self._documents.currsize)
 
     # -- the published state -------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""stats report: the HTML file rendered in a real headless Chromium (DevTools protocol over
-a pipe): every chart drawn, titled, the exact figures in the tables, version order natural,
+"""stats report: the HTML file rendered in a real headless Chromium (Debian's, driven by
+Playwright): every chart drawn, titled, the exact figures in the tables, version order natural,
 every string escaped, no console error, nothing fetched, and a screenshot that shows it.
 
 The repository: the fixture builds (four versions, every pair planned, the last one
