@@ -19,6 +19,7 @@ from ..errors import DepotError, InvalidArgument, SigningKeyMissing, StoreUnavai
 from ..formats.content_key import ContentKey
 from .key_files import check_private as _check_private
 from .key_files import create as _create
+from .key_files import remove_made
 
 CONTENT_DIR = "content"
 
@@ -44,11 +45,7 @@ def create(directory: str | os.PathLike, product: str, version: str) -> ContentK
         raise VersionConflict(f"{path} exists: {product} {version} has a content key already, and a key is never "
                               "replaced") from None
     except OSError as exc:
-        for p in written:
-            p.unlink(missing_ok=True)
-        for d in new_dirs:
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        remove_made(written, new_dirs)
         raise StoreUnavailable(f"{path}: cannot write the content key ({exc.strerror})") from None
     return key
 

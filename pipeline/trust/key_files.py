@@ -4,6 +4,7 @@ should not cost python-tuf and securesystemslib's imports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -19,6 +20,16 @@ def create(path: Path, data: bytes, mode: int, written: list[Path]) -> None:
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), mode)  # whatever the umask
         f.write(data)
+
+
+def remove_made(written: list[Path], new_dirs: list[Path]) -> None:
+    """Undo a write that failed: remove the files it wrote, then the directories it made
+    (``new_dirs``, innermost first; one that is not empty stays)."""
+    for path in written:
+        path.unlink(missing_ok=True)
+    for d in new_dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
 
 
 def check_private(path: Path) -> None:

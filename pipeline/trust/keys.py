@@ -11,7 +11,6 @@ online role uses: they stay offline, and are given by name to the commands that 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 from ..errors import InvalidArgument, SigningKeyMissing, SigningKeyRefused, StoreUnavailable
 from .key_files import check_private as _check_private
 from .key_files import create as _create
+from .key_files import remove_made
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PASSPHRASE_ENV = "DEPOT_KEY_PASSPHRASE"
@@ -84,11 +84,7 @@ def generate(out: Path, names: list[str], passphrase: bytes | None = None) -> li
             _create(public, text.encode(), 0o644, written)
             made.append(KeyFiles(name, private, public, key.keyid, bool(passphrase)))
     except OSError as exc:
-        for path in written:
-            path.unlink(missing_ok=True)
-        for d in new_dirs:
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        remove_made(written, new_dirs)
         raise StoreUnavailable(f"{out}: cannot write keys there ({exc.strerror})") from None
     return made
 
