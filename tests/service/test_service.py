@@ -248,16 +248,28 @@ def test_schemathesis_finds_no_server_error(world, tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
 
 
-@contextlib.contextmanager
-def another_service(world, **settings):
-    """Another service over the world's origin (nginx in front), with its own settings (and
-    its own link rate: the world's service may have spent it): its URL and application."""
+def service_config(world, **settings) -> ServiceConfig:
+    """A service's settings over the world's origin (nginx in front), with its own link rate
+    (the world's service may have spent it)."""
     msk = Location(str(world["origin"]), region="ru-msk", priority=1, public_url=world["cdn"])
-    config = ServiceConfig([Origin("msk", open_origin(msk), msk)],
-                           **{"link_secret": SECRET, "link_rate": 100, "refresh_s": 0.5, "trust": root_of(world["base"]),
-                              **settings})
-    app = create_app(config)
-    with uvicorn_server(app) as url:
+    return ServiceConfig([Origin("msk", open_origin(msk), msk)],
+                         **{"link_secret": SECRET, "link_rate": 100, "refresh_s": 0.5, "trust": root_of(world["base"]),
+                            **settings})
+
+
+@contextlib.contextmanager
+def another_service(world, config: ServiceConfig | None = None, asked: list | None = None, **settings):
+    """Another service over the world's origin, with its own settings (or ``config``): its
+    URL and application. The keys of each link request it receives, as received, are
+    appended to ``asked``."""
+    app = create_app(config or service_config(world, **settings))
+
+    async def recording(scope, receive, send):
+        if asked is not None and scope["type"] == "http" and scope["path"] == f"{API}/links":
+            asked.append([v for k, v in urllib.parse.parse_qsl(scope["query_string"].decode()) if k == "key"])
+        await app(scope, receive, send)
+
+    with uvicorn_server(recording) as url:
         yield url, app
 
 
@@ -339,26 +351,42 @@ def test_chunks_are_paged_with_next_links_and_links_take_up_to_1000_keys(world):
         assert status == 400 and body["errors"][0]["code"] == "INVALID_ARGUMENT" and "1000" in body["errors"][0]["detail"]
 
 
-def test_a_player_whose_link_expired_asks_the_service_for_a_new_one(world):
+def player_clock(monkeypatch, service_store) -> list[float]:
+    """The player's clock, the real one moved by as many seconds as the list's one item."""
+    import types
+
+    real_time, moved = time.time, [0.0]
+    monkeypatch.setattr(service_store, "time", types.SimpleNamespace(time=lambda: real_time() + moved[0]))
+    return moved
+
+
+def test_a_player_whose_link_expired_asks_the_service_for_a_new_one(world, monkeypatch):
     """What `depot install --service` reads through: a link that expired (the CDN answers 410),
     or is about to, is asked for again; the download goes on."""
     from pipeline.client.fetch import Fetcher
-    from pipeline.service.links import LinkSigner
-    from pipeline.storage.service_store import MARGIN, ServiceStore
+    from pipeline.storage import service_store
 
     keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:2]]
-    with another_service(world) as (url, _):
-        store = ServiceStore(Location(url))
+    moved = player_clock(monkeypatch, service_store)
+    config, asked = service_config(world, link_ttl=-10), []  # links expired when signed: the CDN refuses them
+    with another_service(world, config, asked) as (url, _):
+        store = service_store.ServiceStore(Location(url))
         client = Fetcher([store], backoff=0.01)
-        now = int(time.time())
-        expired, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=-10).link(keys[0])
-        store._links[keys[0]] = (expired, now + 3600)  # the client believes it good (a clock behind, say)
-        closing, _ = LinkSigner(world["cdn"], secret=SECRET, ttl=MARGIN // 2).link(keys[1])
-        store._links[keys[1]] = (closing, now + MARGIN // 2 - MARGIN)  # good for a few more seconds: within the margin
-        for key, old in zip(keys, (expired, closing)):
-            assert client.get(key) == (world["origin"] / key).read_bytes()
-            assert store._links[key][0] != old and store._links[key][1] >= now + 300 - MARGIN - 2  # Date is to the second
-    assert client.retried == 1  # the expired link cost one refused request; the closing one none
+        store.prefetch(keys[:1])
+        moved[0] = -3600  # the player's clock an hour behind: it believes the expired link good
+        config.link_ttl = 300
+        assert client.get(keys[0]) == (world["origin"] / keys[0]).read_bytes()
+        assert (asked, client.retried) == ([keys[:1], keys[:1]], 1)  # one refused request (410), one new link
+
+        config.link_ttl = service_store.MARGIN // 2  # a link of 15 s is used for half its life
+        moved[0] = 0
+        store.prefetch(keys[1:])
+        moved[0] = service_store.MARGIN // 2 / 2 + 2  # then it is about to expire: asked for again before use
+        config.link_ttl = 300
+        assert client.get(keys[1]) == (world["origin"] / keys[1]).read_bytes()
+        assert (asked[2:], client.retried) == ([keys[1:], keys[1:]], 1)  # no refused request
+        assert client.get(keys[1]) == (world["origin"] / keys[1]).read_bytes()
+        assert len(asked) == 4  # the new link is good for minutes
 
 
 def test_links_are_asked_a_batch_at_a_time_as_the_download_goes(world, monkeypatch):
@@ -369,18 +397,15 @@ def test_links_are_asked_a_batch_at_a_time_as_the_download_goes(world, monkeypat
 
     monkeypatch.setattr(service_store, "BATCH", 3)
     keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:8]]
-    with another_service(world) as (url, _):
+    moved, asked = player_clock(monkeypatch, service_store), []
+    with another_service(world, asked=asked) as (url, _):
         store = service_store.ServiceStore(Location(url))
-        asked = []
-        real_ask = store._ask
-        monkeypatch.setattr(store, "_ask", lambda batch: (asked.append(list(batch)), real_ask(batch)))
         store.prefetch(keys)
         assert asked == [keys[0:3]]
         for key in keys[:5]:
             assert store.get(key) == (world["origin"] / key).read_bytes()
         assert asked == [keys[0:3], keys[3:6]]
-        for key in keys:  # a long download: every link it holds is past its life
-            store._links[key] = (store._links.get(key, ("", 0))[0], 0)
+        moved[0] = 3600  # a long download: every link it holds is past its life
         assert store.get(keys[4]) == (world["origin"] / keys[4]).read_bytes()
         assert store.get(keys[6]) == (world["origin"] / keys[6]).read_bytes()
         assert asked == [keys[0:3], keys[3:6], keys[4:7]]
@@ -422,18 +447,13 @@ def test_a_short_link_life_or_a_clock_ahead_still_asks_once_a_batch(world, monke
     """A link's life is read on the service's clock and counted on the player's: links
     that live 20 s, or a player's clock 10 minutes ahead, do not make every link look
     expired and every chunk cost a request."""
-    import types
-
     from pipeline.storage import service_store
 
     keys = [layout.chunk_key(c) for c in sorted(manifest_doc.load(world["repo"], PRODUCT, "1.0.0").unique_chunks())[:6]]
-    real_time = time.time
-    monkeypatch.setattr(service_store, "time", types.SimpleNamespace(time=lambda: real_time() + clock_ahead))
-    with another_service(world, link_ttl=ttl) as (url, _):
+    player_clock(monkeypatch, service_store)[0] = clock_ahead
+    asked: list[list[str]] = []
+    with another_service(world, link_ttl=ttl, asked=asked) as (url, _):
         store = service_store.ServiceStore(Location(url))
-        asked = []
-        real_ask = store._ask
-        monkeypatch.setattr(store, "_ask", lambda batch: (asked.append(list(batch)), real_ask(batch)))
         store.prefetch(keys)
         for key in keys:
             assert store.get(key) == (world["origin"] / key).read_bytes()
