@@ -11,29 +11,19 @@ import subprocess
 
 import pytest
 
-from helpers import DEPOT, PAIRS, ROOT
+from helpers import DEPOT, ROOT
 from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions
 from pipeline import layout
-from pipeline.delta.diff import diff
 from pipeline.formats import manifest, plan as plan_doc
 from pipeline.stats.export import export
 from pipeline.stats.query import query
 from pipeline.storage import open_store
 
 
-@pytest.fixture(scope="module")
-def planned_repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stats")
-    store = chunk_fixture_versions(root)
-    with cf.ThreadPoolExecutor(2) as ex:
-        for a, b in PAIRS:
-            diff(store, PRODUCT, a, b, ex)
-    return root
-
-
 @pytest.fixture
-def repo(planned_repo, tmp_path):
-    shutil.copytree(planned_repo, tmp_path / "repo")
+def repo(planned, tmp_path):
+    """A copy of the session's repository with every pair planned (conftest's ``planned``)."""
+    shutil.copytree(planned, tmp_path / "repo")
     return open_store(str(tmp_path / "repo"))
 
 
