@@ -4,6 +4,7 @@ refused as MANIFEST_INVALID naming the column."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -48,14 +49,23 @@ def test_a_packed_manifest_is_these_columns_in_a_zstd_frame():
     }
 
 
+def entries_alive() -> int:
+    """How many entry objects exist in this process."""
+    gc.collect()
+    return sum(type(o) is FileEntry for o in gc.get_objects())
+
+
 def test_the_slices_follow_from_the_sizes_and_the_columns_are_kept_until_entries_are_asked_for():
-    m = Manifest.from_bytes(packed().to_bytes(), "here")
-    assert m._entries is None  # parsed as columns
+    data = packed().to_bytes()
+    before = entries_alive()
+    m = Manifest.from_bytes(data, "here")
+    assert m.columns is not None and m.columns.doc == {k: manifest.decode(data)[k] for k in ("chunks", "entries", "pack")}
     assert m.totals() == {"files": 5, "bytes": 5150, "chunks": 5, "unique_chunks": 3, "unique_bytes": 5150,
                           "stored_bytes": 990}
     assert m.unique_chunks() == {A: Chunk(A, 100, 40), B: Chunk(B, 50, 50), C: Chunk(C, 5000, 900)}
-    assert m._entries is None
+    assert entries_alive() == before  # read, totalled and listed from the columns alone: no entry made
     assert m.entry("d/two.txt").chunks == (ChunkRef(0, 40, A, 40, 60, 100), ChunkRef(40, 30, B, 50, 0, 50))
+    assert entries_alive() == before + 7  # asked for one: all seven made once, and kept
     assert m.entries == packed().entries and m == packed()
     assert m.totals() == Manifest(PRODUCT, "1", PARAMS, m.entries, PARAMS.min_size).totals()
 
