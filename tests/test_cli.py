@@ -15,7 +15,7 @@ import pytest
 
 from archives import tar_member, write_tar
 from helpers import DEPOT, ROOT, kill_while_running
-from pipeline.formats import manifest
+from pipeline.formats import inventory, manifest
 from pipeline.layout import metadata_key
 from depot_testing.fixtures import PRODUCT, fixture_tar
 from depot_testing.http_origins import StaticOrigin
@@ -119,7 +119,7 @@ def test_a_killed_run_leaves_nothing_half_written_and_resumes(tmp_path):
         for doc in repo.rglob("manifest.json"):
             manifest.decode(doc.read_bytes())  # whole, or not there at all
         for doc in repo.rglob("inventory.json"):
-            json.loads(doc.read_text())
+            inventory.decode(doc.read_bytes())
         assert _chunks_named_but_missing(repo) == []  # a manifest is written after its chunks
         return bool(list(repo.rglob("manifest.json")))
 

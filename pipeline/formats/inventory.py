@@ -1,8 +1,10 @@
 """The build inventory: what ingest found, and where each file's bytes are.
 
-Format 2 (what ingest writes) is canonical JSON in columns, like the manifest's format 2
-but without its zstd frame (an inventory stays in the repository); format 1, one object
-per entry, is still read. Readers tell them apart by the document's ``format``."""
+Format 2 (what ingest writes) is canonical JSON in columns, stored as the manifest's
+format 2 is, in one zstd frame (a third of the bytes on many small files); format 1, one
+object per entry, and a format 2 stored as plain JSON (as ingest wrote it before) are
+still read. Readers tell the frame from JSON by its first bytes, the formats apart by the
+document's ``format``."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import ClassVar, Iterable, Iterator
 
 from .. import layout
 from ..errors import ManifestInvalid
-from . import canonical, columns
+from . import canonical, columns, frame
 from .canonical import Document, Reader
 
 SCHEMA = "inventory-2"
@@ -196,7 +198,16 @@ class Inventory(Document):
                         "offset": self.offsets.tolist(), "target": self.targets},
         }
 
+    def to_bytes(self) -> bytes:
+        """The stored bytes: one zstd frame of the canonical JSON, checked first."""
+        canonical.validate(self.to_dict(), SCHEMA, self.describe())
+        return self.to_bytes_known_valid()
+
     def to_bytes_known_valid(self) -> bytes:
+        """The zstd frame of ``canonical(self.to_dict())``."""
+        return frame.compress(self.canonical_json())
+
+    def canonical_json(self) -> bytearray:
         """``canonical(self.to_dict())``, written a column at a time into one buffer, so
         that the document is held about once, not three times (100 MB for a million
         files): its keys in canonical order, "entries" first."""
@@ -220,14 +231,17 @@ class Inventory(Document):
         canonical.write(out, self.types)
         out += b"},"
         out += rest[1:]
-        return out  # type: ignore[return-value]  # bytes-like, not copied: 100 MB for a million files
+        return out  # not copied: 100 MB for a million files
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> "Inventory":
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
+        if frame.is_frame(data):
+            doc = frame.load(data, where, "an inventory")
+        else:
+            try:
+                doc = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
         schema = SCHEMA_1 if isinstance(doc, dict) and doc.get("format") == FORMAT_1 else SCHEMA
         canonical.validate(doc, schema, where)
         try:
@@ -307,6 +321,11 @@ def _check(en: dict) -> None:
     for name in ("size", "offset"):
         if not columns.naturals(en[name]):
             raise ValueError(f"entries/{name} holds an item that is not a non-negative integer")
+
+
+def decode(data: bytes) -> dict:
+    """The JSON document of an inventory's stored bytes, framed or not, unchecked."""
+    return json.loads(frame.decompress(data, "inventory", "an inventory") if frame.is_frame(data) else data)
 
 
 def load(reader: Reader, product: str, version: str) -> Inventory:

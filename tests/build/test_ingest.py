@@ -372,17 +372,19 @@ def test_the_inventory_is_written_in_columns(repo, threads, tmp_path):
     offset), per link (target), in path order; no object per entry."""
     src = _small_build(tmp_path / "src")
     ingest(repo, str(src), PRODUCT, "1", threads)
-    doc = json.loads(repo.get(layout.inventory_key(PRODUCT, "1")))
+    doc = inventory.decode(repo.get(layout.inventory_key(PRODUCT, "1")))
     digests = "".join(hashlib.sha256(b).hexdigest() for b in (b"\x7fELF run", b"hello\n", b""))
     assert doc == {"format": "depot.inventory/2", "product": PRODUCT, "version": "1",
                    "source": {"url": str(src), "kind": "directory", "data": {"layout": "directory", "url": str(src)}},
                    "entries": {"path": ["bin/game", "game", "readme.txt", "saves", "z.empty"], "type": "flfdf",
                                "size": [8, 6, 0], "executable": "100", "hash_sha256": digests, "offset": [0, 0, 0],
                                "target": ["bin/game"]}}
-    assert repo.get(layout.inventory_key(PRODUCT, "1")) == canonical(doc)  # written a column at a time
+    stored = repo.get(layout.inventory_key(PRODUCT, "1"))
+    assert stored == zstandard.ZstdCompressor(level=3, write_content_size=True).compress(canonical(doc))
+    assert inventory.load(repo, PRODUCT, "1").canonical_json() == canonical(doc)  # written a column at a time
     inv = inventory.load(repo, PRODUCT, "1")
     odd = inv.with_entries([*inv.entries, inventory.Entry('ü/"q\\', "file", 1, False, "cd" * 32, offset=3)])
-    assert odd.to_bytes_known_valid() == canonical(odd.to_dict())
+    assert odd.canonical_json() == canonical(odd.to_dict())
     assert [e.to_dict() for e in inv.entries] == [
         {"path": "bin/game", "type": "file", "size": 8, "executable": True, "hash_sha256": digests[:64], "offset": 0},
         {"path": "game", "type": "symlink", "target": "bin/game"},
@@ -400,7 +402,7 @@ def test_an_inventory_of_format_1_is_still_read_and_chunked_to_the_same_manifest
     ingest(repo, str(src), PRODUCT, "2", threads)
     chunk(repo, PRODUCT, "2", threads)
     inv = inventory.load(repo, PRODUCT, "2")
-    old = {**json.loads(repo.get(layout.inventory_key(PRODUCT, "2"))), "format": "depot.inventory/1",
+    old = {**inventory.decode(repo.get(layout.inventory_key(PRODUCT, "2"))), "format": "depot.inventory/1",
            "version": "1", "entries": [e.to_dict() for e in inv.entries]}  # as ingest wrote it before format 2
     repo.put(layout.inventory_key(PRODUCT, "1"), json.dumps(old).encode())
     assert inventory.load(repo, PRODUCT, "1").same_content(inv)
@@ -426,9 +428,9 @@ def test_an_inventory_whose_columns_do_not_fit_is_refused_naming_the_column(repo
 
     ingest(repo, str(_small_build(tmp_path / "src")), PRODUCT, "1", threads)
     key = layout.inventory_key(PRODUCT, "1")
-    doc = json.loads(repo.get(key))
+    doc = inventory.decode(repo.get(key))
     doc["entries"][column] = value
-    repo.put(key, json.dumps(doc).encode())
+    repo.put(key, zstandard.ZstdCompressor(write_content_size=True).compress(json.dumps(doc).encode()))
     with pytest.raises(ManifestInvalid) as err:
         inventory.load(repo, PRODUCT, "1")
     assert str(err.value).startswith(f"{repo.url_of(key)}: not a valid inventory-2 document: ")

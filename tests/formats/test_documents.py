@@ -43,9 +43,10 @@ IDS[2] = "Manifest-1"
 
 
 def text_of(doc) -> bytes:
-    """The canonical JSON a document is stored as (a format 2 manifest: inside its zstd frame)."""
+    """The canonical JSON a document is stored as (a format 2 manifest, an inventory: inside
+    its zstd frame)."""
     data = doc.to_bytes()
-    return manifest._decompress(data, "here") if isinstance(doc, Manifest) and doc.format == 2 else data
+    return manifest._decompress(data, "here") if data[:4] == manifest.ZSTD_MAGIC else data
 
 
 def stored(doc, d: dict) -> bytes:
