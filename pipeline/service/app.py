@@ -130,7 +130,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     Gauge("depot_metadata_refused_origins", "Mirrors whose newer metadata the last refresh refused",
           registry=registry).set_function(lambda: len({name for name, _ in catalog.refused if name is not None}))
     Gauge("depot_metadata_expires_timestamp_seconds", "When the signed metadata answered from expires (0: unsigned)",
-          registry=registry).set_function(lambda: (catalog._view.expires or 0.0) if catalog._view else 0.0)
+          registry=registry).set_function(lambda: (catalog.last_read.expires or 0.0) if catalog.last_read else 0.0)
     refresh(catalog, metrics)  # a refusal now is answered with 503 until a refresh verifies
     refresher = BackgroundRefresh(catalog, config.refresh_s, metrics)
 
@@ -242,7 +242,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
         state, refused = metadata_state(catalog)
-        view = catalog._view
+        view = catalog.last_read
         metadata = {"signed": bool(view and view.expires is not None) or catalog.verifies,
                     "timestampVersion": view.timestamp_version if view else None,
                     "expiresAt": iso_time(view.expires) if view and view.expires is not None else None,

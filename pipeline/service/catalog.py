@@ -208,6 +208,12 @@ class Catalog:
         return view
 
     @property
+    def last_read(self) -> _View | None:
+        """The state last read, expired or not (None before the first refresh): what the
+        health check and the metrics show."""
+        return self._view
+
+    @property
     def verifies(self) -> bool:
         """Whether the service verifies what it serves (it was given a trusted root)."""
         return self._verifier is not None
