@@ -33,24 +33,33 @@ class FileStamp:
 
 
 @dataclass(frozen=True)
-class InstallRecord(Document):
-    """Format 1: each file's size and mtime by path."""
-
-    SCHEMA: ClassVar[str] = SCHEMA_1
+class _Record(Document):
+    """What both formats hold first: the version installed and the origins it came from."""
 
     product: str
     version: str
     origins: tuple[str, ...] = ()
-    files: dict[str, FileStamp] = field(default_factory=dict)
-    trust: str = ""  # the trusted root that checked it (its id in the user's data folder)
 
     def describe(self) -> str:
         return f"install record of {self.product} {self.version}"
 
+    def _dict(self, fmt: str, trust: str, **fields) -> dict:
+        d = {"format": fmt, "product": self.product, "version": self.version, "origins": list(self.origins), **fields}
+        return {**d, "trust": trust} if trust else d
+
+
+@dataclass(frozen=True)
+class InstallRecord(_Record):
+    """Format 1: each file's size and mtime by path."""
+
+    SCHEMA: ClassVar[str] = SCHEMA_1
+
+    files: dict[str, FileStamp] = field(default_factory=dict)
+    trust: str = ""  # the trusted root that checked it (its id in the user's data folder)
+
     def to_dict(self) -> dict:
-        d = {"format": FORMAT_1, "product": self.product, "version": self.version, "origins": list(self.origins),
-             "files": {p: {"size": s.size, "mtime_ns": s.mtime_ns} for p, s in self.files.items()}}
-        return {**d, "trust": self.trust} if self.trust else d
+        return self._dict(FORMAT_1, self.trust,
+                          files={p: {"size": s.size, "mtime_ns": s.mtime_ns} for p, s in self.files.items()})
 
     @classmethod
     def from_dict(cls, d: dict) -> "InstallRecord":
@@ -59,27 +68,19 @@ class InstallRecord(Document):
 
 
 @dataclass(frozen=True)
-class InstallRecord2(Document):
+class InstallRecord2(_Record):
     """Format 2: ``mtimes[i]`` is the mtime of the installed manifest's ``i``-th file."""
 
     SCHEMA: ClassVar[str] = SCHEMA
 
-    product: str
-    version: str
-    origins: tuple[str, ...] = ()
     mtimes: array = field(default_factory=lambda: array("q"))
     trust: str = ""
-
-    def describe(self) -> str:
-        return f"install record of {self.product} {self.version}"
 
     def to_dict(self) -> dict:
         mtimes = array("q", self.mtimes)
         if sys.byteorder != "little":
             mtimes.byteswap()
-        d = {"format": FORMAT, "product": self.product, "version": self.version, "origins": list(self.origins),
-             "files": len(mtimes), "mtime_ns": base64.b64encode(mtimes.tobytes()).decode()}
-        return {**d, "trust": self.trust} if self.trust else d
+        return self._dict(FORMAT, self.trust, files=len(mtimes), mtime_ns=base64.b64encode(mtimes.tobytes()).decode())
 
     @classmethod
     def from_dict(cls, d: dict) -> "InstallRecord2":
