@@ -581,6 +581,14 @@ def test_parsed_documents_are_kept_within_the_cache_size_least_recently_used_fir
     catalog.manifest(PRODUCT, "1.1.0")
     assert [manifest_reads(v) for v in ("1.0.0", "1.1.0", "1.2.0")] == [1, 2, 1]
 
+    # a document larger than the whole cache is not kept: the cache stays within its size
+    small = Catalog([Origin("o", Counting(), loc)], cache_bytes=sizes["1.0.0"] - 1, trust=root_of(world["base"]))
+    small.refresh()
+    reads.clear()
+    for _ in range(2):
+        assert small.manifest(PRODUCT, "1.0.0").version == "1.0.0"
+    assert manifest_reads("1.0.0") == 2 and small.cached_bytes <= small.cache_bytes
+
 
 def test_a_refresh_reads_only_what_was_signed_since(tmp_path):
     """A new timestamp comes with every signing of any product: a refresh reads the roles
