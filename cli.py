@@ -1,27 +1,41 @@
 """The ``depot`` command: parses arguments, calls pipeline stages, prints results.
 
-This module holds the group and its global options. It registers the commands of
-``commands/``, one module per side: build, release, player, stats, service. It also holds
-``main``, the one handler that turns every DepotError into its message and exit code
+This module holds the group and its global options. Its commands are in ``commands/``,
+one module per side: build, release, player, stats, service; a command's module is
+imported only when the command runs (or a help page lists it). It also holds ``main``,
+the one handler that turns every DepotError into its message and exit code
 (docs/cli.md). What the commands share is in ``commands/shared.py``.
+
+Installed, this module is ``depot_app.cli``; in the repository it is also ``cli.py`` at
+the top, which ``python -m cli`` runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
 import threading
-import traceback
 
 import click
 
-from commands import build, player, release, service, stats
-from commands.shared import Settings, json_option
+from depot_app.commands.shared import Settings, json_option
 from pipeline import errors
 from pipeline.storage import Locations
 
 EXIT_INTERRUPTED = 130
+
+# The commands of each module of commands/ (each module lists them in COMMANDS too; a
+# test checks that the two agree).
+COMMANDS = {
+    "build": ("ingest", "chunk", "run", "configure", "cat", "ls", "diff"),
+    "player": ("install", "update", "verify", "repair", "preload"),
+    "release": ("promote", "rollback", "publish", "channels", "release", "keys", "trust", "rm", "gc", "events"),
+    "service": ("serve",),
+    "stats": ("stats",),
+}
+_MODULE_OF = {name: module for module, names in COMMANDS.items() for name in names}
 
 
 class _Interrupted(BaseException):
@@ -29,6 +43,17 @@ class _Interrupted(BaseException):
 
 
 class _Group(click.Group):
+    """The group: it loads a command's module when the command is asked for."""
+
+    def list_commands(self, ctx):
+        return sorted(_MODULE_OF)
+
+    def get_command(self, ctx, name):
+        if name not in _MODULE_OF:
+            return None
+        module = importlib.import_module(f"depot_app.commands.{_MODULE_OF[name]}")
+        return next(command for command in module.COMMANDS if command.name == name)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -58,12 +83,6 @@ def cli(s: Settings, repo, scheduler, workers, locations_file, s3_endpoint, keys
     """depot: turn game builds into chunks, manifests and patches for delivery."""
     s.repo, s.scheduler, s.workers, s.keys = repo, scheduler, workers, keys
     s.locations = Locations.load(locations_file, s3_endpoint)
-
-
-# Each command module lists its commands in COMMANDS; none of them imports this module.
-for _module in (build, player, release, service, stats):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 # -- the one error handler --------------------------------------------------------------------
@@ -118,6 +137,8 @@ def _main(argv: list[str] | None) -> int:
     except errors.DepotError as exc:
         return fail(exc.code, str(exc), exc.exit_code)
     except Exception as exc:  # a bug: say so plainly, with the trace for the report
+        import traceback
+
         traceback.print_exc()
         if settings.as_json:
             click.echo(json.dumps({"error": errors.DepotError.code,

@@ -133,16 +133,19 @@ def run(s: Settings, source, product, version, diff_last, origins, embargo):
         before = earlier(chunked_versions(s.store, product), version)
         plans = _diff_pairs(s, product, [(a, version) for a in before[-diff_last:]])
     signed = sign()
-    from .release import describe_push, push
+    pushed = events = None
+    published: list[str] = []
+    if origins:  # the release side's module, loaded only to publish
+        from .release import describe_push, push
 
-    pushed = push(s, product, [version], origins)
-    events = s.announce(product, version, "publish", origins) if origins else None
+        pushed = push(s, product, [version], origins)
+        events = s.announce(product, version, "publish", origins)
+        published = describe_push(pushed)
     s.emit({"ingest": i, "chunk": c, "plans": plans, "signed": signed, "published": pushed, "events": events,
             "embargo": c["embargo"],
             **{k: c[k] for k in ("bytes", "stored_bytes", "stored_bytes_new", "chunks_new", "chunks_reused", "dedup_ratio")},
             "elapsed_s": round(time.monotonic() - started, 3)},
-           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans]
-                     + describe_push(pushed)))
+           "\n".join([_describe_ingest(i), _describe_chunk(c)] + [_describe_plan(p) for p in plans] + published))
 
 
 @click.command()

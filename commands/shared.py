@@ -102,7 +102,7 @@ class Settings:
                        f"for `depot events flush`", err=True)
 
     def executor(self):
-        import dask_cluster
+        from depot_app import dask_cluster
 
         # A memory:// repository lives in this process: its jobs cannot go to workers.
         in_process = self.store.location.scheme == "memory"

@@ -133,7 +133,7 @@ class LazyDaskExecutor(cf.Executor):
                 memory_limit=0,
                 # Ctrl-C reaches every process of the command: the workers start with it
                 # blocked (see _apart_from_ctrl_c) and then ignore it; depot stops them.
-                preload=["dask_cluster.worker_setup"],
+                preload=[f"{__name__}.worker_setup"],
             )
             self._client = Client(self._cluster)
             # A result being fetched as Ctrl-C cancels its task cannot be gathered, and

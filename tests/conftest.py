@@ -62,7 +62,7 @@ def s3_bucket(s3_endpoint):
 @pytest.fixture(scope="session")
 def dask_executor(s3_endpoint):
     """A real Dask LocalCluster with several worker processes."""
-    import dask_cluster
+    from depot_app import dask_cluster
 
     with dask_cluster.executor(workers=3) as ex:
         yield ex

@@ -31,7 +31,7 @@ def unavailable(reason: str):
 
 
 # the depot command, run as a real process (from the source tree, installed or not)
-DEPOT = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
+DEPOT = [sys.executable, "-c", "import sys; from depot_app import cli; sys.exit(cli.main())"]
 
 
 def kill_while_running(args: list[str], delays, after_each) -> int:

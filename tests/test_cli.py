@@ -247,7 +247,7 @@ def test_json_after_the_command_name_and_for_usage_errors(repo):
 def test_jobs_run_on_threads_unless_a_cluster_is_asked_for():
     import concurrent.futures as cf
 
-    import dask_cluster
+    from depot_app import dask_cluster
 
     assert isinstance(dask_cluster.executor_for(), cf.ThreadPoolExecutor)
     assert isinstance(dask_cluster.executor_for(workers=2, in_process=True), cf.ThreadPoolExecutor)  # memory://
@@ -256,24 +256,48 @@ def test_jobs_run_on_threads_unless_a_cluster_is_asked_for():
             assert isinstance(executor, dask_cluster.LazyDaskExecutor)
 
 
-def test_local_run_and_install_import_no_remote_or_trust_library(tmp_path):
-    """Each command pays for the libraries it imports (fsspec, urllib3, python-tuf: about
-    0.2 s together); on local paths and an unsigned repository it needs none of them."""
+def test_local_run_and_install_import_only_what_they_use(tmp_path):
+    """A command imports its own module of commands/ and the libraries it uses, nothing
+    else: each library costs every run (fsspec, urllib3, python-tuf: about 0.2 s together;
+    s3fs and aiobotocore 0.65 s; the cluster, the service's and the analysts' libraries
+    more). On local paths and an unsigned repository, run and install need none of them."""
     import tarfile
 
     build = tmp_path / "build"
     with tarfile.open(fixture_tar("1.0.0")) as tf:
         tf.extractall(build, filter="data")
     repo, game = tmp_path / "repo", tmp_path / "game"
-    heavy = ("fsspec", "urllib3", "tuf", "securesystemslib", "botocore")
-    for args in (["--repo", repo, "run", build, "-p", PRODUCT, "-v", "1.0.0"],
-                 ["install", "-p", PRODUCT, "-v", "1.0.0", "--dest", game, "--origin", repo, "--allow-unsigned"]):
-        code = ("import sys, cli; code = cli.main(sys.argv[1:]); "
-                f"print(sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(code)")
+    heavy = ("fsspec", "urllib3", "tuf", "securesystemslib", "botocore", "s3fs", "aiobotocore", "dask", "distributed",
+             "fastapi", "uvicorn", "sqlalchemy", "alembic", "redis", "grpc", "confluent_kafka", "pyarrow", "duckdb",
+             "altair", "tqdm")
+    shared = ["depot_app", "depot_app.cli", "depot_app.commands", "depot_app.commands.shared"]
+    install = ["install", "-p", PRODUCT, "-v", "1.0.0", "--dest", game, "--origin", repo, "--allow-unsigned"]
+    for args, own in ((["--repo", repo, "run", build, "-p", PRODUCT, "-v", "1.0.0"],
+                       ["depot_app.commands.build", "depot_app.dask_cluster", "depot_app.manifests"]),
+                      (install, ["depot_app.commands.player", "depot_app.manifests"]),
+                      (["install", "--help"], ["depot_app.commands.player"])):
+        code = ("import sys; from depot_app import cli; code = cli.main(sys.argv[1:]); "
+                f"print(sorted(m for m in {heavy!r} if m in sys.modules)); "
+                "print(sorted(m for m in sys.modules if m.split('.')[0] == 'depot_app')); sys.exit(code)")
         p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
         assert p.returncode == 0, p.stderr
-        assert p.stdout.splitlines()[-1] == "[]", args[:2]
+        assert p.stdout.splitlines()[-2:] == ["[]", str(sorted(shared + own))], args[:2]
     assert (game / "config" / "settings.ini").read_bytes() == (build / "config" / "settings.ini").read_bytes()
+
+
+def test_every_command_is_found_in_the_module_that_lists_it():
+    """The group names each command's module without importing it: the names agree with
+    each module's COMMANDS, and every command is found."""
+    import importlib
+
+    from depot_app import cli
+
+    for module, names in cli.COMMANDS.items():
+        listed = importlib.import_module(f"depot_app.commands.{module}").COMMANDS
+        assert tuple(c.name for c in listed) == names
+    assert cli.cli.list_commands(None) == sorted(n for names in cli.COMMANDS.values() for n in names)
+    assert all(cli.cli.get_command(None, name).name == name for name in cli.cli.list_commands(None))
+    assert cli.cli.get_command(None, "nosuch") is None
 
 
 def test_depot_trust_and_depot_allow_unsigned_stand_for_their_options(published, tmp_path):
@@ -363,7 +387,7 @@ def test_progress_bars_go_to_stderr_only_when_it_is_a_terminal(tmp_path):
 
 
 # A depot process with a bug planted where `ls` reads the repository.
-WITH_A_BUG = DEPOT[:2] + ["import sys, cli, pipeline.build.catalog as catalog\n"
+WITH_A_BUG = DEPOT[:2] + ["import sys, pipeline.build.catalog as catalog\nfrom depot_app import cli\n"
                           "def versions(*args): raise ZeroDivisionError('planted')\n"
                           "catalog.versions = versions\n"
                           "sys.exit(cli.main())"]
@@ -567,7 +591,7 @@ def test_ctrl_c_stops_depot_serve_with_one_line(tmp_path):
 # planted in the code, not guessed with a timer.
 CTRL_C_AT = """
 import os, signal, sys, threading
-import cli
+from depot_app import cli
 {plant}
 sys.exit(cli.main())
 """
@@ -681,3 +705,43 @@ cli.Settings.announce = ctrl_c_then_announce
     assert p.stderr.splitlines() == [f"depot: error: {message} [INTERRUPTED]"]
     assert (origin / metadata_key("timestamp")).read_bytes() == \
         (signed_release / "repo" / metadata_key("timestamp")).read_bytes()
+
+
+def test_a_plain_install_runs_from_any_directory(tmp_path):
+    """A wheel built from the sources (not an editable install) holds the command under
+    depot_app and none of the repository's top-level names: its `depot` script and
+    `python -m depot_app.cli` run a build and an install from another directory, with
+    nothing of the repository on the path."""
+    import shutil
+
+    source, target, work = tmp_path / "source", tmp_path / "site", tmp_path / "work"
+    source.mkdir()
+    for name in ("cli.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("commands", "dask_cluster", "manifests", "pipeline"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-compile", "--target", str(target), str(source)], check=True, capture_output=True)
+    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) == \
+        ["bin", "depot_app", "pipeline"]
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import depot_app.cli, pipeline; "
+                            "print(depot_app.cli.__file__, pipeline.__file__)"],
+                           capture_output=True, text=True, cwd=work, env=env, check=True).stdout.split()
+    assert where == [str(target / "depot_app" / "cli.py"), str(target / "pipeline" / "__init__.py")]
+    for old in ("cli", "commands", "dask_cluster", "manifests"):
+        p = subprocess.run([sys.executable, "-c", f"import {old}"], capture_output=True, text=True, cwd=work, env=env)
+        assert p.returncode == 1 and f"No module named '{old}'" in p.stderr
+
+    def run(*command) -> str:
+        p = subprocess.run(list(map(str, command)), capture_output=True, text=True, cwd=work, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    assert run(target / "bin" / "depot", "--help").startswith("Usage: depot [OPTIONS] COMMAND [ARGS]...")
+    run(target / "bin" / "depot", "--repo", "repo", "run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0")
+    run(sys.executable, "-m", "depot_app.cli", "install", "-p", PRODUCT, "-v", "1.0.0", "--dest", "game",
+        "--origin", "repo", "--allow-unsigned")
+    with __import__("tarfile").open(fixture_tar("1.0.0")) as tf:
+        assert (work / "game" / "config" / "settings.ini").read_bytes() == tf.extractfile("config/settings.ini").read()

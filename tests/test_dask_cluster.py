@@ -17,7 +17,7 @@ from test_cli import _gone
 # processes still running when the interrupt reaches it.
 CLOSING = textwrap.dedent("""
     import os, signal, threading, time
-    import dask_cluster
+    from depot_app import dask_cluster
 
     ex = dask_cluster.LazyDaskExecutor(workers=2)
     assert ex.submit(pow, 2, 5).result() == 32

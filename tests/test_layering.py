@@ -29,7 +29,10 @@ ALLOWED = {
     "stats": BASE | {"core", "formats", "storage"},
     "service": BASE | {"core", "formats", "storage", "trust", "delta.route"},
 }
-NEVER_IN_PIPELINE = {"click", "distributed", "dask_cluster", "cli", "depot_testing"}
+NEVER_IN_PIPELINE = {"click", "distributed", "depot_app.dask_cluster", "depot_app.cli", "depot_app.commands",
+                     "depot_testing"}
+# cli.py, commands/, dask_cluster/ and manifests/ as installed: modules of depot_app.
+APP = {"cli", "commands", "dask_cluster", "manifests"}
 
 
 def imports(path: Path, source: str | None = None) -> set[str]:
@@ -86,19 +89,54 @@ def check_rooms(path: Path, source: str | None = None) -> None:
 def test_pipeline_imports_neither_click_nor_the_cluster_nor_the_test_support():
     for path in MODULES:
         for name in imports(path):
-            assert name.split(".")[0] not in NEVER_IN_PIPELINE, f"{path.relative_to(ROOT)} imports {name}"
+            assert not any(name == n or name.startswith(n + ".") for n in NEVER_IN_PIPELINE), \
+                f"{path.relative_to(ROOT)} imports {name}"
+
+
+def absolute_imports(path: Path) -> set[str]:
+    """The names ``path`` imports absolutely (``import x.y``, ``from x.y import z``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module or "")
+    return names
+
+
+def test_the_app_is_imported_by_its_installed_names():
+    """Installed, cli.py, commands/, dask_cluster/ and manifests/ are modules of depot_app
+    (no top-level name of their own to collide with another distribution's): code that
+    imported them by their names in the repository would run from the repository only,
+    and with two copies of a module beside the installed one."""
+    files = sorted(ROOT.glob("*.py")) + [p for d in ("pipeline", "commands", "dask_cluster", "manifests",
+                                                     "depot_testing", "scripts", "tests")
+                                         for p in sorted((ROOT / d).rglob("*.py"))]
+    for path in files:
+        for name in absolute_imports(path):
+            assert name.split(".")[0] not in APP, f"{path.relative_to(ROOT)} imports {name}: use depot_app.{name}"
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages it installs: every package of the library and the
+    app, under their installed names, and the test support not."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    library = {".".join(p.relative_to(ROOT).parts[:-1]) for p in PIPELINE.rglob("__init__.py")}
+    app = {"depot_app"} | {f"depot_app.{name}" for name in APP - {"cli"}}
+    assert set(setuptools["packages"]) == library | app
+    assert setuptools["package-dir"] == {"depot_app": ".", **{f"depot_app.{n}": n for n in APP - {"cli"}}}
 
 
 def test_the_test_support_is_not_installed():
-    """depot_testing/ needs pytest, moto and apt-get: no package pattern of pyproject.toml
-    takes it in, so it ships neither in a wheel nor with an editable install."""
-    import fnmatch
+    """depot_testing/ needs pytest, moto and apt-get: pyproject.toml installs no package of
+    it, so it ships neither in a wheel nor with an editable install."""
     import tomllib
 
-    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert (ROOT / "depot_testing" / "__init__.py").exists()
-    assert not any(fnmatch.fnmatch(name, pattern) for pattern in find["include"]
-                   for name in ("depot_testing", "depot_testing.servers"))
+    assert not any(name.split(".")[0] == "depot_testing" for name in packages)
     assert not (PIPELINE / "testing").exists()
 
 
@@ -111,7 +149,7 @@ def test_the_commands_never_import_cli():
     """cli.py imports the command modules; were they to import it back, each would need
     cli.py loaded first. What they share is in commands/shared.py."""
     for path in sorted((ROOT / "commands").glob("*.py")):
-        assert "cli" not in {n.split(".")[0] for n in imports(path)}, f"{path.relative_to(ROOT)} imports cli"
+        assert "depot_app.cli" not in imports(path), f"{path.relative_to(ROOT)} imports cli"
 
 
 def test_the_table_catches_a_forbidden_import():

@@ -30,7 +30,7 @@ class Reader(Protocol):
 
 @functools.lru_cache(maxsize=None)
 def _validator(name: str) -> Callable[[dict], object]:
-    text = resources.files("manifests").joinpath("schema", f"{name}.json").read_text()
+    text = resources.files("depot_app.manifests").joinpath("schema", f"{name}.json").read_text()
     return fastjsonschema.compile(json.loads(text))
 
 

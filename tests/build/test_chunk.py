@@ -187,7 +187,7 @@ def _big_build(root):
 
 
 def test_manifest_is_byte_identical_whatever_the_workers_and_segments(tmp_path, dask_executor, threads):
-    import dask_cluster
+    from depot_app import dask_cluster
 
     build = _big_build(tmp_path / "build")
     unsplit = ChunkParams(4 << 10, 16 << 10, 64 << 10)

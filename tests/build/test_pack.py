@@ -121,7 +121,7 @@ def test_packing_off_cuts_every_file_on_its_own(tmp_path, threads):
 
 
 def test_the_manifest_is_byte_identical_whatever_the_workers_and_segments(tmp_path, dask_executor, threads):
-    import dask_cluster
+    from depot_app import dask_cluster
 
     src = tmp_path / "src"
     files = small_build(src, 400)  # ~600 KB of small files: ten segments of the stream

@@ -512,7 +512,7 @@ def test_a_repair_that_cannot_fetch_a_chunk_says_why_and_changes_nothing(publish
 def test_the_clients_defaults_reach_the_fetcher(published, tmp_path, monkeypatch):
     """--jobs 8, --timeout 10, --retries 3 with backoff doubling from 0.1 s: the values the
     command hands to the download, and a dead origin asked exactly 1 + 3 times."""
-    import cli
+    from depot_app import cli
     from pipeline.client import install as install_module
 
     passed, slept = {}, []

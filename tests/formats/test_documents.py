@@ -99,7 +99,7 @@ def test_an_entry_is_one_kind_only_so_any_of_its_kinds_means_exactly_one(doc):
     from importlib import resources
 
     name = "manifest-1" if isinstance(doc, Manifest) else "inventory-1"
-    schema = json.loads(resources.files("manifests").joinpath("schema", f"{name}.json").read_text())
+    schema = json.loads(resources.files("depot_app.manifests").joinpath("schema", f"{name}.json").read_text())
     kinds = schema["definitions"]["entry"]["anyOf"]
     assert all("type" in k["required"] for k in kinds)
     assert sorted(k["properties"]["type"]["const"] for k in kinds) == ["dir", "file", "symlink"]

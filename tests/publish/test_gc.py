@@ -397,7 +397,7 @@ def test_gc_during_a_publish_that_reuses_metadata_a_killed_publish_left(repo, tm
 
 SIGNAL_AT_PRUNE = """
 import os, signal, sys
-import cli
+from depot_app import cli
 from pipeline.storage import local_store
 prune, calls = local_store.LocalStore.prune, []
 def killed_midway(self, key, written_before):

@@ -268,7 +268,7 @@ def test_max_rate_caps_every_origin_together(repo, tmp_path, monkeypatch, capsys
     """The bandwidth cap on a clock that never moves: each upload waits for its bytes, so the
     longest wait is how long everything sent before it takes at the rate. One cap for all
     origins makes that every origin's bytes together; a cap per origin, one origin's."""
-    import cli  # the command in this process, so that its cap runs on the test's clock
+    from depot_app import cli  # the command in this process, so that its cap runs on the test's clock
     from pipeline.core import rate as rate_module
 
     waits = []
