@@ -89,7 +89,6 @@ class LazyDaskExecutor(cf.Executor):
         self._close_failure: BaseException | None = None
         self._client = None
         self._cluster = None
-        self._executor = None
 
     @property
     def client(self):
@@ -140,11 +139,9 @@ class LazyDaskExecutor(cf.Executor):
             # the scheduler, in this process, logs it; a real failure raises in the caller.
             logging.getLogger("distributed.scheduler").addFilter(
                 lambda record: not str(record.msg).startswith("Couldn't gather keys"))
-        self._executor = self._client.get_executor(pure=False)
 
     def submit(self, fn, /, *args, **kwargs) -> cf.Future:
-        self.client  # noqa: B018 - starts the cluster on first use
-        return self._executor.submit(fn, *args, **kwargs)
+        return _submit(self.client, fn, *args, **kwargs)  # the client starts the cluster on first use
 
     def _close(self) -> None:
         # Tasks cancelled by the close end their callbacks with "CANCELLED" errors that the
@@ -171,10 +168,37 @@ class LazyDaskExecutor(cf.Executor):
                 starter.join()
                 closer = _apart_from_ctrl_c(self._close)
                 closer.join()
-                self._client = self._cluster = self._executor = None
+                self._client = self._cluster = None
         failure, self._close_failure = self._close_failure, None
         if failure is not None:
             raise failure
+
+
+def _submit(client, fn, /, *args, **kwargs) -> cf.Future:
+    """Run ``fn`` as a task of ``client``; its outcome as a concurrent.futures future, and
+    cancelling that future cancels the task. (distributed's own adapter,
+    ``Client.get_executor``, lets the error of a task cancelled while its result is being
+    fetched escape to the event loop, which logs it: Ctrl-C cancels tasks at any moment.)"""
+    task = client.submit(fn, *args, pure=False, **kwargs)
+    outcome: cf.Future = cf.Future()
+    outcome.add_done_callback(lambda f: f.cancelled() and task.cancel())
+    client.loop.add_callback(_settle, client, task, outcome)
+    return outcome
+
+
+async def _settle(client, task, outcome: cf.Future) -> None:
+    """Wait for ``task`` on the client's event loop and give its outcome to ``outcome``."""
+    try:
+        result = (await client.gather([task], asynchronous=True))[0]
+    except cf.CancelledError:  # before it ran, or while its result was being fetched
+        if outcome.cancel():
+            outcome.set_running_or_notify_cancel()
+    except BaseException as exc:  # the task's error, raised where its result is asked for
+        if outcome.set_running_or_notify_cancel():
+            outcome.set_exception(exc)
+    else:
+        if outcome.set_running_or_notify_cancel():
+            outcome.set_result(result)
 
 
 @contextlib.contextmanager
