@@ -1,7 +1,9 @@
 """The publisher's side of a build.
 
-Read its source, ingest it and cut it into chunks. Keep per-product settings. List what
-the repository holds.
+sources reads a build from a directory or an archive. ingest records its inventory. chunk
+cuts it into chunks and writes its manifest; run does both in one pass. embargo seals a
+version's new content until its release. products keeps each product's settings. catalog
+lists what the repository holds.
 
 May import: errors, layout, core, formats, storage.
 """

@@ -1,8 +1,9 @@
 """The player's side: the reference client.
 
-Fetch from origins with failover. Install, update, verify and repair a game directory.
-Cat one file. It proves that what the pipeline publishes is right and usable. It does
-not make patches or read build sources: players do not need them.
+fetch reads chunks from origins, with failover. install, update, verify and repair manage
+a game directory. preload downloads an embargoed version before its release. cat rebuilds
+one file. The client proves that what the pipeline publishes is right and usable. It
+makes no patches and reads no build sources: players do not need them.
 
 May import: errors, layout, core, formats, storage, trust, delta.route.
 """

@@ -1,7 +1,8 @@
 """Updates between versions.
 
-Patch engines make patches. The diff writes update plans and their patches. The route
-search finds the cheapest update path; clients and the lookup service share it.
+engines make patches. diff writes update plans and their patches. pairs says which
+version pairs to plan. route finds the cheapest update path; the client and the lookup
+service share it.
 
 May import: errors, layout, core, formats, storage.
 """

@@ -1,8 +1,9 @@
 """Releasing versions.
 
-Publish versions to CDN origins, uploading only what is missing. Move channel pointers:
-promote and roll back. Retire versions (rm) and reclaim what no version needs (gc).
-Announce every release through the events outbox.
+publish pushes versions to CDN origins; upload copies only what is missing. channels
+promotes and rolls back. release unlocks an embargoed version. retire removes versions
+(rm). gc reclaims what no version needs. events announces what was published, through
+the events outbox.
 
 May import: errors, layout, core, formats, storage, trust.
 """

@@ -1,8 +1,8 @@
 """Stats for analysts.
 
-Export writes per-version parquet. Query runs DuckDB over it. Report writes one HTML page
-with charts: collect gives its figures, render its page, charts the charts, markup the
-HTML pieces.
+export writes per-version parquet. query runs DuckDB over it. report writes one HTML page
+with charts. collect gives the report's figures, render lays out its page, charts draws
+its charts, and markup makes its HTML pieces.
 
 May import: errors, layout, core, formats, storage.
 """

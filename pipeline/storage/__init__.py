@@ -1,9 +1,10 @@
 """Stores by capability, over locations that carry their own settings.
 
-base says what each kind of store can do; location says where one is. ``open_store``
+base says what each kind of store can do. location says where one is. ``open_store``
 gives a store a repository can live in: a path, ``file://``, ``s3://`` or ``memory://``.
-``open_origin`` gives any store a client can read, ``http(s)://`` included. outbox keeps
-events on disk until each of their sinks (a JSON-lines file, a webhook, Kafka) has them.
+``open_origin`` gives any store a client can read, ``http(s)://`` included. translate
+turns every backend's errors into depot's. outbox keeps events on disk until each of
+their sinks has them: a JSON-lines file, a webhook, Kafka.
 
 May import: errors, layout, core.
 """
