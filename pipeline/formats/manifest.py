@@ -19,12 +19,10 @@ from __future__ import annotations
 import json
 from typing import ClassVar, Iterable, Iterator
 
-import zstandard
-
 from .. import layout
 from ..core.chunk_params import ChunkParams
 from ..errors import DepotError, ManifestInvalid, NotFound
-from . import canonical, manifest_columns
+from . import canonical, frame, manifest_columns
 from .canonical import Document, Reader
 from .inventory import Inventory
 from .manifest_columns import HEX, Columns
@@ -36,10 +34,6 @@ __all__ = ["SCHEMA", "FORMAT", "SCHEMA_1", "FORMAT_1", "HEX", "Chunk", "ChunkRef
 SCHEMA = "manifest-2"
 FORMAT = "depot.manifest/2"
 SCHEMA_1 = "manifest-1"
-
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_LEVEL = 3  # fixed: the same build must give the same bytes; higher levels save little on digests
-MAX_JSON = 1 << 30  # a frame declaring more is refused before it is decompressed
 
 
 class Manifest(Document):
@@ -192,18 +186,18 @@ class Manifest(Document):
         except ValueError as exc:
             raise ManifestInvalid(f"{self.describe()}: not a valid {SCHEMA} document: {exc}") from None
         canonical.validate(doc, SCHEMA, self.describe())
-        return _compress(canonical.buffer(doc))  # the JSON held once (a million files: 100 MB)
+        return frame.compress(canonical.buffer(doc))  # the JSON held once (a million files: 100 MB)
 
     def to_bytes_known_valid(self) -> bytes:
         if self.format == 1:
             return canonical.canonical(self.to_dict())
-        return _compress(canonical.buffer(self.to_dict()))
+        return frame.compress(canonical.buffer(self.to_dict()))
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> "Manifest":
-        if data[:4] == ZSTD_MAGIC:
+        if frame.is_frame(data):
             schema = SCHEMA
-            doc = canonical.validate(_load(data, where), schema, where)
+            doc = canonical.validate(frame.load(data, where), schema, where)
         else:
             schema = SCHEMA_1
             doc = canonical.loads(data, schema, where)
@@ -215,45 +209,13 @@ class Manifest(Document):
 
 def decode(data: bytes) -> dict:
     """The JSON document of a manifest's stored bytes, in either format, unchecked."""
-    return json.loads(_decompress(data, "manifest") if data[:4] == ZSTD_MAGIC else data)
+    return json.loads(frame.decompress(data, "manifest") if frame.is_frame(data) else data)
 
 
 def encode(doc: dict) -> bytes:
     """The stored bytes of a manifest's JSON document, unchecked (tests craft bad ones)."""
     text = canonical.canonical(doc)
-    return _compress(text) if doc.get("format") != FORMAT_1 else text
-
-
-def _compress(text: bytes | bytearray) -> bytes:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(text)
-
-
-def _decompress(data: bytes, where: str) -> bytes:
-    """The bytes of the one zstd frame ``data`` is, decompressed at once into a buffer of
-    the size it declares (a stream would hold its pieces and their join at once)."""
-    try:
-        size = zstandard.frame_content_size(data)
-    except zstandard.ZstdError as exc:
-        raise ManifestInvalid(f"{where}: not a whole zstd frame ({exc})") from None
-    if not 0 <= size <= MAX_JSON:
-        raise ManifestInvalid(f"{where}: a manifest's zstd frame must declare its size, at most {MAX_JSON} bytes")
-    try:
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
-    except zstandard.ZstdError as exc:  # damaged, cut short, or followed by more bytes
-        raise ManifestInvalid(f"{where}: not one whole zstd frame ({exc})") from None
-
-
-def _load(data: bytes, where: str) -> dict:
-    """The JSON document in the zstd frame ``data``, its text's bytes given up once decoded
-    (as json.loads decodes them): held with the parse's objects, a million files' text
-    would cost a hundred MB more at the peak."""
-    try:
-        raw = _decompress(data, where)
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-        del raw
-        return json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid(f"{where}: not JSON ({exc})") from exc
+    return frame.compress(text) if doc.get("format") != FORMAT_1 else text
 
 
 def build(inv: Inventory, params: ChunkParams, own: dict[str, list[Chunk]], pack: list[Chunk],

@@ -13,7 +13,7 @@ from pipeline.errors import ManifestInvalid
 from pipeline.formats.channel import Channel
 from pipeline.formats.install_record import FileStamp, InstallRecord
 from pipeline.formats.inventory import Entry, Inventory, SourceData
-from pipeline.formats import manifest
+from pipeline.formats import frame, manifest
 from pipeline.formats.manifest import ChunkRef, FileEntry, Manifest
 from pipeline.formats.plan import FileOp, PatchSegment, Plan
 from pipeline.formats.plan_index import PlanIndex, PlanSummary
@@ -46,7 +46,7 @@ def text_of(doc) -> bytes:
     """The canonical JSON a document is stored as (a format 2 manifest, an inventory: inside
     its zstd frame)."""
     data = doc.to_bytes()
-    return manifest._decompress(data, "here") if data[:4] == manifest.ZSTD_MAGIC else data
+    return frame.decompress(data, "here") if frame.is_frame(data) else data
 
 
 def stored(doc, d: dict) -> bytes:
