@@ -1,7 +1,10 @@
-"""A channel pointer (``channel-2``): the version a channel (stable, beta, ...) of a product
-delivers, with a serial that grows with every move (a rollback too) and the latest moves.
-``preload``: the version is embargoed and not released yet, so players pre-load it (its
-content stays sealed until release moves the pointer again, without it)."""
+"""A channel pointer (``channel-2``): the version a channel of a product delivers.
+
+Channels are stable, beta and the like. The serial grows with every move, a rollback
+too. The pointer keeps its latest moves. ``preload`` says the version is embargoed and
+not released yet, so players pre-load it. Its content stays sealed until the release
+moves the pointer again, without ``preload``.
+"""
 
 from __future__ import annotations
 

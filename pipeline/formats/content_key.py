@@ -1,10 +1,11 @@
 """A content key (``content-key-1``): the AES-256-GCM key that seals an embargoed version's
 new content (see formats.sealed), with the product and version it was made for.
 
-The same document is the release side's key file (``trust.content_keys``: never on an
-origin before release) and, once released, the signed key players read
-(``products/<P>/keys/<key id>.json``, then with ``released_at``). Its id is derived from
-the key, so a key document whose key is not the one its id names is refused.
+The same document serves twice. On the release side it is the key's file
+(``trust.content_keys``), never on an origin before release. Once released, it is the
+signed key players read, ``products/<P>/keys/<key id>.json``, then with ``released_at``.
+Its id is derived from the key. A document whose key is not the one its id names is
+refused.
 """
 
 from __future__ import annotations

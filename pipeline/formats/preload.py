@@ -1,8 +1,12 @@
-"""What players of an embargoed version download before release (``preload-1``,
-``products/<P>/versions/<V>/preload.json``): every chunk object the version needs, by id,
-size, stored size and the content key that seals it, and nothing of its files. The
-manifest, which names the files, is sealed until release; this list is plain and signed
-like every document, so a player can pre-load without any key and check what it got."""
+"""The pre-load list (``preload-1``): what players of an embargoed version download before
+its release.
+
+It is stored at ``products/<P>/versions/<V>/preload.json``. It lists every chunk object
+the version needs: its id, size, stored size and the content key that seals it. It says
+nothing of the files. The manifest, which names the files, stays sealed until release.
+This list is plain and signed like every document. So a player can pre-load without a
+key, and check what it got.
+"""
 
 from __future__ import annotations
 

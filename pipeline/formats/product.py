@@ -1,7 +1,9 @@
-"""A product's settings (``product-1``): the chunk sizes its versions are cut with from
-now on, below which size files are packed, and whether its new versions are embargoed
-(built sealed, for pre-load before release). Versions already chunked keep theirs: each
-manifest records its own."""
+"""A product's settings (``product-1``).
+
+They say the chunk sizes its next versions are cut with, below which size files are
+packed, and whether its new versions are embargoed: built sealed, for pre-load before
+release. Versions already chunked keep their sizes: each manifest records its own.
+"""
 
 from __future__ import annotations
 

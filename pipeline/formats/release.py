@@ -1,7 +1,10 @@
 """A release of an embargoed version (``release-1``): when it unlocks, and the id of the
-content key that unlocks it. Written by ``depot release`` (``products/<P>/versions/<V>/
-release.json``), signed like every document; a scheduled release says when before the key
-is published, so players and the service can tell when content unlocks."""
+content key that unlocks it.
+
+``depot release`` writes it at ``products/<P>/versions/<V>/release.json``. It is signed
+like every document. A scheduled release is published before its key. So players and
+the service can tell when the content unlocks.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The client's side of TUF: python-tuf's ngclient, fed through depot's own origins (paths,
-``s3://``, ``http(s)://``, with their retries and failover), from a trusted root. What it
-refuses becomes depot's own errors, one per attack (see docs/trust.md)."""
+"""The client's side of TUF: python-tuf's ngclient, from a trusted root.
+
+It reads through depot's own origins: paths, ``s3://`` and ``http(s)://``, with their
+retries and failover. What it refuses becomes depot's own errors, one per attack (see
+docs/trust.md).
+"""
 
 from __future__ import annotations
 

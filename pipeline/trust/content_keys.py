@@ -1,11 +1,13 @@
-"""Content keys on the release side: one per embargoed version, in the signing keys'
-directory (``--keys DIR``), under ``DIR/content/<product>/<version>.json``, with the signing
-keys' file rules (docs/trust.md, "Keys at rest"): directories 0700, files 0600 created
-exclusively (a key is never overwritten), a file its group or others may read refused.
+"""Content keys on the release side: one per embargoed version.
 
-A content key is never written to the repository or an origin before its release: release
-publishes it as a signed document (publish.release). Not ``NAME.key``: a keyring reads
-every ``*.key`` of the directory as a signing key.
+They live in the signing keys' directory (``--keys DIR``), under
+``DIR/content/<product>/<version>.json``. They follow the signing keys' file rules
+(docs/trust.md, "Keys at rest"). Directories are 0700. Files are 0600, created
+exclusively: a key is never overwritten. A file its group or others may read is refused.
+
+A content key is never written to the repository or an origin before its release.
+Release publishes it as a signed document (publish.release). Its file is not named
+``NAME.key``: a keyring reads every ``*.key`` of the directory as a signing key.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The file rules of private keys on the release side (docs/trust.md, "Keys at rest"), apart
-from the signing keys' code: a content key's file follows them too, and reading one
-should not cost python-tuf and securesystemslib's imports."""
+"""The file rules of private keys on the release side (docs/trust.md, "Keys at rest").
+
+Signing keys and content keys both follow them. They are apart from the signing keys'
+code, so that reading a content key does not import python-tuf or securesystemslib.
+"""
 
 from __future__ import annotations
 

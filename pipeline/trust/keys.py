@@ -1,12 +1,14 @@
 """Ed25519 signing keys: generated into files, loaded back, and found by key id.
 
-A key is two files: ``NAME.key``, the private key (PKCS#8 PEM, mode 0600 in a directory of
-mode 0700, created exclusively so that an existing key is never overwritten, optionally
-encrypted with a passphrase), and ``NAME.pub``, the public key as TUF writes it in metadata
-(JSON, with its key id, mode 0644). A keyring is the private keys of a directory: a signing
-step takes from it the keys that the metadata names for the role it signs, so file names
-are the operator's own business. A keyring leaves out the repository's root keys that no
-online role uses: they stay offline, and are given by name to the commands that need them.
+A key is two files. ``NAME.key`` is the private key: PKCS#8 PEM, mode 0600, in a
+directory of mode 0700. It is created exclusively, so an existing key is never
+overwritten. It may be encrypted with a passphrase. ``NAME.pub`` is the public key as
+TUF writes it in metadata: JSON with its key id, mode 0644.
+
+A keyring is the private keys of a directory. A signing step takes from it the keys the
+metadata names for the role it signs, so file names are the operator's own business. A
+keyring leaves out the repository's root keys that no online role uses. They stay
+offline, and are given by name to the commands that need them.
 """
 
 from __future__ import annotations
