@@ -7,11 +7,12 @@ bytes, a patch, a manifest's bytes) encrypted with AES-256-GCM::
     magic "DPSEAL01" (8) | algorithm 1 (1) | key id (16) | nonce (12) | ciphertext | tag (16)
 
 The nonce is fresh and random for every object. The associated data is the header's first
-25 bytes (magic, algorithm, key id) and the object's name, the key it is stored under (a
-document's plain key, not its copy under its hash): an object moved to another name, a
-header naming another key, a byte changed anywhere, or another release's key all fail to
-authenticate, ``CONTENT_AUTHENTICATION_FAILED``. Whoever opens an object knows its name
-already, so a swap can only be of bytes, and that is what the tag refuses.
+25 bytes (magic, algorithm, key id) and the object's name. The name is the key the object
+is stored under: a document's plain key, not its copy under its hash. So each of these
+fails to authenticate, ``CONTENT_AUTHENTICATION_FAILED``: an object moved to another
+name, a header naming another key, a byte changed anywhere, another release's key.
+Whoever opens an object knows its name already. So a swap can only be of bytes, and the
+tag refuses that.
 """
 
 from __future__ import annotations
