@@ -101,6 +101,16 @@ class GameDir:
     _intent: _Intent | None = field(default=None, init=False, repr=False, compare=False)  # during a swap
     _listed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)  # the intent's paths
 
+    @classmethod
+    def make(cls, dest: str | os.PathLike[str]) -> "GameDir":
+        """The game directory at ``dest``, made (with its parents) if it is not there."""
+        path = Path(dest)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"{path}: cannot make the game directory ({exc.strerror})") from None
+        return cls(path)
+
     @property
     def state(self) -> Path:
         return self.dest / STATE_DIR
@@ -306,7 +316,15 @@ class GameDir:
             while d and d not in wanted:
                 wanted.add(d)
                 d = d.rpartition("/")[0]
-        return sorted(d for d in wanted if os.path.islink(self.dest / d) or not os.path.isdir(self.dest / d))
+        # parents first: below a path where nothing is, nothing is (not looked at)
+        root, new, absent = os.path.join(self.dest, ""), [], set()
+        for d in sorted(wanted):
+            if d.rpartition("/")[0] in absent or not os.path.lexists(root + d):
+                absent.add(d)
+                new.append(d)
+            elif os.path.islink(root + d) or not os.path.isdir(root + d):
+                new.append(d)
+        return new
 
     def _swapping(self) -> _Intent:
         assert self._intent is not None, "only a swap sets things aside"

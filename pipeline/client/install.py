@@ -27,7 +27,7 @@ from typing import Iterable
 
 from .. import layout
 from ..core.progress import Progress, ignore
-from ..errors import DestinationConflict, NotFound, StoreUnavailable
+from ..errors import DestinationConflict, NotFound
 from ..formats.channel import Channel
 from ..formats.manifest import Manifest
 from .assemble import Assembly
@@ -103,12 +103,8 @@ def install(
     started = time.monotonic()
     m, published = fetch_manifest(fetcher, product, version)
     tree = Tree(m, fetcher.url_of(layout.manifest_key(product, version)))
-    dest = Path(dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreUnavailable(f"{dest}: cannot make the game directory ({exc.strerror})") from None
-    inst = GameDir(dest)
+    inst = GameDir.make(dest)
+    dest = inst.dest
     with inst.locked():
         fetcher.staged = preload.staged(dest)  # what was pre-loaded here: read, not downloaded
         unlocked = fetcher.staged_chunks, fetcher.staged_bytes

@@ -113,12 +113,8 @@ def preload(fetcher: Fetcher, product: str, version: str, dest: Path, jobs: int 
     if (listed.product, listed.version) != (product, version):
         raise NotFound(f"the pre-load list served for {product} {version} ({fetcher.url_of(name)}) is for "
                        f"{listed.product} {listed.version}")
-    dest = Path(dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreUnavailable(f"{dest}: cannot make the game directory ({exc.strerror})") from None
-    inst = GameDir(dest)
+    inst = GameDir.make(dest)
+    dest = inst.dest
     with inst.locked():
         installed = inst.installed()
         if installed is not None and installed.product != product:
