@@ -35,13 +35,14 @@ def _read_umask() -> int | None:
 _UMASK = _read_umask()
 
 
-def create(path: str, mode: int) -> int:
-    """A new (or emptied) file at ``path``, open for writing, with exactly ``mode``."""
+def create(path: str, mode: int, dir_fd: int | None = None) -> int:
+    """A new (or emptied) file at ``path`` (relative to the directory open as ``dir_fd``,
+    if given), open for writing, with exactly ``mode``."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         existed = False
     except FileExistsError:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC, dir_fd=dir_fd)
         existed = True
     if existed or _UMASK is None or _UMASK & mode:
         os.fchmod(fd, mode)  # its mode is the old file's, or the umask took bits away: set it
