@@ -1,7 +1,10 @@
 """A fault-injecting HTTP reverse proxy on 127.0.0.1, for putting real failures between a
 client and a real server (moto's S3): some requests get a 503, have their connection
 reset before an answer, are cut off half-way through their upload, or stall past the
-client's timeout. Draws are seeded, so a run is reproducible.
+client's timeout. Draws are seeded, so a run is reproducible. ``fail_first`` answers the
+first requests for some paths with 503 whatever the draws: {path suffix: how many}.
+Without faults it is a plain proxy that logs each request (``log``: method and path with
+its query).
 
     with FaultyProxy("http://127.0.0.1:5000", {"503": 0.1, "reset": 0.05, "cut": 0.05}) as proxy:
         ... point the client's endpoint at proxy.url ...
@@ -22,17 +25,20 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 
 class FaultyProxy:
-    def __init__(self, upstream: str, faults: dict[str, float], seed: int = 0, stall_s: float = 3.0):
+    def __init__(self, upstream: str, faults: dict[str, float], seed: int = 0, stall_s: float = 3.0,
+                 fail_first: dict[str, int] | None = None):
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
         target = urlsplit(upstream)
         self.upstream = (target.hostname, target.port or 80)
         self.faults, self.stall_s = faults, stall_s
+        self.fail_first = dict(fail_first or {})
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.injected: dict[str, int] = {k: 0 for k in FAULTS}
         self.requests = 0
+        self.log: list[tuple[str, str]] = []  # (method, path and query) of every request, in order
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,9 +68,15 @@ class FaultyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _draw(self) -> str | None:
+    def _draw(self, h: BaseHTTPRequestHandler) -> str | None:
         with self._lock:
             self.requests += 1
+            self.log.append((h.command, h.path))
+            for suffix, left in self.fail_first.items():
+                if left and h.path.split("?", 1)[0].endswith(suffix):
+                    self.fail_first[suffix] -= 1
+                    self.injected["503"] += 1
+                    return "503"
             x = self._random.random()
             for kind, p in self.faults.items():
                 if x < p:
@@ -75,7 +87,7 @@ class FaultyProxy:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
-        fault = self._draw()
+        fault = self._draw(h)
         if fault == "cut" and length > 1:
             h.rfile.read(length // 2)  # half the upload arrives, then the line drops
             self._drop(h)

@@ -7,8 +7,9 @@ into a scratch directory lists what depot publishes; rclone gets every other fil
 repository in an exclude file, so both copy the same objects. Each tool writes into an
 empty origin of its own, between two syncs; then both run again (everything is there),
 and ``depot gc --origin`` runs as a dry run. Every origin is checked object by object
-(files by SHA-256, buckets by ETag). Goals, in wall time: depot at most rclone's, the
-second publish under 0.1 of the first. The method in full is in docs/benchmarks.md.
+(files by SHA-256, buckets by ETag). The S3 server counts the requests each run sends
+it; ``--s3-origins N`` has depot publish to N buckets at once. Goals, in wall time: depot
+at most rclone's, the second publish under 0.1 of the first. The method in full is in docs/benchmarks.md.
 
 Exit status: 1 when an origin differs from the repository, rclone failed, or (with
 ``--check``) a goal is missed; 2 when depot failed.
@@ -16,6 +17,7 @@ Exit status: 1 when an origin differs from the repository, rclone failed, or (wi
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from benchlib import (MiB, add_corpus_options, add_run_options, col, compare_trees, corpus_line,
@@ -109,15 +112,45 @@ def rclone_stats(stderr: str) -> dict | None:
 # S3 on loopback
 
 
+class RequestCounter:
+    """A WSGI layer in front of moto's app: the requests it was sent, by kind. Exact and
+    independent of the machine's load, unlike times."""
+
+    def __init__(self, app):
+        self.app = app
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        method, query = environ["REQUEST_METHOD"], environ.get("QUERY_STRING", "")
+        kind = "LIST" if method == "GET" and ("list-type" in query or environ.get("PATH_INFO", "/").count("/") < 2) \
+            else method
+        with self.lock:
+            self.counts[kind] += 1
+        return self.app(environ, start_response)
+
+    def snapshot(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.counts)
+
+
 class S3:
-    """moto's server in this process (as the test suite runs it) and a client of it."""
+    """moto's server in this process (as the test suite runs it) and a client of it; every
+    request it serves is counted."""
 
     def __init__(self, stack: contextlib.ExitStack):
-        from depot_testing.s3 import moto_server
+        from moto.server import ThreadedMotoServer
 
         # the server logs every request on stderr; only errors are of interest
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.endpoint = stack.enter_context(moto_server())
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        stack.callback(server.stop)
+        assert server._server is not None
+        self.counter = RequestCounter(server._server.app)
+        server._server.app = self.counter  # the handler looks the app up for every request
+        host, port = server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
         import boto3
 
         self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name=S3_REGION,
@@ -144,9 +177,12 @@ def depot_cmd(base: list[str], repo: str, endpoint: str | None, *sub: str) -> li
     return base + glob + list(sub)
 
 
-def publish_args(origin: str, jobs: int) -> list[str]:
-    return ["publish", "--product", PRODUCT, "--version", VERSION, "--origin", origin,
-            "--jobs", str(jobs)]
+def origin_args(origins: list[str]) -> list[str]:
+    return [arg for o in origins for arg in ("--origin", o)]
+
+
+def publish_args(origins: list[str], jobs: int) -> list[str]:
+    return ["publish", "--product", PRODUCT, "--version", VERSION, *origin_args(origins), "--jobs", str(jobs)]
 
 
 def setup_signing(base: list[str], cwd: str | None, env: dict | None, repo: str,
@@ -176,7 +212,7 @@ def published_set(base: list[str], cwd: str | None, env: dict | None, repo: str,
     """Publish once into a scratch directory: (the run, {relative path: ("file", size)} of
     what depot publishes)."""
     scratch = os.path.join(workdir, "origin-scratch")
-    cmd = depot_cmd(base, repo, None, *publish_args(scratch, jobs))
+    cmd = depot_cmd(base, repo, None, *publish_args([scratch], jobs))
     res = run_measured("prepare-publish", cmd, workdir, interval, cwd=cwd, env=env)
     if res["returncode"] != 0:
         log_failure(failure("depot publish (preparation)", cmd, res))
@@ -193,7 +229,7 @@ def row_of(tool: str, key: str, origin: str, res: dict, uploaded_bytes: int | No
     """A report row of a timed_run result; MiB/s = bytes uploaded / wall time."""
     row = timed_row(tool, res, uploaded_bytes or 0, key=key, origin=origin, **extra)
     row.update(uploaded_bytes=uploaded_bytes, cpu_s=round(res["cpu_user_s"] + res["cpu_sys_s"], 3),
-               own_cpu_s=res.get("own_cpu_s"))
+               own_cpu_s=res.get("own_cpu_s"), s3_requests=res.get("s3_requests"))
     if not uploaded_bytes:
         row["mib_per_s"] = None
     return row
@@ -227,7 +263,7 @@ def compare_bucket(ref: dict[str, tuple], ref_md5: dict[str, str], got: dict[str
 # ratios and goals
 
 
-def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
+def ratios_and_goals(rows: dict[str, dict], s3_origins: int = 1) -> tuple[dict, dict]:
     ratios: dict[str, float | None] = {}
     goals: dict[str, bool | None] = {}
 
@@ -238,7 +274,8 @@ def ratios_and_goals(rows: dict[str, dict]) -> tuple[dict, dict]:
         return round(ra[field] / rb[field], 3)
 
     for o in ("dir", "s3"):
-        r = ratio(f"depot-{o}", f"rclone-{o}")
+        # against rclone only when both copy to one origin
+        r = ratio(f"depot-{o}", f"rclone-{o}") if o == "dir" or s3_origins == 1 else None
         ratios[f"depot_over_rclone_{o}"] = r
         goals[f"depot_over_rclone_{o}"] = None if r is None else r <= GOAL_DEPOT_OVER_RCLONE
         r = ratio(f"depot-{o}-again", f"depot-{o}")
@@ -261,7 +298,7 @@ def print_report(report: dict) -> None:
     print(f"{machine_line(report['machine'])}; jobs: {report['jobs']} (depot --jobs, "
           f"rclone --transfers), rclone --checkers {report['checkers']}"
           + (f" {shlex.join(report['rclone_args'])}" if report.get("rclone_args") else "")
-          + f"; repository {'signed' if report['signed'] else 'unsigned'}")
+          + f"; repository {'signed' if report['signed'] else 'unsigned'}; S3 origins: {report['s3_origins']}")
     print(f"published set: {p['objects']} objects, {p['bytes'] / MiB:.1f} MiB "
           f"({p['excluded']} other repository files excluded from rclone's copy)")
     print("page cache: nothing dropped (the repository was just written and is cached); "
@@ -277,7 +314,13 @@ def print_report(report: dict) -> None:
                  col("depot s", 8, "depot_elapsed_s", ".2f"), col("peak RSS MiB", 13, "peak_rss_mib", ".1f"),
                  col("CPU s", 7, "cpu_s", ".2f"),
                  ("S3 srv CPU s", 13, lambda row: fmt(row["own_cpu_s"] if row["origin"] == "s3" else None, ".2f")),
+                 ("S3 requests", 12, lambda row: fmt(sum(row["s3_requests"].values()) if row.get("s3_requests")
+                                                     is not None else None, "d")),
                  col("sync after s", 13, "sync_after_s", ".2f")], report["results"])
+    for row in report["results"]:
+        if row.get("s3_requests"):
+            print(f"S3 requests, {row['tool']}: "
+                  + ", ".join(f"{n} {kind}" for kind, n in row["s3_requests"].items()))
     for e in (report.get("depot_error"), report.get("rclone_error")):
         if e:
             print(f"{e['step']:<34} FAILED (exit {e['returncode']}); its stderr follows the report")
@@ -323,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--signed", action="store_true",
                     help="sign the repository (keys and root of trust made in the workdir)")
     ap.add_argument("--skip-s3", action="store_true", help="the directory origin only")
+    ap.add_argument("--s3-origins", type=int, default=1, metavar="N",
+                    help="depot publishes to N buckets at once (default 1); rclone copies to one")
     ap.add_argument("--skip-rclone", action="store_true", help="depot's runs only")
     add_run_options(ap, workdir_help="where the repository, the origins and the keys go "
                     "(default: $TMPDIR)",
@@ -387,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(excluded)} other repository files excluded")
 
         with contextlib.ExitStack() as stack:
-            origins = {"dir": {"depot": os.path.join(workdir, "origin-depot"),
+            origins = {"dir": {"depot": [os.path.join(workdir, "origin-depot")],
                                "rclone": os.path.join(workdir, "origin-rclone"),
                                "endpoint": None}}
             conf = os.path.join(workdir, "rclone.conf")
@@ -395,17 +440,28 @@ def main(argv: list[str] | None = None) -> int:
             s3 = None
             if not args.skip_s3:
                 s3 = S3(stack)
-                s3.create_bucket(DEPOT_BUCKET)
+                depot_buckets = [DEPOT_BUCKET] if args.s3_origins == 1 else \
+                    [f"{DEPOT_BUCKET}-{i}" for i in range(1, args.s3_origins + 1)]
+                for bucket in depot_buckets:
+                    s3.create_bucket(bucket)
                 s3.create_bucket(RCLONE_BUCKET)
                 write_rclone_conf(conf, s3.endpoint)
-                origins["s3"] = {"depot": f"s3://{DEPOT_BUCKET}",
+                origins["s3"] = {"depot": [f"s3://{b}" for b in depot_buckets],
                                  "rclone": f"{RCLONE_REMOTE}:{RCLONE_BUCKET}",
                                  "endpoint": s3.endpoint}
                 log(f"moto S3 server at {s3.endpoint}")
 
+            def counted_run(key: str, o: str, cmd: list[str], **kw) -> dict:
+                """timed_run, with the requests the S3 server was sent meanwhile."""
+                before = s3.counter.snapshot() if s3 is not None and o == "s3" else None
+                res = timed_run(key, cmd, workdir, interval, **kw)
+                if before is not None:
+                    res["s3_requests"] = dict(sorted((s3.counter.snapshot() - before).items()))
+                return res
+
             def depot_run(key: str, o: str, label: str, sub: list[str]) -> dict:
                 cmd = depot_cmd(base, repo, origins[o]["endpoint"], *sub)
-                res = timed_run(key, cmd, workdir, interval, cwd=dcwd, env=denv)
+                res = counted_run(key, o, cmd, cwd=dcwd, env=denv)
                 commands.setdefault(f"depot {sub[0]} ({ORIGIN_LABELS[o]})", shlex.join(cmd))
                 if res["returncode"] != 0:
                     nonlocal depot_failed
@@ -416,10 +472,15 @@ def main(argv: list[str] | None = None) -> int:
             def publish_row(key: str, o: str, label: str) -> None:
                 res = depot_run(key, o, label, publish_args(origins[o]["depot"], jobs))
                 summary = parse_json_output(res["stdout"]) or {}
-                rep = (summary.get("origins") or [{}])[0]
-                row = row_of(label, key, o, res, rep.get("uploaded_bytes"),
-                             uploaded=rep.get("uploaded"), skipped=rep.get("skipped"),
-                             listed=rep.get("listed"), retries=rep.get("retries"),
+                reps = summary.get("origins") or [{}]
+
+                def total(name: str) -> int | None:  # over every origin of the publish
+                    counts = [r.get(name) for r in reps]
+                    return None if None in counts else sum(counts)
+
+                row = row_of(label, key, o, res, total("uploaded_bytes"),
+                             uploaded=total("uploaded"), skipped=total("skipped"),
+                             listed=total("listed"), retries=total("retries"),
                              depot_elapsed_s=summary.get("elapsed_s"), reported=summary)
                 rows[key] = row
                 results.append(row)
@@ -429,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                 nonlocal rclone_failed
                 cmd = rclone_copy_cmd(repo, origins[o]["rclone"], conf, exclude_file, jobs,
                                       checkers, rclone_extra)
-                res = timed_run(key, cmd, workdir, interval, env=rclone_env())
+                res = counted_run(key, o, cmd, env=rclone_env())
                 commands.setdefault(f"rclone copy ({ORIGIN_LABELS[o]})", shlex.join(cmd))
                 if res["returncode"] != 0:
                     rclone_failed = failure(label, cmd, res)
@@ -444,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                 return True
 
             def gc_row(key: str, o: str, label: str) -> None:
-                res = depot_run(key, o, label, ["gc", "--origin", origins[o]["depot"]])
+                res = depot_run(key, o, label, ["gc", *origin_args(origins[o]["depot"])])
                 summary = parse_json_output(res["stdout"]) or {}
                 gc = (summary.get("gc") or [{}])[0]
                 row = row_of(label, key, o, res, None, listed=gc.get("listed"),
@@ -480,14 +541,15 @@ def main(argv: list[str] | None = None) -> int:
                 with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as pool:
                     sha = hash_tree(repo, ref_entries, pool)
                     verification["depot directory origin"] = compare_trees(
-                        ref_entries, sha, origins["dir"]["depot"], pool)
+                        ref_entries, sha, origins["dir"]["depot"][0], pool)
                     if rclone_ok["dir"]:
                         verification["rclone directory origin"] = compare_trees(
                             ref_entries, sha, origins["dir"]["rclone"], pool)
                     if s3 is not None:
                         md5 = hash_tree(repo, ref_entries, pool, md5_file)
-                        verification["depot S3 origin"] = compare_bucket(
-                            ref_entries, md5, s3.objects(DEPOT_BUCKET))
+                        for bucket in depot_buckets:
+                            verification[f"depot S3 origin {bucket}"] = compare_bucket(
+                                ref_entries, md5, s3.objects(bucket))
                         if rclone_ok["s3"]:
                             verification["rclone S3 origin"] = compare_bucket(
                                 ref_entries, md5, s3.objects(RCLONE_BUCKET))
@@ -495,9 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         remove_workdir(workdir, args.keep)
 
-    ratios, goals = ratios_and_goals(rows)
+    ratios, goals = ratios_and_goals(rows, args.s3_origins)
     notes.extend(noisy_notes(results))
     if "s3" in {r["origin"] for r in results}:
+        notes.append("S3 requests: what moto's server was sent during the run, counted at the server (exact, "
+                     "whatever the load)")
         notes.append("S3 is moto's server in this script's process (Python, one process, "
                      "threads); 'S3 srv CPU s' is that process's CPU time during the run")
     for r in results:
@@ -506,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "corpus": corpus_info, "machine": machine_info(), "jobs": jobs, "checkers": checkers,
-        "rclone_args": rclone_extra, "signed": args.signed, "published": published,
+        "rclone_args": rclone_extra, "signed": args.signed, "s3_origins": args.s3_origins, "published": published,
         "page_cache": "nothing dropped; sync before each timed run", "preparation": prep,
         "commands": commands, "results": results, "verification": verification,
         "ratios": ratios, "goals": goals,

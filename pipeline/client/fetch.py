@@ -26,7 +26,7 @@ from ..errors import (CdnUnreachable, ContentAuthenticationFailed, FileHashMisma
 from ..formats import sealed
 from ..formats.content_key import ContentKey
 from ..formats.manifest import Chunk
-from ..storage import ReadStore
+from ..storage import ReadStore, retry
 from ..storage.content import check_patch
 from ..storage.location import join
 
@@ -69,6 +69,16 @@ class Fetcher:
         self.stats = [OriginStats(o.url) for o in self.origins]
         self._lock = threading.Lock()
 
+    def _policy(self, call: Callable[[], T]) -> T:
+        """``call()`` with the one retry policy (storage.retry): a wait doubling from
+        ``backoff``, no jitter, on ``sleep``; bytes that do not match are retried too."""
+        return retry.policy(self.retries, self.backoff, jitter=False, on=(IntegrityError, StoreUnavailable),
+                            sleep=lambda seconds: self.sleep(seconds), on_retry=self._retried)(call)
+
+    def _retried(self) -> None:
+        with self._lock:
+            self.retried += 1
+
     def _order(self) -> list[int]:
         with self._lock:
             return sorted(range(len(self.origins)), key=lambda i: self.stats[i].consecutive_failures >= DOWN_AFTER)
@@ -99,34 +109,35 @@ class Fetcher:
         must not be used. An object some origins do not have while others cannot be
         reached is CDN_UNREACHABLE (a lagging mirror), or NOT_FOUND with
         ``absent_if_any_says_so``."""
-        unreachable, wrong, missing = [], [], []
-        sealing_refused = 0  # sealed objects that did not authenticate
+        unreachable: list[str] = []
+        wrong: list[IntegrityError] = []
+        missing: list[str] = []
+
+        def attempt(i: int) -> bytes | T:
+            if self.rate is not None and budget:
+                self.rate.acquire(budget)
+            try:
+                data = self.origins[i].get(key)
+                result = check(data) if check else data
+            except IntegrityError as exc:
+                self._count(i, False)
+                wrong.append(exc)
+                raise
+            except StoreUnavailable as exc:
+                self._count(i, False)
+                unreachable.append(str(exc))
+                raise
+            self._count(i, True, len(data))
+            return result
+
         for i in self._order() if only is None else [only]:
-            origin = self.origins[i]
-            for attempt in range(self.retries + 1):
-                if attempt:
-                    with self._lock:
-                        self.retried += 1
-                    self.sleep(self.backoff * (2 ** (attempt - 1)))
-                if self.rate is not None and budget:
-                    self.rate.acquire(budget)
-                try:
-                    data = origin.get(key)
-                    result = check(data) if check else data
-                except NotFound:
-                    missing.append(origin.url)
-                    break  # permanent for this origin
-                except IntegrityError as exc:
-                    self._count(i, False)
-                    wrong.append(str(exc))
-                    sealing_refused += isinstance(exc, ContentAuthenticationFailed)
-                    continue
-                except StoreUnavailable as exc:
-                    self._count(i, False)
-                    unreachable.append(str(exc))
-                    continue
-                self._count(i, True, len(data))
-                return result
+            try:
+                return self._policy(functools.partial(attempt, i))
+            except NotFound:
+                missing.append(self.origins[i].url)  # permanent for this origin
+            except (IntegrityError, StoreUnavailable):
+                pass  # this origin's tries ran out: the next origin
+        sealing_refused = sum(isinstance(exc, ContentAuthenticationFailed) for exc in wrong)
         if wrong and sealing_refused == len(wrong):
             raise ContentAuthenticationFailed(f"{key}: every origin served a sealed object that does not authenticate "
                                               f"({wrong[-1]})")

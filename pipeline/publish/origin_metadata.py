@@ -31,14 +31,15 @@ def trusted_root(up: Uploader, keys: list[str]):
     theirs = sorted((k for k in up.present(layout.METADATA_PREFIX) if layout.metadata_role_of(k)[1] == Root.type),
                     key=layout.metadata_role_of)
     for key in set(ours) & set(theirs):
-        if up._retrying(lambda: up.origin.get(key), key) != up.repo.get(key):
+        data = up.repo.get(key)
+        if not up.holds(key, data) and up.retrying(lambda: up.origin.get(key)) != data:
             raise _foreign(up.origin, key, f"differs from {up.repo.url}'s")
     trusted = read(up.repo, ours[-1])
     for key in theirs:
         version = layout.metadata_role_of(key)[0]
         if version <= trusted.signed.version:
             continue
-        new = read(up.origin, key, up._retrying(lambda: up.origin.get(key), key))
+        new = read(up.origin, key, up.retrying(lambda: up.origin.get(key)))
         try:
             if new.signed.type != Root.type or version != trusted.signed.version + 1:
                 raise UnsignedMetadataError(key)
@@ -68,8 +69,10 @@ def _signed_timestamp(root, data: bytes):
 def ahead(up: Uploader, root, timestamp: bytes) -> bool:
     """Whether the origin's timestamp is ours or newer, and signed with our timestamp key."""
     key = layout.metadata_key(TIMESTAMP)
+    if up.holds(key, timestamp):  # ours, as the listing proves
+        return True
     try:
-        theirs = _signed_timestamp(root, up._retrying(lambda: up.origin.get(key), key))
+        theirs = _signed_timestamp(root, up.retrying(lambda: up.origin.get(key)))
     except NotFound:
         return False
     return theirs is not None and theirs.signed.version >= read(up.repo, key, timestamp).signed.version
@@ -82,8 +85,11 @@ def replace_differing(up: Uploader, keys: list[str]) -> list[str]:
     present = up.present(layout.METADATA_PREFIX)
 
     def differs(key: str) -> bool:
+        ours = up.repo.get(key)
+        if up.holds(key, ours):
+            return False
         try:
-            return up._retrying(lambda: up.origin.get(key), key) != up.repo.get(key)
+            return up.retrying(lambda: up.origin.get(key)) != ours
         except NotFound:  # gone since the listing: copied like any missing object
             return False
 
@@ -104,11 +110,15 @@ def commit_timestamp(up: Uploader, timestamp: bytes, root) -> str:
     signed with our timestamp key. One that does not verify (forged, or another
     repository's) is replaced whatever its version: players never trusted it."""
     key = layout.metadata_key(TIMESTAMP)
+    if up.holds(key, timestamp):  # ours already, as the listing proves: nothing to read
+        up.report.skipped += 1
+        up.report.skipped_bytes += len(timestamp)
+        return "unchanged"
     ours = read(up.repo, key, timestamp).signed.version
     while True:
         forged = False
         try:
-            current = up._retrying(lambda: up.origin.get_tagged(key), key, cancellable=False)
+            current = up.retrying(lambda: up.origin.get_tagged(key), cancellable=False)
             theirs = _signed_timestamp(root, current.data)
             if theirs is not None and theirs.signed.version >= ours:
                 up.report.skipped += 1
@@ -120,7 +130,7 @@ def commit_timestamp(up: Uploader, timestamp: bytes, root) -> str:
         if up.rate is not None:  # the commit's bytes count against the cap like every other upload
             up.rate.acquire(len(timestamp), up.cancel)
             up.check()  # nothing written yet: a wait for the cap may still be cut short
-        if up._retrying(lambda: up.origin.put_if_match(key, timestamp, tag), key, cancellable=False):
+        if up.retrying(lambda: up.origin.put_if_match(key, timestamp, tag), cancellable=False):
             up.report.uploaded += 1
             up.report.uploaded_bytes += len(timestamp)
             return "replaced" if forged else "updated"

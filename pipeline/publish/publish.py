@@ -270,7 +270,7 @@ def _refuse_moves(up: Uploader, release: _Release) -> None:
             continue
         pointer = Channel.from_bytes(ours, key)
         try:
-            theirs = Channel.from_bytes(up._retrying(lambda: up.origin.get(key), key), up.origin.url_of(key))
+            theirs = Channel.from_bytes(up.retrying(lambda: up.origin.get(key)), up.origin.url_of(key))
         except NotFound:
             theirs = None
         if theirs is None or theirs.version != pointer.version and theirs.serial < pointer.serial:
@@ -325,9 +325,8 @@ def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions:
             newer_hashes.append(release.newer_hashes(keys, origin))
         return hashlib.sha256(theirs).hexdigest() in newer_hashes[0]
 
-    up._retrying(lambda: marker.mark(origin), layout.STORE_MARKER_KEY)  # a depot origin, for gc
-    up.present(layout.CHUNK_PREFIX)
-    up.present(layout.PATCH_PREFIX)
+    if layout.STORE_MARKER_KEY not in up.listing():
+        up.retrying(lambda: marker.mark(origin))  # a depot origin, for gc
     up.copy(release.data, sizes=release.data)  # 1. data
     up.copy(release.documents, sizes={k: len(v) for k, v in release.documents.items()})  # 2. documents ...
     live = release.mutable  # the bytes the metadata being published names
@@ -353,7 +352,7 @@ def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploade
     problems = []
 
     def check(key: str) -> None:
-        data = up._retrying(lambda: origin.get(key), key)
+        data = up.retrying(lambda: origin.get(key))
         if key.startswith(layout.PATCH_PREFIX):
             ok = codec.chunk_id(data) == key.rsplit("/", 1)[-1]
         else:

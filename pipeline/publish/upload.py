@@ -14,18 +14,19 @@ whatever the rate.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from ..core.progress import Progress, ignore
 from ..core.rate import RateLimiter
-from ..errors import NotFound, StoreUnavailable
-from ..storage import REFRESH_AGE, PrunableStore, WriteStore
+from ..errors import NotFound
+from ..storage import REFRESH_AGE, ObjectInfo, PrunableStore, Tagged, WriteStore, retry
 
 BACKOFF = 0.2  # seconds before the first retry; doubles, with jitter, up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
+T = TypeVar("T")
 RATE_SLICE = 64 * 1024  # bytes taken from the bandwidth limit at a time, so that a cancel is seen soon
 
 
@@ -59,19 +60,26 @@ class Uploader:
         self.cancel = cancel or threading.Event()
         self.report = OriginReport(origin.url)
         self._lock = threading.Lock()
-        self._present: dict[str, set[str]] = {}
-        self._modified: dict[str, float] = {}  # when each listed object was written
+        self._listing: dict[str, ObjectInfo] | None = None
+
+    def listing(self) -> dict[str, ObjectInfo]:
+        """Every object the origin held when first asked: one listing of it all, made
+        once (temporaries of unfinished writes left out)."""
+        if self._listing is None:
+            listed = self.retrying(lambda: [o for o in self.origin.scan() if not o.temporary])
+            self._listing = {o.key: o for o in listed}
+            self.report.listed = len(listed)
+        return self._listing
 
     def present(self, prefix: str) -> set[str]:
-        """What the origin has under ``prefix``: one listing, remembered."""
-        if prefix not in self._present:
-            listed = self._retrying(lambda: list(self.origin.scan(prefix)), prefix)
-            found = {o.key for o in listed if not o.temporary}
-            self._modified.update((o.key, o.modified) for o in listed)
-            self._present[prefix] = found
-            with self._lock:
-                self.report.listed += len(found)
-        return self._present[prefix]
+        """The keys under ``prefix`` the origin held, from the one listing."""
+        return {k for k in self.listing() if k.startswith(prefix)}
+
+    def holds(self, key: str, data: bytes) -> bool:
+        """Whether the listing proves that the origin held exactly ``data`` at ``key``
+        (see ``ObjectInfo.holds``). False says only that it did not prove it."""
+        info = self.listing().get(key)
+        return info is not None and info.holds(data)
 
     def check(self) -> None:
         """Raise ``Cancelled`` once the publish was asked to stop."""
@@ -94,22 +102,34 @@ class Uploader:
         ``replace`` (documents whose key is reused, like the plan index): those are
         swapped in by compare-and-swap, unless ``newer(key, theirs, ours)`` says the
         origin's bytes are newer than ours."""
-        keys = sorted(set(keys))
-        if not keys:
-            return
+        sizes = sizes or {}
         self.check()
-        with cf.ThreadPoolExecutor(min(self.jobs, len(keys))) as pool:
-            for _ in pool.map(lambda k: self._copy_one(k, replace, (sizes or {}).get(k), newer, contents), keys):
+        todo = []
+        for key in sorted(set(keys)):
+            if not replace and self._young(key):  # listed, and too young for gc: nothing to send or touch
+                self._skipped(sizes.get(key))
+            else:
+                todo.append(key)
+        if not todo:
+            return
+        with cf.ThreadPoolExecutor(min(self.jobs, len(todo))) as pool:
+            for _ in pool.map(lambda k: self._copy_one(k, replace, sizes.get(k), newer, contents), todo):
                 pass
+
+    def _skipped(self, size: int | None) -> None:
+        with self._lock:
+            self.report.skipped += 1
+            self.report.skipped_bytes += size or 0
+        self.progress(size or 0)
+
+    def _young(self, key: str) -> bool:
+        info = self.listing().get(key)
+        return info is not None and time.time() - info.modified <= REFRESH_AGE
 
     def _copy_one(self, key: str, replace: bool, size: int | None, newer, contents) -> None:
         self.check()
-        prefix = key.split("/", 1)[0] + "/"
-        if not replace and key in self._present.get(prefix, ()) and self._kept(key):
-            with self._lock:
-                self.report.skipped += 1
-                self.report.skipped_bytes += size or 0
-            self.progress(size or 0)
+        if not replace and key in self.listing() and self._kept(key):
+            self._skipped(size)
             return
         # a repository missing what it names is not a transient failure
         data = contents[key] if contents and key in contents else self.repo.get(key)
@@ -131,10 +151,10 @@ class Uploader:
         """Create the object; one that is there already (metadata a publish killed earlier
         left, say) is made new for gc like one listed. True if this call created it."""
         while True:
-            if self._retrying(lambda: self.origin.put_if_absent(key, data), key):
+            if self.retrying(lambda: self.origin.put_if_absent(key, data)):
                 return True
             try:
-                self._retrying(lambda: self.origin.touch(key, REFRESH_AGE), key)
+                self.retrying(lambda: self.origin.touch(key, REFRESH_AGE))
                 return False
             except NotFound:
                 continue  # gc took it between the two: write it again
@@ -142,10 +162,10 @@ class Uploader:
     def _kept(self, key: str) -> bool:
         """Whether an object the origin listed is still there, made new for gc if it is
         old: this publish is about to name it. False if gc took it since the listing."""
-        if time.time() - self._modified.get(key, 0.0) <= REFRESH_AGE:
+        if self._young(key):
             return True
         try:
-            self._retrying(lambda: self.origin.touch(key, REFRESH_AGE), key)
+            self.retrying(lambda: self.origin.touch(key, REFRESH_AGE))
             return True
         except NotFound:
             return False
@@ -153,34 +173,33 @@ class Uploader:
     def swap(self, key: str, data: bytes, newer=None) -> bool:
         """Replace the origin's ``key`` by ``data`` by compare-and-swap against the version
         read; when another writer moved it meanwhile, read again and decide again. False
-        when the origin holds these bytes already, or bytes ``newer`` says are newer."""
+        when the origin holds these bytes already (the listing may prove it without a
+        read), or bytes ``newer`` says are newer."""
+        if self.holds(key, data):
+            return False
         while True:
             self.check()
             try:
-                current = self._retrying(lambda: self.origin.get_tagged(key), key)
+                current: Tagged | None = self.retrying(lambda: self.origin.get_tagged(key))
             except NotFound:
                 current = None
             if current is not None and (current.data == data or newer and newer(key, current.data, data)):
                 return False
-            if self._retrying(lambda: self.origin.put_if_match(key, data, current and current.tag), key):
+            tag = current.tag if current is not None else None
+            if self.retrying(lambda: self.origin.put_if_match(key, data, tag)):
                 return True
 
-    def _retrying(self, call, what: str, cancellable: bool = True):
-        for attempt in range(self.retries + 1):
-            try:
-                return call()
-            except StoreUnavailable:
-                if attempt == self.retries:
-                    raise
-            except NotFound:
-                raise
-            with self._lock:
-                self.report.retries += 1
-            delay = min(BACKOFF_MAX, BACKOFF * 2 ** attempt)
-            pause = delay / 2 + random.random() * delay / 2  # jitter: racing publishers spread out
-            if cancellable:
-                self.cancel.wait(pause)
-                self.check()
-            else:
-                time.sleep(pause)
-        raise AssertionError(what)
+    def retrying(self, call: Callable[[], T], cancellable: bool = True) -> T:
+        """``call()``, retried on StoreUnavailable with the one policy (storage.retry).
+        A cancellable wait ends at once when the publish is asked to stop; the commit's
+        is not cancellable, since a commit once begun completes."""
+        return retry.policy(self.retries, BACKOFF, BACKOFF_MAX, sleep=self._pause if cancellable else time.sleep,
+                            on_retry=self._retried)(call)
+
+    def _pause(self, seconds: float) -> None:
+        self.cancel.wait(seconds)
+        self.check()
+
+    def _retried(self) -> None:
+        with self._lock:
+            self.report.retries += 1

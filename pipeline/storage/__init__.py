@@ -3,8 +3,10 @@
 base says what each kind of store can do. location says where one is. ``open_store``
 gives a store a repository can live in: a path, ``file://``, ``s3://`` or ``memory://``.
 ``open_origin`` gives any store a client can read, ``http(s)://`` included. translate
-turns every backend's errors into depot's. outbox keeps events on disk until each of
-their sinks has them: a JSON-lines file, a webhook, Kafka.
+turns every backend's errors into depot's, and reads HTTP statuses. retry is the one
+retry policy for transient failures. outbox keeps events on disk until each of their
+sinks has them: a JSON-lines file, a webhook, Kafka. s3fs is imported only when an
+``s3://`` location is opened.
 
 May import: errors, layout, core.
 """

@@ -127,6 +127,16 @@ class ObjectInfo:
     size: int
     modified: float  # seconds since the epoch
     temporary: bool = False  # left by a write that has not finished (or never will)
+    etag: str | None = None  # S3's ETag, as listed: None where the listing has none
+
+    def holds(self, data: bytes) -> bool:
+        """Whether the listing proves this object's bytes are ``data``: the same size,
+        and an ETag that is the MD5 of ``data`` (S3 gives an object written in one part,
+        not KMS-encrypted, the MD5 of its bytes). False proves no difference: a listing
+        without such an ETag (local files, memory, S3 objects written in parts) proves
+        nothing, and the caller reads the object to know."""
+        return (self.etag is not None and self.size == len(data)
+                and self.etag.strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest())
 
 
 class PrunableStore(WriteStore):

@@ -68,7 +68,7 @@ class FsspecStore(PrunableStore):
 
     def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for key, info in sorted(self._find(prefix).items()):
-            yield ObjectInfo(key, int(info.get("size") or 0), modified_of(info), is_temp(key))
+            yield ObjectInfo(key, int(info.get("size") or 0), modified_of(info), is_temp(key), info.get("ETag"))
 
     def delete(self, key: str) -> None:
         with self._translated(key):

@@ -5,9 +5,10 @@ One kept-alive connection per request in flight, on the standard library's http.
 a request costs about half the CPU of urllib3's pool (which an install of a few hundred
 chunks from loopback feels), and the body is read in one piece of its declared length.
 An idle connection the server has closed is left for a new one before it is used, as
-urllib3 does; a request is never sent twice (retries are the caller's policy). Status
-404 is ``NotFound``; connection failures, timeouts, 5xx and short bodies are
-``StoreUnavailable`` (worth a retry); anything else is an error naming the URL.
+urllib3 does; a request is never sent twice (retries are the caller's policy). Statuses
+read as translate.check_status reads them (404 is ``NotFound``, any other but 200
+``StoreUnavailable``); connection failures, timeouts and short bodies are
+``StoreUnavailable`` too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from ..errors import NotFound, StoreUnavailable
 from .base import ReadStore
 from .location import Location
-from .translate import describe, translated
+from .translate import check_status, describe, translated
 
 CONNECT_TIMEOUT = 5.0  # seconds at most to connect, whatever the location's timeout for data
 HEADERS = {"User-Agent": "depot"}  # some CDNs refuse a request that names no agent
@@ -78,12 +79,7 @@ class HttpStore(ReadStore):
                     self._idle.append(conn)
             if not keep:
                 conn.close()
-        if r.status == 404:
-            raise NotFound(f"{url}: not found")
-        if r.status >= 500:
-            raise StoreUnavailable(f"{url}: HTTP {r.status}")
-        if r.status != 200:
-            raise StoreUnavailable(f"{url}: unexpected HTTP {r.status}")
+        check_status(r.status, url)
         return r, body
 
     def get(self, key: str) -> bytes:

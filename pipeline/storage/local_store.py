@@ -20,7 +20,7 @@ import uuid
 from typing import BinaryIO, Iterator
 
 from ..errors import StoreUnavailable
-from .base import Tagged, content_tag
+from .base import ObjectInfo, Tagged, content_tag
 from .fsspec_store import FsspecStore, is_temp, temp_name
 
 
@@ -59,16 +59,27 @@ class LocalStore(FsspecStore):
         with self._translated(key):
             return os.path.isfile(self._path(key))
 
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """As fsspec lists (every file below ``prefix``, temporaries left out), by a walk of
-        the directory: a build asks for a product's released keys, and need not import fsspec."""
+    def _files(self, prefix: str) -> list[str]:
+        """The key of every file below ``prefix``, temporaries too, as fsspec would find
+        them, by a walk of the directory: listings need not import fsspec."""
         base = os.path.join(self.root, prefix).rstrip("/") if prefix else self.root
         start = len(self.root) + 1
         if os.path.isfile(base):
             found = [base[start:]]
         else:
             found = [os.path.join(d, name)[start:] for d, _, names in os.walk(base) for name in names]
-        return iter(sorted(k for k in found if k.startswith(prefix) and not is_temp(k)))
+        return [k for k in found if k.startswith(prefix)]
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return iter(sorted(k for k in self._files(prefix) if not is_temp(k)))
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key in sorted(self._files(prefix)):
+            try:
+                st = os.stat(os.path.join(self.root, key))
+            except FileNotFoundError:
+                continue  # gone since the walk (a temporary renamed into place, a pruned object)
+            yield ObjectInfo(key, st.st_size, st.st_mtime, is_temp(key))
 
     def size(self, key: str) -> int:
         with self._translated(key):

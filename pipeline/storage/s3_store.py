@@ -12,13 +12,19 @@ from typing import BinaryIO, Iterator
 from fsspec.asyn import sync
 
 from ..errors import NotFound, StoreUnavailable
+from . import retry
 from .base import Tagged
 from .translate import backend_errors, s3_code_of, status_of
 from .fsspec_store import FsspecStore
 
 PRECONDITION_FAILED = 412
 CONFLICT = 409  # another conditional write to the key is in flight: try again
-CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 4  # after the first try
+CONFLICT_BACKOFF = 0.05  # seconds before the first retry; doubles, with jitter
+
+
+class _Conflict(Exception):
+    """S3 answered 409: another conditional write to the key was in flight."""
 
 
 class S3Store(FsspecStore):
@@ -28,6 +34,12 @@ class S3Store(FsspecStore):
 
     def _no_bucket(self) -> StoreUnavailable:
         return StoreUnavailable(f"{self.url}: the bucket {self.root.split('/', 1)[0]!r} does not exist")
+
+    def get(self, key: str) -> bytes:
+        # One GET: s3fs's cat_file asks for the size first (a HEAD), to split large
+        # objects into ranges; chunks and documents are small enough for one request.
+        with self._translated(key):
+            return self.fs.cat_file(self._path(key), max_concurrency=1)
 
     def has(self, key: str) -> bool:
         # Not fs.isfile: it answers False for every error, and an unreachable store is
@@ -62,32 +74,37 @@ class S3Store(FsspecStore):
             return sync(self.fs.loop, get)
 
     def put_if_match(self, key: str, data: bytes, tag: str | None) -> bool:
+        try:
+            return retry.policy(CONFLICT_RETRIES, CONFLICT_BACKOFF, on=(_Conflict,))(
+                lambda: self._put_conditional(key, data, tag))
+        except _Conflict:
+            raise StoreUnavailable(f"{self.url_of(key)}: conditional writes kept conflicting; try again") from None
+
+    def _put_conditional(self, key: str, data: bytes, tag: str | None) -> bool:
         bucket, path = self._bucket_key(key)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                with self._translated(key):
-                    try:
-                        self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=bytes(data), **condition)
-                        return True
-                    except FileNotFoundError as exc:
-                        if s3_code_of(exc) == "NoSuchBucket":
-                            raise self._no_bucket() from None
-                        return False  # If-Match on an object that is gone
-                    except backend_errors() as exc:
-                        status = status_of(exc)
-                        if status == PRECONDITION_FAILED:
-                            # A stale tag, even when the bytes there equal ours: racing writers
-                            # of the same bytes must not both think they moved the object. A
-                            # swap retried after its reply was lost meets its own write and
-                            # gets False too; callers read again and decide.
-                            return False
-                        if status != CONFLICT:
-                            raise
-            finally:
-                self.fs.invalidate_cache(self._path(key))
-            time.sleep(0.05 * 2**attempt)
-        raise StoreUnavailable(f"{self.url_of(key)}: conditional writes kept conflicting; try again")
+        try:
+            with self._translated(key):
+                try:
+                    self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=bytes(data), **condition)
+                    return True
+                except FileNotFoundError as exc:
+                    if s3_code_of(exc) == "NoSuchBucket":
+                        raise self._no_bucket() from None
+                    return False  # If-Match on an object that is gone
+                except backend_errors() as exc:
+                    status = status_of(exc)
+                    if status == PRECONDITION_FAILED:
+                        # A stale tag, even when the bytes there equal ours: racing writers
+                        # of the same bytes must not both think they moved the object. A
+                        # swap retried after its reply was lost meets its own write and
+                        # gets False too; callers read again and decide.
+                        return False
+                    if status == CONFLICT:
+                        raise _Conflict() from None
+                    raise
+        finally:
+            self.fs.invalidate_cache(self._path(key))
 
     def _head(self, key: str) -> dict:
         """The object's size and age as the server has them now (no cached listing)."""

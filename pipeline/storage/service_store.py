@@ -19,7 +19,7 @@ from ..errors import NotFound, StoreUnavailable
 from ..layout import check_key
 from .base import ReadStore
 from .location import Location
-from .translate import translated
+from .translate import check_status, translated
 
 BATCH = 500  # keys per link request
 MARGIN = 30  # seconds: a link closer than this to its expiry (or to half its life) is asked for again
@@ -82,14 +82,11 @@ class ServiceStore(ReadStore):
         url = self._link(key)
         with translated(url.split("?", 1)[0]):
             r = self._pool.request(method, url, preload_content=True, enforce_content_length=True)
-        if r.status == 404:
-            raise NotFound(f"{key}: not found at the CDN")
         if r.status in (403, 410):  # refused or expired: a new link next time
             with self._lock:
                 self._links.pop(key, None)
             raise StoreUnavailable(f"{key}: the CDN refused the link (HTTP {r.status})")
-        if r.status != 200:
-            raise StoreUnavailable(f"{key}: HTTP {r.status} from the CDN")
+        check_status(r.status, f"{key} at the CDN")
         return r
 
     def get(self, key: str) -> bytes:

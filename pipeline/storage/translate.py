@@ -42,6 +42,16 @@ def translated(where: str) -> Iterator[None]:
         raise StoreUnavailable(f"{where}: {describe(exc)}") from exc
 
 
+def check_status(status: int, where: str) -> None:
+    """The one reading of an HTTP status from a server that holds objects: 200 is the
+    object; 404 is ``NotFound``; anything else is ``StoreUnavailable`` naming ``where``
+    (5xx is worth a retry; another answer may be a proxy's or a CDN's passing mood)."""
+    if status == 404:
+        raise NotFound(f"{where}: not found")
+    if status != 200:
+        raise StoreUnavailable(f"{where}: HTTP {status}")
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """Whether a failure is the location's (unreachable, no credentials, refused, timed
     out), as opposed to the object's (missing, unreadable, not what was expected)."""

@@ -67,3 +67,19 @@ def test_an_idle_connection_the_server_closed_is_left_for_a_new_one():
     finally:
         listener.close()
         server.join(10)
+
+
+@pytest.mark.parametrize("status, error, message", [
+    (404, "NotFound", "https://cdn.example/k: not found"),
+    (503, "StoreUnavailable", "https://cdn.example/k: HTTP 503"),
+    (302, "StoreUnavailable", "https://cdn.example/k: HTTP 302"),
+])
+def test_one_reading_of_http_statuses(status, error, message):
+    """The HTTP origin and the lookup service's CDN links read statuses alike."""
+    from pipeline import errors
+    from pipeline.storage.translate import check_status
+
+    check_status(200, "https://cdn.example/k")
+    with pytest.raises(getattr(errors, error)) as raised:
+        check_status(status, "https://cdn.example/k")
+    assert type(raised.value) is getattr(errors, error) and str(raised.value) == message

@@ -41,3 +41,17 @@ def test_temporaries_are_not_keys_but_gc_sees_them(tmp_path):
     (tmp_path / "repo" / "c" / ".1.dead.tmp").write_bytes(b"left by a killed write")
     assert list(store.list("c/")) == ["c/1"]
     assert [(o.key, o.temporary) for o in store.scan("c/")] == [("c/.1.dead.tmp", True), ("c/1", False)]
+
+
+def test_a_local_listing_needs_no_fsspec_and_proves_no_bytes(tmp_path):
+    """What a publish to a directory lists, without importing fsspec; local files carry no
+    digest, so a listing never proves bytes (the caller reads them)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    code = ("import sys; from pipeline.storage import open_store; s = open_store(sys.argv[1]); s.put('a/b', b'x'); "
+            "[o] = s.scan('a/'); print(o.key, o.size, o.temporary, o.holds(b'x'), 'fsspec' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert (p.stdout, p.stderr) == ("a/b 1 False False False\n", "")
