@@ -20,8 +20,8 @@ def is_frame(data: bytes) -> bool:
     return data[:4] == ZSTD_MAGIC
 
 
-def compress(text: bytes | bytearray) -> bytes:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(text)
+def compress(text: bytes | bytearray, level: int = ZSTD_LEVEL) -> bytes:
+    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(text)
 
 
 def decompress(data: bytes, where: str, what: str = "a manifest") -> bytes:

