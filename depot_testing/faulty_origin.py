@@ -97,12 +97,6 @@ class FaultyOrigin(StaticOrigin):
             raise ValueError(f"fault probabilities sum to more than 1: {out}")
         return out
 
-    def reset_counters(self) -> None:
-        super().reset_counters()
-        with self._fault_lock:
-            for k in self.fault_counts:
-                self.fault_counts[k] = 0
-
     def _draw(self, path: str) -> str | None:
         if self.only_prefix and not path.startswith(self.only_prefix):
             return None

@@ -144,9 +144,9 @@ class StaticOrigin:
     segments such as ``//etc/passwd``, symlinks resolving outside ``root``) get 404.
 
     Counters (updated under a lock before the response is written): ``requests`` (GET and HEAD
-    requests), ``requests_by_path`` (decoded request path without query -> count),
-    ``connections`` (TCP connections accepted). ``errors`` collects unexpected server-side
-    exceptions (formatted tracebacks); nothing is ever written to stderr.
+    requests), ``requests_by_path`` (decoded request path without query -> count). ``errors``
+    collects unexpected server-side exceptions (formatted tracebacks); nothing is ever
+    written to stderr.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -158,7 +158,6 @@ class StaticOrigin:
         self._active: dict[socket.socket, threading.Thread] = {}
         self.requests = 0
         self.requests_by_path: dict[str, int] = {}
-        self.connections = 0
         self.errors: list[str] = []
         self._server = _Server((HOST, 0), _Handler)
         self._server.origin = self
@@ -204,18 +203,11 @@ class StaticOrigin:
             t.join(timeout=2.0)
         self._thread.join(timeout=2.0)
 
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.requests_by_path.clear()
-            self.connections = 0
-
     # -- bookkeeping (called from server threads) --------------------------------------------
 
     def _track(self, sock: socket.socket, thread: threading.Thread) -> None:
         with self._lock:
             self._active[sock] = thread
-            self.connections += 1
 
     def _untrack(self, sock: socket.socket) -> None:
         with self._lock:

@@ -169,29 +169,39 @@ def test_each_engine_round_trips_and_refuses_a_damaged_patch(engine):
         patching.apply("no-such-engine", old, patch, len(new))
 
 
-def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkeypatch, build_dirs):
+def _one_file_diffed(tmp_path, name: str, old: bytes, new: bytes) -> dict:
+    """A product of one file, ``name``, in versions "old" and "new", in tmp_path/repo:
+    ingested, chunked and diffed; the plan's operation for the file."""
+    store = open_store(str(tmp_path / "repo"))
+    products.configure(store, PRODUCT, fixture_params())
+    with cf.ThreadPoolExecutor(2) as ex:
+        for version, data in (("old", old), ("new", new)):
+            (tmp_path / version).mkdir()
+            (tmp_path / version / name).write_bytes(data)
+            ingest(store, str(tmp_path / version), PRODUCT, version, ex)
+            chunk(store, PRODUCT, version, ex)
+        diff(store, PRODUCT, "old", "new", ex)
+    return load_plan(store, PRODUCT, "old", "new")["files"][0]
+
+
+def _installed_and_updated(tmp_path):
+    """Version "old" installed from tmp_path/repo to tmp_path/game, then updated to "new"."""
+    dest = tmp_path / "game"
+    install(fetcher(tmp_path / "repo"), PRODUCT, "old", dest)
+    return dest, update(fetcher(tmp_path / "repo"), dest, to_version="new")
+
+
+def test_a_large_file_is_patched_in_segments_that_apply_exactly(tmp_path, monkeypatch):
     """With the segment sizes scaled down, a file is diffed and updated piece by piece."""
     monkeypatch.setattr(diff_mod, "PIECE", 256 << 10)
     monkeypatch.setattr(diff_mod, "ZSTD_ONLY_ABOVE", 1 << 20)
     monkeypatch.setattr(diff_mod, "SEGMENT", 512 << 10)
     monkeypatch.setattr(diff_mod, "SEGMENT_MARGIN", 512 << 10)
     old, new = _edited(6 << 20, 2)
-    for name, data in (("old", old), ("new", new)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "big.pak").write_bytes(data)
-    store = open_store(str(tmp_path / "repo"))
-    products.configure(store, PRODUCT, fixture_params())
-    with cf.ThreadPoolExecutor(2) as ex:
-        for v in ("old", "new"):
-            ingest(store, str(tmp_path / v), PRODUCT, v, ex)
-            chunk(store, PRODUCT, v, ex)
-        diff(store, PRODUCT, "old", "new", ex)
-    op = load_plan(store, PRODUCT, "old", "new")["files"][0]
+    op = _one_file_diffed(tmp_path, "big.pak", old, new)
     assert op["op"] == "patch" and len(op["segments"]) == -(-len(new) // (512 << 10))
     assert all(s["source_size"] <= 1536 << 10 for s in op["segments"])
-    dest = tmp_path / "game"
-    install(fetcher(tmp_path / "repo"), PRODUCT, "old", dest)
-    r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
+    dest, r = _installed_and_updated(tmp_path)
     assert r.method == "delta" and r.patches_applied == 1
     assert (dest / "big.pak").read_bytes() == new
 
@@ -216,24 +226,12 @@ def test_a_mid_size_file_is_patched_in_pieces_by_hdiffpatch_that_apply_exactly(t
     monkeypatch.setattr(diff_mod, "PIECE_MARGIN", 64 << 10)
     old, new = _relocated(1 << 20, 3)
     assert len(new) == len(old) == 1 << 20
-    for name, data in (("old", old), ("new", new)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "libgame.so").write_bytes(data)
-    store = open_store(str(tmp_path / "repo"))
-    products.configure(store, PRODUCT, fixture_params())
-    with cf.ThreadPoolExecutor(2) as ex:
-        for v in ("old", "new"):
-            ingest(store, str(tmp_path / v), PRODUCT, v, ex)
-            chunk(store, PRODUCT, v, ex)
-        diff(store, PRODUCT, "old", "new", ex)
-    op = load_plan(store, PRODUCT, "old", "new")["files"][0]
+    op = _one_file_diffed(tmp_path, "libgame.so", old, new)
     assert op["op"] == "patch"
     assert [(s["offset"], s["size"], s["engine"]) for s in op["segments"]] == \
         [(i << 18, 1 << 18, "hdiffpatch") for i in range(4)]
     assert [s["source_size"] for s in op["segments"]] == [(256 + 128) << 10] * 4
-    dest = tmp_path / "game"
-    install(fetcher(tmp_path / "repo"), PRODUCT, "old", dest)
-    r = update(fetcher(tmp_path / "repo"), dest, to_version="new")
+    dest, r = _installed_and_updated(tmp_path)
     assert r.method == "delta" and r.patches_applied == 1
     assert (dest / "libgame.so").read_bytes() == new
 
