@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+import re
 from array import array
 from typing import Iterable, Iterator
 
@@ -20,6 +21,7 @@ from ..formats.manifest import Chunk, Columns, FileEntry, Manifest
 
 _FILE = bytes.maketrans(b"fpdl", b"\x01\x01\x00\x00")  # a type letter -> whether it is a file's
 _BIT = bytes.maketrans(b"01", b"\x00\x01")
+_RUNS = re.compile("f|p+")  # a file cut on its own, or packed files in a row
 
 
 class Tree:
@@ -95,36 +97,81 @@ class Tree:
         self.hashes = c.hashes
         self.chunks = list(c.unique_chunks().values())  # numbered as in the manifest's chunk table
         self.index = {chunk.id: k for k, chunk in enumerate(self.chunks)}
-        csz, pack, own = c.chunk_sizes, c.pack, iter(c.own)
+        csz, pack, own, sizes = c.chunk_sizes, c.pack, iter(c.own), c.sizes
         first, chunk_of, offset, chunk_offset, size_of, file_of = (
             self.first, self.slice_chunk, self.slice_offset, self.slice_chunk_offset, self.slice_size,
             self.slice_file)
         pi = pos = 0  # the pack stream's chunk (by number in ``pack``), and the offset in it
-        for i, (t, size) in enumerate(zip(c.types.replace("d", "").replace("l", ""), c.sizes)):
-            if t == "f":
-                off = 0
-                for k in next(own):
-                    chunk_of.append(k)
-                    offset.append(off)
-                    chunk_offset.append(0)
-                    size_of.append(csz[k])
-                    file_of.append(i)
-                    off += csz[k]
-            else:  # packed: slices of the stream's chunks, from where the file before ended
-                off = 0
-                while off < size:
-                    k = pack[pi]
-                    n = min(csz[k] - pos, size - off)
-                    chunk_of.append(k)
-                    offset.append(off)
-                    chunk_offset.append(pos)
-                    size_of.append(n)
-                    file_of.append(i)
-                    off += n
-                    pos += n
-                    if pos == csz[k]:
-                        pi, pos = pi + 1, 0
+        # a file cut on its own, or a run of packed files (made a chunk at a time)
+        for run in _RUNS.finditer(c.types.replace("d", "").replace("l", "")):
+            a, b = run.span()
+            if run.group()[0] == "p":
+                pi, pos = self._packed(sizes, a, b, pack, csz, pi, pos)
+                continue
+            off = 0
+            for k in next(own):
+                chunk_of.append(k)
+                offset.append(off)
+                chunk_offset.append(0)
+                size_of.append(csz[k])
+                file_of.append(a)
+                off += csz[k]
             first.append(len(chunk_of))
+
+    def _packed(self, sizes: list[int], a: int, b: int, pack: list[int], csz: list[int], pi: int,
+                pos: int) -> tuple[int, int]:
+        """The slices of the packed files ``a`` to ``b - 1``; an empty one (depot packs
+        none) has none."""
+        while 0 in itertools.islice(sizes, a, b):
+            empty = sizes.index(0, a, b)
+            if empty > a:
+                pi, pos = self._packed_run(sizes, a, empty, pack, csz, pi, pos)
+            self.first.append(len(self.slice_chunk))
+            a = empty + 1
+        if b > a:
+            pi, pos = self._packed_run(sizes, a, b, pack, csz, pi, pos)
+        return pi, pos
+
+    def _packed_run(self, sizes: list[int], a: int, b: int, pack: list[int], csz: list[int], pi: int,
+                    pos: int) -> tuple[int, int]:
+        """The slices of the packed files ``a`` to ``b - 1``, from offset ``pos`` of the
+        pack stream's chunk ``pi`` on, made a chunk at a time: every file that starts in a
+        chunk is a slice of it, the first one maybe going on from the chunk before, the last
+        maybe going on into the next (none is empty). Returns where the stream is after
+        them."""
+        first, chunk_of, offset, chunk_offset, size_of, file_of = (
+            self.first, self.slice_chunk, self.slice_offset, self.slice_chunk_offset, self.slice_size,
+            self.slice_file)
+        n = b - a
+        starts = list(itertools.accumulate(itertools.islice(sizes, a, b), initial=0))  # in the run's bytes
+        total, begins, at = starts[-1], -pos, 0  # the run's bytes; where chunk pi begins, and at, in them
+        while at < total:
+            k = pack[pi]
+            ends = begins + csz[k]
+            upto = min(ends, total)
+            fa = bisect.bisect_left(starts, at, 0, n)  # the files that start in this chunk: fa to fb - 1
+            fb = bisect.bisect_left(starts, upto, fa, n)
+            if fa == n or starts[fa] != at:  # the file before goes on in this chunk
+                chunk_of.append(k)
+                offset.append(at - starts[fa - 1])
+                chunk_offset.append(at - begins)
+                size_of.append(min(starts[fa], upto) - at)
+                file_of.append(a + fa - 1)
+            if fb > fa:
+                base = len(chunk_of)
+                first.extend(range(base + (fa == 0), base + fb - fa))  # where each file before ends
+                chunk_of.extend(array("i", [k]) * (fb - fa))
+                offset.extend(array("q", bytes(8 * (fb - fa))))
+                chunk_offset.extend(array("i", map(operator.sub, starts[fa:fb], itertools.repeat(begins))))
+                size_of.extend(array("i", map(operator.sub, starts[fa + 1:fb + 1], starts[fa:fb])))
+                if starts[fb] > upto:  # the last goes on in the next chunk
+                    size_of[-1] = upto - starts[fb - 1]
+                file_of.extend(range(a + fa, a + fb))
+            at = upto
+            if at == ends:
+                pi, begins = pi + 1, ends
+        first.append(len(chunk_of))
+        return pi, at - begins
 
     def __len__(self) -> int:
         return len(self.paths)
