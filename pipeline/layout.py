@@ -28,28 +28,33 @@ _CONTENT_KEY_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_PART = re.compile(r"[A-Za-z0-9._+=-]+")  # "=": hive partitions of the stats (product=P)
 
 
+def _matched(pattern: re.Pattern, value: str, what: str, rule: str = "") -> str:
+    """``value`` if ``pattern`` matches all of it; else InvalidKey naming ``what`` and the rule."""
+    if not pattern.fullmatch(value or ""):
+        raise InvalidKey(f"invalid {what} {value!r}" + (f": {rule}" if rule else ""))
+    return value
+
+
 def check_product(product: str) -> str:
-    if not _PRODUCT.fullmatch(product or ""):
-        raise InvalidKey(
-            f"invalid product name {product!r}: a lowercase letter or digit first, then lowercase letters, digits, "
-            "'.', '_', '-' (128 at most)"
-        )
-    return product
+    return _matched(_PRODUCT, product, "product name", "a lowercase letter or digit first, then lowercase "
+                    "letters, digits, '.', '_', '-' (128 at most)")
 
 
 def check_version(version: str) -> str:
-    if not _VERSION.fullmatch(version or ""):
-        raise InvalidKey(
-            f"invalid version {version!r}: a letter or digit first, then letters, digits, '.', '_', '+', '-' "
-            "(128 at most)"
-        )
-    return version
+    return _matched(_VERSION, version, "version", "a letter or digit first, then letters, digits, '.', '_', "
+                    "'+', '-' (128 at most)")
+
+
+def check_names(product: str, *versions: str | None) -> None:
+    """A product's name and versions' (None or empty: not given), as a request names them."""
+    check_product(product)
+    for version in versions:
+        if version:
+            check_version(version)
 
 
 def check_chunk_id(chunk_id: str) -> str:
-    if not _CHUNK_ID.fullmatch(chunk_id or ""):
-        raise InvalidKey(f"invalid chunk id {chunk_id!r}: expected 64 lowercase hex digits")
-    return chunk_id
+    return _matched(_CHUNK_ID, chunk_id, "chunk id", "expected 64 lowercase hex digits")
 
 
 def check_key(key: str) -> str:
@@ -127,9 +132,7 @@ def content_keys_prefix(product: str) -> str:
 
 
 def check_content_key_id(key_id: str) -> str:
-    if not _CONTENT_KEY_ID.fullmatch(key_id or ""):
-        raise InvalidKey(f"invalid content key id {key_id!r}: expected 32 lowercase hex digits")
-    return key_id
+    return _matched(_CONTENT_KEY_ID, key_id, "content key id", "expected 32 lowercase hex digits")
 
 
 def content_key_key(product: str, key_id: str) -> str:
@@ -144,16 +147,14 @@ def channels_prefix(product: str) -> str:
 
 def channel_key(product: str, channel: str) -> str:
     """The pointer naming the version a channel (stable, beta, ...) delivers."""
-    if not _PRODUCT.fullmatch(channel or ""):
-        raise InvalidKey(f"invalid channel name {channel!r}: use lowercase letters, digits, '.', '_', '-'")
+    _matched(_PRODUCT, channel, "channel name", "use lowercase letters, digits, '.', '_', '-'")
     return f"{PRODUCT_PREFIX}{check_product(product)}/channels/{channel}.json"
 
 
 def metadata_key(role: str, version: int | None = None) -> str:
     """TUF metadata: ``metadata/<version>.<role>.json`` (consistent snapshots), or
     ``metadata/timestamp.json``, the one file without a version."""
-    if not _PRODUCT.fullmatch(role or ""):
-        raise InvalidKey(f"invalid role name {role!r}")
+    _matched(_PRODUCT, role, "role name")
     return f"{METADATA_PREFIX}{role}.json" if version is None else f"{METADATA_PREFIX}{int(version)}.{role}.json"
 
 

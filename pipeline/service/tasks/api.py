@@ -299,13 +299,6 @@ def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _names(product: str, *versions: str | None) -> None:
-    layout.check_product(product)
-    for v in versions:
-        if v is not None:
-            layout.check_version(v)
-
-
 def _created(get: str) -> dict:
     """OpenAPI links from a creation's answer to the routes that take its id."""
     by_id = {"operationId": get, "parameters": {"taskId": "$response.body#/data/id"}}
@@ -372,21 +365,21 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         except DepotError:
             return None
 
-    def accepted(task: Task, created: bool) -> JSONResponse:
-        return JSONResponse({"data": task_resource(task, links(task)), "meta": {"created": created}},
-                            status_code=202 if created else 200)
+    def accepted(resource: dict, created: bool) -> JSONResponse:
+        """A creation's answer: 202 with what it made, or 200 with the same one already there."""
+        return JSONResponse({"data": resource, "meta": {"created": created}}, status_code=202 if created else 200)
 
     @api.post("/tasks", status_code=202, operation_id="createDownloadTask",
               responses=_created("getDownloadTask"))
     def create_task(body: TaskRequest, who: User = Security(user)):
         """Queue a download of a product's version (the channel's, without one)."""
         a = body.data.attributes
-        _names(a.productId, a.versionId)
+        layout.check_names(a.productId, a.versionId)
         tasks.entitlements.check(who, a.productId)
         version = a.versionId or latest(catalog, a.productId, settings.channel)
         work = download_work(catalog, a.productId, version)
         task, created = queue.create(who.id, "download", a.productId, version, a.targetPath, a.priority, work.items)
-        return accepted(task, created)
+        return accepted(task_resource(task, links(task)), created)
 
     @api.get("/tasks", operation_id="listDownloadTasks")
     def list_tasks(who: User = Security(user), status: list[Literal[TASK_STATUSES]] | None = Query(None),  # type: ignore[valid-type]
@@ -441,7 +434,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     def initiate_update(body: UpdateInitiate, who: User = Security(user)):
         """Queue an update of an installed product: the plan's operations, or its chunks."""
         a = body.data.attributes
-        _names(a.productId, a.targetVersionId, a.currentVersionId)
+        layout.check_names(a.productId, a.targetVersionId, a.currentVersionId)
         tasks.entitlements.check(who, a.productId)
         target = a.targetVersionId or latest(catalog, a.productId, settings.channel)
         installed = queue.installed(who.id, a.productId)
@@ -455,14 +448,14 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         work = update_work(catalog, a.productId, current, target)
         task, created = queue.create(who.id, "update", a.productId, target, path, a.priority, work.items,
                                      from_version_id=current)
-        return accepted(task, created)
+        return accepted(task_resource(task, links(task)), created)
 
     @api.post("/integrity/verify", status_code=202, operation_id="startIntegrityVerification",
               responses=_created("getIntegrityVerification"))
     def verify(body: VerificationRequest, who: User = Security(user)):
         """Start an integrity check of an installed version: its files, sizes and hashes."""
         a = body.data.attributes
-        _names(a.productId, a.installedVersionId)
+        layout.check_names(a.productId, a.installedVersionId)
         tasks.entitlements.check(who, a.productId)
         installed = queue.installed(who.id, a.productId)
         path = a.targetPath or (installed[1] if installed else None)
@@ -471,8 +464,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         work = download_work(catalog, a.productId, a.installedVersionId)
         task, created = queue.create(who.id, "verify", a.productId, a.installedVersionId, path, 0, work.items)
         task = queue.get(who.id, task.id, ("verify",))
-        return JSONResponse({"data": verification_resource(task), "meta": {"created": created}},
-                            status_code=202 if created else 200)
+        return accepted(verification_resource(task), created)
 
     @api.get("/integrity/verify/{taskId}", operation_id="getIntegrityVerification")
     def verification(taskId: str, who: User = Security(user)):

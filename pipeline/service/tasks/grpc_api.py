@@ -41,7 +41,7 @@ class DownloadInternal(download_pb2_grpc.DownloadInternalServiceServicer):
     def AuthorizeDownload(self, request: pb.AuthorizeDownloadRequest, context) -> pb.AuthorizeDownloadResponse:
         try:
             _check_user(request.user_id)
-            _check_names(request.product_id, request.version_id)
+            layout.check_names(request.product_id, request.version_id)
             product = request.product_id
             version = request.version_id or latest(self.catalog, product, self.channel)
             work = download_work(self.catalog, product, version)
@@ -59,7 +59,7 @@ class DownloadInternal(download_pb2_grpc.DownloadInternalServiceServicer):
 
     def NotifyNewVersionAvailable(self, request: pb.NotifyNewVersionRequest, context) -> empty_pb2.Empty:
         try:
-            _check_names(request.product_id, request.version_id or None)
+            layout.check_names(request.product_id, request.version_id)
             if not request.version_id:
                 raise InvalidArgument("version_id is empty")
         except DepotError as exc:
@@ -87,12 +87,6 @@ def cdn_source(origin: Origin) -> pb.CDNSource:
 def _check_user(user_id: str) -> None:
     if not user_id or len(user_id) > TEXT_MAX or "\x00" in user_id:
         raise InvalidArgument(f"user_id {user_id!r}: 1 to {TEXT_MAX} characters, no NUL")
-
-
-def _check_names(product: str, version: str | None) -> None:
-    layout.check_product(product)
-    if version:
-        layout.check_version(version)
 
 
 def server(servicer: DownloadInternal, host: str, port: int, workers: int = 8) -> tuple[grpc.Server, int]:
