@@ -58,6 +58,16 @@ def service(published: dict, signer: Signer, database: str, **settings) -> Itera
         yield url
 
 
+class Clock:
+    """A clock the test moves: calling it gives ``now``."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Client:
     """A player's calls to the tasks API, as one user."""
 

@@ -109,6 +109,20 @@ def planned(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A Tansu broker (Kafka's protocol) on a free loopback port for a test module: its
+    "127.0.0.1:PORT". Without the broker the test skips, or fails under CI."""
+    from depot_testing import kafka
+    from helpers import unavailable
+
+    try:
+        with kafka.tansu(tmp_path_factory.mktemp("tansu")) as bootstrap:
+            yield bootstrap
+    except kafka.BrokerUnavailable as exc:
+        unavailable(str(exc))
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL (Debian's) in a temporary directory: the URL of its first database."""

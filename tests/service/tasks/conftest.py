@@ -5,11 +5,12 @@ tests on each). depot_testing/tasks.py has the service and the player's calls.""
 from __future__ import annotations
 
 import uuid
+from typing import Iterator
 
 import pytest
 
 from depot_testing.fixtures import PRODUCT, signed_repository
-from depot_testing.tasks import VERSIONS, Signer, database_in
+from depot_testing.tasks import VERSIONS, Signer, database_in, service
 from pipeline import layout
 from pipeline.publish.publish import publish
 from pipeline.storage import open_store
@@ -40,3 +41,11 @@ def database(request, tmp_path_factory) -> str:
     from depot_testing.databases import create_database
 
     return create_database(request.getfixturevalue("postgres_server"), f"tasks_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="module")
+def tasks_url(published, signer, tmp_path_factory) -> Iterator[str]:
+    """The service with tasks on (SQLite, the default settings) for a test module whose
+    tests each call it as users of their own: its URL."""
+    with service(published, signer, database_in(tmp_path_factory.mktemp("db"))) as url:
+        yield url

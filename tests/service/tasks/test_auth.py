@@ -14,7 +14,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from depot_testing.fixtures import PRODUCT
@@ -24,26 +23,20 @@ from pipeline.service.app import create_app
 from pipeline.service.tasks.settings import TaskSettings
 
 
-@pytest.fixture(scope="module")
-def url(published, signer, tmp_path_factory):
-    with service(published, signer, database_in(tmp_path_factory.mktemp("db"))) as url:
-        yield url
-
-
 def refused(url: str, token: str | None, path: str = "/tasks") -> tuple[int, str, str]:
     status, body, headers = Client(url, token).call("GET", path)
     return status, code(body), headers.get("WWW-Authenticate", "")
 
 
-def test_no_token_is_unauthorized_with_a_bearer_challenge(url):
-    assert refused(url, None) == (401, "UNAUTHORIZED", 'Bearer realm="depot"')
-    status, body, _ = Client(url, None).create()
+def test_no_token_is_unauthorized_with_a_bearer_challenge(tasks_url):
+    assert refused(tasks_url, None) == (401, "UNAUTHORIZED", 'Bearer realm="depot"')
+    status, body, _ = Client(tasks_url, None).create()
     assert (status, code(body)) == (401, "UNAUTHORIZED")
 
 
-def test_expired_forged_and_foreign_tokens_are_refused(url, signer):
+def test_expired_forged_and_foreign_tokens_are_refused(tasks_url, signer):
     good = signer.token("alice", [PRODUCT])
-    assert Client(url, good).call("GET", "/tasks")[0] == 200
+    assert Client(tasks_url, good).call("GET", "/tasks")[0] == 200
     expired = signer.token("alice", [PRODUCT], ttl=-60)
     header, claims, signature = good.split(".")
     raised = json.loads(base64.urlsafe_b64decode(claims + "=="))
@@ -57,7 +50,7 @@ def test_expired_forged_and_foreign_tokens_are_refused(url, signer):
                               ("another key", other_key, "does not verify"), ("unsigned", unsigned, "no key"),
                               ("HS256 with the public key as secret", hs256, "no key"),
                               ("without sub", no_sub, "sub"), ("not a JWT", "not-a-token", "not a JWT")]:
-        status, got, challenge = refused(url, token)
+        status, got, challenge = refused(tasks_url, token)
         assert (status, got) == (401, "UNAUTHORIZED"), name
         assert challenge.startswith('Bearer realm="depot", error="invalid_token", error_description="'), name
         assert said in challenge, (name, challenge)
@@ -103,12 +96,12 @@ def test_keys_from_a_jwks_file_and_a_key_added_later(published, tmp_path):
         assert Client(url, token(later, "k2")).call("GET", "/tasks")[0] == 200
 
 
-def test_a_product_the_token_does_not_name_is_forbidden(url, signer):
-    status, body, _ = Client(url, signer.token("carol", ["another-game"])).create()
+def test_a_product_the_token_does_not_name_is_forbidden(tasks_url, signer):
+    status, body, _ = Client(tasks_url, signer.token("carol", ["another-game"])).create()
     assert (status, code(body)) == (403, "FORBIDDEN")
-    status, body, _ = Client(url, signer.token("carol")).create()  # no claim, no Library Service
+    status, body, _ = Client(tasks_url, signer.token("carol")).create()  # no claim, no Library Service
     assert (status, code(body)) == (403, "FORBIDDEN")
-    assert Client(url, signer.token("carol", ["*"])).create()[0] == 202
+    assert Client(tasks_url, signer.token("carol", ["*"])).create()[0] == 202
 
 
 class Library(BaseHTTPRequestHandler):

@@ -8,21 +8,14 @@ import time
 import jwt
 import pytest
 
+from depot_testing.tasks import Clock
 from pipeline.errors import Unauthorized
 from pipeline.service.tasks.auth import VERIFIED_TTL_S, Authenticator
 from pipeline.service.tasks.settings import TaskSettings
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_verified_token_is_remembered_a_minute_at_most(signer):
-    clock = Clock()
+    clock = Clock(time.time())
     auth = Authenticator(TaskSettings(jwt_keys=(signer.pem,)), clock)
     token = signer.token("remembered", ttl=600)
     first = auth.verify(token)
@@ -36,7 +29,7 @@ def test_a_verified_token_is_remembered_a_minute_at_most(signer):
 
 
 def test_a_token_is_remembered_until_its_exp_only(signer):
-    clock = Clock()
+    clock = Clock(time.time())
     auth = Authenticator(TaskSettings(jwt_keys=(signer.pem,)), clock)
     token = signer.token("short", ttl=30)
     exp = jwt.decode(token, options={"verify_signature": False})["exp"]

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from depot_testing import kafka
 from depot_testing.fixtures import PRODUCT
 from depot_testing.integrations import jsonl_events, service, until
 from depot_testing.kafka import read_topic
 from depot_testing.tasks import VERSIONS, Client, database_in
-from helpers import DEPOT, ROOT, unavailable
+from helpers import DEPOT, ROOT
 from pipeline.publish.channels import promote, rollback
 from pipeline.publish.publish import publish
 from pipeline.service.tasks.events import (ITEM_STATUS_CHANGED, TASK_STATUS_CHANGED, UPDATE_AVAILABLE,
@@ -32,15 +31,6 @@ from pipeline.trust import repository
 from pipeline.trust.keys import Keyring
 
 SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    try:
-        with kafka.tansu(tmp_path_factory.mktemp("tansu")) as bootstrap:
-            yield bootstrap
-    except kafka.BrokerUnavailable as exc:
-        unavailable(str(exc))
 
 
 def delivered(sinks: EventSinks, type_: str | None = None) -> list[dict]:

@@ -12,7 +12,7 @@ import threading
 from websockets.sync.client import connect
 
 from depot_testing.fixtures import PRODUCT
-from depot_testing.tasks import Client, database_in, service
+from depot_testing.tasks import Client
 from pipeline.service.tasks.hot import InProcess
 from pipeline.service.tasks.progress import ProgressPublisher
 from pipeline.service.tasks.task import Item, Task
@@ -84,13 +84,12 @@ def test_an_in_process_publish_is_one_hand_off_to_the_subscription_s_loop():
     assert (handed, got) == (1, [("a", b"1"), ("b", b"2"), ("c", b"3"), ("a", b"4")])
 
 
-def test_every_socket_of_a_user_gets_the_same_frames(published, signer, tmp_path):
+def test_every_socket_of_a_user_gets_the_same_frames(signer, tasks_url):
     token = signer.token("carol", [PRODUCT])
-    with service(published, signer, database_in(tmp_path)) as url:
-        ws_url = "ws" + url.removeprefix("http") + f"/ws/download/progress?token={token}"
-        with connect(ws_url) as one, connect(ws_url) as two, connect(ws_url) as three:
-            made = Client(url, token).create("/games/carol")[1]["data"]
-            frames = [ws.recv(timeout=10) for ws in (one, two, three)]
+    ws_url = "ws" + tasks_url.removeprefix("http") + f"/ws/download/progress?token={token}"
+    with connect(ws_url) as one, connect(ws_url) as two, connect(ws_url) as three:
+        made = Client(tasks_url, token).create("/games/carol")[1]["data"]
+        frames = [ws.recv(timeout=10) for ws in (one, two, three)]
     assert frames[0] == frames[1] == frames[2]
     assert json.loads(frames[0]) == {"type": "downloadTaskStatusUpdate", "payload": {
         "taskId": made["id"], "status": "queued", "totalProgressPercentage": 0.0, "downloadSpeedBps": 0,

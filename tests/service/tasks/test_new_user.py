@@ -18,7 +18,7 @@ import pytest
 from depot_testing.fixtures import PRODUCT
 from depot_testing.http_origins import StaticOrigin
 from depot_testing.servers import free_port, uvicorn_server
-from depot_testing.tasks import API, SECRET, Client, database_in, service
+from depot_testing.tasks import API, SECRET, Client
 from helpers import DEPOT, ROOT
 from pipeline.client.task_session import TaskApi, TaskSession
 from pipeline.core.rate import RateLimiter, pause
@@ -39,7 +39,7 @@ def depot(*args: str, data=None) -> tuple[int, dict, str]:
     return p.returncode, json.loads(p.stdout) if p.stdout else {}, p.stderr
 
 
-def test_a_service_without_download_tasks_says_so(published, signer, tmp_path):
+def test_a_service_without_download_tasks_says_so(published, signer, tasks_url, tmp_path):
     token = signer.token("new-user", [PRODUCT])
     root = tmp_path / "root.json"
     root.write_bytes(published["root"])
@@ -58,10 +58,9 @@ def test_a_service_without_download_tasks_says_so(published, signer, tmp_path):
         with pytest.raises(NotFound) as verification:
             api.verification(PRODUCT, "1.2.0", tmp_path / "game")
         assert str(verification.value) == NO_TASKS.format(url=url, route="integrity/verify")
-    with service(published, signer, database_in(tmp_path)) as url:  # with tasks, NOT_FOUND is the service's own
-        with pytest.raises(NotFound) as unpublished:
-            TaskApi(url, token).download(PRODUCT, "9.9.9", tmp_path / "game")
-        assert str(unpublished.value) == f"{url}: {PRODUCT} has no published version '9.9.9'"
+    with pytest.raises(NotFound) as unpublished:  # with tasks, NOT_FOUND is the service's own
+        TaskApi(tasks_url, token).download(PRODUCT, "9.9.9", tmp_path / "game")
+    assert str(unpublished.value) == f"{tasks_url}: {PRODUCT} has no published version '9.9.9'"
 
 
 @pytest.mark.parametrize("command", [["install", "-p", PRODUCT, "-v", "1.2.0"], ["verify"]])
@@ -100,14 +99,13 @@ def test_install_through_a_web_server_that_is_not_the_service_does_not_quote_its
     assert not (tmp_path / "game").exists()
 
 
-def test_an_expired_token_is_named_as_the_token_given(published, signer, tmp_path):
-    with service(published, signer, database_in(tmp_path)) as url:
-        with pytest.raises(Unauthorized) as refused:
-            TaskApi(url, signer.token("late", [PRODUCT], ttl=-60)).download(PRODUCT, "1.2.0", tmp_path / "game")
-    assert str(refused.value) == f"{url} refused the bearer token (--token, env DEPOT_TOKEN): the token has expired"
+def test_an_expired_token_is_named_as_the_token_given(signer, tasks_url, tmp_path):
+    with pytest.raises(Unauthorized) as refused:
+        TaskApi(tasks_url, signer.token("late", [PRODUCT], ttl=-60)).download(PRODUCT, "1.2.0", tmp_path / "game")
+    assert str(refused.value) == f"{tasks_url} refused the bearer token (--token, env DEPOT_TOKEN): the token has expired"
 
 
-def test_a_pause_ends_a_wait_for_the_rate_limit_at_once(published, signer, tmp_path):
+def test_a_pause_ends_a_wait_for_the_rate_limit_at_once(signer, tasks_url, tmp_path):
     """At 1 byte a second, a chunk's share of --max-rate is days: the pause must end the
     wait, not come after it."""
     waiting = threading.Event()
@@ -117,26 +115,25 @@ def test_a_pause_ends_a_wait_for_the_rate_limit_at_once(published, signer, tmp_p
         return pause(seconds, cancel)
 
     token = signer.token("slow", [PRODUCT])
-    with service(published, signer, database_in(tmp_path)) as url:
-        api = TaskApi(url, token)
-        session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
-        gate = session.guard(RateLimiter(1, sleep=wait))
-        ended: list[BaseException] = []
+    api = TaskApi(tasks_url, token)
+    session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
+    gate = session.guard(RateLimiter(1, sleep=wait))
+    ended: list[BaseException] = []
 
-        def run() -> None:
-            try:
-                session.run(lambda: gate.acquire(1 << 20), tmp_path / "game")
-            except BaseException as exc:
-                ended.append(exc)
+    def run() -> None:
+        try:
+            session.run(lambda: gate.acquire(1 << 20), tmp_path / "game")
+        except BaseException as exc:
+            ended.append(exc)
 
-        runner = threading.Thread(target=run, daemon=True)
-        runner.start()
-        assert waiting.wait(60)  # the download waits its share
-        status, body, _ = Client(url, token).call("POST", f"/tasks/{session.id}/pause")
-        assert (status, body["data"]["attributes"]["status"]) == (200, "paused")
-        runner.join(60)
-        assert not runner.is_alive(), "still waiting for the rate limit after the pause"
-        assert [type(e) for e in ended] == [DownloadPaused]
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    assert waiting.wait(60)  # the download waits its share
+    status, body, _ = Client(tasks_url, token).call("POST", f"/tasks/{session.id}/pause")
+    assert (status, body["data"]["attributes"]["status"]) == (200, "paused")
+    runner.join(60)
+    assert not runner.is_alive(), "still waiting for the rate limit after the pause"
+    assert [type(e) for e in ended] == [DownloadPaused]
 
 
 def serve(published, signer, tmp_path, *options: str) -> tuple[int, dict, str]:

@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from depot_testing.servers import uvicorn_server
+from depot_testing.tasks import Clock
 from pipeline.service.tasks.auth import Authenticator
 from pipeline.service.tasks.hot import open_hot_state
 from pipeline.service.tasks.progress import ProgressHub, ProgressPublisher, speed_of
@@ -31,16 +32,6 @@ ITEMS = [NewItem("data/level1.pak", 3_000_000, "ab" * 32), NewItem("bin/game.exe
 
 def token(user: str, expires_in: float = 3600, key=KEY) -> str:
     return jwt.encode({"sub": user, "exp": int(time.time() + expires_in)}, key, algorithm="EdDSA")
-
-
-class Clock:
-    """The publisher's wall clock, moved by the test."""
-
-    def __init__(self, now: float = 1_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextlib.contextmanager
@@ -81,7 +72,7 @@ def received(ws) -> dict:
 
 
 def test_a_task_s_life_in_the_documents_messages(tmp_path, hot_url):
-    clock = Clock()
+    clock = Clock(1_000.0)
     with service(tmp_path, hot_url, clock) as (queue, publisher, _, ws_url), \
             connect(f"{ws_url}?token={token('alice')}") as ws:
         task, created = queue.create("alice", "download", "game", "1.0.0", "/games/game", 0, ITEMS)
@@ -142,7 +133,7 @@ def test_a_task_s_life_in_the_documents_messages(tmp_path, hot_url):
 
 
 def test_a_user_hears_only_their_own_tasks(tmp_path, hot_url):
-    with service(tmp_path, hot_url, Clock()) as (queue, publisher, _, ws_url), \
+    with service(tmp_path, hot_url, Clock(1_000.0)) as (queue, publisher, _, ws_url), \
             connect(f"{ws_url}?token={token('alice')}") as alice, \
             connect(ws_url, additional_headers={"Authorization": f"Bearer {token('bob')}"}) as bob:
         theirs, _ = queue.create("alice", "download", "game", "1.0.0", "/a", 0, ITEMS)
@@ -156,7 +147,7 @@ def test_a_user_hears_only_their_own_tasks(tmp_path, hot_url):
 
 
 def test_a_socket_is_told_the_state_of_unfinished_tasks_on_connecting(tmp_path, hot_url):
-    with service(tmp_path, hot_url, Clock()) as (queue, publisher, _, ws_url):
+    with service(tmp_path, hot_url, Clock(1_000.0)) as (queue, publisher, _, ws_url):
         first, _ = queue.create("alice", "download", "game", "1.0.0", "/a", 0, ITEMS)
         second, _ = queue.create("alice", "download", "game", "1.0.0", "/b", 0, ITEMS)
         queue.report("alice", first.id, Report(items=(ItemReport(2_000_000, relative_path="data/level1.pak"),)))
@@ -180,7 +171,7 @@ def test_a_socket_is_told_the_state_of_unfinished_tasks_on_connecting(tmp_path, 
 ])
 def test_a_socket_without_a_good_token_is_refused_like_the_rest_api(tmp_path, credentials, detail):
     forged = token("alice", key=ed25519.Ed25519PrivateKey.generate())
-    with service(tmp_path, None, Clock()) as (queue, publisher, _, ws_url):
+    with service(tmp_path, None, Clock(1_000.0)) as (queue, publisher, _, ws_url):
         with pytest.raises(InvalidStatus) as refused:
             connect(ws_url + credentials.format(expired=token("alice", -60), forged=forged))
     response = refused.value.response
@@ -210,7 +201,7 @@ def test_a_socket_that_falls_behind_is_closed_and_told_to_come_back(tmp_path, mo
     from websockets.exceptions import ConnectionClosed
 
     monkeypatch.setattr(progress, "SOCKET_BACKLOG", 2)
-    with service(tmp_path, None, Clock()) as (queue, publisher, hub, ws_url), \
+    with service(tmp_path, None, Clock(1_000.0)) as (queue, publisher, hub, ws_url), \
             connect(f"{ws_url}?token={token('alice')}") as ws:
         # three reports' messages in one turn of the server's loop: the socket cannot have
         # sent any of them before the third comes, and a backlog of two overflows

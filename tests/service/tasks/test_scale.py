@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import uuid
 from typing import Iterator
 
 import pytest
@@ -15,20 +16,10 @@ from websockets.sync.client import connect
 
 from depot_testing.fixtures import PRODUCT
 from depot_testing.servers import uvicorn_server
-from depot_testing.tasks import Client, code, config
+from depot_testing.tasks import Client, Clock, code, config
 from pipeline import layout
 from pipeline.service.app import create_app
 from pipeline.service.tasks.settings import TaskSettings
-
-
-class Clock:
-    """Both instances' progress clock, moved by the test."""
-
-    def __init__(self, now: float = 5_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextlib.contextmanager
@@ -45,10 +36,15 @@ def instances(published, signer, database: str, redis: str, clock: Clock, n: int
         yield urls
 
 
-@pytest.fixture
-def two(published, signer, postgres_url, redis_url):
-    clock = Clock()
-    with instances(published, signer, postgres_url, redis_url, clock, max_active_tasks=2) as urls:
+@pytest.fixture(scope="module")
+def two(published, signer, postgres_server, redis_server_url):
+    """Two instances on a new database and the session's Redis, for this module's tests
+    (each with users of its own); yields their URLs and their clock."""
+    from depot_testing.databases import create_database
+
+    clock = Clock(5_000.0)
+    database = create_database(postgres_server, f"scale_{uuid.uuid4().hex[:12]}")
+    with instances(published, signer, database, redis_server_url, clock, max_active_tasks=2) as urls:
         yield urls, clock
 
 
@@ -124,7 +120,7 @@ def test_progress_reported_to_one_instance_reaches_a_socket_on_the_other(two, si
 
 def test_link_rate_limits_hold_across_instances(published, signer, postgres_url, redis_url):
     key = layout.manifest_key(PRODUCT, "1.1.0")
-    with instances(published, signer, postgres_url, redis_url, Clock(), link_rate=0.1) as (a, b):
+    with instances(published, signer, postgres_url, redis_url, Clock(5_000.0), link_rate=0.1) as (a, b):
         alice, bob = signer.token("alice", [PRODUCT]), signer.token("bob", [PRODUCT])
         assert Client(a, alice).call("GET", f"/links?key={key}")[0] == 200  # a burst of one, then one in 10 s
         status, refused, headers = Client(b, alice).call("GET", f"/links?key={key}")

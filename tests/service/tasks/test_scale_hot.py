@@ -10,20 +10,13 @@ import datetime
 
 import pytest
 
+from depot_testing.tasks import Clock
 from pipeline.service.tasks.hot import SAMPLES_KEPT, InProcess, open_hot_state
 from pipeline.service.tasks.task import Task
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 TASK = Task("5f0c4a52-2b0e-4a7e-9d7e-3c6b1e0f0a11", "alice", "download", "starfall", "1.2.0", None, "/games/starfall",
             "downloading", 0, 100, 10, None, None, NOW, NOW, 0)
-
-
-class Clock:
-    def __init__(self, now: float = 0.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_in_process_token_bucket_figures():
@@ -54,30 +47,31 @@ def test_a_rate_limit_holds_across_instances(redis_url):
         b.close()
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in process"])
-def test_progress_samples_are_shared_and_kept_bounded(request, shared):
-    url = request.getfixturevalue("redis_url") if shared else None
+@pytest.fixture(params=[True, False], ids=["redis", "in process"])
+def two(request):
+    """Two instances' hot state: two on one Redis, or the in-process one standing for both."""
+    url = request.getfixturevalue("redis_url") if request.param else None
     a = open_hot_state(url)
-    b = open_hot_state(url) if shared else a
-    try:
-        assert a.record([("t1", 10.0, 0), ("t2", 10.0, 5)]) == [[(10.0, 0)], [(10.0, 5)]]
-        assert b.record([("t1", 12.5, 100)]) == [[(10.0, 0), (12.5, 100)]]
-        b.forget("t2")
-        assert a.record([("t2", 13.0, 7)]) == [[(13.0, 7)]]
-        kept = a.record([("t1", 20.0 + n, n) for n in range(SAMPLES_KEPT)])[-1]
-        assert kept == [(20.0 + n, n) for n in range(SAMPLES_KEPT)]  # the oldest went
-    finally:
-        a.close()
-        b.close()
+    b = open_hot_state(url) if request.param else a
+    yield a, b
+    a.close()
+    b.close()
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in process"])
-def test_what_one_instance_publishes_reaches_the_other_s_subscription(request, shared):
-    url = request.getfixturevalue("redis_url") if shared else None
+def test_progress_samples_are_shared_and_kept_bounded(two):
+    a, b = two
+    assert a.record([("t1", 10.0, 0), ("t2", 10.0, 5)]) == [[(10.0, 0)], [(10.0, 5)]]
+    assert b.record([("t1", 12.5, 100)]) == [[(10.0, 0), (12.5, 100)]]
+    b.forget("t2")
+    assert a.record([("t2", 13.0, 7)]) == [[(13.0, 7)]]
+    kept = a.record([("t1", 20.0 + n, n) for n in range(SAMPLES_KEPT)])[-1]
+    assert kept == [(20.0 + n, n) for n in range(SAMPLES_KEPT)]  # the oldest went
+
+
+def test_what_one_instance_publishes_reaches_the_other_s_subscription(two):
+    a, b = two
 
     async def scenario():
-        a = open_hot_state(url)
-        b = open_hot_state(url) if shared else a
         got: asyncio.Queue = asyncio.Queue()
         subscription = await b.subscribe(lambda user, payload: got.put_nowait((user, payload)))
         reader = asyncio.create_task(subscription.run())
@@ -90,8 +84,6 @@ def test_what_one_instance_publishes_reaches_the_other_s_subscription(request, s
         assert await asyncio.wait_for(got.get(), 10) == ("carol", b"three")  # nothing for alice came before
         reader.cancel()
         await subscription.close()
-        a.close()
-        b.close()
 
     asyncio.run(scenario())
 
