@@ -21,8 +21,22 @@ import tracemalloc
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
-from benchlib import REPO_ROOT, busy_cpu_seconds, fmt, log, print_header
+from benchlib import REPO_ROOT, busy_cpu_seconds, fmt, log, print_header, remove_workdir
+
+
+def run_in_workdir(args, prefix: str, run: Callable[..., dict]) -> dict | None:
+    """``run(args, workdir)`` in a new working directory under ``--workdir``, removed after
+    (unless ``--keep``); None when a server did not start (said on stderr)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=args.workdir))
+    try:
+        return run(args, workdir)
+    except RuntimeError as e:  # a server that did not start
+        log(str(e))
+        return None
+    finally:
+        remove_workdir(str(workdir), args.keep)
 
 
 class Server:

@@ -21,16 +21,15 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from apilib import (Server, calibrated, lua_cycle, lua_post, measure, nginx_pid, own_code_us, print_costs,
-                    print_profile, profile, py_spy, synthetic_costs)
+                    print_profile, profile, py_spy, run_in_workdir, synthetic_costs)
 from benchlib import (REPO_ROOT, add_run_options, depot_base_command, ensure_tools, fmt, log, machine_info,
-                      machine_line, col, print_table, remove_workdir, tool_version, verdict)
+                      machine_line, col, print_table, show, tool_version, verdict)
 
 GOAL_RPS = 3000.0  # requests/s on each endpoint, at least
 GOAL_P99_MS = 20.0  # p99 latency, below
@@ -422,22 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     ensure_tools({"wrk": "wrk"})
     if args.profile_seconds > 0 and py_spy() is None:
         log("py-spy is not installed (pip install py-spy): no profile")
-    workdir = Path(tempfile.mkdtemp(prefix="depot-bench-api-", dir=args.workdir))
-    try:
-        report = run(args, workdir)
-    except RuntimeError as e:  # a server that did not start
-        log(str(e))
+    report = run_in_workdir(args, "depot-bench-api-", run)
+    if report is None:
         return 2
-    finally:
-        remove_workdir(str(workdir), args.keep)
     if report.get("problems"):
         for p in report["problems"]:
             log(f"check before loading failed: {p}")
         return 2
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        print_report(report)
+    show(report, args, print_report)
     shipped = report["goals"].get("depot serve (1 process)") or {}
     return 1 if args.check and not (shipped.get("saturating") or shipped.get("at_rate")) else 0
 

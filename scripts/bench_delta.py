@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import json
 import os
 import re
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 import release_pairs
 from benchlib import (TIME_BINARY, MiB, add_run_options, depot_base_command, ensure_tools,
                       fmt, log, machine_info, machine_line, mib, option_listed, parse_json_output,
-                      print_table, regular_files, remove_workdir, run_measured, scan_tree,
+                      print_table, regular_files, remove_workdir, run_measured, scan_tree, show,
                       time_binary, tool_version, verdict)
 from pipeline.core.hashing import sha256_file
 
@@ -506,10 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
         "kept_workdir": workdir if args.keep else None,
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
+    show(report, args, print_report)
     if any(r.get("depot_error") for r in rows):
         return 2
     if args.check and any(v is False for r in rows for v in r["goals"].values()):

@@ -21,14 +21,13 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from apilib import Server, lua_string, measure, process_tree_cpu, run_wrk
+from apilib import Server, lua_string, measure, process_tree_cpu, run_in_workdir, run_wrk
 from bench_api import ORIGIN_NAME, PRODUCT, build_repository, publish_origin, write_locations
 from benchlib import (add_run_options, col, depot_base_command, ensure_tools, log, machine_info, machine_line, print_table,
-                      remove_workdir, verdict)
+                      show, verdict)
 
 API = "/api/v1/download"
 VERSION = "1.2.0"
@@ -331,18 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                     keep_help="keep the working directory", sampling=False)
     args = ap.parse_args(argv)
     ensure_tools({"wrk": "wrk"})
-    workdir = Path(tempfile.mkdtemp(prefix="depot-bench-tasks-", dir=args.workdir))
-    try:
-        report = run(args, workdir)
-    except RuntimeError as e:  # a server that did not start
-        log(str(e))
+    report = run_in_workdir(args, "depot-bench-tasks-", run)
+    if report is None:
         return 2
-    finally:
-        remove_workdir(str(workdir), args.keep)
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        print_report(report)
+    show(report, args, print_report)
     return 1 if args.check and not all(report["goals"].values()) else 0
 
 

@@ -673,15 +673,20 @@ def machine_line(m: dict) -> str:
     return f"machine: {m['cpus']} CPUs, {m['mem_total_mib']:.0f} MiB RAM"
 
 
+def show(report: dict, args, print_report) -> None:
+    """The report as tables (``print_report``), or as JSON with ``--json``."""
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_report(report)
+
+
 def finish(report: dict, args, print_report, failures: tuple[str, ...] = (),
            against: str = "the corpus") -> int:
     """Print the report (or its JSON), log what failed, and return the exit status: 2 when
     depot failed, 1 when a step in ``failures`` failed, a comparison did not match, or
     (with ``--check``) a goal was missed."""
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        print_report(report)
+    show(report, args, print_report)
     failed = [report[k] for k in failures if report.get(k)]
     for f in failed:
         log_failure(f) if isinstance(f, dict) else log(f)
