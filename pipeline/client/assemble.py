@@ -214,9 +214,12 @@ class Assembly:
         tree = self.tree
         paths = tree.paths if self.every else list(map(tree.paths.__getitem__, self.files))
         _make_dirs(self.root, {p.rpartition("/")[0] for p in paths})
-        # files written in pieces (or empty): made at their size before any piece is written
+        # made before any chunk is written: empty files, and files in pieces that something
+        # left in staging (an interrupted run, a patch that failed: made again, at their size
+        # and mode); any other file in pieces is made by the first of its pieces to come
         made = [j for j in itertools.compress(range(len(self.files)), map((1).__ne__, self.pieces))
-                if j not in self.copies and not self.staged_whole[j]]
+                if j not in self.copies and not self.staged_whole[j]
+                and (not self.pieces[j] or os.path.lexists(self.root + paths[j]))]
         disk.share_heap()
         cores = _cores()
         local = all(origin.location.is_local for origin in self.fetcher.origins)
@@ -348,7 +351,7 @@ class Assembly:
                     finally:
                         close(fd)
                 else:
-                    fd = open_(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+                    fd = disk.open_part(name, 0o755 if execs[i] else 0o644, tree.sizes[i], dir_fd)
                     try:
                         write_at(fd, view[at:at + size], file_offset[s])
                         with self.lock:

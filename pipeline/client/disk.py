@@ -49,6 +49,24 @@ def create(path: str, mode: int, dir_fd: int | None = None) -> int:
     return fd
 
 
+def open_part(path: str, mode: int, size: int, dir_fd: int | None = None) -> int:
+    """A file written in parts at ``path`` (as ``create``), open for writing: made by the
+    first part to come, at ``size`` (``preallocate``) and with exactly ``mode``, then
+    opened as it is by the others."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if _UMASK is None or _UMASK & mode:
+            os.fchmod(fd, mode)
+        preallocate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def write_at(fd: int, data: memoryview | bytes, offset: int) -> None:
     """All of ``data`` at ``offset``."""
     n = os.pwrite(fd, data, offset)

@@ -180,6 +180,27 @@ def test_an_interrupted_packed_install_keeps_the_chunk_it_wrote(packed, build_di
     assert reported[0] == kept == r.bytes_reused and sum(reported) == sum(f.size for f in m.files)
 
 
+def test_a_file_in_pieces_is_made_by_the_first_of_its_pieces_to_come(packed, tmp_path):
+    """No file is made before its first piece is written (but empty ones): stopped after the
+    first chunk, staging holds the six files with a slice of it, the straddling one at its
+    full size already, and none of the other files in pieces."""
+    m = load(packed, "1.0.0")
+    first = m.files[0].chunks[0].id
+    dest = tmp_path / "game"
+
+    def stop(n: int) -> None:
+        raise Stop()
+
+    with pytest.raises(Stop):
+        install(fetcher(packed), PRODUCT, "1.0.0", dest, jobs=1, progress=stop)
+    staged = dest / ".depot" / "staging"
+    in_pieces = [f for f in m.files if len(f.chunks) > 1]
+    assert [f.path for f in in_pieces if first in {c.id for c in f.chunks}] == ["data/levels/level02.dat"]
+    assert len(in_pieces) > 2  # the other straddling one, and files cut on their own
+    found = {p.relative_to(staged).as_posix(): p.stat().st_size for p in staged.rglob("*") if p.is_file()}
+    assert found == {f.path: f.size for f in m.files if first in {c.id for c in f.chunks} or f.size == 0}
+
+
 @pytest.mark.parametrize("victim", ["README.txt", "data/levels/level05.dat"])
 def test_repair_of_a_damaged_packed_file_fetches_only_its_chunks(packed, build_dirs, tmp_path, victim):
     """README.txt is a slice of one pack chunk, level05.dat slices of two: repair asks for
