@@ -365,6 +365,11 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
         except DepotError:
             return None
 
+    def allowed(who: User, product: str, *versions: str | None) -> None:
+        """A request for ``product``: its names valid first, then the user entitled to it."""
+        layout.check_names(product, *versions)
+        tasks.entitlements.check(who, product)
+
     def accepted(resource: dict, created: bool) -> JSONResponse:
         """A creation's answer: 202 with what it made, or 200 with the same one already there."""
         return JSONResponse({"data": resource, "meta": {"created": created}}, status_code=202 if created else 200)
@@ -374,8 +379,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     def create_task(body: TaskRequest, who: User = Security(user)):
         """Queue a download of a product's version (the channel's, without one)."""
         a = body.data.attributes
-        layout.check_names(a.productId, a.versionId)
-        tasks.entitlements.check(who, a.productId)
+        allowed(who, a.productId, a.versionId)
         version = a.versionId or latest(catalog, a.productId, settings.channel)
         work = download_work(catalog, a.productId, version)
         task, created = queue.create(who.id, "download", a.productId, version, a.targetPath, a.priority, work.items)
@@ -434,8 +438,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     def initiate_update(body: UpdateInitiate, who: User = Security(user)):
         """Queue an update of an installed product: the plan's operations, or its chunks."""
         a = body.data.attributes
-        layout.check_names(a.productId, a.targetVersionId, a.currentVersionId)
-        tasks.entitlements.check(who, a.productId)
+        allowed(who, a.productId, a.targetVersionId, a.currentVersionId)
         target = a.targetVersionId or latest(catalog, a.productId, settings.channel)
         installed = queue.installed(who.id, a.productId)
         current = a.currentVersionId or (installed[0] if installed else None)
@@ -455,8 +458,7 @@ def router(tasks: Tasks, catalog: Catalog, signer_for: Callable[[str | None], Li
     def verify(body: VerificationRequest, who: User = Security(user)):
         """Start an integrity check of an installed version: its files, sizes and hashes."""
         a = body.data.attributes
-        layout.check_names(a.productId, a.installedVersionId)
-        tasks.entitlements.check(who, a.productId)
+        allowed(who, a.productId, a.installedVersionId)
         installed = queue.installed(who.id, a.productId)
         path = a.targetPath or (installed[1] if installed else None)
         if path is None:

@@ -104,6 +104,19 @@ def test_a_product_the_token_does_not_name_is_forbidden(tasks_url, signer):
     assert Client(tasks_url, signer.token("carol", ["*"])).create()[0] == 202
 
 
+def test_a_bad_name_is_refused_before_the_entitlement_is_asked(tasks_url, signer):
+    """INVALID_NAME, not FORBIDDEN: a product name the layout refuses is no product to be
+    entitled to, whatever route names it."""
+    player = Client(tasks_url, signer.token("dave", ["another-game"]))
+    for status, body, _ in (
+            player.create(product="Bad Name"),
+            player.call("POST", "/updates/initiate", {"data": {"type": "updateInitiateRequest", "attributes": {
+                "productId": PRODUCT, "targetVersionId": "../1.2.0", "targetPath": "/g"}}}),
+            player.call("POST", "/integrity/verify", {"data": {"type": "integrityVerificationRequest", "attributes": {
+                "productId": PRODUCT, "installedVersionId": "1.2.0/..", "targetPath": "/g"}}})):
+        assert (status, code(body)) == (400, "INVALID_NAME"), body
+
+
 class Library(BaseHTTPRequestHandler):
     """A Library Service: dave owns the product, erin does not; frank's lookup fails."""
 
