@@ -103,6 +103,10 @@ class Assembly:
     def _staged(self, j: int) -> str:
         return self.root + self.tree.paths[self.files[j]]
 
+    def _make_folder(self, j: int) -> None:
+        """The directory of file ``j``'s staging file, made if it is not there."""
+        os.close(_open_dir(self.root, self.tree.paths[self.files[j]].rpartition("/")[0]))
+
     def _written(self, s: int) -> None:
         """Slice ``s`` is in its staging file (found there, or copied with its file)."""
         self.done[s] = 1
@@ -213,7 +217,6 @@ class Assembly:
         cores."""
         tree = self.tree
         paths = tree.paths if self.every else list(map(tree.paths.__getitem__, self.files))
-        _make_dirs(self.root, {p.rpartition("/")[0] for p in paths})
         # made before any chunk is written: empty files, and files in pieces that something
         # left in staging (an interrupted run, a patch that failed: made again, at their size
         # and mode); any other file in pieces is made by the first of its pieces to come
@@ -239,6 +242,7 @@ class Assembly:
         self.chunks_reused = sum(1 for k in range(len(tree.chunks)) if self.start[k + 1] > self.start[k]) - self.fetched
 
     def _make(self, j: int) -> None:
+        self._make_folder(j)
         fd = disk.create(self._staged(j), self.tree.mode(self.files[j]))
         try:
             disk.preallocate(fd, self.tree.sizes[self.files[j]])
@@ -274,6 +278,7 @@ class Assembly:
             src = -1
         try:
             if src >= 0 and disk.Stamp.of(os.fstat(src)) == stamp:
+                self._make_folder(j)
                 fd = disk.create(self._staged(j), self.tree.mode(i))
                 try:
                     disk.copy_range(src, fd, size, 0, 0)
@@ -326,7 +331,7 @@ class Assembly:
         tree, files, owner, mtimes, root = self.tree, self.files, self.owner, self.mtimes, self.root
         paths, pieces, execs, sizes = tree.paths, self.pieces, tree.execs, tree.slice_size
         chunk_offset, file_offset = tree.slice_chunk_offset, tree.slice_offset
-        create, write_at, fstat, close, open_ = disk.create, disk.write_at, os.fstat, os.close, os.open
+        create, write_at, fstat, close = disk.create, disk.write_at, os.fstat, os.close
         view = memoryview(data)
         written = 0
         folder, dir_fd = None, -1
@@ -341,7 +346,7 @@ class Assembly:
                     if dir_fd >= 0:
                         close(dir_fd)
                         dir_fd = -1
-                    dir_fd = open_(root + d, _DIRECTORY)
+                    dir_fd = _open_dir(root, d)
                     folder = d
                 if pieces[j] == 1:  # the whole file in one write
                     fd = create(name, 0o755 if execs[i] else 0o644, dir_fd)
@@ -375,20 +380,14 @@ class Assembly:
         return data if codec.chunk_id(data) == chunk.id else None  # it changed since: download
 
 
-def _make_dirs(root: str, dirs: set[str]) -> None:
-    """The directories ``dirs`` (relative paths, "" for none) and those above them, made
-    below ``root``: each once, parents first, with one call each."""
-    every: set[str] = set()
-    for d in dirs:
-        while d and d not in every:
-            every.add(d)
-            d = d.rpartition("/")[0]
-    for d in sorted(every):
-        try:
-            os.mkdir(root + d)
-        except FileExistsError:
-            if not os.path.isdir(root + d):
-                raise
+def _open_dir(root: str, d: str) -> int:
+    """The directory ``d`` (a relative path, "" for none) below ``root``, open; made first,
+    with those above it, if it is not there (by whichever thread needs it first)."""
+    try:
+        return os.open(root + d, _DIRECTORY)
+    except FileNotFoundError:
+        os.makedirs(root + d, exist_ok=True)
+        return os.open(root + d, _DIRECTORY)
 
 
 def _cores() -> int:

@@ -181,9 +181,10 @@ def test_an_interrupted_packed_install_keeps_the_chunk_it_wrote(packed, build_di
 
 
 def test_a_file_in_pieces_is_made_by_the_first_of_its_pieces_to_come(packed, tmp_path):
-    """No file is made before its first piece is written (but empty ones): stopped after the
-    first chunk, staging holds the six files with a slice of it, the straddling one at its
-    full size already, and none of the other files in pieces."""
+    """No file is made before its first piece is written (but empty ones), no directory
+    before a file in it: stopped after the first chunk, staging holds the six files with a
+    slice of it, the straddling one at its full size already, none of the other files in
+    pieces, and only the directories of those files."""
     m = load(packed, "1.0.0")
     first = m.files[0].chunks[0].id
     dest = tmp_path / "game"
@@ -199,6 +200,9 @@ def test_a_file_in_pieces_is_made_by_the_first_of_its_pieces_to_come(packed, tmp
     assert len(in_pieces) > 2  # the other straddling one, and files cut on their own
     found = {p.relative_to(staged).as_posix(): p.stat().st_size for p in staged.rglob("*") if p.is_file()}
     assert found == {f.path: f.size for f in m.files if first in {c.id for c in f.chunks} or f.size == 0}
+    # and directories only where those files are (each made by the thread that first needs it)
+    parents = {d for path in found for d in map(str, Path(path).parents) if d != "."}
+    assert {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_dir()} == parents
 
 
 @pytest.mark.parametrize("victim", ["README.txt", "data/levels/level05.dat"])
