@@ -98,6 +98,10 @@ class Assembly:
         return [s for s in self.by_chunk[self.start[k]:self.start[k + 1]] if not done[s]]
 
     def _needed(self) -> list[int]:
+        """The chunks with slices still to write."""
+        start = self.start
+        if 1 not in self.done:  # nothing written yet: each chunk with a slice to write
+            return [k for k in range(len(self.tree.chunks)) if start[k + 1] > start[k]]
         return [k for k in range(len(self.tree.chunks)) if self._slots(k)]
 
     def _staged(self, j: int) -> str:
@@ -199,6 +203,8 @@ class Assembly:
         sizes, done = self.tree.slice_size, self.done
         if 1 in done:
             need = sum(sizes[s] for s in self.by_chunk if not done[s])
+        elif isinstance(self.by_chunk, range):  # every slice of the tree
+            need = sum(sizes)
         else:
             need = sum(map(sizes.__getitem__, self.by_chunk))
         need += sum(self.tree.sizes[self.files[j]] for j in self.copies)
