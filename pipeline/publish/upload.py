@@ -1,14 +1,19 @@
-"""Copying objects from the repository to one origin: many uploads in flight, objects
-already there skipped, transient failures (5xx, timeouts, resets: STORE_UNAVAILABLE)
-retried with exponential backoff and jitter, within a bandwidth limit shared by every
-origin of a publish.
+"""Copying objects from the repository to one origin, many uploads in flight, within a
+bandwidth limit shared by every origin of a publish.
+
+What the origin holds is learned from one listing of it, made once. Objects listed there
+are skipped. Bytes the listing proves ours (by S3's ETag) are not read again. Transient
+failures (5xx, timeouts, resets: STORE_UNAVAILABLE) are retried by the one retry policy
+(storage.retry), with backoff and jitter.
 
 Documents replaced under one name (channel pointers, plan indexes) are written only by
-compare-and-swap against the version read, and never over one the caller says is newer: a
-pointer with a higher serial, or in a signed repository a plan index a newer signature
-names (an unsigned plan index has no order: the last writer wins). A cancel flag, checked before every object, every retry and every slice
-of the bandwidth limit, and ending any wait for the limit, stops the copy within moments
-whatever the rate.
+compare-and-swap against the version read. They never replace one the caller says is
+newer: a pointer with a higher serial, or in a signed repository a plan index that a
+newer signature names (an unsigned plan index has no order: the last writer wins).
+
+A cancel flag stops the copy within moments, whatever the rate. It is checked before
+every object, every retry and every slice of the bandwidth limit, and it ends any wait,
+for the limit or for a retry.
 """
 
 from __future__ import annotations
