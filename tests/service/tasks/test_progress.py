@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from typing import Iterator
 
 import jwt
 import pytest
@@ -163,17 +164,23 @@ def test_a_socket_is_told_the_state_of_unfinished_tasks_on_connecting(tmp_path, 
             assert received(ws)["payload"]["taskId"] == third.id  # the cancelled one is not told
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory) -> Iterator[str]:
+    """The hub's WebSocket URL, for the tests that are refused before any task is read."""
+    with service(tmp_path_factory.mktemp("refusing"), None, Clock(1_000.0)) as (_, _, _, ws_url):
+        yield ws_url
+
+
 @pytest.mark.parametrize("credentials, detail", [
     ("", "no bearer token: connect with ?token=JWT or an Authorization header"),
     ("?token=not-a-jwt", "not a JWT: Not enough segments"),
     ("?token={expired}", "the token has expired"),
     ("?token={forged}", "the token's signature does not verify (Signature verification failed)"),
 ])
-def test_a_socket_without_a_good_token_is_refused_like_the_rest_api(tmp_path, credentials, detail):
+def test_a_socket_without_a_good_token_is_refused_like_the_rest_api(refusing, credentials, detail):
     forged = token("alice", key=ed25519.Ed25519PrivateKey.generate())
-    with service(tmp_path, None, Clock(1_000.0)) as (queue, publisher, _, ws_url):
-        with pytest.raises(InvalidStatus) as refused:
-            connect(ws_url + credentials.format(expired=token("alice", -60), forged=forged))
+    with pytest.raises(InvalidStatus) as refused:
+        connect(refusing + credentials.format(expired=token("alice", -60), forged=forged))
     response = refused.value.response
     assert response.status_code == 401
     assert json.loads(response.body) == {"errors": [{
