@@ -10,6 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# the depot command: on PATH, else the one README's first command installed in ./.venv
+if ! command -v depot >/dev/null; then
+    if [ ! -x .venv/bin/depot ]; then
+        echo "scripts/demo.sh: no depot command: install it first (README.md: pip install -e . in .venv)" >&2
+        exit 2
+    fi
+    PATH="$PWD/.venv/bin:$PATH"
+fi
+
 product=starfall
 rm -rf depot-repo demo-keys demo-install demo-data demo-origins   # the demo's own outputs, made afresh
 export DEPOT_DATA_DIR=demo-data                                   # the player's trust, kept out of ~/.local
