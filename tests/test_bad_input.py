@@ -6,11 +6,13 @@ over archive entry names and location URLs."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import string
 import subprocess
 import tarfile
+import zipfile
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +36,10 @@ def world(tmp_path_factory):
     (base / "truncated.tar").write_bytes(data[: len(data) // 2])
     packed = gzip.compress(data)
     (base / "truncated.tar.gz").write_bytes(packed[: len(packed) // 2])
+    zipped = zipfile_of(data)
+    (base / "truncated.zip").write_bytes(zipped[: len(zipped) // 2])
+    (base / "not-a-store" / "chunks").mkdir(parents=True)
+    (base / "not-a-store" / "chunks" / "notes.txt").write_text("not depot's")
     (base / "fake.zip").write_bytes(b"PK\x03\x04 not really a zip" + bytes(100))
     write_tar(base / "escape.tar", [tar_member("ok.txt", b"1"), tar_member("../../etc/passwd", b"x")])
     (base / "empty-dir").mkdir()
@@ -44,16 +50,31 @@ def world(tmp_path_factory):
     return base
 
 
+def zipfile_of(tar_bytes: bytes) -> bytes:
+    """A zip of the files of a tar."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar, zipfile.ZipFile(out, "w") as zf:
+        for m in tar.getmembers():
+            if m.isfile():
+                zf.writestr(m.name, tar.extractfile(m).read())
+    return out.getvalue()
+
+
 REPO = "{repo}"
 CASES = [
     # (id, args, exit code, error code, what the message must name)
     ("scheme", ["ingest", "s4://bucket/b.tar", "-p", PRODUCT, "-v", "2"], 2, "INVALID_LOCATION", "s4://bucket/b.tar"),
     ("one-slash", ["--repo", "s3:/bucket/x", "ls"], 2, "INVALID_LOCATION", "s3:/bucket/x"),
     ("missing-source", ["ingest", "{base}/missing.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "missing.tar"),
-    ("truncated", ["ingest", "{base}/truncated.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "truncated.tar"),
+    ("truncated", ["ingest", "{base}/truncated.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID",
+     "truncated.tar: truncated or corrupt tar archive"),
+    ("truncated-run", ["run", "{base}/truncated.tar", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID",
+     "truncated.tar: truncated or corrupt tar archive"),
     ("truncated-gz", ["run", "{base}/truncated.tar.gz", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID",
      "truncated.tar.gz"),
     ("fake-zip", ["run", "{base}/fake.zip", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID", "fake.zip"),
+    ("truncated-zip", ["run", "{base}/truncated.zip", "-p", PRODUCT, "-v", "2"], 4, "SOURCE_INVALID",
+     "truncated.zip: truncated or corrupt zip archive"),
     ("escape", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "2"], 5, "UNSAFE_ENTRY", "../../etc/passwd"),
     ("bad-name", ["ingest", "{base}/escape.tar", "-p", "Star Fall", "-v", "2"], 2, "INVALID_NAME", "Star Fall"),
     ("bad-version", ["ingest", "{base}/escape.tar", "-p", PRODUCT, "-v", "../2"], 2, "INVALID_NAME", "../2"),
@@ -87,6 +108,8 @@ CASES = [
     ("max-rate-zero", ["publish", "-p", PRODUCT, "-v", "1.0.0", "--origin", "{base}/origin", "--max-rate", "0"], 2,
      "USAGE", "--max-rate"),
     ("pin", ["gc", "--pin", "nonsense"], 2, "INVALID_ARGUMENT", "nonsense"),
+    ("gc-not-a-store", ["gc", "--delete", "--origin", "{base}/not-a-store"], 2, "INVALID_LOCATION",
+     "not-a-store is not a depot repository or origin"),
     ("publish-http", ["publish", "-p", PRODUCT, "-v", "1.0.0", "--origin", "https://cdn.example/x"], 2,
      "INVALID_LOCATION", "https://cdn.example/x"),
     ("query", ["stats", "query", "SELECT nosuch FROM versions"], 2, "INVALID_ARGUMENT", "nosuch"),
@@ -104,6 +127,8 @@ CASES = [
     ("query-before-export", ["stats", "query", "SELECT * FROM versions"], 3, "NOT_FOUND", "depot stats export"),
     ("report-out", ["stats", "report", "--out", "{base}/a-file/report.html"], 9, "STORE_UNAVAILABLE",
      "a-file/report.html: cannot write the report"),
+    ("mistyped-origin", ["install", "--allow-unsigned", "--origin", "htp://cdn.example/depot", "-p", PRODUCT,
+                         "-v", "1.0.0", "--dest", "{base}/game"], 2, "INVALID_LOCATION", "htp://cdn.example/depot"),
     ("dead-origin", ["install", "--allow-unsigned", "--retries", "0", "--origin", "http://127.0.0.1:9/depot",
                      "-p", PRODUCT, "-v", "1.0.0", "--dest", "{base}/game"], 10, "CDN_UNREACHABLE", "127.0.0.1:9"),
     ("no-version", ["install", "--allow-unsigned", "--origin", REPO, "-p", PRODUCT, "-v", "9.9",

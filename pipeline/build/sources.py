@@ -190,7 +190,7 @@ def scan_tar_in_place(loc: Location) -> Iterator[Entry]:
             tar = tarfile.open(fileobj=f, mode="r:")
             members = list(tar)
         except (tarfile.TarError, EOFError) as exc:
-            raise SourceInvalid(f"{url}: not a readable tar archive ({exc})") from exc
+            raise SourceInvalid(f"{url}: truncated or corrupt tar archive ({exc})") from exc
         for m in members:
             if m.isreg() and m.offset_data + m.size > size:
                 raise SourceInvalid(f"{url}: truncated: {m.name} ends past the end of the archive")
