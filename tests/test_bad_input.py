@@ -110,6 +110,7 @@ CASES = [
     ("pin", ["gc", "--pin", "nonsense"], 2, "INVALID_ARGUMENT", "nonsense"),
     ("gc-not-a-store", ["gc", "--delete", "--origin", "{base}/not-a-store"], 2, "INVALID_LOCATION",
      "not-a-store is not a depot repository or origin"),
+    ("gc-a-file", ["gc", "--origin", "{base}/a-file"], 9, "STORE_UNAVAILABLE", "a-file: is a file"),
     ("publish-http", ["publish", "-p", PRODUCT, "-v", "1.0.0", "--origin", "https://cdn.example/x"], 2,
      "INVALID_LOCATION", "https://cdn.example/x"),
     ("query", ["stats", "query", "SELECT nosuch FROM versions"], 2, "INVALID_ARGUMENT", "nosuch"),
