@@ -21,6 +21,7 @@ fi
 
 product=starfall
 rm -rf depot-repo demo-keys demo-install demo-data demo-origins   # the demo's own outputs, made afresh
+rm -rf demo-builds demo-games                                     # and those of README's examples after it
 export DEPOT_DATA_DIR=demo-data                                   # the player's trust, kept out of ~/.local
 mkdir demo-origins
 cat > demo-origins/locations.toml <<TOML
