@@ -87,6 +87,7 @@ class Assembly:
         self.missing = array("i", self.pieces)  # per file (its position in todo): slices still to write
         self.mtimes = array("q", bytes(8 * n))  # per file: its mtime once whole (0: not yet)
         self.staged_whole = bytearray(n)  # per file: its staging file is there, of its size
+        self.opened = bytearray(n)  # per file in pieces: its staging file is known to be there
         self.copies: dict[int, tuple[str, disk.Stamp]] = {}  # file -> an identical file on disk
         self.local: dict[str, tuple[str, int]] = {}  # chunk id -> a file on disk holding it, and where
         self.downloaded = self.reused = self.fetched = self.chunks_reused = 0
@@ -250,6 +251,7 @@ class Assembly:
     def _make(self, j: int) -> None:
         self._make_folder(j)
         fd = disk.create(self._staged(j), self.tree.mode(self.files[j]))
+        self.opened[j] = 1
         try:
             disk.preallocate(fd, self.tree.sizes[self.files[j]])
             if self.pieces[j] == 0:
@@ -336,7 +338,7 @@ class Assembly:
         for each)."""
         tree, files, owner, mtimes, root = self.tree, self.files, self.owner, self.mtimes, self.root
         paths, pieces, execs, sizes = tree.paths, self.pieces, tree.execs, tree.slice_size
-        chunk_offset, file_offset = tree.slice_chunk_offset, tree.slice_offset
+        chunk_offset, file_offset, opened = tree.slice_chunk_offset, tree.slice_offset, self.opened
         create, write_at, fstat, close = disk.create, disk.write_at, os.fstat, os.close
         view = memoryview(data)
         written = 0
@@ -362,7 +364,11 @@ class Assembly:
                     finally:
                         close(fd)
                 else:
-                    fd = disk.open_part(name, 0o755 if execs[i] else 0o644, tree.sizes[i], dir_fd)
+                    if opened[j]:  # made by another of its pieces (or found): no failed create first
+                        fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+                    else:
+                        fd = disk.open_part(name, 0o755 if execs[i] else 0o644, tree.sizes[i], dir_fd)
+                        opened[j] = 1
                     try:
                         write_at(fd, view[at:at + size], file_offset[s])
                         with self.lock:
