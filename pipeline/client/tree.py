@@ -22,6 +22,7 @@ from ..formats.manifest import Chunk, Columns, FileEntry, Manifest
 _FILE = bytes.maketrans(b"fpdl", b"\x01\x01\x00\x00")  # a type letter -> whether it is a file's
 _BIT = bytes.maketrans(b"01", b"\x00\x01")
 _RUNS = re.compile("f|p+")  # a file cut on its own, or packed files in a row
+WINDOW = 1 << 16  # packed files made into slices at a time
 
 
 class Tree:
@@ -124,12 +125,11 @@ class Tree:
         none) has none."""
         while 0 in itertools.islice(sizes, a, b):
             empty = sizes.index(0, a, b)
-            if empty > a:
-                pi, pos = self._packed_run(sizes, a, empty, pack, csz, pi, pos)
+            pi, pos = self._packed(sizes, a, empty, pack, csz, pi, pos)
             self.first.append(len(self.slice_chunk))
             a = empty + 1
-        if b > a:
-            pi, pos = self._packed_run(sizes, a, b, pack, csz, pi, pos)
+        for start in range(a, b, WINDOW):  # runs of at most WINDOW files: a list of their offsets each
+            pi, pos = self._packed_run(sizes, start, min(start + WINDOW, b), pack, csz, pi, pos)
         return pi, pos
 
     def _packed_run(self, sizes: list[int], a: int, b: int, pack: list[int], csz: list[int], pi: int,

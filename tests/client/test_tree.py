@@ -7,7 +7,10 @@ from __future__ import annotations
 import bisect
 import itertools
 
+import pytest
+
 from depot_testing.fixtures import PRODUCT
+from pipeline.client import tree as tree_module
 from pipeline.client.tree import Tree
 from pipeline.core.chunk_params import ChunkParams
 from pipeline.formats import manifest
@@ -71,9 +74,12 @@ def _packed_entries(files: list[tuple[str, int]], cuts: list[int]) -> list[FileE
     return out
 
 
-def test_packed_files_in_runs_are_sliced_as_their_entries_say():
+@pytest.mark.parametrize("window", [tree_module.WINDOW, 7])
+def test_packed_files_in_runs_are_sliced_as_their_entries_say(monkeypatch, window):
     """Runs of packed files between files cut on their own, a packed file across three
-    chunks, chunk ends where a file ends and where one does not, many files in a chunk."""
+    chunks, chunk ends where a file ends and where one does not, many files in a chunk;
+    made into slices a window of files at a time (7: windows that end inside chunks)."""
+    monkeypatch.setattr(tree_module, "WINDOW", window)
     sizes = [(n * 389) % 1023 + 1 for n in range(300)]
     sizes[10], sizes[200] = 5000, 3000  # cut on their own: three runs of packed files
     sizes[50] = 900  # across three chunks: 100 bytes of the one before, the 300 of one, 500 of the next
