@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 import click
@@ -126,6 +127,10 @@ def _fetcher(s: Settings, origins, timeout: float | None, retries: int, max_rate
     if not origins and not service:
         raise click.UsageError("give --origin (repeatable) or --service")
     locations = [s.locations.resolve(o) for o in origins] + ([_service(s, service)] if service else [])
+    for ref, loc in zip(origins, locations):
+        if loc.is_local and not os.path.isdir(loc.local_path):  # a name mistyped, or used without its file
+            raise errors.StoreUnavailable(f"{ref}: no such directory, and no origin of that name in the locations file "
+                                   "(--locations FILE, env DEPOT_LOCATIONS)")
     if timeout is not None:
         locations = [dataclasses.replace(loc, timeout=timeout) for loc in locations]
     stores = [open_origin(loc, connections=jobs) for loc in locations[: len(origins)]]
