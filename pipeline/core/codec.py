@@ -75,6 +75,17 @@ def encode(data) -> bytes:
     return packed if len(packed) < len(data) else bytes(data)
 
 
+def holds(expected_id: str, stored: bytes) -> bool:
+    """Whether a stored object is the chunk ``expected_id``, its size not known: raw, or a
+    frame (frames carry their size)."""
+    if chunk_id(stored) == expected_id:
+        return True
+    try:
+        return chunk_id(_decompressor().decompress(stored)) == expected_id
+    except zstandard.ZstdError:
+        return False
+
+
 def decode(expected_id: str, stored: bytes, size: int) -> bytes:
     """The chunk's bytes, checked against its id; raises IntegrityError otherwise."""
     if len(stored) == size:

@@ -347,14 +347,18 @@ def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions:
 
 
 def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploader) -> int:
-    """Read back every object this publish relies on: patches checked against their ids,
-    chunks and documents against the repository's bytes. Returns how many were checked."""
+    """Read back every object this publish relies on: chunks and patches checked against
+    their ids (a chunk damaged in the repository is caught too), sealed chunks and documents
+    against the repository's bytes. Returns how many were checked."""
     problems = []
 
     def check(key: str) -> None:
         data = up.retrying(lambda: origin.get(key))
+        name = key.rsplit("/", 1)[-1]
         if key.startswith(layout.PATCH_PREFIX):
-            ok = codec.chunk_id(data) == key.rsplit("/", 1)[-1]
+            ok = codec.chunk_id(data) == name
+        elif key.startswith(layout.CHUNK_PREFIX) and "." not in name:  # a plain chunk, not a sealed one
+            ok = codec.holds(name, data)
         else:
             ok = data == (release.documents[key] if key in release.documents else repo.get(key))
         if not ok:
@@ -364,7 +368,8 @@ def _verify(repo: WriteStore, origin: WriteStore, release: _Release, up: Uploade
     with cf.ThreadPoolExecutor(up.jobs) as pool:
         list(pool.map(check, keys))
     if problems:
-        raise IntegrityError(f"{origin.url}: {len(problems)} objects differ from the repository, e.g. {sorted(problems)[0]}")
+        raise IntegrityError(f"{origin.url}: {len(problems)} of {len(keys)} objects read back wrong (not their "
+                             f"id's bytes, or not the repository's), e.g. {sorted(problems)[0]}")
     return len(keys)
 
 

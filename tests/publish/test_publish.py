@@ -319,3 +319,23 @@ def test_a_forged_timestamp_and_metadata_under_our_names_on_an_origin_are_replac
         assert (origin / key).read_bytes() == (repo / "repo" / key).read_bytes()
     install(signed_player(origin, root_of(repo), tmp_path / "data"), PRODUCT, "1.2.0", tmp_path / "game")
     assert_installed(tmp_path / "game", build_dirs["1.2.0"])
+
+
+def test_publish_verify_refuses_a_chunk_damaged_in_the_repository(repo, tmp_path):
+    """`--verify` checks each chunk on the origin against its id: a chunk damaged in the
+    repository is pushed as it is, and the check names it (comparing with the repository's
+    bytes would find them equal)."""
+    store = repo / "repo"
+    args = DEPOT + ["--repo", str(store), "--keys", str(repo / "keys"), "--json", "publish", "-p", PRODUCT,
+                    "--version", "1.0.0", "--version", "1.1.0", "--version", "1.2.0", "--verify", "--origin"]
+    clean = subprocess.run(args + [str(tmp_path / "clean")], capture_output=True, text=True, check=True)
+    checked = json.loads(clean.stdout)["origins"][0]["verified"]
+    chunk = sorted((store / "chunks").rglob("*"))[-1]
+    damaged = bytearray(chunk.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    chunk.write_bytes(bytes(damaged))
+    key = chunk.relative_to(store).as_posix()
+    p = subprocess.run(args + [str(tmp_path / "origin")], capture_output=True, text=True)
+    assert (p.returncode, p.stderr) == (7, f"depot: error: {tmp_path / 'origin'}: 1 of {checked} objects read back "
+                                           f"wrong (not their id's bytes, or not the repository's), e.g. {key} "
+                                           "[CHUNK_INVALID]\n"), p.stderr
