@@ -35,8 +35,19 @@ def repo(tmp_path):
 
 
 def test_run_prints_a_json_summary_and_rerunning_is_a_no_op(repo):
+    """The first run on a local cluster (--workers starts a scheduler and worker processes;
+    once depot exits, none is left), the second on threads."""
+    import uuid
+
     depot("configure", "-p", PRODUCT, "--chunk-min", "16KiB", "--chunk-avg", "64KiB", "--chunk-max", "256KiB", repo=repo, check=0)
-    first = json.loads(depot("--json", "--workers", "2", "run", fixture_tar("1.0.0"), "-p", PRODUCT, "-v", "1.0.0", repo=repo, check=0).stdout)
+    mark = f"DEPOT_TEST_RUN={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    p = subprocess.run(DEPOT + ["--repo", str(repo), "--json", "--workers", "2", "run", str(fixture_tar("1.0.0")),
+                                "-p", PRODUCT, "-v", "1.0.0"],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, key: value})
+    assert p.returncode == 0, p.stderr
+    assert _gone(mark) == []
+    first = json.loads(p.stdout)
     assert first["ingest"]["created"] and first["chunk"]["created"]
     assert first["chunks_new"] == first["chunk"]["unique_chunks"] > 1 and first["chunks_reused"] == 0
     assert first["bytes"] == sum(m.size for m in __import__("tarfile").open(fixture_tar("1.0.0")) if m.isreg())
@@ -436,20 +447,6 @@ def _processes_marked(mark: str) -> list[int]:
             except OSError:
                 continue  # gone meanwhile, or not ours to read
     return found
-
-
-def test_a_run_on_a_local_cluster_leaves_no_process_behind(tmp_path):
-    """--workers starts a scheduler and worker processes; once depot exits, none is left."""
-    import uuid
-
-    mark = f"DEPOT_TEST_RUN={uuid.uuid4().hex}"
-    key, value = mark.split("=")
-    p = subprocess.run(DEPOT + ["--repo", str(tmp_path / "repo"), "--workers", "2", "--json", "run",
-                                str(fixture_tar("1.0.0")), "-p", PRODUCT, "-v", "1.0.0"],
-                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, key: value})
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["chunk"]["created"]
-    assert _gone(mark) == []
 
 
 def _wait_until(condition, proc: subprocess.Popen, what: str, bound_s: float = 300.0) -> None:

@@ -30,7 +30,7 @@ def test_schemathesis_finds_no_server_error_in_the_task_routes(published, signer
     with service(published, signer, database, max_active_tasks=1000) as url:
         p = subprocess.run([st, "run", f"{url}/openapi.json", "--checks", "not_a_server_error",
                             "--include-path-regex", "^/api/v1/download/(tasks|updates/initiate|integrity)",
-                            "-H", f"Authorization: Bearer {token}", "--max-examples", "25", "--seed", "1",
+                            "-H", f"Authorization: Bearer {token}", "--max-examples", "15", "--seed", "1",
                             "--no-color"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "/api/v1/download/tasks/queue/reorder" in p.stdout  # the routes were reached
