@@ -205,9 +205,15 @@ def publish(repo: WriteStore, origins: list[PrunableStore], product: str, versio
     for v in versions:
         if not repo.has(layout.manifest_key(product, v)):
             raise NotFound(f"{product} {v} has no manifest in {repo.url}: chunk it before publishing")
+    committed = None
+    if is_signed(repo):  # read once, and checked as players check it, before any origin gets it
+        from .verify_metadata import verify_metadata
+
+        committed = committed_metadata(repo)
+        verify_metadata(repo, *committed)
     reports = on_every_origin(origins, lambda o, cancel: _publish_to(repo, o, product, versions, list(channels), jobs,
                                                                      retries, rate, progress, verify, cancel,
-                                                                     content_keys=keys))
+                                                                     content_keys=keys, committed=committed))
     result = PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
     _record(repo, result)
     return result
@@ -291,7 +297,8 @@ def _newer_pointer(key: str, theirs: bytes, ours: bytes) -> bool:
 def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions: list[str], channels: list[str],
                 jobs: int, retries: int, rate: RateLimiter | None, progress: Progress, verify: bool,
                 cancel: threading.Event | None = None, moves_channels: bool = True,
-                content_keys: sealed.KeyFinder | None = None) -> OriginReport:
+                content_keys: sealed.KeyFinder | None = None,
+                committed: tuple[list[str], bytes] | None = None) -> OriginReport:
     started = time.monotonic()
     up = Uploader(repo, origin, jobs, retries, rate, progress, cancel)
     release = _Release(repo, is_signed(repo), keys=content_keys)
@@ -299,7 +306,7 @@ def _publish_to(repo: WriteStore, origin: PrunableStore, product: str, versions:
     wanted = {(product, v) for v in versions}
     if release.signed:
         # Read once: what this publish commits to, whatever the repository does meanwhile.
-        keys, timestamp = committed_metadata(repo)
+        keys, timestamp = committed or committed_metadata(repo)
         root = origin_metadata.trusted_root(up, keys)  # another repository's origin is refused before anything is written
         carried = {p for p in map(layout.product_of, on_origin) if p is not None}
         wanted |= release.add_live_documents(keys, {product} | carried)
