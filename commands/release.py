@@ -440,7 +440,9 @@ def trust_status(s: Settings):
 
     rows = repository.status(s.store)
     s.emit({"roles": [r.to_dict() for r in rows]},
-           "\n".join(f"{r.role}\tv{r.version}\texpires {r.expires or '-'}\t{r.threshold} of {len(r.keyids)} keys"
+           "\n".join(f"{r.role}\tv{r.version}\texpires {r.expires or '-'}\tsigned by {r.signed} of {len(r.keyids)} "
+                     f"keys, {r.threshold} needed" + (": does not verify" if r.version and r.signed < r.threshold
+                                                      else "")
                      for r in rows))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from tuf.api.metadata import Metadata, Targets
+from tuf.api.metadata import Metadata, Root, Targets
 
 from ..errors import NotFound
 from ..formats import trust_settings
@@ -66,6 +66,7 @@ class RoleStatus:
     expires: str
     keyids: list[str]
     threshold: int
+    signed: int  # valid signatures by the role's keys: below the threshold, players refuse it
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,15 +77,17 @@ def status(store: WriteStore) -> list[RoleStatus]:
     now = committed(store)
     root, snap, top = now.root, now.snapshot, now.targets
 
-    def row(name: str, md: Metadata | None, keyids, threshold: int) -> RoleStatus:
+    def row(name: str, md: Metadata | None, delegator: Root | Targets) -> RoleStatus:
+        role = delegator.get_delegated_role(name)
+        signed = len(delegator.get_verification_result(name, md.signed_bytes, md.signatures).signed) if md else 0
         return RoleStatus(name, md.signed.version if md else 0, md.signed.expires.isoformat() if md else "",
-                          sorted(keyids), threshold)
+                          sorted(role.keyids), role.threshold, signed)
 
-    out = [row(name, md, root.signed.roles[name].keyids, root.signed.roles[name].threshold)
+    out = [row(name, md, root.signed)
            for name, md in ((ROOT, root), (TARGETS, top), (SNAPSHOT, snap), (TIMESTAMP, now.timestamp))]
-    for name, r in sorted(delegated_roles(top.signed).items()):
+    for name in sorted(delegated_roles(top.signed)):
         meta = snap.signed.meta.get(f"{name}.json")
-        out.append(row(name, read_targets(store, name, meta.version) if meta else None, r.keyids, r.threshold))
+        out.append(row(name, read_targets(store, name, meta.version) if meta else None, top.signed))
     return out
 
 

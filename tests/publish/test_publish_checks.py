@@ -1,7 +1,8 @@
 """publish checks the signed metadata it is about to push as a player would, from the
 repository's first root: metadata players would refuse (a tampered signature, a role
 signed by a key the root does not list, an expired timestamp) is refused with the
-player's error code, naming the repository and the role, and no origin is touched."""
+player's error code, naming the repository and the role, and no origin is touched. And
+``trust status`` counts only the signatures that verify."""
 
 from __future__ import annotations
 
@@ -59,13 +60,17 @@ def refused_publish(repo, origin) -> tuple[int, list[str]]:
     return p.returncode, p.stderr.splitlines()
 
 
-def test_a_tampered_timestamp_signature_is_refused_and_no_origin_is_touched(world):
-    repo, origin = world
+def tamper_timestamp_signature(repo) -> None:
     path = repo / layout.metadata_key("timestamp")
     doc = json.loads(path.read_bytes())
     sig = doc["signatures"][0]["sig"]
     doc["signatures"][0]["sig"] = ("1" if sig[0] == "0" else "0") + sig[1:]
     path.write_text(json.dumps(doc, separators=(",", ":")))
+
+
+def test_a_tampered_timestamp_signature_is_refused_and_no_origin_is_touched(world):
+    repo, origin = world
+    tamper_timestamp_signature(repo)
     assert refused_publish(repo, origin) == (13, [
         f"depot: error: {repo}: timestamp was signed by 0/1 keys: not published (players would refuse it) "
         "[METADATA_SIGNATURE_INVALID]"])
@@ -112,4 +117,18 @@ def test_metadata_that_verifies_is_published(world):
     repo, origin = world
     p = depot("--json", "--repo", repo, "publish", "-p", PRODUCT, "-v", "1.1.0", "--origin", origin)
     assert p.returncode == 0, p.stderr
-    assert (origin / layout.metadata_key("timestamp")).read_bytes() == (repo / layout.metadata_key("timestamp")).read_bytes()
+    timestamp = layout.metadata_key("timestamp")
+    assert (origin / timestamp).read_bytes() == (repo / timestamp).read_bytes()
+
+
+def test_trust_status_counts_only_valid_signatures(world):
+    repo, _ = world
+    tamper_timestamp_signature(repo)
+    p = depot("--repo", repo, "trust", "status")
+    assert p.returncode == 0, p.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[3] for line in p.stdout.splitlines()}
+    assert rows["timestamp"] == "signed by 0 of 1 keys, 1 needed: does not verify"
+    assert rows["snapshot"] == rows[f"product-{PRODUCT}"] == "signed by 1 of 1 keys, 1 needed"
+    p = depot("--json", "--repo", repo, "trust", "status")
+    signed = {r["role"]: r["signed"] for r in json.loads(p.stdout)["roles"]}
+    assert signed == {"root": 1, "targets": 1, "snapshot": 1, "timestamp": 0, f"product-{PRODUCT}": 1}
