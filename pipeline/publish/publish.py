@@ -205,18 +205,25 @@ def publish(repo: WriteStore, origins: list[PrunableStore], product: str, versio
     for v in versions:
         if not repo.has(layout.manifest_key(product, v)):
             raise NotFound(f"{product} {v} has no manifest in {repo.url}: chunk it before publishing")
-    committed = None
-    if is_signed(repo):  # read once, and checked as players check it, before any origin gets it
-        from .verify_metadata import verify_metadata
-
-        committed = committed_metadata(repo)
-        verify_metadata(repo, *committed)
+    committed = _checked_metadata(repo)
     reports = on_every_origin(origins, lambda o, cancel: _publish_to(repo, o, product, versions, list(channels), jobs,
                                                                      retries, rate, progress, verify, cancel,
                                                                      content_keys=keys, committed=committed))
     result = PublishResult(product, list(versions), reports, round(time.monotonic() - started, 3))
     _record(repo, result)
     return result
+
+
+def _checked_metadata(repo: WriteStore) -> tuple[list[str], bytes] | None:
+    """A signed repository's committed metadata (None if unsigned), read once for every
+    origin, and checked as players check it before any origin gets it."""
+    if not is_signed(repo):
+        return None
+    from .verify_metadata import verify_metadata
+
+    committed = committed_metadata(repo)
+    verify_metadata(repo, *committed)
+    return committed
 
 
 def on_every_origin(origins: list[PrunableStore], work) -> list:
@@ -265,7 +272,7 @@ def push_live(repo: WriteStore, origin: PrunableStore, product: str, jobs: int =
     there needs first. It moves no channel there: where the repository's pointer would
     make a channel deliver another version, ``VersionConflict`` before anything is written."""
     return _publish_to(repo, origin, product, [], [], jobs, retries, None, progress, False, cancel,
-                       moves_channels=False, content_keys=content_keys)
+                       moves_channels=False, content_keys=content_keys, committed=_checked_metadata(repo))
 
 
 def _refuse_moves(up: Uploader, release: _Release) -> None:

@@ -113,6 +113,27 @@ def test_an_expired_timestamp_is_refused_and_no_origin_is_touched(world):
     assert lines[0].endswith("not published (players would refuse it) [METADATA_EXPIRED]")
 
 
+def test_rm_with_an_origin_pushes_no_metadata_players_would_refuse(signed, tmp_path):
+    """rm --origin brings the new metadata to the origin before the version goes there:
+    checked the same way, and refused before the origin is touched."""
+    shutil.copytree(signed, tmp_path / "release")
+    repo, origin = tmp_path / "release" / "repo", tmp_path / "origin"
+    first = depot("--repo", repo, "publish", "-p", PRODUCT, "-v", "1.0.0", "--origin", origin)
+    assert first.returncode == 0, first.stderr
+    path = newest(repo, "targets")  # rm signs a new product role, snapshot and timestamp, not this
+    doc = json.loads(path.read_bytes())
+    doc["signed"]["expires"] = "2099-01-01T00:00:00Z"
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+    (tmp_path / "release" / "keys" / "root.key").unlink()  # kept offline
+    before = everything(origin)
+    p = subprocess.run(DEPOT + ["--repo", str(repo), "--keys", str(tmp_path / "release" / "keys"), "rm", "-p", PRODUCT,
+                                "-v", "1.0.0", "--origin", str(origin)], capture_output=True, text=True)
+    assert everything(origin) == before
+    assert (p.returncode, p.stderr.splitlines()) == (13, [
+        f"depot: error: {repo}: targets was signed by 0/1 keys: not published (players would refuse it) "
+        "[METADATA_SIGNATURE_INVALID]"])
+
+
 def test_metadata_that_verifies_is_published(world):
     repo, origin = world
     p = depot("--json", "--repo", repo, "publish", "-p", PRODUCT, "-v", "1.1.0", "--origin", origin)
