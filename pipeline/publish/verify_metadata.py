@@ -5,12 +5,15 @@ A player starts from the repository's first root and walks the chain of roots; t
 checks the timestamp, the snapshot, the targets role and each product's role, with
 python-tuf (``trust.checking``). Metadata a player would refuse would break every origin
 it reached. So a publish checks the same way, reading only the metadata it will push.
+Imported only for a signed repository: it loads python-tuf's client.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+from tuf.api.metadata import Metadata, Targets
 
 from .. import layout
 from ..errors import NotFound, SignatureInvalid, TargetMismatch, TrustError
@@ -25,8 +28,6 @@ def verify_metadata(repo: ReadStore, keys: list[str], timestamp: bytes) -> None:
     ``timestamp`` bytes that commit to them, from the repository's first root. Raises
     what a player would get (METADATA_SIGNATURE_INVALID, METADATA_EXPIRED, ...), naming
     the repository and the role."""
-    from tuf.api.metadata import Metadata, Targets
-
     pushed = set(keys)
     timestamp_key = layout.metadata_key(TIMESTAMP)
 
@@ -65,8 +66,6 @@ def _verify_role(trusted: TrustedMetadata, anchor: Anchor, where: str, role: str
     except (TrustError, TargetMismatch) as exc:  # named by the role, not by the path that led to it
         reason = str(exc).removeprefix(f"{where}: {probe}: ")
         raise type(exc)(f"{where}: {role} version {version}: {reason}") from None
-    from tuf.api.metadata import Metadata
-
     path = anchor.metadata_dir / f"{role}.json"  # python-tuf writes only what verified
     if not path.exists() or Metadata.from_bytes(path.read_bytes()).signed.version != version:
         raise SignatureInvalid(f"{where}: {role} version {version} was not verified")
