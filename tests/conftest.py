@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import tarfile
 import uuid
 from pathlib import Path
@@ -13,6 +14,12 @@ import pytest
 
 from helpers import PAIRS
 from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
+
+# A suite started in the background by a shell without job control inherits SIGINT
+# ignored, and so would every depot it starts: the tests that press Ctrl-C would go
+# unheard. A handler of the suite's own is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
