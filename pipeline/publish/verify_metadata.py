@@ -16,7 +16,7 @@ from pathlib import Path
 from tuf.api.metadata import Metadata, Targets
 
 from .. import layout
-from ..errors import NotFound, SignatureInvalid, TargetMismatch, TrustError
+from ..errors import NotFound, TargetMismatch, TrustError
 from ..storage import ReadStore
 from ..trust.anchors import Anchor
 from ..trust.checking import TrustedMetadata
@@ -51,21 +51,7 @@ def verify_metadata(repo: ReadStore, keys: list[str], timestamp: bytes) -> None:
             for key in keys:
                 version, role = layout.metadata_role_of(key)
                 if role in delegated:
-                    _verify_role(trusted, anchor, repo.url, role, version)
+                    trusted.verified_role(role, version)
         except (TrustError, TargetMismatch) as exc:
             raise type(exc)(f"{exc}: not published (players would refuse it)") from None
 
-
-def _verify_role(trusted: TrustedMetadata, anchor: Anchor, where: str, role: str, version: int) -> None:
-    """python-tuf loads and verifies a product's role on the way to one of its paths."""
-    probe = layout.plan_index_key(role.removeprefix("product-"))
-    try:
-        trusted.target(probe)
-    except NotFound:  # the probe need not be signed: the role was verified on the way
-        pass
-    except (TrustError, TargetMismatch) as exc:  # named by the role, not by the path that led to it
-        reason = str(exc).removeprefix(f"{where}: {probe}: ")
-        raise type(exc)(f"{where}: {role} version {version}: {reason}") from None
-    path = anchor.metadata_dir / f"{role}.json"  # python-tuf writes only what verified
-    if not path.exists() or Metadata.from_bytes(path.read_bytes()).signed.version != version:
-        raise SignatureInvalid(f"{where}: {role} version {version} was not verified")

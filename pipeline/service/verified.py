@@ -21,7 +21,7 @@ from typing import Callable
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from .. import layout
-from ..errors import DepotError, SignatureInvalid, TargetMismatch
+from ..errors import DepotError
 from ..trust.anchors import Anchor
 from ..trust.checking import TrustedMetadata
 
@@ -108,7 +108,7 @@ class Verifier:
         fetched.update((k, data) for k, data in zip(keys, self._read_many(try_get, keys)) if data is not None)
         roles = {role: self._roles[role] for role in wanted if role not in stale}
         for role in stale:
-            roles[role] = self._verify_role(trusted, where, role, wanted[role], delegated[role])
+            roles[role] = self._verify_role(trusted, role, wanted[role], delegated[role])
         self._roles = roles
 
         out = Verified(ts.version, min(_seconds(md.expires) for md in (root, ts, snap, top)))
@@ -119,22 +119,8 @@ class Verifier:
                 out.targets.setdefault(path, sha)
         return out
 
-    def _verify_role(self, trusted: TrustedMetadata, where: str, role: str, version: int, delegation) -> _Role:
-        """python-tuf loads and verifies ``role`` on the way to one of its paths."""
-        product = role.removeprefix(ROLE_PREFIX)
-        probe = layout.plan_index_key(product)
-        refused: TargetMismatch | None = None
-        try:
-            trusted.target(probe)
-        except TargetMismatch as exc:  # the probe itself need not be signed
-            refused = exc
-        except DepotError as exc:  # named by the role, not by the path that led to it
-            reason = str(exc).removeprefix(f"{where}: {probe}: ")
-            raise type(exc)(f"{where}: {role} version {version}: {reason}") from None
-        found = self._persisted(role)
-        md = found.signed if found is not None else None
-        if not isinstance(md, Targets) or md.version != version:
-            raise refused or SignatureInvalid(f"{where}: {role} version {version} was not verified")
+    def _verify_role(self, trusted: TrustedMetadata, role: str, version: int, delegation) -> _Role:
+        md = trusted.verified_role(role, version)
         targets = {path: info.hashes["sha256"] for path, info in md.targets.items()
                    if delegation.is_delegated_path(path)}
         return _Role(version, _seconds(md.expires), targets)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from tuf.api import exceptions
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
@@ -190,6 +190,27 @@ class TrustedMetadata:
                     self._advance()
                 except DepotError:
                     raise first from None  # what the metadata that verified said
+
+    def verified_role(self, role: str, version: int) -> Targets:
+        """A product's role, verified by python-tuf on the way to one of its paths (its plan
+        index, which need not be listed), at exactly ``version``. A refusal is named by the
+        role, not by the path that led to it."""
+        probe = layout.plan_index_key(role.removeprefix("product-"))
+        refused: TargetMismatch | None = None
+        try:
+            self.target(probe)
+        except NotFound:  # not listed: the role was loaded and verified to find that out
+            pass
+        except TargetMismatch as exc:  # nothing of the product signed yet: see below
+            refused = exc
+        except DepotError as exc:
+            reason = str(exc).removeprefix(f"{self.where}: {probe}: ")
+            raise type(exc)(f"{self.where}: {role} version {version}: {reason}") from None
+        path = self.anchor.metadata_dir / f"{role}.json"  # python-tuf writes only what verified
+        md = Metadata.from_bytes(path.read_bytes()).signed if path.exists() else None
+        if not isinstance(md, Targets) or md.version != version:
+            raise refused or SignatureInvalid(f"{self.where}: {role} version {version} was not verified")
+        return md
 
     def _target(self, key: str) -> SignedTarget:
         with _local_disk(self.anchor), _refused(f"{self.where}: {key}"):
