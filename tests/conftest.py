@@ -3,6 +3,7 @@ builds unpacked to directories, and a repository with every fixture version plan
 
 from __future__ import annotations
 
+import compileall
 import concurrent.futures as cf
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PAIRS
+from helpers import PAIRS, ROOT
 from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fixture_tar
 
 # A suite started in the background by a shell without job control inherits SIGINT
@@ -20,6 +21,13 @@ from depot_testing.fixtures import PRODUCT, VERSIONS, chunk_fixture_versions, fi
 # unheard. A handler of the suite's own is reset to the default in each child.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Every depot a test starts imports the project's modules. Where PYTHONDONTWRITEBYTECODE
+# is set, as in some CI images, none is ever cached and each process compiles them anew
+# (a quarter of a short command's CPU): compiled once here, all of them read the cache.
+for package in ("pipeline", "commands", "dask_cluster", "depot_testing"):
+    compileall.compile_dir(ROOT / package, quiet=1)
+compileall.compile_file(ROOT / "cli.py", quiet=1)
 
 
 @pytest.fixture(scope="session")
