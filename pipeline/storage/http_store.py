@@ -35,7 +35,7 @@ class HttpStore(ReadStore):
         self._host, self._port = url.hostname or "", url.port
         self._path = url.path.rstrip("/")
         self._timeout = location.timeout
-        self._keep = connections  # idle connections kept at most
+        self.connections = connections  # idle connections kept at most: one per download in flight
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
@@ -74,7 +74,7 @@ class HttpStore(ReadStore):
             conn.close()
         else:
             with self._lock:
-                keep = len(self._idle) < self._keep
+                keep = len(self._idle) < self.connections
                 if keep:
                     self._idle.append(conn)
             if not keep:

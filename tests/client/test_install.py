@@ -535,5 +535,4 @@ def test_the_clients_defaults_reach_the_fetcher(published, tmp_path, monkeypatch
     assert passed["jobs"] == 8 and (f.retries, f.backoff) == (3, 0.1)
     origin = f.origins[0]
     assert origin.location.timeout == 10
-    assert origin._timeout == 10
-    assert origin._keep == 8  # a connection per download in flight
+    assert origin.connections == 8  # a connection per download in flight
