@@ -6,7 +6,7 @@
 # into ./depot-repo; published to three regional origins (directories here; s3:// buckets
 # in production); promoted there; a new version; a rollback; stats for analysts; gc.
 # Player: an install with the trusted root, from a region that is down, failing over to
-# the next; updates as the channel moves; a full verify.
+# the next; updates as the channel moves; a full verify; last, a new player's install and verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if ! command -v depot >/dev/null; then
 fi
 
 product=starfall
-rm -rf depot-repo demo-keys demo-install demo-data demo-origins   # the demo's own outputs, made afresh
+rm -rf depot-repo demo-keys demo-install demo-install-new demo-data demo-origins  # the demo's own outputs, made afresh
 rm -rf demo-builds demo-games                                     # and those of README's examples after it
 export DEPOT_DATA_DIR=demo-data                                   # the player's trust, kept out of ~/.local
 mkdir demo-origins
@@ -94,3 +94,8 @@ depot stats report --out depot-repo/report.html
 echo "== reclaim space (a dry run: nothing is old enough to go yet)"
 depot gc --keep-last 2 "${origins[@]}"
 depot trust status
+
+echo "== last, a new player: what is live now, installed from the nearest region and verified byte for byte"
+depot install --origin msk --origin spb --trust demo-keys/root.json --product "$product" --channel stable \
+              --dest demo-install-new
+depot verify --dest demo-install-new
