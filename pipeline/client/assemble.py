@@ -245,7 +245,7 @@ class Assembly:
                                    if tree.chunks[k].id not in self.local])
             # manifest order, so that files complete one after another; small chunks in
             # groups, as a task costs more than a small chunk's work
-            _all(pool, threads, self._deliver_all, list(self._groups(needed, threads)))
+            _all(pool, threads, self._deliver_all, list(self._groups(needed, threads)), self.fetcher.stopped)
         self.chunks_reused = sum(1 for k in range(len(tree.chunks)) if self.start[k + 1] > self.start[k]) - self.fetched
 
     def _make(self, j: int) -> None:
@@ -425,11 +425,13 @@ def _read(path: str, offset: int, size: int) -> bytes:
         os.close(fd)
 
 
-def _all(pool: cf.ThreadPoolExecutor, threads: int, work: Callable[[Any], None], items: list) -> None:
+def _all(pool: cf.ThreadPoolExecutor, threads: int, work: Callable[[Any], None], items: list,
+         stop: threading.Event | None = None) -> None:
     """``work`` on every item, by ``threads`` tasks of ``pool`` that take the items in
     turn (a thread is woken for each task, not for each item); the first failure (or a
     progress callback that raises: a player cancelling) stops what has not started and
-    is raised."""
+    is raised. So does Ctrl-C while it waits, which also sets ``stop``: the downloads
+    waiting their share of a rate limit stop waiting."""
     left = iter(items)  # taking the next item holds the GIL: no two tasks take the same
     failures: list[BaseException] = []
 
@@ -443,7 +445,13 @@ def _all(pool: cf.ThreadPoolExecutor, threads: int, work: Callable[[Any], None],
                 failures.append(exc)
                 return
 
-    for fut in [pool.submit(run) for _ in range(min(threads, len(items)))]:
-        fut.result()
+    try:
+        for fut in [pool.submit(run) for _ in range(min(threads, len(items)))]:
+            fut.result()
+    except BaseException as exc:  # Ctrl-C in this thread: the tasks take no more items
+        failures.append(exc)
+        if stop is not None:
+            stop.set()
+        raise
     if failures:
         raise failures[0]

@@ -64,6 +64,7 @@ class Fetcher:
     staged: ReadStore | None = None  # objects pre-loaded into the game directory: read before any origin
     staged_chunks: int = 0  # chunks read from ``staged``, and their objects' bytes: not downloaded
     staged_bytes: int = 0
+    stopped: threading.Event = field(default_factory=threading.Event, repr=False)  # set on Ctrl-C: no more waits
 
     def __post_init__(self):
         self.stats = [OriginStats(o.url) for o in self.origins]
@@ -114,8 +115,8 @@ class Fetcher:
         missing: list[str] = []
 
         def attempt(i: int) -> bytes | T:
-            if self.rate is not None and budget:
-                self.rate.acquire(budget)
+            if self.rate is not None and budget and not self.rate.acquire(budget, self.stopped):
+                raise KeyboardInterrupt  # stopped while it waited its share of the rate
             try:
                 data = self.origins[i].get(key)
                 result = check(data) if check else data

@@ -171,7 +171,9 @@ class GameDir:
     def _manifest(self) -> Manifest:
         path = self.state / "manifest.json"
         if not (self.state / "installed.json").exists() or not path.exists():
-            raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'})")
+            interrupted = (f"; an install was interrupted here, its files wait in {self.staging}: run it again "
+                           "to finish" if self.staging.is_dir() else "")
+            raise NotFound(f"{self.dest}: no depot installation here (no {self.state / 'installed.json'}{interrupted})")
         return Manifest.from_bytes(path.read_bytes(), str(path))
 
     def installed(self) -> Manifest | None:

@@ -195,3 +195,27 @@ def test_install_passes_over_an_origin_whose_metadata_is_refused(signed, origin,
         error = refused(p, 13, "METADATA_SIGNATURE_INVALID", f"{http.url}: ")
         assert f"{origin}: " in error["message"]
     assert not (tmp_path / "other").exists()
+
+
+def test_ctrl_c_stops_an_install_waiting_on_a_low_max_rate_and_verify_says_to_run_it_again(origin, tmp_path):
+    """Ctrl-C during a first install at a rate that would take an hour stops it at once
+    (the downloads waiting their share stop waiting); its files stay in staging, and
+    verify says an install was interrupted there, not only that nothing is installed."""
+    import signal
+    import time
+
+    dest = tmp_path / "game"
+    staging = dest / ".depot" / "staging"
+    proc = subprocess.Popen(DEPOT + ["install", *trust(origin), "-p", PRODUCT, "-v", "1.0.0", "--dest", dest,
+                                     "--max-rate", "1KiB"],
+                            cwd=ROOT, env={**os.environ, "DEPOT_DATA_DIR": str(tmp_path / "player-data")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not staging.is_dir():  # made once the version passed every check, before any download
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.communicate(timeout=60)[1] == "depot: error: interrupted [INTERRUPTED]\n"
+    assert proc.returncode == 130
+    refused(depot(tmp_path, "verify", "--dest", dest), 3, "NOT_FOUND",
+            f"{dest}: no depot installation here (no {dest / '.depot' / 'installed.json'}; an install was "
+            f"interrupted here, its files wait in {staging}: run it again to finish)")
