@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run one of the benchmarks several times and print each ratio's median and range.
 
-    python scripts/bench_rounds.py [--rounds 3] [--workdir DIR] [--clean-each-round] SCRIPT [ARGS...]
+    python scripts/bench_rounds.py [--rounds 3] [--workdir DIR] [--clean-each-round] [--drop-caches]
+                                   SCRIPT [ARGS...]
 
 SCRIPT is a benchmark that takes ``--json`` (bench_ingest.py, bench_install.py). Each
 round runs it whole. Then come each ratio's median, lowest, highest and each round's
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clean-each-round", action="store_true",
                     help="remove each round's files after it (for a small --workdir such as /dev/shm, "
                          "where deleting costs nothing)")
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="before each round, empty the kernel's page cache (root only): with the memory full of "
+                         "cache, every new page a tool writes waits for a reclaim, and all tools run slower")
     ap.add_argument("script", help="a benchmark in scripts/ that takes --json")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = ap.parse_args(argv)
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(1, args.rounds + 1):
             log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}")
             keep = [] if args.clean_each_round else ["--keep"]
+            if args.drop_caches:
+                drop_caches()
             run = subprocess.run([sys.executable, path, *args.args, "--json", "--workdir", rounds_dir, *keep],
                                  stdout=subprocess.PIPE)
             if run.returncode not in (0, 1):  # 1: a goal missed, still a measurement
@@ -74,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{tool:40s} {median('seconds'):8.2f} {median('cpu_user_s'):8.2f} {median('cpu_sys_s'):8.2f} "
               f"{median('free_mib_before'):9.0f}")
     return 0
+
+
+def drop_caches() -> None:
+    """The page cache emptied (written back first), or a note that it could not be."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as exc:
+        log(f"could not empty the page cache ({exc.strerror}): the round runs with it as it is")
 
 
 if __name__ == "__main__":

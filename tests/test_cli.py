@@ -270,7 +270,8 @@ def test_jobs_run_on_threads_unless_a_cluster_is_asked_for():
 def test_local_run_and_install_import_only_what_they_use(tmp_path):
     """A command imports its own module of commands/ and the libraries it uses, nothing
     else: each library costs every run (fsspec, urllib3, python-tuf: about 0.2 s together;
-    s3fs and aiobotocore 0.65 s; the cluster, the service's and the analysts' libraries
+    s3fs and aiobotocore 0.65 s; cryptography, which only an embargoed build needs,
+    about 10 ms; the cluster, the service's and the analysts' libraries
     more). On local paths and an unsigned repository, run and install need none of them."""
     import tarfile
 
@@ -280,7 +281,7 @@ def test_local_run_and_install_import_only_what_they_use(tmp_path):
     repo, game = tmp_path / "repo", tmp_path / "game"
     heavy = ("fsspec", "urllib3", "tuf", "securesystemslib", "botocore", "s3fs", "aiobotocore", "dask", "distributed",
              "fastapi", "uvicorn", "sqlalchemy", "alembic", "redis", "grpc", "confluent_kafka", "pyarrow", "duckdb",
-             "altair", "tqdm")
+             "altair", "tqdm", "cryptography")
     shared = ["depot_app", "depot_app.cli", "depot_app.commands", "depot_app.commands.shared"]
     install = ["install", "-p", PRODUCT, "-v", "1.0.0", "--dest", game, "--origin", repo, "--allow-unsigned"]
     for args, own in ((["--repo", repo, "run", build, "-p", PRODUCT, "-v", "1.0.0"],

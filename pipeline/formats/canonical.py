@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from abc import ABC, abstractmethod
-from importlib import resources
+from pathlib import Path
 from typing import Callable, ClassVar, Protocol, TypeVar
 
 import fastjsonschema
@@ -30,7 +30,9 @@ class Reader(Protocol):
 
 @functools.lru_cache(maxsize=None)
 def _validator(name: str) -> Callable[[dict], object]:
-    text = resources.files("depot_app.manifests").joinpath("schema", f"{name}.json").read_text()
+    from depot_app import manifests  # the schemas are files beside it, wherever it is installed
+
+    text = (Path(manifests.__file__).parent / "schema" / f"{name}.json").read_text()
     return fastjsonschema.compile(json.loads(text))
 
 

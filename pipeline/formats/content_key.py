@@ -15,13 +15,14 @@ import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, ClassVar
 
 from .. import layout
 from ..errors import ManifestInvalid
 from .canonical import Document
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used: most commands never do
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SCHEMA = "content-key-1"
 FORMAT = "depot.content-key/1"
@@ -51,14 +52,16 @@ class ContentKey(Document):
     @classmethod
     def generate(cls, product: str, version: str) -> "ContentKey":
         """A new random key for ``product`` ``version``."""
-        return cls(layout.check_product(product), layout.check_version(version), AESGCM.generate_key(8 * KEY_BYTES))
+        return cls(layout.check_product(product), layout.check_version(version), os.urandom(KEY_BYTES))
 
     @property
     def key_id(self) -> str:
         return key_id_of(self.key)
 
     @functools.cached_property
-    def cipher(self) -> AESGCM:
+    def cipher(self) -> "AESGCM":
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         return AESGCM(self.key)
 
     def released(self, at: str) -> "ContentKey":

@@ -20,8 +20,6 @@ from __future__ import annotations
 import functools
 from typing import Callable, Protocol, TypeVar
 
-from cryptography.exceptions import InvalidTag
-
 from .. import layout
 from ..core import codec
 from ..errors import ContentAuthenticationFailed, ContentLocked, NotFound
@@ -55,6 +53,8 @@ def unseal(key: ContentKey, name: str, sealed: bytes) -> bytes:
     if found != key.key_id:
         raise ContentAuthenticationFailed(f"{name}: sealed with content key {found}, not with {key.key_id} "
                                           f"({key.product} {key.version})")
+    from cryptography.exceptions import InvalidTag
+
     nonce = sealed[HEADER: HEADER + NONCE]
     try:
         return key.cipher.decrypt(nonce, sealed[HEADER + NONCE:], sealed[:HEADER] + name.encode())
