@@ -34,7 +34,7 @@ from typing import Callable, TypeVar
 import urllib3
 
 from ..core.progress import Progress
-from ..core.rate import RateLimiter
+from ..core.rate import Cancel, RateLimiter
 from ..errors import (DepotError, DownloadCancelled, DownloadPaused, EntitlementUnavailable, Forbidden,
                       InstallBusy, InvalidArgument, InvalidKey, LinkGenerationFailed, NotFound, QueueFull,
                       StoreUnavailable, TaskStateConflict, Unauthorized)
@@ -299,15 +299,39 @@ class _Gate(RateLimiter):
     """A limiter that admits no download while the task waits for its turn, and none once
     it is paused or cancelled (a rate of zero); otherwise the user's own limit, if any.
     A download waiting its share of that limit (long, at a low rate) stops waiting when
-    the task stops: only the requests already sent finish."""
+    the task stops or the fetcher does (Ctrl-C): only the requests already sent finish."""
 
     def __init__(self, session: TaskSession, limit: RateLimiter | None):
         self.session, self.limit = session, limit
 
-    def acquire(self, n: int, cancel: threading.Event | None = None) -> bool:
+    def acquire(self, n: int, cancel: Cancel | None = None) -> bool:
         self.session.check()
-        if self.limit is not None and not self.limit.acquire(n, self.session.stopped):
-            self.session.check()  # stopped while it waited: raises
+        if self.limit is None or self.limit.acquire(n, _Either(self.session.stopped, cancel)):
+            return True
+        self.session.check()  # the task stopped while it waited: raises
+        return cancel is None or not cancel.is_set()  # False: the fetcher stopped
+
+
+class _Either:
+    """Set when either event is: a wait for the rate watches the task's stop and the
+    fetcher's. An event cannot wait on another, so the wait looks at both in short steps."""
+
+    STEP = 0.05  # seconds
+
+    def __init__(self, first: threading.Event, second: Cancel | None):
+        self.first = first
+        self.events: list[Cancel] = [first] if second is None else [first, second]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+    def wait(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.first.wait(min(self.STEP, left))
         return True
 
 

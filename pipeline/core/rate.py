@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
+
+
+class Cancel(Protocol):
+    """What ends a wait early: a ``threading.Event``, or anything that waits like one."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float) -> bool: ...
 
 
 class TokenBucket:
@@ -39,14 +47,14 @@ class RateLimiter:
     passes its own."""
 
     def __init__(self, rate: float, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float, threading.Event | None], bool] | None = None):
+                 sleep: Callable[[float, Cancel | None], bool] | None = None):
         self.rate = float(rate)
         self._clock = clock or time.monotonic
         self._sleep = sleep or pause
         self._bucket = TokenBucket(self.rate, self.rate, self._clock())
         self._lock = threading.Lock()
 
-    def acquire(self, n: int, cancel: threading.Event | None = None) -> bool:
+    def acquire(self, n: int, cancel: Cancel | None = None) -> bool:
         """Take ``n`` bytes and wait their share. The wait can be long (many threads in
         debt to a low rate). It ends at once when ``cancel`` is set: then False."""
         with self._lock:
@@ -54,7 +62,7 @@ class RateLimiter:
         return self._sleep(wait, cancel) if wait else cancel is None or not cancel.is_set()
 
 
-def pause(seconds: float, cancel: threading.Event | None = None) -> bool:
+def pause(seconds: float, cancel: Cancel | None = None) -> bool:
     """Wait ``seconds``, or less if ``cancel`` is set meanwhile: then False."""
     if cancel is None:
         time.sleep(seconds)

@@ -8,6 +8,7 @@ tens of seconds.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -30,9 +31,8 @@ class Reader(Protocol):
 
 @functools.lru_cache(maxsize=None)
 def _validator(name: str) -> Callable[[dict], object]:
-    from depot_app import manifests  # the schemas are files beside it, wherever it is installed
-
-    text = (Path(manifests.__file__).parent / "schema" / f"{name}.json").read_text()
+    package = importlib.import_module("depot_app.manifests")  # the schemas are files beside it
+    text = (Path(str(package.__file__)).parent / "schema" / f"{name}.json").read_text()
     return fastjsonschema.compile(json.loads(text))
 
 

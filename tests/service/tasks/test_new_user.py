@@ -136,6 +136,43 @@ def test_a_pause_ends_a_wait_for_the_rate_limit_at_once(signer, tasks_url, tmp_p
     assert [type(e) for e in ended] == [DownloadPaused]
 
 
+def test_ctrl_c_ends_a_tasks_wait_for_the_rate_limit_at_once(signer, tasks_url, tmp_path):
+    """The fetcher's stop (what Ctrl-C sets) ends a task's download waiting days for its
+    share of the rate, as a pause does: the download stops, and the task is left as it
+    was for the next run."""
+    waiting, stopped = threading.Event(), threading.Event()
+
+    def wait(seconds: float, cancel) -> bool:
+        waiting.set()
+        return pause(seconds, cancel)
+
+    def download() -> None:
+        if not gate.acquire(1 << 20, stopped):
+            raise KeyboardInterrupt  # as the fetcher does
+
+    token = signer.token("slow", [PRODUCT])
+    api = TaskApi(tasks_url, token)
+    session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
+    gate = session.guard(RateLimiter(1, sleep=wait))
+    ended: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            session.run(download, tmp_path / "game")
+        except BaseException as exc:
+            ended.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    assert waiting.wait(60)  # the download waits its share
+    stopped.set()
+    runner.join(60)
+    assert not runner.is_alive(), "still waiting for the rate limit after Ctrl-C"
+    assert [type(e) for e in ended] == [KeyboardInterrupt]
+    status, body, _ = Client(tasks_url, token).call("GET", f"/tasks/{session.id}")
+    assert (status, body["data"]["attributes"]["status"]) == (200, "downloading")
+
+
 def serve(published, signer, tmp_path, *options: str) -> tuple[int, dict, str]:
     key, root = tmp_path / "jwt.pem", tmp_path / "root.json"
     key.write_bytes(signer.pem)
