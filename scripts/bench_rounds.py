@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="remove each round's files after it (for a small --workdir such as /dev/shm, "
                          "where deleting costs nothing)")
     ap.add_argument("--drop-caches", action="store_true",
-                    help="before each round, empty the kernel's page cache (root only): with the memory full of "
-                         "cache, every new page a tool writes waits for a reclaim, and all tools run slower")
+                    help="first empty the kernel's page cache (root only), then run one round that is not counted, "
+                         "to read the tools back into it: with the memory full of cache, every new page a tool "
+                         "writes waits for a reclaim, and all tools run slower")
     ap.add_argument("script", help="a benchmark in scripts/ that takes --json")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = ap.parse_args(argv)
@@ -48,17 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     # right after the previous one's clean-up.
     rounds_dir = tempfile.mkdtemp(prefix="depot-bench-rounds-", dir=args.workdir)
     try:
-        for n in range(1, args.rounds + 1):
-            log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}")
+        if args.drop_caches:
+            drop_caches()
+        first = 0 if args.drop_caches else 1  # round 0 reads the tools back into the cache: not counted
+        for n in range(first, args.rounds + 1):
+            log(f"round {n} of {args.rounds}: {os.path.basename(path)} {' '.join(args.args)}"
+                + (" (not counted)" if n == 0 else ""))
             keep = [] if args.clean_each_round else ["--keep"]
-            if args.drop_caches:
-                drop_caches()
             run = subprocess.run([sys.executable, path, *args.args, "--json", "--workdir", rounds_dir, *keep],
                                  stdout=subprocess.PIPE)
             if run.returncode not in (0, 1):  # 1: a goal missed, still a measurement
                 log(f"round {n} failed (exit {run.returncode})")
                 return run.returncode
-            reports.append(json.loads(run.stdout))
+            if n:
+                reports.append(json.loads(run.stdout))
     finally:
         shutil.rmtree(rounds_dir, ignore_errors=True)
 
