@@ -10,8 +10,14 @@ tmpfs removed, so that memory holds one destination at a time.
 Goals, in throughput: depot local at least 2x casync extract, from nginx at least 0.8 of
 local. On ``--small-files N`` (issue 19) also: the requests nginx logged at most 2x the
 corpus bytes over the average chunk size, each install's peak RSS under 100 MiB, and at
-most 60 bytes of documents (manifest and the rest but chunks) per file from nginx. The
-method in full is in docs/benchmarks.md.
+most 60 bytes of documents (manifest and the rest but chunks) per file from nginx.
+
+Beside the installs, the chunk objects are read alone, from the local origin and from
+nginx, by depot's own stores with the install's number of downloads in flight: what the
+transport costs by itself. From it comes the ceiling this machine puts on nginx / local:
+the local install's wall time over the fewest seconds its cores need for the local
+install's CPU with the local reads replaced by nginx's (the client's and nginx's CPU).
+The method in full is in docs/benchmarks.md.
 
 Exit status: 1 when a destination differs from the corpus, casync extract failed, the
 HTTP origin did not start, or (with ``--check``) a goal is missed; 2 when depot failed.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import shlex
 import shutil
@@ -51,7 +58,10 @@ FIGURES = {"depot_local_over_casync": "depot install (local) / casync extract (t
            "depot_nginx_over_depot_local": "depot install, nginx / local (throughput)",
            "requests_over_bytes_per_chunk": "requests to nginx / (corpus bytes / average chunk size)",
            "install_peak_rss_mib": "depot install peak RSS (largest of the installs), MiB",
-           "wire_document_bytes_per_file": "documents from nginx (manifest and the rest but chunks), bytes per file"}
+           "wire_document_bytes_per_file": "documents from nginx (manifest and the rest but chunks), bytes per file",
+           "fetch_nginx_over_local": "the chunk objects read alone, nginx / local (throughput)",
+           "nginx_over_local_ceiling": "nginx / local at best on these cores (the local install's work, its reads "
+                                       "as nginx's)"}
 NGINX_PREFIX = "/origin"
 
 DEPOT_STATE_DIR = ".depot"  # depot install's lock, installed manifest and file list
@@ -114,6 +124,37 @@ def process_tree_cpu(pid: int | str) -> float | None:
         return None
 
 
+FETCH_ALONE = """
+import concurrent.futures as cf, json, os, resource, sys, time
+from pipeline.storage import Location, open_origin
+origin, jobs, repo = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+store = open_origin(Location(origin), connections=jobs)
+keys = sorted(os.path.relpath(os.path.join(d, n), repo) for d, _, names in os.walk(os.path.join(repo, "chunks"))
+              for n in names)
+r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+with cf.ThreadPoolExecutor(jobs) as pool:
+    got = sum(map(len, pool.map(store.get, keys)))
+r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+print(json.dumps({"seconds": round(t1 - t0, 3), "bytes": got,
+                  "cpu_s": round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 3)}))
+"""
+
+
+def fetch_alone(origin: str, repo: str, jobs: int, server_cpu=None) -> dict:
+    """Every chunk object of ``repo`` read from ``origin`` by depot's store for it, ``jobs``
+    at a time, nothing else done: seconds, CPU seconds (and the server's, given how to
+    read them)."""
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cpu0 = server_cpu() if server_cpu else None
+    p = subprocess.run([sys.executable, "-c", FETCH_ALONE, origin, str(jobs), repo], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, check=True)
+    out = json.loads(p.stdout)
+    cpu1 = server_cpu() if server_cpu else None
+    if cpu0 is not None and cpu1 is not None:
+        out["server_cpu_s"] = round(cpu1 - cpu0, 3)
+    return out
+
+
 def run_casync_extract(store: str, index: str, workdir: str, interval: float,
                        notes: list[str]) -> tuple[dict, list[str], str]:
     """casync extract; as another user than root it cannot restore ownership, so it runs
@@ -153,7 +194,7 @@ def read_access_log(path: str) -> dict:
     return out
 
 
-def figures(rows: dict[str, dict], served: dict | None, corpus: dict) -> dict:
+def figures(rows: dict[str, dict], served: dict | None, corpus: dict, alone: dict | None = None) -> dict:
     out: dict[str, float | None] = {}
     c, dl, dh, dn = (rows.get(k) for k in ("casync", "depot-local", "depot-http", "depot-nginx"))
     if dl and c:
@@ -165,9 +206,18 @@ def figures(rows: dict[str, dict], served: dict | None, corpus: dict) -> dict:
     if served:
         out["requests_over_bytes_per_chunk"] = round(served["requests"] / (corpus["bytes"] / CHUNK_AVG), 3)
         out["wire_document_bytes_per_file"] = round(sum(served["documents"].values()) / corpus["files"], 1)
+    if alone and dl:
+        local, http = alone["local"], alone["nginx"]
+        out["fetch_nginx_over_local"] = round(local["seconds"] / http["seconds"], 3)
+        need = dl["cpu_user_s"] + dl["cpu_sys_s"] - local["cpu_s"] + http["cpu_s"] + http.get("server_cpu_s", 0.0)
+        out["nginx_over_local_ceiling"] = round(dl["seconds"] / (need / cores()), 3)
     installs = [row["peak_rss_mib"] for key, row in rows.items() if key.startswith("depot")]
     out["install_peak_rss_mib"] = max(installs) if installs else None
     return out
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 def print_report(report: dict) -> None:
@@ -199,6 +249,11 @@ def print_report(report: dict) -> None:
         print(f"nginx served {served['requests']} requests ({served['not_200']} not 200): "
               f"{served['chunk_requests']} chunks, {served['chunk_bytes']} bytes; documents: "
               + ", ".join(f"{k} {v} B" for k, v in served["documents"].items()))
+    alone = report.get("fetch_alone")
+    if alone:
+        print("chunk objects read alone (no decoding, no writing): " + "; ".join(
+            f"{k} {v['seconds']:.2f}s, {v['cpu_s']:.2f} CPU-s"
+            + (f" + nginx {v['server_cpu_s']:.2f}" if "server_cpu_s" in v else "") for k, v in alone.items()))
     print_figures(FIGURES, report["ratios"], report["goal_thresholds"])
     print_mismatches(report["verification"])
     for note in report["notes"]:
@@ -329,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                             lambda: process_tree_cpu(os.path.join(state, "nginx.pid")), "nginx")
                     if "depot-nginx" in rows:  # before the profile's requests
                         report["nginx_served"] = read_access_log(os.path.join(state, "access.log"))
+                        jobs = args.jobs or 8  # depot install's default
+                        report["fetch_alone"] = {
+                            "local": fetch_alone(repo, repo, min(jobs, cores())),  # as the install reads a local origin
+                            "nginx": fetch_alone(url, repo, jobs,
+                                                 lambda: process_tree_cpu(os.path.join(state, "nginx.pid")))}
                     profile("depot-nginx", "depot install (nginx)", url)
             except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
                 notes.append(f"nginx did not run ({e}): no nginx row")
@@ -338,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_workdir(workdir, args.keep)
 
     report["results"] = [rows[k] for k in ("casync", "depot-local", "depot-http", "depot-nginx") if k in rows]
-    report["ratios"] = figures(rows, report.get("nginx_served"), corpus_info)
+    report["ratios"] = figures(rows, report.get("nginx_served"), corpus_info, report.get("fetch_alone"))
     report["goals"] = judge(report["goal_thresholds"], report["ratios"])
     notes.extend(noisy_notes(report["results"]))
     if "casync" in rows:
