@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -105,71 +106,61 @@ def test_an_expired_token_is_named_as_the_token_given(signer, tasks_url, tmp_pat
     assert str(refused.value) == f"{tasks_url} refused the bearer token (--token, env DEPOT_TOKEN): the token has expired"
 
 
+class SlowDownload:
+    """A task's download at 1 byte a second, in a thread: ``download(gate)`` runs as the
+    task, and ``ended`` holds what ended it. A chunk's share of such a rate is days."""
+
+    def __init__(self, signer, tasks_url: str, tmp_path: Path, download):
+        self.waiting = threading.Event()
+
+        def wait(seconds: float, cancel) -> bool:
+            self.waiting.set()
+            return pause(seconds, cancel)
+
+        self.token = signer.token("slow", [PRODUCT])
+        api = TaskApi(tasks_url, self.token)
+        self.session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
+        gate = self.session.guard(RateLimiter(1, sleep=wait))
+        self.ended: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.session.run(lambda: download(gate), tmp_path / "game")
+            except BaseException as exc:
+                self.ended.append(exc)
+
+        self.runner = threading.Thread(target=run, daemon=True)
+        self.runner.start()
+        assert self.waiting.wait(60)  # the download waits its share
+
+    def stopped(self) -> list[type]:
+        """What ended it, once it has ended (a minute at most)."""
+        self.runner.join(60)
+        assert not self.runner.is_alive(), "still waiting for the rate limit"
+        return [type(e) for e in self.ended]
+
+
 def test_a_pause_ends_a_wait_for_the_rate_limit_at_once(signer, tasks_url, tmp_path):
-    """At 1 byte a second, a chunk's share of --max-rate is days: the pause must end the
-    wait, not come after it."""
-    waiting = threading.Event()
-
-    def wait(seconds: float, cancel: threading.Event | None) -> bool:
-        waiting.set()
-        return pause(seconds, cancel)
-
-    token = signer.token("slow", [PRODUCT])
-    api = TaskApi(tasks_url, token)
-    session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
-    gate = session.guard(RateLimiter(1, sleep=wait))
-    ended: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            session.run(lambda: gate.acquire(1 << 20), tmp_path / "game")
-        except BaseException as exc:
-            ended.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
-    assert waiting.wait(60)  # the download waits its share
-    status, body, _ = Client(tasks_url, token).call("POST", f"/tasks/{session.id}/pause")
+    """The pause must end the wait for the rate, not come after it."""
+    slow = SlowDownload(signer, tasks_url, tmp_path, lambda gate: gate.acquire(1 << 20))
+    status, body, _ = Client(tasks_url, slow.token).call("POST", f"/tasks/{slow.session.id}/pause")
     assert (status, body["data"]["attributes"]["status"]) == (200, "paused")
-    runner.join(60)
-    assert not runner.is_alive(), "still waiting for the rate limit after the pause"
-    assert [type(e) for e in ended] == [DownloadPaused]
+    assert slow.stopped() == [DownloadPaused]
 
 
 def test_ctrl_c_ends_a_tasks_wait_for_the_rate_limit_at_once(signer, tasks_url, tmp_path):
-    """The fetcher's stop (what Ctrl-C sets) ends a task's download waiting days for its
-    share of the rate, as a pause does: the download stops, and the task is left as it
-    was for the next run."""
-    waiting, stopped = threading.Event(), threading.Event()
+    """The fetcher's stop (what Ctrl-C sets) ends the wait too: the download stops, and the
+    task is left as it was for the next run."""
+    ctrl_c = threading.Event()
 
-    def wait(seconds: float, cancel) -> bool:
-        waiting.set()
-        return pause(seconds, cancel)
-
-    def download() -> None:
-        if not gate.acquire(1 << 20, stopped):
+    def download(gate) -> None:
+        if not gate.acquire(1 << 20, ctrl_c):
             raise KeyboardInterrupt  # as the fetcher does
 
-    token = signer.token("slow", [PRODUCT])
-    api = TaskApi(tasks_url, token)
-    session = TaskSession(api, api.download(PRODUCT, "1.2.0", tmp_path / "game"), interval=0.05)
-    gate = session.guard(RateLimiter(1, sleep=wait))
-    ended: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            session.run(download, tmp_path / "game")
-        except BaseException as exc:
-            ended.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
-    assert waiting.wait(60)  # the download waits its share
-    stopped.set()
-    runner.join(60)
-    assert not runner.is_alive(), "still waiting for the rate limit after Ctrl-C"
-    assert [type(e) for e in ended] == [KeyboardInterrupt]
-    status, body, _ = Client(tasks_url, token).call("GET", f"/tasks/{session.id}")
+    slow = SlowDownload(signer, tasks_url, tmp_path, download)
+    ctrl_c.set()
+    assert slow.stopped() == [KeyboardInterrupt]
+    status, body, _ = Client(tasks_url, slow.token).call("GET", f"/tasks/{slow.session.id}")
     assert (status, body["data"]["attributes"]["status"]) == (200, "downloading")
 
 
